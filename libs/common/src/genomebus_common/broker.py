@@ -1,0 +1,320 @@
+"""Kafka wiring every service shares: the broker, publishing, and at-least-once consumption.
+
+Delivery guarantees, and why:
+- The offset of a message is committed only after its handler returned (FastStream's default
+  Kafka policy, ACK_FIRST, commits on receipt and so loses a message whenever a consumer dies
+  mid-handling). Handlers must therefore be idempotent: see ``inbox.py``.
+- A transient failure is retried in place with exponential backoff, a bounded number of times.
+- A permanent failure (or exhausted retries) sends the untouched message to ``<topic>.dlq`` with
+  the reason, the original topic, partition and offset in headers, publishes a ``StageFailed``
+  event, and only then lets the offset commit: the partition keeps flowing and nothing is lost.
+- If even the dead-letter publish fails, the handler raises, the offset is not committed and
+  the consumer seeks back to the message (NACK), so it is handled again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from opentelemetry.trace import TracerProvider
+from pydantic import ValidationError
+
+from .errors import GenomebusError, InvalidEvent, PermanentError, TransientError, from_kafka_error
+from .events import Event, Stage, StageFailed
+from .settings import ServiceSettings
+from .topics import ALL_TOPICS, STAGE_FAILED, Topic, dead_letter_topic, message_key, topic_for
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event)
+
+# Header names, shared with every tool that reads a dead-letter topic.
+H_EVENT_TYPE = "x-genomebus-event-type"
+H_SCHEMA_VERSION = "x-genomebus-schema-version"
+H_CORRELATION_ID = "x-genomebus-correlation-id"
+H_DLQ_REASON = "x-dlq-reason"
+H_DLQ_ERROR_CODE = "x-dlq-error-code"
+H_DLQ_ERROR_KIND = "x-dlq-error-kind"
+H_DLQ_TOPIC = "x-dlq-original-topic"
+H_DLQ_PARTITION = "x-dlq-original-partition"
+H_DLQ_OFFSET = "x-dlq-original-offset"
+H_DLQ_GROUP = "x-dlq-consumer-group"
+H_DLQ_ATTEMPTS = "x-dlq-attempts"
+H_DLQ_FAILED_AT = "x-dlq-failed-at"
+
+
+def create_broker(
+    settings: ServiceSettings,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    **kwargs: Any,
+) -> KafkaBroker:
+    """A broker whose producer waits for all in-sync replicas and never duplicates on retry."""
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=settings.kafka_client_id or settings.service_name,
+        acks="all",
+        enable_idempotence=True,
+        middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider)],
+        **kwargs,
+    )
+
+
+async def ensure_topics(
+    settings: ServiceSettings, topics: Iterable[Topic] = ALL_TOPICS, *, replication: int = 1
+) -> list[str]:
+    """Create each topic and its dead-letter topic when missing; returns the names created."""
+    wanted: dict[str, int] = {}
+    for topic in topics:
+        wanted[topic.name] = topic.partitions
+        wanted[topic.dlq] = 1
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=n, replication_factor=replication)
+            for name, n in sorted(wanted.items())
+            if name not in existing
+        ]
+        if missing:
+            await admin.create_topics(missing)
+        return [t.name for t in missing]
+    except Exception as exc:
+        raise from_kafka_error(exc) from exc
+    finally:
+        await admin.close()
+
+
+def event_headers(event: Event) -> dict[str, str]:
+    return {
+        H_EVENT_TYPE: event.event_type,
+        H_SCHEMA_VERSION: str(event.schema_version),
+        H_CORRELATION_ID: event.correlation_id,
+    }
+
+
+async def publish_event(broker: KafkaBroker, event: Event) -> None:
+    """Publish an event on its topic, keyed so related events keep their order."""
+    try:
+        await broker.publish(
+            event.to_bytes(),
+            topic=topic_for(event),
+            key=message_key(event),
+            headers=event_headers(event),
+            correlation_id=event.correlation_id,
+        )
+    except GenomebusError:
+        raise
+    except Exception as exc:
+        raise from_kafka_error(exc) from exc
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where a consumed message came from: what a handler may need besides the event."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    headers: dict[str, str] = field(default_factory=dict)
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    initial_backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> "RetryPolicy":
+        return cls(
+            settings.handler_max_attempts,
+            settings.handler_retry_initial_s,
+            settings.handler_retry_max_s,
+        )
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.max_backoff_s, self.initial_backoff_s * 2 ** (attempt - 1))
+
+
+Handler = Callable[[E, Delivery], Awaitable[None]]
+
+
+def _decode_headers(raw: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
+    return {k: v.decode(errors="replace") for k, v in (raw or ())}
+
+
+class ReliableConsumer:
+    """Runs one handler per event with retries, dead-lettering and commit-after-success."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        *,
+        stage: Stage,
+        group_id: str,
+        retry: RetryPolicy,
+    ) -> None:
+        self.broker = broker
+        self.stage = stage
+        self.group_id = group_id
+        self.retry = retry
+
+    def subscribe(
+        self,
+        event_type: type[E],
+        handler: Handler[E],
+        *topics: str,
+        **subscriber_options: Any,
+    ) -> None:
+        """Register ``handler`` for ``event_type`` on ``topics`` in this consumer group."""
+
+        async def consume(message: KafkaMessage) -> None:
+            record = message.raw_message
+            delivery = Delivery(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                headers=_decode_headers(record.headers),
+            )
+            await self._handle(event_type, handler, message.body, delivery)
+
+        consume.__name__ = f"{self.stage.value}_{getattr(handler, '__name__', 'handler')}"
+        self.broker.subscriber(
+            *topics,
+            group_id=self.group_id,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            **subscriber_options,
+        )(consume)
+
+    async def _handle(
+        self, event_type: type[E], handler: Handler[E], body: bytes, delivery: Delivery
+    ) -> None:
+        try:
+            event = event_type.model_validate_json(body)
+        except ValidationError as exc:
+            reason = f"not a valid {event_type.__name__}: " + "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '<body>'}: {e['msg']}" for e in exc.errors()
+            )
+            await self.dead_letter(body, delivery, InvalidEvent(reason), attempts=1)
+            return
+
+        attempt = 1
+        while True:
+            try:
+                await handler(event, replace(delivery, attempt=attempt))
+                return
+            except TransientError as exc:
+                if attempt >= self.retry.max_attempts:
+                    await self.dead_letter(body, delivery, exc, attempts=attempt, event=event)
+                    return
+                pause = self.retry.backoff(attempt)
+                log.warning(
+                    "transient failure, retrying",
+                    extra={"error": str(exc), "attempt": attempt, "retry_in_s": pause,
+                           "topic": delivery.topic, "offset": delivery.offset},
+                )
+                await asyncio.sleep(pause)
+                attempt += 1
+            except PermanentError as exc:
+                await self.dead_letter(body, delivery, exc, attempts=attempt, event=event)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug: keep the message, say what happened
+                tb = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                err = PermanentError(f"unexpected error: {tb}", code="unexpected_error")
+                log.exception("unexpected error in handler")
+                await self.dead_letter(body, delivery, err, attempts=attempt, event=event)
+                return
+
+    async def dead_letter(
+        self,
+        body: bytes,
+        delivery: Delivery,
+        error: GenomebusError,
+        *,
+        attempts: int,
+        event: Event | None = None,
+    ) -> None:
+        """Park the untouched message in the DLQ and announce the failure; raise if that fails."""
+        retriable = isinstance(error, TransientError)
+        headers = {
+            **delivery.headers,
+            H_DLQ_REASON: _safe_reason(error.reason),
+            H_DLQ_ERROR_CODE: error.code,
+            H_DLQ_ERROR_KIND: "transient" if retriable else "permanent",
+            H_DLQ_TOPIC: delivery.topic,
+            H_DLQ_PARTITION: str(delivery.partition),
+            H_DLQ_OFFSET: str(delivery.offset),
+            H_DLQ_GROUP: self.group_id,
+            H_DLQ_ATTEMPTS: str(attempts),
+            H_DLQ_FAILED_AT: datetime.now(timezone.utc).isoformat(),
+        }
+        log.error(
+            "dead-lettered",
+            extra={"reason": error.reason, "code": error.code, "topic": delivery.topic,
+                   "partition": delivery.partition, "offset": delivery.offset},
+        )
+        await self.broker.publish(
+            body, topic=dead_letter_topic(delivery.topic), key=delivery.key, headers=headers
+        )
+        failed = self._stage_failed(delivery, error, event)
+        await self.broker.publish(
+            failed.to_bytes(),
+            topic=STAGE_FAILED.name,
+            key=message_key(failed),
+            headers=event_headers(failed),
+        )
+
+
+    def _stage_failed(
+        self, delivery: Delivery, error: GenomebusError, event: Event | None
+    ) -> StageFailed:
+        fields: dict[str, Any] = dict(
+            stage=self.stage,
+            error_code=error.code,
+            reason=_safe_reason(error.reason),
+            retriable=isinstance(error, TransientError),
+            source_topic=delivery.topic,
+            source_partition=delivery.partition,
+            source_offset=delivery.offset,
+        )
+        if event is not None:
+            fields |= dict(
+                correlation_id=event.correlation_id,
+                sample_id=getattr(event, "sample_id", None),
+                source_event_id=event.event_id,
+            )
+            return StageFailed(**fields)
+        # The message was unreadable: take its correlation header if it is a valid one.
+        fallback = f"{delivery.topic}-{delivery.partition}-{delivery.offset}"
+        try:
+            return StageFailed(
+                **fields, correlation_id=delivery.headers.get(H_CORRELATION_ID) or fallback
+            )
+        except ValidationError:
+            return StageFailed(**fields, correlation_id=fallback)
+
+
+def _safe_reason(reason: str) -> str:
+    """A reason may quote input; keep it short and free of anything shaped like a CPR number."""
+    from .events import _CPR_LIKE
+
+    return _CPR_LIKE.sub("<redacted>", reason)[:2000]

@@ -1,0 +1,193 @@
+"""The error hierarchy, by cause.
+
+Retry and dead-letter decisions key on these classes alone: a handler never inspects a driver's
+exception. Each adapter (broker, object store, database) maps its driver's errors into this tree
+at its boundary, the way httpx maps transport errors into its own exceptions.
+
+- ``TransientError``: the same work may succeed if tried again later (a dependency is down,
+  a connection dropped, a deadlock was detected). Retried with backoff, a bounded number of times.
+- ``PermanentError``: trying again cannot help (the event is malformed, a checksum does not
+  match, a referenced object or reference genome does not exist). Goes to the dead-letter topic
+  with its reason at once, so the partition keeps flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+
+
+class GenomebusError(Exception):
+    """Base of every error genomebus raises on purpose."""
+
+    #: Short, stable machine-readable cause, used in dead-letter headers and metrics.
+    code: str = "genomebus_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+
+class TransientError(GenomebusError):
+    """Worth retrying: the cause lies outside the message (a dependency is unavailable)."""
+
+    code = "transient"
+
+
+class PermanentError(GenomebusError):
+    """Not worth retrying: the message itself, or what it points at, is wrong."""
+
+    code = "permanent"
+
+
+# --- transient causes -------------------------------------------------------------------------
+
+
+class BrokerUnavailable(TransientError):
+    code = "broker_unavailable"
+
+
+class ObjectStoreUnavailable(TransientError):
+    code = "object_store_unavailable"
+
+
+class DatabaseUnavailable(TransientError):
+    code = "database_unavailable"
+
+
+class ToolFailedTransiently(TransientError):
+    """An external tool died from a cause outside its input (killed, out of disk, ...)."""
+
+    code = "tool_failed_transiently"
+
+
+# --- permanent causes -------------------------------------------------------------------------
+
+
+class InvalidEvent(PermanentError):
+    """The message is not a valid event of the contract its topic carries."""
+
+    code = "invalid_event"
+
+
+class ChecksumMismatch(PermanentError):
+    code = "checksum_mismatch"
+
+
+class ObjectNotFound(PermanentError):
+    code = "object_not_found"
+
+
+class ObjectStoreRejected(PermanentError):
+    """The object store refused the request for a reason retrying cannot fix (access, naming)."""
+
+    code = "object_store_rejected"
+
+
+class DataConflict(PermanentError):
+    """The same identity arrived with different content (e.g. a sample id reused)."""
+
+    code = "data_conflict"
+
+
+class DatabaseRejected(PermanentError):
+    """The database refused the data itself (constraint, type, syntax)."""
+
+    code = "database_rejected"
+
+
+class ToolFailed(PermanentError):
+    """An external tool rejected its input (exit status with a diagnostic on stderr)."""
+
+    code = "tool_failed"
+
+
+# --- mapping driver errors at the adapter boundaries -------------------------------------------
+
+_TRANSIENT_OS_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EPIPE,
+    errno.ETIMEDOUT,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+}
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError, socket.timeout, ConnectionError)):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _TRANSIENT_OS_ERRNOS
+
+
+def from_kafka_error(exc: BaseException) -> GenomebusError:
+    """Map an aiokafka error: retriable broker errors and lost connections are transient."""
+    if isinstance(exc, GenomebusError):
+        return exc
+    from aiokafka import errors as kafka_errors
+
+    if isinstance(exc, kafka_errors.KafkaError):
+        if getattr(exc, "retriable", False) or isinstance(
+            exc,
+            (
+                kafka_errors.KafkaConnectionError,
+                kafka_errors.KafkaTimeoutError,
+                kafka_errors.NodeNotReadyError,
+                kafka_errors.RequestTimedOutError,
+                kafka_errors.NotLeaderForPartitionError,
+                kafka_errors.LeaderNotAvailableError,
+            ),
+        ):
+            return BrokerUnavailable(f"Kafka: {type(exc).__name__}: {exc}")
+        return PermanentError(f"Kafka rejected the request: {type(exc).__name__}: {exc}")
+    if _is_network_error(exc):
+        return BrokerUnavailable(f"Kafka unreachable: {exc}")
+    return PermanentError(f"Kafka client error: {type(exc).__name__}: {exc}")
+
+
+def from_minio_error(exc: BaseException) -> GenomebusError:
+    """Map a minio/urllib3 error: server-side 5xx and network faults are transient."""
+    if isinstance(exc, GenomebusError):
+        return exc
+    from minio.error import S3Error, ServerError
+    from urllib3.exceptions import HTTPError as Urllib3HTTPError
+
+    if isinstance(exc, S3Error):
+        if exc.code in {"NoSuchKey", "NoSuchBucket", "NoSuchObject"}:
+            return ObjectNotFound(f"object store: {exc.code}: {exc.resource or exc.message}")
+        if exc.code in {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout",
+                        "XMinioServerNotInitialized"}:
+            return ObjectStoreUnavailable(f"object store: {exc.code}: {exc.message}")
+        return ObjectStoreRejected(f"object store: {exc.code}: {exc.message}")
+    if isinstance(exc, ServerError):
+        return ObjectStoreUnavailable(f"object store server error {exc.status_code}: {exc}")
+    if isinstance(exc, Urllib3HTTPError) or _is_network_error(exc):
+        return ObjectStoreUnavailable(f"object store unreachable: {exc}")
+    return PermanentError(f"object store client error: {type(exc).__name__}: {exc}")
+
+
+def from_asyncpg_error(exc: BaseException) -> GenomebusError:
+    """Map an asyncpg error by SQLSTATE class: connection, resource and concurrency are transient."""
+    if isinstance(exc, GenomebusError):
+        return exc
+    import asyncpg
+
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = getattr(exc, "sqlstate", None) or ""
+        # 08 connection, 53 insufficient resources, 57 operator intervention (e.g. shutdown),
+        # 40 transaction rollback (serialization failure, deadlock): all may succeed on retry.
+        if sqlstate[:2] in {"08", "53", "57", "40"} or sqlstate == "55P03":
+            return DatabaseUnavailable(f"PostgreSQL {sqlstate}: {exc}")
+        if sqlstate == "23505":
+            return DataConflict(f"PostgreSQL unique violation: {exc}")
+        return DatabaseRejected(f"PostgreSQL {sqlstate}: {exc}")
+    if isinstance(exc, (asyncpg.InterfaceError,)) or _is_network_error(exc):
+        return DatabaseUnavailable(f"PostgreSQL unreachable: {exc}")
+    return PermanentError(f"PostgreSQL client error: {type(exc).__name__}: {exc}")

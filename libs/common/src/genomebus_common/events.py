@@ -1,0 +1,288 @@
+"""The event contracts: what services say to each other on Kafka.
+
+These are versioned contracts. A change that keeps old readers working (a new optional field)
+keeps ``schema_version``; a change of meaning or a removed field is a new version and a new
+class, published beside the old one until no reader needs it. Readers ignore fields they do not
+know, so producers may add optional fields first.
+
+Every sample event carries: event id, schema version, occurrence time, correlation id (one per
+sample's journey, also the trace's anchor), the sample id, the patient's pseudonym (never a
+national id: a validator refuses anything shaped like a CPR number), object references with
+their sha256 and size, the reference genome's id and digest, and the provenance of the tools.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+# A CPR number: DDMMYY then four digits, with or without a hyphen. Nothing that could be one may
+# travel on the bus, in any free-text field either.
+_CPR_LIKE = re.compile(r"(?<!\d)(0[1-9]|[12]\d|3[01])(0[1-9]|1[0-2])\d{2}-?\d{4}(?!\d)")
+
+PSEUDONYM_PATTERN = r"^pk[0-9]{1,4}_[0-9a-f]{64}$"
+
+
+def _refuse_national_id(value: str) -> str:
+    if _CPR_LIKE.search(value):
+        raise ValueError("looks like a national id (CPR); only pseudonyms may be published")
+    return value
+
+
+SafeText = Annotated[str, AfterValidator(_refuse_national_id)]
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256.")]
+PatientPseudonym = Annotated[
+    str,
+    Field(
+        pattern=PSEUDONYM_PATTERN,
+        description="Keyed HMAC-SHA256 of the national id, prefixed by the key version "
+        "(pk<version>_<hex>). Never reversible without the key, which only ingest holds.",
+        examples=["pk1_" + "0" * 64],
+    ),
+]
+Identifier = Annotated[
+    str,
+    Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"),
+    AfterValidator(_refuse_national_id),
+]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Contract(BaseModel):
+    """Base of every contract model: immutable, forward compatible (unknown fields ignored)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=False)
+
+
+class ObjectRef(Contract):
+    """Where an object lives and how to know it is the right one."""
+
+    bucket: Identifier
+    key: Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_refuse_national_id)]
+    sha256: Sha256Hex
+    size: int = Field(ge=0, description="Size in bytes.")
+    content_type: str = "application/octet-stream"
+
+
+class ReferenceGenome(Contract):
+    """The exact reference the data are relative to."""
+
+    id: Identifier = Field(description="Registered reference id.", examples=["GRCh37-chrX-70M"])
+    digest: str = Field(
+        pattern=r"^SQC\.[A-Za-z0-9_-]{32}$",
+        description="GA4GH refget-style digest of the ordered per-sequence digests: the "
+        "same id with another digest is another reference.",
+    )
+
+
+class ToolProvenance(Contract):
+    name: SafeText
+    version: SafeText
+    command: SafeText | None = Field(None, description="The command line, without paths to data.")
+
+
+class Producer(Contract):
+    service: SafeText
+    version: SafeText
+
+
+class Priority(StrEnum):
+    """How urgently a sample must be processed: each has its own topic lane."""
+
+    URGENT_CLINICAL = "urgent_clinical"
+    ROUTINE = "routine"
+    RESEARCH = "research"
+
+
+class Event(Contract):
+    """Fields every event carries."""
+
+    event_type: ClassVar[str]
+    schema_version: int
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4, description="Unique per event.")
+    occurred_at: datetime = Field(default_factory=_now, description="When it happened (UTC).")
+    correlation_id: Identifier = Field(
+        description="Shared by every event of one journey (one sample, one consent change)."
+    )
+    producer: Producer | None = None
+
+    @model_validator(mode="after")
+    def _aware_time(self) -> "Event":
+        if self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at must carry a time zone")
+        return self
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | str) -> "Event":
+        return cls.model_validate_json(data)
+
+
+class SampleEvent(Event):
+    """An event about one sample of one patient."""
+
+    sample_id: Identifier
+    patient_pseudonym: PatientPseudonym
+    reference: ReferenceGenome
+
+
+class ReadGroup(Contract):
+    id: Identifier
+    sample: Identifier
+    library: Identifier
+    platform: Literal["ILLUMINA", "MGI", "ONT", "PACBIO", "ELEMENT", "ULTIMA"] = "ILLUMINA"
+    platform_unit: Identifier | None = None
+
+
+class SampleReceived(SampleEvent):
+    """A hospital's sample passed ingest's checks; its reads are stored and verified."""
+
+    event_type: ClassVar[str] = "sample.received"
+    schema_version: Literal[1] = 1
+
+    hospital_id: Identifier
+    lis_order_id: Identifier
+    priority: Priority
+    sequencing_run: Identifier
+    read_group: ReadGroup
+    reads_r1: ObjectRef
+    reads_r2: ObjectRef
+    read_pairs: int = Field(ge=0)
+
+
+class AlignmentMetrics(Contract):
+    reads_total: int = Field(ge=0)
+    mapping_rate: float = Field(ge=0, le=1)
+    duplicate_rate: float = Field(ge=0, le=1)
+    mean_coverage: float = Field(ge=0)
+
+
+class SampleAligned(SampleEvent):
+    """Reads aligned, sorted, duplicate-marked, indexed and checked."""
+
+    event_type: ClassVar[str] = "sample.aligned"
+    schema_version: Literal[1] = 1
+
+    bam: ObjectRef
+    bam_index: ObjectRef
+    metrics: AlignmentMetrics
+    tools: list[ToolProvenance]
+
+
+class VariantCounts(Contract):
+    records: int = Field(ge=0)
+    snv: int = Field(ge=0)
+    indel: int = Field(ge=0)
+    ti_tv: float | None = Field(None, ge=0)
+    het_hom_ratio: float | None = Field(None, ge=0)
+
+
+class VariantsCalled(SampleEvent):
+    """Variants called, normalised, bgzipped, indexed and checked."""
+
+    event_type: ClassVar[str] = "variants.called"
+    schema_version: Literal[1] = 1
+
+    bam: ObjectRef
+    vcf: ObjectRef
+    vcf_index: ObjectRef
+    counts: VariantCounts
+    tools: list[ToolProvenance]
+
+
+class VariantsReady(SampleEvent):
+    """A sample's variants are in the national registry and queryable (per consent)."""
+
+    event_type: ClassVar[str] = "variants.ready"
+    schema_version: Literal[1] = 1
+
+    vcf: ObjectRef
+    variants_loaded: int = Field(ge=0)
+    genotypes_loaded: int = Field(ge=0)
+
+
+class ResearchUse(StrEnum):
+    ALLOWED = "allowed"
+    OWN_TREATMENT_ONLY = "own_treatment_only"
+
+
+class SecondaryFindings(StrEnum):
+    REPORT = "report"
+    DO_NOT_REPORT = "do_not_report"
+
+
+class ConsentChanged(Event):
+    """A new version of one patient's consent. Never an overwrite: versions only grow."""
+
+    event_type: ClassVar[str] = "consent.changed"
+    schema_version: Literal[1] = 1
+
+    patient_pseudonym: PatientPseudonym
+    version: int = Field(ge=1, description="Consent version for this patient, from 1 upwards.")
+    analysis_consent_given: bool
+    consent_document: SafeText | None = Field(None, description="Reference to the written form.")
+    consent_date: datetime | None = None
+    secondary_findings: SecondaryFindings | None = None
+    research_use: ResearchUse
+    withdrawn: bool = False
+    recorded_by: SafeText
+    reason: SafeText | None = None
+
+
+class Stage(StrEnum):
+    INGEST = "ingest"
+    ALIGNMENT = "alignment"
+    CALLING = "calling"
+    CONSENT = "consent"
+    REGISTRY = "registry"
+
+
+class StageFailed(Event):
+    """A stage gave up on an event; the event itself sits in the dead-letter topic."""
+
+    event_type: ClassVar[str] = "stage.failed"
+    schema_version: Literal[1] = 1
+
+    stage: Stage
+    sample_id: Identifier | None = None
+    error_code: SafeText
+    reason: SafeText
+    retriable: bool = Field(description="True when the cause was transient (retries exhausted).")
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    source_event_id: uuid.UUID | None = None
+
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    SampleReceived,
+    SampleAligned,
+    VariantsCalled,
+    ConsentChanged,
+    VariantsReady,
+    StageFailed,
+)
+
+
+def schema_id(event: type[Event]) -> str:
+    """Stable name of one contract version, e.g. ``sample.received.v1``."""
+    version = event.model_fields["schema_version"].default
+    return f"{event.event_type}.v{version}"
+
+
+def json_schema(event: type[Event]) -> dict[str, Any]:
+    schema = event.model_json_schema(mode="serialization")
+    schema["$id"] = f"urn:genomebus:event:{schema_id(event)}"
+    schema["x-event-type"] = event.event_type
+    return schema

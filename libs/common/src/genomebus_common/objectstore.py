@@ -1,0 +1,210 @@
+"""Objects in MinIO (or any S3 server) streamed in and out, never whole in memory.
+
+Uploads go through the minio client's multipart upload with an unknown length, so memory is
+bounded by one part (``s3_part_size_mb``); the SHA-256 is computed on the bytes as they stream.
+Reads hand out a stream that hashes what it yields and raises ``ChecksumMismatch`` at the end if
+the object is not the one the reference names, so a consumer can never finish a stage on
+corrupted input without being told. Failures are mapped to the error tree at this boundary.
+
+The minio client is synchronous; async code calls these methods through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from minio import Minio
+
+from .errors import ChecksumMismatch, GenomebusError, ObjectNotFound, from_minio_error
+from .events import ObjectRef
+from .settings import ServiceSettings
+
+T = TypeVar("T")
+_READ_CHUNK = 1024 * 1024
+
+
+class _HashingReader(io.RawIOBase):
+    """Wraps a readable stream and hashes and counts every byte read through it."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        if data:
+            self.sha256.update(data)
+            self.size += len(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class VerifiedStream(io.RawIOBase):
+    """A readable object stream that checks size and SHA-256 when it reaches the end."""
+
+    def __init__(self, response, ref: ObjectRef) -> None:  # noqa: ANN001 (urllib3 response)
+        self._response = response
+        self._ref = ref
+        self._sha256 = hashlib.sha256()
+        self._size = 0
+        self._verified = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self._response.read(None if size is None or size < 0 else size)
+        except Exception as exc:
+            raise from_minio_error(exc) from exc
+        if data:
+            self._sha256.update(data)
+            self._size += len(data)
+        else:
+            self._verify()
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _verify(self) -> None:
+        if self._verified:
+            return
+        self._verified = True
+        digest = self._sha256.hexdigest()
+        if self._size != self._ref.size or digest != self._ref.sha256:
+            raise ChecksumMismatch(
+                f"s3://{self._ref.bucket}/{self._ref.key}: expected {self._ref.size} bytes with "
+                f"sha256 {self._ref.sha256}, read {self._size} bytes with sha256 {digest}"
+            )
+
+    def close(self) -> None:
+        try:
+            self._response.close()
+            self._response.release_conn()
+        finally:
+            super().close()
+
+
+class ObjectStore:
+    """Streaming, checksummed access to buckets; all errors are genomebus errors."""
+
+    def __init__(self, client: Minio, *, part_size: int = 16 * 1024 * 1024) -> None:
+        self.client = client
+        self.part_size = part_size
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> "ObjectStore":
+        client = Minio(
+            settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key.get_secret_value(),
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+        )
+        return cls(client, part_size=settings.s3_part_size_mb * 1024 * 1024)
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except GenomebusError:
+            raise
+        except Exception as exc:
+            raise from_minio_error(exc) from exc
+
+    def ensure_bucket(self, bucket: str) -> None:
+        if not self._call(lambda: self.client.bucket_exists(bucket)):
+            try:
+                self.client.make_bucket(bucket)
+            except Exception as exc:  # another replica may have made it meanwhile
+                if getattr(exc, "code", None) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    raise from_minio_error(exc) from exc
+
+    def put_stream(
+        self,
+        bucket: str,
+        key: str,
+        stream: BinaryIO,
+        *,
+        content_type: str = "application/octet-stream",
+        expected_sha256: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ObjectRef:
+        """Stream ``stream`` to ``bucket/key`` in parts; returns its reference with SHA-256.
+
+        With ``expected_sha256``, an object whose bytes do not match is removed again and
+        ``ChecksumMismatch`` is raised: nothing half-right stays behind.
+        """
+        reader = _HashingReader(stream)
+        self._call(
+            lambda: self.client.put_object(
+                bucket,
+                key,
+                reader,  # type: ignore[arg-type]
+                length=-1,
+                part_size=self.part_size,
+                content_type=content_type,
+                metadata=metadata,  # type: ignore[arg-type]
+            )
+        )
+        digest = reader.sha256.hexdigest()
+        if expected_sha256 is not None and digest != expected_sha256.lower():
+            self.remove(bucket, key)
+            raise ChecksumMismatch(
+                f"s3://{bucket}/{key}: declared sha256 {expected_sha256}, received {digest}"
+            )
+        return ObjectRef(
+            bucket=bucket, key=key, sha256=digest, size=reader.size, content_type=content_type
+        )
+
+    def put_file(self, bucket: str, key: str, path: Path, **kwargs) -> ObjectRef:  # noqa: ANN003
+        with path.open("rb") as stream:
+            return self.put_stream(bucket, key, stream, **kwargs)
+
+    @contextmanager
+    def open(self, ref: ObjectRef) -> Iterator[VerifiedStream]:
+        """A stream of the object that raises ``ChecksumMismatch`` at its end if it is not ``ref``."""
+        response = self._call(lambda: self.client.get_object(ref.bucket, ref.key))
+        stream = VerifiedStream(response, ref)
+        try:
+            yield stream
+        finally:
+            stream.close()
+
+    def download(self, ref: ObjectRef, path: Path) -> Path:
+        """Copy the object to ``path`` verified; a partial or wrong file is never left there."""
+        partial = path.with_name(path.name + ".partial")
+        try:
+            with self.open(ref) as stream, partial.open("wb") as out:
+                while chunk := stream.read(_READ_CHUNK):
+                    out.write(chunk)
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return path
+
+    def exists(self, ref: ObjectRef) -> bool:
+        """True if the object is there with the size the reference names."""
+        try:
+            stat = self._call(lambda: self.client.stat_object(ref.bucket, ref.key))
+        except ObjectNotFound:
+            return False
+        return stat.size == ref.size
+
+    def remove(self, bucket: str, key: str) -> None:
+        self._call(lambda: self.client.remove_object(bucket, key))

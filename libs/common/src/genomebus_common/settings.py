@@ -1,0 +1,103 @@
+"""Settings every service shares, read from the environment with one prefix: ``GENOMEBUS_``.
+
+Defaults work with the local stack: ``genomebus stack up`` writes the endpoints it chose into
+``.stack/env``, and that file is read when present (a real environment variable always wins).
+Set ``GENOMEBUS_ENV_FILE`` to read another file. A service extends ``ServiceSettings`` with its
+own fields; every field carries a description, which the README's configuration table shows.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "GENOMEBUS_"
+
+
+def _default_env_files() -> tuple[Path, ...]:
+    """The local stack's endpoint file: explicit, else the nearest ``.stack/env`` upwards."""
+    explicit = os.environ.get(f"{ENV_PREFIX}ENV_FILE")
+    if explicit:
+        return (Path(explicit),)
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        candidate = folder / ".stack" / "env"
+        if candidate.is_file():
+            return (candidate,)
+    return ()
+
+
+class ServiceSettings(BaseSettings):
+    """Connection and behaviour settings shared by all genomebus services."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", env_file_encoding="utf-8", frozen=True
+    )
+
+    service_name: str = Field(
+        "genomebus",
+        description="Name in logs, traces and the Kafka consumer group (genomebus.<name>).",
+        examples=["alignment"],
+    )
+    log_level: str = Field("INFO", description="Python log level.", examples=["DEBUG"])
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        description="Comma-separated Kafka bootstrap servers.",
+        examples=["kafka:9092"],
+    )
+    kafka_client_id: str | None = Field(
+        None, description="Kafka client id; defaults to the service name."
+    )
+    handler_max_attempts: int = Field(
+        5,
+        ge=1,
+        description="Attempts at one event when it fails for a transient cause, before it goes "
+        "to the dead-letter topic (nothing is dropped: it can be replayed from there).",
+    )
+    handler_retry_initial_s: float = Field(
+        0.5, gt=0, description="First backoff between attempts; doubles each attempt."
+    )
+    handler_retry_max_s: float = Field(30.0, gt=0, description="Longest backoff between attempts.")
+
+    s3_endpoint: str = Field(
+        "127.0.0.1:9000",
+        description="S3/MinIO endpoint as host:port (no scheme).",
+        examples=["minio:9000"],
+    )
+    s3_access_key: str = Field("minioadmin", description="S3 access key.")
+    s3_secret_key: SecretStr = Field(SecretStr("minioadmin"), description="S3 secret key.")
+    s3_secure: bool = Field(False, description="Use HTTPS to reach the object store.")
+    s3_region: str | None = Field(None, description="S3 region, when the server needs one.")
+    s3_part_size_mb: int = Field(
+        16,
+        ge=5,
+        le=5120,
+        description="Multipart part size: bounds the memory one streamed transfer uses.",
+    )
+
+    postgres_dsn: SecretStr = Field(
+        SecretStr("postgresql://postgres@127.0.0.1:5432/genomebus"),
+        description="PostgreSQL DSN of this service's own database.",
+        examples=["postgresql://registry:secret@postgres:5432/genomebus_registry"],
+    )
+    postgres_pool_max: int = Field(10, ge=1, description="Largest PostgreSQL connection pool.")
+
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces endpoint; unset keeps traces in-process (not exported).",
+        examples=["http://otel-collector:4318/v1/traces"],
+    )
+
+    @property
+    def consumer_group(self) -> str:
+        return f"genomebus.{self.service_name}"
+
+    @classmethod
+    def load(cls, **overrides: Any) -> "ServiceSettings":
+        """Read the environment (and the local stack's env file, if any)."""
+        return cls(_env_file=_default_env_files() or None, **overrides)  # type: ignore[call-arg]

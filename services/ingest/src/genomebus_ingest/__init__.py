@@ -1,0 +1,1 @@
+"""genomebus ingest service."""
