@@ -1,0 +1,53 @@
+# genomebus: the two commands a newcomer runs are `make demo` and `make test`.
+# Both install what they need first (idempotent; a few seconds when everything is in place).
+
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+UV_VERSION := 0.13.9
+TOOLS_DIR ?= $(or $(GENOMEBUS_TOOLS_DIR),$(HOME)/.cache/genomebus)
+UV := $(TOOLS_DIR)/uv/$(UV_VERSION)/bin/uv
+VENV := .venv
+GENOMEBUS := $(VENV)/bin/genomebus
+PYTEST_ARGS ?=
+
+.PHONY: install demo test stack stack-down stack-status contracts check-contracts bench-overhead clean
+
+## install: the Python workspace (.venv, from uv.lock) and the system parts of the local stack
+install: $(VENV)/.synced
+	$(GENOMEBUS) stack install
+
+$(UV):
+	@echo "installing uv $(UV_VERSION) into $(TOOLS_DIR)/uv"
+	python3 -m venv "$(TOOLS_DIR)/uv/$(UV_VERSION)"
+	"$(TOOLS_DIR)/uv/$(UV_VERSION)/bin/pip" install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --frozen --python 3.11
+	touch $@
+
+## stack: bring the local Kafka, MinIO and PostgreSQL up (a no-op when they are running)
+stack: install
+	$(GENOMEBUS) stack up
+
+stack-down:
+	$(GENOMEBUS) stack down
+
+stack-status:
+	$(GENOMEBUS) stack status
+
+## demo: the whole stack and one run of the main job, end to end
+demo: stack
+	$(VENV)/bin/python -m genomebus_devstack.demo
+
+## test: the whole suite, integration tests against the real stack
+test: stack
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+## contracts: regenerate the JSON Schemas and AsyncAPI document from the event models
+contracts: $(VENV)/.synced
+	$(VENV)/bin/genomebus-contracts generate
+
+clean: stack-down
+	rm -rf $(VENV) .stack

@@ -1,0 +1,166 @@
+"""The reliable consumer over the real Kafka broker: delivery, retries, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from genomebus_common.broker import (
+    H_DLQ_ERROR_CODE,
+    H_DLQ_ERROR_KIND,
+    H_DLQ_OFFSET,
+    H_DLQ_PARTITION,
+    H_DLQ_REASON,
+    H_DLQ_TOPIC,
+    Delivery,
+    ReliableConsumer,
+    RetryPolicy,
+    create_broker,
+    ensure_topics,
+)
+from genomebus_common.errors import ObjectStoreUnavailable
+from genomebus_common.events import SampleReceived, Stage, StageFailed
+from genomebus_common.settings import ServiceSettings
+from genomebus_common.topics import ALL_TOPICS, STAGE_FAILED
+
+from .factories import sample_received
+from .kafka_helpers import create_topics, headers, read_topic, read_until, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _consumer(settings: ServiceSettings, unique: str, attempts: int = 3):  # noqa: ANN202
+    broker = create_broker(settings)
+    consumer = ReliableConsumer(
+        broker,
+        stage=Stage.ALIGNMENT,
+        group_id=f"test-{unique}",
+        retry=RetryPolicy(max_attempts=attempts, initial_backoff_s=0.05, max_backoff_s=0.1),
+    )
+    return broker, consumer
+
+
+async def test_ensure_topics_creates_every_topic_and_its_dlq(settings: ServiceSettings) -> None:
+    await ensure_topics(settings)
+    again = await ensure_topics(settings)
+    assert again == [], "a second call must find everything in place"
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        names = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    for topic in ALL_TOPICS:
+        assert topic.name in names and topic.dlq in names
+
+
+async def test_events_flow_through_the_real_broker(settings: ServiceSettings, unique: str) -> None:
+    topic = f"test.{unique}.flow"
+    await create_topics(settings.kafka_bootstrap_servers, topic, partitions=3)
+    broker, consumer = _consumer(settings, unique)
+    received: list[tuple[SampleReceived, Delivery]] = []
+
+    async def handle(event: SampleReceived, delivery: Delivery) -> None:
+        received.append((event, delivery))
+
+    consumer.subscribe(SampleReceived, handle, topic)
+    sent = [sample_received(f"S-{unique}-{i}") for i in range(5)]
+    async with broker:
+        await broker.start()
+        for event in sent:
+            await broker.publish(event.to_bytes(), topic=topic, key=event.sample_id.encode())
+        await wait_for(lambda: len(received) == 5, timeout_s=30)
+    assert {e.event_id for e, _ in received} == {e.event_id for e in sent}
+    assert all(d.topic == topic and d.key == e.sample_id.encode() for e, d in received)
+
+
+async def test_invalid_event_goes_to_dlq_with_reason_and_the_partition_keeps_flowing(
+    settings: ServiceSettings, unique: str
+) -> None:
+    topic = f"test.{unique}.poison"
+    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    broker, consumer = _consumer(settings, unique)
+    handled: list[str] = []
+
+    async def handle(event: SampleReceived, delivery: Delivery) -> None:
+        handled.append(event.sample_id)
+
+    consumer.subscribe(SampleReceived, handle, topic)
+    good = sample_received(f"S-{unique}-after")
+    bad = json.loads(sample_received(f"S-{unique}-bad").to_bytes())
+    del bad["reads_r1"]
+    bad["read_pairs"] = -3
+    async with broker:
+        await broker.start()
+        await broker.publish(json.dumps(bad).encode(), topic=topic, key=b"bad")
+        await broker.publish(b"{not json", topic=topic, key=b"garbage")
+        await broker.publish(good.to_bytes(), topic=topic, key=b"good")
+        await wait_for(lambda: handled == [good.sample_id], timeout_s=30)
+
+    dead = await read_topic(settings.kafka_bootstrap_servers, f"{topic}.dlq", count=2)
+    first, second = (headers(r) for r in dead)
+    assert dead[0].value == json.dumps(bad).encode(), "the DLQ keeps the original bytes"
+    assert dead[0].key == b"bad"
+    assert first[H_DLQ_ERROR_CODE] == "invalid_event"
+    assert first[H_DLQ_ERROR_KIND] == "permanent"
+    assert "reads_r1" in first[H_DLQ_REASON] and "read_pairs" in first[H_DLQ_REASON]
+    assert first[H_DLQ_TOPIC] == topic
+    assert (first[H_DLQ_PARTITION], first[H_DLQ_OFFSET]) == ("0", "0")
+    assert second[H_DLQ_OFFSET] == "1" and "Invalid JSON" in second[H_DLQ_REASON]
+
+
+async def test_transient_failures_are_retried_then_succeed(
+    settings: ServiceSettings, unique: str
+) -> None:
+    topic = f"test.{unique}.flaky"
+    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    broker, consumer = _consumer(settings, unique, attempts=4)
+    attempts: list[int] = []
+
+    async def handle(event: SampleReceived, delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        if delivery.attempt < 3:
+            raise ObjectStoreUnavailable("MinIO is restarting")
+
+    consumer.subscribe(SampleReceived, handle, topic)
+    async with broker:
+        await broker.start()
+        await broker.publish(sample_received(f"S-{unique}").to_bytes(), topic=topic)
+        await wait_for(lambda: attempts == [1, 2, 3], timeout_s=30)
+        await asyncio.sleep(0.5)
+    assert attempts == [1, 2, 3]
+
+
+async def test_exhausted_retries_dead_letter_as_retriable_and_announce_stage_failed(
+    settings: ServiceSettings, unique: str
+) -> None:
+    topic = f"test.{unique}.down"
+    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    await ensure_topics(settings, [STAGE_FAILED])
+    broker, consumer = _consumer(settings, unique, attempts=2)
+
+    async def handle(event: SampleReceived, delivery: Delivery) -> None:
+        raise ObjectStoreUnavailable("MinIO stays down")
+
+    consumer.subscribe(SampleReceived, handle, topic)
+    event = sample_received(f"S-{unique}")
+    async with broker:
+        await broker.start()
+        await broker.publish(event.to_bytes(), topic=topic, key=event.sample_id.encode())
+        dead = await read_topic(settings.kafka_bootstrap_servers, f"{topic}.dlq", count=1)
+    assert headers(dead[0])[H_DLQ_ERROR_KIND] == "transient"
+    assert headers(dead[0])[H_DLQ_ERROR_CODE] == "object_store_unavailable"
+
+    record = await read_until(
+        settings.kafka_bootstrap_servers,
+        STAGE_FAILED.name,
+        lambda r: StageFailed.from_bytes(r.value).source_event_id == event.event_id,
+    )
+    failed = StageFailed.from_bytes(record.value)
+    assert failed.retriable and failed.stage == Stage.ALIGNMENT
+    assert failed.sample_id == event.sample_id and failed.source_topic == topic
+    assert record.key == event.sample_id.encode()

@@ -1,0 +1,75 @@
+"""Objects streamed into and out of the real MinIO, checksummed both ways."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from genomebus_common.errors import ChecksumMismatch, ObjectNotFound
+from genomebus_common.objectstore import ObjectStore
+
+pytestmark = pytest.mark.integration
+
+
+def test_200_mb_streams_in_and_out_with_bounded_memory_and_a_checked_sha256(
+    endpoints: dict[str, str], bucket: str
+) -> None:
+    size_mb = 200
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("stream_proc.py")), bucket, str(size_mb)],
+        env={**os.environ, **endpoints, "GENOMEBUS_S3_PART_SIZE_MB": "16"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)
+    print(f"\n200 MB stream: {figures}")
+    assert figures["size"] == size_mb * 1024 * 1024
+    assert figures["stored_sha256"] == figures["generated_sha256"] == figures["read_sha256"]
+    growth = figures["peak_rss_mb"] - figures["baseline_rss_mb"]
+    # One 16 MiB part plus the client's buffers; a whole-object copy would be >= 200 MB.
+    assert growth < 80, f"memory grew by {growth:.0f} MB while streaming {size_mb} MB"
+
+
+def test_a_corrupted_or_substituted_object_is_detected_on_read(store: ObjectStore, bucket: str) -> None:
+    ref = store.put_stream(bucket, "a.txt", io.BytesIO(b"the right bytes"))
+    store.client.put_object(bucket, "a.txt", io.BytesIO(b"the wrong bytes"), 15)
+    with pytest.raises(ChecksumMismatch, match="expected 15 bytes"):
+        with store.open(ref) as stream:
+            while stream.read(4):
+                pass
+
+
+def test_a_declared_sha256_that_does_not_match_leaves_nothing_behind(
+    store: ObjectStore, bucket: str
+) -> None:
+    with pytest.raises(ChecksumMismatch, match="declared sha256"):
+        store.put_stream(bucket, "b.txt", io.BytesIO(b"payload"), expected_sha256="0" * 64)
+    assert not list(store.client.list_objects(bucket, prefix="b.txt"))
+
+
+def test_download_is_verified_and_atomic(store: ObjectStore, bucket: str, tmp_path: Path) -> None:
+    ref = store.put_stream(bucket, "c.txt", io.BytesIO(b"abc" * 1000))
+    target = store.download(ref, tmp_path / "c.txt")
+    assert target.read_bytes() == b"abc" * 1000 and store.exists(ref)
+    bad = ref.model_copy(update={"sha256": "f" * 64})
+    with pytest.raises(ChecksumMismatch):
+        store.download(bad, tmp_path / "d.txt")
+    assert not (tmp_path / "d.txt").exists() and not (tmp_path / "d.txt.partial").exists()
+
+
+def test_a_missing_object_is_a_permanent_not_found(store: ObjectStore, bucket: str) -> None:
+    ref = store.put_stream(bucket, "e.txt", io.BytesIO(b"x"))
+    store.remove(bucket, "e.txt")
+    assert not store.exists(ref)
+    with pytest.raises(ObjectNotFound):
+        with store.open(ref):
+            pass

@@ -1,0 +1,91 @@
+"""Where the tests find the real Kafka, MinIO and PostgreSQL.
+
+In order: endpoints given in the environment (``GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS`` and
+friends); else containers, when a Docker engine answers a ping; else the local stack that
+``genomebus stack up`` (run by ``make test``) started. When none is there the tests fail with
+this message: an integration test never skips.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+from pathlib import Path
+
+KEYS = (
+    "GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS",
+    "GENOMEBUS_S3_ENDPOINT",
+    "GENOMEBUS_S3_ACCESS_KEY",
+    "GENOMEBUS_S3_SECRET_KEY",
+    "GENOMEBUS_POSTGRES_DSN",
+)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class InfrastructureMissing(RuntimeError):
+    pass
+
+
+def from_environment() -> dict[str, str] | None:
+    present = {k: os.environ[k] for k in KEYS if os.environ.get(k)}
+    if not present:
+        return None
+    missing = [k for k in KEYS if k not in present]
+    if missing:
+        raise InfrastructureMissing(
+            f"some endpoints are set in the environment but not these: {', '.join(missing)}"
+        )
+    return {**present, "GENOMEBUS_S3_SECURE": os.environ.get("GENOMEBUS_S3_SECURE", "false")}
+
+
+def docker_engine_answers() -> bool:
+    """A ping, not the presence of a client: the docker CLI exists on machines with no engine."""
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+def from_containers(stack: ExitStack) -> dict[str, str]:
+    from testcontainers.community.kafka import KafkaContainer
+    from testcontainers.community.minio import MinioContainer
+    from testcontainers.community.postgres import PostgresContainer
+
+    kafka = stack.enter_context(KafkaContainer("apache/kafka:4.1.1").with_kraft())
+    minio = stack.enter_context(MinioContainer("minio/minio:RELEASE.2025-09-07T16-13-09Z"))
+    postgres = stack.enter_context(PostgresContainer("postgres:15", driver=None))
+    s3 = minio.get_config()
+    return {
+        "GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS": kafka.get_bootstrap_server(),
+        "GENOMEBUS_S3_ENDPOINT": s3["endpoint"],
+        "GENOMEBUS_S3_ACCESS_KEY": s3["access_key"],
+        "GENOMEBUS_S3_SECRET_KEY": s3["secret_key"],
+        "GENOMEBUS_S3_SECURE": "false",
+        "GENOMEBUS_POSTGRES_DSN": postgres.get_connection_url(),
+    }
+
+
+def from_local_stack() -> dict[str, str]:
+    from genomebus_devstack import endpoints
+
+    return dict(endpoints())
+
+
+def resolve(stack: ExitStack) -> tuple[str, dict[str, str]]:
+    """(where from, endpoints). Raises InfrastructureMissing with what to do."""
+    env = from_environment()
+    if env:
+        return "environment", env
+    if docker_engine_answers():
+        return "testcontainers", from_containers(stack)
+    try:
+        return "local stack", from_local_stack()
+    except Exception as exc:
+        raise InfrastructureMissing(
+            "no Kafka/MinIO/PostgreSQL for the integration tests: no endpoints in the "
+            "environment, no Docker engine, and the local stack is not up "
+            f"({exc}). Run `make test` (it starts the stack) or `.venv/bin/genomebus stack up`."
+        ) from exc
