@@ -1,0 +1,1 @@
+"""Static checks of the Compose stack and the service Dockerfiles (no Docker engine needed)."""
