@@ -1,7 +1,7 @@
 """Objects in MinIO (or any S3 server) streamed in and out, never whole in memory.
 
 Uploads go through the minio client's multipart upload with an unknown length, so memory is
-bounded by one part (``s3_part_size_mb``); the SHA-256 is computed on the bytes as they stream.
+bounded by the parts in flight (about 2 x ``s3_parallel_uploads`` x ``s3_part_size_mb``); the SHA-256 is computed on the bytes as they stream.
 Reads hand out a stream that hashes what it yields and raises ``ChecksumMismatch`` at the end if
 the object is not the one the reference names, so a consumer can never finish a stage on
 corrupted input without being told. Failures are mapped to the error tree at this boundary.
@@ -104,9 +104,12 @@ class VerifiedStream(io.RawIOBase):
 class ObjectStore:
     """Streaming, checksummed access to buckets; all errors are genomebus errors."""
 
-    def __init__(self, client: Minio, *, part_size: int = 16 * 1024 * 1024) -> None:
+    def __init__(
+        self, client: Minio, *, part_size: int = 8 * 1024 * 1024, parallel_uploads: int = 2
+    ) -> None:
         self.client = client
         self.part_size = part_size
+        self.parallel_uploads = parallel_uploads
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> "ObjectStore":
@@ -117,7 +120,11 @@ class ObjectStore:
             secure=settings.s3_secure,
             region=settings.s3_region,
         )
-        return cls(client, part_size=settings.s3_part_size_mb * 1024 * 1024)
+        return cls(
+            client,
+            part_size=settings.s3_part_size_mb * 1024 * 1024,
+            parallel_uploads=settings.s3_parallel_uploads,
+        )
 
     def _call(self, fn: Callable[[], T]) -> T:
         try:
@@ -158,6 +165,7 @@ class ObjectStore:
                 reader,  # type: ignore[arg-type]
                 length=-1,
                 part_size=self.part_size,
+                num_parallel_uploads=self.parallel_uploads,
                 content_type=content_type,
                 metadata=metadata,  # type: ignore[arg-type]
             )

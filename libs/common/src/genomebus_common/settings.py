@@ -74,10 +74,14 @@ class ServiceSettings(BaseSettings):
     s3_secure: bool = Field(False, description="Use HTTPS to reach the object store.")
     s3_region: str | None = Field(None, description="S3 region, when the server needs one.")
     s3_part_size_mb: int = Field(
-        16,
+        8,
         ge=5,
         le=5120,
         description="Multipart part size: bounds the memory one streamed transfer uses.",
+    )
+
+    s3_parallel_uploads: int = Field(
+        2, ge=1, le=8, description="Parts uploaded at once; memory is about parts x part size."
     )
 
     postgres_dsn: SecretStr = Field(
@@ -86,6 +90,17 @@ class ServiceSettings(BaseSettings):
         examples=["postgresql://registry:secret@postgres:5432/genomebus_registry"],
     )
     postgres_pool_max: int = Field(10, ge=1, description="Largest PostgreSQL connection pool.")
+
+    http_host: str = Field(
+        "127.0.0.1",
+        description="Address the service's HTTP server (API, health, readiness) listens on.",
+        examples=["0.0.0.0"],
+    )
+    http_port: int = Field(8080, ge=0, le=65535, description="Port of the HTTP server.")
+    work_dir: str = Field(
+        "/tmp/genomebus",
+        description="Scratch space for tool runs and the local reference cache.",
+    )
 
     otlp_endpoint: str | None = Field(
         None,

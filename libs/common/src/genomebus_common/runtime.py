@@ -1,0 +1,118 @@
+"""How a genomebus service process runs: the same skeleton for all five services.
+
+One process holds: JSON logging, a tracer provider, the Kafka broker with its reliable
+consumer, and an HTTP server (FastAPI on uvicorn) that serves the service's own API, if it has
+one, plus ``/healthz`` (the process is alive) and ``/readyz`` (its dependencies answer). Topics
+are created at start-up if missing, subscribers start only after the service's own resources
+(database pool, reference cache) are ready, and everything stops in reverse order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Response
+
+from .broker import ReliableConsumer, RetryPolicy, create_broker, ensure_topics
+from .events import Stage
+from .settings import ServiceSettings
+from .telemetry import configure_logging, make_tracer_provider
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+@dataclass
+class ServiceRuntime:
+    """The shared parts of one service process; handlers get what they need from here."""
+
+    settings: ServiceSettings
+    stage: Stage
+    readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tracer_provider = make_tracer_provider(
+            self.settings.service_name, otlp_endpoint=self.settings.otlp_endpoint
+        )
+        self.broker = create_broker(self.settings, tracer_provider=self.tracer_provider)
+        self.consumer = ReliableConsumer(
+            self.broker,
+            stage=self.stage,
+            group_id=self.settings.consumer_group,
+            retry=RetryPolicy.from_settings(self.settings),
+        )
+        self.readiness.setdefault("kafka", lambda: self.broker.ping(timeout=2.0))
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator["ServiceRuntime"]:
+        """Connect, create missing topics, start consuming; stop cleanly on exit."""
+        await ensure_topics(self.settings)
+        await self.broker.start()
+        log.info("service started", extra={"service": self.settings.service_name})
+        try:
+            yield self
+        finally:
+            await self.broker.stop()
+            self.tracer_provider.shutdown()
+            log.info("service stopped", extra={"service": self.settings.service_name})
+
+    async def ready(self) -> dict[str, bool]:
+        results: dict[str, bool] = {}
+        for name, check in self.readiness.items():
+            try:
+                results[name] = bool(await check())
+            except Exception:  # a failing check means "not ready", never a crashed probe
+                results[name] = False
+        return results
+
+
+def create_app(
+    runtime: ServiceRuntime,
+    *,
+    resources: Callable[[ServiceRuntime], contextlib.AbstractAsyncContextManager[Any]] | None = None,
+    title: str | None = None,
+) -> FastAPI:
+    """The service's HTTP app; ``resources`` opens what handlers need before consuming starts."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if resources is not None:
+                app.state.resources = await stack.enter_async_context(resources(runtime))
+            await stack.enter_async_context(runtime.running())
+            yield
+
+    app = FastAPI(title=title or f"genomebus {runtime.settings.service_name}", lifespan=lifespan)
+    app.state.runtime = runtime
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(response: Response) -> dict[str, Any]:
+        checks = await runtime.ready()
+        ready = all(checks.values())
+        response.status_code = 200 if ready else 503
+        return {"ready": ready, "checks": checks}
+
+    return app
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run the app until SIGTERM/SIGINT, logging as JSON."""
+    configure_logging(settings)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )

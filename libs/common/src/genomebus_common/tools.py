@@ -1,0 +1,486 @@
+"""Running external bioinformatics tools as streaming pipelines, and judging how they ended.
+
+Both the alignment and calling services chain tools (``bwa | samtools ...``, ``bcftools | ...``).
+Chaining them through OS pipes keeps memory bounded whatever the sample's size: nothing passes
+through Python but the small reports. What this module adds over ``subprocess`` is the part that
+is easy to get wrong: deciding *why* a pipeline failed, so the retry policy (``errors.py``) gets
+the right class.
+
+- A tool killed by a signal (the kernel's OOM killer, an operator) did not reject its input:
+  ``ToolFailedTransiently``. So does a tool that is not installed, or that ran out of disk or
+  memory: the same input may succeed on a healthier host.
+- A tool that exits non-zero on its own did reject its input: ``ToolFailed`` (permanent).
+- A process that died of SIGPIPE because a later stage had already failed is a consequence, not
+  a cause: it is reported but does not decide the class.
+
+Each process writes its stderr to an anonymous temporary file (never a pipe, which would fill and
+deadlock a chatty tool such as bwa); the tail is quoted in the error message.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import re
+import shlex
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import GenomebusError, ToolFailed, ToolFailedTransiently
+
+#: How much of a failed tool's stderr goes into the error message.
+STDERR_TAIL_CHARS = 1500
+
+#: stderr phrases that show the host, not the input, was at fault.
+_RESOURCE_EXHAUSTION = (
+    "No space left on device",
+    "Disk quota exceeded",
+    "Cannot allocate memory",
+    "Out of memory",
+    "out of memory",
+)
+
+#: The empty BGZF block every complete BGZF file (BAM, .vcf.gz, BCF) ends with (SAM spec 4.1.2).
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+
+
+# --- command lines with data placeholders ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Data:
+    """A placeholder for a data path (or per-sample value) in a command template.
+
+    Provenance must record how a tool was run without recording where the data were: the same
+    template renders the real argv for execution and ``<name>`` for the ``ToolProvenance``.
+    """
+
+    name: str
+
+
+Arg = str | Data
+
+
+@dataclass(frozen=True)
+class Command:
+    """One tool invocation: a template of literal arguments and ``Data`` placeholders."""
+
+    template: tuple[Arg, ...]
+
+    @classmethod
+    def of(cls, *args: Arg) -> "Command":
+        return cls(tuple(args))
+
+    @property
+    def tool(self) -> str:
+        head = self.template[0]
+        assert isinstance(head, str), "the executable must be a literal"
+        return head
+
+    def argv(self, values: Mapping[str, str | os.PathLike[str]]) -> list[str]:
+        out: list[str] = []
+        for arg in self.template:
+            if isinstance(arg, Data):
+                if arg.name not in values:
+                    raise KeyError(f"no value for placeholder <{arg.name}> in {self.display()}")
+                out.append(os.fspath(values[arg.name]))
+            else:
+                out.append(arg)
+        return out
+
+    def display(self) -> str:
+        return shlex.join(f"<{a.name}>" if isinstance(a, Data) else a for a in self.template)
+
+
+def display_pipeline(commands: Iterable[Command]) -> str:
+    return " | ".join(c.display() for c in commands)
+
+
+# --- outcomes and their classification ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    name: str
+    argv: tuple[str, ...]
+    returncode: int
+    stderr_tail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def signal_name(self) -> str | None:
+        if self.returncode >= 0:
+            return None
+        try:
+            return signal.Signals(-self.returncode).name
+        except ValueError:
+            return f"signal {-self.returncode}"
+
+    def describe(self) -> str:
+        how = (
+            f"was killed by {self.signal_name}"
+            if self.returncode < 0
+            else f"exited with status {self.returncode}"
+        )
+        tail = self.stderr_tail.strip()
+        return f"{self.name} {how}" + (f"; stderr: ...{tail}" if tail else "; no stderr")
+
+
+def classify_failure(
+    outcomes: Sequence[ProcessOutcome], *, aborted: bool = False
+) -> GenomebusError | None:
+    """The error a set of finished processes amounts to, or ``None`` when all succeeded.
+
+    ``aborted`` means the caller killed the pipeline itself (e.g. its input turned out bad);
+    the SIGTERMs it sent are then not evidence of anything.
+    """
+    failed = [o for o in outcomes if not o.ok]
+    if not failed:
+        return None
+    ours = {-signal.SIGTERM, -signal.SIGKILL} if aborted else set()
+    causes = [o for o in failed if o.returncode not in ours]
+    if aborted and not causes:
+        return ToolFailed("pipeline aborted by the caller: " + "; ".join(o.name for o in failed))
+    # SIGPIPE victims are consequences of a later stage dying, unless nothing else failed.
+    primary = [o for o in causes if o.returncode != -signal.SIGPIPE] or causes
+    first = next((o for o in primary if o.returncode < 0), primary[0])
+    others = [o for o in failed if o is not first]
+    message = first.describe()
+    if others:
+        message += " (also: " + ", ".join(
+            f"{o.name} {o.signal_name or o.returncode}" for o in others
+        ) + ")"
+    if first.returncode < 0:
+        return ToolFailedTransiently(message)
+    if any(p in first.stderr_tail for p in _RESOURCE_EXHAUSTION):
+        return ToolFailedTransiently("host resources exhausted: " + message)
+    return ToolFailed(message)
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+def _tail(f: IO[bytes]) -> str:
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(max(0, size - STDERR_TAIL_CHARS * 2))
+    text = f.read().decode("utf-8", errors="replace")
+    return text[-STDERR_TAIL_CHARS:]
+
+
+def _display_name(argv: Sequence[str]) -> str:
+    """``samtools sort`` rather than ``samtools``: which stage failed matters in the message."""
+    name = os.path.basename(argv[0])
+    if len(argv) > 1 and re.fullmatch(r"[a-z][a-z0-9_]*", argv[1]) and name in _SUBCOMMAND_TOOLS:
+        return f"{name} {argv[1]}"
+    return name
+
+
+_SUBCOMMAND_TOOLS = {"samtools", "bcftools", "bwa"}
+
+
+def _missing(argv: Sequence[str]) -> ToolFailedTransiently:
+    return ToolFailedTransiently(
+        f"tool not installed or not executable: {argv[0]!r}", code="tool_missing"
+    )
+
+
+class Pipeline:
+    """Processes connected stdout to stdin, the last one's output going to a file (or captured).
+
+    Use as a context manager: leaving the block by an exception kills whatever still runs, so a
+    failed handler never leaves orphans writing into its working directory.
+    """
+
+    def __init__(
+        self,
+        commands: Sequence[Sequence[str]],
+        *,
+        stdin: int | IO[Any] | None = subprocess.DEVNULL,
+        stdout: Path | None = None,
+        capture: bool = False,
+        cwd: Path | None = None,
+    ) -> None:
+        if not commands:
+            raise ValueError("a pipeline needs at least one command")
+        if stdout is not None and capture:
+            raise ValueError("either write the output to a file or capture it, not both")
+        self.commands = [list(c) for c in commands]
+        self._stdin = stdin
+        self._stdout_path = stdout
+        self._capture = capture
+        self._cwd = cwd
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._stderrs: list[IO[bytes]] = []
+        self._aborted = threading.Event()
+        self._lock = threading.Lock()
+        self.output: bytes | None = None
+        self.outcomes: list[ProcessOutcome] = []
+
+    def __enter__(self) -> "Pipeline":
+        return self.start()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.abort()
+        if self._procs and not self.outcomes:
+            self._collect()
+
+    def start(self) -> "Pipeline":
+        out_file = open(self._stdout_path, "wb") if self._stdout_path is not None else None
+        try:
+            upstream: int | IO[Any] | None = self._stdin
+            for i, argv in enumerate(self.commands):
+                last = i == len(self.commands) - 1
+                if last:
+                    stdout: int | IO[Any] = (
+                        out_file
+                        if out_file is not None
+                        else (subprocess.PIPE if self._capture else subprocess.DEVNULL)
+                    )
+                else:
+                    stdout = subprocess.PIPE
+                err = tempfile.TemporaryFile()
+                self._stderrs.append(err)
+                try:
+                    proc = subprocess.Popen(
+                        argv, stdin=upstream, stdout=stdout, stderr=err, cwd=self._cwd
+                    )
+                except (FileNotFoundError, PermissionError) as exc:
+                    raise _missing(argv) from exc
+                with self._lock:
+                    self._procs.append(proc)
+                # Drop the parent's copy of the pipe so the upstream sees SIGPIPE if this one dies.
+                if i > 0 and self._procs[i - 1].stdout is not None:
+                    self._procs[i - 1].stdout.close()  # type: ignore[union-attr]
+                upstream = proc.stdout
+        except BaseException:
+            self.abort()
+            self._collect()
+            raise
+        finally:
+            if out_file is not None:
+                out_file.close()
+        return self
+
+    def abort(self) -> None:
+        """Kill every stage (from another thread too); ``wait`` then reports ``aborted``."""
+        self._aborted.set()
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:
+            if proc.poll() is None:
+                try:
+                    proc.terminate()
+                except ProcessLookupError:
+                    pass
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted.is_set()
+
+    def _collect(self) -> list[ProcessOutcome]:
+        last = self._procs[-1] if self._procs else None
+        if self._capture and last is not None and last.stdout is not None:
+            self.output = last.stdout.read()
+            last.stdout.close()
+        outcomes = []
+        for proc, err in zip(self._procs, self._stderrs):
+            rc = proc.wait()
+            outcomes.append(
+                ProcessOutcome(_display_name(proc.args), tuple(proc.args), rc, _tail(err))  # type: ignore[arg-type]
+            )
+        for err in self._stderrs:
+            err.close()
+        self.outcomes = outcomes
+        return outcomes
+
+    def wait(self, *, check: bool = True) -> list[ProcessOutcome]:
+        """Wait for every stage; with ``check``, raise the classified error of a failure."""
+        outcomes = self.outcomes or self._collect()
+        if check:
+            error = classify_failure(outcomes, aborted=self.aborted)
+            if error is not None:
+                raise error
+        return outcomes
+
+
+def run_pipeline(
+    commands: Sequence[Sequence[str]],
+    *,
+    stdout: Path | None = None,
+    capture: bool = False,
+    cwd: Path | None = None,
+) -> bytes | None:
+    """Run a pipeline to completion; return the captured output (small reports only)."""
+    with Pipeline(commands, stdout=stdout, capture=capture, cwd=cwd) as pipeline:
+        pipeline.wait()
+    return pipeline.output
+
+
+def run_tool(argv: Sequence[str], *, cwd: Path | None = None) -> str:
+    """Run one tool and return its stdout as text: for reports (stats, headers), not data."""
+    output = run_pipeline([argv], capture=True, cwd=cwd)
+    return (output or b"").decode("utf-8", errors="replace")
+
+
+# --- versions ---------------------------------------------------------------------------------
+
+# How each tool states its version: bwa has no --version and prints it in its usage (exit 1).
+_VERSION_PROBES: dict[str, tuple[list[str], str]] = {
+    "bwa": ([], r"Version:\s*(\S+)"),
+    "minimap2": (["--version"], r"^(\S+)"),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def tool_version(tool: str) -> str:
+    """The version the installed tool reports about itself (not what we believe is installed)."""
+    args, pattern = _VERSION_PROBES.get(tool, (["--version"], rf"^{re.escape(tool)}\s+(\S+)"))
+    try:
+        done = subprocess.run(
+            [tool, *args], capture_output=True, timeout=30, stdin=subprocess.DEVNULL
+        )
+    except (FileNotFoundError, PermissionError) as exc:
+        raise _missing([tool]) from exc
+    text = (done.stdout + b"\n" + done.stderr).decode("utf-8", errors="replace")
+    match = re.search(pattern, text.strip(), flags=re.MULTILINE)
+    if not match:
+        raise ToolFailedTransiently(f"cannot read the version of {tool!r} from: {text[:200]!r}")
+    return match.group(1)
+
+
+# --- named pipes fed from Python streams ------------------------------------------------------
+
+
+class FifoFeeder(threading.Thread):
+    """Writes chunks into a named pipe that a tool opens as if it were a file.
+
+    bwa and minimap2 take their two FASTQ files as paths, so a stream from the object store can
+    reach them only through a FIFO. Opening a FIFO for writing blocks until a reader opens it;
+    if the tool dies first that open would block for ever, so it is polled non-blocking until a
+    reader appears or ``cancel()`` is called. A reader that goes away mid-stream (the tool died)
+    ends the thread quietly with ``reader_gone`` set: the tool's own exit explains the failure.
+    An exception from the chunk source (bad input) is kept in ``error`` and ``on_error`` is
+    called, typically to abort the pipeline at once rather than let it finish on partial data.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        chunks: Iterable[bytes],
+        *,
+        name: str | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        poll_s: float = 0.02,
+    ) -> None:
+        super().__init__(name=name or f"fifo-feeder:{path.name}", daemon=True)
+        self.path = path
+        self._chunks = chunks
+        self._on_error = on_error
+        self._poll_s = poll_s
+        self._cancel = threading.Event()
+        self.error: BaseException | None = None
+        self.reader_gone = False
+        self.finished = False
+        self.bytes_written = 0
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _open(self) -> int | None:
+        while not self._cancel.is_set():
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                    raise
+                time.sleep(self._poll_s)
+                continue
+            os.set_blocking(fd, True)
+            return fd
+        return None
+
+    def run(self) -> None:
+        fd: int | None = None
+        chunks: Iterator[bytes] = iter(self._chunks)
+        try:
+            fd = self._open()
+            if fd is None:
+                return
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                    self.bytes_written += written
+            self.finished = True
+        except BrokenPipeError:
+            self.reader_gone = True
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            self.error = exc
+            if self._on_error is not None:
+                self._on_error(exc)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+            if fd is not None:
+                os.close(fd)
+
+
+def make_fifo(path: Path) -> Path:
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    os.mkfifo(path, 0o600)
+    return path
+
+
+# --- file checks ------------------------------------------------------------------------------
+
+
+def has_bgzf_eof(path: Path) -> bool:
+    """Whether the file ends with the BGZF EOF block, i.e. its writer finished and closed it."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() < len(BGZF_EOF):
+                return False
+            f.seek(-len(BGZF_EOF), os.SEEK_END)
+            return f.read() == BGZF_EOF
+    except FileNotFoundError:
+        return False
+
+
+def require_bgzf_eof(path: Path, what: str) -> None:
+    if not path.exists():
+        raise ToolFailed(f"{what} was not written: {path.name} is missing")
+    if not has_bgzf_eof(path):
+        raise ToolFailed(f"{what} is truncated: {path.name} lacks the BGZF EOF block")
+
+
+def require_nonempty(path: Path, what: str) -> None:
+    if not path.exists() or path.stat().st_size == 0:
+        raise ToolFailed(f"{what} was not written: {path.name} is missing or empty")
+
+
+def read_fai(path: Path) -> list[tuple[str, int]]:
+    """Contig names and lengths, in order, from a samtools ``.fai`` index."""
+    contigs = []
+    with open(path, encoding="ascii") as f:
+        for line in f:
+            if line.strip():
+                name, length = line.split("\t")[:2]
+                contigs.append((name, int(length)))
+    return contigs

@@ -1,0 +1,50 @@
+"""The outbox publishes what committed, in order, and nothing that rolled back."""
+
+from __future__ import annotations
+
+import pytest
+
+from genomebus_common.broker import create_broker
+from genomebus_common.db import connect_pool
+from genomebus_common.events import SampleReceived
+from genomebus_common.outbox import OutboxRelay, enqueue
+from genomebus_common.settings import ServiceSettings
+from genomebus_common.topics import sample_received_topic
+
+from .factories import sample_received
+from .kafka_helpers import read_until
+
+pytestmark = pytest.mark.integration
+
+
+async def test_committed_events_are_published_once_and_rolled_back_ones_never(
+    settings: ServiceSettings, fresh_dsn: str, unique: str
+) -> None:
+    kept = [sample_received(f"S-{unique}-{i}") for i in range(3)]
+    dropped = sample_received(f"S-{unique}-rolled-back")
+    async with connect_pool(fresh_dsn) as pool:
+        async with pool.acquire() as conn:
+            async with conn.transaction():
+                for event in kept:
+                    await enqueue(conn, event)
+                await enqueue(conn, kept[0])  # the same event twice is one row
+            with pytest.raises(RuntimeError):
+                async with conn.transaction():
+                    await enqueue(conn, dropped)
+                    raise RuntimeError("the state change failed")
+        broker = create_broker(settings)
+        async with broker:
+            relay = OutboxRelay(pool, broker)
+            assert await relay.publish_pending() == 3
+            assert await relay.publish_pending() == 0
+        unsent = await pool.fetchval("SELECT count(*) FROM genomebus_outbox WHERE published_at IS NULL")
+    assert unsent == 0
+
+    topic = sample_received_topic(kept[0].priority)
+    last = await read_until(
+        settings.kafka_bootstrap_servers,
+        topic,
+        lambda r: SampleReceived.from_bytes(r.value).sample_id == kept[-1].sample_id,
+    )
+    assert last.key == kept[-1].sample_id.encode()
+    assert dict(last.headers)["x-genomebus-event-type"] == b"sample.received"
