@@ -1,0 +1,98 @@
+"""The ``<state>/env`` file: the one contract between the dev stack and everything that uses it.
+
+Services' shared settings and the test fixtures read these exact variable names, so the file is
+plain ``KEY=VALUE`` lines (no ``export``): readable by Python, by ``docker --env-file`` style
+loaders, and by ``set -a; . .stack/env`` in a shell.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from .paths import Layout
+
+KAFKA_BOOTSTRAP = "GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"
+S3_ENDPOINT = "GENOMEBUS_S3_ENDPOINT"
+S3_ACCESS_KEY = "GENOMEBUS_S3_ACCESS_KEY"
+S3_SECRET_KEY = "GENOMEBUS_S3_SECRET_KEY"
+S3_SECURE = "GENOMEBUS_S3_SECURE"
+POSTGRES_DSN = "GENOMEBUS_POSTGRES_DSN"
+ENV_KEYS: tuple[str, ...] = (KAFKA_BOOTSTRAP, S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY,
+                             S3_SECURE, POSTGRES_DSN)
+
+
+class StackNotUpError(RuntimeError):
+    """Raised by :func:`endpoints` when there is no running stack to point at."""
+
+
+def build_env(*, host: str, kafka_port: int, minio_port: int, access_key: str, secret_key: str,
+              postgres_port: int, database: str) -> dict[str, str]:
+    """The endpoint variables for a stack listening on ``host`` (ordered as in ENV_KEYS)."""
+    return {
+        KAFKA_BOOTSTRAP: f"{host}:{kafka_port}",
+        S3_ENDPOINT: f"{host}:{minio_port}",
+        S3_ACCESS_KEY: access_key,
+        S3_SECRET_KEY: secret_key,
+        S3_SECURE: "false",
+        POSTGRES_DSN: f"postgresql://postgres@{host}:{postgres_port}/{database}",
+    }
+
+
+def render_env(values: dict[str, str]) -> str:
+    """``KEY=VALUE`` lines. Values never contain newlines or '=' at their start, by construction."""
+    for key, value in values.items():
+        if "\n" in value or "\n" in key:
+            raise ValueError(f"newline in env entry {key!r}")
+    return "".join(f"{key}={value}\n" for key, value in values.items())
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """Inverse of :func:`render_env`; tolerates blank lines, comments and a leading ``export``."""
+    values: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):].lstrip()
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"not a KEY=VALUE line: {raw!r}")
+        values[key.strip()] = value
+    return values
+
+
+def write_env(path: Path, values: dict[str, str]) -> None:
+    """Write atomically, readable only by the owner (it carries the MinIO secret)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(render_env(values))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def shell_exports(values: dict[str, str]) -> str:
+    """``export KEY=VALUE`` lines, quoted for POSIX shells (what ``genomebus stack env`` prints)."""
+    return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in values.items())
+
+
+def endpoints(state_dir: str | Path | None = None) -> dict[str, str]:
+    """The running stack's endpoints, as written by ``genomebus stack up``.
+
+    ``state_dir`` defaults to ``$GENOMEBUS_STACK_DIR`` or ``<repo root>/.stack``. Raises
+    :class:`StackNotUpError` (with the command to run) if the stack is not up.
+    """
+    layout = Layout.discover(Path(state_dir) if state_dir is not None else None)
+    path = layout.env_file
+    try:
+        values = parse_env(path.read_text())
+    except FileNotFoundError:
+        raise StackNotUpError(
+            f"the genomebus dev stack is not up (no {path}). Start it with `genomebus stack up` "
+            f"(or `uv run genomebus stack up`), or point GENOMEBUS_STACK_DIR at a running stack."
+        ) from None
+    missing = [key for key in ENV_KEYS if key not in values]
+    if missing:
+        raise StackNotUpError(f"{path} lacks {', '.join(missing)}; rerun `genomebus stack up`")
+    return values

@@ -1,0 +1,146 @@
+"""MinIO (S3 API) built from source with ``go install`` and run as a single local server.
+
+Why build from source: MinIO no longer publishes binaries for recent releases and the machines
+this project runs on only reach package registries; the Go module proxy serves MinIO's source.
+The build takes minutes on 2 cores, so it is cached under the tools dir keyed by the pinned
+pseudo-version, and concurrent installs wait for each other instead of building twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from . import pins
+from .paths import Layout
+from .procs import StackError, failure, pid_alive, proc_cmdline, require_binary, spawn
+
+HOST = "127.0.0.1"
+ACCESS_KEY = "genomebus"
+BUILD_INFO = "build.json"
+
+
+# --- install ----------------------------------------------------------------------------------------
+def module_ref() -> str:
+    return f"{pins.MINIO_MODULE}@{pins.MINIO_VERSION}"
+
+
+def foreign_builds(ref: str) -> list[int]:
+    """Pids of other ``go install <ref>`` processes (e.g. a build started by a setup script)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        argv = proc_cmdline(int(entry.name))
+        if argv and Path(argv[0]).name == "go" and "install" in argv and ref in argv:
+            found.append(int(entry.name))
+    return found
+
+
+def describe_binary(layout: Layout) -> str:
+    size_mib = layout.minio_bin.stat().st_size / 2**20
+    info_path = layout.minio_root / BUILD_INFO
+    built = ""
+    if info_path.is_file():
+        info = json.loads(info_path.read_text())
+        built = f", built in {info['build_seconds']:.0f}s with {info.get('go', 'go')}"
+    return f"{layout.minio_bin} ({size_mib:.1f} MiB{built})"
+
+
+def install(layout: Layout, echo: Callable[[str], None] = print) -> str:
+    """Build the pinned MinIO into the tools cache unless it is there. Returns a summary."""
+    if layout.minio_bin.is_file():
+        return f"cached: {describe_binary(layout)}"
+    layout.minio_root.mkdir(parents=True, exist_ok=True)
+    with open(layout.minio_root.with_suffix(".lock"), "w") as lock:
+        waited = _wait_for_other_builds(lock, layout, echo)
+        if layout.minio_bin.is_file():
+            return f"built by another process (waited {waited:.0f}s): {describe_binary(layout)}"
+        go = require_binary("go", "Building MinIO needs a Go toolchain (>= the version in "
+                                  "MinIO's go.mod) on PATH, e.g. /usr/local/go/bin.")
+        go_version = subprocess.run([go, "version"], capture_output=True, text=True,
+                                    check=False).stdout.strip()
+        echo(f"building {module_ref()} with {go_version} (takes several minutes on 2 cores; "
+             f"output in {layout.log('install')})")
+        env = dict(os.environ, GOBIN=str(layout.minio_bin.parent), GOMODCACHE=str(layout.go_modcache),
+                   GOCACHE=str(layout.go_buildcache), CGO_ENABLED="0", GOTOOLCHAIN="local")
+        started = time.monotonic()
+        log = layout.log("install")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            result = subprocess.run([go, "install", "-trimpath", "-ldflags", "-s -w", module_ref()],
+                                    env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, check=False)
+        seconds = time.monotonic() - started
+        if result.returncode != 0 or not layout.minio_bin.is_file():
+            raise failure(f"`go install {module_ref()}` failed (exit code {result.returncode})", log)
+        (layout.minio_root / BUILD_INFO).write_text(json.dumps(
+            {"build_seconds": round(seconds, 1), "go": (go_version.split()[2:3] or ["go"])[0],
+             "size_bytes": layout.minio_bin.stat().st_size}) + "\n")
+        return f"built in {seconds:.0f}s: {describe_binary(layout)}"
+
+
+def _wait_for_other_builds(lock: IO[str], layout: Layout, echo: Callable[[str], None]) -> float:
+    """Take the build lock, then wait for any build not using the lock. Returns seconds waited."""
+    started = time.monotonic()
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        echo("another `genomebus stack install` is building MinIO; waiting for it")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    announced: set[int] = set()
+    while not layout.minio_bin.is_file() and (pids := foreign_builds(module_ref())):
+        for pid in set(pids) - announced:
+            echo(f"a build of {module_ref()} is already running (pid {pid}); waiting for it "
+                 f"instead of starting a second one")
+            announced.add(pid)
+        while any(pid_alive(pid) for pid in pids):
+            time.sleep(2)
+    return time.monotonic() - started
+
+
+# --- credentials ------------------------------------------------------------------------------------
+def credentials(layout: Layout) -> tuple[str, str]:
+    """Root user and password, generated once per state dir and kept in a 0600 file."""
+    path = layout.minio_home / "credentials.json"
+    if path.is_file():
+        data = json.loads(path.read_text())
+        return data["access_key"], data["secret_key"]
+    layout.minio_home.mkdir(parents=True, exist_ok=True)
+    access, secret = ACCESS_KEY, secrets.token_urlsafe(24)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"access_key": access, "secret_key": secret}) + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return access, secret
+
+
+# --- run --------------------------------------------------------------------------------------------
+def start(layout: Layout, *, port: int, console_port: int) -> subprocess.Popen[bytes]:
+    if not layout.minio_bin.is_file():
+        raise StackError(f"{layout.minio_bin} is missing; run `genomebus stack install`")
+    layout.minio_data.mkdir(parents=True, exist_ok=True)
+    access, secret = credentials(layout)
+    env = dict(os.environ, MINIO_ROOT_USER=access, MINIO_ROOT_PASSWORD=secret, MINIO_CI_CD="1",
+               MINIO_UPDATE="off", MINIO_BROWSER="on")
+    argv = [str(layout.minio_bin), "server", str(layout.minio_data),
+            "--address", f"{HOST}:{port}", "--console-address", f"{HOST}:{console_port}"]
+    return spawn(argv, log=layout.log("minio"), env=env, cwd=layout.minio_home)
+
+
+def probe(endpoint: str, timeout: float = 2.0) -> bool:
+    """True if MinIO's liveness endpoint answers HTTP 200."""
+    try:
+        with urllib.request.urlopen(f"http://{endpoint}/minio/health/live", timeout=timeout) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False

@@ -1,0 +1,134 @@
+"""Debian packages: the bioinformatics tools the pipeline shells out to, and PostgreSQL.
+
+Why check before calling apt: ``apt-get update`` alone takes seconds to minutes, and ``up`` runs
+``install`` every time, so apt is skipped entirely when every package is already installed.
+Why check versions afterwards: the services use options that older samtools/bcftools lack, and a
+clear message at install time beats an obscure failure in the middle of a pipeline run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from . import pins
+from .paths import Layout
+from .procs import StackError, run_logged
+
+# How to ask each version-checked tool for its version, and where the version is in the output.
+_VERSION_COMMANDS: dict[str, tuple[list[str], str]] = {
+    "samtools": (["samtools", "--version"], r"^samtools (\S+)"),
+    "bcftools": (["bcftools", "--version"], r"^bcftools (\S+)"),
+    "bwa": (["bwa"], r"^Version: (\S+)"),  # bwa has no --version; bare `bwa` prints usage
+    "minimap2": (["minimap2", "--version"], r"^(\S+)"),
+}
+
+
+def missing_packages(packages: Iterable[str]) -> list[str]:
+    """The Debian packages among ``packages`` that are not installed (one dpkg-query call)."""
+    packages = list(packages)
+    if shutil.which("dpkg-query") is None:
+        raise StackError("dpkg-query not found: the dev stack installs tools from Debian packages "
+                         "and needs a Debian/Ubuntu machine")
+    result = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages],
+                            capture_output=True, text=True, check=False)
+    installed = {line.split()[0] for line in result.stdout.splitlines()
+                 if line.strip().endswith(" installed")}
+    return [p for p in packages if p not in installed]
+
+
+_apt_updated = False
+
+
+def apt_install(packages: list[str], layout: Layout) -> None:
+    """``apt-get update`` (once per process) and install ``packages``; root only."""
+    global _apt_updated
+    if os.geteuid() != 0:
+        raise StackError(f"missing Debian packages: {' '.join(packages)}. Install them with\n"
+                         f"    sudo apt-get update && sudo apt-get install -y {' '.join(packages)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    log = layout.log("install")
+    if not _apt_updated:
+        run_logged(["apt-get", "update"], log=log, env=env, what="apt-get update", timeout=900)
+        _apt_updated = True
+    run_logged(["apt-get", "install", "-y", "--no-install-recommends", *packages], log=log,
+               env=env, what=f"apt-get install {' '.join(packages)}", timeout=1800)
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """Numeric prefix of a version string: '1.16.1' -> (1, 16, 1), '0.7.17-r1188' -> (0, 7, 17)."""
+    match = re.match(r"\d+(?:\.\d+)*", text.strip())
+    if not match:
+        raise ValueError(f"not a version: {text!r}")
+    return tuple(int(part) for part in match.group(0).split("."))
+
+
+def version_at_least(found: str, minimum: str) -> bool:
+    have, need = parse_version(found), parse_version(minimum)
+    width = max(len(have), len(need))
+    return have + (0,) * (width - len(have)) >= need + (0,) * (width - len(need))
+
+
+def tool_version(tool: str) -> str | None:
+    """The version ``tool`` reports, or None if it is not on PATH / prints nothing recognisable."""
+    argv, pattern = _VERSION_COMMANDS[tool]
+    if shutil.which(argv[0]) is None:
+        return None
+    result = subprocess.run(argv, capture_output=True, text=True, errors="replace", check=False,
+                            timeout=30)
+    match = re.search(pattern, result.stdout + "\n" + result.stderr, re.MULTILINE)
+    return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class ToolReport:
+    versions: dict[str, str | None]
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        return ", ".join(f"{tool} {version or '?'}" for tool, version in self.versions.items())
+
+
+def check_versions() -> ToolReport:
+    versions: dict[str, str | None] = {}
+    problems: list[str] = []
+    for tool, minimum in pins.MIN_TOOL_VERSIONS.items():
+        version = versions[tool] = tool_version(tool)
+        if version is None:
+            problems.append(f"{tool}: not found or version unreadable (need >= {minimum})")
+        elif not version_at_least(version, minimum):
+            problems.append(f"{tool}: found {version}, the pipeline needs >= {minimum}")
+    return ToolReport(versions, problems)
+
+
+def install(layout: Layout) -> str:
+    """Install the missing Debian packages, then enforce the minimum versions. Returns a summary."""
+    missing = missing_packages(pins.DEBIAN_PACKAGES)
+    if missing:
+        apt_install(missing, layout)
+        still = missing_packages(missing)
+        if still:
+            raise StackError(f"apt-get install finished but these are still missing: {still}")
+    report = check_versions()
+    if not report.ok:
+        raise StackError("tool versions too old for the pipeline:\n  " + "\n  ".join(report.problems)
+                         + "\n  (this Debian release's packages are too old: use Debian 12+)")
+    how = f"installed {' '.join(missing)}" if missing else \
+        f"all {len(pins.DEBIAN_PACKAGES)} Debian packages present"
+    return f"{how}; {report.summary()}"
+
+
+def health() -> ToolReport:
+    """For ``status``: packages present and versions new enough (no installing)."""
+    missing = missing_packages(pins.DEBIAN_PACKAGES)
+    report = check_versions()
+    problems = [f"missing Debian packages: {' '.join(missing)}"] if missing else []
+    return ToolReport(report.versions, problems + report.problems)
