@@ -1,0 +1,67 @@
+"""Entry point: ``genomebus-ingest`` runs the LIS API and the outbox relay."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from genomebus_common.db import connect_pool, load_migrations
+from genomebus_common.events import Stage
+from genomebus_common.identifiers import Pseudonymiser
+from genomebus_common.objectstore import ObjectStore
+from genomebus_common.outbox import OutboxRelay
+from genomebus_common.reference import ReferenceRegistry
+from genomebus_common.runtime import ServiceRuntime, create_app, serve
+
+from . import api
+from .config import IngestSettings
+from .service import Ingest
+
+
+def build_app(settings: IngestSettings) -> FastAPI:
+    runtime = ServiceRuntime(settings, Stage.INGEST)
+
+    @contextlib.asynccontextmanager
+    async def resources_(rt: ServiceRuntime) -> AsyncIterator[Ingest]:
+        store = ObjectStore.from_settings(settings)
+        for bucket in (settings.reads_bucket, settings.landing_bucket):
+            store.ensure_bucket(bucket)
+        migrations = load_migrations("ingest", resources.files(__package__) / "migrations")
+        async with connect_pool(
+            settings.postgres_dsn.get_secret_value(), migrations, max_size=settings.postgres_pool_max
+        ) as pool:
+            relay = OutboxRelay(pool, rt.broker)
+            rt.readiness["postgres"] = lambda: pool.fetchval("SELECT true")
+            ingest = Ingest(
+                pool=pool,
+                store=store,
+                references=ReferenceRegistry(store, Path(settings.work_dir) / "references"),
+                pseudonymiser=Pseudonymiser.from_secret(
+                    settings.pseudonym_key.get_secret_value(), settings.pseudonym_key_version
+                ),
+                relay=relay,
+                reads_bucket=settings.reads_bucket,
+                landing_bucket=settings.landing_bucket,
+            )
+            relay.start()
+            try:
+                yield ingest
+            finally:
+                await relay.stop()
+
+    app = create_app(runtime, resources=resources_, title="genomebus ingest: hospital LIS API")
+    api.install(app, settings.hospital_tokens)
+    return app
+
+
+def main() -> None:
+    settings = IngestSettings.load()
+    serve(build_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

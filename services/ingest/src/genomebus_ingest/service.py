@@ -1,0 +1,289 @@
+"""Ingest's use cases: register a sample, take its reads, check them, publish it.
+
+A sample moves awaiting_reads -> received, or -> rejected with its reasons. The move to
+received and its SampleReceived event commit in one transaction (the outbox), so a received
+sample is always announced and an announced sample is always recorded. A rejected sample keeps
+no objects: nothing half-stored stays behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import asyncpg
+
+from genomebus_common.errors import ChecksumMismatch, DataConflict, ObjectNotFound, PermanentError
+from genomebus_common.events import ObjectRef
+from genomebus_common.identifiers import InvalidNationalId, Pseudonymiser, parse_cpr
+from genomebus_common.objectstore import ObjectStore
+from genomebus_common.outbox import OutboxRelay, enqueue
+from genomebus_common.reference import ReferenceRegistry
+
+from .domain import (
+    Mate,
+    RegisterSample,
+    SampleRegistration,
+    SampleStatus,
+    SampleView,
+    sample_received,
+)
+from .fastq import check_pair
+
+log = logging.getLogger(__name__)
+
+
+class RegistrationRejected(PermanentError):
+    """The registration itself is invalid; ``reasons`` lists every problem found."""
+
+    code = "registration_rejected"
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+class SampleConflict(DataConflict):
+    code = "sample_conflict"
+
+
+class SampleNotFound(PermanentError):
+    code = "sample_not_found"
+
+
+class WrongState(PermanentError):
+    code = "wrong_state"
+
+
+@dataclass
+class Ingest:
+    pool: asyncpg.Pool
+    store: ObjectStore
+    references: ReferenceRegistry
+    pseudonymiser: Pseudonymiser
+    relay: OutboxRelay | None
+    reads_bucket: str
+    landing_bucket: str
+
+    # --- registration ------------------------------------------------------------------------
+
+    async def register(self, registration: RegisterSample) -> tuple[SampleView, bool]:
+        """(the sample, whether it was created now). Same content again: the same answer."""
+        try:
+            national_id = parse_cpr(registration.national_id)
+        except InvalidNationalId as exc:
+            await self._record_rejection(registration, [f"national_id: {exc}"])
+            raise RegistrationRejected([f"national_id: {exc}"]) from None
+        manifest = await asyncio.to_thread(self.references.find, registration.reference_id)
+        if manifest is None:
+            reason = f"reference_id: reference {registration.reference_id!r} is not registered"
+            await self._record_rejection(registration, [reason])
+            raise RegistrationRejected([reason])
+
+        pseudonym = self.pseudonymiser.pseudonym(national_id)
+        fingerprint = registration.fingerprint(pseudonym)
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                """
+                INSERT INTO samples (sample_id, hospital_id, specimen_id, lis_order_id,
+                    patient_pseudonym, priority, fingerprint, registration, status)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, 'awaiting_reads')
+                ON CONFLICT (sample_id) DO NOTHING
+                RETURNING true""",
+                registration.sample_id,
+                registration.hospital_id,
+                registration.specimen_id,
+                registration.lis_order_id,
+                pseudonym,
+                registration.priority.value,
+                fingerprint,
+                registration.kept().model_dump_json(),
+            )
+            existing = await conn.fetchrow(
+                "SELECT * FROM samples WHERE sample_id = $1", registration.sample_id
+            )
+        if not inserted and existing["fingerprint"] != fingerprint:
+            raise SampleConflict(
+                f"sample {registration.specimen_id!r} of {registration.hospital_id} is already "
+                "registered with different content"
+            )
+        view = _view(existing)
+        if inserted and registration.reads.landing_r1_key and registration.reads.landing_r2_key:
+            view = await self._take_from_landing(registration)
+        return view, bool(inserted)
+
+    async def _record_rejection(self, registration: RegisterSample, reasons: list[str]) -> None:
+        await self.pool.execute(
+            "INSERT INTO rejected_registrations (hospital_id, specimen_id, reasons) VALUES ($1, $2, $3::jsonb)",
+            registration.hospital_id,
+            registration.specimen_id,
+            json.dumps(reasons),
+        )
+
+    # --- reads -------------------------------------------------------------------------------
+
+    async def get(self, sample_id: str, hospital_id: str) -> SampleView:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM samples WHERE sample_id = $1 AND hospital_id = $2", sample_id, hospital_id
+        )
+        if row is None:
+            raise SampleNotFound(f"no sample {sample_id!r} for hospital {hospital_id}")
+        return _view(row)
+
+    async def put_reads(
+        self, sample_id: str, hospital_id: str, mate: Mate, body: BinaryIO
+    ) -> SampleView:
+        """Store one mate streamed from ``body``; once both are there, check and publish."""
+        view = await self.get(sample_id, hospital_id)
+        stored = await self.pool.fetchval(
+            "SELECT registration FROM samples WHERE sample_id = $1", sample_id
+        )
+        reads = SampleRegistration.model_validate_json(stored).reads
+        declared = reads.r1_sha256 if mate == "R1" else reads.r2_sha256
+        current = view.reads_r1 if mate == "R1" else view.reads_r2
+        if view.status != SampleStatus.AWAITING_READS:
+            if current is not None and current.sha256 == declared:
+                return view  # the same upload again: already done
+            raise WrongState(f"sample {sample_id} is {view.status.value}; it takes no more reads")
+        key = f"samples/{sample_id}/{mate}.fastq.gz"
+        ref = await asyncio.to_thread(
+            self.store.put_stream,
+            self.reads_bucket,
+            key,
+            body,
+            content_type="application/gzip",
+            expected_sha256=declared,
+        )
+        column = "reads_r1" if mate == "R1" else "reads_r2"
+        await self.pool.execute(
+            f"UPDATE samples SET {column} = $2::jsonb, updated_at = now() WHERE sample_id = $1",
+            sample_id,
+            ref.model_dump_json(),
+        )
+        return await self._check_if_complete(sample_id)
+
+    async def _take_from_landing(self, registration: RegisterSample) -> SampleView:
+        """Copy the named landing objects into place, verifying the declared checksums."""
+        reads = registration.reads
+        for mate, key, sha in (
+            ("R1", reads.landing_r1_key, reads.r1_sha256),
+            ("R2", reads.landing_r2_key, reads.r2_sha256),
+        ):
+            try:
+                stat = await asyncio.to_thread(self.store.client.stat_object, self.landing_bucket, key)
+            except Exception as exc:
+                await self._reject(registration.sample_id, [f"{mate}: landing object {key!r} not found ({exc})"])
+                return await self.get(registration.sample_id, registration.hospital_id)
+            source = ObjectRef(bucket=self.landing_bucket, key=key, sha256=sha, size=stat.size)
+
+            def copy(source: ObjectRef = source, mate: str = mate) -> ObjectRef:
+                with self.store.open(source) as stream:
+                    return self.store.put_stream(
+                        self.reads_bucket,
+                        f"samples/{registration.sample_id}/{mate}.fastq.gz",
+                        stream,  # type: ignore[arg-type]
+                        content_type="application/gzip",
+                        expected_sha256=sha,
+                    )
+
+            try:
+                ref = await asyncio.to_thread(copy)
+            except ChecksumMismatch as exc:
+                await self._reject(registration.sample_id, [f"{mate}: {exc}"])
+                return await self.get(registration.sample_id, registration.hospital_id)
+            await self.pool.execute(
+                f"UPDATE samples SET reads_{mate.lower()} = $2::jsonb WHERE sample_id = $1",
+                registration.sample_id,
+                ref.model_dump_json(),
+            )
+        return await self._check_if_complete(registration.sample_id)
+
+    async def _check_if_complete(self, sample_id: str) -> SampleView:
+        row = await self.pool.fetchrow("SELECT * FROM samples WHERE sample_id = $1", sample_id)
+        view = _view(row)
+        if view.status != SampleStatus.AWAITING_READS or not (view.reads_r1 and view.reads_r2):
+            return view
+
+        def check() -> Any:
+            with self.store.open(view.reads_r1) as r1, self.store.open(view.reads_r2) as r2:  # type: ignore[arg-type]
+                return check_pair(r1, r2)  # type: ignore[arg-type]
+
+        try:
+            report = await asyncio.to_thread(check)
+        except (ChecksumMismatch, ObjectNotFound) as exc:
+            return await self._reject(sample_id, [str(exc)])
+        if not report.ok:
+            return await self._reject(sample_id, report.problems)
+
+        registration = SampleRegistration.model_validate_json(row["registration"])
+        manifest = await asyncio.to_thread(self.references.find, registration.reference_id)
+        if manifest is None:
+            return await self._reject(sample_id, [f"reference {registration.reference_id!r} is no longer registered"])
+        event = sample_received(
+            registration,
+            pseudonym=row["patient_pseudonym"],
+            reference=manifest.reference,
+            r1=view.reads_r1,  # type: ignore[arg-type]
+            r2=view.reads_r2,  # type: ignore[arg-type]
+            read_pairs=report.read_pairs,
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            updated = await conn.fetchval(
+                """
+                UPDATE samples SET status = 'received', read_pairs = $2, event_id = $3,
+                    updated_at = now()
+                WHERE sample_id = $1 AND status = 'awaiting_reads' RETURNING true""",
+                sample_id,
+                report.read_pairs,
+                event.event_id,
+            )
+            if updated:
+                await enqueue(conn, event)
+        if self.relay is not None:
+            self.relay.notify()
+        log.info("sample received", extra={"sample_id": sample_id, "read_pairs": report.read_pairs})
+        return await self.get(sample_id, row["hospital_id"])
+
+    async def _reject(self, sample_id: str, reasons: list[str]) -> SampleView:
+        row = await self.pool.fetchrow(
+            """
+            UPDATE samples SET status = 'rejected', reasons = $2::jsonb, reads_r1 = NULL,
+                reads_r2 = NULL, updated_at = now()
+            WHERE sample_id = $1 RETURNING *""",
+            sample_id,
+            json.dumps(reasons),
+        )
+        for mate in ("R1", "R2"):
+            await asyncio.to_thread(
+                self.store.remove, self.reads_bucket, f"samples/{sample_id}/{mate}.fastq.gz"
+            )
+        log.warning("sample rejected", extra={"sample_id": sample_id, "reasons": reasons})
+        return _view(row)
+
+
+def _view(row: asyncpg.Record) -> SampleView:
+    status = SampleStatus(row["status"])
+    sample_id = row["sample_id"]
+    return SampleView(
+        sample_id=sample_id,
+        hospital_id=row["hospital_id"],
+        specimen_id=row["specimen_id"],
+        lis_order_id=row["lis_order_id"],
+        priority=row["priority"],
+        status=status,
+        reasons=json.loads(row["reasons"]),
+        read_pairs=row["read_pairs"],
+        reads_r1=ObjectRef.model_validate_json(row["reads_r1"]) if row["reads_r1"] else None,
+        reads_r2=ObjectRef.model_validate_json(row["reads_r2"]) if row["reads_r2"] else None,
+        event_id=row["event_id"],
+        upload={
+            mate: f"/v1/samples/{sample_id}/reads/{mate}"
+            for mate in ("R1", "R2")
+            if row[f"reads_{mate.lower()}"] is None
+        }
+        if status == SampleStatus.AWAITING_READS
+        else None,
+    )

@@ -1,0 +1,203 @@
+"""A LIS registers a sample and uploads its reads; ingest checks, pseudonymises and publishes."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import asyncpg
+import httpx
+import pytest
+
+from genomebus_common.events import SampleReceived
+from genomebus_common.objectstore import ObjectStore
+from genomebus_common.reference import Manifest
+from genomebus_common.settings import ServiceSettings
+from genomebus_common.topics import sample_received_topic
+from genomebus_ingest.config import IngestSettings
+
+from ..common.kafka_helpers import read_until
+from .conftest import TOKENS
+from .fastq_data import pair
+
+pytestmark = pytest.mark.integration
+CPR = "241190-1234"
+
+
+def registration(reference: Manifest, r1: bytes, r2: bytes, **overrides: object) -> dict:
+    body = {
+        "hospital_id": "RH",
+        "specimen_id": f"SP{uuid.uuid4().hex[:8]}",
+        "lis_order_id": "ORD-77",
+        "national_id": CPR,
+        "sequencing_run": "RUN-2026-11-25",
+        "read_group": {"id": "RG1", "library": "LIB1", "platform": "ILLUMINA"},
+        "priority": "urgent_clinical",
+        "reference_id": reference.reference.id,
+        "reads": {
+            "r1_sha256": hashlib.sha256(r1).hexdigest(),
+            "r2_sha256": hashlib.sha256(r2).hexdigest(),
+        },
+    }
+    body.update(overrides)
+    return body
+
+
+async def test_register_upload_check_and_publish_without_the_national_id(
+    lis: httpx.AsyncClient,
+    toy_reference: Manifest,
+    settings: ServiceSettings,
+    ingest_settings: IngestSettings,
+    store: ObjectStore,
+) -> None:
+    r1, r2 = pair(40)
+    body = registration(toy_reference, r1, r2)
+    created = await lis.post("/v1/samples", json=body)
+    assert created.status_code == 201, created.text
+    sample = created.json()
+    assert sample["status"] == "awaiting_reads" and set(sample["upload"]) == {"R1", "R2"}
+
+    again = await lis.post("/v1/samples", json=body)
+    assert again.status_code == 200 and again.json()["sample_id"] == sample["sample_id"]
+
+    assert (await lis.put(sample["upload"]["R1"], content=r1)).json()["status"] == "awaiting_reads"
+    done = await lis.put(sample["upload"]["R2"], content=r2)
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "received" and done.json()["read_pairs"] == 40
+    assert (await lis.put(sample["upload"]["R2"], content=r2)).status_code == 200, "repeat is fine"
+
+    record = await read_until(
+        settings.kafka_bootstrap_servers,
+        sample_received_topic("urgent_clinical"),  # type: ignore[arg-type]
+        lambda r: r.key == sample["sample_id"].encode(),
+    )
+    event = SampleReceived.from_bytes(record.value)
+    assert event.reads_r1.sha256 == body["reads"]["r1_sha256"] and event.read_pairs == 40
+    assert event.reference == toy_reference.reference
+    assert event.patient_pseudonym.startswith("pk1_")
+
+    # The national id is nowhere: not on Kafka, not in MinIO keys or metadata, not in ingest's tables.
+    forms = {CPR, CPR.replace("-", "")}
+    assert not any(f.encode() in record.value for f in forms)
+    for ref in (event.reads_r1, event.reads_r2):
+        stat = store.client.stat_object(ref.bucket, ref.key)
+        assert not any(f in ref.key or f in str(stat.metadata) for f in forms)
+    conn = await asyncpg.connect(ingest_settings.postgres_dsn.get_secret_value())
+    try:
+        rows = []
+        for table in ("samples", "rejected_registrations", "genomebus_outbox"):
+            rows += await conn.fetch(f"SELECT * FROM {table}")
+        dump = " ".join(str(tuple(r)) for r in rows)
+    finally:
+        await conn.close()
+    assert dump and not any(f in dump for f in forms)
+
+
+async def test_same_id_with_different_content_is_a_conflict(
+    lis: httpx.AsyncClient, toy_reference: Manifest
+) -> None:
+    r1, r2 = pair(5)
+    body = registration(toy_reference, r1, r2)
+    assert (await lis.post("/v1/samples", json=body)).status_code == 201
+    changed = {**body, "lis_order_id": "ORD-OTHER"}
+    conflict = await lis.post("/v1/samples", json=changed)
+    assert conflict.status_code == 409
+    assert conflict.headers["content-type"] == "application/problem+json"
+    assert conflict.json()["type"] == "urn:genomebus:problem:sample_conflict"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("national_id", "310290-1234", "national_id: national id has no real birth date"),
+        ("national_id", "12345", "DDMMYY-SSSS"),
+        ("reference_id", "GRCh99", "reference 'GRCh99' is not registered"),
+    ],
+)
+async def test_invalid_registrations_are_refused_precisely_and_recorded(
+    lis: httpx.AsyncClient,
+    toy_reference: Manifest,
+    ingest_settings: IngestSettings,
+    field: str,
+    value: str,
+    expected: str,
+) -> None:
+    r1, r2 = pair(3)
+    response = await lis.post("/v1/samples", json=registration(toy_reference, r1, r2, **{field: value}))
+    assert response.status_code == 422
+    assert expected in response.json()["detail"]
+    assert value not in response.text or field == "reference_id", "never echo a national id"
+    conn = await asyncpg.connect(ingest_settings.postgres_dsn.get_secret_value())
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM rejected_registrations") == 1
+        assert await conn.fetchval("SELECT count(*) FROM samples") == 0
+    finally:
+        await conn.close()
+
+
+async def test_schema_errors_name_the_field_and_do_not_echo_values(
+    lis: httpx.AsyncClient, toy_reference: Manifest
+) -> None:
+    r1, r2 = pair(3)
+    body = registration(toy_reference, r1, r2, priority="whenever")
+    del body["lis_order_id"]
+    response = await lis.post("/v1/samples", json=body)
+    assert response.status_code == 422
+    fields = {e["field"] for e in response.json()["errors"]}
+    assert fields == {"lis_order_id", "priority"}
+    assert CPR not in response.text
+
+
+@pytest.mark.parametrize(
+    ("defect", "reason"),
+    [
+        ("truncated", "R1: gzip stream is damaged or truncated"),
+        ("mates", "mates have different record counts"),
+    ],
+)
+async def test_bad_reads_reject_the_sample_and_leave_no_objects(
+    lis: httpx.AsyncClient, toy_reference: Manifest, store: ObjectStore, defect: str, reason: str
+) -> None:
+    r1, r2 = pair(300)
+    if defect == "truncated":
+        r1 = r1[: len(r1) - 200]
+    else:
+        r2 = pair(299)[1]
+    sample = (await lis.post("/v1/samples", json=registration(toy_reference, r1, r2))).json()
+    await lis.put(sample["upload"]["R1"], content=r1)
+    result = (await lis.put(sample["upload"]["R2"], content=r2)).json()
+    assert result["status"] == "rejected"
+    assert any(reason in r for r in result["reasons"]), result["reasons"]
+    left = list(store.client.list_objects("genomebus-reads", prefix=f"samples/{sample['sample_id']}/"))
+    assert left == []
+
+
+async def test_wrong_sha256_is_refused_and_nothing_is_stored(
+    lis: httpx.AsyncClient, toy_reference: Manifest, store: ObjectStore
+) -> None:
+    r1, r2 = pair(5)
+    sample = (await lis.post("/v1/samples", json=registration(toy_reference, r1, r2))).json()
+    response = await lis.put(sample["upload"]["R1"], content=r1 + b"tampered")
+    assert response.status_code == 422 and "declared sha256" in response.json()["detail"]
+    assert not list(store.client.list_objects("genomebus-reads", prefix=f"samples/{sample['sample_id']}/"))
+    status = (await lis.get(f"/v1/samples/{sample['sample_id']}")).json()
+    assert status["status"] == "awaiting_reads" and status["reads_r1"] is None
+
+
+async def test_a_hospital_sees_and_posts_only_its_own_samples(
+    lis: httpx.AsyncClient, toy_reference: Manifest
+) -> None:
+    r1, r2 = pair(3)
+    body = registration(toy_reference, r1, r2)
+    sample = (await lis.post("/v1/samples", json=body)).json()
+    odense = {"Authorization": f"Bearer {TOKENS['OUH']}"}
+    assert (await lis.get(f"/v1/samples/{sample['sample_id']}", headers=odense)).status_code == 404
+    assert (await lis.post("/v1/samples", json=body, headers=odense)).status_code == 403
+    assert (await lis.get(f"/v1/samples/{sample['sample_id']}", headers={"Authorization": "Bearer nope"})).status_code == 401
+    assert (await lis.get(f"/v1/samples/{sample['sample_id']}", headers={"Authorization": ""})).status_code == 401
+
+
+async def test_health_and_readiness(lis: httpx.AsyncClient) -> None:
+    assert (await lis.get("/healthz")).json() == {"status": "ok"}
+    ready = await lis.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"kafka": True, "postgres": True}
