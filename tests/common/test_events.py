@@ -115,3 +115,14 @@ def test_asyncapi_names_every_topic_and_its_dead_letter_topic() -> None:
         ref = message["payload"].get("$ref")
         if ref:
             assert ref.rsplit("/", 1)[1] in document["components"]["schemas"]
+
+
+def test_readme_configuration_table_is_current() -> None:
+    from genomebus_common.settings import settings_table
+
+    from ..infra import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    start, end = "<!-- settings-table:start -->\n", "\n<!-- settings-table:end -->"
+    embedded = readme[readme.index(start) + len(start) : readme.index(end)]
+    assert embedded == settings_table(), "regenerate the README's configuration table"

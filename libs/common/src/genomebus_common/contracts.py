@@ -122,8 +122,26 @@ def rendered() -> dict[str, str]:
     return files
 
 
+README = CONTRACTS_DIR.parents[1] / "README.md"
+_TABLE_START, _TABLE_END = "<!-- settings-table:start -->\n", "\n<!-- settings-table:end -->"
+
+
+def update_readme_table(readme: Path = README) -> bool:
+    """Rewrite the README's configuration table from the settings; True if it changed."""
+    from .settings import settings_table
+
+    text = readme.read_text()
+    start, end = text.index(_TABLE_START) + len(_TABLE_START), text.index(_TABLE_END)
+    updated = text[:start] + settings_table() + text[end:]
+    if updated != text:
+        readme.write_text(updated)
+    return updated != text
+
+
 def write(folder: Path = CONTRACTS_DIR) -> list[Path]:
     written = []
+    if README.is_file() and update_readme_table():
+        written.append(README)
     for name, text in rendered().items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,12 @@ class ServiceSettings(BaseSettings):
     kafka_client_id: str | None = Field(
         None, description="Kafka client id; defaults to the service name."
     )
+    kafka_max_poll_interval_s: int = Field(
+        6 * 3600,
+        ge=10,
+        description="Longest one event may take to handle before Kafka gives its partition to "
+        "another worker; alignment of a whole genome takes hours.",
+    )
     handler_max_attempts: int = Field(
         5,
         ge=1,
@@ -116,3 +122,15 @@ class ServiceSettings(BaseSettings):
     def load(cls, **overrides: Any) -> "ServiceSettings":
         """Read the environment (and the local stack's env file, if any)."""
         return cls(_env_file=_default_env_files() or None, **overrides)  # type: ignore[call-arg]
+
+
+def settings_table(settings_cls: type[BaseSettings] = ServiceSettings) -> str:
+    """A Markdown table of every setting (the README embeds it; a test keeps it current)."""
+    rows = ["| variable | default | description |", "| --- | --- | --- |"]
+    for name, field in settings_cls.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value() if name.endswith("_dsn") else "(secret)"
+        shown = "(required)" if field.is_required() else f"`{default}`" if default not in (None, "") else "unset"
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {shown} | {field.description or ''} |")
+    return "\n".join(rows)

@@ -97,7 +97,7 @@ class Command:
         return out
 
     def display(self) -> str:
-        return shlex.join(f"<{a.name}>" if isinstance(a, Data) else a for a in self.template)
+        return " ".join(f"<{a.name}>" if isinstance(a, Data) else shlex.quote(a) for a in self.template)
 
 
 def display_pipeline(commands: Iterable[Command]) -> str:
