@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from minio import Minio
+from pydantic import BaseModel
 
 from .errors import ChecksumMismatch, GenomebusError, ObjectNotFound, from_minio_error
 from .events import ObjectRef
 from .settings import ServiceSettings
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 _READ_CHUNK = 1024 * 1024
 
 
@@ -205,6 +207,22 @@ class ObjectStore:
         finally:
             partial.unlink(missing_ok=True)
         return path
+
+    def read_model(self, bucket: str, key: str, model: type[M]) -> M | None:
+        """A small JSON record (a manifest, a stage's result), or None if there is none."""
+        try:
+            response = self._call(lambda: self.client.get_object(bucket, key))
+        except ObjectNotFound:
+            return None
+        try:
+            return model.model_validate_json(response.read())
+        finally:
+            response.close()
+            response.release_conn()
+
+    def write_model(self, bucket: str, key: str, record: BaseModel) -> ObjectRef:
+        data = record.model_dump_json(indent=2).encode()
+        return self.put_stream(bucket, key, io.BytesIO(data), content_type="application/json")
 
     def exists(self, ref: ObjectRef) -> bool:
         """True if the object is there with the size the reference names."""

@@ -19,7 +19,6 @@ import base64
 import contextlib
 import fcntl
 import hashlib
-import io
 import json
 import shutil
 import subprocess
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import DataConflict, ObjectNotFound, PermanentError, ToolFailed
+from .errors import DataConflict, PermanentError, ToolFailed
 from .events import ObjectRef, ReferenceGenome
 from .objectstore import ObjectStore
 
@@ -142,21 +141,7 @@ class ReferenceRegistry:
         return f"{reference_id}/manifest.json"
 
     def find(self, reference_id: str) -> Manifest | None:
-        key = self._manifest_key(reference_id)
-        try:
-            response = self.store.client.get_object(self.bucket, key)
-        except Exception as exc:  # mapped below: missing bucket or key means "not registered"
-            from .errors import from_minio_error
-
-            mapped = from_minio_error(exc)
-            if isinstance(mapped, ObjectNotFound):
-                return None
-            raise mapped from exc
-        try:
-            return Manifest.model_validate_json(response.read())
-        finally:
-            response.close()
-            response.release_conn()
+        return self.store.read_model(self.bucket, self._manifest_key(reference_id), Manifest)
 
     def resolve(self, reference: ReferenceGenome) -> Manifest:
         """The manifest of exactly this reference, or ``UnknownReference`` saying why not."""
@@ -199,12 +184,7 @@ class ReferenceRegistry:
             files=files,
         )
         # The manifest goes last: a reference is registered only once all its files are there.
-        self.store.put_stream(
-            self.bucket,
-            self._manifest_key(reference_id),
-            io.BytesIO(manifest.model_dump_json(indent=2).encode()),
-            content_type="application/json",
-        )
+        self.store.write_model(self.bucket, self._manifest_key(reference_id), manifest)
         shutil.rmtree(staging, ignore_errors=True)
         return manifest
 
