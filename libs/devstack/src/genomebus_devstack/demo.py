@@ -1,0 +1,275 @@
+"""``make demo``: one sample through the whole pipeline on the local stack, the way a LIS sends it.
+
+1. Makes the data (cached): a slice of the real human chrX that Debian's smalt-examples ships,
+   and a diploid sample simulated on it with known variants (mason), as a gzipped FASTQ pair.
+2. Registers the slice as a reference genome (once), starts ingest, alignment and calling.
+3. Registers the sample with ingest and streams its reads up, as a hospital LIS would.
+4. Follows the events on Kafka and prints each stage as it completes.
+5. Ends with a summary: stage times, where the BAM and VCF are, variant counts, and precision
+   and recall against the variants the simulation put in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from genomebus_common.events import (
+    Event,
+    SampleAligned,
+    SampleReceived,
+    StageFailed,
+    VariantsCalled,
+)
+from genomebus_common.objectstore import ObjectStore
+from genomebus_common.reference import ReferenceRegistry
+from genomebus_common.settings import ServiceSettings
+from genomebus_common.topics import SAMPLE_ALIGNED, SAMPLE_RECEIVED_LANES, STAGE_FAILED, VARIANTS_CALLED
+from genomebus_testdata import evaluate, make_reference, read_pairs_for, simulate_sample
+
+from .envfile import endpoints
+from .paths import state_dir
+from .services import ServiceGroup, ServiceProcess
+
+HOSPITAL, DEMO_CPR = "DEMO", "010190-1234"  # a made-up, well-formed national id
+WATCHED = {
+    **{lane.name: SampleReceived for lane in SAMPLE_RECEIVED_LANES.values()},
+    SAMPLE_ALIGNED.name: SampleAligned,
+    VARIANTS_CALLED.name: VariantsCalled,
+    STAGE_FAILED.name: StageFailed,
+}
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+@dataclass
+class Timeline:
+    started: float = field(default_factory=time.monotonic)
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, name: str) -> float:
+        self.marks[name] = time.monotonic() - self.started
+        return self.marks[name]
+
+    def between(self, a: str, b: str) -> float:
+        return self.marks[b] - self.marks[a]
+
+
+def _secrets(folder: Path) -> dict[str, str]:
+    """The demo's pseudonym key and LIS token, made once per stack and kept out of git."""
+    path = folder / "demo-secrets.json"
+    if not path.exists():
+        path.write_text(json.dumps({"pseudonym_key": secrets.token_hex(32), "lis_token": secrets.token_urlsafe(24)}))
+        path.chmod(0o600)
+    return json.loads(path.read_text())
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            yield chunk
+
+
+async def _watch_from_now(bootstrap: str) -> AIOKafkaConsumer:
+    """An outside consumer positioned at the end of every watched topic, before we post."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    partitions = [
+        TopicPartition(topic, p)
+        for topic in WATCHED
+        for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
+    ]
+    consumer.assign(partitions)
+    await consumer.seek_to_end(*partitions)
+    for tp in partitions:  # resolve the positions now, so nothing posted later is skipped
+        await consumer.position(tp)
+    return consumer
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    for _ in range(50):
+        await consumer._client.force_metadata_update()  # noqa: SLF001 (topic made at service start)
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"topic {topic} does not exist")
+
+
+async def run(args: argparse.Namespace) -> int:
+    folder = state_dir()
+    stack = endpoints()
+    settings = ServiceSettings(**{k.removeprefix("GENOMEBUS_").lower(): v for k, v in stack.items()}, _env_file=None)  # type: ignore[call-arg]
+    timeline = Timeline()
+
+    say(f"1/5 data: {args.length / 1e6:g} Mb of GRCh37 chrX from smalt-examples, {args.coverage:g}x, seed {args.seed}")
+    data = folder / "demo-data"
+    reference_fasta = make_reference(data / "reference", length=args.length)
+    sample = simulate_sample(
+        reference_fasta,
+        data / f"sample-{args.length}-{args.coverage:g}x-seed{args.seed}",
+        read_pairs=read_pairs_for(args.coverage, args.length),
+        seed=args.seed,
+    )
+    say(
+        f"    {sample.read_pairs:,} read pairs; truth: {sample.snv_count:,} SNVs, "
+        f"{sample.indel_count:,} indels ({timeline.mark('data'):.1f}s)"
+    )
+
+    say("2/5 reference genome: register once (FASTA, .fai and bwa index in MinIO)")
+    store = ObjectStore.from_settings(settings)
+    registry = ReferenceRegistry(store, folder / "demo-work" / "references")
+    manifest = registry.register(reference_fasta.stem, reference_fasta, folder / "demo-work")
+    say(f"    {manifest.reference.id} = {manifest.reference.digest} ({timeline.mark('reference'):.1f}s)")
+
+    keys = _secrets(folder)
+    common = {
+        **stack,
+        "GENOMEBUS_PSEUDONYM_KEY": keys["pseudonym_key"],
+        "GENOMEBUS_HOSPITAL_TOKENS": json.dumps({HOSPITAL: hashlib.sha256(keys["lis_token"].encode()).hexdigest()}),
+        "GENOMEBUS_ALIGNER": args.aligner,
+        "GENOMEBUS_LOG_LEVEL": "INFO",
+    }
+    logs = folder / "logs"
+    services = [
+        ServiceProcess(name, {**common, "GENOMEBUS_WORK_DIR": str(folder / "demo-work" / name)}, logs)
+        for name in ("ingest", "alignment", "calling")
+    ]
+    say("3/5 services: ingest, alignment, calling (logs in .stack/logs/<service>.log)")
+    with ServiceGroup(services) as group:
+        say(f"    ready ({timeline.mark('services'):.1f}s); ingest at {group['ingest'].url}")
+        watcher = await _watch_from_now(settings.kafka_bootstrap_servers)
+        try:
+            return await _post_and_follow(args, group, watcher, keys, sample, reference_fasta, store, manifest.reference.id, timeline)
+        finally:
+            await watcher.stop()
+
+
+async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, store, reference_id, timeline) -> int:  # noqa: ANN001, PLR0913
+    specimen = f"SPEC{int(time.time())}"
+    registration = {
+        "hospital_id": HOSPITAL,
+        "specimen_id": specimen,
+        "lis_order_id": f"ORDER-{specimen}",
+        "national_id": DEMO_CPR,
+        "sequencing_run": "DEMO-RUN-1",
+        "read_group": {"id": f"{specimen}.L1", "library": f"{specimen}.LIB", "platform": "ILLUMINA"},
+        "priority": args.priority,
+        "reference_id": reference_id,
+        "reads": {"r1_sha256": _sha256(sample.reads_1), "r2_sha256": _sha256(sample.reads_2)},
+    }
+    say(f"4/5 post: hospital {HOSPITAL} registers specimen {specimen} ({args.priority}) and streams its reads")
+    auth = {"Authorization": f"Bearer {keys['lis_token']}"}
+    async with httpx.AsyncClient(base_url=group["ingest"].url, headers=auth, timeout=600) as lis:
+        created = await lis.post("/v1/samples", json=registration)
+        if created.status_code not in (200, 201):
+            say(f"    ingest refused the sample: {created.status_code} {created.text}")
+            return 1
+        view = created.json()
+        for mate, path in (("R1", sample.reads_1), ("R2", sample.reads_2)):
+            response = await lis.put(view["upload"][mate], content=_chunks(path))
+            if response.status_code != 200:
+                say(f"    upload of {mate} refused: {response.status_code} {response.text}")
+                return 1
+            view = response.json()
+        if view["status"] != "received":
+            say(f"    ingest rejected the sample: {view['reasons']}")
+            return 1
+    sample_id = view["sample_id"]
+    say(f"    accepted as {sample_id}: {view['read_pairs']:,} read pairs checked ({timeline.mark('posted'):.1f}s)")
+
+    say("5/5 following the events on Kafka")
+    aligned: SampleAligned | None = None
+    called: VariantsCalled | None = None
+    deadline = time.monotonic() + args.timeout
+    last_note = time.monotonic()
+    while called is None:
+        if time.monotonic() > deadline:
+            say(f"    gave up after {args.timeout}s; see .stack/logs/")
+            return 1
+        batch = await watcher.getmany(timeout_ms=1000)
+        for tp, records in batch.items():
+            for record in records:
+                if record.key != sample_id.encode():
+                    continue
+                event: Event = WATCHED[tp.topic].from_bytes(record.value)
+                if isinstance(event, SampleReceived):
+                    say(f"    [{timeline.mark('received'):6.1f}s] sample.received on {tp.topic}")
+                elif isinstance(event, SampleAligned):
+                    aligned = event
+                    m = event.metrics
+                    say(
+                        f"    [{timeline.mark('aligned'):6.1f}s] sample.aligned: {m.reads_total:,} reads, "
+                        f"mapped {m.mapping_rate:.2%}, duplicates {m.duplicate_rate:.2%}, "
+                        f"mean coverage {m.mean_coverage:.1f}x"
+                    )
+                elif isinstance(event, VariantsCalled):
+                    called = event
+                    c = event.counts
+                    say(
+                        f"    [{timeline.mark('called'):6.1f}s] variants.called: {c.records:,} records "
+                        f"({c.snv:,} SNVs, {c.indel:,} indels)"
+                    )
+                elif isinstance(event, StageFailed):
+                    say(f"    [{timeline.mark('failed'):6.1f}s] {event.stage.value} FAILED: {event.error_code}: {event.reason}")
+                    return 1
+        if time.monotonic() - last_note > 15:
+            stage = "calling" if aligned else "aligning"
+            say(f"    ... {stage} ({time.monotonic() - timeline.started:.0f}s)")
+            last_note = time.monotonic()
+
+    vcf = Path(sample.truth_vcf).parent / f"{sample_id}.calls.vcf.gz"
+    store.download(called.vcf, vcf)
+    store.download(called.vcf_index, vcf.with_name(vcf.name + ".tbi"))
+    accuracy = evaluate(vcf, sample.truth_vcf, reference_fasta)
+    say("")
+    say("summary")
+    say(f"  sample       {sample_id} (patient {called.patient_pseudonym[:16]}...)")
+    say(f"  ingest       {timeline.between('services', 'posted'):6.1f}s  register + upload + checks")
+    say(f"  alignment    {timeline.between('posted', 'aligned'):6.1f}s  {', '.join(f'{t.name} {t.version}' for t in aligned.tools)}")  # type: ignore[union-attr]
+    say(f"  calling      {timeline.between('aligned', 'called'):6.1f}s  {', '.join(f'{t.name} {t.version}' for t in called.tools)}")
+    say(f"  BAM          s3://{aligned.bam.bucket}/{aligned.bam.key} ({aligned.bam.size / 1e6:.1f} MB, sha256 {aligned.bam.sha256[:12]}...)")  # type: ignore[union-attr]
+    say(f"  VCF          s3://{called.vcf.bucket}/{called.vcf.key} ({called.vcf.size / 1e3:.0f} kB)")
+    c = called.counts
+    say(f"  variants     {c.snv:,} SNVs, {c.indel:,} indels, Ti/Tv {c.ti_tv}, het/hom {c.het_hom_ratio}")
+    for line in accuracy.summary().splitlines():
+        say(f"  accuracy     {line}")
+    say(f"  total        {time.monotonic() - timeline.started:.1f}s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="genomebus demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--length", type=int, default=1_000_000, help="reference slice length (bp)")
+    parser.add_argument("--coverage", type=float, default=30.0)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--aligner", choices=["bwa", "minimap2"], default="bwa")
+    parser.add_argument("--priority", default="urgent_clinical", choices=["urgent_clinical", "routine", "research"])
+    parser.add_argument("--timeout", type=int, default=900, help="seconds to wait for the pipeline")
+    args = parser.parse_args(argv)
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
