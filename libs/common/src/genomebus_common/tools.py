@@ -76,7 +76,7 @@ class Command:
     template: tuple[Arg, ...]
 
     @classmethod
-    def of(cls, *args: Arg) -> "Command":
+    def of(cls, *args: Arg) -> Command:
         return cls(tuple(args))
 
     @property
@@ -97,7 +97,9 @@ class Command:
         return out
 
     def display(self) -> str:
-        return " ".join(f"<{a.name}>" if isinstance(a, Data) else shlex.quote(a) for a in self.template)
+        return " ".join(
+            f"<{a.name}>" if isinstance(a, Data) else shlex.quote(a) for a in self.template
+        )
 
 
 def display_pipeline(commands: Iterable[Command]) -> str:
@@ -228,7 +230,7 @@ class Pipeline:
         self.output: bytes | None = None
         self.outcomes: list[ProcessOutcome] = []
 
-    def __enter__(self) -> "Pipeline":
+    def __enter__(self) -> Pipeline:
         return self.start()
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -237,7 +239,7 @@ class Pipeline:
         if self._procs and not self.outcomes:
             self._collect()
 
-    def start(self) -> "Pipeline":
+    def start(self) -> Pipeline:
         out_file = open(self._stdout_path, "wb") if self._stdout_path is not None else None
         try:
             upstream: int | IO[Any] | None = self._stdin
@@ -252,15 +254,16 @@ class Pipeline:
                 else:
                     stdout = subprocess.PIPE
                 err = tempfile.TemporaryFile()
-                self._stderrs.append(err)
                 try:
                     proc = subprocess.Popen(
                         argv, stdin=upstream, stdout=stdout, stderr=err, cwd=self._cwd
                     )
                 except (FileNotFoundError, PermissionError) as exc:
+                    err.close()
                     raise _missing(argv) from exc
                 with self._lock:
                     self._procs.append(proc)
+                    self._stderrs.append(err)
                 # Drop the parent's copy of the pipe so the upstream sees SIGPIPE if this one dies.
                 if i > 0 and self._procs[i - 1].stdout is not None:
                     self._procs[i - 1].stdout.close()  # type: ignore[union-attr]
@@ -296,11 +299,10 @@ class Pipeline:
             self.output = last.stdout.read()
             last.stdout.close()
         outcomes = []
-        for proc, err in zip(self._procs, self._stderrs):
+        for proc, err in zip(self._procs, self._stderrs, strict=True):
             rc = proc.wait()
-            outcomes.append(
-                ProcessOutcome(_display_name(proc.args), tuple(proc.args), rc, _tail(err))  # type: ignore[arg-type]
-            )
+            argv = tuple(str(a) for a in proc.args)  # type: ignore[union-attr]
+            outcomes.append(ProcessOutcome(_display_name(argv), argv, rc, _tail(err)))
         for err in self._stderrs:
             err.close()
         self.outcomes = outcomes
@@ -344,7 +346,7 @@ _VERSION_PROBES: dict[str, tuple[list[str], str]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tool_version(tool: str) -> str:
     """The version the installed tool reports about itself (not what we believe is installed)."""
     args, pattern = _VERSION_PROBES.get(tool, (["--version"], rf"^{re.escape(tool)}\s+(\S+)"))

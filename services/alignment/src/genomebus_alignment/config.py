@@ -1,0 +1,33 @@
+"""Alignment's settings: the shared ones plus the aligner and its resources."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from genomebus_common.events import Priority
+from genomebus_common.settings import ServiceSettings
+
+
+class AlignmentSettings(ServiceSettings):
+    service_name: str = "alignment"
+    aligner: Literal["bwa", "minimap2"] = Field(
+        "bwa", description="bwa mem (default), or minimap2 -ax sr as the fast option."
+    )
+    threads: int = Field(os.cpu_count() or 2, ge=1, description="Threads for the aligner and samtools.")
+    sort_memory_mb: int = Field(
+        512, ge=64, description="samtools sort memory per thread: bounds memory whatever the sample size."
+    )
+    alignments_bucket: str = Field("genomebus-alignments", description="Bucket for BAMs and indexes.")
+    lanes: list[Priority] = Field(
+        default_factory=lambda: list(Priority),
+        description="Which priority lanes this worker consumes (comma-separated); run dedicated "
+        "urgent_clinical workers so urgent samples never wait behind research.",
+    )
+
+    @field_validator("lanes", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value

@@ -1,0 +1,95 @@
+"""Alignment's handler: a received sample in, a checked BAM and a SampleAligned event out.
+
+Idempotent by construction: outputs have one deterministic place per sample, and the event is
+written next to them (``RECORD``) before it is published. A redelivered event
+finds that record and publishes the same event again (same event id, so downstream consumers
+see a duplicate, not a second sample) instead of aligning twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from faststream.kafka import KafkaBroker
+
+from genomebus_common.broker import Delivery, publish_event
+from genomebus_common.events import Producer, SampleAligned, SampleReceived
+from genomebus_common.objectstore import ObjectStore
+from genomebus_common.reference import ReferenceRegistry
+
+from .config import AlignmentSettings
+from .pipeline import ReadCountMismatch, align
+
+log = logging.getLogger(__name__)
+PRODUCER = Producer(service="alignment", version="0.1.0")
+RECORD = "sample-aligned.json"
+
+
+@dataclass
+class AlignSample:
+    settings: AlignmentSettings
+    store: ObjectStore
+    references: ReferenceRegistry
+    broker: KafkaBroker
+
+    def _prefix(self, sample_id: str) -> str:
+        return f"samples/{sample_id}/alignment"
+
+    def _align_and_store(self, event: SampleReceived) -> SampleAligned:
+        reference_fasta, _ = self.references.materialise(event.reference)
+        workdir = Path(self.settings.work_dir) / "alignment" / event.sample_id
+        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            with self.store.open(event.reads_r1) as r1, self.store.open(event.reads_r2) as r2:
+                result = align(
+                    r1,  # type: ignore[arg-type]
+                    r2,  # type: ignore[arg-type]
+                    reference_fasta,
+                    event.read_group,
+                    workdir,
+                    aligner=self.settings.aligner,
+                    threads=self.settings.threads,
+                    sort_memory_mb=self.settings.sort_memory_mb,
+                )
+            if result.read_pairs != event.read_pairs:
+                raise ReadCountMismatch(
+                    f"ingest counted {event.read_pairs} read pairs, alignment read {result.read_pairs}"
+                )
+            prefix, bucket = self._prefix(event.sample_id), self.settings.alignments_bucket
+            bam = self.store.put_file(
+                bucket, f"{prefix}/{event.sample_id}.bam", result.bam, content_type="application/x-bam"
+            )
+            bai = self.store.put_file(bucket, f"{prefix}/{event.sample_id}.bam.bai", result.bai)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        aligned = SampleAligned(
+            correlation_id=event.correlation_id,
+            sample_id=event.sample_id,
+            patient_pseudonym=event.patient_pseudonym,
+            reference=event.reference,
+            producer=PRODUCER,
+            bam=bam,
+            bam_index=bai,
+            metrics=result.metrics,
+            tools=result.tools,
+        )
+        self.store.write_model(bucket, f"{prefix}/{RECORD}", aligned)
+        return aligned
+
+    async def __call__(self, event: SampleReceived, delivery: Delivery) -> None:
+        aligned = await asyncio.to_thread(
+            self.store.read_model,
+            self.settings.alignments_bucket,
+            f"{self._prefix(event.sample_id)}/{RECORD}",
+            SampleAligned,
+        )
+        if aligned is None:
+            log.info("aligning", extra={"sample_id": event.sample_id, "read_pairs": event.read_pairs})
+            aligned = await asyncio.to_thread(self._align_and_store, event)
+        else:
+            log.info("already aligned; publishing again", extra={"sample_id": event.sample_id})
+        await publish_event(self.broker, aligned)

@@ -1,0 +1,53 @@
+"""Entry point: ``genomebus-alignment`` consumes received samples from its priority lanes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from genomebus_common.events import SampleReceived, Stage
+from genomebus_common.objectstore import ObjectStore
+from genomebus_common.reference import ReferenceRegistry
+from genomebus_common.runtime import ServiceRuntime, create_app, serve
+from genomebus_common.topics import sample_received_topic
+
+from .config import AlignmentSettings
+from .handlers import AlignSample
+
+
+def build_app(settings: AlignmentSettings) -> FastAPI:
+    runtime = ServiceRuntime(settings, Stage.ALIGNMENT)
+    store = ObjectStore.from_settings(settings)
+    handler = AlignSample(
+        settings=settings,
+        store=store,
+        references=ReferenceRegistry(store, Path(settings.work_dir) / "references"),
+        broker=runtime.broker,
+    )
+    # One subscriber, so one consumer, per lane: an urgent sample never queues behind research.
+    for lane in settings.lanes:
+        runtime.consumer.subscribe(
+            SampleReceived,
+            handler,
+            sample_received_topic(lane),
+            max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
+        )
+
+    @contextlib.asynccontextmanager
+    async def resources(rt: ServiceRuntime) -> AsyncIterator[AlignSample]:
+        store.ensure_bucket(settings.alignments_bucket)
+        yield handler
+
+    return create_app(runtime, resources=resources, title="genomebus alignment")
+
+
+def main() -> None:
+    settings = AlignmentSettings.load()
+    serve(build_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

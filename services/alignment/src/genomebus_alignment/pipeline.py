@@ -1,0 +1,354 @@
+"""Paired reads -> duplicate-marked, coordinate-sorted, indexed, checked BAM, with metrics.
+
+One streaming pipeline, so memory is bounded by the tools' own settings and never by the
+sample's size::
+
+    FASTQ.gz streams --(Python: gunzip + count)--> FIFOs
+        -> bwa mem | samtools fixmate -m | samtools sort | samtools markdup --write-index
+
+Then the result is proven rather than trusted: every process exited 0, the BAM ends with the
+BGZF EOF block, the index exists, and the BAM holds exactly one primary record per input read.
+Only then are the metrics computed (flagstat, coverage) and the result returned.
+
+The Kafka handler (elsewhere) maps the raised errors: ``ToolFailed``/``InvalidReads`` are
+permanent (dead letter), ``ToolFailedTransiently`` is retried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from genomebus_common.errors import PermanentError, ToolFailed
+from genomebus_common.events import AlignmentMetrics, ReadGroup, ToolProvenance
+from genomebus_common.tools import (
+    Command,
+    Data,
+    FifoFeeder,
+    Pipeline,
+    display_pipeline,
+    make_fifo,
+    read_fai,
+    require_bgzf_eof,
+    require_nonempty,
+    run_pipeline,
+    run_tool,
+    tool_version,
+)
+
+from .fastq import FastqCount, InvalidReads, counted_fastq
+
+Aligner = Literal["bwa", "minimap2"]
+
+BWA_INDEX_SUFFIXES = (".amb", ".ann", ".bwt", ".pac", ".sa")
+
+#: Fixed output names: a sample id in a path could read as a URL scheme to htslib ("s3:...").
+BAM_NAME = "aligned.bam"
+MARKDUP_STATS_NAME = "markdup.stats.txt"
+
+_MIN_SORT_MEMORY_MB = 64
+
+
+class ReferenceNotIndexed(PermanentError):
+    """The reference lacks the aligner's index: the registry must run ``index_reference``."""
+
+    code = "reference_not_indexed"
+
+
+class ReadCountMismatch(ToolFailed):
+    """The BAM does not hold one primary record per input read: reads were lost or invented."""
+
+    code = "read_count_mismatch"
+
+
+@dataclass(frozen=True)
+class AlignmentResult:
+    bam: Path
+    bai: Path
+    metrics: AlignmentMetrics
+    tools: list[ToolProvenance]
+    read_pairs: int
+    markdup_stats: Path
+
+
+# --- reference preparation ---------------------------------------------------------------------
+
+
+def index_reference(fasta: Path) -> None:
+    """Build the bwa index and the .fai beside ``fasta``; run once per registered reference.
+
+    bwa index takes minutes and gigabytes on a human genome, which is why alignment refuses to
+    build it on the fly. minimap2 needs no prebuilt index (it indexes a 5 Mb reference in about
+    a second).
+    """
+    fasta = Path(fasta)
+    if not fasta.is_file():
+        raise PermanentError(f"reference FASTA not found: {fasta}")
+    run_pipeline([["bwa", "index", str(fasta)]])
+    run_pipeline([["samtools", "faidx", str(fasta)]])
+    _require_reference_index(fasta, "bwa")
+
+
+def _require_reference_index(fasta: Path, aligner: Aligner) -> None:
+    if not fasta.is_file():
+        raise ReferenceNotIndexed(f"reference FASTA not found: {fasta.name}")
+    needed = [Path(str(fasta) + ".fai")]
+    if aligner == "bwa":
+        needed += [Path(str(fasta) + s) for s in BWA_INDEX_SUFFIXES]
+    missing = [p.name for p in needed if not p.is_file()]
+    if missing:
+        raise ReferenceNotIndexed(
+            f"reference {fasta.name} is not indexed (missing {', '.join(missing)}); "
+            "run index_reference first"
+        )
+
+
+# --- the pipeline ------------------------------------------------------------------------------
+
+
+def _read_group_line(rg: ReadGroup) -> str:
+    # Literal backslash-t: bwa and minimap2 expand "\t" in -R themselves.
+    fields = [f"ID:{rg.id}", f"SM:{rg.sample}", f"LB:{rg.library}", f"PL:{rg.platform}"]
+    if rg.platform_unit:
+        fields.append(f"PU:{rg.platform_unit}")
+    return "\\t".join(["@RG", *fields])
+
+
+def _aligner_command(aligner: Aligner, threads: int) -> Command:
+    r1, r2, ref, rg = Data("r1.fastq"), Data("r2.fastq"), Data("reference"), Data("read-group")
+    if aligner == "bwa":
+        return Command.of("bwa", "mem", "-t", str(threads), "-R", rg, ref, r1, r2)
+    if aligner == "minimap2":
+        return Command.of("minimap2", "-ax", "sr", "-t", str(threads), "-R", rg, ref, r1, r2)
+    raise ValueError(f"unknown aligner {aligner!r}")
+
+
+def _samtools_commands(threads: int, sort_memory_mb: int) -> list[Command]:
+    # sort's -m is per sorting thread; -@ N gives N sorting threads. Keep the total at the budget.
+    per_thread_mb = max(sort_memory_mb // threads, 32)
+    extra = str(max(threads - 1, 0))
+    return [
+        # Uncompressed between stages: compressing a stream only to decompress it is wasted CPU.
+        Command.of("samtools", "fixmate", "-u", "-m", "-", "-"),
+        Command.of(
+            "samtools", "sort", "-u", "-@", str(threads), "-m", f"{per_thread_mb}M",
+            "-T", Data("tmp/sort"), "-",
+        ),
+        Command.of(
+            "samtools", "markdup", "-@", extra, "-T", Data("tmp/markdup"),
+            "-f", Data("markdup.stats"), "--write-index", "-", Data("bam##idx##bai"),
+        ),
+    ]
+
+
+def _source_reader(source: BinaryIO | Path, stack: contextlib.ExitStack) -> Callable[[int], bytes]:
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise InvalidReads(f"reads file not found: {path.name}")
+        return stack.enter_context(open(path, "rb")).read
+    return source.read
+
+
+def _feed_and_align(
+    reads: tuple[BinaryIO | Path, BinaryIO | Path],
+    commands: list[Command],
+    values: dict[str, str],
+    fifo_dir: Path,
+) -> tuple[FastqCount, FastqCount]:
+    """Run the pipeline with both FIFOs fed; return the per-file counts once all is done.
+
+    Precedence of failures, most specific first: damaged input (the pipeline is aborted at
+    once), then the tools' own failures, then a tool that stopped reading early.
+    """
+    counts = (FastqCount("R1"), FastqCount("R2"))
+    with contextlib.ExitStack() as stack:
+        readers = [_source_reader(src, stack) for src in reads]
+        fifos = [make_fifo(fifo_dir / "r1.fastq"), make_fifo(fifo_dir / "r2.fastq")]
+        values = {**values, "r1.fastq": str(fifos[0]), "r2.fastq": str(fifos[1])}
+        pipeline = Pipeline([c.argv(values) for c in commands])
+        feeders = [
+            FifoFeeder(fifo, counted_fastq(read, count), on_error=lambda _e: pipeline.abort())
+            for fifo, read, count in zip(fifos, readers, counts, strict=True)
+        ]
+        tool_error: Exception | None = None
+        try:
+            pipeline.start()
+            for feeder in feeders:
+                feeder.start()
+            try:
+                pipeline.wait()
+            except Exception as exc:  # noqa: BLE001 - reported below, after the input's verdict
+                tool_error = exc
+        finally:
+            # Every tool has exited here (or never started): feeders still waiting for a
+            # reader give up, and those mid-write have already seen the reader go.
+            for feeder in feeders:
+                feeder.cancel()
+            for feeder in feeders:
+                if feeder.ident is not None:  # started
+                    feeder.join()
+            for fifo in fifos:
+                fifo.unlink(missing_ok=True)
+        for feeder in feeders:
+            if feeder.error is not None:
+                raise feeder.error from tool_error
+        if tool_error is not None:
+            raise tool_error
+        for count in counts:
+            if not count.complete:
+                # bwa, for one, stops at the end of the shorter file of a pair and exits 0 with
+                # only a warning: quote it, it is the best explanation there is.
+                raise ToolFailed(
+                    f"the aligner stopped reading {count.label} after {count.records} records "
+                    f"without reporting an error: {_diagnostics(pipeline.outcomes[0].stderr_tail)}"
+                )
+    if counts[0].records != counts[1].records:
+        raise InvalidReads(
+            f"R1 holds {counts[0].records} reads but R2 holds {counts[1].records}: "
+            "the files are not a pair"
+        )
+    if counts[0].records == 0:
+        raise InvalidReads("the reads files hold no reads")
+    return counts
+
+
+def _diagnostics(stderr: str) -> str:
+    """The warning and error lines of a tool's stderr, else its last line."""
+    lines = [ln for ln in stderr.splitlines() if ln.startswith(("[W::", "[E::", "ERROR"))]
+    return "; ".join(lines[-5:]) if lines else (stderr.strip().splitlines() or ["no stderr"])[-1]
+
+
+def align(
+    reads_r1: BinaryIO | Path,
+    reads_r2: BinaryIO | Path,
+    reference_fasta: Path,
+    read_group: ReadGroup,
+    workdir: Path,
+    *,
+    aligner: Aligner = "bwa",
+    threads: int = 2,
+    sort_memory_mb: int = 256,
+) -> AlignmentResult:
+    """Align a gzipped FASTQ pair (paths or readable binary streams) and check the BAM.
+
+    ``workdir`` belongs to this call: its ``tmp`` folder is wiped first, so a retry after a kill
+    never trips over the previous attempt's temporary files. The caller streams the returned BAM
+    and index out of it and removes it.
+    """
+    if threads < 1:
+        raise ValueError("threads must be at least 1")
+    if sort_memory_mb < _MIN_SORT_MEMORY_MB:
+        raise ValueError(f"sort_memory_mb must be at least {_MIN_SORT_MEMORY_MB}")
+    reference_fasta = Path(reference_fasta)
+    _require_reference_index(reference_fasta, aligner)
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    tmp = workdir / "tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    bam = workdir / BAM_NAME
+    bai = workdir / (BAM_NAME + ".bai")
+    stats = workdir / MARKDUP_STATS_NAME
+    for stale in (bam, bai, stats):
+        stale.unlink(missing_ok=True)
+
+    align_cmd = _aligner_command(aligner, threads)
+    samtools_cmds = _samtools_commands(threads, sort_memory_mb)
+    values = {
+        "reference": str(reference_fasta),
+        "read-group": _read_group_line(read_group),
+        "tmp/sort": str(tmp / "sort"),
+        "tmp/markdup": str(tmp / "markdup"),
+        "markdup.stats": str(stats),
+        "bam##idx##bai": f"{bam}##idx##{bai}",
+    }
+    counts = _feed_and_align((reads_r1, reads_r2), [align_cmd, *samtools_cmds], values, tmp)
+    read_pairs = counts[0].records
+
+    require_bgzf_eof(bam, "the BAM")
+    require_nonempty(bai, "the BAM index")
+    flags = _flagstat(bam, threads)
+    expected_reads = 2 * read_pairs
+    if flags.primary != expected_reads:
+        raise ReadCountMismatch(
+            f"the BAM holds {flags.primary} primary records but the input held "
+            f"{expected_reads} reads ({read_pairs} pairs)"
+        )
+    mapped = flags.primary_mapped
+    metrics = AlignmentMetrics(
+        reads_total=flags.primary,
+        mapping_rate=mapped / flags.primary,
+        duplicate_rate=min(flags.primary_duplicates / mapped, 1.0) if mapped else 0.0,
+        mean_coverage=mean_coverage(bam, reference_fasta),
+    )
+    shutil.rmtree(tmp, ignore_errors=True)
+    tools = [
+        ToolProvenance(name=aligner, version=tool_version(aligner), command=align_cmd.display()),
+        ToolProvenance(
+            name="samtools",
+            version=tool_version("samtools"),
+            command=display_pipeline(samtools_cmds),
+        ),
+    ]
+    return AlignmentResult(
+        bam=bam, bai=bai, metrics=metrics, tools=tools, read_pairs=read_pairs, markdup_stats=stats
+    )
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlagCounts:
+    primary: int
+    primary_mapped: int
+    primary_duplicates: int
+
+
+def _flagstat(bam: Path, threads: int) -> FlagCounts:
+    """Primary, mapped and duplicate counts in one pass over the BAM.
+
+    flagstat's "primary" is exactly ``samtools view -c -F 0x900`` (neither secondary nor
+    supplementary); QC-failed reads are added back, since they are reads too.
+    """
+    report = json.loads(
+        run_tool(["samtools", "flagstat", "-@", str(max(threads - 1, 0)), "-O", "json", str(bam)])
+    )
+
+    def total(key: str) -> int:
+        return sum(int(report[group][key]) for group in ("QC-passed reads", "QC-failed reads"))
+
+    return FlagCounts(total("primary"), total("primary mapped"), total("primary duplicates"))
+
+
+def _coverage_rows(bam: Path) -> Iterator[tuple[str, int, float]]:
+    for line in run_tool(["samtools", "coverage", str(bam)]).splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        cols = line.split("\t")
+        name, start, end, meandepth = cols[0], int(cols[1]), int(cols[2]), float(cols[6])
+        yield name, end - start + 1, meandepth
+
+
+def mean_coverage(bam: Path, reference_fasta: Path) -> float:
+    """Mean depth over the whole reference, duplicates excluded (samtools coverage's defaults).
+
+    ``samtools coverage`` reports one mean per contig in a single pass, far cheaper than
+    summing ``samtools depth -a`` in Python; weighting by contig length gives the genome mean.
+    The denominator is the reference's length, so contigs without reads count as zero.
+    """
+    by_contig = {name: (length, depth) for name, length, depth in _coverage_rows(bam)}
+    fai = Path(str(reference_fasta) + ".fai")
+    lengths = dict(read_fai(fai)) if fai.is_file() else {n: ln for n, (ln, _) in by_contig.items()}
+    genome = sum(lengths.values())
+    if genome == 0:
+        return 0.0
+    covered = sum(length * depth for length, depth in by_contig.values())
+    return covered / genome

@@ -1,0 +1,83 @@
+"""Calling's handler: an aligned sample in, a checked VCF and a VariantsCalled event out.
+
+Idempotent like alignment: one deterministic place per sample, and the event recorded beside
+the outputs before it is published, so a redelivery republishes instead of calling again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from faststream.kafka import KafkaBroker
+
+from genomebus_common.broker import Delivery, publish_event
+from genomebus_common.events import Producer, SampleAligned, VariantsCalled
+from genomebus_common.objectstore import ObjectStore
+from genomebus_common.reference import ReferenceRegistry
+
+from .config import CallingSettings
+from .pipeline import call_variants
+
+log = logging.getLogger(__name__)
+PRODUCER = Producer(service="calling", version="0.1.0")
+RECORD = "variants-called.json"
+
+
+@dataclass
+class CallSample:
+    settings: CallingSettings
+    store: ObjectStore
+    references: ReferenceRegistry
+    broker: KafkaBroker
+
+    def _prefix(self, sample_id: str) -> str:
+        return f"samples/{sample_id}/calling"
+
+    def _call_and_store(self, event: SampleAligned) -> VariantsCalled:
+        reference_fasta, _ = self.references.materialise(event.reference)
+        workdir = Path(self.settings.work_dir) / "calling" / event.sample_id
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        try:
+            bam = self.store.download(event.bam, workdir / "input.bam")
+            self.store.download(event.bam_index, workdir / "input.bam.bai")
+            result = call_variants(bam, reference_fasta, workdir / "out", threads=self.settings.threads)
+            prefix, bucket = self._prefix(event.sample_id), self.settings.variants_bucket
+            vcf = self.store.put_file(
+                bucket, f"{prefix}/{event.sample_id}.vcf.gz", result.vcf, content_type="application/gzip"
+            )
+            tbi = self.store.put_file(bucket, f"{prefix}/{event.sample_id}.vcf.gz.tbi", result.index)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        called = VariantsCalled(
+            correlation_id=event.correlation_id,
+            sample_id=event.sample_id,
+            patient_pseudonym=event.patient_pseudonym,
+            reference=event.reference,
+            producer=PRODUCER,
+            bam=event.bam,
+            vcf=vcf,
+            vcf_index=tbi,
+            counts=result.counts,
+            tools=result.tools,
+        )
+        self.store.write_model(bucket, f"{prefix}/{RECORD}", called)
+        return called
+
+    async def __call__(self, event: SampleAligned, delivery: Delivery) -> None:
+        called = await asyncio.to_thread(
+            self.store.read_model,
+            self.settings.variants_bucket,
+            f"{self._prefix(event.sample_id)}/{RECORD}",
+            VariantsCalled,
+        )
+        if called is None:
+            log.info("calling", extra={"sample_id": event.sample_id})
+            called = await asyncio.to_thread(self._call_and_store, event)
+        else:
+            log.info("already called; publishing again", extra={"sample_id": event.sample_id})
+        await publish_event(self.broker, called)

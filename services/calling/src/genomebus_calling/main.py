@@ -1,0 +1,51 @@
+"""Entry point: ``genomebus-calling`` consumes aligned samples."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from genomebus_common.events import SampleAligned, Stage
+from genomebus_common.objectstore import ObjectStore
+from genomebus_common.reference import ReferenceRegistry
+from genomebus_common.runtime import ServiceRuntime, create_app, serve
+from genomebus_common.topics import SAMPLE_ALIGNED
+
+from .config import CallingSettings
+from .handlers import CallSample
+
+
+def build_app(settings: CallingSettings) -> FastAPI:
+    runtime = ServiceRuntime(settings, Stage.CALLING)
+    store = ObjectStore.from_settings(settings)
+    handler = CallSample(
+        settings=settings,
+        store=store,
+        references=ReferenceRegistry(store, Path(settings.work_dir) / "references"),
+        broker=runtime.broker,
+    )
+    runtime.consumer.subscribe(
+        SampleAligned,
+        handler,
+        SAMPLE_ALIGNED.name,
+        max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
+    )
+
+    @contextlib.asynccontextmanager
+    async def resources(rt: ServiceRuntime) -> AsyncIterator[CallSample]:
+        store.ensure_bucket(settings.variants_bucket)
+        yield handler
+
+    return create_app(runtime, resources=resources, title="genomebus calling")
+
+
+def main() -> None:
+    settings = CallingSettings.load()
+    serve(build_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()
