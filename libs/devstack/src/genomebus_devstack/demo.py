@@ -18,7 +18,7 @@ import json
 import secrets
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,9 +85,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _chunks(path: Path) -> Iterator[bytes]:
+async def _chunks(path: Path) -> AsyncIterator[bytes]:
+    """The file as an upload body, a MiB at a time (never whole in memory)."""
     with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
+        while chunk := await asyncio.to_thread(handle.read, 1 << 20):
             yield chunk
 
 
@@ -252,7 +253,8 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
     say(f"  BAM          s3://{aligned.bam.bucket}/{aligned.bam.key} ({aligned.bam.size / 1e6:.1f} MB, sha256 {aligned.bam.sha256[:12]}...)")  # type: ignore[union-attr]
     say(f"  VCF          s3://{called.vcf.bucket}/{called.vcf.key} ({called.vcf.size / 1e3:.0f} kB)")
     c = called.counts
-    say(f"  variants     {c.snv:,} SNVs, {c.indel:,} indels, Ti/Tv {c.ti_tv}, het/hom {c.het_hom_ratio}")
+    ratio = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
+    say(f"  variants     {c.snv:,} SNVs, {c.indel:,} indels, Ti/Tv {ratio(c.ti_tv)}, het/hom {ratio(c.het_hom_ratio)}")
     for line in accuracy.summary().splitlines():
         say(f"  accuracy     {line}")
     say(f"  total        {time.monotonic() - timeline.started:.1f}s")
