@@ -55,6 +55,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
             "level": record.levelname,
             "service": self.service_name,
+            "pid": record.process,
             "logger": record.name,
             "message": record.getMessage(),
         }

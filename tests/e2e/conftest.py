@@ -1,0 +1,120 @@
+"""The real services as processes on the real stack, fed by a LIS client, watched on Kafka."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from genomebus_common.objectstore import ObjectStore
+from genomebus_common.reference import Manifest, ReferenceRegistry
+from genomebus_devstack.services import ServiceGroup, ServiceProcess
+from genomebus_testdata import SimulatedSample, make_reference, read_pairs_for, simulate_sample
+
+HOSPITAL = "E2E"
+LIS_TOKEN = secrets.token_urlsafe(16)
+PSEUDONYM_KEY = secrets.token_hex(32)
+
+
+@dataclass
+class Pipeline:
+    services: ServiceGroup
+    env: dict[str, str]
+    log_dir: Path
+
+    def lis(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.services["ingest"].url,
+            headers={"Authorization": f"Bearer {LIS_TOKEN}"},
+            timeout=300,
+        )
+
+    def extra_worker(self, name: str, work_dir: Path) -> ServiceProcess:
+        return ServiceProcess(name, {**self.env, "GENOMEBUS_WORK_DIR": str(work_dir)}, self.log_dir)
+
+
+@pytest.fixture(scope="session")
+def reference_fasta(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_reference(tmp_path_factory.mktemp("e2e-reference"), length=1_000_000)
+
+
+@pytest.fixture(scope="session")
+def registered_reference(store: ObjectStore, reference_fasta: Path, tmp_path_factory: pytest.TempPathFactory) -> Manifest:
+    folder = tmp_path_factory.mktemp("e2e-registry")
+    return ReferenceRegistry(store, folder / "cache").register(reference_fasta.stem, reference_fasta, folder)
+
+
+@pytest.fixture(scope="session")
+def sample_30x(reference_fasta: Path, tmp_path_factory: pytest.TempPathFactory) -> SimulatedSample:
+    return simulate_sample(
+        reference_fasta,
+        tmp_path_factory.mktemp("e2e-sample-30x"),
+        read_pairs=read_pairs_for(30, 1_000_000),
+        seed=2026,
+    )
+
+
+@pytest.fixture(scope="session")
+def pipeline(
+    endpoints: dict[str, str], registered_reference: Manifest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pipeline]:
+    work = tmp_path_factory.mktemp("e2e-services")
+    env = {
+        **endpoints,
+        "GENOMEBUS_PSEUDONYM_KEY": PSEUDONYM_KEY,
+        "GENOMEBUS_HOSPITAL_TOKENS": json.dumps({HOSPITAL: hashlib.sha256(LIS_TOKEN.encode()).hexdigest()}),
+        "GENOMEBUS_LOG_LEVEL": "INFO",
+        "GENOMEBUS_HANDLER_MAX_ATTEMPTS": "2",
+        "GENOMEBUS_HANDLER_RETRY_INITIAL_S": "0.2",
+    }
+    services = [
+        ServiceProcess(name, {**env, "GENOMEBUS_WORK_DIR": str(work / name)}, work / "logs")
+        for name in ("ingest", "alignment", "calling")
+    ]
+    with ServiceGroup(services) as group:
+        yield Pipeline(group, env, work / "logs")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def post_sample(
+    lis: httpx.Client,
+    sample: SimulatedSample,
+    reference_id: str,
+    specimen: str,
+    *,
+    priority: str = "routine",
+) -> dict:
+    """Register and upload a sample the way a hospital LIS does; returns ingest's final view."""
+    body = {
+        "hospital_id": HOSPITAL,
+        "specimen_id": specimen,
+        "lis_order_id": f"O{specimen}",
+        "national_id": "070583-4321",
+        "sequencing_run": "E2E-RUN",
+        "read_group": {"id": f"{specimen}.L1", "library": "LIB1"},
+        "priority": priority,
+        "reference_id": reference_id,
+        "reads": {"r1_sha256": sha256(sample.reads_1), "r2_sha256": sha256(sample.reads_2)},
+    }
+    view = lis.post("/v1/samples", json=body)
+    assert view.status_code == 201, view.text
+    for mate, path in (("R1", sample.reads_1), ("R2", sample.reads_2)):
+        with path.open("rb") as handle:
+            response = lis.put(view.json()["upload"][mate], content=handle)
+        assert response.status_code == 200, response.text
+    final = response.json()
+    assert final["status"] == "received", final
+    return final

@@ -1,0 +1,91 @@
+"""Two alignment workers in one consumer group share four samples: each aligned exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import murmur2
+
+from genomebus_common.events import Priority, SampleAligned
+from genomebus_common.reference import Manifest
+from genomebus_common.settings import ServiceSettings
+from genomebus_common.topics import SAMPLE_ALIGNED, SAMPLE_RECEIVED_LANES
+from genomebus_testdata import simulate_sample
+
+from ..common.kafka_helpers import read_until
+from .conftest import HOSPITAL, Pipeline, post_sample
+
+pytestmark = pytest.mark.integration
+LANE = SAMPLE_RECEIVED_LANES[Priority.ROUTINE]
+
+
+def _partition(key: str, partitions: int) -> int:
+    """Kafka's default partitioner for a keyed message (what the producers use)."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def _specimens_on_distinct_partitions(count: int) -> list[str]:
+    """Specimen ids whose samples land on partitions 0..count-1 of the lane: any two-way split
+    of the group's partitions then gives each worker some of them."""
+    wanted: dict[int, str] = {}
+    while len(wanted) < count:
+        specimen = f"W{uuid.uuid4().hex[:8]}"
+        partition = _partition(f"{HOSPITAL}.{specimen}", LANE.partitions)
+        if partition < count:
+            wanted.setdefault(partition, specimen)
+    return list(wanted.values())
+
+
+async def _wait_for_members(bootstrap: str, group: str, members: int, timeout_s: float = 60) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            response = (await admin.describe_consumer_groups([group]))[0]
+            _, _, state, _, _, found = response.groups[0][:6]
+            if state == "Stable" and len(found) == members:
+                return
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"group {group} did not settle at {members} members")
+    finally:
+        await admin.close()
+
+
+async def test_two_workers_share_four_samples_and_align_each_once(
+    pipeline: Pipeline,
+    registered_reference: Manifest,
+    reference_fasta: Path,
+    settings: ServiceSettings,
+    tmp_path: Path,
+) -> None:
+    sample = simulate_sample(reference_fasta, tmp_path / "small", read_pairs=4000, seed=7)
+    second = pipeline.extra_worker("alignment", tmp_path / "second-worker").start()
+    try:
+        second.wait_ready()
+        lanes = len(SAMPLE_RECEIVED_LANES)  # one consumer per lane in each worker
+        await _wait_for_members(settings.kafka_bootstrap_servers, "genomebus.alignment", 2 * lanes)
+        specimens = _specimens_on_distinct_partitions(4)
+        with pipeline.lis() as lis:
+            ids = [post_sample(lis, sample, registered_reference.reference.id, s)["sample_id"] for s in specimens]
+        for sample_id in ids:
+            record = await read_until(
+                settings.kafka_bootstrap_servers, SAMPLE_ALIGNED.name,
+                lambda r, k=sample_id.encode(): r.key == k, timeout_s=120,
+            )
+            assert SampleAligned.from_bytes(record.value).metrics.reads_total == 8000
+    finally:
+        second.stop()
+
+    # Both workers log into the same file (one per service name): their pids tell them apart.
+    log = pipeline.services["alignment"].log_path
+    entries = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
+    work = [(e["pid"], e["sample_id"]) for e in entries if e.get("message") == "aligning" and e.get("sample_id") in ids]
+    assert sorted(s for _, s in work) == sorted(ids), "each sample aligned exactly once"
+    assert {pid for pid, _ in work} == {pipeline.services["alignment"].process.pid, second.process.pid}  # type: ignore[union-attr]
