@@ -49,5 +49,9 @@ test: stack
 contracts: $(VENV)/.synced
 	$(VENV)/bin/genomebus-contracts generate
 
+## bench-overhead: genomebus end to end vs the raw tools on the same data (prints ratio: platform/raw)
+bench-overhead: stack
+	$(VENV)/bin/python bench/overhead.py $(BENCH_ARGS)
+
 clean: stack-down
 	rm -rf $(VENV) .stack
