@@ -179,9 +179,15 @@ class ReliableConsumer:
         event_type: type[E],
         handler: Handler[E],
         *topics: str,
+        group_suffix: str | None = None,
         **subscriber_options: Any,
     ) -> None:
-        """Register ``handler`` for ``event_type`` on ``topics`` in this consumer group."""
+        """Register ``handler`` for ``event_type`` on ``topics`` in this consumer group.
+
+        ``group_suffix`` gives the subscription a consumer group of its own: a priority lane
+        then never waits for another lane's rebalance.
+        """
+        group_id = f"{self.group_id}.{group_suffix}" if group_suffix else self.group_id
 
         async def consume(message: KafkaMessage) -> None:
             record = message.raw_message
@@ -192,19 +198,24 @@ class ReliableConsumer:
                 key=record.key,
                 headers=_decode_headers(record.headers),
             )
-            await self._handle(event_type, handler, message.body, delivery)
+            await self._handle(event_type, handler, message.body, delivery, group_id)
 
         consume.__name__ = f"{self.stage.value}_{getattr(handler, '__name__', 'handler')}"
         self.broker.subscriber(
             *topics,
-            group_id=self.group_id,
+            group_id=group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             **subscriber_options,
         )(consume)
 
     async def _handle(
-        self, event_type: type[E], handler: Handler[E], body: bytes, delivery: Delivery
+        self,
+        event_type: type[E],
+        handler: Handler[E],
+        body: bytes,
+        delivery: Delivery,
+        group_id: str,
     ) -> None:
         try:
             event = event_type.model_validate_json(body)
@@ -212,7 +223,7 @@ class ReliableConsumer:
             reason = f"not a valid {event_type.__name__}: " + "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or '<body>'}: {e['msg']}" for e in exc.errors()
             )
-            await self.dead_letter(body, delivery, InvalidEvent(reason), attempts=1)
+            await self.dead_letter(body, delivery, InvalidEvent(reason), attempts=1, group_id=group_id)
             return
 
         attempt = 1
@@ -222,7 +233,9 @@ class ReliableConsumer:
                 return
             except TransientError as exc:
                 if attempt >= self.retry.max_attempts:
-                    await self.dead_letter(body, delivery, exc, attempts=attempt, event=event)
+                    await self.dead_letter(
+                        body, delivery, exc, attempts=attempt, event=event, group_id=group_id
+                    )
                     return
                 pause = self.retry.backoff(attempt)
                 log.warning(
@@ -233,7 +246,9 @@ class ReliableConsumer:
                 await asyncio.sleep(pause)
                 attempt += 1
             except PermanentError as exc:
-                await self.dead_letter(body, delivery, exc, attempts=attempt, event=event)
+                await self.dead_letter(
+                        body, delivery, exc, attempts=attempt, event=event, group_id=group_id
+                    )
                 return
             except asyncio.CancelledError:
                 raise
@@ -241,7 +256,9 @@ class ReliableConsumer:
                 tb = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 err = PermanentError(f"unexpected error: {tb}", code="unexpected_error")
                 log.exception("unexpected error in handler")
-                await self.dead_letter(body, delivery, err, attempts=attempt, event=event)
+                await self.dead_letter(
+                    body, delivery, err, attempts=attempt, event=event, group_id=group_id
+                )
                 return
 
     async def dead_letter(
@@ -252,6 +269,7 @@ class ReliableConsumer:
         *,
         attempts: int,
         event: Event | None = None,
+        group_id: str | None = None,
     ) -> None:
         """Park the untouched message in the DLQ and announce the failure; raise if that fails."""
         retriable = isinstance(error, TransientError)
@@ -263,7 +281,7 @@ class ReliableConsumer:
             H_DLQ_TOPIC: delivery.topic,
             H_DLQ_PARTITION: str(delivery.partition),
             H_DLQ_OFFSET: str(delivery.offset),
-            H_DLQ_GROUP: self.group_id,
+            H_DLQ_GROUP: group_id or self.group_id,
             H_DLQ_ATTEMPTS: str(attempts),
             H_DLQ_FAILED_AT: datetime.now(timezone.utc).isoformat(),
         }

@@ -27,12 +27,14 @@ def build_app(settings: AlignmentSettings) -> FastAPI:
         references=ReferenceRegistry(store, Path(settings.work_dir) / "references"),
         broker=runtime.broker,
     )
-    # One subscriber, so one consumer, per lane: an urgent sample never queues behind research.
+    # One consumer group per lane: an urgent sample never queues behind research, and a
+    # worker joining one lane does not pause the others for a rebalance.
     for lane in settings.lanes:
         runtime.consumer.subscribe(
             SampleReceived,
             handler,
             sample_received_topic(lane),
+            group_suffix=lane.value,
             max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
         )
 
