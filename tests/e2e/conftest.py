@@ -20,6 +20,7 @@ from genomebus_testdata import SimulatedSample, make_reference, read_pairs_for, 
 HOSPITAL = "E2E"
 LIS_TOKEN = secrets.token_urlsafe(16)
 PSEUDONYM_KEY = secrets.token_hex(32)
+NATIONAL_ID = "070583-4321"  # made up, well formed
 
 
 @dataclass
@@ -102,7 +103,7 @@ def post_sample(
         "hospital_id": HOSPITAL,
         "specimen_id": specimen,
         "lis_order_id": f"O{specimen}",
-        "national_id": "070583-4321",
+        "national_id": NATIONAL_ID,
         "sequencing_run": "E2E-RUN",
         "read_group": {"id": f"{specimen}.L1", "library": "LIB1"},
         "priority": priority,

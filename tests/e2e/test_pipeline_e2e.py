@@ -18,7 +18,7 @@ from genomebus_common.topics import SAMPLE_ALIGNED, STAGE_FAILED, VARIANTS_CALLE
 from genomebus_testdata import SimulatedSample, evaluate
 
 from ..common.kafka_helpers import read_until
-from .conftest import Pipeline, post_sample
+from .conftest import NATIONAL_ID, Pipeline, post_sample
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +76,11 @@ async def test_post_to_variants_called_with_checked_objects_and_accurate_calls(
     assert mine and json.loads(mine[0]["payload"])["vcf"]["sha256"] == called.vcf.sha256
     headers = dict(zip(mine[0]["headers"][::2], mine[0]["headers"][1::2]))
     assert headers["x-genomebus-event-type"] == "variants.called" and "traceparent" in headers
+
+    # The national id the LIS sent reached no service's log.
+    for name in ("ingest", "alignment", "calling"):
+        log = pipeline.services[name].log_path.read_text()
+        assert NATIONAL_ID not in log and NATIONAL_ID.replace("-", "") not in log, name
 
 
 async def test_unknown_reference_is_a_clear_permanent_error_in_the_dlq(
