@@ -135,6 +135,9 @@ class SampleEvent(Event):
     sample_id: Identifier
     patient_pseudonym: PatientPseudonym
     reference: ReferenceGenome
+    hospital_id: Identifier | None = Field(
+        None, description="The treating hospital that sent the sample (added in v1, optional)."
+    )
 
 
 class ReadGroup(Contract):

@@ -71,6 +71,7 @@ class AlignSample:
             sample_id=event.sample_id,
             patient_pseudonym=event.patient_pseudonym,
             reference=event.reference,
+            hospital_id=event.hospital_id,
             producer=PRODUCER,
             bam=bam,
             bam_index=bai,

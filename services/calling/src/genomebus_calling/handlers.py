@@ -58,6 +58,7 @@ class CallSample:
             sample_id=event.sample_id,
             patient_pseudonym=event.patient_pseudonym,
             reference=event.reference,
+            hospital_id=event.hospital_id,
             producer=PRODUCER,
             bam=event.bam,
             vcf=vcf,
