@@ -9,15 +9,12 @@ sample of another hospital is reported as not found, so its existence does not l
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
-from genomebus_common.errors import ChecksumMismatch, GenomebusError, PermanentError, TransientError
+from genomebus_common.errors import ChecksumMismatch
+from genomebus_common.http import ErrorMapping, bearer_identity, install_error_handlers, problem
 
 from .domain import Mate, RegisterSample, SampleView
 from .service import (
@@ -29,62 +26,18 @@ from .service import (
 )
 from .streams import QueueReader, feed
 
-PROBLEM = "application/problem+json"
-
-
-def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": f"urn:genomebus:problem:{code}", "title": title, "status": status, "detail": detail}
-    return JSONResponse({**body, **extra}, status_code=status, media_type=PROBLEM)
-
-
-_STATUS_BY_ERROR: list[tuple[type[GenomebusError], int, str]] = [
+_ERRORS: ErrorMapping = (
     (RegistrationRejected, 422, "The sample registration is invalid"),
     (ChecksumMismatch, 422, "The uploaded file is not the one declared"),
     (SampleConflict, 409, "A different sample with this id exists"),
     (SampleNotFound, 404, "No such sample"),
     (WrongState, 409, "The sample does not accept this now"),
-    (PermanentError, 422, "The request cannot be processed"),
-    (TransientError, 503, "A dependency is unavailable; try again"),
-]
+)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": e["msg"]}
-            for e in exc.errors()
-        ]  # deliberately without e["input"]: it may be a national id
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return problem(422, "validation_error", "The request is invalid", detail, errors=errors)
-
-    @app.exception_handler(GenomebusError)
-    async def domain(request: Request, exc: GenomebusError) -> JSONResponse:
-        for cls, status, title in _STATUS_BY_ERROR:
-            if isinstance(exc, cls):
-                extra = {"errors": exc.reasons} if isinstance(exc, RegistrationRejected) else {}
-                response = problem(status, exc.code, title, exc.reason, **extra)
-                if status == 503:
-                    response.headers["Retry-After"] = "5"
-                return response
-        return problem(500, exc.code, "Internal error", exc.reason)
-
-
-class Unauthorized(Exception):
-    pass
-
-
-def caller_hospital(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+def caller_hospital(request: Request) -> str:
     """The hospital whose LIS holds the presented bearer token."""
-    tokens: dict[str, str] = request.app.state.hospital_tokens
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("a bearer token is required")
-    presented = hashlib.sha256(token.encode()).hexdigest()
-    for hospital, expected in tokens.items():
-        if hmac.compare_digest(presented, expected.lower()):
-            return hospital
-    raise Unauthorized("the token is not valid")
+    return request.app.state.identify(request)
 
 
 Hospital = Annotated[str, Depends(caller_hospital)]
@@ -136,13 +89,6 @@ async def get_sample(sample_id: str, hospital: Hospital, request: Request) -> Sa
 
 
 def install(app: FastAPI, hospital_tokens: dict[str, str]) -> None:
-    app.state.hospital_tokens = hospital_tokens
-    install_error_handlers(app)
-
-    @app.exception_handler(Unauthorized)
-    async def unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
-        response = problem(401, "unauthorized", "Authentication required", str(exc))
-        response.headers["WWW-Authenticate"] = "Bearer"
-        return response
-
+    app.state.identify = bearer_identity(hospital_tokens)
+    install_error_handlers(app, _ERRORS)
     app.include_router(router)
