@@ -46,6 +46,32 @@ def ingest_settings(settings: ServiceSettings, fresh_dsn: str, tmp_path: Path) -
     )
 
 
+def pseudonym_of(cpr: str) -> str:
+    from genomebus_common.identifiers import Pseudonymiser, parse_cpr
+
+    return Pseudonymiser.from_secret(PSEUDONYM_KEY).pseudonym(parse_cpr(cpr))
+
+
+async def give_consent(
+    lis: httpx.AsyncClient, cpr: str, version: int, *, given: bool = True, withdrawn: bool = False
+) -> None:
+    """Deliver a consent.changed event to the running ingest, as its Kafka consumer would."""
+    from genomebus_common.broker import Delivery
+    from genomebus_common.events import ConsentChanged, ResearchUse
+
+    event = ConsentChanged(
+        correlation_id=f"consent-{version}",
+        patient_pseudonym=pseudonym_of(cpr),
+        version=version,
+        analysis_consent_given=given,
+        research_use=ResearchUse.ALLOWED,
+        withdrawn=withdrawn,
+        recorded_by="tests",
+    )
+    delivery = Delivery(topic="genomebus.consent.changed", partition=0, offset=version, key=None)
+    await lis.app.state.resources.apply_consent(event, delivery)  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 async def lis(ingest_settings: IngestSettings) -> AsyncIterator[httpx.AsyncClient]:
     """A client authenticated as Rigshospitalet's LIS; the app runs its full lifespan."""

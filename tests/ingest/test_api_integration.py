@@ -17,7 +17,7 @@ from genomebus_common.topics import sample_received_topic
 from genomebus_ingest.config import IngestSettings
 
 from ..common.kafka_helpers import read_until
-from .conftest import TOKENS
+from .conftest import TOKENS, give_consent, pseudonym_of
 from .fastq_data import pair
 
 pytestmark = pytest.mark.integration
@@ -52,6 +52,7 @@ async def test_register_upload_check_and_publish_without_the_national_id(
 ) -> None:
     r1, r2 = pair(40)
     body = registration(toy_reference, r1, r2)
+    await give_consent(lis, CPR, 1)
     created = await lis.post("/v1/samples", json=body)
     assert created.status_code == 201, created.text
     sample = created.json()
@@ -74,7 +75,7 @@ async def test_register_upload_check_and_publish_without_the_national_id(
     event = SampleReceived.from_bytes(record.value)
     assert event.reads_r1.sha256 == body["reads"]["r1_sha256"] and event.read_pairs == 40
     assert event.reference == toy_reference.reference
-    assert event.patient_pseudonym.startswith("pk1_")
+    assert event.patient_pseudonym == pseudonym_of(CPR)
 
     # The national id is nowhere: not on Kafka, not in MinIO keys or metadata, not in ingest's tables.
     forms = {CPR, CPR.replace("-", "")}
@@ -201,3 +202,54 @@ async def test_health_and_readiness(lis: httpx.AsyncClient) -> None:
     assert (await lis.get("/healthz")).json() == {"status": "ok"}
     ready = await lis.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {"kafka": True, "postgres": True}
+
+
+async def test_a_sample_waits_for_written_consent_and_proceeds_when_it_arrives(
+    lis: httpx.AsyncClient, toy_reference: Manifest, settings: ServiceSettings
+) -> None:
+    cpr = "150372-1111"
+    r1, r2 = pair(6)
+    sample = (await lis.post("/v1/samples", json=registration(toy_reference, r1, r2, national_id=cpr))).json()
+    await lis.put(sample["upload"]["R1"], content=r1)
+    waiting = (await lis.put(sample["upload"]["R2"], content=r2)).json()
+    assert waiting["status"] == "awaiting_consent" and waiting["event_id"] is None
+
+    await give_consent(lis, cpr, 1, given=False)  # a record without written consent: still waits
+    assert (await lis.get(f"/v1/samples/{sample['sample_id']}")).json()["status"] == "awaiting_consent"
+
+    await give_consent(lis, cpr, 2)
+    released = (await lis.get(f"/v1/samples/{sample['sample_id']}")).json()
+    assert released["status"] == "received" and released["consent_version"] == 2
+    record = await read_until(
+        settings.kafka_bootstrap_servers,
+        sample_received_topic("urgent_clinical"),  # type: ignore[arg-type]
+        lambda r: r.key == sample["sample_id"].encode(),
+    )
+    assert str(SampleReceived.from_bytes(record.value).event_id) == released["event_id"]
+
+
+async def test_a_sample_after_withdrawal_is_quarantined_never_processed(
+    lis: httpx.AsyncClient, toy_reference: Manifest
+) -> None:
+    cpr = "150372-2222"
+    await give_consent(lis, cpr, 1)
+    await give_consent(lis, cpr, 3, withdrawn=True)
+    await give_consent(lis, cpr, 2)  # a stale version arriving late changes nothing
+    r1, r2 = pair(6)
+    sample = (await lis.post("/v1/samples", json=registration(toy_reference, r1, r2, national_id=cpr))).json()
+    await lis.put(sample["upload"]["R1"], content=r1)
+    result = (await lis.put(sample["upload"]["R2"], content=r2)).json()
+    assert result["status"] == "quarantined" and result["event_id"] is None
+    assert result["consent_version"] == 3 and "withdrawn" in result["reasons"][0]
+
+
+async def test_waiting_samples_are_quarantined_when_consent_is_withdrawn(
+    lis: httpx.AsyncClient, toy_reference: Manifest
+) -> None:
+    cpr = "150372-3333"
+    r1, r2 = pair(6)
+    sample = (await lis.post("/v1/samples", json=registration(toy_reference, r1, r2, national_id=cpr))).json()
+    await lis.put(sample["upload"]["R1"], content=r1)
+    await lis.put(sample["upload"]["R2"], content=r2)
+    await give_consent(lis, cpr, 1, given=False, withdrawn=True)
+    assert (await lis.get(f"/v1/samples/{sample['sample_id']}")).json()["status"] == "quarantined"

@@ -89,8 +89,10 @@ class RegisterSample(SampleRegistration):
 
 class SampleStatus(StrEnum):
     AWAITING_READS = "awaiting_reads"
-    RECEIVED = "received"
-    REJECTED = "rejected"
+    AWAITING_CONSENT = "awaiting_consent"  # checked and stored; waits for a written consent
+    RECEIVED = "received"  # released into the pipeline
+    REJECTED = "rejected"  # bad input: reasons say why; no objects kept
+    QUARANTINED = "quarantined"  # the patient has withdrawn: kept, never processed
 
 
 class SampleView(BaseModel):
@@ -107,6 +109,7 @@ class SampleView(BaseModel):
     reads_r1: ObjectRef | None = None
     reads_r2: ObjectRef | None = None
     event_id: uuid.UUID | None = None
+    consent_version: int | None = Field(None, description="The consent version that released it.")
     upload: dict[str, str] | None = Field(
         None, description="Where to PUT each mate while the sample awaits its reads."
     )

@@ -10,12 +10,14 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from genomebus_common.db import connect_pool, load_migrations
-from genomebus_common.events import Stage
+from genomebus_common.broker import Delivery
+from genomebus_common.events import ConsentChanged, Stage
 from genomebus_common.identifiers import Pseudonymiser
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.outbox import OutboxRelay
 from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.runtime import ServiceRuntime, create_app, serve
+from genomebus_common.topics import CONSENT_CHANGED
 
 from . import api
 from .config import IngestSettings
@@ -53,6 +55,10 @@ def build_app(settings: IngestSettings) -> FastAPI:
             finally:
                 await relay.stop()
 
+    async def on_consent(event: ConsentChanged, delivery: Delivery) -> None:
+        await app.state.resources.apply_consent(event, delivery)
+
+    runtime.consumer.subscribe(ConsentChanged, on_consent, CONSENT_CHANGED.name)
     app = create_app(runtime, resources=resources_, title="genomebus ingest: hospital LIS API")
     api.install(app, settings.hospital_tokens)
     return app

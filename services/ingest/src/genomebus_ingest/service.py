@@ -1,8 +1,10 @@
 """Ingest's use cases: register a sample, take its reads, check them, publish it.
 
-A sample moves awaiting_reads -> received, or -> rejected with its reasons. The move to
-received and its SampleReceived event commit in one transaction (the outbox), so a received
-sample is always announced and an announced sample is always recorded. A rejected sample keeps
+A sample moves awaiting_reads -> awaiting_consent -> received, or -> rejected with its
+reasons, or -> quarantined when its patient has withdrawn. No sample enters the pipeline
+without a written analysis consent. The move to received and its SampleReceived event commit in
+one transaction (the outbox), so a received sample is always announced and an announced sample
+is always recorded. A rejected sample keeps
 no objects: nothing half-stored stays behind.
 """
 
@@ -17,7 +19,9 @@ from typing import Any, BinaryIO
 import asyncpg
 
 from genomebus_common.errors import ChecksumMismatch, DataConflict, ObjectNotFound, PermanentError
-from genomebus_common.events import ObjectRef
+from genomebus_common.broker import Delivery
+from genomebus_common.events import ConsentChanged, ObjectRef
+from genomebus_common.inbox import once
 from genomebus_common.identifiers import InvalidNationalId, Pseudonymiser, parse_cpr
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.outbox import OutboxRelay, enqueue
@@ -218,34 +222,104 @@ class Ingest:
         if not report.ok:
             return await self._reject(sample_id, report.problems)
 
-        registration = SampleRegistration.model_validate_json(row["registration"])
-        manifest = await asyncio.to_thread(self.references.find, registration.reference_id)
-        if manifest is None:
-            return await self._reject(sample_id, [f"reference {registration.reference_id!r} is no longer registered"])
-        event = sample_received(
-            registration,
-            pseudonym=row["patient_pseudonym"],
-            reference=manifest.reference,
-            r1=view.reads_r1,  # type: ignore[arg-type]
-            r2=view.reads_r2,  # type: ignore[arg-type]
-            read_pairs=report.read_pairs,
-        )
         async with self.pool.acquire() as conn, conn.transaction():
             updated = await conn.fetchval(
                 """
-                UPDATE samples SET status = 'received', read_pairs = $2, event_id = $3,
-                    updated_at = now()
+                UPDATE samples SET status = 'awaiting_consent', read_pairs = $2, updated_at = now()
                 WHERE sample_id = $1 AND status = 'awaiting_reads' RETURNING true""",
                 sample_id,
                 report.read_pairs,
-                event.event_id,
             )
             if updated:
-                await enqueue(conn, event)
+                await self._decide(conn, row["patient_pseudonym"], only_sample=sample_id)
         if self.relay is not None:
             self.relay.notify()
-        log.info("sample received", extra={"sample_id": sample_id, "read_pairs": report.read_pairs})
+        log.info("sample checked", extra={"sample_id": sample_id, "read_pairs": report.read_pairs})
         return await self.get(sample_id, row["hospital_id"])
+
+    # --- consent -----------------------------------------------------------------------------
+
+    async def apply_consent(self, event: ConsentChanged, delivery: Delivery) -> None:
+        """Keep the newest consent version seen, and release or quarantine waiting samples."""
+        async with once(self.pool, "ingest.consent", event, delivery) as conn:
+            if conn is None:
+                return
+            newer = await conn.fetchval(
+                """
+                INSERT INTO consents AS c (patient_pseudonym, version, analysis_consent_given, withdrawn)
+                VALUES ($1, $2, $3, $4)
+                ON CONFLICT (patient_pseudonym) DO UPDATE
+                    SET version = EXCLUDED.version,
+                        analysis_consent_given = EXCLUDED.analysis_consent_given,
+                        withdrawn = EXCLUDED.withdrawn, updated_at = now()
+                    WHERE c.version < EXCLUDED.version
+                RETURNING true""",
+                event.patient_pseudonym,
+                event.version,
+                event.analysis_consent_given,
+                event.withdrawn,
+            )
+            if newer:
+                await self._decide(conn, event.patient_pseudonym)
+        if self.relay is not None:
+            self.relay.notify()
+
+    async def _decide(
+        self, conn: asyncpg.Connection, pseudonym: str, *, only_sample: str | None = None
+    ) -> None:
+        """Release or quarantine the patient's samples awaiting consent, by the consent held now.
+
+        Runs inside the caller's transaction with the consent row locked, so the decision and
+        the consent version it rests on commit together: a withdrawal committing meanwhile
+        waits for us, and is then applied to whatever we released.
+        """
+        consent = await conn.fetchrow(
+            "SELECT * FROM consents WHERE patient_pseudonym = $1 FOR SHARE", pseudonym
+        )
+        if consent is None or not (consent["analysis_consent_given"] or consent["withdrawn"]):
+            return  # no written consent yet: the samples wait
+        waiting = await conn.fetch(
+            """
+            SELECT * FROM samples WHERE patient_pseudonym = $1 AND status = 'awaiting_consent'
+                AND ($2::text IS NULL OR sample_id = $2) FOR UPDATE""",
+            pseudonym,
+            only_sample,
+        )
+        for row in waiting:
+            if consent["withdrawn"]:
+                await conn.execute(
+                    """
+                    UPDATE samples SET status = 'quarantined', consent_version = $2,
+                        reasons = $3::jsonb, updated_at = now() WHERE sample_id = $1""",
+                    row["sample_id"],
+                    consent["version"],
+                    json.dumps([f"consent withdrawn (version {consent['version']}): never processed"]),
+                )
+                log.warning("sample quarantined", extra={"sample_id": row["sample_id"]})
+                continue
+            manifest = await asyncio.to_thread(
+                self.references.find, SampleRegistration.model_validate_json(row["registration"]).reference_id
+            )
+            if manifest is None:
+                continue  # stays waiting; the reference must come back before it can run
+            event = sample_received(
+                SampleRegistration.model_validate_json(row["registration"]),
+                pseudonym=pseudonym,
+                reference=manifest.reference,
+                r1=ObjectRef.model_validate_json(row["reads_r1"]),
+                r2=ObjectRef.model_validate_json(row["reads_r2"]),
+                read_pairs=row["read_pairs"],
+            )
+            await conn.execute(
+                """
+                UPDATE samples SET status = 'received', event_id = $2, consent_version = $3,
+                    updated_at = now() WHERE sample_id = $1""",
+                row["sample_id"],
+                event.event_id,
+                consent["version"],
+            )
+            await enqueue(conn, event)
+            log.info("sample released", extra={"sample_id": row["sample_id"], "consent_version": consent["version"]})
 
     async def _reject(self, sample_id: str, reasons: list[str]) -> SampleView:
         row = await self.pool.fetchrow(
@@ -279,6 +353,7 @@ def _view(row: asyncpg.Record) -> SampleView:
         reads_r1=ObjectRef.model_validate_json(row["reads_r1"]) if row["reads_r1"] else None,
         reads_r2=ObjectRef.model_validate_json(row["reads_r2"]) if row["reads_r2"] else None,
         event_id=row["event_id"],
+        consent_version=row["consent_version"],
         upload={
             mate: f"/v1/samples/{sample_id}/reads/{mate}"
             for mate in ("R1", "R2")
