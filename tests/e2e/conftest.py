@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import httpx
@@ -16,6 +18,9 @@ from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import Manifest, ReferenceRegistry
 from genomebus_devstack.services import ServiceGroup, ServiceProcess
 from genomebus_testdata import SimulatedSample, make_reference, read_pairs_for, simulate_sample
+
+if TYPE_CHECKING:
+    from genomebus_common.events import ConsentChanged
 
 HOSPITAL = "E2E"
 LIS_TOKEN = secrets.token_urlsafe(16)
@@ -90,6 +95,42 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def consent_for(national_id: str, version: int = 1, *, withdrawn: bool = False) -> "ConsentChanged":
+    """The consent.changed event the consent service would publish for this patient."""
+    from genomebus_common.events import ConsentChanged, ResearchUse
+    from genomebus_common.identifiers import Pseudonymiser, parse_cpr
+
+    return ConsentChanged(
+        correlation_id=f"e2e-consent-{version}",
+        patient_pseudonym=Pseudonymiser.from_secret(PSEUDONYM_KEY).pseudonym(parse_cpr(national_id)),
+        version=version,
+        analysis_consent_given=True,
+        consent_document="DOC-1",
+        research_use=ResearchUse.ALLOWED,
+        withdrawn=withdrawn,
+        recorded_by="e2e",
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _consent_given(endpoints: dict[str, str]) -> None:
+    """The e2e patient has given written consent (published once, as the consent service does)."""
+    import asyncio
+
+    from faststream.kafka import KafkaBroker
+
+    from genomebus_common.broker import ensure_topics, publish_event
+    from genomebus_common.settings import ServiceSettings
+
+    async def publish() -> None:
+        settings = ServiceSettings(kafka_bootstrap_servers=endpoints["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"], _env_file=None)  # type: ignore[call-arg]
+        await ensure_topics(settings)
+        async with KafkaBroker(settings.kafka_bootstrap_servers) as broker:
+            await publish_event(broker, consent_for(NATIONAL_ID))
+
+    asyncio.run(publish())
+
+
 def post_sample(
     lis: httpx.Client,
     sample: SimulatedSample,
@@ -117,5 +158,9 @@ def post_sample(
             response = lis.put(view.json()["upload"][mate], content=handle)
         assert response.status_code == 200, response.text
     final = response.json()
+    deadline = time.monotonic() + 30
+    while final["status"] == "awaiting_consent" and time.monotonic() < deadline:
+        time.sleep(0.2)  # ingest may not have applied the consent event yet
+        final = lis.get(f"/v1/samples/{final['sample_id']}").json()
     assert final["status"] == "received", final
     return final
