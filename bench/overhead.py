@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -161,6 +162,8 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=4, help="the larger data set for the RSS check")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
+    # Stop the services we started when we are stopped ourselves, not only on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     folder = state_dir()
     data = folder / "bench-data"

@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import secrets
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -270,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--priority", default="urgent_clinical", choices=["urgent_clinical", "routine", "research"])
     parser.add_argument("--timeout", type=int, default=900, help="seconds to wait for the pipeline")
     args = parser.parse_args(argv)
+    # Stop the services we started when we are stopped ourselves, not only on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     return asyncio.run(run(args))
 
 
