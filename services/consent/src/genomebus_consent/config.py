@@ -1,0 +1,34 @@
+"""Consent's settings: the shared ones plus client credentials and the pseudonym key.
+
+The pseudonym key and its version are read from the same variables as ingest's
+(``GENOMEBUS_PSEUDONYM_KEY``, ``GENOMEBUS_PSEUDONYM_KEY_VERSION``): both services must turn one
+patient's national id into the same pseudonym, or consent would never reach that patient's samples.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import Field, SecretStr, field_validator
+
+from genomebus_common.settings import ServiceSettings
+
+
+class ConsentSettings(ServiceSettings):
+    service_name: str = "consent"
+    pseudonym_key: SecretStr = Field(
+        description="Secret for the keyed HMAC that turns national ids into pseudonyms: 64 hex "
+        "digits or 32+ bytes of text. The same value as ingest's.",
+    )
+    pseudonym_key_version: int = Field(1, ge=1, description="Version written into pseudonyms.")
+    consent_clients: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON object: client id (a hospital, the citizen portal) -> SHA-256 (hex) of "
+        'its bearer token, e.g. {"RH": "9f86d0...", "portal": "..."}. The client id is recorded '
+        "with every consent version it writes. Tokens themselves are never stored.",
+    )
+
+    @field_validator("consent_clients", mode="before")
+    @classmethod
+    def _json(cls, value: object) -> object:
+        return json.loads(value) if isinstance(value, str) else value

@@ -1,0 +1,60 @@
+"""Entry point: ``genomebus-consent`` runs the consent API and the outbox relay.
+
+Consent consumes nothing: it only publishes ConsentChanged (through its outbox), so the shared
+runtime's consumer has no subscriptions here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from importlib import resources
+
+from fastapi import FastAPI
+
+from genomebus_common.db import connect_pool, load_migrations
+from genomebus_common.events import Stage
+from genomebus_common.identifiers import Pseudonymiser
+from genomebus_common.outbox import OutboxRelay
+from genomebus_common.runtime import ServiceRuntime, create_app, serve
+
+from . import api
+from .config import ConsentSettings
+from .service import ConsentService
+
+
+def build_app(settings: ConsentSettings) -> FastAPI:
+    runtime = ServiceRuntime(settings, Stage.CONSENT)
+    # Built before serving: a missing or short key stops the process at start, not at a request.
+    pseudonymiser = Pseudonymiser.from_secret(
+        settings.pseudonym_key.get_secret_value(), settings.pseudonym_key_version
+    )
+
+    @contextlib.asynccontextmanager
+    async def resources_(rt: ServiceRuntime) -> AsyncIterator[ConsentService]:
+        migrations = load_migrations("consent", resources.files(__package__) / "migrations")
+        async with connect_pool(
+            settings.postgres_dsn.get_secret_value(),
+            migrations,
+            max_size=settings.postgres_pool_max,
+        ) as pool:
+            relay = OutboxRelay(pool, rt.broker)
+            rt.readiness["postgres"] = lambda: pool.fetchval("SELECT true")
+            relay.start()
+            try:
+                yield ConsentService(pool=pool, pseudonymiser=pseudonymiser, relay=relay)
+            finally:
+                await relay.stop()
+
+    app = create_app(runtime, resources=resources_, title="genomebus consent: consent records API")
+    api.install(app, settings.consent_clients)
+    return app
+
+
+def main() -> None:
+    settings = ConsentSettings.load()
+    serve(build_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""A consent app on the real PostgreSQL and Kafka, driven like a hospital or the portal drives it."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import secrets
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from genomebus_common.settings import ServiceSettings
+from genomebus_consent.config import ConsentSettings
+from genomebus_consent.main import build_app
+
+TOKENS = {"RH": "token-for-rigshospitalet", "portal": "token-for-the-citizen-portal"}
+
+
+def random_cpr() -> str:
+    """A valid CPR number nobody else's test uses: Kafka topics outlive a test's database."""
+    born = date(1950, 1, 1) + timedelta(days=random.randrange(365 * 50))
+    seventh = 0 if born.year < 2000 else 4  # 0-3: 1900s; 4: 2000-2036
+    return f"{born:%d%m%y}-{seventh}{random.randrange(1000):03d}"
+
+
+def consent_body(national_id: str, **overrides: Any) -> dict[str, Any]:
+    """A written analysis consent, as a hospital records it."""
+    body: dict[str, Any] = {
+        "national_id": national_id,
+        "analysis_consent_given": True,
+        "consent_document": "RH-CONSENT-2026-0042",
+        "consent_date": "2026-03-02T10:15:00+01:00",
+        "secondary_findings": "report",
+        "research_use": "allowed",
+        "withdrawn": False,
+        "recorded_by": "Genetic counsellor A. Jensen",
+        "reason": "first consent",
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def pseudonym_key() -> str:
+    """A fresh key per test: pseudonyms (and so Kafka keys) never meet an earlier run's."""
+    return secrets.token_hex(32)
+
+
+@pytest.fixture
+def consent_settings(
+    settings: ServiceSettings, fresh_dsn: str, pseudonym_key: str
+) -> ConsentSettings:
+    return ConsentSettings(
+        **{
+            **settings.model_dump(),
+            "service_name": "consent",
+            "postgres_dsn": fresh_dsn,
+            "pseudonym_key": pseudonym_key,
+            "consent_clients": {
+                c: hashlib.sha256(t.encode()).hexdigest() for c, t in TOKENS.items()
+            },
+        },
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+async def hospital(consent_settings: ConsentSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client authenticated as Rigshospitalet; the app runs its full lifespan (DB, Kafka, relay)."""
+    app = build_app(consent_settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://consent",
+            headers={"Authorization": f"Bearer {TOKENS['RH']}"},
+            timeout=60,
+        ) as client,
+    ):
+        yield client
