@@ -1,0 +1,117 @@
+"""The registry's HTTP API: the treating hospital's patient view and research aggregates.
+
+Every request needs a bearer token (only its SHA-256 is configured) and an ``X-Purpose`` header:
+free text saying why the data are looked at, written into the audit log with the answer. A
+purpose that looks like a national id is refused, since the audit log must hold pseudonyms only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
+from genomebus_common.errors import PermanentError
+from genomebus_common.events import PSEUDONYM_PATTERN, SafeText
+from genomebus_common.http import ErrorMapping, bearer_identity, install_error_handlers
+from pydantic import TypeAdapter, ValidationError
+
+from .config import RegistryClient
+from .domain import AlleleAnswer, PatientVariants, RegionAnswer
+from .queries import Caller, ConsentForbids, PatientNotFound, Queries, RoleForbidden
+
+_PURPOSE_MAX = 500
+_SAFE_TEXT = TypeAdapter(SafeText)
+
+
+class PurposeRequired(PermanentError):
+    code = "purpose_required"
+
+
+class InvalidQuery(PermanentError):
+    code = "invalid_query"
+
+
+_ERRORS: ErrorMapping = (
+    (PurposeRequired, 400, "An X-Purpose header is required"),
+    (InvalidQuery, 422, "The query is invalid"),
+    (PatientNotFound, 404, "No such patient"),
+    (ConsentForbids, 403, "Consent does not allow this use"),
+    (RoleForbidden, 403, "Not allowed for this client"),
+)
+
+Chrom = Annotated[str, Query(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+Allele = Annotated[str, Query(pattern=r"^[ACGTNacgtn]{1,1000}$")]
+
+
+def caller(
+    request: Request, x_purpose: Annotated[str | None, Header()] = None
+) -> Caller:
+    """The authenticated client and its stated purpose (authentication is checked first)."""
+    client_id = request.app.state.identify(request)
+    client: RegistryClient = request.app.state.clients[client_id]
+    purpose = (x_purpose or "").strip()
+    if not purpose:
+        raise PurposeRequired("say why you query: send an X-Purpose header (free text)")
+    if len(purpose) > _PURPOSE_MAX:
+        raise PurposeRequired(f"X-Purpose is longer than {_PURPOSE_MAX} characters")
+    try:
+        _SAFE_TEXT.validate_python(purpose)
+    except ValidationError:
+        raise PurposeRequired("X-Purpose looks like it holds a national id; use pseudonyms only") from None
+    return Caller(client_id, client.role, client.hospital_id, purpose)
+
+
+Who = Annotated[Caller, Depends(caller)]
+
+
+def queries_of(request: Request) -> Queries:
+    return request.app.state.resources.queries
+
+
+router = APIRouter(prefix="/v1")
+
+
+@router.get("/patients/{pseudonym}/variants", response_model=PatientVariants, tags=["treatment"])
+async def patient_variants(
+    who: Who, request: Request, pseudonym: Annotated[str, Path(pattern=PSEUDONYM_PATTERN)]
+) -> PatientVariants:
+    """A patient's variants, for a hospital that sent one of the patient's samples."""
+    return await queries_of(request).patient_variants(who, pseudonym)
+
+
+@router.get("/research/alleles", response_model=AlleleAnswer, tags=["research"])
+async def research_allele(
+    who: Who,
+    request: Request,
+    chrom: Chrom,
+    pos: Annotated[int, Query(ge=1)],
+    ref: Allele,
+    alt: Allele,
+) -> AlleleAnswer:
+    """Carriers, allele count, allele number and frequency of one allele (counts < 5 masked)."""
+    return await queries_of(request).allele(who, chrom, pos, ref.upper(), alt.upper())
+
+
+@router.get("/research/regions", response_model=RegionAnswer, tags=["research"])
+async def research_region(
+    who: Who,
+    request: Request,
+    chrom: Chrom,
+    start: Annotated[int, Query(ge=1)],
+    end: Annotated[int, Query(ge=1)],
+) -> RegionAnswer:
+    """Variants whose position lies in [start, end] (1-based, inclusive), with masked counts."""
+    limit = request.app.state.max_region_bp
+    if end < start:
+        raise InvalidQuery(f"end ({end}) is before start ({start})")
+    if end - start + 1 > limit:
+        raise InvalidQuery(f"the region spans {end - start + 1} bp; at most {limit} bp per query")
+    return await queries_of(request).region(who, chrom, start, end)
+
+
+def install(app: FastAPI, clients: dict[str, RegistryClient], *, max_region_bp: int) -> None:
+    app.state.clients = clients
+    app.state.identify = bearer_identity({cid: c.token_sha256 for cid, c in clients.items()})
+    app.state.max_region_bp = max_region_bp
+    install_error_handlers(app, _ERRORS)
+    app.include_router(router)

@@ -1,0 +1,52 @@
+"""The registry's settings: the shared ones plus its API clients and disclosure limits."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from genomebus_common.settings import ServiceSettings
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class RegistryClient(BaseModel):
+    """One API client: who it is is the key in ``registry_clients``; this is what it may do."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    token_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256 of its token.")
+    role: Literal["research", "hospital"]
+    hospital_id: str | None = Field(
+        None, description="For a hospital client: the hospital whose patients it treats."
+    )
+
+    @model_validator(mode="after")
+    def _hospital_needs_id(self) -> RegistryClient:
+        if self.role == "hospital" and not self.hospital_id:
+            raise ValueError("a hospital client needs a hospital_id")
+        return self
+
+
+class RegistrySettings(ServiceSettings):
+    service_name: str = "registry"
+    registry_clients: dict[str, RegistryClient] = Field(
+        default_factory=dict,
+        description='JSON object: client id -> {"token_sha256": "<hex>", "role": "research" | '
+        '"hospital", "hospital_id": "RH"}. Tokens themselves are never stored.',
+    )
+    consume_events: bool = Field(
+        True,
+        description="Consume variants.called and consent.changed in this process; false gives a "
+        "query-only replica (the API scales apart from the loaders).",
+    )
+    min_cell_count: int = Field(
+        5, ge=1, description="Research counts below this are shown as \"<N\", never exactly."
+    )
+    max_region_bp: int = Field(
+        100_000, ge=1, description="Longest region one research region query may ask for."
+    )
+
+    @field_validator("registry_clients", mode="before")
+    @classmethod
+    def _json(cls, value: object) -> object:
+        return json.loads(value) if isinstance(value, str) else value

@@ -1,0 +1,212 @@
+"""The registry's event handlers: consent changes and called variants, each applied once.
+
+Both are plain ``async def handle(event, delivery)`` callables: tests call them directly, the
+service subscribes them to Kafka. Each effect commits in one transaction with its inbox row
+(``once``), its audit row and, for a load, its VariantsReady in the outbox, so a redelivery has
+no second effect and a loaded sample is always announced exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from genomebus_common.broker import Delivery
+from genomebus_common.errors import DataConflict
+from genomebus_common.events import ConsentChanged, Producer, VariantsCalled, VariantsReady
+from genomebus_common.inbox import once
+from genomebus_common.objectstore import ObjectStore
+from genomebus_common.outbox import OutboxRelay, enqueue
+
+from . import audit
+from .domain import ParseStats, read_genotypes
+from .loader import (
+    LoadCounts,
+    apply_consent,
+    batched_in_thread,
+    find_sample,
+    insert_sample,
+    load_genotypes,
+    read_consent,
+)
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "registry"
+PRODUCER = Producer(service="registry", version="0.1.0")
+# VariantsReady ids derive from the sample and its VCF, so even two different VariantsCalled
+# events for the same VCF can never announce it twice.
+_READY_NAMESPACE = uuid.UUID("6f1d3c1e-5b1a-4c61-9a8e-7d2b0c9e4a11")
+
+
+class _Quarantine(Exception):
+    """Raised inside the load's savepoint to undo it when consent forbids use at commit."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def ready_event_id(sample_id: str, vcf_sha256: str) -> uuid.UUID:
+    return uuid.uuid5(_READY_NAMESPACE, f"{sample_id}:{vcf_sha256}")
+
+
+@dataclass
+class RegistryHandlers:
+    pool: asyncpg.Pool
+    store: ObjectStore
+    work_dir: Path
+    relay: OutboxRelay | None = None
+    consumer: str = CONSUMER
+    _scratch: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._scratch = Path(self.work_dir) / "registry"
+
+    # --- consent.changed ---------------------------------------------------------------------
+
+    async def consent_changed(self, event: ConsentChanged, delivery: Delivery) -> None:
+        """Project the new consent version (older ones are ignored) and audit it."""
+        async with once(self.pool, self.consumer, event, delivery) as conn:
+            if conn is None:
+                return
+            applied = await apply_consent(conn, event)
+            await audit.record(
+                conn,
+                actor=event.recorded_by,
+                role="consent",
+                action="consent.changed",
+                purpose=event.reason or "consent change",
+                outcome="applied" if applied else "ignored_not_newer",
+                patients=[event.patient_pseudonym],
+                details={
+                    "version": event.version,
+                    "research_use": event.research_use.value,
+                    "analysis_consent_given": event.analysis_consent_given,
+                    "withdrawn": event.withdrawn,
+                    "event_id": str(event.event_id),
+                },
+            )
+        log.info("consent", extra={"version": event.version, "applied": applied})
+
+    # --- variants.called ---------------------------------------------------------------------
+
+    async def variants_called(self, event: VariantsCalled, delivery: Delivery) -> None:
+        """Load one sample's genotypes, or quarantine it if consent forbids use at commit."""
+        if await self._already_applied(event):
+            return  # a redelivery: do not even download
+        self._scratch.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"{event.sample_id}-", dir=self._scratch))
+        try:
+            vcf = await asyncio.to_thread(self.store.download, event.vcf, folder / "sample.vcf.gz")
+            # The index is not needed to stream the file, but htslib looks for it on open.
+            await asyncio.to_thread(
+                self.store.download, event.vcf_index, folder / "sample.vcf.gz.tbi"
+            )
+            announced = await self._load(event, delivery, vcf)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if announced and self.relay is not None:
+            self.relay.notify()
+
+    async def _already_applied(self, event: VariantsCalled) -> bool:
+        return bool(
+            await self.pool.fetchval(
+                "SELECT true FROM genomebus_inbox WHERE consumer = $1 AND event_id = $2",
+                self.consumer,
+                event.event_id,
+            )
+        )
+
+    async def _load(self, event: VariantsCalled, delivery: Delivery, vcf: Path) -> bool:
+        """The one transaction; returns True if a VariantsReady was enqueued."""
+        stats = ParseStats()
+        async with once(self.pool, self.consumer, event, delivery) as conn:
+            if conn is None:
+                return False
+            existing = await find_sample(conn, event.sample_id)
+            if existing is not None:
+                if existing["vcf_sha256"] != event.vcf.sha256:
+                    raise DataConflict(
+                        f"sample {event.sample_id} is already in the registry with another VCF "
+                        f"(sha256 {existing['vcf_sha256']})"
+                    )
+                return False  # the same VCF in another event: already loaded or quarantined
+
+            # Cheap early answer: no point loading a patient who has already withdrawn.
+            reason = (await read_consent(conn, event.patient_pseudonym, lock=False)).forbids_use
+            counts: LoadCounts | None = None
+            consent_version: int | None = None
+            if reason is None:
+                try:
+                    async with conn.transaction():  # a savepoint: undone on quarantine
+                        rows = batched_in_thread(
+                            read_genotypes(vcf, event.reference.digest, event.sample_id, stats)
+                        )
+                        counts = await load_genotypes(
+                            conn, event.sample_id, event.reference.digest, rows
+                        )
+                        consent = await read_consent(conn, event.patient_pseudonym, lock=True)
+                        consent_version = consent.version
+                        if consent.forbids_use:
+                            raise _Quarantine(consent.forbids_use)
+                except _Quarantine as quarantine:
+                    reason, counts = quarantine.reason, None
+            if reason is not None:
+                consent = await read_consent(conn, event.patient_pseudonym, lock=True)
+                consent_version = consent.version
+                reason = consent.forbids_use or reason
+
+            await insert_sample(
+                conn,
+                event,
+                consent_version=consent_version,
+                quarantine_reason=reason,
+                counts=counts,
+            )
+            await audit.record(
+                conn,
+                actor=CONSUMER,
+                role="service",
+                action="sample.quarantined" if reason else "sample.loaded",
+                purpose="register called variants",
+                outcome=reason or "loaded",
+                patients=[event.patient_pseudonym],
+                details={
+                    "sample_id": event.sample_id,
+                    "hospital_id": event.hospital_id,
+                    "event_id": str(event.event_id),
+                    "genotypes": counts.genotypes if counts else 0,
+                },
+            )
+            if reason is not None:
+                log.warning("sample quarantined", extra={"sample_id": event.sample_id, "reason": reason})
+                return False
+            assert counts is not None
+            await enqueue(
+                conn,
+                VariantsReady(
+                    event_id=ready_event_id(event.sample_id, event.vcf.sha256),
+                    correlation_id=event.correlation_id,
+                    sample_id=event.sample_id,
+                    patient_pseudonym=event.patient_pseudonym,
+                    reference=event.reference,
+                    hospital_id=event.hospital_id,
+                    producer=PRODUCER,
+                    vcf=event.vcf,
+                    variants_loaded=counts.variants_new,
+                    genotypes_loaded=counts.genotypes,
+                ),
+            )
+        log.info(
+            "sample loaded",
+            extra={"sample_id": event.sample_id, "genotypes": counts.genotypes,
+                   "records": stats.records, "skipped_symbolic": stats.skipped_symbolic},
+        )
+        return True

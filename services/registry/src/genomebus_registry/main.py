@@ -1,0 +1,102 @@
+"""Entry point: ``genomebus-registry`` loads called variants, follows consent, answers queries."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import asyncpg
+from fastapi import FastAPI
+from genomebus_common.broker import Delivery
+from genomebus_common.db import Migration, connect_pool, load_migrations
+from genomebus_common.events import ConsentChanged, Stage, VariantsCalled
+from genomebus_common.objectstore import ObjectStore
+from genomebus_common.outbox import OutboxRelay
+from genomebus_common.runtime import ServiceRuntime, create_app, serve
+from genomebus_common.topics import CONSENT_CHANGED, VARIANTS_CALLED
+
+from . import api
+from .config import RegistrySettings
+from .handlers import RegistryHandlers
+from .queries import Queries
+
+
+def migrations() -> list[Migration]:
+    return load_migrations("registry", resources.files(__package__) / "migrations")
+
+
+@dataclass
+class Registry:
+    """What one registry process holds once started (``app.state.resources``)."""
+
+    pool: asyncpg.Pool
+    handlers: RegistryHandlers
+    queries: Queries
+    relay: OutboxRelay
+
+
+def build_app(
+    settings: RegistrySettings,
+    *,
+    variants_called_topic: str = VARIANTS_CALLED.name,
+    consent_changed_topic: str = CONSENT_CHANGED.name,
+) -> FastAPI:
+    """The registry process. The topic arguments exist for tests that need private topics."""
+    runtime = ServiceRuntime(settings, Stage.REGISTRY)
+    store = ObjectStore.from_settings(settings)
+
+    @contextlib.asynccontextmanager
+    async def resources_(rt: ServiceRuntime) -> AsyncIterator[Registry]:
+        async with connect_pool(
+            settings.postgres_dsn.get_secret_value(), migrations(), max_size=settings.postgres_pool_max
+        ) as pool:
+            relay = OutboxRelay(pool, rt.broker)
+            rt.readiness["postgres"] = lambda: pool.fetchval("SELECT true")
+            registry = Registry(
+                pool=pool,
+                handlers=RegistryHandlers(
+                    pool=pool, store=store, work_dir=Path(settings.work_dir), relay=relay
+                ),
+                queries=Queries(pool, min_cell_count=settings.min_cell_count),
+                relay=relay,
+            )
+            relay.start()
+            try:
+                yield registry
+            finally:
+                await relay.stop()
+
+    app = create_app(runtime, resources=resources_, title="genomebus registry: national variants")
+    api.install(app, settings.registry_clients, max_region_bp=settings.max_region_bp)
+
+    if settings.consume_events:
+        # The handlers exist only once the pool is open (lifespan); consuming starts after that.
+        async def on_variants_called(event: VariantsCalled, delivery: Delivery) -> None:
+            await app.state.resources.handlers.variants_called(event, delivery)
+
+        async def on_consent_changed(event: ConsentChanged, delivery: Delivery) -> None:
+            await app.state.resources.handlers.consent_changed(event, delivery)
+
+        runtime.consumer.subscribe(
+            VariantsCalled,
+            on_variants_called,
+            variants_called_topic,
+            max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
+        )
+        # Consent has its own consumer group: a withdrawal never queues behind a large VCF load.
+        runtime.consumer.subscribe(
+            ConsentChanged, on_consent_changed, consent_changed_topic, group_suffix="consent"
+        )
+    return app
+
+
+def main() -> None:
+    settings = RegistrySettings.load()
+    serve(build_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""The registry's questions, each answered and audited in one transaction.
+
+Research questions read only the ``research_*`` views, the treating hospital's only the
+``treatment_*`` views: consent is applied by the database in the same snapshot as the data, so a
+withdrawal that committed before a query began is in force for that query. Each transaction is
+REPEATABLE READ, so every statement of one answer sees the same consent state, and the audit row
+commits with it: no answer leaves without its audit record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import asyncpg
+from genomebus_common.errors import GenomebusError, PermanentError, from_asyncpg_error
+
+from . import audit
+from .domain import (
+    AlleleAnswer,
+    AlleleCounts,
+    ConsentState,
+    PatientSample,
+    PatientVariant,
+    PatientVariants,
+    RegionAnswer,
+    variant_id,
+)
+
+T = TypeVar("T")
+
+
+class PatientNotFound(PermanentError):
+    """Not a patient of the caller's hospital (whether or not the patient exists elsewhere)."""
+
+    code = "patient_not_found"
+
+
+class ConsentForbids(PermanentError):
+    """The patient's consent does not allow this use of the data (withdrawn, or none known)."""
+
+    code = "consent_forbids"
+
+
+class RoleForbidden(PermanentError):
+    code = "role_forbidden"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks and why: written into every audit row."""
+
+    client_id: str
+    role: str
+    hospital_id: str | None
+    purpose: str
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    result: Any
+    patients: list[str]
+    outcome: str = "answered"
+    error: GenomebusError | None = None
+
+
+_ALLELE_SQL = """
+WITH cohort AS (
+    SELECT reference_digest, count(DISTINCT patient_pseudonym)::int AS patients
+    FROM research_samples GROUP BY reference_digest
+), per_patient AS (
+    SELECT g.reference_digest, g.patient_pseudonym, max(g.alt_count)::int AS alt_count
+    FROM variants v JOIN research_genotypes g ON g.variant_id = v.variant_id
+    WHERE v.chrom = $1 AND v.pos = $2 AND v.ref = $3 AND v.alt = $4
+    GROUP BY g.reference_digest, g.patient_pseudonym
+)
+SELECT c.reference_digest, c.patients,
+       count(p.patient_pseudonym)::int AS carriers,
+       coalesce(sum(p.alt_count), 0)::int AS allele_count,
+       coalesce(array_agg(p.patient_pseudonym) FILTER (WHERE p.patient_pseudonym IS NOT NULL),
+                '{}') AS touched
+FROM cohort c LEFT JOIN per_patient p ON p.reference_digest = c.reference_digest
+GROUP BY c.reference_digest, c.patients
+ORDER BY c.reference_digest
+"""
+
+_REGION_SQL = """
+WITH cohort AS (
+    SELECT reference_digest, count(DISTINCT patient_pseudonym)::int AS patients
+    FROM research_samples GROUP BY reference_digest
+), per_patient AS (
+    SELECT v.variant_id, v.reference_digest, v.chrom, v.pos, v.ref, v.alt, g.patient_pseudonym,
+           max(g.alt_count)::int AS alt_count
+    FROM variants v JOIN research_genotypes g ON g.variant_id = v.variant_id
+    WHERE v.chrom = $1 AND v.pos BETWEEN $2 AND $3
+    GROUP BY v.variant_id, v.reference_digest, v.chrom, v.pos, v.ref, v.alt, g.patient_pseudonym
+)
+SELECT p.variant_id, p.reference_digest, p.chrom, p.pos, p.ref, p.alt, c.patients,
+       count(*)::int AS carriers, sum(p.alt_count)::int AS allele_count,
+       array_agg(p.patient_pseudonym) AS touched
+FROM per_patient p JOIN cohort c ON c.reference_digest = p.reference_digest
+GROUP BY p.variant_id, p.reference_digest, p.chrom, p.pos, p.ref, p.alt, c.patients
+ORDER BY p.pos, p.ref, p.alt, p.reference_digest
+"""
+
+
+@dataclass
+class Queries:
+    pool: asyncpg.Pool
+    min_cell_count: int = 5
+
+    async def _audited(
+        self,
+        caller: Caller,
+        action: str,
+        details: dict[str, Any],
+        answer: Callable[[asyncpg.Connection], Awaitable[_Outcome]],
+    ) -> Any:
+        try:
+            async with self.pool.acquire() as conn:
+                async with conn.transaction(isolation="repeatable_read"):
+                    outcome = await answer(conn)
+                    await audit.record(
+                        conn,
+                        actor=caller.client_id,
+                        role=caller.role,
+                        action=action,
+                        purpose=caller.purpose,
+                        outcome=outcome.outcome,
+                        patients=outcome.patients,
+                        details={**details, "hospital_id": caller.hospital_id},
+                    )
+        except GenomebusError:
+            raise
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise from_asyncpg_error(exc) from exc
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.result
+
+    @staticmethod
+    def _denied(error: GenomebusError, patients: list[str] | None = None) -> _Outcome:
+        return _Outcome(None, patients or [], outcome=f"denied: {error.code}", error=error)
+
+    # --- research ----------------------------------------------------------------------------
+
+    async def allele(
+        self, caller: Caller, chrom: str, pos: int, ref: str, alt: str
+    ) -> AlleleAnswer:
+        """Carriers, allele count, allele number and frequency over research-consenting patients,
+        one result per reference that has any; counts are per patient (a patient sequenced
+        twice counts once, with the larger allele count)."""
+
+        async def answer(conn: asyncpg.Connection) -> _Outcome:
+            if caller.role != "research":
+                return self._denied(RoleForbidden("research queries need a research client"))
+            rows = await conn.fetch(_ALLELE_SQL, chrom, pos, ref, alt)
+            results = [
+                AlleleCounts.disclose(
+                    carriers=r["carriers"],
+                    allele_count=r["allele_count"],
+                    samples=r["patients"],
+                    threshold=self.min_cell_count,
+                    variant_id=variant_id(r["reference_digest"], chrom, pos, ref, alt),
+                    reference_digest=r["reference_digest"],
+                    chrom=chrom, pos=pos, ref=ref, alt=alt,
+                )
+                for r in rows
+            ]
+            touched = [p for r in rows for p in r["touched"]]
+            return _Outcome(AlleleAnswer(chrom=chrom, pos=pos, ref=ref, alt=alt, results=results), touched)
+
+        return await self._audited(
+            caller, "research.allele", {"chrom": chrom, "pos": pos, "ref": ref, "alt": alt}, answer
+        )
+
+    async def region(self, caller: Caller, chrom: str, start: int, end: int) -> RegionAnswer:
+        """Variants whose POS lies in [start, end] (1-based, inclusive) carried by at least one
+        research-consenting patient, with their masked counts."""
+
+        async def answer(conn: asyncpg.Connection) -> _Outcome:
+            if caller.role != "research":
+                return self._denied(RoleForbidden("research queries need a research client"))
+            rows = await conn.fetch(_REGION_SQL, chrom, start, end)
+            variants = [
+                AlleleCounts.disclose(
+                    carriers=r["carriers"],
+                    allele_count=r["allele_count"],
+                    samples=r["patients"],
+                    threshold=self.min_cell_count,
+                    variant_id=r["variant_id"],
+                    reference_digest=r["reference_digest"],
+                    chrom=r["chrom"], pos=r["pos"], ref=r["ref"], alt=r["alt"],
+                )
+                for r in rows
+            ]
+            touched = [p for r in rows for p in r["touched"]]
+            return _Outcome(RegionAnswer(chrom=chrom, start=start, end=end, variants=variants), touched)
+
+        return await self._audited(
+            caller, "research.region", {"chrom": chrom, "start": start, "end": end}, answer
+        )
+
+    # --- treatment ---------------------------------------------------------------------------
+
+    async def patient_variants(self, caller: Caller, pseudonym: str) -> PatientVariants:
+        """The patient's variants for a hospital that sent one of the patient's samples.
+
+        Research restrictions do not apply (this is the patient's own treatment); a withdrawn or
+        missing analysis consent does. Another hospital is told "not found", never whether the
+        patient exists.
+        """
+
+        async def answer(conn: asyncpg.Connection) -> _Outcome:
+            if caller.role != "hospital" or not caller.hospital_id:
+                return self._denied(RoleForbidden("the patient view is for treating hospitals"))
+            treating = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM samples WHERE patient_pseudonym = $1 "
+                "AND hospital_id = $2)",
+                pseudonym,
+                caller.hospital_id,
+            )
+            if not treating:
+                return self._denied(
+                    PatientNotFound(f"no patient {pseudonym} among {caller.hospital_id}'s samples")
+                )
+            row = await conn.fetchrow(
+                "SELECT version, analysis_consent_given, research_use, withdrawn FROM consents "
+                "WHERE patient_pseudonym = $1",
+                pseudonym,
+            )
+            consent = ConsentState(*row) if row else ConsentState(None, None, None, None)
+            if consent.version is None or consent.forbids_use:
+                why = consent.forbids_use or "no consent on record"
+                return self._denied(
+                    ConsentForbids(f"the patient's data may not be used: {why}"), [pseudonym]
+                )
+            samples = await conn.fetch(
+                "SELECT sample_id, hospital_id, reference_id, reference_digest "
+                "FROM treatment_samples WHERE patient_pseudonym = $1 ORDER BY sample_id",
+                pseudonym,
+            )
+            variants = await conn.fetch(
+                "SELECT sample_id, variant_id, reference_digest, chrom, pos, ref, alt, alt_count, "
+                "dp, gq FROM treatment_genotypes WHERE patient_pseudonym = $1 "
+                "ORDER BY sample_id, chrom, pos, ref, alt",
+                pseudonym,
+            )
+            result = PatientVariants(
+                patient_pseudonym=pseudonym,
+                samples=[PatientSample(**dict(s)) for s in samples],
+                variants=[
+                    PatientVariant(
+                        **dict(v), zygosity="homozygous" if v["alt_count"] == 2 else "heterozygous"
+                    )
+                    for v in variants
+                ],
+            )
+            return _Outcome(result, [pseudonym])
+
+        return await self._audited(caller, "treatment.patient_variants", {"patient": pseudonym}, answer)

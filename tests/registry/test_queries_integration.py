@@ -1,0 +1,120 @@
+"""Research answers come from the consent-aware views: restricted, withdrawn and unknown-consent
+patients never count, a withdrawal is in force for the very next query, small counts are masked,
+and every question lands in an append-only audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import asyncpg
+import pytest
+from genomebus_registry.handlers import RegistryHandlers
+from genomebus_registry.queries import Queries
+
+from .conftest import RESEARCHER, UploadedVcf, consent, delivery, pseudonym, variants_called
+
+pytestmark = pytest.mark.integration
+
+SHARED = (1000, "A", "G", "0/1", 30, 99)  # carried by everyone below
+HOM = (2000, "C", "T", "1/1", 30, 99)  # carried by everyone below, two copies
+HIDDEN = (3000, "G", "C", "0/1", 30, 99)  # carried only by patients who may not be counted
+
+
+async def cohort(handlers: RegistryHandlers, upload_vcf: Callable[..., UploadedVcf]) -> dict[str, list[str]]:
+    """Six research-consenting patients and four who must never be counted."""
+    common = upload_vcf([SHARED, HOM])
+    hidden = upload_vcf([SHARED, HOM, HIDDEN])
+    groups = {
+        "allowed": [pseudonym(f"q-allowed-{i}") for i in range(6)],
+        "restricted": [pseudonym("q-restricted")],
+        "withdrawn": [pseudonym("q-withdrawn")],
+        "no_analysis": [pseudonym("q-no-analysis")],
+        "unknown": [pseudonym("q-unknown")],
+    }
+    for patient in groups["allowed"]:
+        await handlers.consent_changed(consent(patient, 1), delivery())
+        await handlers.variants_called(variants_called(common, patient), delivery())
+    (restricted,) = groups["restricted"]
+    await handlers.consent_changed(consent(restricted, 1, research=False), delivery())
+    (withdrawn,) = groups["withdrawn"]
+    await handlers.consent_changed(consent(withdrawn, 1), delivery())
+    (no_analysis,) = groups["no_analysis"]
+    (unknown,) = groups["unknown"]
+    for patient in (restricted, withdrawn, unknown):
+        await handlers.variants_called(variants_called(hidden, patient), delivery())
+    # Loaded while allowed, withdrawn afterwards: the genotypes stay, but must not count.
+    await handlers.consent_changed(consent(withdrawn, 2, withdrawn=True), delivery())
+    # Loaded with no consent on record; the consent that arrives later denies analysis.
+    await handlers.variants_called(variants_called(hidden, no_analysis), delivery())
+    await handlers.consent_changed(consent(no_analysis, 1, analysis=False), delivery())
+    return groups
+
+
+async def test_research_answers_count_only_consenting_patients(
+    handlers: RegistryHandlers, queries: Queries, pool: asyncpg.Pool, upload_vcf: Callable[..., UploadedVcf]
+) -> None:
+    groups = await cohort(handlers, upload_vcf)
+    # Their genotypes are really in the table: only the views keep them out.
+    assert await pool.fetchval("SELECT count(DISTINCT sample_id) FROM genotypes") == 10
+
+    answer = await queries.allele(RESEARCHER, "chrT", 1000, "A", "G")
+    (result,) = answer.results
+    assert (result.carriers, result.allele_count, result.allele_number, result.allele_frequency) == (6, 6, 12, 0.5)
+    hom = (await queries.allele(RESEARCHER, "chrT", 2000, "C", "T")).results[0]
+    assert (hom.carriers, hom.allele_count, hom.allele_frequency) == (6, 12, 1.0)
+
+    # A variant only the excluded patients carry: masked zero in a lookup, absent from a region.
+    (hidden,) = (await queries.allele(RESEARCHER, "chrT", 3000, "G", "C")).results
+    assert (hidden.carriers, hidden.allele_count, hidden.allele_frequency) == ("<5", "<5", None)
+    region = await queries.region(RESEARCHER, "chrT", 1, 100_000)
+    assert [(v.pos, v.carriers, v.allele_count) for v in region.variants] == [(1000, 6, 6), (2000, 6, 12)]
+
+    # Only consenting carriers are recorded as touched by the research questions.
+    touched = await pool.fetch(
+        "SELECT patients FROM audit_log WHERE action LIKE 'research.%' ORDER BY id"
+    )
+    assert {p for row in touched for p in row["patients"]} == set(groups["allowed"])
+
+
+async def test_a_withdrawal_takes_effect_on_the_very_next_query(
+    handlers: RegistryHandlers, queries: Queries, upload_vcf: Callable[..., UploadedVcf]
+) -> None:
+    groups = await cohort(handlers, upload_vcf)
+    first, second = groups["allowed"][:2]
+    assert (await queries.allele(RESEARCHER, "chrT", 1000, "A", "G")).results[0].carriers == 6
+
+    await handlers.consent_changed(consent(first, 2, withdrawn=True), delivery())
+    after = (await queries.allele(RESEARCHER, "chrT", 1000, "A", "G")).results[0]
+    assert (after.carriers, after.allele_number, after.allele_frequency) == (5, 10, 0.5)
+
+    # Restricting research (not a withdrawal) also removes the patient from research at once,
+    # and then fewer than five remain: counts masked, frequency withheld.
+    await handlers.consent_changed(consent(second, 2, research=False), delivery())
+    masked = (await queries.allele(RESEARCHER, "chrT", 1000, "A", "G")).results[0]
+    assert (masked.carriers, masked.allele_count, masked.allele_number, masked.allele_frequency) == (
+        "<5", "<5", 8, None)
+    region = await queries.region(RESEARCHER, "chrT", 900, 2100)
+    assert [(v.pos, v.carriers, v.allele_count) for v in region.variants] == [(1000, "<5", "<5"), (2000, "<5", 8)]
+
+
+async def test_the_audit_log_records_who_why_and_whom_and_cannot_be_changed(
+    handlers: RegistryHandlers, queries: Queries, pool: asyncpg.Pool, upload_vcf: Callable[..., UploadedVcf]
+) -> None:
+    groups = await cohort(handlers, upload_vcf)
+    await queries.region(RESEARCHER, "chrT", 900, 1100)
+    row = await pool.fetchrow("SELECT * FROM audit_log WHERE action = 'research.region'")
+    assert (row["actor"], row["role"], row["purpose"], row["outcome"]) == (
+        "researcher", "research", "allele frequency study", "answered")
+    assert sorted(row["patients"]) == sorted(groups["allowed"]) and row["at"] is not None
+    consent_rows = await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'consent.changed'")
+    assert consent_rows == 10  # every consent event of the cohort
+
+    for statement in (
+        "UPDATE audit_log SET purpose = 'nothing to see' WHERE id = $1",
+        "DELETE FROM audit_log WHERE id = $1",
+    ):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await pool.execute(statement, row["id"])
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+        await pool.execute("TRUNCATE audit_log")
+    assert await pool.fetchval("SELECT purpose FROM audit_log WHERE id = $1", row["id"]) == "allele frequency study"
