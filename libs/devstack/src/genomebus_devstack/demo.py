@@ -2,11 +2,13 @@
 
 1. Makes the data (cached): a slice of the real human chrX that Debian's smalt-examples ships,
    and a diploid sample simulated on it with known variants (mason), as a gzipped FASTQ pair.
-2. Registers the slice as a reference genome (once), starts ingest, alignment and calling.
-3. Registers the sample with ingest and streams its reads up, as a hospital LIS would.
-4. Follows the events on Kafka and prints each stage as it completes.
-5. Ends with a summary: stage times, where the BAM and VCF are, variant counts, and precision
-   and recall against the variants the simulation put in.
+2. Registers the slice as a reference genome (once), starts the five services.
+3. The hospital records the patient's written consent with the consent service.
+4. Registers the sample with ingest and streams its reads up, as a hospital LIS would.
+5. Follows the events on Kafka and prints each stage as it completes, up to the registry.
+6. Ends with a summary: stage times, where the BAM and VCF are, variant counts, precision and
+   recall against the variants the simulation put in, and what the registry answers the
+   treating hospital and a researcher.
 """
 
 from __future__ import annotations
@@ -32,11 +34,18 @@ from genomebus_common.events import (
     SampleReceived,
     StageFailed,
     VariantsCalled,
+    VariantsReady,
 )
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import SAMPLE_ALIGNED, SAMPLE_RECEIVED_LANES, STAGE_FAILED, VARIANTS_CALLED
+from genomebus_common.topics import (
+    SAMPLE_ALIGNED,
+    SAMPLE_RECEIVED_LANES,
+    STAGE_FAILED,
+    VARIANTS_CALLED,
+    VARIANTS_READY,
+)
 from genomebus_testdata import evaluate, make_reference, read_pairs_for, simulate_sample
 
 from .envfile import endpoints
@@ -48,6 +57,7 @@ WATCHED = {
     **{lane.name: SampleReceived for lane in SAMPLE_RECEIVED_LANES.values()},
     SAMPLE_ALIGNED.name: SampleAligned,
     VARIANTS_CALLED.name: VariantsCalled,
+    VARIANTS_READY.name: VariantsReady,
     STAGE_FAILED.name: StageFailed,
 }
 
@@ -73,7 +83,15 @@ def _secrets(folder: Path) -> dict[str, str]:
     """The demo's pseudonym key and LIS token, made once per stack and kept out of git."""
     path = folder / "demo-secrets.json"
     if not path.exists():
-        path.write_text(json.dumps({"pseudonym_key": secrets.token_hex(32), "lis_token": secrets.token_urlsafe(24)}))
+        path.write_text(
+            json.dumps(
+                {
+                    "pseudonym_key": secrets.token_hex(32),
+                    "lis_token": secrets.token_urlsafe(24),
+                    "research_token": secrets.token_urlsafe(24),
+                }
+            )
+        )
         path.chmod(0o600)
     return json.loads(path.read_text())
 
@@ -125,7 +143,7 @@ async def run(args: argparse.Namespace) -> int:
     settings = ServiceSettings(**{k.removeprefix("GENOMEBUS_").lower(): v for k, v in stack.items()}, _env_file=None)  # type: ignore[call-arg]
     timeline = Timeline()
 
-    say(f"1/5 data: {args.length / 1e6:g} Mb of GRCh37 chrX from smalt-examples, {args.coverage:g}x, seed {args.seed}")
+    say(f"1/6 data: {args.length / 1e6:g} Mb of GRCh37 chrX from smalt-examples, {args.coverage:g}x, seed {args.seed}")
     data = folder / "demo-data"
     reference_fasta = make_reference(data / "reference", length=args.length)
     sample = simulate_sample(
@@ -139,26 +157,35 @@ async def run(args: argparse.Namespace) -> int:
         f"{sample.indel_count:,} indels ({timeline.mark('data'):.1f}s)"
     )
 
-    say("2/5 reference genome: register once (FASTA, .fai and bwa index in MinIO)")
+    say("2/6 reference genome: register once (FASTA, .fai and bwa index in MinIO)")
     store = ObjectStore.from_settings(settings)
     registry = ReferenceRegistry(store, folder / "demo-work" / "references")
     manifest = registry.register(reference_fasta.stem, reference_fasta, folder / "demo-work")
     say(f"    {manifest.reference.id} = {manifest.reference.digest} ({timeline.mark('reference'):.1f}s)")
 
     keys = _secrets(folder)
+    lis_sha = hashlib.sha256(keys["lis_token"].encode()).hexdigest()
+    research_sha = hashlib.sha256(keys["research_token"].encode()).hexdigest()
     common = {
         **stack,
         "GENOMEBUS_PSEUDONYM_KEY": keys["pseudonym_key"],
-        "GENOMEBUS_HOSPITAL_TOKENS": json.dumps({HOSPITAL: hashlib.sha256(keys["lis_token"].encode()).hexdigest()}),
+        "GENOMEBUS_HOSPITAL_TOKENS": json.dumps({HOSPITAL: lis_sha}),
+        "GENOMEBUS_CONSENT_CLIENTS": json.dumps({HOSPITAL: lis_sha}),
+        "GENOMEBUS_REGISTRY_CLIENTS": json.dumps(
+            {
+                HOSPITAL: {"token_sha256": lis_sha, "role": "hospital", "hospital_id": HOSPITAL},
+                "researcher": {"token_sha256": research_sha, "role": "research"},
+            }
+        ),
         "GENOMEBUS_ALIGNER": args.aligner,
         "GENOMEBUS_LOG_LEVEL": "INFO",
     }
     logs = folder / "logs"
     services = [
         ServiceProcess(name, {**common, "GENOMEBUS_WORK_DIR": str(folder / "demo-work" / name)}, logs)
-        for name in ("ingest", "alignment", "calling")
+        for name in ("consent", "ingest", "alignment", "calling", "registry")
     ]
-    say("3/5 services: ingest, alignment, calling (logs in .stack/logs/<service>.log)")
+    say("3/6 services: consent, ingest, alignment, calling, registry (logs in .stack/logs/)")
     with ServiceGroup(services) as group:
         say(f"    ready ({timeline.mark('services'):.1f}s); ingest at {group['ingest'].url}")
         watcher = await _watch_from_now(settings.kafka_bootstrap_servers)
@@ -181,8 +208,28 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
         "reference_id": reference_id,
         "reads": {"r1_sha256": _sha256(sample.reads_1), "r2_sha256": _sha256(sample.reads_2)},
     }
-    say(f"4/5 post: hospital {HOSPITAL} registers specimen {specimen} ({args.priority}) and streams its reads")
     auth = {"Authorization": f"Bearer {keys['lis_token']}"}
+    say("4/6 consent: the hospital records the patient's written consent (research use allowed)")
+    async with httpx.AsyncClient(base_url=group["consent"].url, headers=auth, timeout=60) as consent:
+        recorded = await consent.post(
+            "/v1/consents",
+            json={
+                "national_id": DEMO_CPR,
+                "analysis_consent_given": True,
+                "consent_document": f"DOC-{specimen}",
+                "consent_date": time.strftime("%Y-%m-%d"),
+                "secondary_findings": "report",
+                "research_use": "allowed",
+                "recorded_by": "demo clinician",
+            },
+        )
+        if recorded.status_code != 201:
+            say(f"    consent refused: {recorded.status_code} {recorded.text}")
+            return 1
+    pseudonym = recorded.json()["patient_pseudonym"]
+    say(f"    version {recorded.json()['version']} for patient {pseudonym[:16]}... ({timeline.mark('consent'):.1f}s)")
+
+    say(f"5/6 post: hospital {HOSPITAL} registers specimen {specimen} ({args.priority}) and streams its reads")
     async with httpx.AsyncClient(base_url=group["ingest"].url, headers=auth, timeout=600) as lis:
         created = await lis.post("/v1/samples", json=registration)
         if created.status_code not in (200, 201):
@@ -195,18 +242,22 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
                 say(f"    upload of {mate} refused: {response.status_code} {response.text}")
                 return 1
             view = response.json()
+        while view["status"] == "awaiting_consent":  # ingest applies the consent event
+            await asyncio.sleep(0.2)
+            view = (await lis.get(f"/v1/samples/{view['sample_id']}")).json()
         if view["status"] != "received":
-            say(f"    ingest rejected the sample: {view['reasons']}")
+            say(f"    ingest did not accept the sample: {view['status']} {view['reasons']}")
             return 1
     sample_id = view["sample_id"]
     say(f"    accepted as {sample_id}: {view['read_pairs']:,} read pairs checked ({timeline.mark('posted'):.1f}s)")
 
-    say("5/5 following the events on Kafka")
+    say("6/6 following the events on Kafka")
     aligned: SampleAligned | None = None
     called: VariantsCalled | None = None
+    ready: VariantsReady | None = None
     deadline = time.monotonic() + args.timeout
     last_note = time.monotonic()
-    while called is None:
+    while ready is None:
         if time.monotonic() > deadline:
             say(f"    gave up after {args.timeout}s; see .stack/logs/")
             return 1
@@ -233,11 +284,17 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
                         f"    [{timeline.mark('called'):6.1f}s] variants.called: {c.records:,} records "
                         f"({c.snv:,} SNVs, {c.indel:,} indels)"
                     )
+                elif isinstance(event, VariantsReady):
+                    ready = event
+                    say(
+                        f"    [{timeline.mark('ready'):6.1f}s] variants.ready: {event.variants_loaded:,} "
+                        f"variants, {event.genotypes_loaded:,} genotypes in the national registry"
+                    )
                 elif isinstance(event, StageFailed):
                     say(f"    [{timeline.mark('failed'):6.1f}s] {event.stage.value} FAILED: {event.error_code}: {event.reason}")
                     return 1
         if time.monotonic() - last_note > 15:
-            stage = "calling" if aligned else "aligning"
+            stage = "loading" if called else "calling" if aligned else "aligning"
             say(f"    ... {stage} ({time.monotonic() - timeline.started:.0f}s)")
             last_note = time.monotonic()
 
@@ -245,11 +302,26 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
     store.download(called.vcf, vcf)
     store.download(called.vcf_index, vcf.with_name(vcf.name + ".tbi"))
     accuracy = evaluate(vcf, sample.truth_vcf, reference_fasta)
+    registry = group["registry"].url
+    async with httpx.AsyncClient(base_url=registry, timeout=60) as client:
+        hospital_view = await client.get(
+            f"/v1/patients/{pseudonym}/variants",
+            headers={**auth, "X-Purpose": "demo: the treating physician reviews the results"},
+        )
+        first = hospital_view.json()["variants"][0] if hospital_view.status_code == 200 else None
+        research = None
+        if first is not None:
+            research = await client.get(
+                "/v1/research/alleles",
+                params={k: first[k] for k in ("chrom", "pos", "ref", "alt")},
+                headers={"Authorization": f"Bearer {keys['research_token']}", "X-Purpose": "demo: allele frequency"},
+            )
     say("")
     say("summary")
     say(f"  sample       {sample_id} (patient {called.patient_pseudonym[:16]}...)")
     say(f"  ingest       {timeline.between('services', 'posted'):6.1f}s  register + upload + checks")
     say(f"  alignment    {timeline.between('posted', 'aligned'):6.1f}s  {', '.join(f'{t.name} {t.version}' for t in aligned.tools)}")  # type: ignore[union-attr]
+    say(f"  registry     {timeline.between('called', 'ready'):6.1f}s  COPY load, consent re-checked at commit")
     say(f"  calling      {timeline.between('aligned', 'called'):6.1f}s  {', '.join(f'{t.name} {t.version}' for t in called.tools)}")
     say(f"  BAM          s3://{aligned.bam.bucket}/{aligned.bam.key} ({aligned.bam.size / 1e6:.1f} MB, sha256 {aligned.bam.sha256[:12]}...)")  # type: ignore[union-attr]
     say(f"  VCF          s3://{called.vcf.bucket}/{called.vcf.key} ({called.vcf.size / 1e3:.0f} kB)")
@@ -258,6 +330,17 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
     say(f"  variants     {c.snv:,} SNVs, {c.indel:,} indels, Ti/Tv {ratio(c.ti_tv)}, het/hom {ratio(c.het_hom_ratio)}")
     for line in accuracy.summary().splitlines():
         say(f"  accuracy     {line}")
+    if hospital_view.status_code == 200:
+        say(f"  hospital     sees {len(hospital_view.json()['variants']):,} variants of its patient")
+    else:
+        say(f"  hospital     {hospital_view.status_code} {hospital_view.text}")
+    if research is not None:
+        results = research.json().get("results") or [{}]
+        say(
+            f"  research     {first['chrom']}:{first['pos']} {first['ref']}>{first['alt']}: carriers "
+            f"{results[0].get('carriers')}, frequency {results[0].get('allele_frequency')} "
+            "(counts under 5 are masked)"
+        )
     say(f"  total        {time.monotonic() - timeline.started:.1f}s")
     return 0
 
