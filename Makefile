@@ -12,7 +12,7 @@ VENV := .venv
 GENOMEBUS := $(VENV)/bin/genomebus
 PYTEST_ARGS ?=
 
-.PHONY: install demo test stack stack-down stack-status contracts check-contracts bench-overhead clean
+.PHONY: install demo test stack stack-down stack-status contracts bench-overhead bench-registry clean
 
 ## install: the Python workspace (.venv, from uv.lock) and the system parts of the local stack
 install: $(VENV)/.synced
@@ -52,6 +52,10 @@ contracts: $(VENV)/.synced
 ## bench-overhead: genomebus end to end vs the raw tools on the same data (prints ratio: platform/raw)
 bench-overhead: stack
 	$(VENV)/bin/python bench/overhead.py $(BENCH_ARGS)
+
+## bench-registry: COPY ingest rate, query latency with consent on/off, withdrawal visibility
+bench-registry: stack
+	$(VENV)/bin/python bench/registry.py $(BENCH_ARGS)
 
 clean: stack-down
 	rm -rf $(VENV) .stack
