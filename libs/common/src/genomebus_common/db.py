@@ -125,3 +125,29 @@ async def connect_pool(
         yield pool
     finally:
         await pool.close()
+
+
+def with_database(dsn: str, database: str) -> str:
+    """The same server and credentials, another database (our DSNs carry no query string)."""
+    return dsn.rpartition("/")[0] + "/" + database
+
+
+async def ensure_database(dsn: str) -> None:
+    """Create the DSN's database if it is missing.
+
+    For development stacks, where one PostgreSQL serves every service and each service must
+    still have a database of its own; in production the operator provisions databases.
+    """
+    try:
+        conn = await asyncpg.connect(dsn)
+    except asyncpg.InvalidCatalogNameError:
+        name = dsn.rpartition("/")[2]
+        admin = await asyncpg.connect(with_database(dsn, "postgres"))
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        except asyncpg.DuplicateDatabaseError:
+            pass  # another process made it meanwhile
+        finally:
+            await admin.close()
+    else:
+        await conn.close()

@@ -80,20 +80,19 @@ class Timeline:
 
 
 def _secrets(folder: Path) -> dict[str, str]:
-    """The demo's pseudonym key and LIS token, made once per stack and kept out of git."""
+    """The demo's pseudonym key and client tokens, made once per stack and kept out of git."""
     path = folder / "demo-secrets.json"
-    if not path.exists():
-        path.write_text(
-            json.dumps(
-                {
-                    "pseudonym_key": secrets.token_hex(32),
-                    "lis_token": secrets.token_urlsafe(24),
-                    "research_token": secrets.token_urlsafe(24),
-                }
-            )
-        )
+    held = json.loads(path.read_text()) if path.exists() else {}
+    wanted = {
+        "pseudonym_key": lambda: secrets.token_hex(32),
+        "lis_token": lambda: secrets.token_urlsafe(24),
+        "research_token": lambda: secrets.token_urlsafe(24),
+    }
+    if not wanted.keys() <= held.keys():
+        held = {name: held.get(name) or make() for name, make in wanted.items()}
+        path.write_text(json.dumps(held))
         path.chmod(0o600)
-    return json.loads(path.read_text())
+    return held
 
 
 def _sha256(path: Path) -> str:
@@ -287,8 +286,8 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
                 elif isinstance(event, VariantsReady):
                     ready = event
                     say(
-                        f"    [{timeline.mark('ready'):6.1f}s] variants.ready: {event.variants_loaded:,} "
-                        f"variants, {event.genotypes_loaded:,} genotypes in the national registry"
+                        f"    [{timeline.mark('ready'):6.1f}s] variants.ready: {event.genotypes_loaded:,} "
+                        f"genotypes in the national registry ({event.variants_loaded:,} variants new to it)"
                     )
                 elif isinstance(event, StageFailed):
                     say(f"    [{timeline.mark('failed'):6.1f}s] {event.stage.value} FAILED: {event.error_code}: {event.reason}")
@@ -321,8 +320,8 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
     say(f"  sample       {sample_id} (patient {called.patient_pseudonym[:16]}...)")
     say(f"  ingest       {timeline.between('services', 'posted'):6.1f}s  register + upload + checks")
     say(f"  alignment    {timeline.between('posted', 'aligned'):6.1f}s  {', '.join(f'{t.name} {t.version}' for t in aligned.tools)}")  # type: ignore[union-attr]
-    say(f"  registry     {timeline.between('called', 'ready'):6.1f}s  COPY load, consent re-checked at commit")
     say(f"  calling      {timeline.between('aligned', 'called'):6.1f}s  {', '.join(f'{t.name} {t.version}' for t in called.tools)}")
+    say(f"  registry     {timeline.between('called', 'ready'):6.1f}s  COPY load, consent re-checked at commit")
     say(f"  BAM          s3://{aligned.bam.bucket}/{aligned.bam.key} ({aligned.bam.size / 1e6:.1f} MB, sha256 {aligned.bam.sha256[:12]}...)")  # type: ignore[union-attr]
     say(f"  VCF          s3://{called.vcf.bucket}/{called.vcf.key} ({called.vcf.size / 1e3:.0f} kB)")
     c = called.counts
@@ -331,7 +330,11 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
     for line in accuracy.summary().splitlines():
         say(f"  accuracy     {line}")
     if hospital_view.status_code == 200:
-        say(f"  hospital     sees {len(hospital_view.json()['variants']):,} variants of its patient")
+        seen = hospital_view.json()
+        say(
+            f"  hospital     sees {len(seen['variants']):,} genotypes of its patient in "
+            f"{len(seen['samples'])} sample(s) (each demo run adds one)"
+        )
     else:
         say(f"  hospital     {hospital_view.status_code} {hospital_view.text}")
     if research is not None:

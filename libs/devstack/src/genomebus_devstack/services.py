@@ -22,6 +22,9 @@ from pathlib import Path
 from .ports import port_is_free
 from .procs import StackError
 
+# Services that keep tables: each gets a database of its own on the shared server.
+DATABASE_SERVICES = frozenset({"ingest", "consent", "registry"})
+
 
 def free_port() -> int:
     import socket
@@ -29,6 +32,30 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def own_database(dsn: str, service: str) -> str:
+    """The service's own database on the stack's server, created if missing."""
+    import asyncio
+    import threading
+
+    from genomebus_common.db import ensure_database, with_database
+
+    target = with_database(dsn, f"genomebus_{service}")
+    errors: list[BaseException] = []
+
+    def create() -> None:  # a thread of its own: the caller may be inside an event loop
+        try:
+            asyncio.run(ensure_database(target))
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    worker = threading.Thread(target=create)
+    worker.start()
+    worker.join()
+    if errors:
+        raise StackError(f"cannot create the database for {service}: {errors[0]}")
+    return target
 
 
 @dataclass
@@ -62,6 +89,8 @@ class ServiceProcess:
             "GENOMEBUS_SERVICE_NAME": self.name,
             "GENOMEBUS_HTTP_PORT": str(self.port),
         }
+        if self.name in DATABASE_SERVICES and env.get("GENOMEBUS_POSTGRES_DSN"):
+            env["GENOMEBUS_POSTGRES_DSN"] = own_database(env["GENOMEBUS_POSTGRES_DSN"], self.name)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(script)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
