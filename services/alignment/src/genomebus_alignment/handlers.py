@@ -8,7 +8,6 @@ see a duplicate, not a second sample) instead of aligning twice.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 from dataclasses import dataclass
@@ -16,10 +15,11 @@ from pathlib import Path
 
 from faststream.kafka import KafkaBroker
 
-from genomebus_common.broker import Delivery, publish_event
+from genomebus_common.broker import Delivery
 from genomebus_common.events import Producer, SampleAligned, SampleReceived
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
+from genomebus_common.stage import compute_once_then_publish
 
 from .config import AlignmentSettings
 from .pipeline import ReadCountMismatch, align
@@ -78,19 +78,20 @@ class AlignSample:
             metrics=result.metrics,
             tools=result.tools,
         )
-        self.store.write_model(bucket, f"{prefix}/{RECORD}", aligned)
         return aligned
 
     async def __call__(self, event: SampleReceived, delivery: Delivery) -> None:
-        aligned = await asyncio.to_thread(
-            self.store.read_model,
+        def compute() -> SampleAligned:
+            log.info("aligning", extra={"sample_id": event.sample_id, "read_pairs": event.read_pairs})
+            return self._align_and_store(event)
+
+        _, computed = await compute_once_then_publish(
+            self.broker,
+            self.store,
             self.settings.alignments_bucket,
             f"{self._prefix(event.sample_id)}/{RECORD}",
             SampleAligned,
+            compute,
         )
-        if aligned is None:
-            log.info("aligning", extra={"sample_id": event.sample_id, "read_pairs": event.read_pairs})
-            aligned = await asyncio.to_thread(self._align_and_store, event)
-        else:
-            log.info("already aligned; publishing again", extra={"sample_id": event.sample_id})
-        await publish_event(self.broker, aligned)
+        if not computed:
+            log.info("already aligned; published again", extra={"sample_id": event.sample_id})

@@ -6,7 +6,6 @@ the outputs before it is published, so a redelivery republishes instead of calli
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 from dataclasses import dataclass
@@ -14,10 +13,11 @@ from pathlib import Path
 
 from faststream.kafka import KafkaBroker
 
-from genomebus_common.broker import Delivery, publish_event
+from genomebus_common.broker import Delivery
 from genomebus_common.events import Producer, SampleAligned, VariantsCalled
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
+from genomebus_common.stage import compute_once_then_publish
 
 from .config import CallingSettings
 from .pipeline import call_variants
@@ -66,19 +66,20 @@ class CallSample:
             counts=result.counts,
             tools=result.tools,
         )
-        self.store.write_model(bucket, f"{prefix}/{RECORD}", called)
         return called
 
     async def __call__(self, event: SampleAligned, delivery: Delivery) -> None:
-        called = await asyncio.to_thread(
-            self.store.read_model,
+        def compute() -> VariantsCalled:
+            log.info("calling", extra={"sample_id": event.sample_id})
+            return self._call_and_store(event)
+
+        _, computed = await compute_once_then_publish(
+            self.broker,
+            self.store,
             self.settings.variants_bucket,
             f"{self._prefix(event.sample_id)}/{RECORD}",
             VariantsCalled,
+            compute,
         )
-        if called is None:
-            log.info("calling", extra={"sample_id": event.sample_id})
-            called = await asyncio.to_thread(self._call_and_store, event)
-        else:
-            log.info("already called; publishing again", extra={"sample_id": event.sample_id})
-        await publish_event(self.broker, called)
+        if not computed:
+            log.info("already called; published again", extra={"sample_id": event.sample_id})
