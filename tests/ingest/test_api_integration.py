@@ -253,3 +253,28 @@ async def test_waiting_samples_are_quarantined_when_consent_is_withdrawn(
     await lis.put(sample["upload"]["R2"], content=r2)
     await give_consent(lis, cpr, 1, given=False, withdrawn=True)
     assert (await lis.get(f"/v1/samples/{sample['sample_id']}")).json()["status"] == "quarantined"
+
+
+async def test_a_hospital_removes_its_sample_and_the_removal_is_published(
+    lis: httpx.AsyncClient, toy_reference: Manifest, settings: ServiceSettings, store: ObjectStore
+) -> None:
+    from genomebus_common.events import SampleRemoved
+    from genomebus_common.topics import SAMPLE_REMOVED
+
+    r1, r2 = pair(5)
+    await give_consent(lis, CPR, 1)
+    sample = (await lis.post("/v1/samples", json=registration(toy_reference, r1, r2))).json()
+    await lis.put(sample["upload"]["R1"], content=r1)
+    await lis.put(sample["upload"]["R2"], content=r2)
+    odense = {"Authorization": f"Bearer {TOKENS['OUH']}"}
+    url = f"/v1/samples/{sample['sample_id']}"
+    assert (await lis.delete(url, params={"reason": "wrong patient"}, headers=odense)).status_code == 404
+    assert (await lis.delete(url)).status_code == 422, "a reason is required"
+    removed = await lis.delete(url, params={"reason": "the lab reported a sample mix-up"})
+    assert removed.status_code == 200 and removed.json()["status"] == "removed"
+    assert not list(store.client.list_objects("genomebus-reads", prefix=f"samples/{sample['sample_id']}/"))
+    record = await read_until(
+        settings.kafka_bootstrap_servers, SAMPLE_REMOVED.name, lambda r: r.key == sample["sample_id"].encode()
+    )
+    event = SampleRemoved.from_bytes(record.value)
+    assert event.patient_pseudonym == pseudonym_of(CPR) and "mix-up" in event.reason

@@ -118,3 +118,34 @@ async def test_the_audit_log_records_who_why_and_whom_and_cannot_be_changed(
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
         await pool.execute("TRUNCATE audit_log")
     assert await pool.fetchval("SELECT purpose FROM audit_log WHERE id = $1", row["id"]) == "allele frequency study"
+
+
+async def test_a_removed_sample_leaves_the_counts_at_once(
+    handlers: RegistryHandlers, queries: Queries, pool: asyncpg.Pool, upload_vcf: Callable[..., UploadedVcf]
+) -> None:
+    from genomebus_common.events import SampleRemoved
+
+    await cohort(handlers, upload_vcf)
+    before = (await queries.allele(RESEARCHER, "chrT", 1000, "A", "G")).results[0]
+    gone = await pool.fetchrow(
+        "SELECT s.sample_id, s.patient_pseudonym FROM research_samples s ORDER BY s.sample_id LIMIT 1"
+    )
+    removal = SampleRemoved(
+        correlation_id=gone["sample_id"],
+        sample_id=gone["sample_id"],
+        patient_pseudonym=gone["patient_pseudonym"],
+        hospital_id="RH",
+        reason="sample mix-up reported by the lab",
+        requested_by="RH",
+    )
+    await handlers.sample_removed(removal, delivery())
+    await handlers.sample_removed(removal, delivery())  # a redelivery changes nothing
+    after = (await queries.allele(RESEARCHER, "chrT", 1000, "A", "G")).results[0]
+
+    assert (before.carriers, after.carriers) == (6, 5)
+    assert after.allele_number == before.allele_number - 2, "the cohort shrinks too"
+    assert await pool.fetchval("SELECT count(*) FROM genotypes WHERE sample_id = $1", gone["sample_id"]) == 0
+    row = await pool.fetchrow("SELECT removed_at, removal_reason FROM samples WHERE sample_id = $1", gone["sample_id"])
+    assert row["removed_at"] is not None and "mix-up" in row["removal_reason"]
+    audits = await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'sample.removed'")
+    assert audits == 1

@@ -243,6 +243,19 @@ class ConsentChanged(Event):
     reason: SafeText | None = None
 
 
+class SampleRemoved(Event):
+    """A hospital withdrew a sample: its data must go from every store that holds them."""
+
+    event_type: ClassVar[str] = "sample.removed"
+    schema_version: Literal[1] = 1
+
+    sample_id: Identifier
+    patient_pseudonym: PatientPseudonym
+    hospital_id: Identifier
+    reason: SafeText
+    requested_by: SafeText
+
+
 class Stage(StrEnum):
     INGEST = "ingest"
     ALIGNMENT = "alignment"
@@ -274,6 +287,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     VariantsCalled,
     ConsentChanged,
     VariantsReady,
+    SampleRemoved,
     StageFailed,
 )
 

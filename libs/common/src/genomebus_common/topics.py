@@ -17,6 +17,7 @@ from .events import (
     SampleAligned,
     SampleEvent,
     SampleReceived,
+    SampleRemoved,
     StageFailed,
     VariantsCalled,
     VariantsReady,
@@ -58,6 +59,9 @@ CONSENT_CHANGED = Topic(
 VARIANTS_READY = Topic(
     "genomebus.variants.ready", VariantsReady, 6, "Samples loaded into the national registry."
 )
+SAMPLE_REMOVED = Topic(
+    "genomebus.sample.removed", SampleRemoved, 6, "Samples a hospital withdrew: delete their data."
+)
 STAGE_FAILED = Topic(
     "genomebus.stage.failed", StageFailed, 3, "A stage gave up on an event (see its DLQ)."
 )
@@ -68,6 +72,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     VARIANTS_CALLED,
     CONSENT_CHANGED,
     VARIANTS_READY,
+    SAMPLE_REMOVED,
     STAGE_FAILED,
 )
 
@@ -96,6 +101,6 @@ def message_key(event: Event) -> bytes:
         return event.sample_id.encode()
     if isinstance(event, ConsentChanged):
         return event.patient_pseudonym.encode()
-    if isinstance(event, StageFailed) and event.sample_id:
+    if isinstance(event, (StageFailed, SampleRemoved)) and event.sample_id:
         return event.sample_id.encode()
     return event.correlation_id.encode()

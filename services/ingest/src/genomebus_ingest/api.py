@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
 from genomebus_common.errors import ChecksumMismatch
+from genomebus_common.events import SafeText
 from genomebus_common.http import ErrorMapping, bearer_identity, install_error_handlers, problem
 
 from .domain import Mate, RegisterSample, SampleView
@@ -81,6 +82,17 @@ async def upload_reads(sample_id: str, mate: Mate, hospital: Hospital, request: 
         if not feeding.done():
             feeding.cancel()
     return view
+
+
+@router.delete("/samples/{sample_id}", response_model=SampleView)
+async def remove_sample(
+    sample_id: str,
+    hospital: Hospital,
+    request: Request,
+    reason: Annotated[SafeText, Query(min_length=3, max_length=500)],
+) -> SampleView:
+    """Withdraw a sample: its reads go, and every service that holds its data deletes them."""
+    return await ingest_of(request).remove(sample_id, hospital, reason)
 
 
 @router.get("/samples/{sample_id}", response_model=SampleView)

@@ -93,6 +93,7 @@ class SampleStatus(StrEnum):
     RECEIVED = "received"  # released into the pipeline
     REJECTED = "rejected"  # bad input: reasons say why; no objects kept
     QUARANTINED = "quarantined"  # the patient has withdrawn: kept, never processed
+    REMOVED = "removed"  # the hospital withdrew it: reads deleted, sample.removed published
 
 
 class SampleView(BaseModel):

@@ -20,7 +20,7 @@ import asyncpg
 
 from genomebus_common.errors import ChecksumMismatch, DataConflict, ObjectNotFound, PermanentError
 from genomebus_common.broker import Delivery
-from genomebus_common.events import ConsentChanged, ObjectRef
+from genomebus_common.events import ConsentChanged, ObjectRef, SampleRemoved
 from genomebus_common.inbox import once
 from genomebus_common.identifiers import InvalidNationalId, Pseudonymiser, parse_cpr
 from genomebus_common.objectstore import ObjectStore
@@ -320,6 +320,38 @@ class Ingest:
             )
             await enqueue(conn, event)
             log.info("sample released", extra={"sample_id": row["sample_id"], "consent_version": consent["version"]})
+
+    async def remove(self, sample_id: str, hospital_id: str, reason: str) -> SampleView:
+        """Withdraw a sample: delete its reads here and tell every other store to delete too."""
+        await self.get(sample_id, hospital_id)  # 404 for another hospital's sample
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """
+                UPDATE samples SET status = 'removed', reasons = $2::jsonb, updated_at = now()
+                WHERE sample_id = $1 AND status <> 'removed' RETURNING *""",
+                sample_id,
+                json.dumps([f"removed by {hospital_id}: {reason}"]),
+            )
+            if row is not None:
+                await enqueue(
+                    conn,
+                    SampleRemoved(
+                        correlation_id=sample_id,
+                        sample_id=sample_id,
+                        patient_pseudonym=row["patient_pseudonym"],
+                        hospital_id=hospital_id,
+                        reason=reason,
+                        requested_by=hospital_id,
+                    ),
+                )
+        for mate in ("R1", "R2"):
+            await asyncio.to_thread(
+                self.store.remove, self.reads_bucket, f"samples/{sample_id}/{mate}.fastq.gz"
+            )
+        if self.relay is not None:
+            self.relay.notify()
+        log.info("sample removed", extra={"sample_id": sample_id})
+        return await self.get(sample_id, hospital_id)
 
     async def _reject(self, sample_id: str, reasons: list[str]) -> SampleView:
         row = await self.pool.fetchrow(

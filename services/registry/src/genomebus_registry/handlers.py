@@ -19,7 +19,13 @@ from pathlib import Path
 import asyncpg
 from genomebus_common.broker import Delivery
 from genomebus_common.errors import DataConflict
-from genomebus_common.events import ConsentChanged, Producer, VariantsCalled, VariantsReady
+from genomebus_common.events import (
+    ConsentChanged,
+    Producer,
+    SampleRemoved,
+    VariantsCalled,
+    VariantsReady,
+)
 from genomebus_common.inbox import once
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.outbox import OutboxRelay, enqueue
@@ -94,6 +100,33 @@ class RegistryHandlers:
                 },
             )
         log.info("consent", extra={"version": event.version, "applied": applied})
+
+    # --- sample.removed ----------------------------------------------------------------------
+
+    async def sample_removed(self, event: SampleRemoved, delivery: Delivery) -> None:
+        """Delete a withdrawn sample's genotypes; its provenance row stays, marked removed."""
+        async with once(self.pool, self.consumer, event, delivery) as conn:
+            if conn is None:
+                return
+            deleted = await conn.execute("DELETE FROM genotypes WHERE sample_id = $1", event.sample_id)
+            marked = await conn.execute(
+                """
+                UPDATE samples SET removed_at = now(), removal_reason = $2
+                WHERE sample_id = $1 AND removed_at IS NULL""",
+                event.sample_id,
+                event.reason,
+            )
+            await audit.record(
+                conn,
+                actor=event.requested_by,
+                role="hospital",
+                action="sample.removed",
+                purpose=event.reason,
+                outcome="removed" if marked != "UPDATE 0" else "not_loaded_here",
+                patients=[event.patient_pseudonym],
+                details={"sample_id": event.sample_id, "genotypes_deleted": int(deleted.split()[-1])},
+            )
+        log.info("sample removed", extra={"sample_id": event.sample_id})
 
     # --- variants.called ---------------------------------------------------------------------
 

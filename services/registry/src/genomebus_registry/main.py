@@ -12,11 +12,11 @@ import asyncpg
 from fastapi import FastAPI
 from genomebus_common.broker import Delivery
 from genomebus_common.db import Migration, connect_pool, load_migrations
-from genomebus_common.events import ConsentChanged, Stage, VariantsCalled
+from genomebus_common.events import ConsentChanged, SampleRemoved, Stage, VariantsCalled
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.outbox import OutboxRelay
 from genomebus_common.runtime import ServiceRuntime, create_app, serve
-from genomebus_common.topics import CONSENT_CHANGED, VARIANTS_CALLED
+from genomebus_common.topics import CONSENT_CHANGED, SAMPLE_REMOVED, VARIANTS_CALLED
 
 from . import api
 from .config import RegistrySettings
@@ -85,6 +85,12 @@ def build_app(
             on_variants_called,
             variants_called_topic,
             max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
+        )
+        async def on_sample_removed(event: SampleRemoved, delivery: Delivery) -> None:
+            await app.state.resources.handlers.sample_removed(event, delivery)
+
+        runtime.consumer.subscribe(
+            SampleRemoved, on_sample_removed, SAMPLE_REMOVED.name, group_suffix="removals"
         )
         # Consent has its own consumer group: a withdrawal never queues behind a large VCF load.
         runtime.consumer.subscribe(
