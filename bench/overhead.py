@@ -116,6 +116,9 @@ def platform_run(services: ServiceGroup, token: str, reference_id: str, r1: Path
 
             for mate, path in (("R1", r1), ("R2", r2)):
                 response = await lis.put(view["upload"][mate], content=chunks(path))
+            while response.json()["status"] == "awaiting_consent":  # ingest applies the consent
+                await asyncio.sleep(0.1)
+                response = await lis.get(f"/v1/samples/{view['sample_id']}")
             assert response.json()["status"] == "received", response.text
         sample_id = response.json()["sample_id"]
         times = {"ingest": time.perf_counter() - started}
@@ -139,10 +142,25 @@ def platform_run(services: ServiceGroup, token: str, reference_id: str, r1: Path
     return asyncio.run(go())
 
 
+def give_consent(services: ServiceGroup, token: str) -> None:
+    """The bench patient's written consent, recorded once (not part of the timed runs)."""
+    response = httpx.post(
+        f"{services['consent'].url}/v1/consents",
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "bench-patient-consent"},
+        json={
+            "national_id": "010190-1234", "analysis_consent_given": True,
+            "consent_document": "BENCH-DOC", "consent_date": "2026-01-01",
+            "secondary_findings": "do_not_report", "research_use": "allowed", "recorded_by": "bench",
+        },
+        timeout=30,
+    )
+    assert response.status_code in (200, 201), response.text
+
+
 def start_services(env: dict[str, str], work: Path, logs: Path) -> ServiceGroup:
     return ServiceGroup([
         ServiceProcess(name, {**env, "GENOMEBUS_WORK_DIR": str(work / name)}, logs)
-        for name in ("ingest", "alignment", "calling")
+        for name in ("consent", "ingest", "alignment", "calling")
     ]).__enter__()
 
 
@@ -182,6 +200,7 @@ def main() -> int:
         **stack,
         "GENOMEBUS_PSEUDONYM_KEY": "be" * 32,
         "GENOMEBUS_HOSPITAL_TOKENS": json.dumps({HOSPITAL: hashlib.sha256(token.encode()).hexdigest()}),
+        "GENOMEBUS_CONSENT_CLIENTS": json.dumps({HOSPITAL: hashlib.sha256(token.encode()).hexdigest()}),
         "GENOMEBUS_THREADS": str(args.threads),
         "GENOMEBUS_LOG_LEVEL": "WARNING",
     }
@@ -190,6 +209,7 @@ def main() -> int:
     platform_times: list[dict[str, float]] = []
     group = start_services(env, out / "work", folder / "logs" / "bench")
     try:
+        give_consent(group, token)
         for round_ in range(1, args.rounds + 1):
             raw_times.append(raw_run(reference, small.reads_1, small.reads_2, out / f"raw{round_}", args.threads))
             print(f"round {round_} raw      " + "  ".join(f"{k} {v:6.1f}s" for k, v in raw_times[-1].items()), flush=True)

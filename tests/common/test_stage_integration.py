@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
 
-from genomebus_common.events import SampleReceived
+from genomebus_common.consent_view import ConsentView
+from genomebus_common.events import ConsentChanged, ResearchUse, SampleReceived
 from genomebus_common.objectstore import ObjectStore
-from genomebus_common.stage import compute_once_then_publish
+from genomebus_common.settings import ServiceSettings
+from genomebus_common.stage import Quarantine, compute_once_then_publish
+from genomebus_common.topics import CONSENT_CHANGED
 
-from .factories import sample_received
+from .factories import PSEUDONYM, sample_received
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +57,70 @@ async def test_a_failed_computation_leaves_no_record(store: ObjectStore, bucket:
     with pytest.raises(RuntimeError):
         await compute_once_then_publish(broker, store, bucket, "s/r.json", SampleReceived, fail)  # type: ignore[arg-type]
     assert store.read_model(bucket, "s/r.json", SampleReceived) is None and broker.published == []
+
+
+def _consent(pseudonym: str, version: int, *, withdrawn: bool) -> ConsentChanged:
+    return ConsentChanged(
+        correlation_id=f"c-{version}",
+        patient_pseudonym=pseudonym,
+        version=version,
+        analysis_consent_given=not withdrawn,
+        research_use=ResearchUse.ALLOWED,
+        withdrawn=withdrawn,
+        recorded_by="tests",
+    )
+
+
+def test_the_consent_view_keeps_the_newest_version() -> None:
+    view = ConsentView("unused:9092")
+    view.apply(_consent(PSEUDONYM, 2, withdrawn=True))
+    view.apply(_consent(PSEUDONYM, 1, withdrawn=False))  # late and older: ignored
+    assert view.withdrawn(PSEUDONYM) is not None and view.latest[PSEUDONYM].version == 2
+    view.apply(_consent(PSEUDONYM, 3, withdrawn=False))
+    assert view.withdrawn(PSEUDONYM) is None
+
+
+async def test_a_withdrawal_in_flight_quarantines_instead_of_publishing(
+    settings: ServiceSettings, store: ObjectStore, bucket: str, unique: str
+) -> None:
+    """The view reads the real consent topic; the withdrawal lands while the stage computes."""
+    from faststream.kafka import KafkaBroker
+
+    from genomebus_common.broker import ensure_topics, publish_event
+
+    await ensure_topics(settings, [CONSENT_CHANGED])
+    patient = "pk1_" + unique.ljust(64, "0")
+    view = ConsentView(settings.kafka_bootstrap_servers)
+    await view.start()
+    broker = RecordingBroker()
+    source = sample_received(f"S-{unique}", patient_pseudonym=patient)
+    try:
+        await view.wait_ready()
+        async with KafkaBroker(settings.kafka_bootstrap_servers) as kafka:
+            await publish_event(kafka, _consent(patient, 1, withdrawn=False))
+
+            def compute() -> SampleReceived:
+                # the patient withdraws while the (long) work runs
+                asyncio.run_coroutine_threadsafe(publish_event(kafka, _consent(patient, 2, withdrawn=True)), loop).result()
+                deadline = time.monotonic() + 30
+                while view.withdrawn(patient) is None and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                return source
+
+            loop = asyncio.get_running_loop()
+            published, computed = await compute_once_then_publish(
+                broker, store, bucket, "s/out/record.json", SampleReceived, compute,  # type: ignore[arg-type]
+                source=source, consent=view,
+            )
+        assert published is None and computed and broker.published == []
+        record = store.read_model(bucket, "s/out/quarantine.json", Quarantine)
+        assert record is not None and record.consent_version == 2 and record.sample_id == source.sample_id
+
+        # A redelivery after the withdrawal does no work and publishes nothing either.
+        again, recomputed = await compute_once_then_publish(
+            broker, store, bucket, "s/out/record.json", SampleReceived, compute,  # type: ignore[arg-type]
+            source=source, consent=view,
+        )
+        assert again is None and not recomputed and broker.published == []
+    finally:
+        await view.stop()

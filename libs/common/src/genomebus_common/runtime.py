@@ -3,8 +3,9 @@
 One process holds: JSON logging, a tracer provider, the Kafka broker with its reliable
 consumer, and an HTTP server (FastAPI on uvicorn) that serves the service's own API, if it has
 one, plus ``/healthz`` (the process is alive) and ``/readyz`` (its dependencies answer). Topics
-are created at start-up if missing, subscribers start only after the service's own resources
-(database pool, reference cache) are ready, and everything stops in reverse order.
+are created at start-up if missing, before anything else; subscribers start only after the
+service's own resources (database pool, consent view) are ready; everything stops in reverse
+order.
 """
 
 from __future__ import annotations
@@ -51,8 +52,7 @@ class ServiceRuntime:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator["ServiceRuntime"]:
-        """Connect, create missing topics, start consuming; stop cleanly on exit."""
-        await ensure_topics(self.settings)
+        """Connect and start consuming; stop cleanly on exit."""
         await self.broker.start()
         log.info("service started", extra={"service": self.settings.service_name})
         try:
@@ -83,6 +83,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
+            # Topics first: resources may read them (a consent view), consumers need them.
+            await ensure_topics(runtime.settings)
             if resources is not None:
                 app.state.resources = await stack.enter_async_context(resources(runtime))
             await stack.enter_async_context(runtime.running())

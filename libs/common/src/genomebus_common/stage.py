@@ -5,21 +5,51 @@ whose work takes hours must not redo it, and must not stay silent either: the do
 might never have left. So the stage writes its output event as a small record beside its
 objects, after them, and a later delivery that finds the record publishes the very same event
 again (same event id: downstream consumers recognise the duplicate).
+
+A stage also honours a withdrawal that arrives while the sample is in flight: it looks at the
+patient's consent before the work and again before publishing, and when the consent has been
+withdrawn it publishes nothing and leaves a quarantine record beside what it produced.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import TypeVar
 
 from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
 
 from .broker import publish_event
-from .events import Event
+from .consent_view import ConsentView
+from .events import Event, SampleEvent
 from .objectstore import ObjectStore
 
 E = TypeVar("E", bound=Event)
+QUARANTINE_RECORD = "quarantine.json"
+
+
+class Quarantine(BaseModel):
+    """Why a stage stopped a sample: the consent version that withdrew it."""
+
+    sample_id: str
+    patient_pseudonym: str
+    consent_version: int
+    quarantined_at: datetime
+
+
+def _quarantine(
+    store: ObjectStore, bucket: str, record_key: str, event: SampleEvent, withdrawal: Event
+) -> None:
+    record = Quarantine(
+        sample_id=event.sample_id,
+        patient_pseudonym=event.patient_pseudonym,
+        consent_version=withdrawal.version,  # type: ignore[attr-defined]
+        quarantined_at=datetime.now(timezone.utc),
+    )
+    folder = record_key.rpartition("/")[0]
+    store.write_model(bucket, f"{folder}/{QUARANTINE_RECORD}", record)
 
 
 async def compute_once_then_publish(
@@ -29,12 +59,31 @@ async def compute_once_then_publish(
     record_key: str,
     event_type: type[E],
     compute: Callable[[], E],
-) -> tuple[E, bool]:
-    """(the event, whether it was computed now). ``compute`` runs in a worker thread."""
+    *,
+    source: SampleEvent | None = None,
+    consent: ConsentView | None = None,
+) -> tuple[E | None, bool]:
+    """(the event, or None if quarantined; whether it was computed now).
+
+    ``compute`` runs in a worker thread. With ``consent`` and ``source``, a withdrawn patient's
+    sample is quarantined instead: before the work if the withdrawal is known, else before the
+    result is published.
+    """
+    def withdrawn() -> Event | None:
+        return consent.withdrawn(source.patient_pseudonym) if consent and source else None
+
+    if consent is not None:
+        await consent.wait_ready()
+    if (withdrawal := withdrawn()) is not None:
+        await asyncio.to_thread(_quarantine, store, bucket, record_key, source, withdrawal)  # type: ignore[arg-type]
+        return None, False
     event = await asyncio.to_thread(store.read_model, bucket, record_key, event_type)
     computed = event is None
     if event is None:
         event = await asyncio.to_thread(compute)
         await asyncio.to_thread(store.write_model, bucket, record_key, event)
+    if (withdrawal := withdrawn()) is not None:  # it came while we worked
+        await asyncio.to_thread(_quarantine, store, bucket, record_key, source, withdrawal)  # type: ignore[arg-type]
+        return None, computed
     await publish_event(broker, event)
     return event, computed

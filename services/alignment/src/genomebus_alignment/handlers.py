@@ -16,6 +16,7 @@ from pathlib import Path
 from faststream.kafka import KafkaBroker
 
 from genomebus_common.broker import Delivery
+from genomebus_common.consent_view import ConsentView
 from genomebus_common.events import Producer, SampleAligned, SampleReceived
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
@@ -35,6 +36,7 @@ class AlignSample:
     store: ObjectStore
     references: ReferenceRegistry
     broker: KafkaBroker
+    consent: ConsentView | None = None
 
     def _prefix(self, sample_id: str) -> str:
         return f"samples/{sample_id}/alignment"
@@ -85,13 +87,17 @@ class AlignSample:
             log.info("aligning", extra={"sample_id": event.sample_id, "read_pairs": event.read_pairs})
             return self._align_and_store(event)
 
-        _, computed = await compute_once_then_publish(
+        published, computed = await compute_once_then_publish(
             self.broker,
             self.store,
             self.settings.alignments_bucket,
             f"{self._prefix(event.sample_id)}/{RECORD}",
             SampleAligned,
             compute,
+            source=event,
+            consent=self.consent,
         )
-        if not computed:
+        if published is None:
+            log.warning("consent withdrawn: sample quarantined", extra={"sample_id": event.sample_id})
+        elif not computed:
             log.info("already aligned; published again", extra={"sample_id": event.sample_id})

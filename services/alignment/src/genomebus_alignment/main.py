@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from genomebus_common.consent_view import ConsentView
 from genomebus_common.events import SampleReceived, Stage
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
@@ -26,7 +27,9 @@ def build_app(settings: AlignmentSettings) -> FastAPI:
         store=store,
         references=ReferenceRegistry(store, Path(settings.work_dir) / "references"),
         broker=runtime.broker,
+        consent=ConsentView(settings.kafka_bootstrap_servers),
     )
+    runtime.readiness["consent_view"] = lambda: _true(handler.consent.ready)  # type: ignore[union-attr]
     # One consumer group per lane: an urgent sample never queues behind research, and a
     # worker joining one lane does not pause the others for a rebalance.
     for lane in settings.lanes:
@@ -41,9 +44,17 @@ def build_app(settings: AlignmentSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def resources(rt: ServiceRuntime) -> AsyncIterator[AlignSample]:
         store.ensure_bucket(settings.alignments_bucket)
-        yield handler
+        await handler.consent.start()  # type: ignore[union-attr]
+        try:
+            yield handler
+        finally:
+            await handler.consent.stop()  # type: ignore[union-attr]
 
     return create_app(runtime, resources=resources, title="genomebus alignment")
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 def main() -> None:

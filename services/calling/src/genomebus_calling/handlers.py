@@ -14,6 +14,7 @@ from pathlib import Path
 from faststream.kafka import KafkaBroker
 
 from genomebus_common.broker import Delivery
+from genomebus_common.consent_view import ConsentView
 from genomebus_common.events import Producer, SampleAligned, VariantsCalled
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
@@ -33,6 +34,7 @@ class CallSample:
     store: ObjectStore
     references: ReferenceRegistry
     broker: KafkaBroker
+    consent: ConsentView | None = None
 
     def _prefix(self, sample_id: str) -> str:
         return f"samples/{sample_id}/calling"
@@ -73,13 +75,17 @@ class CallSample:
             log.info("calling", extra={"sample_id": event.sample_id})
             return self._call_and_store(event)
 
-        _, computed = await compute_once_then_publish(
+        published, computed = await compute_once_then_publish(
             self.broker,
             self.store,
             self.settings.variants_bucket,
             f"{self._prefix(event.sample_id)}/{RECORD}",
             VariantsCalled,
             compute,
+            source=event,
+            consent=self.consent,
         )
-        if not computed:
+        if published is None:
+            log.warning("consent withdrawn: sample quarantined", extra={"sample_id": event.sample_id})
+        elif not computed:
             log.info("already called; published again", extra={"sample_id": event.sample_id})

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from genomebus_common.consent_view import ConsentView
 from genomebus_common.events import SampleAligned, Stage
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
@@ -26,7 +27,9 @@ def build_app(settings: CallingSettings) -> FastAPI:
         store=store,
         references=ReferenceRegistry(store, Path(settings.work_dir) / "references"),
         broker=runtime.broker,
+        consent=ConsentView(settings.kafka_bootstrap_servers),
     )
+    runtime.readiness["consent_view"] = lambda: _true(handler.consent.ready)  # type: ignore[union-attr]
     runtime.consumer.subscribe(
         SampleAligned,
         handler,
@@ -37,9 +40,17 @@ def build_app(settings: CallingSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def resources(rt: ServiceRuntime) -> AsyncIterator[CallSample]:
         store.ensure_bucket(settings.variants_bucket)
-        yield handler
+        await handler.consent.start()  # type: ignore[union-attr]
+        try:
+            yield handler
+        finally:
+            await handler.consent.stop()  # type: ignore[union-attr]
 
     return create_app(runtime, resources=resources, title="genomebus calling")
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 def main() -> None:
