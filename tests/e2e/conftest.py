@@ -8,19 +8,16 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from pathlib import Path
 
 import httpx
 import pytest
 
+from genomebus_common.events import ConsentChanged
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import Manifest, ReferenceRegistry
 from genomebus_devstack.services import ServiceGroup, ServiceProcess
 from genomebus_testdata import SimulatedSample, make_reference, read_pairs_for, simulate_sample
-
-if TYPE_CHECKING:
-    from genomebus_common.events import ConsentChanged
 
 HOSPITAL = "E2E"
 LIS_TOKEN = secrets.token_urlsafe(16)
@@ -81,7 +78,7 @@ def pipeline(
     }
     services = [
         ServiceProcess(name, {**env, "GENOMEBUS_WORK_DIR": str(work / name)}, work / "logs")
-        for name in ("ingest", "alignment", "calling")
+        for name in ("ingest", "alignment", "calling", "registry")
     ]
     with ServiceGroup(services) as group:
         yield Pipeline(group, env, work / "logs")
@@ -95,16 +92,16 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def consent_for(national_id: str, version: int = 1, *, withdrawn: bool = False) -> "ConsentChanged":
+def consent_for(national_id: str, version: int = 1, *, withdrawn: bool = False) -> ConsentChanged:
     """The consent.changed event the consent service would publish for this patient."""
-    from genomebus_common.events import ConsentChanged, ResearchUse
+    from genomebus_common.events import ResearchUse
     from genomebus_common.identifiers import Pseudonymiser, parse_cpr
 
     return ConsentChanged(
         correlation_id=f"e2e-consent-{version}",
         patient_pseudonym=Pseudonymiser.from_secret(PSEUDONYM_KEY).pseudonym(parse_cpr(national_id)),
         version=version,
-        analysis_consent_given=True,
+        analysis_consent_given=not withdrawn,
         consent_document="DOC-1",
         research_use=ResearchUse.ALLOWED,
         withdrawn=withdrawn,
@@ -112,23 +109,24 @@ def consent_for(national_id: str, version: int = 1, *, withdrawn: bool = False) 
     )
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _consent_given(endpoints: dict[str, str]) -> None:
-    """The e2e patient has given written consent (published once, as the consent service does)."""
-    import asyncio
-
+async def publish_consent(bootstrap: str, event: ConsentChanged) -> None:
+    """Publish a consent version as the consent service would."""
     from faststream.kafka import KafkaBroker
 
     from genomebus_common.broker import ensure_topics, publish_event
     from genomebus_common.settings import ServiceSettings
 
-    async def publish() -> None:
-        settings = ServiceSettings(kafka_bootstrap_servers=endpoints["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"], _env_file=None)  # type: ignore[call-arg]
-        await ensure_topics(settings)
-        async with KafkaBroker(settings.kafka_bootstrap_servers) as broker:
-            await publish_event(broker, consent_for(NATIONAL_ID))
+    await ensure_topics(ServiceSettings(kafka_bootstrap_servers=bootstrap, _env_file=None))  # type: ignore[call-arg]
+    async with KafkaBroker(bootstrap) as broker:
+        await publish_event(broker, event)
 
-    asyncio.run(publish())
+
+@pytest.fixture(scope="session", autouse=True)
+def _consent_given(endpoints: dict[str, str]) -> None:
+    """The e2e patient has given written consent (published once, as the consent service does)."""
+    import asyncio
+
+    asyncio.run(publish_consent(endpoints["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"], consent_for(NATIONAL_ID)))
 
 
 def post_sample(
@@ -138,13 +136,14 @@ def post_sample(
     specimen: str,
     *,
     priority: str = "routine",
+    national_id: str = NATIONAL_ID,
 ) -> dict:
     """Register and upload a sample the way a hospital LIS does; returns ingest's final view."""
     body = {
         "hospital_id": HOSPITAL,
         "specimen_id": specimen,
         "lis_order_id": f"O{specimen}",
-        "national_id": NATIONAL_ID,
+        "national_id": national_id,
         "sequencing_run": "E2E-RUN",
         "read_group": {"id": f"{specimen}.L1", "library": "LIB1"},
         "priority": priority,
