@@ -100,7 +100,9 @@ def unenforced(sql: str) -> str:
         "(SELECT g.variant_id, g.sample_id, g.alt_count, s.patient_pseudonym, s.reference_digest "
         "FROM genotypes g JOIN samples s ON s.sample_id = g.sample_id)"
     )
-    return sql.replace("research_samples", raw_samples).replace("research_genotypes", raw_genotypes)
+    return sql.replace("research_genotypes g", f"{raw_genotypes} g").replace(
+        "research_samples", f"{raw_samples} AS research_samples"
+    )
 
 
 async def main(args: argparse.Namespace) -> int:
