@@ -164,3 +164,23 @@ async def test_exhausted_retries_dead_letter_as_retriable_and_announce_stage_fai
     assert failed.retriable and failed.stage == Stage.ALIGNMENT
     assert failed.sample_id == event.sample_id and failed.source_topic == topic
     assert record.key == event.sample_id.encode()
+
+
+async def test_unmapped_timeouts_are_retried_not_dead_lettered(
+    settings: ServiceSettings, unique: str
+) -> None:
+    topic = f"test.{unique}.timeouts"
+    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    broker, consumer = _consumer(settings, unique, attempts=3)
+    attempts: list[int] = []
+
+    async def handle(event: SampleReceived, delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        if delivery.attempt == 1:
+            raise TimeoutError("a tool did not answer in time")
+
+    consumer.subscribe(SampleReceived, handle, topic)
+    async with broker:
+        await broker.start()
+        await broker.publish(sample_received(f"S-{unique}").to_bytes(), topic=topic)
+        await wait_for(lambda: attempts == [1, 2], timeout_s=30)

@@ -48,3 +48,30 @@ async def test_committed_events_are_published_once_and_rolled_back_ones_never(
     )
     assert last.key == kept[-1].sample_id.encode()
     assert dict(last.headers)["x-genomebus-event-type"] == b"sample.received"
+
+
+async def test_a_row_kafka_refuses_for_good_is_set_aside_and_the_rest_flows(
+    settings: ServiceSettings, fresh_dsn: str, unique: str
+) -> None:
+    too_big = sample_received(f"S-{unique}-big")
+    after = sample_received(f"S-{unique}-after")
+    async with connect_pool(fresh_dsn) as pool:
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, too_big)
+            # Inflate the stored payload past Kafka's 1 MB limit, as a runaway producer might.
+            await conn.execute(
+                "UPDATE genomebus_outbox SET payload = payload || $1 WHERE event_id = $2",
+                b" " * (2 * 1024 * 1024),
+                too_big.event_id,
+            )
+            await enqueue(conn, after)
+        broker = create_broker(settings)
+        async with broker:
+            assert await OutboxRelay(pool, broker).publish_pending() == 1
+        failed = await pool.fetchrow("SELECT failed_at, last_error FROM genomebus_outbox WHERE event_id = $1", too_big.event_id)
+    assert failed["failed_at"] is not None and failed["last_error"]
+    await read_until(
+        settings.kafka_bootstrap_servers,
+        sample_received_topic(after.priority),
+        lambda r: r.key == after.sample_id.encode(),
+    )

@@ -42,8 +42,11 @@ def _specimens_on_distinct_partitions(count: int) -> list[str]:
     return list(wanted.values())
 
 
-async def _stable_members(bootstrap: str, group: str, *, at_least: int = 1, timeout_s: float = 60) -> int:
-    """Members of ``group`` once it is Stable with at least ``at_least`` of them."""
+async def _stable_member_ids(
+    bootstrap: str, group: str, *, new_beyond: frozenset[str] = frozenset(), timeout_s: float = 60
+) -> frozenset[str]:
+    """Member ids of ``group`` once it is Stable and has a member not in ``new_beyond``
+    (members that died meanwhile may have left: only the newcomer counts)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -51,10 +54,11 @@ async def _stable_members(bootstrap: str, group: str, *, at_least: int = 1, time
         while time.monotonic() < deadline:
             response = (await admin.describe_consumer_groups([group]))[0]
             _, _, state, _, _, found = response.groups[0][:6]
-            if state == "Stable" and len(found) >= at_least:
-                return len(found)
+            ids = frozenset(member[0] for member in found)
+            if state == "Stable" and ids and (not new_beyond or ids - new_beyond):
+                return ids
             await asyncio.sleep(0.5)
-        raise AssertionError(f"group {group} did not settle with {at_least} members")
+        raise AssertionError(f"group {group} did not settle with a new member")
     finally:
         await admin.close()
 
@@ -69,11 +73,11 @@ async def test_two_workers_share_four_samples_and_align_each_once(
     """Run alone on its stack: another alignment worker in the group would take samples too."""
     sample = simulate_sample(reference_fasta, tmp_path / "small", read_pairs=4000, seed=7)
     group, bootstrap = "genomebus.alignment.routine", settings.kafka_bootstrap_servers
-    before = await _stable_members(bootstrap, group)
+    before = await _stable_member_ids(bootstrap, group)
     second = pipeline.extra_worker("alignment", tmp_path / "second-worker").start()
     try:
         second.wait_ready()
-        await _stable_members(bootstrap, group, at_least=before + 1)
+        await _stable_member_ids(bootstrap, group, new_beyond=before)
         specimens = _specimens_on_distinct_partitions(4)
         with pipeline.lis() as lis:
             ids = [post_sample(lis, sample, registered_reference.reference.id, s)["sample_id"] for s in specimens]

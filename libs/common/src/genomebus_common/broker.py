@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import traceback
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -30,7 +29,14 @@ from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from opentelemetry.trace import TracerProvider
 from pydantic import ValidationError
 
-from .errors import GenomebusError, InvalidEvent, PermanentError, TransientError, from_kafka_error
+from .errors import (
+    GenomebusError,
+    InvalidEvent,
+    PermanentError,
+    TransientError,
+    from_kafka_error,
+    from_unexpected,
+)
 from .events import Event, Stage, StageFailed
 from .settings import ServiceSettings
 from .topics import ALL_TOPICS, STAGE_FAILED, Topic, dead_letter_topic, message_key, topic_for
@@ -155,7 +161,7 @@ Handler = Callable[[E, Delivery], Awaitable[None]]
 
 
 def _decode_headers(raw: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
-    return {k: v.decode(errors="replace") for k, v in (raw or ())}
+    return {k: (v or b"").decode(errors="replace") for k, v in (raw or ())}
 
 
 class ReliableConsumer:
@@ -252,12 +258,16 @@ class ReliableConsumer:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # a bug: keep the message, say what happened
-                tb = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                err = PermanentError(f"unexpected error: {tb}", code="unexpected_error")
-                log.exception("unexpected error in handler")
+            except Exception as exc:  # not mapped by an adapter: classify it, keep the message
+                mapped = from_unexpected(exc)
+                if isinstance(mapped, TransientError) and attempt < self.retry.max_attempts:
+                    log.warning("transient failure, retrying", extra={"error": mapped.reason})
+                    await asyncio.sleep(self.retry.backoff(attempt))
+                    attempt += 1
+                    continue
+                log.exception("handler failed", extra={"code": mapped.code})
                 await self.dead_letter(
-                    body, delivery, err, attempts=attempt, event=event, group_id=group_id
+                    body, delivery, mapped, attempts=attempt, event=event, group_id=group_id
                 )
                 return
 

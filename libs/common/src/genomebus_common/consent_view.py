@@ -43,7 +43,9 @@ class ConsentView:
 
     @property
     def ready(self) -> bool:
-        return self._ready.is_set()
+        """Caught up once, and still following (a dead follower must not look ready)."""
+        alive = self._task is not None and not self._task.done()
+        return self._ready.is_set() and alive
 
     async def wait_ready(self, timeout_s: float = 60.0) -> None:
         await asyncio.wait_for(self._ready.wait(), timeout_s)
@@ -66,7 +68,12 @@ class ConsentView:
         if not pending:
             self._ready.set()
         while True:
-            batches = await consumer.getmany(timeout_ms=500)
+            try:
+                batches = await consumer.getmany(timeout_ms=500)
+            except Exception:  # the broker went away: keep following, never go stale silently
+                log.exception("consent view: fetch failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
             for tp, records in batches.items():
                 for record in records:
                     try:

@@ -191,3 +191,22 @@ def from_asyncpg_error(exc: BaseException) -> GenomebusError:
     if isinstance(exc, (asyncpg.InterfaceError,)) or _is_network_error(exc):
         return DatabaseUnavailable(f"PostgreSQL unreachable: {exc}")
     return PermanentError(f"PostgreSQL client error: {type(exc).__name__}: {exc}")
+
+
+_TRANSIENT_LOCAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.ENOMEM, errno.EMFILE}
+
+
+def from_unexpected(exc: BaseException) -> GenomebusError:
+    """Classify an error no adapter mapped: local resource exhaustion and timeouts are
+    transient (the next attempt, or another node, may succeed); anything else is a bug or bad
+    input, permanent, and goes to the dead-letter topic with its description."""
+    if isinstance(exc, GenomebusError):
+        return exc
+    described = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return TransientError(f"timed out: {described}", code="timeout")
+    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_LOCAL_ERRNOS:
+        return TransientError(f"local resources exhausted: {described}", code="resources_exhausted")
+    if _is_network_error(exc):
+        return TransientError(f"network: {described}", code="network")
+    return PermanentError(f"unexpected error: {described}", code="unexpected_error")

@@ -21,9 +21,12 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-# A CPR number: DDMMYY then four digits, with or without a hyphen. Nothing that could be one may
-# travel on the bus, in any free-text field either.
-_CPR_LIKE = re.compile(r"(?<!\d)(0[1-9]|[12]\d|3[01])(0[1-9]|1[0-2])\d{2}-?\d{4}(?!\d)")
+# A CPR number: DDMMYY then four characters (digits, or a replacement number's digit and
+# letters), with a hyphen, a space or nothing between. Nothing that could be one may travel on
+# the bus, in any free-text field either.
+_CPR_LIKE = re.compile(
+    r"(?<!\d)(0[1-9]|[12]\d|3[01])(0[1-9]|1[0-2])\d{2}[-\s]?\d[0-9A-Za-z]{3}(?!\d)"
+)
 
 PSEUDONYM_PATTERN = r"^pk[0-9]{1,4}_[0-9a-f]{64}$"
 

@@ -21,7 +21,13 @@ from typing import BinaryIO, TypeVar
 from minio import Minio
 from pydantic import BaseModel
 
-from .errors import ChecksumMismatch, GenomebusError, ObjectNotFound, from_minio_error
+from .errors import (
+    ChecksumMismatch,
+    GenomebusError,
+    ObjectNotFound,
+    from_minio_error,
+    from_unexpected,
+)
 from .events import ObjectRef
 from .settings import ServiceSettings
 
@@ -204,6 +210,8 @@ class ObjectStore:
                 while chunk := stream.read(_READ_CHUNK):
                     out.write(chunk)
             partial.replace(path)
+        except OSError as exc:  # a full disk here is this node's problem, not the object's
+            raise from_unexpected(exc) from exc
         finally:
             partial.unlink(missing_ok=True)
         return path
@@ -215,7 +223,7 @@ class ObjectStore:
         except ObjectNotFound:
             return None
         try:
-            return model.model_validate_json(response.read())
+            return model.model_validate_json(self._call(response.read))
         finally:
             response.close()
             response.release_conn()
@@ -231,6 +239,10 @@ class ObjectStore:
         except ObjectNotFound:
             return False
         return stat.size == ref.size
+
+    def stat(self, bucket: str, key: str):  # noqa: ANN201 (minio's Object)
+        """The object's metadata; ``ObjectNotFound`` when there is none."""
+        return self._call(lambda: self.client.stat_object(bucket, key))
 
     def remove(self, bucket: str, key: str) -> None:
         self._call(lambda: self.client.remove_object(bucket, key))

@@ -16,7 +16,7 @@ import asyncpg
 from faststream.kafka import KafkaBroker
 
 from .broker import event_headers
-from .errors import GenomebusError, from_asyncpg_error, from_kafka_error
+from .errors import GenomebusError, PermanentError, from_asyncpg_error, from_kafka_error
 from .events import Event
 from .topics import message_key, topic_for
 
@@ -64,7 +64,7 @@ class OutboxRelay:
                 rows = await conn.fetch(
                     """
                     SELECT id, topic, key, headers, payload FROM genomebus_outbox
-                    WHERE published_at IS NULL ORDER BY id LIMIT $1
+                    WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1
                     FOR UPDATE SKIP LOCKED""",
                     self.batch,
                 )
@@ -77,7 +77,16 @@ class OutboxRelay:
                             headers=json.loads(row["headers"]),
                         )
                     except Exception as exc:
-                        raise from_kafka_error(exc) from exc
+                        mapped = from_kafka_error(exc)
+                        if not isinstance(mapped, PermanentError):
+                            raise mapped from exc
+                        log.error("outbox row refused by Kafka", extra={"id": row["id"], "error": mapped.reason})
+                        await conn.execute(
+                            "UPDATE genomebus_outbox SET failed_at = now(), last_error = $2 WHERE id = $1",
+                            row["id"],
+                            mapped.reason[:2000],
+                        )
+                        continue
                     await conn.execute(
                         "UPDATE genomebus_outbox SET published_at = now() WHERE id = $1", row["id"]
                     )
@@ -93,7 +102,7 @@ class OutboxRelay:
             try:
                 while await self.publish_pending() == self.batch:
                     pass
-            except GenomebusError as exc:
+            except Exception as exc:  # never stop relaying: the next round may succeed
                 log.warning("outbox relay will retry", extra={"error": str(exc)})
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)

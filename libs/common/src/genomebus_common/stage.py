@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from .broker import publish_event
 from .consent_view import ConsentView
+from .errors import TransientError
 from .events import Event, SampleEvent
 from .objectstore import ObjectStore
 
@@ -73,7 +74,10 @@ async def compute_once_then_publish(
         return consent.withdrawn(source.patient_pseudonym) if consent and source else None
 
     if consent is not None:
-        await consent.wait_ready()
+        try:
+            await consent.wait_ready()
+        except TimeoutError as exc:
+            raise TransientError("the consent view has not caught up yet") from exc
     if (withdrawal := withdrawn()) is not None:
         await asyncio.to_thread(_quarantine, store, bucket, record_key, source, withdrawal)  # type: ignore[arg-type]
         return None, False

@@ -45,6 +45,8 @@ def build_app(settings: AlignmentSettings) -> FastAPI:
     async def resources(rt: ServiceRuntime) -> AsyncIterator[AlignSample]:
         store.ensure_bucket(settings.alignments_bucket)
         await handler.consent.start()  # type: ignore[union-attr]
+        # Consumers start only once the view has read the consent topic up to now.
+        await handler.consent.wait_ready(timeout_s=300)  # type: ignore[union-attr]
         try:
             yield handler
         finally:

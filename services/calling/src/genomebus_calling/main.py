@@ -41,6 +41,8 @@ def build_app(settings: CallingSettings) -> FastAPI:
     async def resources(rt: ServiceRuntime) -> AsyncIterator[CallSample]:
         store.ensure_bucket(settings.variants_bucket)
         await handler.consent.start()  # type: ignore[union-attr]
+        # Consumers start only once the view has read the consent topic up to now.
+        await handler.consent.wait_ready(timeout_s=300)  # type: ignore[union-attr]
         try:
             yield handler
         finally:

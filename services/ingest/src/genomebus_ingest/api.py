@@ -79,6 +79,7 @@ async def upload_reads(sample_id: str, mate: Mate, hospital: Hospital, request: 
     try:
         view = await ingest.put_reads(sample_id, hospital, mate, reader)  # type: ignore[arg-type]
     finally:
+        reader.abandon()  # a writer blocked on a full queue returns instead of hanging a thread
         if not feeding.done():
             feeding.cancel()
     return view

@@ -115,7 +115,9 @@ class Ingest:
                 "registered with different content"
             )
         view = _view(existing)
-        if inserted and registration.reads.landing_r1_key and registration.reads.landing_r2_key:
+        taking_from_landing = registration.reads.landing_r1_key and registration.reads.landing_r2_key
+        if taking_from_landing and view.status == SampleStatus.AWAITING_READS:
+            # first time, or a retry after the object store failed midway
             view = await self._take_from_landing(registration)
         return view, bool(inserted)
 
@@ -148,9 +150,9 @@ class Ingest:
         reads = SampleRegistration.model_validate_json(stored).reads
         declared = reads.r1_sha256 if mate == "R1" else reads.r2_sha256
         current = view.reads_r1 if mate == "R1" else view.reads_r2
+        if current is not None and current.sha256 == declared:
+            return view  # the same upload again: already done (never overwrite a good file)
         if view.status != SampleStatus.AWAITING_READS:
-            if current is not None and current.sha256 == declared:
-                return view  # the same upload again: already done
             raise WrongState(f"sample {sample_id} is {view.status.value}; it takes no more reads")
         key = f"samples/{sample_id}/{mate}.fastq.gz"
         ref = await asyncio.to_thread(
@@ -162,11 +164,16 @@ class Ingest:
             expected_sha256=declared,
         )
         column = "reads_r1" if mate == "R1" else "reads_r2"
-        await self.pool.execute(
-            f"UPDATE samples SET {column} = $2::jsonb, updated_at = now() WHERE sample_id = $1",
+        kept = await self.pool.fetchval(
+            f"""
+            UPDATE samples SET {column} = $2::jsonb, updated_at = now()
+            WHERE sample_id = $1 AND status = 'awaiting_reads' RETURNING true""",
             sample_id,
             ref.model_dump_json(),
         )
+        if not kept:  # removed or rejected while the upload ran: keep nothing of it
+            await asyncio.to_thread(self.store.remove, self.reads_bucket, key)
+            raise WrongState(f"sample {sample_id} stopped taking reads during the upload")
         return await self._check_if_complete(sample_id)
 
     async def _take_from_landing(self, registration: RegisterSample) -> SampleView:
@@ -177,9 +184,9 @@ class Ingest:
             ("R2", reads.landing_r2_key, reads.r2_sha256),
         ):
             try:
-                stat = await asyncio.to_thread(self.store.client.stat_object, self.landing_bucket, key)
-            except Exception as exc:
-                await self._reject(registration.sample_id, [f"{mate}: landing object {key!r} not found ({exc})"])
+                stat = await asyncio.to_thread(self.store.stat, self.landing_bucket, key)
+            except ObjectNotFound:
+                await self._reject(registration.sample_id, [f"{mate}: landing object {key!r} not found"])
                 return await self.get(registration.sample_id, registration.hospital_id)
             source = ObjectRef(bucket=self.landing_bucket, key=key, sha256=sha, size=stat.size)
 
@@ -273,6 +280,9 @@ class Ingest:
         the consent version it rests on commit together: a withdrawal committing meanwhile
         waits for us, and is then applied to whatever we released.
         """
+        # One decision per patient at a time: a first consent (no row to lock yet) and a sample
+        # finishing its checks must not miss each other.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", pseudonym)
         consent = await conn.fetchrow(
             "SELECT * FROM consents WHERE patient_pseudonym = $1 FOR SHARE", pseudonym
         )

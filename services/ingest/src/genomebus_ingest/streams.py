@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import threading
 from collections.abc import AsyncIterator
 
 _END = object()
@@ -21,6 +22,21 @@ class QueueReader:
         self.chunks: queue.Queue[object] = queue.Queue(maxsize=max_chunks)
         self._buffer = bytearray()
         self._ended = False
+        self.abandoned = threading.Event()
+
+    def offer(self, item: object) -> None:
+        """Put ``item``, waiting for room, unless the reader has stopped reading (then drop it):
+        a writer thread must never block for ever on a reader that is gone."""
+        while not self.abandoned.is_set():
+            try:
+                self.chunks.put(item, timeout=0.25)
+                return
+            except queue.Full:
+                continue
+
+    def abandon(self) -> None:
+        """The reader is done (finished early, or failed): release any waiting writer."""
+        self.abandoned.set()
 
     def read(self, size: int = -1) -> bytes:
         while not self._ended and (size < 0 or len(self._buffer) < size):
@@ -43,8 +59,8 @@ async def feed(body: AsyncIterator[bytes], reader: QueueReader) -> None:
     try:
         async for chunk in body:
             if chunk:
-                await loop.run_in_executor(None, reader.chunks.put, chunk)
+                await loop.run_in_executor(None, reader.offer, chunk)
     except BaseException as exc:  # the client went away: make the reader fail, not hang
-        await loop.run_in_executor(None, reader.chunks.put, ConnectionError(f"upload aborted: {exc!r}"))
+        await loop.run_in_executor(None, reader.offer, ConnectionError(f"upload aborted: {exc!r}"))
         raise
-    await loop.run_in_executor(None, reader.chunks.put, _END)
+    await loop.run_in_executor(None, reader.offer, _END)
