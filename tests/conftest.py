@@ -73,8 +73,11 @@ async def fresh_dsn(settings: ServiceSettings) -> AsyncIterator[str]:
 
 @pytest.fixture
 def unique() -> str:
-    """A short unique suffix for topic and group names, so tests never share state."""
-    return uuid.uuid4().hex[:10]
+    """A short unique suffix for topic, group and sample names, so tests never share state
+    (never hex: the event contracts refuse anything that looks like a CPR number)."""
+    from genomebus_common.events import new_id
+
+    return new_id("")[:10]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from typing import Any
 
@@ -89,7 +90,7 @@ async def test_a_withdrawal_in_flight_quarantines_instead_of_publishing(
     from genomebus_common.broker import ensure_topics, publish_event
 
     await ensure_topics(settings, [CONSENT_CHANGED])
-    patient = "pk1_" + unique.ljust(64, "0")
+    patient = "pk1_" + hashlib.sha256(unique.encode()).hexdigest()
     view = ConsentView(settings.kafka_bootstrap_servers)
     await view.start()
     broker = RecordingBroker()

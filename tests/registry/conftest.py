@@ -14,6 +14,7 @@ import pysam
 import pytest
 from genomebus_common.broker import Delivery
 from genomebus_common.db import connect_pool
+from genomebus_common.events import new_id
 from genomebus_common.events import (
     ConsentChanged,
     ObjectRef,
@@ -72,7 +73,7 @@ def write_vcf(folder: Path, records: Sequence[Record], sample: str = "SAMPLE") -
         lines.append(
             f"{CONTIG}\t{pos}\t.\t{ref}\t{alt}\t50\tPASS\tDP={dp_s}\tGT:DP:GQ\t{gt}:{dp_s}:{gq_s}"
         )
-    plain = folder / f"{uuid.uuid4().hex}.vcf"
+    plain = folder / f"{new_id('')}.vcf"
     plain.write_text("\n".join(lines) + "\n")
     gz = Path(str(plain) + ".gz")
     pysam.tabix_compress(str(plain), str(gz), force=True)
@@ -106,7 +107,7 @@ def variants_called(
     sample_id: str | None = None,
     hospital_id: str | None = "RH",
 ) -> VariantsCalled:
-    sample_id = sample_id or f"S-{uuid.uuid4().hex[:10]}"
+    sample_id = sample_id or new_id("S-")
     return VariantsCalled(
         correlation_id=sample_id,
         sample_id=sample_id,

@@ -13,6 +13,8 @@ their sha256 and size, the reference genome's id and digest, and the provenance 
 
 from __future__ import annotations
 
+import base64
+import os
 import re
 import uuid
 from datetime import datetime, timezone
@@ -21,14 +23,23 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-# A CPR number: DDMMYY then four characters (digits, or a replacement number's digit and
-# letters), with a hyphen, a space or nothing between. Nothing that could be one may travel on
-# the bus, in any free-text field either.
+# A CPR number: DDMMYY then four digits (a hyphen, a space or nothing between), or a replacement
+# number: DDMMYY-, a digit and three letters or digits. Nothing that could be one may travel on
+# the bus, in any free-text field either. Generated ids must therefore not be hex, where ten
+# digits in a row turn up now and then: ``new_id`` makes ids that never look like a CPR.
 _CPR_LIKE = re.compile(
-    r"(?<!\d)(0[1-9]|[12]\d|3[01])(0[1-9]|1[0-2])\d{2}[-\s]?\d[0-9A-Za-z]{3}(?!\d)"
+    r"(?<!\d)(0[1-9]|[12]\d|3[01])(0[1-9]|1[0-2])\d{2}"
+    # ten digits (hyphen or space optional), or a replacement number written with its hyphen
+    r"(?:[-\s]?\d{4}(?!\d)|-\d[0-9A-Za-z]{3}(?![0-9A-Za-z]))"
 )
 
 PSEUDONYM_PATTERN = r"^pk[0-9]{1,4}_[0-9a-f]{64}$"
+
+
+def new_id(prefix: str) -> str:
+    """A random id that can never look like a CPR number: base32 has no 0, 1, 8 or 9, so no
+    day-month pair can be formed."""
+    return f"{prefix}{base64.b32encode(os.urandom(10)).decode().lower()}"
 
 
 def _refuse_national_id(value: str) -> str:

@@ -25,6 +25,7 @@ from genomebus_common.events import (
     ResearchUse,
     SafeText,
     SecondaryFindings,
+    new_id,
 )
 
 PRODUCER = Producer(service="consent", version="0.1.0")
@@ -201,7 +202,8 @@ class ConsentHistory(BaseModel):
 def consent_changed(facts: ConsentFacts, *, pseudonym: str, version: int) -> ConsentChanged:
     """The event announcing a version; one consent change is one journey (its correlation id)."""
     return ConsentChanged(
-        correlation_id=f"{pseudonym}.v{version}",
+        # not the pseudonym: its hex may hold ten digits that look like a CPR number
+        correlation_id=new_id(f"consent.v{version}."),
         producer=PRODUCER,
         patient_pseudonym=pseudonym,
         version=version,
