@@ -125,3 +125,23 @@ async def test_a_withdrawal_in_flight_quarantines_instead_of_publishing(
         assert again is None and not recomputed and broker.published == []
     finally:
         await view.stop()
+
+
+async def test_a_removed_sample_loses_its_outputs_and_is_never_redone(store: ObjectStore, bucket: str) -> None:
+    from genomebus_common.stage import REMOVED_RECORD, remove_outputs
+
+    broker = RecordingBroker()
+    calls: list[int] = []
+
+    def compute() -> SampleReceived:
+        calls.append(1)
+        store.write_model(bucket, "s/x/output.bam", sample_received("S-out"))  # an output file
+        return sample_received("S-removed")
+
+    await compute_once_then_publish(broker, store, bucket, "s/x/record.json", SampleReceived, compute)  # type: ignore[arg-type]
+    deleted = remove_outputs(store, bucket, "s/x", "S-removed", "the lab mixed up two samples")
+    assert deleted == 2
+    left = [o.object_name for o in store.client.list_objects(bucket, prefix="s/x/", recursive=True)]
+    assert left == [f"s/x/{REMOVED_RECORD}"]
+    again, computed = await compute_once_then_publish(broker, store, bucket, "s/x/record.json", SampleReceived, compute)  # type: ignore[arg-type]
+    assert again is None and not computed and calls == [1] and len(broker.published) == 1

@@ -29,6 +29,30 @@ from .objectstore import ObjectStore
 
 E = TypeVar("E", bound=Event)
 QUARANTINE_RECORD = "quarantine.json"
+REMOVED_RECORD = "removed.json"
+
+
+class Removal(BaseModel):
+    """A tombstone: the hospital withdrew this sample; its outputs here were deleted."""
+
+    sample_id: str
+    reason: str
+    removed_at: datetime
+
+
+def remove_outputs(store: ObjectStore, bucket: str, folder: str, sample_id: str, reason: str) -> int:
+    """Delete everything a stage keeps for a sample, then leave a tombstone so that a late or
+    redelivered input never recreates it. Returns how many objects went."""
+    names = [
+        item.object_name
+        for item in store.client.list_objects(bucket, prefix=f"{folder}/", recursive=True)
+        if item.object_name and not item.object_name.endswith(REMOVED_RECORD)
+    ]
+    for name in names:
+        store.remove(bucket, name)
+    record = Removal(sample_id=sample_id, reason=reason, removed_at=datetime.now(timezone.utc))
+    store.write_model(bucket, f"{folder}/{REMOVED_RECORD}", record)
+    return len(names)
 
 
 class Quarantine(BaseModel):
@@ -64,7 +88,7 @@ async def compute_once_then_publish(
     source: SampleEvent | None = None,
     consent: ConsentView | None = None,
 ) -> tuple[E | None, bool]:
-    """(the event, or None if quarantined; whether it was computed now).
+    """(the event, or None if quarantined or removed; whether it was computed now).
 
     ``compute`` runs in a worker thread. With ``consent`` and ``source``, a withdrawn patient's
     sample is quarantined instead: before the work if the withdrawal is known, else before the
@@ -72,6 +96,11 @@ async def compute_once_then_publish(
     """
     def withdrawn() -> Event | None:
         return consent.withdrawn(source.patient_pseudonym) if consent and source else None
+
+    folder = record_key.rpartition("/")[0]
+
+    def removed() -> bool:
+        return store.read_model(bucket, f"{folder}/{REMOVED_RECORD}", Removal) is not None
 
     if consent is not None:
         try:
@@ -81,11 +110,21 @@ async def compute_once_then_publish(
     if (withdrawal := withdrawn()) is not None:
         await asyncio.to_thread(_quarantine, store, bucket, record_key, source, withdrawal)  # type: ignore[arg-type]
         return None, False
+    if await asyncio.to_thread(removed):
+        return None, False  # the hospital withdrew the sample: nothing to do, nothing to say
     event = await asyncio.to_thread(store.read_model, bucket, record_key, event_type)
     computed = event is None
     if event is None:
         event = await asyncio.to_thread(compute)
         await asyncio.to_thread(store.write_model, bucket, record_key, event)
+    if await asyncio.to_thread(removed):  # removed while we worked: what we wrote goes too
+        tombstone = await asyncio.to_thread(
+            store.read_model, bucket, f"{folder}/{REMOVED_RECORD}", Removal
+        )
+        await asyncio.to_thread(
+            remove_outputs, store, bucket, folder, tombstone.sample_id, tombstone.reason  # type: ignore[union-attr]
+        )
+        return None, computed
     if (withdrawal := withdrawn()) is not None:  # it came while we worked
         await asyncio.to_thread(_quarantine, store, bucket, record_key, source, withdrawal)  # type: ignore[arg-type]
         return None, computed

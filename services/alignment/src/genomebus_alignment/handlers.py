@@ -8,6 +8,7 @@ see a duplicate, not a second sample) instead of aligning twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 from dataclasses import dataclass
@@ -17,10 +18,11 @@ from faststream.kafka import KafkaBroker
 
 from genomebus_common.broker import Delivery
 from genomebus_common.consent_view import ConsentView
+from genomebus_common.events import SampleRemoved
 from genomebus_common.events import Producer, SampleAligned, SampleReceived
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
-from genomebus_common.stage import compute_once_then_publish
+from genomebus_common.stage import compute_once_then_publish, remove_outputs
 
 from .config import AlignmentSettings
 from .pipeline import ReadCountMismatch, align
@@ -81,6 +83,14 @@ class AlignSample:
             tools=result.tools,
         )
         return aligned
+
+    async def remove(self, event: SampleRemoved, delivery: Delivery) -> None:
+        """The hospital withdrew the sample: delete what this stage keeps of it."""
+        removed = await asyncio.to_thread(
+            remove_outputs, self.store, self.settings.alignments_bucket, self._prefix(event.sample_id),
+            event.sample_id, event.reason,
+        )
+        log.info("sample removed", extra={"sample_id": event.sample_id, "objects_deleted": removed})
 
     async def __call__(self, event: SampleReceived, delivery: Delivery) -> None:
         def compute() -> SampleAligned:

@@ -9,10 +9,12 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from genomebus_common.consent_view import ConsentView
+from genomebus_common.events import SampleRemoved
 from genomebus_common.events import SampleReceived, Stage
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.runtime import ServiceRuntime, create_app, serve
+from genomebus_common.topics import SAMPLE_REMOVED
 from genomebus_common.topics import sample_received_topic
 
 from .config import AlignmentSettings
@@ -40,6 +42,10 @@ def build_app(settings: AlignmentSettings) -> FastAPI:
             group_suffix=lane.value,
             max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
         )
+
+    runtime.consumer.subscribe(
+        SampleRemoved, handler.remove, SAMPLE_REMOVED.name, group_suffix="removals"
+    )
 
     @contextlib.asynccontextmanager
     async def resources(rt: ServiceRuntime) -> AsyncIterator[AlignSample]:

@@ -6,6 +6,7 @@ the outputs before it is published, so a redelivery republishes instead of calli
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 from dataclasses import dataclass
@@ -15,10 +16,11 @@ from faststream.kafka import KafkaBroker
 
 from genomebus_common.broker import Delivery
 from genomebus_common.consent_view import ConsentView
+from genomebus_common.events import SampleRemoved
 from genomebus_common.events import Producer, SampleAligned, VariantsCalled
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
-from genomebus_common.stage import compute_once_then_publish
+from genomebus_common.stage import compute_once_then_publish, remove_outputs
 
 from .config import CallingSettings
 from .pipeline import call_variants
@@ -69,6 +71,14 @@ class CallSample:
             tools=result.tools,
         )
         return called
+
+    async def remove(self, event: SampleRemoved, delivery: Delivery) -> None:
+        """The hospital withdrew the sample: delete what this stage keeps of it."""
+        removed = await asyncio.to_thread(
+            remove_outputs, self.store, self.settings.variants_bucket, self._prefix(event.sample_id),
+            event.sample_id, event.reason,
+        )
+        log.info("sample removed", extra={"sample_id": event.sample_id, "objects_deleted": removed})
 
     async def __call__(self, event: SampleAligned, delivery: Delivery) -> None:
         def compute() -> VariantsCalled:
