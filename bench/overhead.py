@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 
 from genomebus_common.events import SampleAligned, VariantsCalled
-from genomebus_common.objectstore import ObjectStore
+from genomebus_common.objectstore import ObjectStore, file_sha256
 from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.settings import ServiceSettings
 from genomebus_common.topics import SAMPLE_ALIGNED, VARIANTS_CALLED
@@ -40,13 +40,6 @@ from genomebus_testdata import make_reference, simulate_sample
 
 HOSPITAL = "BENCH"
 
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def raw_run(reference: Path, r1: Path, r2: Path, out: Path, threads: int) -> dict[str, float]:
@@ -104,7 +97,7 @@ def platform_run(services: ServiceGroup, token: str, reference_id: str, r1: Path
             "national_id": "010190-1234", "sequencing_run": "BENCH",
             "read_group": {"id": "raw", "library": "raw"}, "priority": "routine",
             "reference_id": reference_id,
-            "reads": {"r1_sha256": sha256(r1), "r2_sha256": sha256(r2)},
+            "reads": {"r1_sha256": file_sha256(r1), "r2_sha256": file_sha256(r2)},
         }
         async with httpx.AsyncClient(base_url=services["ingest"].url, timeout=3600,
                                      headers={"Authorization": f"Bearer {token}"}) as lis:
@@ -200,8 +193,8 @@ def main() -> int:
     env = {
         **stack,
         "GENOMEBUS_PSEUDONYM_KEY": "be" * 32,
-        "GENOMEBUS_HOSPITAL_TOKENS": json.dumps({HOSPITAL: hashlib.sha256(token.encode()).hexdigest()}),
-        "GENOMEBUS_CONSENT_CLIENTS": json.dumps({HOSPITAL: hashlib.sha256(token.encode()).hexdigest()}),
+        "GENOMEBUS_HOSPITAL_TOKENS": json.dumps({HOSPITAL: hashlib.file_sha256(token.encode()).hexdigest()}),
+        "GENOMEBUS_CONSENT_CLIENTS": json.dumps({HOSPITAL: hashlib.file_sha256(token.encode()).hexdigest()}),
         "GENOMEBUS_THREADS": str(args.threads),
         "GENOMEBUS_LOG_LEVEL": "WARNING",
     }

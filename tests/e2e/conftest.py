@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from genomebus_common.events import ConsentChanged
-from genomebus_common.objectstore import ObjectStore
+from genomebus_common.objectstore import ObjectStore, file_sha256
 from genomebus_common.reference import Manifest, ReferenceRegistry
 from genomebus_devstack.services import ServiceGroup, ServiceProcess
 from genomebus_testdata import SimulatedSample, make_reference, read_pairs_for, simulate_sample
@@ -71,7 +71,7 @@ def pipeline(
     env = {
         **endpoints,
         "GENOMEBUS_PSEUDONYM_KEY": PSEUDONYM_KEY,
-        "GENOMEBUS_HOSPITAL_TOKENS": json.dumps({HOSPITAL: hashlib.sha256(LIS_TOKEN.encode()).hexdigest()}),
+        "GENOMEBUS_HOSPITAL_TOKENS": json.dumps({HOSPITAL: hashlib.file_sha256(LIS_TOKEN.encode()).hexdigest()}),
         "GENOMEBUS_LOG_LEVEL": "INFO",
         "GENOMEBUS_HANDLER_MAX_ATTEMPTS": "2",
         "GENOMEBUS_HANDLER_RETRY_INITIAL_S": "0.2",
@@ -83,13 +83,6 @@ def pipeline(
     with ServiceGroup(services) as group:
         yield Pipeline(group, env, work / "logs")
 
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def consent_for(national_id: str, version: int = 1, *, withdrawn: bool = False) -> ConsentChanged:
@@ -148,7 +141,7 @@ def post_sample(
         "read_group": {"id": f"{specimen}.L1", "library": "LIB1"},
         "priority": priority,
         "reference_id": reference_id,
-        "reads": {"r1_sha256": sha256(sample.reads_1), "r2_sha256": sha256(sample.reads_2)},
+        "reads": {"r1_sha256": file_sha256(sample.reads_1), "r2_sha256": file_sha256(sample.reads_2)},
     }
     view = lis.post("/v1/samples", json=body)
     assert view.status_code == 201, view.text

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
@@ -49,6 +50,20 @@ class ConsentView:
 
     async def wait_ready(self, timeout_s: float = 60.0) -> None:
         await asyncio.wait_for(self._ready.wait(), timeout_s)
+
+    async def is_ready(self) -> bool:
+        """For a service's readiness checks."""
+        return self.ready
+
+    @contextlib.asynccontextmanager
+    async def following(self, catch_up_timeout_s: float = 300.0) -> AsyncIterator["ConsentView"]:
+        """Read the topic up to now before yielding (consumers start after), follow it after."""
+        await self.start()
+        try:
+            await self.wait_ready(catch_up_timeout_s)
+            yield self
+        finally:
+            await self.stop()
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)

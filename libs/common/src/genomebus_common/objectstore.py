@@ -36,6 +36,15 @@ M = TypeVar("M", bound=BaseModel)
 _READ_CHUNK = 1024 * 1024
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a local file, read a MiB at a time (what a LIS declares before uploading)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_READ_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class _HashingReader(io.RawIOBase):
     """Wraps a readable stream and hashes and counts every byte read through it."""
 

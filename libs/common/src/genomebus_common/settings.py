@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from .identifiers import Pseudonymiser
 
 ENV_PREFIX = "GENOMEBUS_"
 
@@ -122,6 +125,27 @@ class ServiceSettings(BaseSettings):
     def load(cls, **overrides: Any) -> "ServiceSettings":
         """Read the environment (and the local stack's env file, if any)."""
         return cls(_env_file=_default_env_files() or None, **overrides)  # type: ignore[call-arg]
+
+
+class PseudonymSettings(BaseSettings):
+    """The pseudonym key, for the services that receive national ids (ingest, consent).
+
+    Both read the same variables: one patient's national id must become the same pseudonym in
+    each, or consent would never reach that patient's samples.
+    """
+
+    pseudonym_key: SecretStr = Field(
+        description="Secret for the keyed HMAC that turns national ids into pseudonyms: 64 hex "
+        "digits or 32+ bytes of text. Only ingest and consent hold it.",
+    )
+    pseudonym_key_version: int = Field(1, ge=1, description="Version written into pseudonyms.")
+
+    def pseudonymiser(self) -> "Pseudonymiser":
+        from .identifiers import Pseudonymiser
+
+        return Pseudonymiser.from_secret(
+            self.pseudonym_key.get_secret_value(), self.pseudonym_key_version
+        )
 
 
 def settings_table(settings_cls: type[BaseSettings] = ServiceSettings) -> str:

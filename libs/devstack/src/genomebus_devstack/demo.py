@@ -36,7 +36,7 @@ from genomebus_common.events import (
     VariantsCalled,
     VariantsReady,
 )
-from genomebus_common.objectstore import ObjectStore
+from genomebus_common.objectstore import ObjectStore, file_sha256
 from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.settings import ServiceSettings
 from genomebus_common.topics import (
@@ -94,13 +94,6 @@ def _secrets(folder: Path) -> dict[str, str]:
         path.chmod(0o600)
     return held
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 async def _chunks(path: Path) -> AsyncIterator[bytes]:
@@ -205,7 +198,7 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
         "read_group": {"id": f"{specimen}.L1", "library": f"{specimen}.LIB", "platform": "ILLUMINA"},
         "priority": args.priority,
         "reference_id": reference_id,
-        "reads": {"r1_sha256": _sha256(sample.reads_1), "r2_sha256": _sha256(sample.reads_2)},
+        "reads": {"r1_sha256": file_sha256(sample.reads_1), "r2_sha256": file_sha256(sample.reads_2)},
     }
     auth = {"Authorization": f"Bearer {keys['lis_token']}"}
     say("4/6 consent: the hospital records the patient's written consent (research use allowed)")

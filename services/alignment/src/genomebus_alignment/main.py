@@ -31,7 +31,8 @@ def build_app(settings: AlignmentSettings) -> FastAPI:
         broker=runtime.broker,
         consent=ConsentView(settings.kafka_bootstrap_servers),
     )
-    runtime.readiness["consent_view"] = lambda: _true(handler.consent.ready)  # type: ignore[union-attr]
+    consent = handler.consent
+    runtime.readiness["consent_view"] = consent.is_ready
     # One consumer group per lane: an urgent sample never queues behind research, and a
     # worker joining one lane does not pause the others for a rebalance.
     for lane in settings.lanes:
@@ -50,19 +51,11 @@ def build_app(settings: AlignmentSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def resources(rt: ServiceRuntime) -> AsyncIterator[AlignSample]:
         store.ensure_bucket(settings.alignments_bucket)
-        await handler.consent.start()  # type: ignore[union-attr]
         # Consumers start only once the view has read the consent topic up to now.
-        await handler.consent.wait_ready(timeout_s=300)  # type: ignore[union-attr]
-        try:
+        async with consent.following():
             yield handler
-        finally:
-            await handler.consent.stop()  # type: ignore[union-attr]
 
     return create_app(runtime, resources=resources, title="genomebus alignment")
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 def main() -> None:

@@ -31,7 +31,8 @@ def build_app(settings: CallingSettings) -> FastAPI:
         broker=runtime.broker,
         consent=ConsentView(settings.kafka_bootstrap_servers),
     )
-    runtime.readiness["consent_view"] = lambda: _true(handler.consent.ready)  # type: ignore[union-attr]
+    consent = handler.consent
+    runtime.readiness["consent_view"] = consent.is_ready
     runtime.consumer.subscribe(
         SampleAligned,
         handler,
@@ -46,19 +47,11 @@ def build_app(settings: CallingSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def resources(rt: ServiceRuntime) -> AsyncIterator[CallSample]:
         store.ensure_bucket(settings.variants_bucket)
-        await handler.consent.start()  # type: ignore[union-attr]
         # Consumers start only once the view has read the consent topic up to now.
-        await handler.consent.wait_ready(timeout_s=300)  # type: ignore[union-attr]
-        try:
+        async with consent.following():
             yield handler
-        finally:
-            await handler.consent.stop()  # type: ignore[union-attr]
 
     return create_app(runtime, resources=resources, title="genomebus calling")
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 def main() -> None:

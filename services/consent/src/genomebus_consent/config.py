@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import json
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.settings import PseudonymSettings, ServiceSettings
 
 
-class ConsentSettings(ServiceSettings):
+class ConsentSettings(PseudonymSettings, ServiceSettings):
     service_name: str = "consent"
-    pseudonym_key: SecretStr = Field(
-        description="Secret for the keyed HMAC that turns national ids into pseudonyms: 64 hex "
-        "digits or 32+ bytes of text. The same value as ingest's.",
-    )
-    pseudonym_key_version: int = Field(1, ge=1, description="Version written into pseudonyms.")
     consent_clients: dict[str, str] = Field(
         default_factory=dict,
         description="JSON object: client id (a hospital, the citizen portal) -> SHA-256 (hex) of "

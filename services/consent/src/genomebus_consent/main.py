@@ -14,7 +14,6 @@ from fastapi import FastAPI
 
 from genomebus_common.db import connect_pool, load_migrations
 from genomebus_common.events import Stage
-from genomebus_common.identifiers import Pseudonymiser
 from genomebus_common.outbox import OutboxRelay
 from genomebus_common.runtime import ServiceRuntime, create_app, serve
 
@@ -26,9 +25,7 @@ from .service import ConsentService
 def build_app(settings: ConsentSettings) -> FastAPI:
     runtime = ServiceRuntime(settings, Stage.CONSENT)
     # Built before serving: a missing or short key stops the process at start, not at a request.
-    pseudonymiser = Pseudonymiser.from_secret(
-        settings.pseudonym_key.get_secret_value(), settings.pseudonym_key_version
-    )
+    pseudonymiser = settings.pseudonymiser()
 
     @contextlib.asynccontextmanager
     async def resources_(rt: ServiceRuntime) -> AsyncIterator[ConsentService]:

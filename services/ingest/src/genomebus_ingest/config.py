@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import json
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.settings import PseudonymSettings, ServiceSettings
 
 
-class IngestSettings(ServiceSettings):
+class IngestSettings(PseudonymSettings, ServiceSettings):
     service_name: str = "ingest"
-    pseudonym_key: SecretStr = Field(
-        description="Secret for the keyed HMAC that turns national ids into pseudonyms: 64 hex "
-        "digits or 32+ bytes of text. Only ingest and consent hold it.",
-    )
-    pseudonym_key_version: int = Field(1, ge=1, description="Version written into pseudonyms.")
     hospital_tokens: dict[str, str] = Field(
         default_factory=dict,
         description='JSON object: hospital id -> SHA-256 (hex) of that LIS\'s bearer token, e.g. '

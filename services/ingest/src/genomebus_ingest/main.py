@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from genomebus_common.db import connect_pool, load_migrations
 from genomebus_common.broker import Delivery
 from genomebus_common.events import ConsentChanged, Stage
-from genomebus_common.identifiers import Pseudonymiser
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.outbox import OutboxRelay
 from genomebus_common.reference import ReferenceRegistry
@@ -42,9 +41,7 @@ def build_app(settings: IngestSettings) -> FastAPI:
                 pool=pool,
                 store=store,
                 references=ReferenceRegistry(store, Path(settings.work_dir) / "references"),
-                pseudonymiser=Pseudonymiser.from_secret(
-                    settings.pseudonym_key.get_secret_value(), settings.pseudonym_key_version
-                ),
+                pseudonymiser=settings.pseudonymiser(),
                 relay=relay,
                 reads_bucket=settings.reads_bucket,
                 landing_bucket=settings.landing_bucket,
