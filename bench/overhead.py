@@ -193,8 +193,8 @@ def main() -> int:
     env = {
         **stack,
         "GENOMEBUS_PSEUDONYM_KEY": "be" * 32,
-        "GENOMEBUS_HOSPITAL_TOKENS": json.dumps({HOSPITAL: hashlib.file_sha256(token.encode()).hexdigest()}),
-        "GENOMEBUS_CONSENT_CLIENTS": json.dumps({HOSPITAL: hashlib.file_sha256(token.encode()).hexdigest()}),
+        "GENOMEBUS_HOSPITAL_TOKENS": json.dumps({HOSPITAL: hashlib.sha256(token.encode()).hexdigest()}),
+        "GENOMEBUS_CONSENT_CLIENTS": json.dumps({HOSPITAL: hashlib.sha256(token.encode()).hexdigest()}),
         "GENOMEBUS_THREADS": str(args.threads),
         "GENOMEBUS_LOG_LEVEL": "WARNING",
     }

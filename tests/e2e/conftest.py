@@ -71,7 +71,7 @@ def pipeline(
     env = {
         **endpoints,
         "GENOMEBUS_PSEUDONYM_KEY": PSEUDONYM_KEY,
-        "GENOMEBUS_HOSPITAL_TOKENS": json.dumps({HOSPITAL: hashlib.file_sha256(LIS_TOKEN.encode()).hexdigest()}),
+        "GENOMEBUS_HOSPITAL_TOKENS": json.dumps({HOSPITAL: hashlib.sha256(LIS_TOKEN.encode()).hexdigest()}),
         "GENOMEBUS_LOG_LEVEL": "INFO",
         "GENOMEBUS_HANDLER_MAX_ATTEMPTS": "2",
         "GENOMEBUS_HANDLER_RETRY_INITIAL_S": "0.2",
