@@ -122,7 +122,7 @@ def rendered() -> dict[str, str]:
     return files
 
 
-README = CONTRACTS_DIR.parents[1] / "README.md"
+README = CONTRACTS_DIR.parents[2] / "README.md"
 _TABLE_START, _TABLE_END = "<!-- settings-table:start -->\n", "\n<!-- settings-table:end -->"
 
 

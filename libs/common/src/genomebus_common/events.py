@@ -185,6 +185,28 @@ class AlignmentMetrics(Contract):
     mean_coverage: float = Field(ge=0)
 
 
+class EnergyEstimate(Contract):
+    """What a stage's tools cost in energy, and how much of it warmed a building: an estimate.
+
+    Measured: the CPU seconds (user + system) of the tool processes the stage ran, read from the
+    kernel when each process ended. Estimated: kWh = CPU seconds x configured watts per busy
+    core / 3.6e6, and heat recovered = kWh x the recovery fraction of the node the work ran on.
+    ``method`` says so in words, so no figure can be mistaken for a meter reading.
+    """
+
+    estimate: Literal[True] = Field(True, description="Always true: these are not meter readings.")
+    method: SafeText = Field(description="How the figures were derived, in words.")
+    cpu_seconds: float = Field(ge=0, description="User + system CPU of the stage's tools.")
+    wall_seconds: float = Field(ge=0, description="Wall-clock time of the stage's tool runs.")
+    watts_per_core: float = Field(ge=0, description="Configured power of one busy core.")
+    kwh: float = Field(ge=0, description="Estimated electrical energy of the tools.")
+    heat_recovery_fraction: float = Field(
+        ge=0, le=1, description="Share of the node's heat reused (0 where none is)."
+    )
+    heat_recovered_kwh: float = Field(ge=0, description="Estimated heat delivered for reuse.")
+    node: Identifier | None = Field(None, description="The node the work ran on, when known.")
+
+
 class SampleAligned(SampleEvent):
     """Reads aligned, sorted, duplicate-marked, indexed and checked."""
 
@@ -195,6 +217,9 @@ class SampleAligned(SampleEvent):
     bam_index: ObjectRef
     metrics: AlignmentMetrics
     tools: list[ToolProvenance]
+    energy: EnergyEstimate | None = Field(
+        None, description="Estimated energy of this stage's tools (added compatibly; optional)."
+    )
 
 
 class VariantCounts(Contract):
@@ -216,6 +241,9 @@ class VariantsCalled(SampleEvent):
     vcf_index: ObjectRef
     counts: VariantCounts
     tools: list[ToolProvenance]
+    energy: EnergyEstimate | None = Field(
+        None, description="Estimated energy of this stage's tools (added compatibly; optional)."
+    )
 
 
 class VariantsReady(SampleEvent):
@@ -227,6 +255,11 @@ class VariantsReady(SampleEvent):
     vcf: ObjectRef
     variants_loaded: int = Field(ge=0)
     genotypes_loaded: int = Field(ge=0)
+    energy: EnergyEstimate | None = Field(
+        None,
+        description="The sample's estimated totals over the stages that reported energy "
+        "(added compatibly; optional).",
+    )
 
 
 class ResearchUse(StrEnum):

@@ -8,12 +8,16 @@ own fields; every field carries a description, which the README's configuration 
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .identifiers import Pseudonymiser
@@ -148,10 +152,62 @@ class PseudonymSettings(BaseSettings):
         )
 
 
-def settings_table(settings_cls: type[BaseSettings] = ServiceSettings) -> str:
-    """A Markdown table of every setting (the README embeds it; a test keeps it current)."""
+class EnergySettings(BaseSettings):
+    """How CPU time becomes an energy estimate on this node (mixed into the stages' settings;
+    the estimate itself is in ``energy.py``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GENOMEBUS_", extra="ignore")
+
+    energy_watts_per_core: float = Field(
+        10.0,
+        ge=0,
+        description="Power of one busy core in watts, for the energy estimate (measure it on "
+        "your hardware: package power under load / cores).",
+    )
+    node_name: str | None = Field(
+        None,
+        description="The node this process runs on (Kubernetes: the downward API's "
+        "spec.nodeName); names it in energy figures and picks its heat-recovery fraction.",
+    )
+    heat_recovery_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of this node's heat that is reused, when no recovery file names it.",
+    )
+    heat_recovery_file: str | None = Field(
+        None,
+        description="JSON object {node name: fraction}, kept by the heat controller from the "
+        "nodes' labels; wins over heat_recovery_fraction for a node it names.",
+    )
+
+    def recovery_fraction(self) -> float:
+        """The current fraction for this node; re-read each time, since the file may change."""
+        if self.heat_recovery_file and self.node_name:
+            try:
+                table = json.loads(Path(self.heat_recovery_file).read_text())
+                value = table.get(self.node_name)
+                if value is not None:
+                    return min(1.0, max(0.0, float(value)))
+            except (OSError, ValueError, AttributeError, TypeError) as exc:
+                log.warning(
+                    "heat recovery file unreadable, using the configured fraction",
+                    extra={"path": self.heat_recovery_file, "error": str(exc)},
+                )
+        return self.heat_recovery_fraction
+
+
+def settings_table(
+    settings_classes: tuple[type[BaseSettings], ...] = (
+        ServiceSettings,
+        PseudonymSettings,
+        EnergySettings,
+    ),
+) -> str:
+    """A Markdown table of every shared setting (the README embeds it; a test keeps it current)."""
     rows = ["| variable | default | description |", "| --- | --- | --- |"]
-    for name, field in settings_cls.model_fields.items():
+    fields = {n: f for cls in settings_classes for n, f in cls.model_fields.items()}
+    for name, field in fields.items():
         default = field.get_default(call_default_factory=True)
         if isinstance(default, SecretStr):
             default = default.get_secret_value() if name.endswith("_dsn") else "(secret)"

@@ -19,6 +19,8 @@ deadlock a chatty tool such as bwa); the tail is quoted in the error message.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import errno
 import functools
 import os
@@ -115,6 +117,9 @@ class ProcessOutcome:
     argv: tuple[str, ...]
     returncode: int
     stderr_tail: str
+    #: User + system CPU the process (and its reaped children) used; 0.0 when it could not be
+    #: read (the process was reaped before we looked, e.g. after an abort).
+    cpu_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -198,6 +203,68 @@ def _missing(argv: Sequence[str]) -> ToolFailedTransiently:
     )
 
 
+# --- CPU accounting (the measured part of a stage's energy estimate) ----------------------------
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds_at_exit(proc: subprocess.Popen[bytes]) -> float:
+    """The user + system CPU of a process that is ending, read before it is reaped.
+
+    ``waitid(..., WNOWAIT)`` waits for the exit but leaves the zombie in place, whose
+    ``/proc/<pid>/stat`` still holds its CPU times (and those of the children it reaped, e.g.
+    ``samtools sort`` helpers); ``Popen.wait`` then reaps it as usual. Linux only, like the
+    tools; elsewhere, or when the process is already gone, the answer is 0.0.
+    """
+    if proc.returncode is not None:
+        return 0.0
+    try:
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        with open(f"/proc/{proc.pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (ChildProcessError, FileNotFoundError, ProcessLookupError, AttributeError, OSError):
+        return 0.0
+    # After the ")" closing the command name: state is field 3, utime..cstime are fields 14-17.
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    return (utime + stime + cutime + cstime) / _CLOCK_TICKS
+
+
+class ResourceMeter:
+    """Sums the CPU and wall time of every pipeline run while it is active (see ``metered``)."""
+
+    def __init__(self) -> None:
+        self.cpu_seconds = 0.0
+        self.wall_seconds = 0.0
+        self.processes = 0
+        self._lock = threading.Lock()
+
+    def add(self, outcomes: Sequence[ProcessOutcome], wall_seconds: float) -> None:
+        with self._lock:
+            self.cpu_seconds += sum(o.cpu_seconds for o in outcomes)
+            self.wall_seconds += wall_seconds
+            self.processes += len(outcomes)
+
+
+_current_meter: contextvars.ContextVar[ResourceMeter | None] = contextvars.ContextVar(
+    "genomebus_resource_meter", default=None
+)
+
+
+@contextlib.contextmanager
+def metered() -> Iterator[ResourceMeter]:
+    """Count the tools a stage runs, in this context and the threads it hands work to.
+
+    A context variable, not a global: two samples handled at once in one process each get
+    their own meter (``asyncio.to_thread`` copies the context, so the meter follows the work).
+    """
+    meter = ResourceMeter()
+    token = _current_meter.set(meter)
+    try:
+        yield meter
+    finally:
+        _current_meter.reset(token)
+
+
 class Pipeline:
     """Processes connected stdout to stdin, the last one's output going to a file (or captured).
 
@@ -229,6 +296,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self.output: bytes | None = None
         self.outcomes: list[ProcessOutcome] = []
+        self._started = time.monotonic()
 
     def __enter__(self) -> Pipeline:
         return self.start()
@@ -240,6 +308,7 @@ class Pipeline:
             self._collect()
 
     def start(self) -> Pipeline:
+        self._started = time.monotonic()
         out_file = open(self._stdout_path, "wb") if self._stdout_path is not None else None
         try:
             upstream: int | IO[Any] | None = self._stdin
@@ -300,12 +369,16 @@ class Pipeline:
             last.stdout.close()
         outcomes = []
         for proc, err in zip(self._procs, self._stderrs, strict=True):
+            cpu = cpu_seconds_at_exit(proc)
             rc = proc.wait()
             argv = tuple(str(a) for a in proc.args)  # type: ignore[union-attr]
-            outcomes.append(ProcessOutcome(_display_name(argv), argv, rc, _tail(err)))
+            outcomes.append(ProcessOutcome(_display_name(argv), argv, rc, _tail(err), cpu))
         for err in self._stderrs:
             err.close()
         self.outcomes = outcomes
+        meter = _current_meter.get()
+        if meter is not None:
+            meter.add(outcomes, time.monotonic() - self._started)
         return outcomes
 
     def wait(self, *, check: bool = True) -> list[ProcessOutcome]:

@@ -8,10 +8,11 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from genomebus_common.events import Priority
+from genomebus_common.energy import EnergySettings
 from genomebus_common.settings import ServiceSettings
 
 
-class AlignmentSettings(ServiceSettings):
+class AlignmentSettings(ServiceSettings, EnergySettings):
     service_name: str = "alignment"
     aligner: Literal["bwa", "minimap2"] = Field(
         "bwa", description="bwa mem (default), or minimap2 -ax sr as the fast option."

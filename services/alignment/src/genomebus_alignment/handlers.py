@@ -18,11 +18,13 @@ from faststream.kafka import KafkaBroker
 
 from genomebus_common.broker import Delivery
 from genomebus_common.consent_view import ConsentView
+from genomebus_common.energy import estimate
 from genomebus_common.events import SampleRemoved
 from genomebus_common.events import Producer, SampleAligned, SampleReceived
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.stage import compute_once_then_publish, remove_outputs
+from genomebus_common.tools import metered
 
 from .config import AlignmentSettings
 from .pipeline import ReadCountMismatch, align
@@ -48,7 +50,11 @@ class AlignSample:
         workdir = Path(self.settings.work_dir) / "alignment" / event.sample_id
         shutil.rmtree(workdir, ignore_errors=True)
         try:
-            with self.store.open(event.reads_r1) as r1, self.store.open(event.reads_r2) as r2:
+            with (
+                self.store.open(event.reads_r1) as r1,
+                self.store.open(event.reads_r2) as r2,
+                metered() as meter,
+            ):
                 result = align(
                     r1,  # type: ignore[arg-type]
                     r2,  # type: ignore[arg-type]
@@ -81,6 +87,7 @@ class AlignSample:
             bam_index=bai,
             metrics=result.metrics,
             tools=result.tools,
+            energy=estimate(meter, self.settings),
         )
         return aligned
 

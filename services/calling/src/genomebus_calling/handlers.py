@@ -16,11 +16,13 @@ from faststream.kafka import KafkaBroker
 
 from genomebus_common.broker import Delivery
 from genomebus_common.consent_view import ConsentView
+from genomebus_common.energy import estimate
 from genomebus_common.events import SampleRemoved
 from genomebus_common.events import Producer, SampleAligned, VariantsCalled
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.stage import compute_once_then_publish, remove_outputs
+from genomebus_common.tools import metered
 
 from .config import CallingSettings
 from .pipeline import call_variants
@@ -49,7 +51,10 @@ class CallSample:
         try:
             bam = self.store.download(event.bam, workdir / "input.bam")
             self.store.download(event.bam_index, workdir / "input.bam.bai")
-            result = call_variants(bam, reference_fasta, workdir / "out", threads=self.settings.threads)
+            with metered() as meter:
+                result = call_variants(
+                    bam, reference_fasta, workdir / "out", threads=self.settings.threads
+                )
             prefix, bucket = self._prefix(event.sample_id), self.settings.variants_bucket
             vcf = self.store.put_file(
                 bucket, f"{prefix}/{event.sample_id}.vcf.gz", result.vcf, content_type="application/gzip"
@@ -69,6 +74,7 @@ class CallSample:
             vcf_index=tbi,
             counts=result.counts,
             tools=result.tools,
+            energy=estimate(meter, self.settings),
         )
         return called
 
