@@ -1,0 +1,1 @@
+"""genomebus operator tools."""

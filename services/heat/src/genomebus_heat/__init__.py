@@ -1,0 +1,1 @@
+"""genomebus heat-reuse controller."""
