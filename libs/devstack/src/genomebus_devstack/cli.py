@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     stack_parser.add_argument("--state-dir", type=Path, default=None,
                               help="state directory (overrides GENOMEBUS_STACK_DIR)")
     commands = stack_parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("install", help="install Kafka jars, build MinIO, apt-install the tools")
+    commands.add_parser("install", help="install Kafka jars, build MinIO and kustomize, apt-install the tools")
     commands.add_parser("up", help="install, then start everything and wait until it answers")
     commands.add_parser("down", help="stop the processes `up` started")
     st = commands.add_parser("status", help="health of each component; exit 0 only if all healthy")

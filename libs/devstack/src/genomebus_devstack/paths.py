@@ -135,6 +135,14 @@ class Layout:
         return self.minio_root / "bin" / "minio"
 
     @property
+    def kustomize_root(self) -> Path:
+        return self.tools / "kustomize" / pins.KUSTOMIZE_VERSION
+
+    @property
+    def kustomize_bin(self) -> Path:
+        return self.kustomize_root / "bin" / "kustomize"
+
+    @property
     def go_modcache(self) -> Path:
         return self.tools / "go" / "mod"
 

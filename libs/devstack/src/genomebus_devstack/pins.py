@@ -22,6 +22,11 @@ JAVA_MIN_MAJOR: Final = 17
 MINIO_MODULE: Final = "github.com/minio/minio"
 MINIO_VERSION: Final = "v0.0.0-20260212201848-7aac2a2c5b7c"
 
+# --- kustomize (built with `go install`; renders deploy/k8s for the manifest tests) --------------
+# `kubectl kustomize` embeds an older kustomize and kubectl may be absent; the tests use this one.
+KUSTOMIZE_MODULE: Final = "sigs.k8s.io/kustomize/kustomize/v5"
+KUSTOMIZE_VERSION: Final = "v5.7.1"
+
 # --- PostgreSQL (Debian package) ----------------------------------------------------------------
 POSTGRES_MAJOR: Final = 15
 POSTGRES_PACKAGE: Final = f"postgresql-{POSTGRES_MAJOR}"

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from . import envfile, kafka, minio, pins, postgres, tools
+from . import envfile, kafka, kustomize, minio, pins, postgres, tools
 from .paths import Layout
 from .ports import resolve_ports
 from .procs import (
@@ -83,6 +83,7 @@ def install(layout: Layout, echo: Echo = default_echo) -> None:
         ("postgres", lambda: _install_postgres(layout)),
         ("kafka", lambda: kafka.install(layout)),
         ("minio", lambda: minio.install(layout, echo=lambda msg: echo(line("install", "minio", "in progress", msg)))),
+        ("kustomize", lambda: kustomize.install(layout, echo=lambda msg: echo(line("install", "kustomize", "in progress", msg)))),
     ]
     for name, step in steps:
         started = time.monotonic()
