@@ -1,0 +1,144 @@
+"""How long the oldest research sample has been waiting, read from Kafka itself.
+
+"Waiting" means not yet consumed by alignment's research consumer group: per partition, the
+records from the group's committed offset (or the log start, when the group never committed
+there: alignment subscribes with ``auto_offset_reset=earliest``) to the end offset. The first
+such record is the oldest on its partition (records are appended in time order), so one read
+per partition gives its age; the oldest over all partitions is what the wait bound watches.
+
+Alignment commits only after a sample is aligned (at-least-once), so the record at the
+committed offset may be one a worker is aligning right now; it counts as waiting until done.
+That errs towards more capacity, never towards a sample waiting past its limit unnoticed.
+The record's timestamp is the producer's (CreateTime): when ingest published it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+
+class BacklogError(RuntimeError):
+    """The backlog could not be measured this round (topic missing, a read timed out)."""
+
+
+@dataclass(frozen=True)
+class PartitionBacklog:
+    partition: int
+    next_offset: int  # the first record not consumed by the group
+    end_offset: int
+    oldest_timestamp_ms: int | None  # of the record at next_offset; None when nothing waits
+
+    @property
+    def waiting(self) -> int:
+        return max(0, self.end_offset - self.next_offset)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The research lane's backlog at ``measured_at`` (epoch seconds)."""
+
+    measured_at: float
+    partitions: tuple[PartitionBacklog, ...]
+
+    @property
+    def waiting(self) -> int:
+        return sum(p.waiting for p in self.partitions)
+
+    @property
+    def oldest_wait_s(self) -> float | None:
+        """Age of the oldest waiting record; None when nothing waits. Never negative (a
+        producer's clock ahead of ours would otherwise give a sample negative age)."""
+        stamps = [p.oldest_timestamp_ms for p in self.partitions if p.oldest_timestamp_ms is not None]
+        if not stamps:
+            return None
+        return max(0.0, self.measured_at - min(stamps) / 1000.0)
+
+
+class BacklogProbe:
+    """Measures one consumer group's backlog on one topic; fresh clients each round, so a
+    broker restart or a moved group coordinator never leaves it holding a stale connection."""
+
+    def __init__(
+        self, bootstrap_servers: str, topic: str, group_id: str, *, read_timeout_s: float = 15.0
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.group_id = group_id
+        self.read_timeout_s = read_timeout_s
+
+    async def measure(self) -> Backlog:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers, client_id="genomebus-heat-probe"
+        )
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id="genomebus-heat-probe",
+            group_id=None,  # reading only: never joins, commits in or disturbs alignment's group
+            enable_auto_commit=False,
+        )
+        try:
+            await admin.start()
+            await consumer.start()
+            return await self._measure(admin, consumer)
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    async def _measure(self, admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer) -> Backlog:
+        if self.topic not in await consumer.topics():
+            raise BacklogError(f"topic {self.topic} does not exist")
+        numbers = consumer.partitions_for_topic(self.topic) or set()
+        if not numbers:
+            raise BacklogError(f"topic {self.topic} has no partitions in the metadata")
+        tps = [TopicPartition(self.topic, n) for n in sorted(numbers)]
+        committed = await admin.list_consumer_group_offsets(self.group_id, partitions=tps)
+        starts = await consumer.beginning_offsets(tps)
+        ends = await consumer.end_offsets(tps)
+        measured_at = time.time()
+
+        nexts: dict[TopicPartition, int] = {}
+        for tp in tps:
+            meta = committed.get(tp)
+            position = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
+            # Retention may have deleted records the group never read: they wait no longer.
+            nexts[tp] = max(position, starts[tp])
+
+        to_read = {tp: nexts[tp] for tp in tps if nexts[tp] < ends[tp]}
+        stamps = await self._first_timestamps(consumer, to_read) if to_read else {}
+        return Backlog(
+            measured_at,
+            tuple(
+                PartitionBacklog(tp.partition, nexts[tp], ends[tp], stamps.get(tp)) for tp in tps
+            ),
+        )
+
+    async def _first_timestamps(
+        self, consumer: AIOKafkaConsumer, positions: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, int | None]:
+        consumer.assign(list(positions))
+        for tp, offset in positions.items():
+            consumer.seek(tp, offset)
+        found: dict[TopicPartition, int | None] = {}
+        try:
+            async with asyncio.timeout(self.read_timeout_s):
+                while len(found) < len(positions):
+                    pending = [tp for tp in positions if tp not in found]
+                    batch = await consumer.getmany(*pending, timeout_ms=500, max_records=50)
+                    for tp, records in batch.items():
+                        if records and tp not in found:
+                            # -1: a pre-0.10 message format without time; its age is unknown.
+                            stamp = records[0].timestamp
+                            found[tp] = stamp if stamp >= 0 else None
+                            consumer.pause(tp)  # one record per partition is all we need
+        except TimeoutError:
+            missing = sorted(tp.partition for tp in positions if tp not in found)
+            raise BacklogError(
+                f"no record read from {self.topic} partitions {missing} within "
+                f"{self.read_timeout_s}s"
+            ) from None
+        return found
