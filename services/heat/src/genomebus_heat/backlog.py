@@ -90,11 +90,15 @@ class BacklogProbe:
             await admin.close()
 
     async def _measure(self, admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer) -> Backlog:
-        if self.topic not in await consumer.topics():
-            raise BacklogError(f"topic {self.topic} does not exist")
-        numbers = consumer.partitions_for_topic(self.topic) or set()
-        if not numbers:
-            raise BacklogError(f"topic {self.topic} has no partitions in the metadata")
+        # The admin's metadata request never auto-creates the topic (a consumer's might, with
+        # the broker's default partition count): a missing lane is an error to report.
+        (described,) = await admin.describe_topics([self.topic])
+        numbers = [p["partition"] for p in described.get("partitions") or ()]
+        if described.get("error_code") or not numbers:
+            raise BacklogError(
+                f"topic {self.topic} does not exist or has no partitions "
+                f"(Kafka error code {described.get('error_code')})"
+            )
         tps = [TopicPartition(self.topic, n) for n in sorted(numbers)]
         committed = await admin.list_consumer_group_offsets(self.group_id, partitions=tps)
         starts = await consumer.beginning_offsets(tps)
