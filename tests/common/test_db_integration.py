@@ -42,7 +42,7 @@ async def test_migrations_apply_once_in_order_and_the_pool_is_ready(fresh_dsn: s
     async with connect_pool(fresh_dsn, migrations) as pool:  # a restart: nothing reapplied
         rows = await pool.fetch("SELECT component, version FROM genomebus_migrations ORDER BY 1, 2")
     assert [(r["component"], r["version"]) for r in rows] == [
-        ("common", 1), ("common", 2), ("common", 3), ("svc", 1), ("svc", 2)
+        ("common", 1), ("common", 2), ("common", 3), ("common", 4), ("svc", 1), ("svc", 2)
     ]
 
 

@@ -10,6 +10,11 @@ Delivery guarantees, and why:
   event, and only then lets the offset commit: the partition keeps flowing and nothing is lost.
 - If even the dead-letter publish fails, the handler raises, the offset is not committed and
   the consumer seeks back to the message (NACK), so it is handled again.
+
+Observability: the broker's OpenTelemetry middleware carries W3C ``traceparent`` in Kafka
+headers (a consumer's span continues the producer's trace); ``ReliableConsumer`` names the
+event on that span, marks it failed when the message is dead-lettered, and keeps the handling
+metrics of ``metrics.py`` (duration by outcome, failures by cause, dead letters, consumer lag).
 """
 
 from __future__ import annotations
@@ -26,8 +31,11 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
 from pydantic import ValidationError
+
+from . import metrics
 
 from .errors import (
     GenomebusError,
@@ -179,6 +187,8 @@ class ReliableConsumer:
         self.stage = stage
         self.group_id = group_id
         self.retry = retry
+        #: Lag of every subscription's partitions; the runtime refreshes it on each scrape.
+        self.lag = metrics.LagReader()
 
     def subscribe(
         self,
@@ -207,13 +217,15 @@ class ReliableConsumer:
             await self._handle(event_type, handler, message.body, delivery, group_id)
 
         consume.__name__ = f"{self.stage.value}_{getattr(handler, '__name__', 'handler')}"
-        self.broker.subscriber(
+        subscriber = self.broker.subscriber(
             *topics,
             group_id=group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             **subscriber_options,
-        )(consume)
+        )
+        subscriber(consume)
+        self.lag.watch(group_id, lambda: getattr(subscriber, "consumer", None))
 
     async def _handle(
         self,
@@ -223,26 +235,59 @@ class ReliableConsumer:
         delivery: Delivery,
         group_id: str,
     ) -> None:
+        clock = metrics.Stopwatch()
+        span = trace.get_current_span()
+        span.set_attribute("messaging.consumer.group.name", group_id)
+        span.set_attribute("genomebus.stage", self.stage.value)
+        outcome = "error"  # the dead-letter publish failed: the message comes back
+        try:
+            outcome = await self._attempts(event_type, handler, body, delivery, group_id, span)
+        finally:
+            metrics.HANDLE_SECONDS.labels(self.stage.value, delivery.topic, outcome).observe(
+                clock.elapsed
+            )
+
+    def _failed(self, delivery: Delivery, error: GenomebusError) -> None:
+        kind = "transient" if isinstance(error, TransientError) else "permanent"
+        metrics.HANDLER_FAILURES.labels(self.stage.value, delivery.topic, error.code, kind).inc()
+
+    async def _attempts(
+        self,
+        event_type: type[E],
+        handler: Handler[E],
+        body: bytes,
+        delivery: Delivery,
+        group_id: str,
+        span: trace.Span,
+    ) -> str:
+        """Handle with retries; returns the outcome (``ok`` or ``dead_lettered``)."""
         try:
             event = event_type.model_validate_json(body)
         except ValidationError as exc:
             reason = f"not a valid {event_type.__name__}: " + "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or '<body>'}: {e['msg']}" for e in exc.errors()
             )
-            await self.dead_letter(body, delivery, InvalidEvent(reason), attempts=1, group_id=group_id)
-            return
+            error = InvalidEvent(reason)
+            self._failed(delivery, error)
+            await self.dead_letter(body, delivery, error, attempts=1, group_id=group_id)
+            return "dead_lettered"
 
+        span.set_attribute("genomebus.event_type", event.event_type)
+        span.set_attribute("genomebus.correlation_id", event.correlation_id)
+        if (sample_id := getattr(event, "sample_id", None)) is not None:
+            span.set_attribute("genomebus.sample_id", sample_id)
         attempt = 1
         while True:
             try:
                 await handler(event, replace(delivery, attempt=attempt))
-                return
+                return "ok"
             except TransientError as exc:
+                self._failed(delivery, exc)
                 if attempt >= self.retry.max_attempts:
                     await self.dead_letter(
                         body, delivery, exc, attempts=attempt, event=event, group_id=group_id
                     )
-                    return
+                    return "dead_lettered"
                 pause = self.retry.backoff(attempt)
                 log.warning(
                     "transient failure, retrying",
@@ -252,14 +297,16 @@ class ReliableConsumer:
                 await asyncio.sleep(pause)
                 attempt += 1
             except PermanentError as exc:
+                self._failed(delivery, exc)
                 await self.dead_letter(
                         body, delivery, exc, attempts=attempt, event=event, group_id=group_id
                     )
-                return
+                return "dead_lettered"
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # not mapped by an adapter: classify it, keep the message
                 mapped = from_unexpected(exc)
+                self._failed(delivery, mapped)
                 if isinstance(mapped, TransientError) and attempt < self.retry.max_attempts:
                     log.warning("transient failure, retrying", extra={"error": mapped.reason})
                     await asyncio.sleep(self.retry.backoff(attempt))
@@ -269,7 +316,7 @@ class ReliableConsumer:
                 await self.dead_letter(
                     body, delivery, mapped, attempts=attempt, event=event, group_id=group_id
                 )
-                return
+                return "dead_lettered"
 
     async def dead_letter(
         self,
@@ -310,6 +357,11 @@ class ReliableConsumer:
             key=message_key(failed),
             headers=event_headers(failed),
         )
+        metrics.DEAD_LETTERS.labels(self.stage.value, delivery.topic, error.code).inc()
+        span = trace.get_current_span()
+        span.set_attribute("genomebus.dead_lettered", True)
+        span.set_attribute("error.type", error.code)
+        span.set_status(trace.Status(trace.StatusCode.ERROR, _safe_reason(error.reason)[:200]))
 
 
     def _stage_failed(

@@ -5,6 +5,8 @@ bounded by the parts in flight (about 2 x ``s3_parallel_uploads`` x ``s3_part_si
 Reads hand out a stream that hashes what it yields and raises ``ChecksumMismatch`` at the end if
 the object is not the one the reference names, so a consumer can never finish a stage on
 corrupted input without being told. Failures are mapped to the error tree at this boundary.
+Bytes are counted as they stream (``genomebus_object_bytes_total``), so a transfer that runs for
+an hour shows its progress on a dashboard, not only at its end.
 
 The minio client is synchronous; async code calls these methods through ``asyncio.to_thread``.
 """
@@ -21,6 +23,7 @@ from typing import BinaryIO, TypeVar
 from minio import Minio
 from pydantic import BaseModel
 
+from . import metrics
 from .errors import (
     ChecksumMismatch,
     GenomebusError,
@@ -48,10 +51,11 @@ def file_sha256(path: Path) -> str:
 class _HashingReader(io.RawIOBase):
     """Wraps a readable stream and hashes and counts every byte read through it."""
 
-    def __init__(self, source: BinaryIO) -> None:
+    def __init__(self, source: BinaryIO, bucket: str = "") -> None:
         self._source = source
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self._counted = metrics.OBJECT_BYTES.labels("put", bucket)
 
     def readable(self) -> bool:
         return True
@@ -61,6 +65,7 @@ class _HashingReader(io.RawIOBase):
         if data:
             self.sha256.update(data)
             self.size += len(data)
+            self._counted.inc(len(data))
         return data
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
@@ -78,6 +83,7 @@ class VerifiedStream(io.RawIOBase):
         self._sha256 = hashlib.sha256()
         self._size = 0
         self._verified = False
+        self._counted = metrics.OBJECT_BYTES.labels("get", ref.bucket)
 
     def readable(self) -> bool:
         return True
@@ -90,6 +96,7 @@ class VerifiedStream(io.RawIOBase):
         if data:
             self._sha256.update(data)
             self._size += len(data)
+            self._counted.inc(len(data))
         else:
             self._verify()
         return data
@@ -174,7 +181,7 @@ class ObjectStore:
         With ``expected_sha256``, an object whose bytes do not match is removed again and
         ``ChecksumMismatch`` is raised: nothing half-right stays behind.
         """
-        reader = _HashingReader(stream)
+        reader = _HashingReader(stream, bucket)
         self._call(
             lambda: self.client.put_object(
                 bucket,
@@ -232,7 +239,9 @@ class ObjectStore:
         except ObjectNotFound:
             return None
         try:
-            return model.model_validate_json(self._call(response.read))
+            data = self._call(response.read)
+            metrics.OBJECT_BYTES.labels("get", bucket).inc(len(data))
+            return model.model_validate_json(data)
         finally:
             response.close()
             response.release_conn()

@@ -3,6 +3,11 @@
 ``enqueue`` writes the event into ``genomebus_outbox`` on the caller's connection, inside the
 caller's transaction. ``OutboxRelay`` publishes unsent rows in order and marks them sent; it is
 woken right after a commit (``notify``) and also polls, so a crash anywhere loses nothing.
+
+A row keeps the W3C trace context of the code that enqueued it, and the relay publishes it
+inside that context: the trace of the request or event that caused the change continues on
+Kafka, however long the row waited and whichever replica's relay sends it. The relay also keeps
+the outbox metrics (``metrics.py``): backlog, oldest unsent row, failed rows, publish delay.
 """
 
 from __future__ import annotations
@@ -12,29 +17,39 @@ import contextlib
 import json
 import logging
 
+from datetime import datetime, timezone
+
 import asyncpg
 from faststream.kafka import KafkaBroker
+from opentelemetry import context as otel_context
 
+from . import metrics
 from .broker import event_headers
 from .errors import GenomebusError, PermanentError, from_asyncpg_error, from_kafka_error
 from .events import Event
+from .telemetry import carrier, context_from
 from .topics import message_key, topic_for
 
 log = logging.getLogger(__name__)
 
 
 async def enqueue(conn: asyncpg.Connection, event: Event) -> None:
-    """Add ``event`` to the outbox on ``conn`` (call inside the state change's transaction)."""
+    """Add ``event`` to the outbox on ``conn`` (call inside the state change's transaction).
+
+    The current trace context is stored with it, so the publish continues this trace.
+    """
+    trace_context = carrier()
     await conn.execute(
         """
-        INSERT INTO genomebus_outbox (event_id, topic, key, headers, payload)
-        VALUES ($1, $2, $3, $4::jsonb, $5)
+        INSERT INTO genomebus_outbox (event_id, topic, key, headers, payload, trace_context)
+        VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb)
         ON CONFLICT (event_id) DO NOTHING""",
         event.event_id,
         topic_for(event),
         message_key(event),
         json.dumps(event_headers(event)),
         event.to_bytes(),
+        json.dumps(trace_context) if trace_context else None,
     )
 
 
@@ -63,12 +78,16 @@ class OutboxRelay:
                 # SKIP LOCKED lets several replicas relay without publishing a row twice at once.
                 rows = await conn.fetch(
                     """
-                    SELECT id, topic, key, headers, payload FROM genomebus_outbox
+                    SELECT id, topic, key, headers, payload, trace_context, created_at
+                    FROM genomebus_outbox
                     WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1
                     FOR UPDATE SKIP LOCKED""",
                     self.batch,
                 )
                 for row in rows:
+                    stored = json.loads(row["trace_context"]) if row["trace_context"] else None
+                    parent = context_from(stored)
+                    token = otel_context.attach(parent) if parent is not None else None
                     try:
                         await self.broker.publish(
                             bytes(row["payload"]),
@@ -87,10 +106,17 @@ class OutboxRelay:
                             mapped.reason[:2000],
                         )
                         continue
+                    finally:
+                        if token is not None:
+                            otel_context.detach(token)
                     await conn.execute(
                         "UPDATE genomebus_outbox SET published_at = now() WHERE id = $1", row["id"]
                     )
                     published += 1
+                    metrics.OUTBOX_PUBLISHED.labels(row["topic"]).inc()
+                    metrics.OUTBOX_DELAY.observe(
+                        max(0.0, (datetime.now(timezone.utc) - row["created_at"]).total_seconds())
+                    )
         except GenomebusError:
             raise
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
@@ -112,8 +138,11 @@ class OutboxRelay:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="outbox-relay")
+        # Scraped while this relay runs: every service with an outbox reports its backlog.
+        metrics.on_scrape(self, lambda: metrics.read_outbox(self.pool))
 
     async def stop(self) -> None:
+        metrics.forget(self)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

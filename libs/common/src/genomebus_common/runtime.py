@@ -2,7 +2,10 @@
 
 One process holds: JSON logging, a tracer provider, the Kafka broker with its reliable
 consumer, and an HTTP server (FastAPI on uvicorn) that serves the service's own API, if it has
-one, plus ``/healthz`` (the process is alive) and ``/readyz`` (its dependencies answer). Topics
+one, plus ``/healthz`` (the process is alive), ``/readyz`` (its dependencies answer) and
+``/metrics`` (Prometheus text format, see ``metrics.py``; every service has the same handling,
+lag, object-store and outbox metrics without wiring its own). Every other request gets a server
+span (``telemetry.HttpTelemetry``); traces go to ``otlp_endpoint`` when it is set. Topics
 are created at start-up if missing, before anything else; subscribers start only after the
 service's own resources (database pool, consent view) are ready; everything stops in reverse
 order.
@@ -18,11 +21,13 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Response
+from opentelemetry import trace
 
+from . import metrics
 from .broker import ReliableConsumer, RetryPolicy, create_broker, ensure_topics
 from .events import Stage
 from .settings import ServiceSettings
-from .telemetry import configure_logging, make_tracer_provider
+from .telemetry import HttpTelemetry, configure_logging, make_tracer_provider, tracer
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,8 @@ class ServiceRuntime:
         self.tracer_provider = make_tracer_provider(
             self.settings.service_name, otlp_endpoint=self.settings.otlp_endpoint
         )
+        #: For a service's own spans: the same provider (and exporter) as the broker's.
+        self.tracer: trace.Tracer = tracer(self.tracer_provider)
         self.broker = create_broker(self.settings, tracer_provider=self.tracer_provider)
         self.consumer = ReliableConsumer(
             self.broker,
@@ -54,10 +61,12 @@ class ServiceRuntime:
     async def running(self) -> AsyncIterator["ServiceRuntime"]:
         """Connect and start consuming; stop cleanly on exit."""
         await self.broker.start()
+        metrics.on_scrape(self.consumer, self.consumer.lag.refresh)
         log.info("service started", extra={"service": self.settings.service_name})
         try:
             yield self
         finally:
+            metrics.forget(self.consumer)
             await self.broker.stop()
             self.tracer_provider.shutdown()
             log.info("service stopped", extra={"service": self.settings.service_name})
@@ -92,6 +101,7 @@ def create_app(
 
     app = FastAPI(title=title or f"genomebus {runtime.settings.service_name}", lifespan=lifespan)
     app.state.runtime = runtime
+    app.add_middleware(HttpTelemetry, tracer_provider=runtime.tracer_provider)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -103,6 +113,11 @@ def create_app(
         ready = all(checks.values())
         response.status_code = 200 if ready else 503
         return {"ready": ready, "checks": checks}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_() -> Response:
+        """Prometheus scrape: scrape-time readings are refreshed first, each within a bound."""
+        return Response(await metrics.render(), media_type=metrics.CONTENT_TYPE)
 
     return app
 

@@ -1,8 +1,13 @@
 """Tracing and logs: one trace follows a sample across services, and every log line names it.
 
 The broker's OpenTelemetry middleware puts W3C ``traceparent`` into Kafka headers on publish and
-continues the trace on consume, so a trace survives each Kafka hop. Logs are JSON lines carrying
-the current trace and span ids, so an SRE can go from a log line to the whole journey.
+continues the trace on consume, so a trace survives each Kafka hop. Where a trace must wait (an
+outbox row, a sample awaiting its reads or its consent), the W3C carrier is stored with the row
+(``carrier()``) and the work that continues later starts from it (``context_from()``), linking to
+whatever woke it (a request, a consent event), so one sample keeps one trace from the LIS's POST
+to "variants ready". HTTP requests get a server span each (``HttpTelemetry``), continuing a
+caller's ``traceparent`` when one is sent. Logs are JSON lines carrying the current trace and
+span ids, so an SRE can go from a log line to the whole journey.
 """
 
 from __future__ import annotations
@@ -11,14 +16,21 @@ import json
 import logging
 import sys
 from datetime import datetime, timezone
+from collections.abc import Mapping
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Link
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from .settings import ServiceSettings
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+TRACER_NAME = "genomebus"
 
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged.
 _STANDARD_LOG_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -41,6 +53,94 @@ def make_tracer_provider(
             ) from exc
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
     return provider
+
+
+def carrier(ctx: otel_context.Context | None = None) -> dict[str, str]:
+    """The current (or given) trace position as W3C headers, to store with a row that another
+    task will pick up later; empty when there is no valid span."""
+    headers: dict[str, str] = {}
+    _PROPAGATOR.inject(headers, context=ctx)
+    return headers
+
+
+def context_from(stored: Mapping[str, str] | None) -> otel_context.Context | None:
+    """The context a stored carrier names, or None when it names none (an old row)."""
+    if not stored or "traceparent" not in stored:
+        return None
+    ctx = _PROPAGATOR.extract(dict(stored))
+    return ctx if trace.get_current_span(ctx).get_span_context().is_valid else None
+
+
+def links_to(*sources: Mapping[str, str] | otel_context.Context | None) -> list[Link]:
+    """Links to each valid source (a stored carrier or a context), duplicates dropped: how work
+    that belongs to one trace says which other traces (a request, a consent change) caused it."""
+    links: list[Link] = []
+    seen: set[tuple[int, int]] = set()
+    for source in sources:
+        ctx = source if isinstance(source, otel_context.Context) else context_from(source)
+        if ctx is None:
+            continue
+        span_context = trace.get_current_span(ctx).get_span_context()
+        key = (span_context.trace_id, span_context.span_id)
+        if span_context.is_valid and key not in seen:
+            seen.add(key)
+            links.append(Link(span_context))
+    return links
+
+
+def tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
+    """genomebus's tracer: the runtime's provider when given, else the global one."""
+    return (provider or trace.get_tracer_provider()).get_tracer(TRACER_NAME)
+
+
+class HttpTelemetry:
+    """ASGI middleware: a server span and a duration per HTTP request.
+
+    Health, readiness and metrics probes are left out: they are many and say nothing about a
+    sample. The span is named by the route template (``POST /v1/samples/{sample_id}``), never by
+    the concrete path, so ids stay out of span names and metric labels.
+    """
+
+    SKIPPED = frozenset({"/healthz", "/readyz", "/metrics"})
+
+    def __init__(self, app: Any, tracer_provider: trace.TracerProvider) -> None:
+        self.app = app
+        self.tracer = tracer(tracer_provider)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.SKIPPED:
+            await self.app(scope, receive, send)
+            return
+        from .metrics import HTTP_SECONDS, Stopwatch
+
+        method = scope.get("method", "GET")
+        incoming = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        parent = _PROPAGATOR.extract(incoming) if "traceparent" in incoming else None
+        status = {"code": 500}
+
+        async def send_recording(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = int(message["status"])
+            await send(message)
+
+        clock = Stopwatch()
+        with self.tracer.start_as_current_span(
+            method,  # renamed to the route template once routing has matched
+            context=parent,
+            kind=trace.SpanKind.SERVER,
+            attributes={"http.request.method": method},
+        ) as span:
+            try:
+                await self.app(scope, receive, send_recording)
+            finally:
+                route_obj = scope.get("route")
+                route = getattr(route_obj, "path", None) or "unmatched"
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status["code"])
+                if status["code"] >= 500:
+                    span.set_status(trace.Status(trace.StatusCode.ERROR))
+                HTTP_SECONDS.labels(method, route, str(status["code"])).observe(clock.elapsed)
 
 
 class JsonFormatter(logging.Formatter):

@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 
+import asyncpg
 from fastapi import FastAPI
 
+from genomebus_common import metrics
 from genomebus_common.db import connect_pool, load_migrations
 from genomebus_common.broker import Delivery
 from genomebus_common.events import ConsentChanged, Stage
@@ -20,7 +22,17 @@ from genomebus_common.topics import CONSENT_CHANGED
 
 from . import api
 from .config import IngestSettings
+from .domain import SampleStatus
 from .service import Ingest
+
+
+async def count_samples(pool: asyncpg.Pool) -> None:
+    """``genomebus_samples{state}`` at scrape time: one grouped count over the status index,
+    under a statement timeout, so a scrape costs at most that however many samples there are."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL statement_timeout = '1500ms'")
+        rows = await conn.fetch("SELECT status, count(*) AS n FROM samples GROUP BY status")
+    metrics.count_states([s.value for s in SampleStatus], {r["status"]: r["n"] for r in rows})
 
 
 def build_app(settings: IngestSettings) -> FastAPI:
@@ -45,11 +57,14 @@ def build_app(settings: IngestSettings) -> FastAPI:
                 relay=relay,
                 reads_bucket=settings.reads_bucket,
                 landing_bucket=settings.landing_bucket,
+                tracer=rt.tracer,
             )
             relay.start()
+            metrics.on_scrape(ingest, lambda: count_samples(pool))
             try:
                 yield ingest
             finally:
+                metrics.forget(ingest)
                 await relay.stop()
 
     async def on_consent(event: ConsentChanged, delivery: Delivery) -> None:

@@ -6,17 +6,29 @@ without a written analysis consent. The move to received and its SampleReceived 
 one transaction (the outbox), so a received sample is always announced and an announced sample
 is always recorded. A rejected sample keeps
 no objects: nothing half-stored stays behind.
+
+Tracing: a sample's trace begins with the LIS's POST. Its carrier is stored with the sample, and
+what happens to the sample later (its reads stored and checked, its release into the pipeline)
+continues that trace, linking to the request or event that did it. Consent is per patient, not
+per sample, so it does not own a sample's trace: each consent version held here keeps the trace
+of its consent.changed event, and a release links to the trace of the consent version it rests
+on (which begins at the consent service's API). So an SRE can go from a sample to the consent
+decision that let it in, and the sample's own trace stays one line from POST to "variants ready".
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import asyncpg
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from genomebus_common.errors import ChecksumMismatch, DataConflict, ObjectNotFound, PermanentError
 from genomebus_common.broker import Delivery
@@ -26,6 +38,7 @@ from genomebus_common.identifiers import InvalidNationalId, Pseudonymiser, parse
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.outbox import OutboxRelay, enqueue
 from genomebus_common.reference import ReferenceRegistry
+from genomebus_common.telemetry import carrier, context_from, links_to, tracer
 
 from .domain import (
     Mate,
@@ -71,6 +84,24 @@ class Ingest:
     relay: OutboxRelay | None
     reads_bucket: str
     landing_bucket: str
+    #: The service runtime's tracer in production; the global one (often a no-op) otherwise.
+    tracer: trace.Tracer = field(default_factory=tracer)
+
+    @contextlib.contextmanager
+    def _sample_span(
+        self, name: str, stored: Any, *also_links: Any, **attributes: Any
+    ) -> Iterator[trace.Span]:
+        """A span in the sample's own trace (``stored`` carrier), linked to the current span
+        (the request or event doing the work now) and to ``also_links``."""
+        here = otel_context.get_current()
+        sample_context = context_from(_carrier_of(stored))
+        with self.tracer.start_as_current_span(
+            name,
+            context=sample_context if sample_context is not None else here,
+            links=links_to(here if sample_context is not None else None, *map(_carrier_of, also_links)),
+            attributes={f"genomebus.{k}": v for k, v in attributes.items() if v is not None},
+        ) as span:
+            yield span
 
     # --- registration ------------------------------------------------------------------------
 
@@ -93,8 +124,8 @@ class Ingest:
             inserted = await conn.fetchval(
                 """
                 INSERT INTO samples (sample_id, hospital_id, specimen_id, lis_order_id,
-                    patient_pseudonym, priority, fingerprint, registration, status)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, 'awaiting_reads')
+                    patient_pseudonym, priority, fingerprint, registration, status, trace_context)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, 'awaiting_reads', $9::jsonb)
                 ON CONFLICT (sample_id) DO NOTHING
                 RETURNING true""",
                 registration.sample_id,
@@ -105,6 +136,7 @@ class Ingest:
                 registration.priority.value,
                 fingerprint,
                 registration.kept().model_dump_json(),
+                json.dumps(carrier()),  # the POST's span: where this sample's trace begins
             )
             existing = await conn.fetchrow(
                 "SELECT * FROM samples WHERE sample_id = $1", registration.sample_id
@@ -154,6 +186,15 @@ class Ingest:
             return view  # the same upload again: already done (never overwrite a good file)
         if view.status != SampleStatus.AWAITING_READS:
             raise WrongState(f"sample {sample_id} is {view.status.value}; it takes no more reads")
+        stored_trace = await self.pool.fetchval(
+            "SELECT trace_context FROM samples WHERE sample_id = $1", sample_id
+        )
+        with self._sample_span("ingest.store_reads", stored_trace, sample_id=sample_id, mate=mate):
+            return await self._store_reads(sample_id, mate, body, declared)
+
+    async def _store_reads(
+        self, sample_id: str, mate: Mate, body: BinaryIO, declared: str
+    ) -> SampleView:
         key = f"samples/{sample_id}/{mate}.fastq.gz"
         ref = await asyncio.to_thread(
             self.store.put_stream,
@@ -267,6 +308,11 @@ class Ingest:
                 event.withdrawn,
             )
             if newer:
+                await conn.execute(
+                    "UPDATE consents SET trace_context = $2::jsonb WHERE patient_pseudonym = $1",
+                    event.patient_pseudonym,
+                    json.dumps(carrier()),  # this event's trace: releases it allows link to it
+                )
                 await self._decide(conn, event.patient_pseudonym)
         if self.relay is not None:
             self.relay.notify()
@@ -296,40 +342,55 @@ class Ingest:
             only_sample,
         )
         for row in waiting:
-            if consent["withdrawn"]:
-                await conn.execute(
-                    """
-                    UPDATE samples SET status = 'quarantined', consent_version = $2,
-                        reasons = $3::jsonb, updated_at = now() WHERE sample_id = $1""",
-                    row["sample_id"],
-                    consent["version"],
-                    json.dumps([f"consent withdrawn (version {consent['version']}): never processed"]),
-                )
-                log.warning("sample quarantined", extra={"sample_id": row["sample_id"]})
-                continue
-            manifest = await asyncio.to_thread(
-                self.references.find, SampleRegistration.model_validate_json(row["registration"]).reference_id
-            )
-            if manifest is None:
-                continue  # stays waiting; the reference must come back before it can run
-            event = sample_received(
-                SampleRegistration.model_validate_json(row["registration"]),
-                pseudonym=pseudonym,
-                reference=manifest.reference,
-                r1=ObjectRef.model_validate_json(row["reads_r1"]),
-                r2=ObjectRef.model_validate_json(row["reads_r2"]),
-                read_pairs=row["read_pairs"],
-            )
+            with self._sample_span(
+                "ingest.consent_decision",
+                row["trace_context"],
+                consent["trace_context"],
+                sample_id=row["sample_id"],
+                consent_version=consent["version"],
+                consent_withdrawn=consent["withdrawn"],
+            ):
+                await self._decide_one(conn, row, consent, pseudonym)
+
+    async def _decide_one(
+        self, conn: asyncpg.Connection, row: asyncpg.Record, consent: asyncpg.Record, pseudonym: str
+    ) -> None:
+        """Quarantine or release one waiting sample; its SampleReceived goes to the outbox
+        inside the sample's trace."""
+        if consent["withdrawn"]:
             await conn.execute(
                 """
-                UPDATE samples SET status = 'received', event_id = $2, consent_version = $3,
-                    updated_at = now() WHERE sample_id = $1""",
+                UPDATE samples SET status = 'quarantined', consent_version = $2,
+                    reasons = $3::jsonb, updated_at = now() WHERE sample_id = $1""",
                 row["sample_id"],
-                event.event_id,
                 consent["version"],
+                json.dumps([f"consent withdrawn (version {consent['version']}): never processed"]),
             )
-            await enqueue(conn, event)
-            log.info("sample released", extra={"sample_id": row["sample_id"], "consent_version": consent["version"]})
+            log.warning("sample quarantined", extra={"sample_id": row["sample_id"]})
+            return
+        manifest = await asyncio.to_thread(
+            self.references.find, SampleRegistration.model_validate_json(row["registration"]).reference_id
+        )
+        if manifest is None:
+            return  # stays waiting; the reference must come back before it can run
+        event = sample_received(
+            SampleRegistration.model_validate_json(row["registration"]),
+            pseudonym=pseudonym,
+            reference=manifest.reference,
+            r1=ObjectRef.model_validate_json(row["reads_r1"]),
+            r2=ObjectRef.model_validate_json(row["reads_r2"]),
+            read_pairs=row["read_pairs"],
+        )
+        await conn.execute(
+            """
+            UPDATE samples SET status = 'received', event_id = $2, consent_version = $3,
+                updated_at = now() WHERE sample_id = $1""",
+            row["sample_id"],
+            event.event_id,
+            consent["version"],
+        )
+        await enqueue(conn, event)
+        log.info("sample released", extra={"sample_id": row["sample_id"], "consent_version": consent["version"]})
 
     async def remove(self, sample_id: str, hospital_id: str, reason: str) -> SampleView:
         """Withdraw a sample: delete its reads here and tell every other store to delete too."""
@@ -378,6 +439,13 @@ class Ingest:
             )
         log.warning("sample rejected", extra={"sample_id": sample_id, "reasons": reasons})
         return _view(row)
+
+
+def _carrier_of(stored: Any) -> dict[str, str] | None:
+    """A carrier from a jsonb column (asyncpg hands jsonb over as text)."""
+    if stored is None:
+        return None
+    return json.loads(stored) if isinstance(stored, str) else dict(stored)
 
 
 def _view(row: asyncpg.Record) -> SampleView:

@@ -1,0 +1,227 @@
+"""Prometheus metrics every genomebus service exposes at ``GET /metrics`` (see ``runtime.py``).
+
+Every name starts with ``genomebus_``. Each process runs one service, so no metric carries a
+service label: Prometheus adds ``job``/``instance`` (and Kubernetes ``pod``) when it scrapes.
+Labels stay bounded: stages, topics, error codes from ``errors.py``, buckets and route
+templates, never a sample id.
+
+| metric | type | labels | what it tells an operator |
+| --- | --- | --- | --- |
+| ``genomebus_handle_seconds`` | histogram | stage, topic, outcome | time to handle one event, retries included; outcome ``ok``, ``dead_lettered`` or ``error`` (the DLQ publish itself failed: redelivered) |
+| ``genomebus_handler_failures_total`` | counter | stage, topic, cause, kind | failed attempts by cause (the ``code`` of the error tree) and kind (``transient``/``permanent``), retried ones included |
+| ``genomebus_dead_letters_total`` | counter | stage, topic, cause | messages parked in ``<topic>.dlq`` |
+| ``genomebus_consumer_lag_messages`` | gauge | group, topic, partition | highwater minus position of each assigned partition, read from the consumers at scrape time |
+| ``genomebus_object_bytes_total`` | counter | direction, bucket | bytes streamed to (``put``) and from (``get``) the object store |
+| ``genomebus_outbox_backlog`` | gauge | | outbox rows not yet published (read at scrape time) |
+| ``genomebus_outbox_oldest_unsent_seconds`` | gauge | | age of the oldest unpublished outbox row; 0 when none |
+| ``genomebus_outbox_failed_rows`` | gauge | | outbox rows Kafka refused for good, waiting for an operator |
+| ``genomebus_outbox_published_total`` | counter | topic | events the outbox relay published |
+| ``genomebus_outbox_delay_seconds`` | histogram | | commit-to-publish delay of outbox rows |
+| ``genomebus_http_request_seconds`` | histogram | method, route, status | the service's own HTTP API (health, readiness and metrics excluded) |
+| ``genomebus_samples`` | gauge | state | ingest only: samples in each state, counted in its database at scrape time |
+
+Scrape-time readings (lag, outbox, samples) are refreshed by ``refresh()`` just before
+``/metrics`` renders, each bounded by a short timeout, so a slow database costs a stale
+reading, never a hung scrape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 (re-exported)
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+
+if TYPE_CHECKING:
+    import asyncpg
+
+log = logging.getLogger(__name__)
+
+# Handling a message spans milliseconds (a consent event) to hours (a whole genome's alignment).
+_HANDLE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 21600)
+_HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_DELAY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+
+HANDLE_SECONDS = Histogram(
+    "genomebus_handle_seconds",
+    "Time to handle one consumed event, retries included, by outcome.",
+    ["stage", "topic", "outcome"],
+    buckets=_HANDLE_BUCKETS,
+)
+HANDLER_FAILURES = Counter(
+    "genomebus_handler_failures",
+    "Failed handling attempts by cause (error code) and kind (transient or permanent).",
+    ["stage", "topic", "cause", "kind"],
+)
+DEAD_LETTERS = Counter(
+    "genomebus_dead_letters",
+    "Messages sent to the dead-letter topic, by cause.",
+    ["stage", "topic", "cause"],
+)
+CONSUMER_LAG = Gauge(
+    "genomebus_consumer_lag_messages",
+    "Messages not yet consumed per assigned partition (highwater - position), read at scrape.",
+    ["group", "topic", "partition"],
+)
+OBJECT_BYTES = Counter(
+    "genomebus_object_bytes",
+    "Bytes streamed to (put) or from (get) the object store.",
+    ["direction", "bucket"],
+)
+OUTBOX_BACKLOG = Gauge("genomebus_outbox_backlog", "Outbox rows not yet published.")
+OUTBOX_OLDEST = Gauge(
+    "genomebus_outbox_oldest_unsent_seconds", "Age of the oldest unpublished outbox row (0: none)."
+)
+OUTBOX_FAILED = Gauge(
+    "genomebus_outbox_failed_rows", "Outbox rows Kafka refused for good (an operator must act)."
+)
+OUTBOX_PUBLISHED = Counter(
+    "genomebus_outbox_published", "Events published by the outbox relay.", ["topic"]
+)
+OUTBOX_DELAY = Histogram(
+    "genomebus_outbox_delay_seconds",
+    "Delay between an outbox row's commit and its publication.",
+    buckets=_DELAY_BUCKETS,
+)
+HTTP_SECONDS = Histogram(
+    "genomebus_http_request_seconds",
+    "HTTP API requests by method, route template and status.",
+    ["method", "route", "status"],
+    buckets=_HTTP_BUCKETS,
+)
+SAMPLES = Gauge("genomebus_samples", "Samples in each state (ingest's database).", ["state"])
+
+
+def metric_names(registry: CollectorRegistry = DEFAULT_REGISTRY) -> set[str]:
+    """Every sample name this code exposes (``_bucket``, ``_total`` ... included): what a
+    dashboard may reference."""
+    names: set[str] = set()
+    for metric in registry.collect():
+        if not metric.name.startswith("genomebus_"):
+            continue
+        for sample in metric.samples:
+            names.add(sample.name)
+        # A labelled metric with no child yet shows no samples: name its series anyway.
+        suffixes = {
+            "counter": ("_total", "_created"),
+            "histogram": ("_bucket", "_count", "_sum", "_created"),
+            "gauge": ("",),
+        }.get(metric.type, ("",))
+        names.update(metric.name + s for s in suffixes)
+    return names
+
+
+# --- scrape-time readings ----------------------------------------------------------------------
+
+Refresher = Callable[[], Awaitable[None]]
+# Keyed by identity: owners may be unhashable dataclasses; the owner is kept for log messages.
+_refreshers: dict[int, tuple[Any, Refresher]] = {}
+_REFRESH_TIMEOUT_S = 2.0
+
+
+def on_scrape(owner: Any, refresher: Refresher) -> None:
+    """Run ``refresher`` before each scrape until ``forget(owner)``: a relay, a consumer or a
+    service registers, while it runs, what it alone can read."""
+    _refreshers[id(owner)] = (owner, refresher)
+
+
+def forget(owner: Any) -> None:
+    _refreshers.pop(id(owner), None)
+
+
+async def refresh() -> None:
+    """Bring every scrape-time reading up to date, each within a bound."""
+    for owner, refresher in list(_refreshers.values()):
+        try:
+            await asyncio.wait_for(refresher(), _REFRESH_TIMEOUT_S)
+        except Exception as exc:  # a stale reading beats a failed scrape
+            log.warning("metrics refresh failed", extra={"owner": type(owner).__name__, "error": str(exc)})
+
+
+async def render() -> bytes:
+    await refresh()
+    return generate_latest(DEFAULT_REGISTRY)
+
+
+class LagReader:
+    """Consumer lag per assigned partition, from aiokafka's own bookkeeping (no network call:
+    the highwater comes with every fetch; the position is local once known)."""
+
+    def __init__(self) -> None:
+        self._consumers: list[tuple[str, Callable[[], Any]]] = []
+        self._seen: set[tuple[str, str, str]] = set()
+
+    def watch(self, group: str, consumer_of: Callable[[], Any]) -> None:
+        """``consumer_of`` returns the live AIOKafkaConsumer (None while stopped)."""
+        self._consumers.append((group, consumer_of))
+
+    async def refresh(self) -> None:
+        current: set[tuple[str, str, str]] = set()
+        for group, consumer_of in self._consumers:
+            consumer = consumer_of()
+            if consumer is None:
+                continue
+            for tp in list(consumer.assignment()):
+                highwater = consumer.highwater(tp)
+                if highwater is None:
+                    continue  # nothing fetched yet
+                try:
+                    position = await asyncio.wait_for(consumer.position(tp), 0.2)
+                except Exception:
+                    continue  # being reset or revoked: no honest reading now
+                labels = (group, tp.topic, str(tp.partition))
+                CONSUMER_LAG.labels(*labels).set(max(0, highwater - position))
+                current.add(labels)
+        for gone in self._seen - current:  # revoked partitions are someone else's lag now
+            try:
+                CONSUMER_LAG.remove(*gone)
+            except KeyError:
+                pass
+        self._seen = current
+
+
+async def read_outbox(pool: "asyncpg.Pool") -> None:
+    """Outbox backlog from the partial index on unsent rows: cheap while the backlog is small,
+    and bounded by the statement timeout when it is not."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL statement_timeout = '1500ms'")
+        # Each query matches a partial index: published rows (the whole history) are never read.
+        unsent = await conn.fetchrow(
+            """
+            SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest
+            FROM genomebus_outbox WHERE published_at IS NULL AND failed_at IS NULL"""
+        )
+        failed = await conn.fetchval(
+            "SELECT count(*) FROM genomebus_outbox WHERE published_at IS NULL AND failed_at IS NOT NULL"
+        )
+    row = {"unsent": unsent["n"], "failed": failed, "oldest": unsent["oldest"]}
+    OUTBOX_BACKLOG.set(row["unsent"])
+    OUTBOX_FAILED.set(row["failed"])
+    OUTBOX_OLDEST.set(float(row["oldest"]))
+
+
+def count_states(states: Iterable[str], counts: dict[str, int]) -> None:
+    """Set the samples gauge for every known state (0 when none), so a state that empties
+    drops to zero instead of keeping its last value."""
+    for state in states:
+        SAMPLES.labels(state).set(counts.get(state, 0))
+    for state, n in counts.items():
+        SAMPLES.labels(state).set(n)
+
+
+class Stopwatch:
+    """``time.perf_counter`` since construction, for a histogram observed at the end."""
+
+    __slots__ = ("start",)
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
