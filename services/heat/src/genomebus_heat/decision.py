@@ -96,9 +96,10 @@ def decide(
             new, why = hi, "no heat forecast for now, so not starving research"
         else:
             new, why = bounds.clamp(current_ceiling), "no heat forecast for now"
+        was = "no ceiling set" if current_ceiling is None else f"ceiling {current_ceiling}"
         return Decision(
             new,
-            f"ceiling {current_ceiling} outside bounds {lo}..{hi}: set to {new} ({why})",
+            f"{was}, outside bounds {lo}..{hi}: set to {new} ({why})",
             demand,
             restart_hold=True,
         )
@@ -122,8 +123,8 @@ def decide(
         if since < bounds.hold_s:
             return Decision(
                 current_ceiling,
-                f"heat demand {demand:.2f} wants {target}, but the ceiling changed {since:.0f}s "
-                f"ago (hysteresis window {bounds.hold_s:.0f}s): holding",
+                f"heat demand {demand:.2f} wants {target}, but the last change or escalation "
+                f"was {since:.0f}s ago (hysteresis window {bounds.hold_s:.0f}s): holding",
                 demand,
             )
     if target > current_ceiling:
