@@ -19,8 +19,11 @@ from genomebus_common.reference import Manifest, ReferenceRegistry
 from genomebus_devstack.services import ServiceGroup, ServiceProcess
 from genomebus_testdata import SimulatedSample, make_reference, read_pairs_for, simulate_sample
 
+from .otlp import Receiver, otlp_receiver
+
 HOSPITAL = "E2E"
 LIS_TOKEN = secrets.token_urlsafe(16)
+CONSENT_TOKEN = secrets.token_urlsafe(16)
 PSEUDONYM_KEY = secrets.token_hex(32)
 NATIONAL_ID = "070583-4321"  # made up, well formed
 
@@ -36,6 +39,14 @@ class Pipeline:
             base_url=self.services["ingest"].url,
             headers={"Authorization": f"Bearer {LIS_TOKEN}"},
             timeout=300,
+        )
+
+    def consent_client(self) -> httpx.Client:
+        """The consent API as a hospital's clinician records consent through it."""
+        return httpx.Client(
+            base_url=self.services["consent"].url,
+            headers={"Authorization": f"Bearer {CONSENT_TOKEN}"},
+            timeout=60,
         )
 
     def extra_worker(self, name: str, work_dir: Path) -> ServiceProcess:
@@ -64,8 +75,18 @@ def sample_30x(reference_fasta: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="session")
+def traces() -> Iterator[Receiver]:
+    """Where every e2e service exports its spans (OTLP/HTTP, the services' real exporter)."""
+    with otlp_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
 def pipeline(
-    endpoints: dict[str, str], registered_reference: Manifest, tmp_path_factory: pytest.TempPathFactory
+    endpoints: dict[str, str],
+    registered_reference: Manifest,
+    tmp_path_factory: pytest.TempPathFactory,
+    traces: Receiver,
 ) -> Iterator[Pipeline]:
     work = tmp_path_factory.mktemp("e2e-services")
     env = {
@@ -75,10 +96,13 @@ def pipeline(
         "GENOMEBUS_LOG_LEVEL": "INFO",
         "GENOMEBUS_HANDLER_MAX_ATTEMPTS": "2",
         "GENOMEBUS_HANDLER_RETRY_INITIAL_S": "0.2",
+        "GENOMEBUS_CONSENT_CLIENTS": json.dumps({HOSPITAL: hashlib.sha256(CONSENT_TOKEN.encode()).hexdigest()}),
+        "GENOMEBUS_OTLP_ENDPOINT": traces.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",  # spans reach the receiver within a fraction of a second
     }
     services = [
         ServiceProcess(name, {**env, "GENOMEBUS_WORK_DIR": str(work / name)}, work / "logs")
-        for name in ("ingest", "alignment", "calling", "registry")
+        for name in ("ingest", "consent", "alignment", "calling", "registry")
     ]
     with ServiceGroup(services) as group:
         yield Pipeline(group, env, work / "logs")

@@ -5,7 +5,8 @@ consumer, and an HTTP server (FastAPI on uvicorn) that serves the service's own 
 one, plus ``/healthz`` (the process is alive), ``/readyz`` (its dependencies answer) and
 ``/metrics`` (Prometheus text format, see ``metrics.py``; every service has the same handling,
 lag, object-store and outbox metrics without wiring its own). Every other request gets a server
-span (``telemetry.HttpTelemetry``); traces go to ``otlp_endpoint`` when it is set. Topics
+span (FastAPI's instrumentation on the runtime's tracer provider) and a duration
+(``telemetry.HttpMetrics``); traces go to ``otlp_endpoint`` when it is set. Topics
 are created at start-up if missing, before anything else; subscribers start only after the
 service's own resources (database pool, consent view) are ready; everything stops in reverse
 order.
@@ -27,7 +28,7 @@ from . import metrics
 from .broker import ReliableConsumer, RetryPolicy, create_broker, ensure_topics
 from .events import Stage
 from .settings import ServiceSettings
-from .telemetry import HttpTelemetry, configure_logging, make_tracer_provider, tracer
+from .telemetry import HttpMetrics, configure_logging, fastapi_telemetry, make_tracer_provider, tracer
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,13 @@ def create_app(
             await stack.enter_async_context(runtime.running())
             yield
 
-    app = FastAPI(title=title or f"genomebus {runtime.settings.service_name}", lifespan=lifespan)
+    app = FastAPI(
+        title=title or f"genomebus {runtime.settings.service_name}",
+        lifespan=lifespan,
+        telemetry=fastapi_telemetry(runtime.tracer_provider),  # type: ignore[arg-type]
+    )
     app.state.runtime = runtime
-    app.add_middleware(HttpTelemetry, tracer_provider=runtime.tracer_provider)
+    app.add_middleware(HttpMetrics)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -123,8 +128,13 @@ def create_app(
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run the app until SIGTERM/SIGINT, logging as JSON."""
+    """Run the app until SIGTERM/SIGINT, logging as JSON.
+
+    The runtime's tracer provider becomes the process's global one (one service per process),
+    so code that asks ``opentelemetry.trace`` for a tracer (a stage's compute span) exports too.
+    """
     configure_logging(settings)
+    trace.set_tracer_provider(app.state.runtime.tracer_provider)
     uvicorn.run(
         app,
         host=settings.http_host,

@@ -9,6 +9,9 @@ again (same event id: downstream consumers recognise the duplicate).
 A stage also honours a withdrawal that arrives while the sample is in flight: it looks at the
 patient's consent before the work and again before publishing, and when the consent has been
 withdrawn it publishes nothing and leaves a quarantine record beside what it produced.
+
+The work itself is a span (``<event type>.compute``) inside the consumed event's trace, so a
+sample's trace shows where its hours went; a redelivery that found the record has none.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from .consent_view import ConsentView
 from .errors import TransientError
 from .events import Event, SampleEvent
 from .objectstore import ObjectStore
+from .telemetry import tracer
 
 E = TypeVar("E", bound=Event)
 QUARANTINE_RECORD = "quarantine.json"
@@ -115,8 +119,12 @@ async def compute_once_then_publish(
     event = await asyncio.to_thread(store.read_model, bucket, record_key, event_type)
     computed = event is None
     if event is None:
-        event = await asyncio.to_thread(compute)
-        await asyncio.to_thread(store.write_model, bucket, record_key, event)
+        with tracer().start_as_current_span(
+            f"{event_type.event_type}.compute",
+            attributes={"genomebus.sample_id": getattr(source, "sample_id", None) or ""},
+        ):
+            event = await asyncio.to_thread(compute)
+            await asyncio.to_thread(store.write_model, bucket, record_key, event)
     if await asyncio.to_thread(removed):  # removed while we worked: what we wrote goes too
         tombstone = await asyncio.to_thread(
             store.read_model, bucket, f"{folder}/{REMOVED_RECORD}", Removal

@@ -5,8 +5,8 @@ continues the trace on consume, so a trace survives each Kafka hop. Where a trac
 outbox row, a sample awaiting its reads or its consent), the W3C carrier is stored with the row
 (``carrier()``) and the work that continues later starts from it (``context_from()``), linking to
 whatever woke it (a request, a consent event), so one sample keeps one trace from the LIS's POST
-to "variants ready". HTTP requests get a server span each (``HttpTelemetry``), continuing a
-caller's ``traceparent`` when one is sent. Logs are JSON lines carrying the current trace and
+to "variants ready". HTTP requests get a server span each from FastAPI's own instrumentation
+(``fastapi_telemetry``), continuing a caller's ``traceparent`` when one is sent. Logs are JSON lines carrying the current trace and
 span ids, so an SRE can go from a log line to the whole journey.
 """
 
@@ -93,29 +93,39 @@ def tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
     return (provider or trace.get_tracer_provider()).get_tracer(TRACER_NAME)
 
 
-class HttpTelemetry:
-    """ASGI middleware: a server span and a duration per HTTP request.
+UNOBSERVED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
-    Health, readiness and metrics probes are left out: they are many and say nothing about a
-    sample. The span is named by the route template (``POST /v1/samples/{sample_id}``), never by
-    the concrete path, so ids stay out of span names and metric labels.
-    """
 
-    SKIPPED = frozenset({"/healthz", "/readyz", "/metrics"})
+def fastapi_telemetry(tracer_provider: trace.TracerProvider) -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry instrumentation (``FastAPI(telemetry=...)``): a server span
+    per request named by its route template, continuing a caller's ``traceparent``, on the
+    service's provider. Probes are left out (many, and about no sample); so are FastAPI's
+    per-request metrics and logs (the Prometheus metrics and JSON logs cover them) and its
+    dependency/serialisation spans (three more spans per request that say little here)."""
+    return {
+        "tracer_provider": tracer_provider,
+        "tracing": True,
+        "metrics": False,
+        "logs": False,
+        "operation_spans": False,
+        "auto_configure": False,
+        "exclude": lambda scope: scope.get("path") in UNOBSERVED_PATHS,
+    }
 
-    def __init__(self, app: Any, tracer_provider: trace.TracerProvider) -> None:
+
+class HttpMetrics:
+    """ASGI middleware: ``genomebus_http_request_seconds`` per request, labelled by the route
+    template (never the concrete path: ids stay out of labels). Probes are not counted."""
+
+    def __init__(self, app: Any) -> None:
         self.app = app
-        self.tracer = tracer(tracer_provider)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.SKIPPED:
+        if scope["type"] != "http" or scope.get("path") in UNOBSERVED_PATHS:
             await self.app(scope, receive, send)
             return
         from .metrics import HTTP_SECONDS, Stopwatch
 
-        method = scope.get("method", "GET")
-        incoming = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        parent = _PROPAGATOR.extract(incoming) if "traceparent" in incoming else None
         status = {"code": 500}
 
         async def send_recording(message: dict[str, Any]) -> None:
@@ -124,23 +134,13 @@ class HttpTelemetry:
             await send(message)
 
         clock = Stopwatch()
-        with self.tracer.start_as_current_span(
-            method,  # renamed to the route template once routing has matched
-            context=parent,
-            kind=trace.SpanKind.SERVER,
-            attributes={"http.request.method": method},
-        ) as span:
-            try:
-                await self.app(scope, receive, send_recording)
-            finally:
-                route_obj = scope.get("route")
-                route = getattr(route_obj, "path", None) or "unmatched"
-                span.update_name(f"{method} {route}")
-                span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", status["code"])
-                if status["code"] >= 500:
-                    span.set_status(trace.Status(trace.StatusCode.ERROR))
-                HTTP_SECONDS.labels(method, route, str(status["code"])).observe(clock.elapsed)
+        try:
+            await self.app(scope, receive, send_recording)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            HTTP_SECONDS.labels(scope.get("method", "GET"), route, str(status["code"])).observe(
+                clock.elapsed
+            )
 
 
 class JsonFormatter(logging.Formatter):
