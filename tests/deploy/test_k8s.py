@@ -519,6 +519,9 @@ def test_pseudonym_key_is_one_secret_for_ingest_and_consent_only(m: Manifests) -
             refs[service_of(deployment)] = (ref["name"], ref["key"])
     assert set(refs) == {"ingest", "consent"}
     assert len(set(refs.values())) == 1
+    versions = {literal_settings(m, d).get("GENOMEBUS_PSEUDONYM_KEY_VERSION") for d in m.deployments()
+                if service_of(d) in refs}
+    assert len(versions) == 1, f"ingest and consent use different key versions: {versions}"
 
 
 def test_s3_user_is_the_tenants_and_every_bucket_exists(m: Manifests) -> None:
