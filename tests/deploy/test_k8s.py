@@ -470,7 +470,10 @@ def test_kafka_listener_admits_every_genomebus_pod(m: Manifests) -> None:
         assert peers, f"listener {listener['name']} open to the whole cluster"
         for deployment in m.deployments():
             labels = deployment["spec"]["template"]["metadata"]["labels"]
-            assert any(selects(p["podSelector"], labels) for p in peers), deployment["metadata"]["name"]
+            assert any(selects(p.get("podSelector", {"matchLabels": {"x": "never"}}), labels)
+                       and "namespaceSelector" not in p for p in peers), deployment["metadata"]["name"]
+        # KEDA reads the lag from its own namespace; without it nothing would ever scale.
+        assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}} in peers
 
 
 # ================================================================================================
