@@ -10,7 +10,7 @@ templates, never a sample id.
 | ``genomebus_handle_seconds`` | histogram | stage, topic, outcome | time to handle one event, retries included; outcome ``ok``, ``dead_lettered`` or ``error`` (the DLQ publish itself failed: redelivered) |
 | ``genomebus_handler_failures_total`` | counter | stage, topic, cause, kind | failed attempts by cause (the ``code`` of the error tree) and kind (``transient``/``permanent``), retried ones included |
 | ``genomebus_dead_letters_total`` | counter | stage, topic, cause | messages parked in ``<topic>.dlq`` |
-| ``genomebus_consumer_lag_messages`` | gauge | group, topic, partition | highwater minus position of each assigned partition, read from the consumers at scrape time |
+| ``genomebus_consumer_lag_messages`` | gauge | group, topic, partition | end offset minus position of each assigned partition, read from the consumers at scrape time |
 | ``genomebus_object_bytes_total`` | counter | direction, bucket | bytes streamed to (``put``) and from (``get``) the object store |
 | ``genomebus_outbox_backlog`` | gauge | | outbox rows not yet published (read at scrape time) |
 | ``genomebus_outbox_oldest_unsent_seconds`` | gauge | | age of the oldest unpublished outbox row; 0 when none |
@@ -33,7 +33,14 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 (re-exported)
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
@@ -41,6 +48,9 @@ if TYPE_CHECKING:
     import asyncpg
 
 log = logging.getLogger(__name__)
+
+# ``*_created`` series double what Prometheus stores and no dashboard here reads them.
+disable_created_metrics()
 
 # Handling a message spans milliseconds (a consent event) to hours (a whole genome's alignment).
 _HANDLE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 21600)
@@ -108,8 +118,8 @@ def metric_names(registry: CollectorRegistry = DEFAULT_REGISTRY) -> set[str]:
             names.add(sample.name)
         # A labelled metric with no child yet shows no samples: name its series anyway.
         suffixes = {
-            "counter": ("_total", "_created"),
-            "histogram": ("_bucket", "_count", "_sum", "_created"),
+            "counter": ("_total",),
+            "histogram": ("_bucket", "_count", "_sum"),
             "gauge": ("",),
         }.get(metric.type, ("",))
         names.update(metric.name + s for s in suffixes)
@@ -149,8 +159,13 @@ async def render() -> bytes:
 
 
 class LagReader:
-    """Consumer lag per assigned partition, from aiokafka's own bookkeeping (no network call:
-    the highwater comes with every fetch; the position is local once known)."""
+    """Consumer lag per assigned partition: the partition's end offset (one ListOffsets request
+    per consumer, bounded by a timeout) minus the consumer's position (local once known).
+
+    aiokafka's cached highwater is not enough: it only moves when the fetcher fetches, and the
+    fetcher stops while the handler is busy with what it already fetched (hours, for an
+    alignment), so the lag would look frozen exactly when it grows.
+    """
 
     def __init__(self) -> None:
         self._consumers: list[tuple[str, Callable[[], Any]]] = []
@@ -166,16 +181,23 @@ class LagReader:
             consumer = consumer_of()
             if consumer is None:
                 continue
-            for tp in list(consumer.assignment()):
-                highwater = consumer.highwater(tp)
-                if highwater is None:
-                    continue  # nothing fetched yet
+            assigned = list(consumer.assignment())
+            if not assigned:
+                continue
+            try:
+                ends = await asyncio.wait_for(consumer.end_offsets(assigned), 1.0)
+            except Exception:  # broker slow or away: the cached highwater is better than nothing
+                ends = {tp: consumer.highwater(tp) for tp in assigned}
+            for tp in assigned:
+                end = ends.get(tp)
+                if end is None:
+                    continue  # nothing known yet
                 try:
                     position = await asyncio.wait_for(consumer.position(tp), 0.2)
                 except Exception:
                     continue  # being reset or revoked: no honest reading now
                 labels = (group, tp.topic, str(tp.partition))
-                CONSUMER_LAG.labels(*labels).set(max(0, highwater - position))
+                CONSUMER_LAG.labels(*labels).set(max(0, end - position))
                 current.add(labels)
         for gone in self._seen - current:  # revoked partitions are someone else's lag now
             try:
