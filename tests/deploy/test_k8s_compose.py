@@ -19,15 +19,10 @@ K8S_ONLY_SERVICES = {
 }
 
 # Variables only the Kubernetes pods set, per service, and why.
-K8S_EVERYWHERE = {
-    # Compose leaves the default 127.0.0.1, which its own published ports cannot reach (reported).
-    "GENOMEBUS_HTTP_HOST",
-}
+K8S_EVERYWHERE: set[str] = set()
 K8S_ONLY_VARIABLES: dict[str, set[str]] = {
     # The same key version in both (compose relies on the default 1).
-    "ingest": {"GENOMEBUS_PSEUDONYM_KEY_VERSION",
-               # Hospitals' LIS tokens: compose sets none, so no LIS can authenticate (reported).
-               "GENOMEBUS_HOSPITAL_TOKENS"},
+    "ingest": {"GENOMEBUS_PSEUDONYM_KEY_VERSION"},
     "consent": {"GENOMEBUS_PSEUDONYM_KEY_VERSION"},
     "registry": {"GENOMEBUS_MIN_CELL_COUNT"},
     # Per-lane Deployments, CPU sized to the container, energy per node from the downward API
