@@ -59,6 +59,11 @@ CRD_SOURCES = (
         "example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml",
         "8ce88c52c51209993511cae093089c9525f5552def88119e3f559123ee9d454b", "PodMonitor",
     ),
+    CrdSource(
+        "github.com/prometheus-operator/prometheus-operator", "v0.85.0",
+        "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
+        "98fd16c9ab79fba8dcd6ef62c957c98cd6546ab74ce0a4ecf09ddf2fda03020e", "PrometheusRule",
+    ),
 )
 
 

@@ -162,6 +162,19 @@ CNPG_CLUSTER = resource("postgresql.cnpg.io/v1", "Cluster", obj({
     "bootstrap": obj({"initdb": obj({"database": NONEMPTY, "owner": NONEMPTY, "secret": NAME_REF,
                                      "encoding": STR, "localeCollate": STR, "localeCType": STR})}),
     "managed": obj({"roles": arr(CNPG_ROLE)}),
+    "backup": obj({
+        "retentionPolicy": {"type": "string", "pattern": r"^[1-9][0-9]*[dwm]$"},
+        "barmanObjectStore": obj({
+            "destinationPath": {"type": "string", "pattern": r"^s3://"},
+            "endpointURL": STR,
+            "s3Credentials": obj({
+                "accessKeyId": obj({"name": NONEMPTY, "key": NONEMPTY}, ("name", "key")),
+                "secretAccessKey": obj({"name": NONEMPTY, "key": NONEMPTY}, ("name", "key")),
+            }, ("accessKeyId", "secretAccessKey")),
+            "wal": obj({"compression": {"enum": ["gzip", "bzip2", "snappy"]}}),
+            "data": obj({"compression": {"enum": ["gzip", "bzip2", "snappy"]}}),
+        }, ("destinationPath",)),
+    }),
     "postgresql": obj({"parameters": {"type": "object", "additionalProperties": STR}}),
     "monitoring": {"type": "object"},
     "affinity": {"type": "object"},
@@ -174,6 +187,16 @@ CNPG_DATABASE = resource("postgresql.cnpg.io/v1", "Database", obj({
     "databaseReclaimPolicy": {"enum": ["retain", "delete"]},
 }, ("cluster", "name", "owner")))
 
+CNPG_SCHEDULED_BACKUP = resource("postgresql.cnpg.io/v1", "ScheduledBackup", obj({
+    # Six fields: CNPG's cron has seconds first.
+    "schedule": {"type": "string", "pattern": r"^\S+( \S+){5}$"},
+    "backupOwnerReference": {"enum": ["none", "self", "cluster"]},
+    "cluster": NAME_REF,
+    "immediate": BOOL,
+    "suspend": BOOL,
+    "method": {"enum": ["barmanObjectStore", "volumeSnapshot", "plugin"]},
+}, ("schedule", "cluster")))
+
 SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("kafka.strimzi.io/v1beta2", "Kafka"): KAFKA,
     ("kafka.strimzi.io/v1beta2", "KafkaNodePool"): KAFKA_NODE_POOL,
@@ -181,6 +204,7 @@ SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("minio.min.io/v2", "Tenant"): TENANT,
     ("postgresql.cnpg.io/v1", "Cluster"): CNPG_CLUSTER,
     ("postgresql.cnpg.io/v1", "Database"): CNPG_DATABASE,
+    ("postgresql.cnpg.io/v1", "ScheduledBackup"): CNPG_SCHEDULED_BACKUP,
 }
 
 
