@@ -36,7 +36,6 @@ from opentelemetry.trace import TracerProvider
 from pydantic import ValidationError
 
 from . import metrics
-
 from .errors import (
     GenomebusError,
     InvalidEvent,
@@ -239,7 +238,7 @@ class ReliableConsumer:
         span = trace.get_current_span()
         span.set_attribute("messaging.consumer.group.name", group_id)
         span.set_attribute("genomebus.stage", self.stage.value)
-        outcome = "error"  # the dead-letter publish failed: the message comes back
+        outcome = "error"  # unfinished (the dead-letter publish failed, or shutdown): redelivered
         try:
             outcome = await self._attempts(event_type, handler, body, delivery, group_id, span)
         finally:

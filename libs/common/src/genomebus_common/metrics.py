@@ -7,7 +7,7 @@ templates, never a sample id.
 
 | metric | type | labels | what it tells an operator |
 | --- | --- | --- | --- |
-| ``genomebus_handle_seconds`` | histogram | stage, topic, outcome | time to handle one event, retries included; outcome ``ok``, ``dead_lettered`` or ``error`` (the DLQ publish itself failed: redelivered) |
+| ``genomebus_handle_seconds`` | histogram | stage, topic, outcome | time to handle one event, retries included; outcome ``ok``, ``dead_lettered`` or ``error`` (unfinished: the DLQ publish failed or the worker stopped; the message is redelivered) |
 | ``genomebus_handler_failures_total`` | counter | stage, topic, cause, kind | failed attempts by cause (the ``code`` of the error tree) and kind (``transient``/``permanent``), retried ones included |
 | ``genomebus_dead_letters_total`` | counter | stage, topic, cause | messages parked in ``<topic>.dlq`` |
 | ``genomebus_consumer_lag_messages`` | gauge | group, topic, partition | end offset minus position of each assigned partition, read from the consumers at scrape time |
