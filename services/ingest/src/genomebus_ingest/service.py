@@ -393,8 +393,23 @@ class Ingest:
         log.info("sample released", extra={"sample_id": row["sample_id"], "consent_version": consent["version"]})
 
     async def remove(self, sample_id: str, hospital_id: str, reason: str) -> SampleView:
-        """Withdraw a sample: delete its reads here and tell every other store to delete too."""
+        """Withdraw a sample: delete its reads here and tell every other store to delete too.
+
+        The removal keeps the DELETE request's own trace (it may come weeks later) and links to
+        the sample's trace, so both journeys can be found from either.
+        """
         await self.get(sample_id, hospital_id)  # 404 for another hospital's sample
+        stored_trace = await self.pool.fetchval(
+            "SELECT trace_context FROM samples WHERE sample_id = $1", sample_id
+        )
+        with self.tracer.start_as_current_span(
+            "ingest.remove_sample",
+            links=links_to(_carrier_of(stored_trace)),
+            attributes={"genomebus.sample_id": sample_id},
+        ):
+            return await self._remove(sample_id, hospital_id, reason)
+
+    async def _remove(self, sample_id: str, hospital_id: str, reason: str) -> SampleView:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 """
