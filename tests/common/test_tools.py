@@ -181,3 +181,36 @@ def test_bgzf_eof_and_fai(tmp_path: Path) -> None:
     fai = tmp_path / "ref.fa.fai"
     fai.write_text("chr1\t1000\t6\t60\t61\nchr2\t500\t1030\t60\t61\n")
     assert read_fai(fai) == [("chr1", 1000), ("chr2", 500)]
+
+
+def test_stopping_the_service_kills_running_tools_and_leaves_no_orphans(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from genomebus_common import tools
+    from genomebus_common.tools import abort_all
+
+    monkeypatch.setattr(tools, "_stopping", threading.Event())  # this process goes on after the test
+
+    pipeline = Pipeline([["sleep", "60"], ["cat"]]).start()
+    pids = [p.pid for p in pipeline._procs]
+    errors: list[BaseException] = []
+
+    def handler() -> None:
+        try:
+            pipeline.wait()
+        except BaseException as exc:  # noqa: BLE001 - what the handler would see
+            errors.append(exc)
+
+    worker = threading.Thread(target=handler)
+    worker.start()
+    started = time.monotonic()
+    assert abort_all() >= 1
+    worker.join(timeout=10)
+    assert not worker.is_alive() and time.monotonic() - started < 5
+    assert errors and isinstance(errors[0], ToolFailedTransiently), "a stop is not the input's fault"
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert abort_all() == 0, "a finished pipeline is forgotten"
+    with pytest.raises(ToolFailedTransiently, match="shutting down"):
+        Pipeline([["true"]]).start()

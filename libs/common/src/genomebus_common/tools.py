@@ -31,6 +31,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,6 +266,32 @@ def metered() -> Iterator[ResourceMeter]:
         _current_meter.reset(token)
 
 
+_running: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+_running_lock = threading.Lock()
+_stopping = threading.Event()
+
+
+def stopping() -> bool:
+    """True once ``abort_all`` ran: the process is shutting down and starts no more tools."""
+    return _stopping.is_set()
+
+
+def abort_all() -> int:
+    """Kill every pipeline still running in this process; returns how many were running.
+
+    A service that is stopping (SIGTERM from Kubernetes or an operator) must not leave a bwa or
+    bcftools running without a parent: the tool would go on burning CPU and writing scratch
+    files for a result nobody will read, since the message is redelivered elsewhere (its
+    offset was never committed). The service runtime calls this on shutdown.
+    """
+    _stopping.set()
+    with _running_lock:
+        pipelines = list(_running)
+    for pipeline in pipelines:
+        pipeline.abort(stopping=True)
+    return len(pipelines)
+
+
 class Pipeline:
     """Processes connected stdout to stdin, the last one's output going to a file (or captured).
 
@@ -293,6 +320,7 @@ class Pipeline:
         self._procs: list[subprocess.Popen[bytes]] = []
         self._stderrs: list[IO[bytes]] = []
         self._aborted = threading.Event()
+        self._stopping = False
         self._lock = threading.Lock()
         self.output: bytes | None = None
         self.outcomes: list[ProcessOutcome] = []
@@ -309,6 +337,12 @@ class Pipeline:
 
     def start(self) -> Pipeline:
         self._started = time.monotonic()
+        with _running_lock:
+            if _stopping.is_set():
+                raise ToolFailedTransiently(
+                    "not started: the service is shutting down", code="service_stopping"
+                )
+            _running.add(self)
         out_file = open(self._stdout_path, "wb") if self._stdout_path is not None else None
         try:
             upstream: int | IO[Any] | None = self._stdin
@@ -346,8 +380,13 @@ class Pipeline:
                 out_file.close()
         return self
 
-    def abort(self) -> None:
-        """Kill every stage (from another thread too); ``wait`` then reports ``aborted``."""
+    def abort(self, *, stopping: bool = False) -> None:
+        """Kill every stage (from another thread too); ``wait`` then reports ``aborted``.
+
+        ``stopping``: the service is shutting down, so the input is not at fault and the
+        failure is transient (the message is redelivered, to this or another worker).
+        """
+        self._stopping = self._stopping or stopping
         self._aborted.set()
         with self._lock:
             procs = list(self._procs)
@@ -376,6 +415,8 @@ class Pipeline:
         for err in self._stderrs:
             err.close()
         self.outcomes = outcomes
+        with _running_lock:
+            _running.discard(self)
         meter = _current_meter.get()
         if meter is not None:
             meter.add(outcomes, time.monotonic() - self._started)
@@ -384,6 +425,10 @@ class Pipeline:
     def wait(self, *, check: bool = True) -> list[ProcessOutcome]:
         """Wait for every stage; with ``check``, raise the classified error of a failure."""
         outcomes = self.outcomes or self._collect()
+        if check and self._stopping:
+            raise ToolFailedTransiently(
+                "stopped: the service is shutting down", code="service_stopping"
+            )
         if check:
             error = classify_failure(outcomes, aborted=self.aborted)
             if error is not None:
