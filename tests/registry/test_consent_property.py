@@ -1,9 +1,11 @@
-"""Property: whatever the order of consent changes, loads and research questions, a patient who
-has not allowed research, or has withdrawn, never contributes to a research answer, and every
-answer equals what a plain model of the consent rules computes.
+"""Property: whatever the order of consent changes, loads, sample removals and research
+questions, a patient who has not allowed research, or has withdrawn, never contributes to a
+research answer, and every answer equals what a plain model of the consent rules computes.
 
 Queries run with a masking threshold of 1 so that answers are exact and comparable; the audit
-log's "patients touched" of every research answer is checked against the consenting set.
+log's "patients touched" of every research answer is checked against the consenting set. The
+per-variant counts that loads, removals and consent changes maintain are checked against a
+recount from the genotypes at the end of every example: they must never drift.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from genomebus_common.db import connect_pool
+from genomebus_common.events import SampleRemoved
 from genomebus_common.objectstore import ObjectStore
 from genomebus_registry.handlers import RegistryHandlers
 from genomebus_registry.main import migrations
@@ -43,6 +46,8 @@ next_consent_op = st.tuples(st.just("next"), patient, st.sampled_from(["grant", 
 stale_consent_op = st.tuples(st.just("stale"), patient, st.integers(1, 3), st.booleans(), st.booleans(), st.booleans())
 load_op = st.tuples(st.just("load"), patient, st.integers(0, len(VCFS) - 1))
 query_op = st.tuples(st.just("query"), st.sampled_from(["region", 100, 200, 300, 400]))
+# A hospital removes one of the samples loaded so far (by its index among them, modulo).
+remove_op = st.tuples(st.just("remove"), st.integers(0, 20))
 # Every patient starts with a consent and a loaded sample, so that what follows (withdrawals,
 # restrictions, late versions, more loads) always has data it could wrongly expose.
 opening = st.tuples(*[
@@ -52,7 +57,7 @@ opening = st.tuples(*[
 operations = st.tuples(
     opening,
     st.lists(
-        st.one_of(next_consent_op, next_consent_op, stale_consent_op, load_op, query_op),
+        st.one_of(next_consent_op, next_consent_op, stale_consent_op, load_op, query_op, remove_op),
         min_size=1,
         max_size=10,
     ),
@@ -65,6 +70,7 @@ class Model:
 
     consents: dict[int, tuple[int, bool, bool, bool]] = field(default_factory=dict)
     samples: list[tuple[int, int, bool]] = field(default_factory=list)  # patient, vcf, quarantined
+    removed: set[int] = field(default_factory=set)  # indexes into samples
 
     def consent(self, patient: int, version: int, research: bool, withdrawn: bool, analysis: bool) -> None:
         held = self.consents.get(patient)
@@ -80,13 +86,19 @@ class Model:
         held = self.consents.get(patient)
         return held is not None and held[1] and not held[2] and held[3]
 
+    def remove(self, index: int) -> None:
+        self.removed.add(index)
+
+    def active(self) -> list[tuple[int, int, bool]]:
+        return [s for i, s in enumerate(self.samples) if i not in self.removed]
+
     def cohort(self) -> set[int]:
-        return {p for p, _, q in self.samples if not q and self.research_ok(p)}
+        return {p for p, _, q in self.active() if not q and self.research_ok(p)}
 
     def counts(self, pos: int) -> tuple[set[int], int]:
         """(carrier patients, allele count): per patient, the larger count of its samples."""
         best: dict[int, int] = {}
-        for patient, vcf, quarantined in self.samples:
+        for patient, vcf, quarantined in self.active():
             if quarantined or not self.research_ok(patient):
                 continue
             for p, _, _, gt in VCFS[vcf]:
@@ -104,6 +116,7 @@ async def run_example(dsn: str, store: ObjectStore, work: Path, uploads: list[Up
         queries = Queries(pool, min_cell_count=1)
         model = Model()
         emitted = [0] * len(PATIENTS)  # the highest version the consent service has issued
+        loaded: list[tuple[str, str]] = []  # (sample id, patient) in load order
         flags = {"grant": (True, False, True), "restrict": (False, False, True),
                  "withdraw": (True, True, True), "no_analysis": (True, False, False)}
         for op in [*ops, ("query", "region")]:
@@ -120,10 +133,37 @@ async def run_example(dsn: str, store: ObjectStore, work: Path, uploads: list[Up
                 model.consent(patient, version, research, withdrawn, analysis)
             elif kind == "load":
                 _, patient, vcf = op
-                await handlers.variants_called(variants_called(uploads[vcf], PATIENTS[patient]), delivery())
+                event = variants_called(uploads[vcf], PATIENTS[patient])
+                await handlers.variants_called(event, delivery())
                 model.load(patient, vcf)
+                loaded.append((event.sample_id, event.patient_pseudonym))
+            elif kind == "remove":
+                index = op[1] % len(loaded)
+                sample_id, pseudonym_ = loaded[index]
+                removal = SampleRemoved(
+                    correlation_id=sample_id, sample_id=sample_id, patient_pseudonym=pseudonym_,
+                    hospital_id="RH", reason="lab mix-up", requested_by="RH",
+                )
+                await handlers.sample_removed(removal, delivery())
+                model.remove(index)
             else:
                 await check_query(pool, queries, model, op[1])
+        await check_counts_do_not_drift(pool)
+
+
+async def check_counts_do_not_drift(pool: asyncpg.Pool) -> None:
+    """The counts as maintained equal the counts recomputed from the genotypes."""
+    columns = "variant_no, carriers, allele_count, research_carriers, research_allele_count"
+    async with pool.acquire() as conn:
+        maintained = [tuple(r) for r in await conn.fetch(f"SELECT {columns} FROM variants ORDER BY 1")]
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            await conn.execute("SELECT registry_recount_all()")
+            recounted = [tuple(r) for r in await conn.fetch(f"SELECT {columns} FROM variants ORDER BY 1")]
+        finally:
+            await tx.rollback()
+    assert maintained == recounted
 
 
 async def check_query(pool: asyncpg.Pool, queries: Queries, model: Model, what: object) -> None:

@@ -27,7 +27,7 @@ async def snapshot(pool: asyncpg.Pool) -> dict[str, list]:
     """Everything a load may change, in a comparable form."""
     return {
         "variants": [tuple(r) for r in await pool.fetch("SELECT * FROM variants ORDER BY 1")],
-        "genotypes": [tuple(r) for r in await pool.fetch("SELECT * FROM genotypes ORDER BY 1, 2")],
+        "genotypes": [tuple(r) for r in await pool.fetch("SELECT * FROM genotype_rows ORDER BY 1, 2")],
         "samples": [
             tuple(r) for r in await pool.fetch(
                 "SELECT sample_id, quarantined, genotypes_loaded, variants_loaded FROM samples ORDER BY 1")

@@ -55,7 +55,7 @@ async def test_research_answers_count_only_consenting_patients(
 ) -> None:
     groups = await cohort(handlers, upload_vcf)
     # Their genotypes are really in the table: only the views keep them out.
-    assert await pool.fetchval("SELECT count(DISTINCT sample_id) FROM genotypes") == 10
+    assert await pool.fetchval("SELECT count(DISTINCT sample_id) FROM genotype_rows") == 10
 
     answer = await queries.allele(RESEARCHER, "chrT", 1000, "A", "G")
     (result,) = answer.results
@@ -144,8 +144,58 @@ async def test_a_removed_sample_leaves_the_counts_at_once(
 
     assert (before.carriers, after.carriers) == (6, 5)
     assert after.allele_number == before.allele_number - 2, "the cohort shrinks too"
-    assert await pool.fetchval("SELECT count(*) FROM genotypes WHERE sample_id = $1", gone["sample_id"]) == 0
+    assert await pool.fetchval("SELECT count(*) FROM genotype_rows WHERE sample_id = $1", gone["sample_id"]) == 0
     row = await pool.fetchrow("SELECT removed_at, removal_reason FROM samples WHERE sample_id = $1", gone["sample_id"])
     assert row["removed_at"] is not None and "mix-up" in row["removal_reason"]
     audits = await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'sample.removed'")
     assert audits == 1
+
+
+async def test_a_patient_sequenced_twice_counts_once_and_the_counts_follow_every_change(
+    handlers: RegistryHandlers, queries: Queries, pool: asyncpg.Pool, upload_vcf: Callable[..., UploadedVcf]
+) -> None:
+    """Counts are kept per variant, not counted per question: a second sample of a patient adds
+    only what it carries beyond the first, its removal takes exactly that away again, and a
+    withdrawal takes the patient out at once; the kept counts always equal a recount."""
+    from genomebus_common.events import SampleRemoved
+
+    patients = [pseudonym(f"twice-{i}") for i in range(6)]
+    het = upload_vcf([SHARED])
+    for patient in patients:
+        await handlers.consent_changed(consent(patient, 1), delivery())
+        await handlers.variants_called(variants_called(het, patient), delivery())
+    twice = patients[0]
+    second = variants_called(upload_vcf([(1000, "A", "G", "1/1", 30, 99), HOM]), twice)
+    await handlers.variants_called(second, delivery())
+
+    async def counts(pos: int, ref: str, alt: str) -> tuple[object, ...]:
+        (r,) = (await queries.allele(RESEARCHER, "chrT", pos, ref, alt)).results
+        return r.carriers, r.allele_count, r.allele_number
+
+    async def recount_changes_nothing() -> bool:
+        columns = "variant_no, carriers, allele_count, research_carriers, research_allele_count"
+        async with pool.acquire() as conn, conn.transaction():
+            kept = await conn.fetch(f"SELECT {columns} FROM variants ORDER BY 1")
+            await conn.execute("SELECT registry_recount_all()")
+            return kept == await conn.fetch(f"SELECT {columns} FROM variants ORDER BY 1")
+
+    # The patient counts once, with two copies (the larger count), and the cohort does not grow.
+    assert await counts(1000, "A", "G") == (6, 7, 12)
+    assert await counts(2000, "C", "T") == ("<5", "<5", 12)
+    assert await recount_changes_nothing()
+
+    removal = SampleRemoved(
+        correlation_id=second.sample_id, sample_id=second.sample_id, patient_pseudonym=twice,
+        hospital_id="RH", reason="sample swap", requested_by="RH",
+    )
+    await handlers.sample_removed(removal, delivery())
+    assert await counts(1000, "A", "G") == (6, 6, 12)
+    assert await pool.fetchval(
+        "SELECT research_carriers FROM variants WHERE pos = 2000") == 0, "its only carrier left"
+    assert await recount_changes_nothing()
+
+    await handlers.consent_changed(consent(twice, 2, withdrawn=True), delivery())
+    assert await counts(1000, "A", "G") == (5, 5, 10)
+    # The unrestricted counts (never shown) still hold the withdrawn patient's data.
+    assert await pool.fetchval("SELECT carriers FROM variants WHERE pos = 1000") == 6
+    assert await recount_changes_nothing()

@@ -35,11 +35,13 @@ from .domain import ParseStats, read_genotypes
 from .loader import (
     LoadCounts,
     apply_consent,
-    batched_in_thread,
+    drop_staging,
     find_sample,
     insert_sample,
     load_genotypes,
+    next_sample_no,
     read_consent,
+    stage_genotypes,
 )
 
 log = logging.getLogger(__name__)
@@ -49,14 +51,6 @@ PRODUCER = Producer(service="registry", version="0.1.0")
 # VariantsReady ids derive from the sample and its VCF, so even two different VariantsCalled
 # events for the same VCF can never announce it twice.
 _READY_NAMESPACE = uuid.UUID("6f1d3c1e-5b1a-4c61-9a8e-7d2b0c9e4a11")
-
-
-class _Quarantine(Exception):
-    """Raised inside the load's savepoint to undo it when consent forbids use at commit."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def ready_event_id(sample_id: str, vcf_sha256: str) -> uuid.UUID:
@@ -104,11 +98,35 @@ class RegistryHandlers:
     # --- sample.removed ----------------------------------------------------------------------
 
     async def sample_removed(self, event: SampleRemoved, delivery: Delivery) -> None:
-        """Delete a withdrawn sample's genotypes; its provenance row stays, marked removed."""
+        """Delete a withdrawn sample's genotypes and take them out of the counts; its provenance
+        row stays, marked removed.
+
+        The patient's consents row is locked first, so a load of the same patient still in
+        flight commits before the removal looks for the sample (and the counts it takes away are
+        the ones that load added).
+        """
         async with once(self.pool, self.consumer, event, delivery) as conn:
             if conn is None:
                 return
-            deleted = await conn.execute("DELETE FROM genotypes WHERE sample_id = $1", event.sample_id)
+            await read_consent(conn, event.patient_pseudonym, lock=True)
+            sample = await conn.fetchrow(
+                "SELECT sample_no, patient_pseudonym, quarantined, removed_at FROM samples "
+                "WHERE sample_id = $1",
+                event.sample_id,
+            )
+            deleted = "DELETE 0"
+            if sample is not None and sample["removed_at"] is None:
+                if sample["patient_pseudonym"] != event.patient_pseudonym:
+                    await read_consent(conn, sample["patient_pseudonym"], lock=True)
+                if not sample["quarantined"]:
+                    await conn.execute(
+                        "SELECT registry_count_sample($1, $2, -1)",
+                        sample["sample_no"],
+                        sample["patient_pseudonym"],
+                    )
+                deleted = await conn.execute(
+                    "DELETE FROM genotypes WHERE sample_no = $1", sample["sample_no"]
+                )
             marked = await conn.execute(
                 """
                 UPDATE samples SET removed_at = now(), removal_reason = $2
@@ -175,30 +193,28 @@ class RegistryHandlers:
             # Cheap early answer: no point loading a patient who has already withdrawn.
             reason = (await read_consent(conn, event.patient_pseudonym, lock=False)).forbids_use
             counts: LoadCounts | None = None
-            consent_version: int | None = None
+            sample_no = await next_sample_no(conn)
+            chroms: set[str] = set()
             if reason is None:
-                try:
-                    async with conn.transaction():  # a savepoint: undone on quarantine
-                        rows = batched_in_thread(
-                            read_genotypes(vcf, event.reference.digest, event.sample_id, stats)
-                        )
-                        counts = await load_genotypes(
-                            conn, event.sample_id, event.reference.digest, rows
-                        )
-                        consent = await read_consent(conn, event.patient_pseudonym, lock=True)
-                        consent_version = consent.version
-                        if consent.forbids_use:
-                            raise _Quarantine(consent.forbids_use)
-                except _Quarantine as quarantine:
-                    reason, counts = quarantine.reason, None
-            if reason is not None:
-                consent = await read_consent(conn, event.patient_pseudonym, lock=True)
-                consent_version = consent.version
-                reason = consent.forbids_use or reason
+                chroms = await stage_genotypes(
+                    conn, read_genotypes(vcf, event.reference.digest, event.sample_id, stats)
+                )
+            # The patient's row stays locked until commit: the consent checked here is the one in
+            # force when the load becomes visible, and the counts move under the same lock.
+            consent = await read_consent(conn, event.patient_pseudonym, lock=True)
+            consent_version = consent.version
+            reason = consent.forbids_use or reason
+            if reason is None:
+                counts = await load_genotypes(
+                    conn, sample_no, event.patient_pseudonym, event.reference.digest, chroms
+                )
+            else:
+                await drop_staging(conn)
 
             await insert_sample(
                 conn,
                 event,
+                sample_no=sample_no,
                 consent_version=consent_version,
                 quarantine_reason=reason,
                 counts=counts,

@@ -65,43 +65,54 @@ class _Outcome:
     error: GenomebusError | None = None
 
 
-_ALLELE_SQL = """
-WITH cohort AS (
-    SELECT reference_digest, count(DISTINCT patient_pseudonym)::int AS patients
-    FROM research_samples GROUP BY reference_digest
-), per_patient AS (
-    SELECT g.reference_digest, g.patient_pseudonym, max(g.alt_count)::int AS alt_count
-    FROM variants v JOIN research_genotypes g ON g.variant_id = v.variant_id
-    WHERE v.chrom = $1 AND v.pos = $2 AND v.ref = $3 AND v.alt = $4
-    GROUP BY g.reference_digest, g.patient_pseudonym
+# Research counts are kept per variant row (research_carriers, research_allele_count): loads,
+# removals and consent changes move them in their own transactions (see migration 0003), so a
+# question reads one row per variant instead of counting genotypes. The cohort size (allele number)
+# and the patients touched come from the consent-joining views, in the same REPEATABLE READ
+# snapshot as the counts.
+_COHORT_SQL = """
+    SELECT rs.reference_digest, count(DISTINCT rs.patient_pseudonym)::int AS patients
+    FROM research_samples rs GROUP BY rs.reference_digest
+"""
+
+_ALLELE_SQL = f"""
+WITH cohort AS ({_COHORT_SQL}), allele AS (
+    SELECT variant_no, contig_no, pos, reference_digest, research_carriers, research_allele_count
+    FROM variants
+    WHERE contig_no IN (SELECT contig_no FROM contigs WHERE chrom = $1)
+      AND pos = $2 AND ref = $3 AND alt = $4
 )
 SELECT c.reference_digest, c.patients,
-       count(p.patient_pseudonym)::int AS carriers,
-       coalesce(sum(p.alt_count), 0)::int AS allele_count,
-       coalesce(array_agg(p.patient_pseudonym) FILTER (WHERE p.patient_pseudonym IS NOT NULL),
-                '{}') AS touched
-FROM cohort c LEFT JOIN per_patient p ON p.reference_digest = c.reference_digest
-GROUP BY c.reference_digest, c.patients
+       coalesce(a.research_carriers, 0)::int AS carriers,
+       coalesce(a.research_allele_count, 0)::int AS allele_count,
+       ARRAY(SELECT DISTINCT r.patient_pseudonym FROM research_samples r
+             WHERE EXISTS (SELECT 1 FROM genotypes g
+                           WHERE g.sample_no = r.sample_no AND g.contig_no = a.contig_no
+                             AND g.pos = a.pos AND g.variant_no = a.variant_no)) AS touched
+FROM cohort c LEFT JOIN allele a ON a.reference_digest = c.reference_digest
 ORDER BY c.reference_digest
 """
 
-_REGION_SQL = """
-WITH cohort AS (
-    SELECT reference_digest, count(DISTINCT patient_pseudonym)::int AS patients
-    FROM research_samples GROUP BY reference_digest
-), per_patient AS (
-    SELECT v.variant_id, v.reference_digest, v.chrom, v.pos, v.ref, v.alt, g.patient_pseudonym,
-           max(g.alt_count)::int AS alt_count
-    FROM variants v JOIN research_genotypes g ON g.variant_id = v.variant_id
-    WHERE v.chrom = $1 AND v.pos BETWEEN $2 AND $3
-    GROUP BY v.variant_id, v.reference_digest, v.chrom, v.pos, v.ref, v.alt, g.patient_pseudonym
-)
-SELECT p.variant_id, p.reference_digest, p.chrom, p.pos, p.ref, p.alt, c.patients,
-       count(*)::int AS carriers, sum(p.alt_count)::int AS allele_count,
-       array_agg(p.patient_pseudonym) AS touched
-FROM per_patient p JOIN cohort c ON c.reference_digest = p.reference_digest
-GROUP BY p.variant_id, p.reference_digest, p.chrom, p.pos, p.ref, p.alt, c.patients
-ORDER BY p.pos, p.ref, p.alt, p.reference_digest
+_REGION_SQL = f"""
+WITH cohort AS ({_COHORT_SQL})
+SELECT v.variant_id, v.reference_digest, v.chrom, v.pos, v.ref, v.alt, c.patients,
+       v.research_carriers AS carriers, v.research_allele_count AS allele_count
+FROM variants v JOIN cohort c ON c.reference_digest = v.reference_digest
+WHERE v.contig_no IN (SELECT contig_no FROM contigs WHERE chrom = $1)
+  AND v.pos BETWEEN $2 AND $3 AND v.research_carriers > 0
+ORDER BY v.pos, v.ref, v.alt, v.reference_digest
+"""
+
+# The patients whose genotypes the region answer counts: one primary-key probe per sample
+# ("has this sample a call in [start, end] on this contig"), not a scan of the genotypes.
+_REGION_TOUCHED_SQL = """
+SELECT array_agg(DISTINCT r.patient_pseudonym) FILTER (WHERE r.patient_pseudonym IS NOT NULL)
+FROM research_samples r
+WHERE EXISTS (
+    SELECT 1 FROM genotypes g
+    WHERE g.sample_no = r.sample_no
+      AND g.contig_no IN (SELECT contig_no FROM contigs WHERE chrom = $1)
+      AND g.pos BETWEEN $2 AND $3)
 """
 
 
@@ -183,6 +194,7 @@ class Queries:
             if caller.role != "research":
                 return self._denied(RoleForbidden("research queries need a research client"))
             rows = await conn.fetch(_REGION_SQL, chrom, start, end)
+            touched = await conn.fetchval(_REGION_TOUCHED_SQL, chrom, start, end) or []
             variants = [
                 AlleleCounts.disclose(
                     carriers=r["carriers"],
@@ -195,7 +207,6 @@ class Queries:
                 )
                 for r in rows
             ]
-            touched = [p for r in rows for p in r["touched"]]
             return _Outcome(RegionAnswer(chrom=chrom, start=start, end=end, variants=variants), touched)
 
         return await self._audited(
@@ -260,3 +271,4 @@ class Queries:
             return _Outcome(result, [pseudonym])
 
         return await self._audited(caller, "treatment.patient_variants", {"patient": pseudonym}, answer)
+
