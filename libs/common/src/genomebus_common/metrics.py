@@ -107,11 +107,9 @@ HTTP_SECONDS = Histogram(
 SAMPLES = Gauge("genomebus_samples", "Samples in each state (ingest's database).", ["state"])
 
 
-def metric_names(registry: CollectorRegistry = DEFAULT_REGISTRY) -> set[str]:
-    """Every sample name this code exposes (``_bucket``, ``_total`` ... included): what a
-    dashboard may reference."""
+def _series_names(families: Iterable[Any]) -> set[str]:
     names: set[str] = set()
-    for metric in registry.collect():
+    for metric in families:
         if not metric.name.startswith("genomebus_"):
             continue
         for sample in metric.samples:
@@ -120,10 +118,24 @@ def metric_names(registry: CollectorRegistry = DEFAULT_REGISTRY) -> set[str]:
         suffixes = {
             "counter": ("_total",),
             "histogram": ("_bucket", "_count", "_sum"),
-            "gauge": ("",),
         }.get(metric.type, ("",))
         names.update(metric.name + s for s in suffixes)
     return names
+
+
+def metric_names(registry: CollectorRegistry = DEFAULT_REGISTRY) -> set[str]:
+    """Every genomebus series name registered in this process (``_bucket``, ``_total`` ...
+    included): what a dashboard may reference. A service that defines metrics of its own
+    registers them when its module is imported."""
+    return _series_names(registry.collect())
+
+
+def shared_metric_names() -> set[str]:
+    """The series of the metrics defined here, which every service exposes."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    owned = [m for m in globals().values() if isinstance(m, MetricWrapperBase)]
+    return _series_names(family for m in owned for family in m.collect())
 
 
 # --- scrape-time readings ----------------------------------------------------------------------
