@@ -80,13 +80,15 @@ def test_the_dashboard_is_importable_and_asks_for_its_data_source() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     assert dashboard["uid"] == "genomebus" and dashboard["title"]
     variables = {v["name"] for v in dashboard["templating"]["list"]}
-    assert {"datasource", "job"} <= variables
+    assert {"datasource", "service"} <= variables
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     for panel in dashboard["panels"]:
         if panel["type"] != "row":
             assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
-            assert all('job=~"$job"' in t["expr"] for t in panel["targets"]), panel["title"]
+            # Services are told apart by the pod label the PodMonitor copies onto each series.
+            service_filter = 'app_kubernetes_io_name=~"$service"'
+            assert all(service_filter in t["expr"] for t in panel["targets"]), panel["title"]
 
 
 def test_the_expression_parser_sees_metric_names_only() -> None:
