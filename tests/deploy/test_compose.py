@@ -1,4 +1,4 @@
-"""Static checks of docker-compose.yml and the service Dockerfiles.
+"""Static checks of docker-compose.yml and the shared service Dockerfile (deploy/docker/Dockerfile).
 
 No Docker engine is needed: docker-compose.yml is validated against the official Compose
 Specification schema (pinned, see compose_spec.py) and the deployment rules genomebus relies on are
@@ -62,7 +62,7 @@ def _service_dirs() -> dict[str, Path]:
     return found
 
 
-# Every service has a Dockerfile; these run only on Kubernetes (see deploy/k8s and
+# The shared Dockerfile builds every service; these run only on Kubernetes (see deploy/k8s and
 # test_k8s_compose.py), so compose has no service for them.
 K8S_ONLY = {"heat"}
 ALL_SERVICES = sorted(_service_dirs())
@@ -176,8 +176,9 @@ def test_every_service_is_built_from_its_dockerfile(compose, name):
         f"{name}: build context must be the repository root (uv.lock lives there)"
     )
     dockerfile = (context / build.get("dockerfile", "Dockerfile")).resolve()
-    assert dockerfile == REPO / "services" / name / "Dockerfile", f"{name}: builds {dockerfile}"
+    assert dockerfile == REPO / "deploy" / "docker" / "Dockerfile", f"{name}: builds {dockerfile}"
     assert dockerfile.is_file(), f"{dockerfile} does not exist"
+    assert build.get("args", {}).get("SERVICE") == name, f"{name}: build arg SERVICE"
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -373,72 +374,74 @@ def _workspace_member_manifests() -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("name", ALL_SERVICES)
-def test_dockerfile(name):
-    path = REPO / "services" / name / "Dockerfile"
-    assert path.is_file(), f"{path} is missing"
-    df = Dockerfile.parse(path)
+DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
+
+
+def _tools_by_service(df: Dockerfile) -> dict[str, set[str]]:
+    """The runtime stage's ``case "$SERVICE" in name) tools="..." ;;`` table."""
+    text = " ".join(i.args for i in df.final_stage() if i.keyword == "RUN")
+    return {m[1]: set(m[2].split()) for m in re.finditer(r'(\w+)\) tools="([^"]*)"', text)}
+
+
+def test_one_dockerfile_builds_every_service():
+    df = Dockerfile.parse(DOCKERFILE)
     final = df.final_stage()
 
     # Base images: the official Python 3.11 slim image on Debian bookworm, pinned by tag.
     for ins in df.all("FROM"):
         image = ins.args.split()[0]
         if image.startswith("python:"):
-            assert re.fullmatch(r"python:3\.11(\.\d+)?-slim-bookworm", image), (
-                f"{name}: FROM {image}"
-            )
-    assert final[0].args.split()[0].startswith("python:3.11"), (
-        f"{name}: runtime stage is not python"
-    )
+            assert re.fullmatch(r"python:3\.11(\.\d+)?-slim-bookworm", image), f"FROM {image}"
+    assert final[0].args.split()[0].startswith("python:3.11"), "runtime stage is not python"
+    for stage in df.stages():
+        assert any(i.keyword == "ARG" and i.args == "SERVICE" for i in stage), (
+            "every stage must declare ARG SERVICE (an ARG does not cross a FROM)"
+        )
 
-    # uv from its official pinned image, syncing exactly this package from the frozen lock.
+    # uv from its official pinned image, syncing exactly the chosen package from the frozen lock.
     copies = " ".join(i.args for i in df.all("COPY"))
     uv = re.search(r"--from=ghcr\.io/astral-sh/uv:(\S+)", copies)
-    assert uv and re.fullmatch(r"\d+\.\d+\.\d+", uv[1]), (
-        f"{name}: uv image must be pinned to a version"
-    )
+    assert uv and re.fullmatch(r"\d+\.\d+\.\d+", uv[1]), "uv image must be pinned to a version"
     syncs = [w for w in df.run_words() if "uv" in w and "sync" in w]
-    assert syncs, f"{name}: no uv sync"
+    assert len(syncs) == 2, "dependencies first (cached), then the workspace packages"
     for words in syncs:
         for flag in ("--frozen", "--no-dev"):
-            assert flag in words, f"{name}: uv sync without {flag}"
-        assert words[words.index("--package") + 1] == f"genomebus-{name}", (
-            f"{name}: uv sync --package"
-        )
+            assert flag in words, f"uv sync without {flag}"
+        assert words[words.index("--package") + 1] == "genomebus-${SERVICE}"
     copied = {p for i in df.all("COPY") for p in i.args.split() if p.endswith("pyproject.toml")}
     missing = _workspace_member_manifests() - copied
-    assert not missing, (
-        f"{name}: uv needs every workspace manifest to sync --frozen; not copied: {missing}"
-    )
-    assert "uv.lock" in copies.split(), f"{name}: uv.lock is not copied"
+    assert not missing, f"uv needs every workspace manifest to sync --frozen; not copied: {missing}"
+    assert "uv.lock" in copies.split(), "uv.lock is not copied"
+    assert "services/${SERVICE}/src" in copies.split()
 
     # Non-root at run time.
     users = [i for i in final if i.keyword == "USER"]
-    assert users, f"{name}: no USER in the runtime stage"
-    user = users[-1].args.split(":")[0]
-    assert user not in {"root", "0", ""}, f"{name}: runs as {users[-1].args!r}"
+    assert users, "no USER in the runtime stage"
+    assert users[-1].args.split(":")[0] not in {"root", "0", ""}, f"runs as {users[-1].args!r}"
 
-    # Entry point is this service's console script.
+    # One entry point name in every image, linked to the chosen service's console script.
     entrypoint = [i for i in final if i.keyword == "ENTRYPOINT"]
-    assert entrypoint, f"{name}: no ENTRYPOINT"
-    argv = entrypoint[-1].exec_form()
-    assert argv, f"{name}: ENTRYPOINT must use the exec (JSON array) form"
-    assert Path(argv[0]).name == f"genomebus-{name}", f"{name}: ENTRYPOINT runs {argv[0]!r}"
-    assert f"genomebus-{name}" in _console_scripts(name), f"{name}: pyproject has no such script"
-
-    assert [i for i in final if i.keyword == "HEALTHCHECK"], f"{name}: no HEALTHCHECK"
+    assert entrypoint and entrypoint[-1].exec_form() == ["genomebus-service"]
+    links = [w for w in df.run_words() if "ln" in w]
+    assert any("genomebus-${SERVICE}" in w and "/app/.venv/bin/genomebus-service" in w
+               for w in links), "genomebus-service must point at genomebus-${SERVICE}"
+    assert [i for i in final if i.keyword == "HEALTHCHECK"], "no HEALTHCHECK"
     assert "8080" in " ".join(i.args for i in final if i.keyword == "EXPOSE")
+    env = " ".join(i.args for i in final if i.keyword == "ENV")
+    assert "GENOMEBUS_SERVICE_NAME=${SERVICE}" in env
 
-    # Bioinformatics tools come from Debian packages in the runtime image.
+
+@pytest.mark.parametrize("name", ALL_SERVICES)
+def test_each_service_can_be_built_from_the_shared_dockerfile(name):
+    assert (REPO / "services" / name / "src").is_dir()
+    assert f"genomebus-{name}" in _console_scripts(name), f"{name}: pyproject has no such script"
+    # Bioinformatics tools come from Debian packages in the runtime image, per service.
     needed = REQUIRED_TOOLS.get(name, set())
-    installed = {
-        word
-        for words in df.run_words(final)
-        if "apt-get" in words and "install" in words
-        for word in words
-        if re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", word)
-    }
+    installed = _tools_by_service(Dockerfile.parse(DOCKERFILE)).get(name, set())
     assert needed <= installed, f"{name}: runtime image lacks {needed - installed}"
+    assert not (REPO / "services" / name / "Dockerfile").exists(), (
+        f"{name}: a Dockerfile of its own would drift from deploy/docker/Dockerfile"
+    )
 
 
 def test_dockerignore_keeps_what_the_builds_need():

@@ -386,10 +386,9 @@ def test_pods_run_non_root_read_only_without_privileges(m: Manifests) -> None:
         assert sc["readOnlyRootFilesystem"] is True
         assert sc["allowPrivilegeEscalation"] is False
         assert sc["capabilities"]["drop"] == ["ALL"] and not sc["capabilities"].get("add")
-        dockerfile = REPO / "services" / service_of(deployment) / "Dockerfile"
-        if dockerfile.is_file():  # the image's USER is the uid the pod runs as
-            user = Dockerfile.parse(dockerfile).all("USER")[-1].args.split(":")[0]
-            assert str(pod["securityContext"]["runAsUser"]) == user, name
+        # The image's USER is the uid the pod runs as.
+        user = Dockerfile.parse(REPO / "deploy" / "docker" / "Dockerfile").all("USER")[-1].args
+        assert str(pod["securityContext"]["runAsUser"]) == user.split(":")[0], name
         wants_api = service_of(deployment) == "heat"
         assert pod["automountServiceAccountToken"] is wants_api, f"{name}: API token only for heat"
 
