@@ -431,6 +431,9 @@ def _peer_kind(m: Manifests, rule: dict[str, Any]) -> set[str]:
             kinds.add("postgres")
         elif labels == {"k8s-app": "kube-dns"} and ns == {"kubernetes.io/metadata.name": "kube-system"} and ports == {53}:
             kinds.add("dns")
+        elif (labels == {"app.kubernetes.io/name": "opentelemetry-collector"}
+              and ns == {"kubernetes.io/metadata.name": "monitoring"} and ports == {4318}):
+            kinds.add("otlp")
         else:
             raise AssertionError(f"unexpected egress peer {peer} ports {ports}")
     return kinds
@@ -441,6 +444,8 @@ def test_network_policies_allow_exactly_what_each_service_needs(m: Manifests) ->
     for s in DB_SERVICES:
         expected_egress[s] |= {"postgres"}
     expected_egress["heat"] = {"dns", "kafka", "kube-api"}
+    if m.of("PodMonitor"):  # the monitoring component also exports traces, from every service
+        expected_egress = {s: peers | {"otlp"} for s, peers in expected_egress.items()}
     for deployment in m.deployments():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         service = service_of(deployment)
