@@ -113,6 +113,7 @@ def unenforced(sql: str) -> str:
         sql.replace("research_samples", active)
         .replace("research_carriers", "carriers")
         .replace("research_allele_count", "allele_count")
+        .replace("research_patients", "patients")
     )
 
 

@@ -1,5 +1,5 @@
-"""The registry process on the real broker: consent and called variants in from Kafka, the
-sample's VariantsReady out on Kafka through the outbox."""
+"""The registry process on the real broker: consent, alignment's energy estimate and called
+variants in from Kafka, the sample's VariantsReady out on Kafka through the outbox."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from genomebus_registry.main import Registry, build_app
 
 from ..common.kafka_helpers import create_topics, read_until
 from .conftest import UploadedVcf, consent, pseudonym, variants_called
+from .test_energy_integration import ALIGNMENT, sample_aligned
 
 pytestmark = pytest.mark.integration
 
@@ -23,11 +24,17 @@ async def test_variants_called_on_kafka_become_variants_ready_on_kafka(
 ) -> None:
     # Private input topics and consumer groups: no other test's events reach this registry.
     called_topic, consent_topic = f"test.{unique}.variants.called", f"test.{unique}.consent.changed"
-    await create_topics(registry_settings.kafka_bootstrap_servers, called_topic, consent_topic)
+    aligned_topic = f"test.{unique}.sample.aligned"
+    await create_topics(registry_settings.kafka_bootstrap_servers, called_topic, consent_topic, aligned_topic)
     settings = registry_settings.model_copy(
         update={"consume_events": True, "service_name": f"registry-{unique}"}
     )
-    app = build_app(settings, variants_called_topic=called_topic, consent_changed_topic=consent_topic)
+    app = build_app(
+        settings,
+        variants_called_topic=called_topic,
+        consent_changed_topic=consent_topic,
+        sample_aligned_topic=aligned_topic,
+    )
     patient = pseudonym(f"broker-{unique}")
     event = variants_called(upload_vcf([(10, "A", "G", "0/1", 30, 99)]), patient, sample_id=f"S-{unique}")
 
@@ -36,6 +43,8 @@ async def test_variants_called_on_kafka_become_variants_ready_on_kafka(
         broker = app.state.runtime.broker
         change = consent(patient, 1)
         await broker.publish(change.to_bytes(), topic=consent_topic, key=patient.encode())
+        aligned = sample_aligned(event.sample_id, patient, ALIGNMENT)
+        await broker.publish(aligned.to_bytes(), topic=aligned_topic, key=event.sample_id.encode())
         await broker.publish(event.to_bytes(), topic=called_topic, key=event.sample_id.encode())
         record = await read_until(
             settings.kafka_bootstrap_servers,
@@ -53,8 +62,17 @@ async def test_variants_called_on_kafka_become_variants_ready_on_kafka(
             if not unsent:
                 break
             await asyncio.sleep(0.1)
+        for _ in range(300):  # alignment's estimate comes through its own consumer group
+            recorded = await registry.pool.fetchval(
+                "SELECT cpu_seconds FROM sample_energy WHERE sample_id = $1 AND stage = 'alignment'",
+                event.sample_id,
+            )
+            if recorded is not None:
+                break
+            await asyncio.sleep(0.1)
 
     ready = VariantsReady.model_validate_json(record.value)
     assert (ready.sample_id, ready.patient_pseudonym, ready.genotypes_loaded) == (event.sample_id, patient, 1)
     assert record.topic == VARIANTS_READY.name
     assert outbox == 1 and unsent == 0
+    assert recorded == ALIGNMENT.cpu_seconds

@@ -4,8 +4,8 @@ research answer, and every answer equals what a plain model of the consent rules
 
 Queries run with a masking threshold of 1 so that answers are exact and comparable; the audit
 log's "patients touched" of every research answer is checked against the consenting set. The
-per-variant counts that loads, removals and consent changes maintain are checked against a
-recount from the genotypes at the end of every example: they must never drift.
+per-variant counts and cohort sizes that loads, removals and consent changes maintain are checked
+against a recount at the end of every example: they must never drift.
 """
 
 from __future__ import annotations
@@ -159,11 +159,17 @@ async def check_counts_do_not_drift(pool: asyncpg.Pool) -> None:
         tx = conn.transaction()
         await tx.start()
         try:
+            cohorts = [tuple(r) for r in await conn.fetch("SELECT * FROM cohorts ORDER BY 1")]
             await conn.execute("SELECT registry_recount_all()")
             recounted = [tuple(r) for r in await conn.fetch(f"SELECT {columns} FROM variants ORDER BY 1")]
+            await conn.execute(
+                "SELECT registry_recount_cohort(r) FROM (SELECT DISTINCT reference_digest FROM samples) s(r)"
+            )
+            cohorts_recounted = [tuple(r) for r in await conn.fetch("SELECT * FROM cohorts ORDER BY 1")]
         finally:
             await tx.rollback()
     assert maintained == recounted
+    assert cohorts == cohorts_recounted
 
 
 async def check_query(pool: asyncpg.Pool, queries: Queries, model: Model, what: object) -> None:

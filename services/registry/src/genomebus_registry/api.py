@@ -17,7 +17,15 @@ from pydantic import TypeAdapter, ValidationError
 
 from .config import RegistryClient
 from .domain import AlleleAnswer, PatientVariants, RegionAnswer
-from .queries import Caller, ConsentForbids, PatientNotFound, Queries, RoleForbidden
+from .energy import SampleEnergy
+from .queries import (
+    Caller,
+    ConsentForbids,
+    PatientNotFound,
+    Queries,
+    RoleForbidden,
+    SampleNotFound,
+)
 
 _PURPOSE_MAX = 500
 _SAFE_TEXT = TypeAdapter(SafeText)
@@ -35,6 +43,7 @@ _ERRORS: ErrorMapping = (
     (PurposeRequired, 400, "An X-Purpose header is required"),
     (InvalidQuery, 422, "The query is invalid"),
     (PatientNotFound, 404, "No such patient"),
+    (SampleNotFound, 404, "No such sample"),
     (ConsentForbids, 403, "Consent does not allow this use"),
     (RoleForbidden, 403, "Not allowed for this client"),
 )
@@ -77,6 +86,15 @@ async def patient_variants(
 ) -> PatientVariants:
     """A patient's variants, for a hospital that sent one of the patient's samples."""
     return await queries_of(request).patient_variants(who, pseudonym)
+
+
+@router.get("/samples/{sample_id}/energy", response_model=SampleEnergy, tags=["treatment"])
+async def sample_energy(
+    who: Who, request: Request, sample_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+) -> SampleEnergy:
+    """Estimated energy of a sample's alignment and calling, and the heat recovered from it, for
+    the hospital that sent the sample: estimates from CPU time, never meter readings."""
+    return await queries_of(request).sample_energy(who, sample_id)
 
 
 @router.get("/research/alleles", response_model=AlleleAnswer, tags=["research"])

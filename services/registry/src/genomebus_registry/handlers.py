@@ -18,10 +18,11 @@ from pathlib import Path
 
 import asyncpg
 from genomebus_common.broker import Delivery
-from genomebus_common.errors import DataConflict
+from genomebus_common.errors import DataConflict, GenomebusError, from_asyncpg_error
 from genomebus_common.events import (
     ConsentChanged,
     Producer,
+    SampleAligned,
     SampleRemoved,
     VariantsCalled,
     VariantsReady,
@@ -30,7 +31,7 @@ from genomebus_common.inbox import once
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.outbox import OutboxRelay, enqueue
 
-from . import audit
+from . import audit, energy
 from .domain import ParseStats, read_genotypes
 from .loader import (
     LoadCounts,
@@ -146,6 +147,31 @@ class RegistryHandlers:
             )
         log.info("sample removed", extra={"sample_id": event.sample_id})
 
+    # --- sample.aligned (energy only) ---------------------------------------------------------
+
+    async def sample_aligned(self, event: SampleAligned, delivery: Delivery) -> None:
+        """Record alignment's energy estimate for the sample (the rest of the event is calling's
+        business). An upsert by (sample, stage), so a redelivery needs no inbox row; a sample
+        that is unknown here, or removed, is recorded all the same: the energy was spent."""
+        if event.energy is None:
+            return
+        try:
+            async with self.pool.acquire() as conn:
+                await energy.record(
+                    conn,
+                    stage=energy.ALIGNMENT,
+                    sample_id=event.sample_id,
+                    patient_pseudonym=event.patient_pseudonym,
+                    hospital_id=event.hospital_id,
+                    estimate=event.energy,
+                    source_event_id=event.event_id,
+                )
+        except GenomebusError:
+            raise
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise from_asyncpg_error(exc) from exc
+        log.info("alignment energy recorded", extra={"sample_id": event.sample_id})
+
     # --- variants.called ---------------------------------------------------------------------
 
     async def variants_called(self, event: VariantsCalled, delivery: Delivery) -> None:
@@ -211,6 +237,16 @@ class RegistryHandlers:
             else:
                 await drop_staging(conn)
 
+            if event.energy is not None:  # spent whether the sample loads or is quarantined
+                await energy.record(
+                    conn,
+                    stage=energy.CALLING,
+                    sample_id=event.sample_id,
+                    patient_pseudonym=event.patient_pseudonym,
+                    hospital_id=event.hospital_id,
+                    estimate=event.energy,
+                    source_event_id=event.event_id,
+                )
             await insert_sample(
                 conn,
                 event,
@@ -251,6 +287,9 @@ class RegistryHandlers:
                     vcf=event.vcf,
                     variants_loaded=counts.variants_new,
                     genotypes_loaded=counts.genotypes,
+                    # What is known now: calling's estimate, and alignment's if it arrived first
+                    # (sample.aligned is consumed apart and may come later).
+                    energy=await energy.sample_total(conn, event.sample_id),
                 ),
             )
         log.info(

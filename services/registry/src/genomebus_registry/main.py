@@ -12,11 +12,22 @@ import asyncpg
 from fastapi import FastAPI
 from genomebus_common.broker import Delivery
 from genomebus_common.db import Migration, connect_pool, load_migrations
-from genomebus_common.events import ConsentChanged, SampleRemoved, Stage, VariantsCalled
+from genomebus_common.events import (
+    ConsentChanged,
+    SampleAligned,
+    SampleRemoved,
+    Stage,
+    VariantsCalled,
+)
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.outbox import OutboxRelay
 from genomebus_common.runtime import ServiceRuntime, create_app, serve
-from genomebus_common.topics import CONSENT_CHANGED, SAMPLE_REMOVED, VARIANTS_CALLED
+from genomebus_common.topics import (
+    CONSENT_CHANGED,
+    SAMPLE_ALIGNED,
+    SAMPLE_REMOVED,
+    VARIANTS_CALLED,
+)
 
 from . import api
 from .config import RegistrySettings
@@ -43,6 +54,7 @@ def build_app(
     *,
     variants_called_topic: str = VARIANTS_CALLED.name,
     consent_changed_topic: str = CONSENT_CHANGED.name,
+    sample_aligned_topic: str = SAMPLE_ALIGNED.name,
 ) -> FastAPI:
     """The registry process. The topic arguments exist for tests that need private topics."""
     runtime = ServiceRuntime(settings, Stage.REGISTRY)
@@ -91,6 +103,14 @@ def build_app(
 
         runtime.consumer.subscribe(
             SampleRemoved, on_sample_removed, SAMPLE_REMOVED.name, group_suffix="removals"
+        )
+        async def on_sample_aligned(event: SampleAligned, delivery: Delivery) -> None:
+            await app.state.resources.handlers.sample_aligned(event, delivery)
+
+        # Only alignment's energy estimate is taken from sample.aligned; its own group, so the
+        # registry's record of it never waits behind (or holds up) a load.
+        runtime.consumer.subscribe(
+            SampleAligned, on_sample_aligned, sample_aligned_topic, group_suffix="energy"
         )
         # Consent has its own consumer group: a withdrawal never queues behind a large VCF load.
         runtime.consumer.subscribe(

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import asyncpg
 from genomebus_common.errors import GenomebusError, PermanentError, from_asyncpg_error
 
-from . import audit
+from . import audit, energy
 from .domain import (
     AlleleAnswer,
     AlleleCounts,
@@ -35,6 +35,12 @@ class PatientNotFound(PermanentError):
     """Not a patient of the caller's hospital (whether or not the patient exists elsewhere)."""
 
     code = "patient_not_found"
+
+
+class SampleNotFound(PermanentError):
+    """Not a sample of the caller's hospital (whether or not it exists elsewhere)."""
+
+    code = "sample_not_found"
 
 
 class ConsentForbids(PermanentError):
@@ -65,14 +71,13 @@ class _Outcome:
     error: GenomebusError | None = None
 
 
-# Research counts are kept per variant row (research_carriers, research_allele_count): loads,
-# removals and consent changes move them in their own transactions (see migration 0003), so a
-# question reads one row per variant instead of counting genotypes. The cohort size (allele number)
-# and the patients touched come from the consent-joining views, in the same REPEATABLE READ
-# snapshot as the counts.
+# Research counts are kept per variant row (research_carriers, research_allele_count) and cohort
+# sizes per reference (cohorts.research_patients): loads, removals and consent changes move them
+# in their own transactions (migrations 0003, 0004), so a question reads one row per variant
+# instead of counting genotypes. The patients touched come from the consent-joining views, in the
+# same REPEATABLE READ snapshot as the counts.
 _COHORT_SQL = """
-    SELECT rs.reference_digest, count(DISTINCT rs.patient_pseudonym)::int AS patients
-    FROM research_samples rs GROUP BY rs.reference_digest
+    SELECT reference_digest, research_patients AS patients FROM cohorts WHERE research_patients > 0
 """
 
 _ALLELE_SQL = f"""
@@ -85,10 +90,9 @@ WITH cohort AS ({_COHORT_SQL}), allele AS (
 SELECT c.reference_digest, c.patients,
        coalesce(a.research_carriers, 0)::int AS carriers,
        coalesce(a.research_allele_count, 0)::int AS allele_count,
-       ARRAY(SELECT DISTINCT r.patient_pseudonym FROM research_samples r
-             WHERE EXISTS (SELECT 1 FROM genotypes g
-                           WHERE g.sample_no = r.sample_no AND g.contig_no = a.contig_no
-                             AND g.pos = a.pos AND g.variant_no = a.variant_no)) AS touched
+       ARRAY(SELECT DISTINCT r.patient_pseudonym
+             FROM genotypes g JOIN research_samples r ON r.sample_no = g.sample_no
+             WHERE g.variant_no = a.variant_no) AS touched
 FROM cohort c LEFT JOIN allele a ON a.reference_digest = c.reference_digest
 ORDER BY c.reference_digest
 """
@@ -272,3 +276,38 @@ class Queries:
 
         return await self._audited(caller, "treatment.patient_variants", {"patient": pseudonym}, answer)
 
+    async def sample_energy(self, caller: Caller, sample_id: str) -> energy.SampleEnergy:
+        """A sample's energy estimates, per stage and in total, for the hospital that sent it.
+
+        Energy figures are not genetic data, so consent does not gate them; they are still
+        about one patient's sample, so the question is audited and another hospital is told
+        "not found". The hospital is known from the loaded sample or from the stages' events
+        (alignment's estimate may arrive before the sample loads).
+        """
+
+        async def answer(conn: asyncpg.Connection) -> _Outcome:
+            if caller.role != "hospital" or not caller.hospital_id:
+                return self._denied(RoleForbidden("sample energy is for treating hospitals"))
+            patient = await conn.fetchval(
+                """
+                SELECT patient_pseudonym FROM samples WHERE sample_id = $1 AND hospital_id = $2
+                UNION ALL
+                SELECT patient_pseudonym FROM sample_energy WHERE sample_id = $1 AND hospital_id = $2
+                LIMIT 1""",
+                sample_id,
+                caller.hospital_id,
+            )
+            if patient is None:
+                return self._denied(
+                    SampleNotFound(f"no sample {sample_id} among {caller.hospital_id}'s samples")
+                )
+            stages = await energy.stages_of(conn, sample_id)
+            result = energy.SampleEnergy(
+                sample_id=sample_id,
+                stages=[energy.StageEnergy(stage=k, estimate=v) for k, v in stages.items()],
+                missing_stages=[k for k in energy.STAGES if k not in stages],
+                total=energy.total(stages.values()),
+            )
+            return _Outcome(result, [patient])
+
+        return await self._audited(caller, "treatment.sample_energy", {"sample_id": sample_id}, answer)
