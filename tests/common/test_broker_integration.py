@@ -184,3 +184,50 @@ async def test_unmapped_timeouts_are_retried_not_dead_lettered(
         await broker.start()
         await broker.publish(sample_received(f"S-{unique}").to_bytes(), topic=topic)
         await wait_for(lambda: attempts == [1, 2], timeout_s=30)
+
+
+async def test_a_stopping_service_neither_retries_nor_dead_letters_and_the_message_stays(
+    settings: ServiceSettings, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from genomebus_common import tools
+
+    monkeypatch.setattr(tools, "_stopping", threading.Event())  # the test process goes on
+    topic = f"test.{unique}.stopping"
+    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    # The broker waits graceful_timeout (15 s by default) for the parked handler, then cancels it.
+    broker = create_broker(settings, graceful_timeout=1.0)
+    consumer = ReliableConsumer(
+        broker, stage=Stage.ALIGNMENT, group_id=f"test-{unique}",
+        retry=RetryPolicy(max_attempts=5, initial_backoff_s=0.05, max_backoff_s=0.1),
+    )
+    started, attempts = asyncio.Event(), []
+
+    async def align(event: SampleReceived, delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        pipeline = tools.Pipeline([["sleep", "60"]]).start()
+        started.set()
+        await asyncio.to_thread(pipeline.wait)
+
+    consumer.subscribe(SampleReceived, align, topic)
+    async with broker:
+        await broker.start()
+        await broker.publish(sample_received(f"S-{unique}").to_bytes(), topic=topic, key=b"k")
+        await asyncio.wait_for(started.wait(), timeout=30)
+        assert tools.abort_all() == 1  # what the runtime does first when it stops
+        await asyncio.sleep(1.0)
+    assert attempts == [1], "no retry once the service is stopping"
+
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
+                              group_id=f"test-{unique}", enable_auto_commit=False)
+    await reader.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        assert not await reader.committed(tp), "the message was not committed: it comes back"
+        dlq = TopicPartition(f"{topic}.dlq", 0)
+        assert (await reader.end_offsets([dlq]))[dlq] == 0, "and it was not dead-lettered"
+    finally:
+        await reader.stop()

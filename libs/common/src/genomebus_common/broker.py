@@ -35,7 +35,7 @@ from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
 from pydantic import ValidationError
 
-from . import metrics
+from . import metrics, tools
 from .errors import (
     GenomebusError,
     InvalidEvent,
@@ -282,6 +282,15 @@ class ReliableConsumer:
                 return "ok"
             except TransientError as exc:
                 self._failed(delivery, exc)
+                if tools.stopping():
+                    # The service is shutting down (its tools were killed): not the message's
+                    # fault, so no retry and no dead letter. Raising would nack it and have it
+                    # redelivered to this very consumer in a tight loop until the broker closes;
+                    # waiting to be cancelled by that close leaves it uncommitted, for the next
+                    # worker, just the same.
+                    log.warning("stopping: message left for redelivery",
+                                extra={"topic": delivery.topic, "offset": delivery.offset})
+                    await asyncio.Event().wait()
                 if attempt >= self.retry.max_attempts:
                     await self.dead_letter(
                         body, delivery, exc, attempts=attempt, event=event, group_id=group_id

@@ -24,7 +24,7 @@ import uvicorn
 from fastapi import FastAPI, Response
 from opentelemetry import trace
 
-from . import metrics
+from . import metrics, tools
 from .broker import ReliableConsumer, RetryPolicy, create_broker, ensure_topics
 from .events import Stage
 from .settings import ServiceSettings
@@ -68,6 +68,12 @@ class ServiceRuntime:
             yield self
         finally:
             metrics.forget(self.consumer)
+            # Tools first: a handler blocked on a long bwa would otherwise hold the shutdown
+            # (or, killed later, leave the tool running without a parent). The handler then
+            # fails as "stopping" and its message stays uncommitted, for the next worker.
+            stopped = tools.abort_all()
+            if stopped:
+                log.warning("stopping: killed running tools", extra={"pipelines": stopped})
             await self.broker.stop()
             self.tracer_provider.shutdown()
             log.info("service stopped", extra={"service": self.settings.service_name})
