@@ -231,3 +231,25 @@ async def test_a_stopping_service_neither_retries_nor_dead_letters_and_the_messa
         assert (await reader.end_offsets([dlq]))[dlq] == 0, "and it was not dead-lettered"
     finally:
         await reader.stop()
+
+
+async def test_where_an_operator_owns_the_topics_a_missing_one_is_named_not_created(
+    settings: ServiceSettings, unique: str
+) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from genomebus_common.errors import TopicsMissing
+    from genomebus_common.topics import Topic
+
+    lane = Topic(f"test.{unique}.owned", SampleReceived, 2, "owned by an operator")
+    owned = settings.model_copy(update={"kafka_create_topics": False})
+    with pytest.raises(TopicsMissing, match=lane.name):
+        await ensure_topics(owned, [lane])
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        assert lane.name not in await admin.list_topics(), "nothing was created"
+    finally:
+        await admin.close()
+    assert sorted(await ensure_topics(settings, [lane])) == [lane.name, lane.dlq]
+    assert await ensure_topics(owned, [lane]) == [], "once they exist, the service starts"

@@ -19,7 +19,10 @@ K8S_ONLY_SERVICES = {
 }
 
 # Variables only the Kubernetes pods set, per service, and why.
-K8S_EVERYWHERE: set[str] = set()
+K8S_EVERYWHERE = {
+    # Strimzi owns the topics on Kubernetes; compose's services create theirs at start-up.
+    "GENOMEBUS_KAFKA_CREATE_TOPICS",
+}
 K8S_ONLY_VARIABLES: dict[str, set[str]] = {
     # The same key version in both (compose relies on the default 1).
     "ingest": {"GENOMEBUS_PSEUDONYM_KEY_VERSION"},

@@ -40,6 +40,7 @@ from .errors import (
     GenomebusError,
     InvalidEvent,
     PermanentError,
+    TopicsMissing,
     TransientError,
     from_kafka_error,
     from_unexpected,
@@ -85,9 +86,20 @@ def create_broker(
 
 
 async def ensure_topics(
-    settings: ServiceSettings, topics: Iterable[Topic] = ALL_TOPICS, *, replication: int = 1
+    settings: ServiceSettings,
+    topics: Iterable[Topic] = ALL_TOPICS,
+    *,
+    replication: int = 1,
+    create: bool | None = None,
 ) -> list[str]:
-    """Create each topic and its dead-letter topic when missing; returns the names created."""
+    """Create each topic and its dead-letter topic when missing; returns the names created.
+
+    With ``create`` false (``GENOMEBUS_KAFKA_CREATE_TOPICS=false``, as on Kubernetes, where
+    Strimzi owns the topics with their replication and retention) nothing is created: a missing
+    topic raises ``TopicsMissing`` naming it, so the service fails to start and is restarted
+    until the operator has made them, instead of racing it with single-replica topics.
+    """
+    create = settings.kafka_create_topics if create is None else create
     wanted: dict[str, int] = {}
     for topic in topics:
         wanted[topic.name] = topic.partitions
@@ -101,9 +113,16 @@ async def ensure_topics(
             for name, n in sorted(wanted.items())
             if name not in existing
         ]
+        if missing and not create:
+            raise TopicsMissing(
+                "topics not created yet (GENOMEBUS_KAFKA_CREATE_TOPICS is off, so the cluster's "
+                "topic operator must create them): " + ", ".join(t.name for t in missing)
+            )
         if missing:
             await admin.create_topics(missing)
         return [t.name for t in missing]
+    except TopicsMissing:
+        raise
     except Exception as exc:
         raise from_kafka_error(exc) from exc
     finally:

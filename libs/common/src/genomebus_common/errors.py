@@ -61,6 +61,12 @@ class DatabaseUnavailable(TransientError):
     code = "database_unavailable"
 
 
+class TopicsMissing(TransientError):
+    """Topics an operator (Strimzi's topic operator) should have created are not there yet."""
+
+    code = "topics_missing"
+
+
 class ToolFailedTransiently(TransientError):
     """An external tool died from a cause outside its input (killed, out of disk, ...)."""
 

@@ -60,6 +60,12 @@ class ServiceSettings(BaseSettings):
     kafka_client_id: str | None = Field(
         None, description="Kafka client id; defaults to the service name."
     )
+    kafka_create_topics: bool = Field(
+        True,
+        description="Create missing topics (and their DLQs) at start-up. Turn off where an "
+        "operator owns the topics (Strimzi on Kubernetes): a service then refuses to start "
+        "until they exist, rather than create single-replica ones.",
+    )
     kafka_max_poll_interval_s: int = Field(
         6 * 3600,
         ge=10,
