@@ -253,3 +253,34 @@ async def test_where_an_operator_owns_the_topics_a_missing_one_is_named_not_crea
         await admin.close()
     assert sorted(await ensure_topics(settings, [lane])) == [lane.name, lane.dlq]
     assert await ensure_topics(owned, [lane]) == [], "once they exist, the service starts"
+
+
+async def test_null_or_binary_header_values_do_not_block_the_partition(
+    settings: ServiceSettings, unique: str
+) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    topic = f"test.{unique}.headers"
+    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    broker, consumer = _consumer(settings, unique)
+    handled: list[tuple[str, dict[str, str]]] = []
+
+    async def handle(event: SampleReceived, delivery: Delivery) -> None:
+        handled.append((event.sample_id, delivery.headers))
+
+    consumer.subscribe(SampleReceived, handle, topic)
+    odd, after = sample_received(f"S-{unique}-odd"), sample_received(f"S-{unique}-after")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, odd.to_bytes(), key=b"k",
+                                     headers=[("x-null", None), ("x-binary", b"\xff\xfe")])
+        await producer.send_and_wait(topic, after.to_bytes(), key=b"k")
+    finally:
+        await producer.stop()
+    async with broker:
+        await broker.start()
+        await wait_for(lambda: len(handled) >= 2, timeout_s=30)
+        await asyncio.sleep(0.5)
+    assert [sample for sample, _ in handled] == [odd.sample_id, after.sample_id], "once each, in order"
+    assert handled[0][1]["x-null"] == "" and handled[0][1]["x-binary"] == "\ufffd\ufffd"

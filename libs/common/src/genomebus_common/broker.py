@@ -186,6 +186,33 @@ class RetryPolicy:
 Handler = Callable[[E, Delivery], Awaitable[None]]
 
 
+async def _tolerant_headers(
+    record: Any, original: Callable[[Any], Awaitable[KafkaMessage]]
+) -> KafkaMessage:
+    """FastStream's parser ``.decode()``s every header value; a null value (legal in Kafka) or
+    one that is not UTF-8 makes it raise before any handler runs, and with NACK_ON_ERROR the
+    record is then redelivered for ever, blocking its partition. Such values are made safe text
+    first (null -> empty), so the record reaches the handler, or the DLQ, like any other."""
+    headers = record.headers or ()
+    if any(v is None or not _is_utf8(v) for _, v in headers):
+        safe = tuple(
+            (k, (v or b"").decode("utf-8", errors="replace").encode()) for k, v in headers
+        )
+        patched = replace(record, headers=safe)
+        if hasattr(record, "consumer"):
+            patched.consumer = record.consumer  # set by FastStream, not a dataclass field
+        record = patched
+    return await original(record)
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _decode_headers(raw: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
     return {k: (v or b"").decode(errors="replace") for k, v in (raw or ())}
 
@@ -240,6 +267,7 @@ class ReliableConsumer:
             group_id=group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
+            parser=_tolerant_headers,
             **subscriber_options,
         )
         subscriber(consume)
