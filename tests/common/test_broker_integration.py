@@ -284,3 +284,34 @@ async def test_null_or_binary_header_values_do_not_block_the_partition(
         await asyncio.sleep(0.5)
     assert [sample for sample, _ in handled] == [odd.sample_id, after.sample_id], "once each, in order"
     assert handled[0][1]["x-null"] == "" and handled[0][1]["x-binary"] == "\ufffd\ufffd"
+
+
+async def test_a_failed_announcement_does_not_dead_letter_the_message_twice(
+    settings: ServiceSettings, unique: str
+) -> None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    topic = f"test.{unique}.announce"
+    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    broker, consumer = _consumer(settings, unique)
+    real_publish = broker.publish
+
+    async def publish(*args: object, **kwargs: object) -> object:
+        if kwargs.get("topic") == STAGE_FAILED.name:
+            raise ConnectionError("stage.failed unreachable")
+        return await real_publish(*args, **kwargs)
+
+    broker.publish = publish  # type: ignore[method-assign]
+    consumer.subscribe(SampleReceived, lambda e, d: asyncio.sleep(0), topic)
+    async with broker:
+        await broker.start()
+        await real_publish(b"{not json", topic=topic, key=b"poison")
+        await read_topic(settings.kafka_bootstrap_servers, f"{topic}.dlq", count=1)
+        await asyncio.sleep(4.0)  # long enough for a redelivery and a second dead letter
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await reader.start()
+    try:
+        dlq = TopicPartition(f"{topic}.dlq", 0)
+        assert (await reader.end_offsets([dlq]))[dlq] == 1, "parked once"
+    finally:
+        await reader.stop()

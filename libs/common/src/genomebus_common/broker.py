@@ -383,7 +383,9 @@ class ReliableConsumer:
         event: Event | None = None,
         group_id: str | None = None,
     ) -> None:
-        """Park the untouched message in the DLQ and announce the failure; raise if that fails."""
+        """Park the untouched message in the DLQ (raise if that fails: the message must stay
+        uncommitted) and announce the failure on ``stage.failed`` (best effort, see
+        ``_announce``)."""
         retriable = isinstance(error, TransientError)
         headers = {
             **delivery.headers,
@@ -405,19 +407,39 @@ class ReliableConsumer:
         await self.broker.publish(
             body, topic=dead_letter_topic(delivery.topic), key=delivery.key, headers=headers
         )
-        failed = self._stage_failed(delivery, error, event)
-        await self.broker.publish(
-            failed.to_bytes(),
-            topic=STAGE_FAILED.name,
-            key=message_key(failed),
-            headers=event_headers(failed),
-        )
+        await self._announce(self._stage_failed(delivery, error, event))
         metrics.DEAD_LETTERS.labels(self.stage.value, delivery.topic, error.code).inc()
         span = trace.get_current_span()
         span.set_attribute("genomebus.dead_lettered", True)
         span.set_attribute("error.type", error.code)
         span.set_status(trace.Status(trace.StatusCode.ERROR, _safe_reason(error.reason)[:200]))
 
+
+    async def _announce(self, failed: StageFailed, attempts: int = 3) -> None:
+        """Publish ``stage.failed``, retrying; give up with an error log, never by raising.
+
+        The message is already safe in the DLQ. Raising now would leave it uncommitted, so it
+        would be handled, fail and be dead-lettered again: a duplicate in the DLQ for every
+        failed announcement. A missing announcement loses nothing the DLQ does not hold.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                await self.broker.publish(
+                    failed.to_bytes(),
+                    topic=STAGE_FAILED.name,
+                    key=message_key(failed),
+                    headers=event_headers(failed),
+                )
+                return
+            except Exception as exc:  # noqa: BLE001 - any failure: retry, then log
+                if attempt == attempts:
+                    log.error(
+                        "stage.failed not announced (the message is in the DLQ)",
+                        extra={"error": str(exc), "source_topic": failed.source_topic,
+                               "source_offset": failed.source_offset},
+                    )
+                    return
+                await asyncio.sleep(0.5 * attempt)
 
     def _stage_failed(
         self, delivery: Delivery, error: GenomebusError, event: Event | None
