@@ -4,8 +4,9 @@ research answer, and every answer equals what a plain model of the consent rules
 
 Queries run with a masking threshold of 1 so that answers are exact and comparable; the audit
 log's "patients touched" of every research answer is checked against the consenting set. The
-per-variant counts and cohort sizes that loads, removals and consent changes maintain are checked
-against a recount at the end of every example: they must never drift.
+per-variant counts, cohort sizes and per-sample research flags that loads, removals and consent
+changes maintain are checked against a recount at the end of every example: they must never
+drift.
 """
 
 from __future__ import annotations
@@ -170,6 +171,12 @@ async def check_counts_do_not_drift(pool: asyncpg.Pool) -> None:
             await tx.rollback()
     assert maintained == recounted
     assert cohorts == cohorts_recounted
+    stale_flags = await pool.fetchval(
+        "SELECT count(*) FROM samples s LEFT JOIN consents c USING (patient_pseudonym) "
+        "WHERE s.research IS DISTINCT FROM "
+        "coalesce(registry_research_ok(c.research_use, c.analysis_consent_given, c.withdrawn), false)"
+    )
+    assert stale_flags == 0
 
 
 async def check_query(pool: asyncpg.Pool, queries: Queries, model: Model, what: object) -> None:

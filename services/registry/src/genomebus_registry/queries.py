@@ -1,10 +1,12 @@
 """The registry's questions, each answered and audited in one transaction.
 
-Research questions read only the ``research_*`` views, the treating hospital's only the
-``treatment_*`` views: consent is applied by the database in the same snapshot as the data, so a
-withdrawal that committed before a query began is in force for that query. Each transaction is
-REPEATABLE READ, so every statement of one answer sees the same consent state, and the audit row
-commits with it: no answer leaves without its audit record.
+Consent is applied by the database in the same snapshot as the data, so a withdrawal that
+committed before a question began is in force for it. Research counts come from the research
+columns of ``variants`` and ``cohorts``, which the consent change itself moved (a trigger on the
+consents row, in its transaction); the patients touched come from the ``research_samples`` view;
+the treating hospital reads only the ``treatment_*`` views. Each transaction is REPEATABLE READ,
+so every statement of one answer sees the same consent state, and the audit row commits with it:
+no answer leaves without its audit record.
 """
 
 from __future__ import annotations
