@@ -322,6 +322,14 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
     say(f"  variants     {c.snv:,} SNVs, {c.indel:,} indels, Ti/Tv {ratio(c.ti_tv)}, het/hom {ratio(c.het_hom_ratio)}")
     for line in accuracy.summary().splitlines():
         say(f"  accuracy     {line}")
+    energy = ready.energy if ready is not None else None  # type: ignore[union-attr]
+    if energy is not None:
+        say(
+            f"  energy       {energy.cpu_seconds:.1f} CPU s of tools -> {energy.kwh * 1000:.2f} Wh at "
+            f"{energy.watts_per_core:g} W/core, {energy.heat_recovered_kwh * 1000:.2f} Wh of it "
+            "reused as heat (estimates from the tools' CPU time; node recovery fraction "
+            f"{energy.heat_recovery_fraction:.0%})"
+        )
     if hospital_view.status_code == 200:
         seen = hospital_view.json()
         say(
