@@ -167,12 +167,13 @@ async def main(args: argparse.Namespace) -> int:
                 )
                 # executemany on one sample, for the ratio (rolled back: only the rate counts)
                 rows = sample_rows(variants, args.per_sample, rng)
+                row_at_a_time_sample = await next_sample_no(conn)
                 tx = conn.transaction()
                 await tx.start()
                 started = time.perf_counter()
                 await conn.executemany(
                     _ROW_AT_A_TIME_SQL,
-                    [(r.variant_id, DIGEST, r.chrom, r.pos, r.ref, r.alt, r.alt_count, 0, contig_no,
+                    [(r.variant_id, DIGEST, r.chrom, r.pos, r.ref, r.alt, r.alt_count, row_at_a_time_sample, contig_no,
                       r.dp, r.gq) for r in rows],
                 )
                 executemany_rate = len(rows) / (time.perf_counter() - started)
@@ -183,8 +184,8 @@ async def main(args: argparse.Namespace) -> int:
                 for i in range(samples):
                     rows = sample_rows(variants, args.per_sample, rng)
                     started = time.perf_counter()
+                    sample_no = await next_sample_no(conn)  # before the transaction, as the handler
                     async with conn.transaction():
-                        sample_no = await next_sample_no(conn)
                         chroms = await stage_genotypes(conn, iter(rows))
                         await read_consent(conn, pseudonym(i), lock=True)
                         counts = await load_genotypes(conn, sample_no, pseudonym(i), DIGEST, chroms)

@@ -186,7 +186,8 @@ class RegistryHandlers:
             await asyncio.to_thread(
                 self.store.download, event.vcf_index, folder / "sample.vcf.gz.tbi"
             )
-            announced = await self._load(event, delivery, vcf)
+            sample_no = await next_sample_no(self.pool)
+            announced = await self._load(event, delivery, vcf, sample_no)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         if announced and self.relay is not None:
@@ -201,7 +202,9 @@ class RegistryHandlers:
             )
         )
 
-    async def _load(self, event: VariantsCalled, delivery: Delivery, vcf: Path) -> bool:
+    async def _load(
+        self, event: VariantsCalled, delivery: Delivery, vcf: Path, sample_no: int
+    ) -> bool:
         """The one transaction; returns True if a VariantsReady was enqueued."""
         stats = ParseStats()
         async with once(self.pool, self.consumer, event, delivery) as conn:
@@ -219,7 +222,6 @@ class RegistryHandlers:
             # Cheap early answer: no point loading a patient who has already withdrawn.
             reason = (await read_consent(conn, event.patient_pseudonym, lock=False)).forbids_use
             counts: LoadCounts | None = None
-            sample_no = await next_sample_no(conn)
             chroms: set[str] = set()
             if reason is None:
                 chroms = await stage_genotypes(

@@ -39,9 +39,17 @@ class LoadCounts:
     genotypes: int
 
 
-async def next_sample_no(conn: asyncpg.Connection) -> int:
-    """A sample's integer key, drawn before its genotypes are written (the row comes last)."""
-    return int(await conn.fetchval("SELECT nextval('samples_sample_no_seq')"))
+async def next_sample_no(db: asyncpg.Connection | asyncpg.Pool) -> int:
+    """A sample's integer key, drawn before its load begins (its row is written last), with the
+    genotypes partition it falls in made if missing.
+
+    Call outside the load's transaction: making a partition locks the genotypes table for as long
+    as the transaction that made it runs, and a load runs for a while. A number drawn for a load
+    that then rolls back is simply never used.
+    """
+    sample_no = int(await db.fetchval("SELECT nextval('samples_sample_no_seq')"))
+    await db.execute("SELECT registry_ensure_genotypes_partition($1)", sample_no)
+    return sample_no
 
 
 async def stage_genotypes(conn: asyncpg.Connection, rows: Iterator[GenotypeRow]) -> set[str]:
