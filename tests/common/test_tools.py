@@ -214,3 +214,14 @@ def test_stopping_the_service_kills_running_tools_and_leaves_no_orphans(
     assert abort_all() == 0, "a finished pipeline is forgotten"
     with pytest.raises(ToolFailedTransiently, match="shutting down"):
         Pipeline([["true"]]).start()
+
+
+def test_after_a_stop_the_process_can_run_tools_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from genomebus_common import tools
+
+    monkeypatch.setattr(tools, "_stopping", threading.Event())
+    tools.abort_all()
+    assert tools.stopping()
+    tools.resume()
+    assert not tools.stopping()
+    assert tools.run_pipeline([["printf", "ok"]], capture=True) == b"ok"

@@ -74,7 +74,10 @@ class ServiceRuntime:
             stopped = tools.abort_all()
             if stopped:
                 log.warning("stopping: killed running tools", extra={"pipelines": stopped})
-            await self.broker.stop()
+            try:
+                await self.broker.stop()
+            finally:
+                tools.resume()
             self.tracer_provider.shutdown()
             log.info("service stopped", extra={"service": self.settings.service_name})
 

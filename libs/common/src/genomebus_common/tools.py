@@ -272,8 +272,15 @@ _stopping = threading.Event()
 
 
 def stopping() -> bool:
-    """True once ``abort_all`` ran: the process is shutting down and starts no more tools."""
+    """True between ``abort_all`` and ``resume``: the service is shutting down and starts no
+    more tools."""
     return _stopping.is_set()
+
+
+def resume() -> None:
+    """End the stopping state once the broker has stopped (its handlers are gone). A service
+    process exits then anyway; a test process that runs one service after another goes on."""
+    _stopping.clear()
 
 
 def abort_all() -> int:
