@@ -12,7 +12,8 @@ Builds a fresh database with the registry's own migrations, then measures, in on
   consent-joining views. "Off" is the same statements reading the unrestricted counts (every
   active sample) and the samples table instead of the views. A region answer is two statements
   (counts, patients touched), timed together. The service's whole answer (masking, answer
-  objects, audit row committed) is timed too, for consent on;
+  objects, audit row committed) is timed too, for consent on. On and off are timed interleaved,
+  question by question, so that other load on the machine hits both alike;
 - withdrawal commit to invisible: a patient's withdrawal commits (its transaction also takes the
   patient out of the research counts, in a trigger: that time is printed too), and the very next
   research query no longer counts them (the time between the commit returning and that answer).
@@ -209,13 +210,21 @@ async def main(args: argparse.Namespace) -> int:
                     await timed(conn, sqls, lookups[:50])
                 for sqls in (on_region, off_region):
                     await timed(conn, sqls, regions[:5])
-                results = {}
-                for label, allele_sqls, region_sqls in (
-                    ("consent on ", on_allele, on_region),
-                    ("consent off", off_allele, off_region),
+                # On and off are timed interleaved, question by question (which goes first
+                # alternates), so that load from other processes on the machine hits both alike.
+                times: dict[str, dict[str, list[float]]] = {
+                    "on": {"allele": [], "region": []}, "off": {"allele": [], "region": []},
+                }
+                for kind, questions, sqls in (
+                    ("allele", lookups, {"on": on_allele, "off": off_allele}),
+                    ("region", regions, {"on": on_region, "off": off_region}),
                 ):
-                    allele = await timed(conn, allele_sqls, lookups)
-                    region = await timed(conn, region_sqls, regions)
+                    for n, question in enumerate(questions):
+                        for mode in (("on", "off") if n % 2 == 0 else ("off", "on")):
+                            times[mode][kind] += await timed(conn, sqls[mode], [question])
+                results = {}
+                for label, mode in (("consent on ", "on"), ("consent off", "off")):
+                    allele, region = times[mode]["allele"], times[mode]["region"]
                     results[label] = (allele, region)
                     print(f"{label}: allele p50 {percentile(allele, 50):.2f} ms p99 {percentile(allele, 99):.2f} ms; "
                           f"100 kb region p50 {percentile(region, 50):.1f} ms p99 {percentile(region, 99):.1f} ms")

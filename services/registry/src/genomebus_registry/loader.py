@@ -3,9 +3,10 @@
 Bulk loads never round-trip per row: rows stream through ``COPY`` into a temporary staging table
 (``copy_records_to_table``, a batch per COPY), then set-based statements move them into
 ``variants`` and ``genotypes``. Genotypes are keyed by integers (the sample's ``sample_no``, the
-variant's ``variant_no``); each variant row carries its carrier and allele counts, which the load
-adjusts in the same statement that finds or creates the variant (an upsert in ``variant_id``
-order, so two loads sharing variants take their row locks in the same order).
+variant's ``variant_no``) and partitioned by blocks of samples; each variant row carries its
+carrier and allele counts, which the load adjusts in the same statement that finds or creates the
+variant. Every writer of counts (loads, removals, consent changes) holds one transaction-level
+advisory lock (``registry_lock_counts()``), so they never deadlock on variant rows.
 
 A load, a sample removal and a consent change of the same patient serialise on the patient's
 ``consents`` row: the loader locks it (``FOR NO KEY UPDATE``) once the rows are staged and before
@@ -20,14 +21,11 @@ import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import TypeVar
 
 import asyncpg
 from genomebus_common.events import ConsentChanged, VariantsCalled
 
 from .domain import ConsentState, GenotypeRow
-
-T = TypeVar("T")
 
 STAGING_TABLE = "registry_staging"
 _BATCH = 20_000
