@@ -164,3 +164,26 @@ async def test_a_broken_or_corrupted_vcf_leaves_nothing_behind(
         await handlers.variants_called(corrupted, delivery())
     for table in ("samples", "genotypes", "variants", "genomebus_inbox", "genomebus_outbox"):
         assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+
+
+async def test_a_sample_removed_before_its_variants_arrive_is_never_loaded(
+    handlers: RegistryHandlers, pool: asyncpg.Pool, upload_vcf: Callable[..., UploadedVcf]
+) -> None:
+    from genomebus_common.events import SampleRemoved
+
+    patient = pseudonym("loader-removed-first")
+    await handlers.consent_changed(consent(patient, 1), delivery())
+    event = variants_called(upload_vcf(RECORDS), patient)
+    removal = SampleRemoved(
+        correlation_id=event.correlation_id, sample_id=event.sample_id, patient_pseudonym=patient,
+        hospital_id="RH", reason="specimen mix-up reported by the lab", requested_by="RH",
+    )
+    await handlers.sample_removed(removal, delivery())  # overtakes variants.called
+    await handlers.variants_called(event, delivery())
+
+    assert await pool.fetchval("SELECT count(*) FROM genotype_rows") == 0
+    assert await pool.fetchval("SELECT count(*) FROM genomebus_outbox") == 0, "no variants.ready"
+    assert await pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE action = 'sample.load_refused' AND $1 = ANY(patients)",
+        patient,
+    ) == 1

@@ -135,6 +135,13 @@ class RegistryHandlers:
                 event.sample_id,
                 event.reason,
             )
+            await conn.execute(
+                "INSERT INTO removed_samples (sample_id, patient_pseudonym, reason) "
+                "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                event.sample_id,
+                event.patient_pseudonym,
+                event.reason,
+            )
             await audit.record(
                 conn,
                 actor=event.requested_by,
@@ -219,6 +226,9 @@ class RegistryHandlers:
                     )
                 return False  # the same VCF in another event: already loaded or quarantined
 
+            if await _removed(conn, event.sample_id):
+                await _refuse_removed(conn, event)
+                return False
             # Cheap early answer: no point loading a patient who has already withdrawn.
             reason = (await read_consent(conn, event.patient_pseudonym, lock=False)).forbids_use
             counts: LoadCounts | None = None
@@ -230,6 +240,10 @@ class RegistryHandlers:
             # The patient's row stays locked until commit: the consent checked here is the one in
             # force when the load becomes visible, and the counts move under the same lock.
             consent = await read_consent(conn, event.patient_pseudonym, lock=True)
+            if await _removed(conn, event.sample_id):  # removed while this load staged its rows
+                await drop_staging(conn)
+                await _refuse_removed(conn, event)
+                return False
             consent_version = consent.version
             reason = consent.forbids_use or reason
             if reason is None:
@@ -300,3 +314,25 @@ class RegistryHandlers:
                    "records": stats.records, "skipped_symbolic": stats.skipped_symbolic},
         )
         return True
+
+
+async def _removed(conn: asyncpg.Connection, sample_id: str) -> bool:
+    """Whether the hospital removed this sample (possibly before its variants arrived)."""
+    return bool(
+        await conn.fetchval("SELECT true FROM removed_samples WHERE sample_id = $1", sample_id)
+    )
+
+
+async def _refuse_removed(conn: asyncpg.Connection, event: VariantsCalled) -> None:
+    """A late load of a removed sample keeps nothing; the audit log says why."""
+    await audit.record(
+        conn,
+        actor=CONSUMER,
+        role="service",
+        action="sample.load_refused",
+        purpose="register called variants",
+        outcome="removed before its variants arrived",
+        patients=[event.patient_pseudonym],
+        details={"sample_id": event.sample_id, "event_id": str(event.event_id)},
+    )
+    log.warning("sample removed before load: nothing loaded", extra={"sample_id": event.sample_id})
