@@ -105,7 +105,11 @@ async def test_credentials_purpose_and_limits_are_checked(
     assert backwards.status_code == 422
     ok = await app_client.get("/v1/research/regions", params={"chrom": "chrT", "start": 1, "end": 100_000},
                               headers=auth("researcher"))
-    assert ok.status_code == 200 and ok.json() == {"chrom": "chrT", "start": 1, "end": 100_000, "variants": []}
+    assert ok.status_code == 200 and ok.json() == {
+        "chrom": "chrT", "start": 1, "end": 100_000, "variants": [], "next_cursor": None}
+    forged = await app_client.get("/v1/research/regions", headers=auth("researcher"),
+                                  params={"chrom": "chrT", "start": 1, "end": 10, "cursor": "x!y"})
+    assert forged.status_code == 422 and "cursor" in forged.text
     bad_pseudonym = await app_client.get("/v1/patients/241190-1234/variants", headers=auth("rh-lis"))
     assert bad_pseudonym.status_code == 422 and "241190" not in bad_pseudonym.text
     health = await app_client.get("/readyz")

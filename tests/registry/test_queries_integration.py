@@ -199,3 +199,33 @@ async def test_a_patient_sequenced_twice_counts_once_and_the_counts_follow_every
     # The unrestricted counts (never shown) still hold the withdrawn patient's data.
     assert await pool.fetchval("SELECT carriers FROM variants WHERE pos = 1000") == 6
     assert await recount_changes_nothing()
+
+
+async def test_a_region_comes_a_page_at_a_time_and_the_pages_add_up_to_the_whole(
+    handlers: RegistryHandlers, queries: Queries, pool: asyncpg.Pool, upload_vcf: Callable[..., UploadedVcf]
+) -> None:
+    from genomebus_registry.domain import RegionCursor
+
+    records = [(pos, "A", alt, "0/1", 30, 99) for pos in range(100, 160, 10) for alt in ("C", "G")]
+    vcf = upload_vcf(records)
+    for i in range(5):  # five carriers, so nothing is masked away
+        patient = pseudonym(f"q-paged-{i}")
+        await handlers.consent_changed(consent(patient, 1), delivery())
+        await handlers.variants_called(variants_called(vcf, patient), delivery())
+
+    whole = await queries.region(RESEARCHER, "chrT", 1, 1000, limit=1000)
+    assert whole.next_cursor is None and len(whole.variants) == 12
+    pages, after = [], None
+    while True:
+        page = await queries.region(RESEARCHER, "chrT", 1, 1000, limit=5, after=after)
+        pages.append(page.variants)
+        if page.next_cursor is None:
+            break
+        after = RegionCursor.decode(page.next_cursor)
+    assert [len(p) for p in pages] == [5, 5, 2]
+    assert [v for p in pages for v in p] == whole.variants, "same rows, same order, none twice"
+    # Each page's audit row names the patients whose calls it counted.
+    audited = await pool.fetch(
+        "SELECT patients FROM audit_log WHERE action = 'research.region' ORDER BY id DESC LIMIT 3"
+    )
+    assert all(len(row["patients"]) == 5 for row in audited)

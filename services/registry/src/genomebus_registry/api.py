@@ -16,9 +16,11 @@ from genomebus_common.http import ErrorMapping, bearer_identity, install_error_h
 from pydantic import TypeAdapter, ValidationError
 
 from .config import RegistryClient
-from .domain import AlleleAnswer, PatientVariants, RegionAnswer
+from .domain import AlleleAnswer, PatientVariants, RegionAnswer, RegionCursor
 from .energy import SampleEnergy
 from .queries import (
+    REGION_PAGE_DEFAULT,
+    REGION_PAGE_MAX,
     Caller,
     ConsentForbids,
     PatientNotFound,
@@ -117,14 +119,22 @@ async def research_region(
     chrom: Chrom,
     start: Annotated[int, Query(ge=1)],
     end: Annotated[int, Query(ge=1)],
+    limit: Annotated[int, Query(ge=1, le=REGION_PAGE_MAX)] = REGION_PAGE_DEFAULT,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> RegionAnswer:
-    """Variants whose position lies in [start, end] (1-based, inclusive), with masked counts."""
-    limit = request.app.state.max_region_bp
+    """Variants whose position lies in [start, end] (1-based, inclusive), with masked counts, a
+    page of at most ``limit`` at a time in position order; ``next_cursor`` (as ``cursor``)
+    gives the next page."""
+    span = request.app.state.max_region_bp
     if end < start:
         raise InvalidQuery(f"end ({end}) is before start ({start})")
-    if end - start + 1 > limit:
-        raise InvalidQuery(f"the region spans {end - start + 1} bp; at most {limit} bp per query")
-    return await queries_of(request).region(who, chrom, start, end)
+    if end - start + 1 > span:
+        raise InvalidQuery(f"the region spans {end - start + 1} bp; at most {span} bp per query")
+    try:
+        after = RegionCursor.decode(cursor) if cursor else None
+    except ValueError as exc:
+        raise InvalidQuery(str(exc)) from None
+    return await queries_of(request).region(who, chrom, start, end, limit=limit, after=after)
 
 
 def install(app: FastAPI, clients: dict[str, RegistryClient], *, max_region_bp: int) -> None:

@@ -4,6 +4,7 @@ consent rules and the disclosure rule for small counts.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import NamedTuple
 
 from genomebus_common.errors import PermanentError
 from genomebus_common.reference import sha512t24u
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 #: Our own prefix: the digest is VRS-like (sha512t24u of canonical JSON) but it is not a GA4GH
 #: VRS Allele digest, so it must not claim the "ga4gh:VA." namespace.
@@ -211,11 +212,37 @@ class AlleleAnswer(BaseModel):
     results: list[AlleleCounts]
 
 
+class RegionCursor(BaseModel):
+    """Where a region page ended: the last variant's sort key, opaque to clients."""
+
+    pos: int
+    ref: str
+    alt: str
+    reference_digest: str
+
+    def encode(self) -> str:
+        raw = json.dumps([self.pos, self.ref, self.alt, self.reference_digest]).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> RegionCursor:
+        """Raises ValueError for anything that is not a cursor this service handed out."""
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            pos, ref, alt, digest = json.loads(raw)
+            return cls(pos=pos, ref=ref, alt=alt, reference_digest=digest)
+        except (ValueError, TypeError) as exc:
+            raise ValueError("not a region cursor from this service") from exc
+
+
 class RegionAnswer(BaseModel):
     chrom: str
     start: int
     end: int
     variants: list[AlleleCounts]
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page; absent on the last page."
+    )
 
 
 class PatientVariant(BaseModel):

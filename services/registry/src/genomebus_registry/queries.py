@@ -27,6 +27,7 @@ from .domain import (
     PatientVariant,
     PatientVariants,
     RegionAnswer,
+    RegionCursor,
     variant_id,
 )
 
@@ -106,8 +107,23 @@ SELECT v.variant_id, v.reference_digest, v.chrom, v.pos, v.ref, v.alt, c.patient
 FROM variants v JOIN cohort c ON c.reference_digest = v.reference_digest
 WHERE v.contig_no IN (SELECT contig_no FROM contigs WHERE chrom = $1)
   AND v.pos BETWEEN $2 AND $3 AND v.research_carriers > 0
+  AND (v.pos, v.ref, v.alt, v.reference_digest) > ($4::int, $5::text, $6::text, $7::text)
 ORDER BY v.pos, v.ref, v.alt, v.reference_digest
+LIMIT $8
 """
+
+#: Region answers come a page at a time (keyset pagination on the answer's order), so that an
+#: answer costs the same whatever the region holds and no client waits for 8,000 rows at once.
+REGION_PAGE_DEFAULT = 1000
+REGION_PAGE_MAX = 10_000
+
+
+def region_args(
+    chrom: str, start: int, end: int, after: RegionCursor | None = None, limit: int = REGION_PAGE_MAX
+) -> tuple[str, int, int, int, str, str, str, int]:
+    """_REGION_SQL's parameters; with no cursor the key starts below every variant at start."""
+    key = (after.pos, after.ref, after.alt, after.reference_digest) if after else (start, "", "", "")
+    return (chrom, start, end, *key, limit)
 
 # The patients whose genotypes the region answer counts: one primary-key probe per sample
 # ("has this sample a call in [start, end] on this contig"), not a scan of the genotypes.
@@ -192,15 +208,31 @@ class Queries:
             caller, "research.allele", {"chrom": chrom, "pos": pos, "ref": ref, "alt": alt}, answer
         )
 
-    async def region(self, caller: Caller, chrom: str, start: int, end: int) -> RegionAnswer:
+    async def region(
+        self,
+        caller: Caller,
+        chrom: str,
+        start: int,
+        end: int,
+        *,
+        limit: int = REGION_PAGE_DEFAULT,
+        after: RegionCursor | None = None,
+    ) -> RegionAnswer:
         """Variants whose POS lies in [start, end] (1-based, inclusive) carried by at least one
-        research-consenting patient, with their masked counts."""
+        research-consenting patient, with their masked counts: up to ``limit`` of them after
+        ``after``; ``next_cursor`` asks for the rest."""
 
         async def answer(conn: asyncpg.Connection) -> _Outcome:
             if caller.role != "research":
                 return self._denied(RoleForbidden("research queries need a research client"))
-            rows = await conn.fetch(_REGION_SQL, chrom, start, end)
-            touched = await conn.fetchval(_REGION_TOUCHED_SQL, chrom, start, end) or []
+            rows = await conn.fetch(_REGION_SQL, *region_args(chrom, start, end, after, limit + 1))
+            more, rows = len(rows) > limit, rows[:limit]
+            # The audit names the patients counted in this page: those with a call between its
+            # first and last position (a page boundary inside one position names a few more).
+            touched = (
+                await conn.fetchval(_REGION_TOUCHED_SQL, chrom, rows[0]["pos"], rows[-1]["pos"])
+                if rows else None
+            ) or []
             variants = [
                 AlleleCounts.disclose(
                     carriers=r["carriers"],
@@ -213,11 +245,20 @@ class Queries:
                 )
                 for r in rows
             ]
-            return _Outcome(RegionAnswer(chrom=chrom, start=start, end=end, variants=variants), touched)
+            last = rows[-1] if rows else None
+            cursor = (
+                RegionCursor(pos=last["pos"], ref=last["ref"], alt=last["alt"],
+                             reference_digest=last["reference_digest"]).encode()
+                if more and last is not None else None
+            )
+            page = RegionAnswer(
+                chrom=chrom, start=start, end=end, variants=variants, next_cursor=cursor
+            )
+            return _Outcome(page, touched)
 
-        return await self._audited(
-            caller, "research.region", {"chrom": chrom, "start": start, "end": end}, answer
-        )
+        details = {"chrom": chrom, "start": start, "end": end, "limit": limit,
+                   "after": after.encode() if after else None}
+        return await self._audited(caller, "research.region", details, answer)
 
     # --- treatment ---------------------------------------------------------------------------
 
