@@ -143,7 +143,9 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
     so code that asks ``opentelemetry.trace`` for a tracer (a stage's compute span) exports too.
     """
     configure_logging(settings)
-    trace.set_tracer_provider(app.state.runtime.tracer_provider)
+    runtime = getattr(app.state, "runtime", None)  # an app not built by create_app has none
+    if runtime is not None:
+        trace.set_tracer_provider(runtime.tracer_provider)
     uvicorn.run(
         app,
         host=settings.http_host,

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI, Response
 
+from genomebus_common import metrics
 from genomebus_common.runtime import serve
 
 from .backlog import BacklogProbe
@@ -80,6 +81,11 @@ def create_app(
             body["ceiling"] = status.last_decision.ceiling
             body["reason"] = status.last_decision.reason
         return body
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_() -> Response:
+        """Prometheus scrape (the PodMonitor scrapes every genomebus pod): process metrics."""
+        return Response(await metrics.render(), media_type=metrics.CONTENT_TYPE)
 
     return app
 
