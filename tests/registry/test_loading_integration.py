@@ -135,6 +135,41 @@ async def test_a_withdrawal_committing_during_a_load_quarantines_it(
     assert await pool.fetchval("SELECT count(*) FROM genomebus_outbox") == 0
 
 
+async def test_a_consent_given_again_during_a_load_is_the_one_that_decides(
+    handlers: RegistryHandlers, pool: asyncpg.Pool, upload_vcf: Callable[..., UploadedVcf]
+) -> None:
+    """The mirror case: withdrawn when the load starts, consenting again when it commits. The
+    load decides from the consent in force at commit, so the sample loads."""
+    other = pseudonym("loader-reconsent-other")  # loaded first: the sample's partition exists
+    await handlers.consent_changed(consent(other, 1), delivery())
+    await handlers.variants_called(variants_called(upload_vcf(RECORDS), other), delivery())
+    patient = pseudonym("loader-reconsent")
+    await handlers.consent_changed(consent(patient, 1), delivery())
+    await handlers.consent_changed(consent(patient, 2, withdrawn=True), delivery())
+    event = variants_called(upload_vcf(RECORDS), patient)
+    async with pool.acquire() as consenting:
+        tx = consenting.transaction()
+        await tx.start()
+        assert await apply_consent(consenting, consent(patient, 3))
+        load = asyncio.create_task(handlers.variants_called(event, delivery()))
+        for _ in range(200):
+            waiting = await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            )
+            if waiting or load.done():
+                break
+            await asyncio.sleep(0.05)
+        assert waiting == 1 and not load.done(), "the load must wait for the consent change"
+        await tx.commit()
+    await load
+    sample = await pool.fetchrow("SELECT * FROM samples WHERE sample_id = $1", event.sample_id)
+    assert not sample["quarantined"] and sample["consent_version"] == 3
+    assert await pool.fetchval(
+        "SELECT count(*) FROM genotype_rows WHERE sample_id = $1", event.sample_id) == len(RECORDS)
+    assert await pool.fetchval("SELECT count(*) FROM genomebus_outbox") == 2
+
+
 async def test_consent_versions_only_grow_and_every_change_is_audited(
     handlers: RegistryHandlers, pool: asyncpg.Pool
 ) -> None:

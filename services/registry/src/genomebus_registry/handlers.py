@@ -229,11 +229,13 @@ class RegistryHandlers:
             if await _removed(conn, event.sample_id):
                 await _refuse_removed(conn, event)
                 return False
-            # Cheap early answer: no point loading a patient who has already withdrawn.
-            reason = (await read_consent(conn, event.patient_pseudonym, lock=False)).forbids_use
+            # Cheap early look: no point staging rows for a patient who has already withdrawn.
+            # It only saves work; the decision is taken under the lock below.
+            early = (await read_consent(conn, event.patient_pseudonym, lock=False)).forbids_use
             counts: LoadCounts | None = None
             chroms: set[str] = set()
-            if reason is None:
+            staged = early is None
+            if staged:
                 chroms = await stage_genotypes(
                     conn, read_genotypes(vcf, event.reference.digest, event.sample_id, stats)
                 )
@@ -245,7 +247,11 @@ class RegistryHandlers:
                 await _refuse_removed(conn, event)
                 return False
             consent_version = consent.version
-            reason = consent.forbids_use or reason
+            reason = consent.forbids_use  # the consent in force at commit, nothing older
+            if reason is None and not staged:  # consent given again since the early look
+                chroms = await stage_genotypes(
+                    conn, read_genotypes(vcf, event.reference.digest, event.sample_id, stats)
+                )
             if reason is None:
                 counts = await load_genotypes(
                     conn, sample_no, event.patient_pseudonym, event.reference.digest, chroms
