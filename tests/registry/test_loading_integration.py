@@ -222,3 +222,20 @@ async def test_a_sample_removed_before_its_variants_arrive_is_never_loaded(
         "SELECT count(*) FROM audit_log WHERE action = 'sample.load_refused' AND $1 = ANY(patients)",
         patient,
     ) == 1
+
+
+async def test_making_a_partition_does_not_wait_for_loads_or_block_queries(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as loading, pool.acquire() as maker:
+        tx = loading.transaction()
+        await tx.start()
+        await loading.execute("LOCK TABLE genotypes IN ROW EXCLUSIVE MODE")  # what a load holds
+        await maker.execute("SET lock_timeout = '3s'")
+        try:
+            assert await maker.fetchval("SELECT registry_ensure_genotypes_partition(64 * 40)")
+        finally:
+            await tx.rollback()
+    names = {r["relname"] for r in await pool.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'genotypes'::regclass")}
+    assert {"genotypes_b40", "genotypes_b41"} <= names, "its block, and the next one ahead"
+    assert not await pool.fetchval("SELECT registry_ensure_genotypes_partition(64 * 40 + 5)")
