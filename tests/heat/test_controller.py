@@ -193,10 +193,14 @@ async def test_a_failing_part_is_logged_and_retried_and_the_other_still_runs(wor
     assert status.recovery.ok and RECOVERY in fake.objects
     assert any("steer failed; retrying next round" in r.getMessage() for r in caplog.records)
 
-    # Kafka down: no decision without knowing the backlog, no patch.
+    # Kafka down: the backlog is unknown, so the ceiling goes to the maximum (a research sample
+    # might be near its wait bound) and the round still counts as failed.
     probe.error = BacklogError("no record read within 15s")
     await controller.run_round()
-    assert not controller.status.steer.ok and so_patches(fake) == []
+    assert not controller.status.steer.ok
+    (patch,) = so_patches(fake)
+    assert patch["spec"]["maxReplicaCount"] == controller.settings.heat_max_replicas
+    assert "could not be measured" in patch["metadata"]["annotations"][REASON_ANNOTATION]
 
     # The API server unreachable: both parts fail, nothing raises.
     probe.error = None
@@ -210,7 +214,8 @@ async def test_a_failing_part_is_logged_and_retried_and_the_other_still_runs(wor
     controller.kube = KubeClient("https://kube.test", lambda: "tok", transport=fake.transport())
     status = await controller.run_round()
     assert status.steer.ok and status.recovery.ok
-    assert fake.objects[SO]["spec"]["maxReplicaCount"] == 5
+    # The escalation restarted the hysteresis window: low demand lowers it only after that.
+    assert fake.objects[SO]["spec"]["maxReplicaCount"] == controller.settings.heat_max_replicas
 
 
 async def test_loop_runs_rounds_until_stopped(world) -> None:  # noqa: ANN001

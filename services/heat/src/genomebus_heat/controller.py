@@ -137,16 +137,33 @@ class HeatController:
         annotations = (scaled.get("metadata") or {}).get("annotations") or {}
         current = _int_or_none(spec.get("maxReplicaCount"))
         forecast = await self.read_forecast()
-        backlog: Backlog = await self.probe.measure()
+        bounds = self.bounds(_int_or_none(spec.get("minReplicaCount")))
         now = self.clock()
-        decision = decide(
-            now,
-            forecast,
-            backlog.oldest_wait_s,
-            current,
-            self.bounds(_int_or_none(spec.get("minReplicaCount"))),
-            last_change_at=_parse_time(annotations.get(HOLD_FROM_ANNOTATION)),
-        )
+        backlog: Backlog | None = None
+        probe_error: Exception | None = None
+        try:
+            backlog = await self.probe.measure()
+        except Exception as exc:  # noqa: BLE001 - any failure leaves the backlog unknown
+            probe_error = exc
+        if backlog is None:
+            # Unknown backlog: a research sample might be near its wait bound, so err towards
+            # capacity (KEDA still scales on lag underneath); the round still counts as failed.
+            decision = Decision(
+                ceiling=bounds.max_replicas,
+                reason=f"research backlog could not be measured ({probe_error}): ceiling at "
+                "the maximum so that no research sample outwaits its bound",
+                escalated=True,
+                restart_hold=True,
+            )
+        else:
+            decision = decide(
+                now,
+                forecast,
+                backlog.oldest_wait_s,
+                current,
+                bounds,
+                last_change_at=_parse_time(annotations.get(HOLD_FROM_ANNOTATION)),
+            )
         changed = decision.ceiling != current
         if changed or decision.restart_hold:
             new_annotations = {REASON_ANNOTATION: decision.reason}
@@ -158,6 +175,9 @@ class HeatController:
                 max_replicas=decision.ceiling,
                 annotations=new_annotations,
             )
+        if probe_error is not None:
+            raise probe_error
+        assert backlog is not None
         oldest = backlog.oldest_wait_s
         log.info(
             f"research ceiling {decision.ceiling}"
