@@ -79,3 +79,33 @@ async def test_a_parked_message_is_replayed_once_after_the_fix_and_bad_ones_stay
     headers = {k: (v or b"").decode() for k, v in replayed.headers}
     assert headers["x-replay-count"] == "1" and headers["x-replayed-from"] == f"{topic.dlq}:0:0"
     assert replayed.value == sample.to_bytes(), "the body goes back untouched"
+
+
+async def test_a_replay_from_the_beginning_never_moves_the_mark_backwards(
+    settings: ServiceSettings, unique: str
+) -> None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from genomebus_ops.replay import replay_group
+
+    bootstrap = settings.kafka_bootstrap_servers
+    topic = Topic(f"test.{unique}.again", SampleReceived, 1, "test lane")
+    await create_topics(bootstrap, topic.name, topic.dlq)
+    broker = create_broker(settings)
+    async with broker:
+        await broker.start()
+        for i in range(3):
+            event = sample_received(f"S-{unique}-{i}")
+            await broker.publish(event.to_bytes(), topic=topic.dlq, key=event.sample_id.encode(),
+                                 headers={"x-dlq-original-topic": topic.name})
+    first = await replay(bootstrap, topic.dlq, Selection(), dry_run=False, topics=[topic])
+    assert first.replayed == ["0:0", "0:1", "0:2"]
+    again = await replay(bootstrap, topic.dlq, Selection(offsets=frozenset({(0, 0)})),
+                         dry_run=False, from_beginning=True, topics=[topic])
+    assert again.replayed == ["0:0"], "an operator may send one record again on purpose"
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=replay_group(topic.dlq, [topic]))
+    await reader.start()
+    try:
+        assert await reader.committed(TopicPartition(topic.dlq, 0)) == 3, "the mark stays at the end"
+    finally:
+        await reader.stop()

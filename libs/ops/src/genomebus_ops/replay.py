@@ -133,8 +133,13 @@ async def replay(
         await producer.stop()
         raise from_kafka_error(exc) from exc
     held_back: set[int] = set()
+    # How far earlier runs got: a --from-beginning run never moves that mark backwards.
+    reached: dict[int, int] = {}
     try:
         async for message in _parked(consumer, dlq_topic, from_beginning=from_beginning):
+            if message.partition not in reached:
+                tp = TopicPartition(dlq_topic, message.partition)
+                reached[message.partition] = await consumer.committed(tp) or 0
             verdict = judge(
                 message, selection, max_replays=max_replays, force=force, topics=topics
             )
@@ -150,9 +155,11 @@ async def replay(
                 progress(message, verdict)
             if verdict is Verdict.SKIP_FILTERED:
                 held_back.add(message.partition)
-            elif not dry_run and message.partition not in held_back:
+            elif (not dry_run and message.partition not in held_back
+                  and message.offset + 1 > reached[message.partition]):
                 tp = TopicPartition(dlq_topic, message.partition)
                 await consumer.commit({tp: OffsetAndMetadata(message.offset + 1, "")})
+                reached[message.partition] = message.offset + 1
     finally:
         await producer.stop()
         await consumer.stop()
