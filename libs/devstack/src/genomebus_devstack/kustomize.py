@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import pins
+from . import gobuild, pins
 from .paths import Layout
 from .procs import StackError, failure, require_binary
 
@@ -39,12 +39,8 @@ def version_of(binary: Path) -> str:
 
 
 def _describe(layout: Layout) -> str:
-    info_path = layout.kustomize_root / BUILD_INFO
-    built = ""
-    if info_path.is_file():
-        info = json.loads(info_path.read_text())
-        built = f", built in {info['build_seconds']:.0f}s with {info.get('go', 'go')}"
-    return f"kustomize {pins.KUSTOMIZE_VERSION}: {layout.kustomize_bin}{built}"
+    return (f"kustomize {pins.KUSTOMIZE_VERSION}: {layout.kustomize_bin}"
+            f"{gobuild.describe(layout.kustomize_bin)}")
 
 
 def install(layout: Layout, echo: Callable[[str], None] = print) -> str:
@@ -60,40 +56,12 @@ def install(layout: Layout, echo: Callable[[str], None] = print) -> str:
             fcntl.flock(lock, fcntl.LOCK_EX)
         if layout.kustomize_bin.is_file():
             return f"built by another process: {_describe(layout)}"
-        go = require_binary("go", "Building kustomize needs a Go toolchain (1.24+) on PATH, "
-                                  "e.g. /usr/local/go/bin.")
-        go_version = subprocess.run([go, "version"], capture_output=True, text=True,
-                                    check=False).stdout.strip()
-        echo(f"building {module_ref()} with {go_version} (under a minute; output in "
-             f"{layout.log('install')})")
-        # Build into a scratch GOBIN and move the binary into place last, so an interrupted
-        # build never leaves a half-written file that later runs would take as installed.
-        scratch = layout.kustomize_root / "gobin.tmp"
-        scratch.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, GOBIN=str(scratch), GOMODCACHE=str(layout.go_modcache),
-                   GOCACHE=str(layout.go_buildcache), CGO_ENABLED="0", GOTOOLCHAIN="local",
-                   GOFLAGS="-mod=mod")
-        started = time.monotonic()
-        log = layout.log("install")
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as out:
-            result = subprocess.run([go, "install", "-trimpath", "-ldflags", "-s -w", module_ref()],
-                                    env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, check=False)
-        seconds = time.monotonic() - started
-        built = scratch / "kustomize"
-        if result.returncode != 0 or not built.is_file():
-            raise failure(f"`go install {module_ref()}` failed (exit code {result.returncode})", log)
-        reported = version_of(built)
-        if reported != pins.KUSTOMIZE_VERSION:
-            raise StackError(f"{built} reports version {reported!r}, expected "
-                             f"{pins.KUSTOMIZE_VERSION}")
-        layout.kustomize_bin.parent.mkdir(parents=True, exist_ok=True)
-        built.replace(layout.kustomize_bin)
-        scratch.rmdir()
-        (layout.kustomize_root / BUILD_INFO).write_text(json.dumps(
-            {"build_seconds": round(seconds, 1), "go": (go_version.split()[2:3] or ["go"])[0],
-             "size_bytes": layout.kustomize_bin.stat().st_size}) + "\n")
+        seconds = gobuild.go_install(
+            layout, module_ref(), layout.kustomize_bin, what="kustomize",
+            how_long="under a minute", echo=echo, extra_env={"GOFLAGS": "-mod=mod"},
+            check=lambda built: None if (v := version_of(built)) == pins.KUSTOMIZE_VERSION
+            else f"reports version {v!r}, expected {pins.KUSTOMIZE_VERSION}",
+        )
         return f"built in {seconds:.0f}s: {_describe(layout)}"
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from . import pins
+from . import gobuild, pins
 from .paths import Layout
 from .procs import StackError, failure, pid_alive, proc_cmdline, require_binary, spawn
 
@@ -48,12 +48,7 @@ def foreign_builds(ref: str) -> list[int]:
 
 def describe_binary(layout: Layout) -> str:
     size_mib = layout.minio_bin.stat().st_size / 2**20
-    info_path = layout.minio_root / BUILD_INFO
-    built = ""
-    if info_path.is_file():
-        info = json.loads(info_path.read_text())
-        built = f", built in {info['build_seconds']:.0f}s with {info.get('go', 'go')}"
-    return f"{layout.minio_bin} ({size_mib:.1f} MiB{built})"
+    return f"{layout.minio_bin} ({size_mib:.1f} MiB{gobuild.describe(layout.minio_bin)})"
 
 
 def install(layout: Layout, echo: Callable[[str], None] = print) -> str:
@@ -65,27 +60,10 @@ def install(layout: Layout, echo: Callable[[str], None] = print) -> str:
         waited = _wait_for_other_builds(lock, layout, echo)
         if layout.minio_bin.is_file():
             return f"built by another process (waited {waited:.0f}s): {describe_binary(layout)}"
-        go = require_binary("go", "Building MinIO needs a Go toolchain (>= the version in "
-                                  "MinIO's go.mod) on PATH, e.g. /usr/local/go/bin.")
-        go_version = subprocess.run([go, "version"], capture_output=True, text=True,
-                                    check=False).stdout.strip()
-        echo(f"building {module_ref()} with {go_version} (takes several minutes on 2 cores; "
-             f"output in {layout.log('install')})")
-        env = dict(os.environ, GOBIN=str(layout.minio_bin.parent), GOMODCACHE=str(layout.go_modcache),
-                   GOCACHE=str(layout.go_buildcache), CGO_ENABLED="0", GOTOOLCHAIN="local")
-        started = time.monotonic()
-        log = layout.log("install")
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as out:
-            result = subprocess.run([go, "install", "-trimpath", "-ldflags", "-s -w", module_ref()],
-                                    env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, check=False)
-        seconds = time.monotonic() - started
-        if result.returncode != 0 or not layout.minio_bin.is_file():
-            raise failure(f"`go install {module_ref()}` failed (exit code {result.returncode})", log)
-        (layout.minio_root / BUILD_INFO).write_text(json.dumps(
-            {"build_seconds": round(seconds, 1), "go": (go_version.split()[2:3] or ["go"])[0],
-             "size_bytes": layout.minio_bin.stat().st_size}) + "\n")
+        seconds = gobuild.go_install(
+            layout, module_ref(), layout.minio_bin, what="MinIO",
+            how_long="takes several minutes on 2 cores", echo=echo,
+        )
         return f"built in {seconds:.0f}s: {describe_binary(layout)}"
 
 
