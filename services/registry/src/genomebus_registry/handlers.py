@@ -109,7 +109,16 @@ class RegistryHandlers:
         async with once(self.pool, self.consumer, event, delivery) as conn:
             if conn is None:
                 return
-            await read_consent(conn, event.patient_pseudonym, lock=True)
+            # Lock every patient concerned in one order (sorted), so that two removals naming
+            # the same two patients the other way round cannot deadlock.
+            patients = {event.patient_pseudonym}
+            loaded_for = await conn.fetchval(
+                "SELECT patient_pseudonym FROM samples WHERE sample_id = $1", event.sample_id
+            )
+            if loaded_for is not None:
+                patients.add(loaded_for)
+            for patient in sorted(patients):
+                await read_consent(conn, patient, lock=True)
             sample = await conn.fetchrow(
                 "SELECT sample_no, patient_pseudonym, quarantined, removed_at FROM samples "
                 "WHERE sample_id = $1",
@@ -117,7 +126,7 @@ class RegistryHandlers:
             )
             deleted = "DELETE 0"
             if sample is not None and sample["removed_at"] is None:
-                if sample["patient_pseudonym"] != event.patient_pseudonym:
+                if sample["patient_pseudonym"] not in patients:  # loaded since the first look
                     await read_consent(conn, sample["patient_pseudonym"], lock=True)
                 if not sample["quarantined"]:
                     await conn.execute(
