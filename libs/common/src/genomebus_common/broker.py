@@ -90,16 +90,14 @@ async def ensure_topics(
     topics: Iterable[Topic] = ALL_TOPICS,
     *,
     replication: int = 1,
-    create: bool | None = None,
 ) -> list[str]:
     """Create each topic and its dead-letter topic when missing; returns the names created.
 
-    With ``create`` false (``GENOMEBUS_KAFKA_CREATE_TOPICS=false``, as on Kubernetes, where
+    With ``GENOMEBUS_KAFKA_CREATE_TOPICS=false`` (as on Kubernetes, where
     Strimzi owns the topics with their replication and retention) nothing is created: a missing
     topic raises ``TopicsMissing`` naming it, so the service fails to start and is restarted
     until the operator has made them, instead of racing it with single-replica topics.
     """
-    create = settings.kafka_create_topics if create is None else create
     wanted: dict[str, int] = {}
     for topic in topics:
         wanted[topic.name] = topic.partitions
@@ -113,7 +111,7 @@ async def ensure_topics(
             for name, n in sorted(wanted.items())
             if name not in existing
         ]
-        if missing and not create:
+        if missing and not settings.kafka_create_topics:
             raise TopicsMissing(
                 "topics not created yet (GENOMEBUS_KAFKA_CREATE_TOPICS is off, so the cluster's "
                 "topic operator must create them): " + ", ".join(t.name for t in missing)
@@ -213,7 +211,8 @@ def _is_utf8(value: bytes) -> bool:
     return True
 
 
-def _decode_headers(raw: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
+def decode_headers(raw: Sequence[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """Kafka headers as text; a null value (legal in Kafka) becomes an empty string."""
     return {k: (v or b"").decode(errors="replace") for k, v in (raw or ())}
 
 
@@ -257,7 +256,7 @@ class ReliableConsumer:
                 partition=record.partition,
                 offset=record.offset,
                 key=record.key,
-                headers=_decode_headers(record.headers),
+                headers=decode_headers(record.headers),
             )
             await self._handle(event_type, handler, message.body, delivery, group_id)
 

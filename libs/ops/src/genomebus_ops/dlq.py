@@ -176,7 +176,3 @@ class ReplayReport:
             indent=2,
         )
 
-
-def decode_headers(raw: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
-    """Kafka headers as text; a null header value (legal in Kafka) becomes an empty string."""
-    return {k: (v or b"").decode("utf-8", errors="replace") for k, v in raw or ()}

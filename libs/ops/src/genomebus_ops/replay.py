@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from genomebus_common.broker import decode_headers
 from genomebus_common.errors import from_kafka_error
 from genomebus_common.topics import ALL_TOPICS, Topic
 
@@ -27,7 +28,6 @@ from .dlq import (
     ReplayReport,
     Selection,
     Verdict,
-    decode_headers,
     judge,
     replay_headers,
     topic_of_dlq,
