@@ -128,12 +128,18 @@ def create_app(
         response.status_code = 200 if ready else 503
         return {"ready": ready, "checks": checks}
 
+    add_metrics_endpoint(app)
+
+    return app
+
+
+def add_metrics_endpoint(app: FastAPI) -> None:
+    """``GET /metrics`` for Prometheus, on any genomebus app (the heat controller's too)."""
+
     @app.get("/metrics", include_in_schema=False)
     async def metrics_() -> Response:
         """Prometheus scrape: scrape-time readings are refreshed first, each within a bound."""
         return Response(await metrics.render(), media_type=metrics.CONTENT_TYPE)
-
-    return app
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:

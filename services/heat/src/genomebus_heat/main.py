@@ -16,8 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI, Response
 
-from genomebus_common import metrics
-from genomebus_common.runtime import serve
+from genomebus_common.runtime import add_metrics_endpoint, serve
 
 from .backlog import BacklogProbe
 from .config import HeatSettings
@@ -82,11 +81,7 @@ def create_app(
             body["reason"] = status.last_decision.reason
         return body
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics_() -> Response:
-        """Prometheus scrape (the PodMonitor scrapes every genomebus pod): process metrics."""
-        return Response(await metrics.render(), media_type=metrics.CONTENT_TYPE)
-
+    add_metrics_endpoint(app)  # the PodMonitor scrapes every genomebus pod
     return app
 
 
