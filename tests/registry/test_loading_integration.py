@@ -36,6 +36,20 @@ async def snapshot(pool: asyncpg.Pool) -> dict[str, list]:
     }
 
 
+async def _until_blocked(pool: asyncpg.Pool, load: asyncio.Task[None]) -> int:
+    """Wait until the load waits on a row lock (or ends); returns how many sessions wait."""
+    waiting = 0
+    for _ in range(200):
+        waiting = await pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        )
+        if waiting or load.done():
+            break
+        await asyncio.sleep(0.05)
+    return waiting
+
+
 async def test_a_sample_loads_by_copy_once_however_often_it_is_delivered(
     handlers: RegistryHandlers, pool: asyncpg.Pool, upload_vcf: Callable[..., UploadedVcf]
 ) -> None:
@@ -118,14 +132,7 @@ async def test_a_withdrawal_committing_during_a_load_quarantines_it(
         await tx.start()
         assert await apply_consent(withdrawing, consent(patient, 2, withdrawn=True))
         load = asyncio.create_task(handlers.variants_called(event, delivery()))
-        for _ in range(200):  # until the load waits on the patient's row lock
-            waiting = await pool.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock'"
-            )
-            if waiting or load.done():
-                break
-            await asyncio.sleep(0.05)
+        waiting = await _until_blocked(pool, load)
         assert waiting == 1 and not load.done(), "the load must wait for the consent change"
         await tx.commit()
     await load
@@ -152,14 +159,7 @@ async def test_a_consent_given_again_during_a_load_is_the_one_that_decides(
         await tx.start()
         assert await apply_consent(consenting, consent(patient, 3))
         load = asyncio.create_task(handlers.variants_called(event, delivery()))
-        for _ in range(200):
-            waiting = await pool.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock'"
-            )
-            if waiting or load.done():
-                break
-            await asyncio.sleep(0.05)
+        waiting = await _until_blocked(pool, load)
         assert waiting == 1 and not load.done(), "the load must wait for the consent change"
         await tx.commit()
     await load
