@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 from aiokafka import errors as kafka_errors
+from faststream.exceptions import IncorrectState
 from minio.error import S3Error
 from urllib3.exceptions import MaxRetryError
 
@@ -22,6 +23,9 @@ def _s3(code: str) -> S3Error:
         (kafka_errors.NotLeaderForPartitionError(), errors.BrokerUnavailable),
         (kafka_errors.TopicAuthorizationFailedError(), errors.PermanentError),
         (ConnectionRefusedError(111, "refused"), errors.BrokerUnavailable),
+        # Publishing while this process's broker is (re)connecting: the message is not at fault.
+        (IncorrectState("You can't use producer here, please connect broker first."),
+         errors.BrokerUnavailable),
     ],
 )
 def test_kafka(exc: BaseException, expected: type) -> None:

@@ -8,6 +8,7 @@ already run is refused, since the databases that ran the old text would silently
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -124,7 +125,21 @@ async def connect_pool(
             await apply_migrations(conn, [*common_migrations(), *(migrations or [])])
         yield pool
     finally:
-        await pool.close()
+        await close_pool(pool)
+
+
+async def close_pool(pool: asyncpg.Pool, timeout_s: float = 15.0) -> None:
+    """Close gracefully, but never hang a shutdown on a connection someone failed to release.
+
+    asyncpg's ``Pool.close`` waits without bound; a pod that cannot stop is worse than a
+    connection cut (PostgreSQL rolls back whatever it was doing).
+    """
+    try:
+        await asyncio.wait_for(pool.close(), timeout=timeout_s)
+    except TimeoutError:
+        log.warning("database pool did not close in time; terminating its connections",
+                    extra={"timeout_s": timeout_s})
+        pool.terminate()
 
 
 def with_database(dsn: str, database: str) -> str:

@@ -155,6 +155,11 @@ def from_kafka_error(exc: BaseException) -> GenomebusError:
         return PermanentError(f"Kafka rejected the request: {type(exc).__name__}: {exc}")
     if _is_network_error(exc):
         return BrokerUnavailable(f"Kafka unreachable: {exc}")
+    from faststream.exceptions import IncorrectState
+
+    if isinstance(exc, IncorrectState):
+        # "connect broker first": this process is starting or stopping; the message is fine.
+        return BrokerUnavailable(f"Kafka not connected in this process: {exc}")
     return PermanentError(f"Kafka client error: {type(exc).__name__}: {exc}")
 
 

@@ -64,6 +64,7 @@ class OutboxRelay:
         self.poll_s = poll_s
         self.batch = batch
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     def notify(self) -> None:
@@ -124,12 +125,14 @@ class OutboxRelay:
         return published
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
-                while await self.publish_pending() == self.batch:
+                while await self.publish_pending() == self.batch and not self._stopping:
                     pass
             except Exception as exc:  # never stop relaying: the next round may succeed
                 log.warning("outbox relay will retry", extra={"error": str(exc)})
+            if self._stopping:
+                return
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
             except TimeoutError:
@@ -137,14 +140,27 @@ class OutboxRelay:
             self._wake.clear()
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self.run(), name="outbox-relay")
         # Scraped while this relay runs: every service with an outbox reports its backlog.
         metrics.on_scrape(self, lambda: metrics.read_outbox(self.pool))
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Let the round in progress finish, then stop.
+
+        A round cancelled half-way would roll back rows it had already published (they would
+        go out again on the next start) and can leave a connection the pool then waits for.
+        """
         metrics.forget(self)
-        if self._task is not None:
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=grace_s)
+        except TimeoutError:
+            log.warning("outbox relay did not finish its round in time; cancelling it")
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
+        self._task = None

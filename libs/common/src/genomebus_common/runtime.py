@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from fastapi import FastAPI, Response
@@ -35,6 +35,14 @@ log = logging.getLogger(__name__)
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
+class BrokerWorker(Protocol):
+    """Background work that publishes (an outbox relay): it runs only while Kafka is connected."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 @dataclass
 class ServiceRuntime:
     """The shared parts of one service process; handlers get what they need from here."""
@@ -42,6 +50,7 @@ class ServiceRuntime:
     settings: ServiceSettings
     stage: Stage
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+    workers: list[BrokerWorker] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.tracer_provider = make_tracer_provider(
@@ -58,10 +67,20 @@ class ServiceRuntime:
         )
         self.readiness.setdefault("kafka", lambda: self.broker.ping(timeout=2.0))
 
+    def keep_running(self, worker: BrokerWorker) -> None:
+        """Run ``worker`` from the moment the broker is connected until just before it stops.
+
+        Started earlier, or stopped later, an outbox relay would publish through an unconnected
+        producer; the rows would wait (the refusal is transient) but the relay would spin.
+        """
+        self.workers.append(worker)
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator["ServiceRuntime"]:
         """Connect and start consuming; stop cleanly on exit."""
         await self.broker.start()
+        for worker in self.workers:
+            worker.start()
         metrics.on_scrape(self.consumer, self.consumer.lag.refresh)
         log.info("service started", extra={"service": self.settings.service_name})
         try:
@@ -75,6 +94,9 @@ class ServiceRuntime:
             if stopped:
                 log.warning("stopping: killed running tools", extra={"pipelines": stopped})
             try:
+                for worker in reversed(self.workers):
+                    await worker.stop()
+                self.workers.clear()  # registered again by the next lifespan's resources
                 await self.broker.stop()
             finally:
                 tools.resume()

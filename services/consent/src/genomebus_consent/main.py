@@ -37,11 +37,8 @@ def build_app(settings: ConsentSettings) -> FastAPI:
         ) as pool:
             relay = OutboxRelay(pool, rt.broker)
             rt.readiness["postgres"] = lambda: pool.fetchval("SELECT true")
-            relay.start()
-            try:
-                yield ConsentService(pool=pool, pseudonymiser=pseudonymiser, relay=relay)
-            finally:
-                await relay.stop()
+            rt.keep_running(relay)  # publishes only while Kafka is connected
+            yield ConsentService(pool=pool, pseudonymiser=pseudonymiser, relay=relay)
 
     app = create_app(runtime, resources=resources_, title="genomebus consent: consent records API")
     api.install(app, settings.consent_clients)

@@ -59,13 +59,12 @@ def build_app(settings: IngestSettings) -> FastAPI:
                 landing_bucket=settings.landing_bucket,
                 tracer=rt.tracer,
             )
-            relay.start()
+            rt.keep_running(relay)  # publishes only while Kafka is connected
             metrics.on_scrape(ingest, lambda: count_samples(pool))
             try:
                 yield ingest
             finally:
                 metrics.forget(ingest)
-                await relay.stop()
 
     async def on_consent(event: ConsentChanged, delivery: Delivery) -> None:
         await app.state.resources.apply_consent(event, delivery)

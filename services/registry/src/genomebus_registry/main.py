@@ -75,11 +75,8 @@ def build_app(
                 queries=Queries(pool, min_cell_count=settings.min_cell_count),
                 relay=relay,
             )
-            relay.start()
-            try:
-                yield registry
-            finally:
-                await relay.stop()
+            rt.keep_running(relay)  # publishes only while Kafka is connected
+            yield registry
 
     app = create_app(runtime, resources=resources_, title="genomebus registry: national variants")
     api.install(app, settings.registry_clients, max_region_bp=settings.max_region_bp)

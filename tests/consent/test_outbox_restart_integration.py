@@ -1,0 +1,51 @@
+"""Events still in a service's outbox when it starts (it crashed or stopped before sending them)
+are published once Kafka is connected, never set aside as refused because it was not yet."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+
+import pytest
+
+from genomebus_common.db import connect_pool, load_migrations
+from genomebus_common.outbox import enqueue
+from genomebus_common.topics import sample_received_topic
+from genomebus_consent.config import ConsentSettings
+from genomebus_consent.main import build_app
+
+from ..common.factories import sample_received
+from ..common.kafka_helpers import read_until
+
+pytestmark = pytest.mark.integration
+
+
+async def test_rows_waiting_at_start_are_published_not_set_aside(
+    consent_settings: ConsentSettings, unique: str
+) -> None:
+    waiting = [sample_received(f"S-{unique}-{i}") for i in range(5)]
+    dsn = consent_settings.postgres_dsn.get_secret_value()
+    migrations = load_migrations("consent", resources.files("genomebus_consent") / "migrations")
+    async with connect_pool(dsn, migrations) as pool:
+        async with pool.acquire() as conn, conn.transaction():
+            for event in waiting:
+                await enqueue(conn, event)
+
+        app = build_app(consent_settings)
+        async with app.router.lifespan_context(app):
+            for _ in range(200):
+                states = await pool.fetch(
+                    "SELECT published_at IS NOT NULL AS sent, failed_at IS NOT NULL AS failed,"
+                    " last_error FROM genomebus_outbox ORDER BY id"
+                )
+                if all(s["sent"] or s["failed"] for s in states):
+                    break
+                await asyncio.sleep(0.05)
+        assert [(s["sent"], s["failed"], s["last_error"]) for s in states] == [(True, False, None)] * 5
+
+    last = await read_until(
+        consent_settings.kafka_bootstrap_servers,
+        sample_received_topic(waiting[-1].priority),
+        lambda r: r.key == waiting[-1].sample_id.encode(),
+    )
+    assert last.key == waiting[-1].sample_id.encode()
