@@ -14,6 +14,10 @@ Builds a fresh database with the registry's own migrations, then measures, in on
   (counts, patients touched), timed together. The service's whole answer (masking, answer
   objects, audit row committed) is timed too, for consent on. On and off are timed interleaved,
   question by question, so that other load on the machine hits both alike;
+- the first page of a region answer (100 and the service's default of 1000 variants), as the
+  service runs it (the page, then the patients touched within it), consent on and off;
+- this server's COPY ceiling: the same genotype rows, already keyed, copied into a bare table
+  shaped like ``genotypes`` (without and with its two indexes): what no load can beat here;
 - withdrawal commit to invisible: a patient's withdrawal commits (its transaction also takes the
   patient out of the research counts, in a trigger: that time is printed too), and the very next
   research query no longer counts them (the time between the commit returning and that answer).
@@ -144,6 +148,57 @@ SELECT variant_no, $8, contig_no, pos, $10, $11, $7 FROM v
 """
 
 
+_CEILING_TABLES = {
+    "no index": "",
+    "the genotypes table's two indexes": (
+        "; ALTER TABLE {t} ADD PRIMARY KEY (sample_no, contig_no, pos, variant_no)"
+        "; CREATE INDEX ON {t} (variant_no, sample_no)"
+    ),
+}
+
+
+async def copy_ceiling(
+    conn: asyncpg.Connection, samples: list[list[GenotypeRow]], variant_nos: dict[str, int]
+) -> dict[str, float]:
+    """What COPY alone achieves on this machine: the same genotype rows, already keyed (no
+    variant lookup, no counts, no consent), straight into a table shaped like ``genotypes``,
+    one sample per transaction. The registry's load cannot beat these rates; they say how far
+    the 300k rows/s goal is from this server, whatever the load does."""
+    rates = {}
+    for label, indexes in _CEILING_TABLES.items():
+        table = "bench_ceiling"
+        await conn.execute(
+            f"CREATE TABLE {table} (variant_no integer, sample_no integer, contig_no integer, "
+            f"pos integer, dp integer, gq integer, alt_count smallint)" + indexes.format(t=table)
+        )
+        started = time.perf_counter()
+        rows = 0
+        for sample_no, sample in enumerate(samples):
+            records = [(variant_nos[r.variant_id], sample_no, 1, r.pos, r.dp, r.gq, r.alt_count)
+                       for r in sample]
+            async with conn.transaction():
+                await conn.copy_records_to_table(table, records=records)
+            rows += len(records)
+        rates[label] = rows / (time.perf_counter() - started)
+        await conn.execute(f"DROP TABLE {table}")
+    return rates
+
+
+async def timed_pages(
+    conn: asyncpg.Connection, page_sql: str, touched_sql: str, regions: list[tuple], limit: int
+) -> list[float]:
+    """Milliseconds per first page of a region answer: the page's rows, then the patients
+    touched between its first and last position (the two statements the service runs)."""
+    times = []
+    for chrom, start, end, *key, _ in regions:
+        started = time.perf_counter()
+        rows = await conn.fetch(page_sql, chrom, start, end, *key, limit)
+        if rows:
+            await conn.fetchval(touched_sql, chrom, rows[0]["pos"], rows[-1]["pos"])
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
 async def main(args: argparse.Namespace) -> int:
     admin_dsn = endpoints()["GENOMEBUS_POSTGRES_DSN"]
     name = f"bench_registry_{int(time.time())}"
@@ -190,8 +245,11 @@ async def main(args: argparse.Namespace) -> int:
 
                 load_seconds = 0.0
                 loaded = 0
+                kept_for_ceiling: list[list[GenotypeRow]] = []
                 for i in range(samples):
                     rows = sample_rows(variants, args.per_sample, rng)
+                    if len(kept_for_ceiling) < args.ceiling_samples:
+                        kept_for_ceiling.append(rows)
                     started = time.perf_counter()
                     sample_no = await next_sample_no(conn)  # before the transaction, as the handler
                     async with conn.transaction():
@@ -239,6 +297,22 @@ async def main(args: argparse.Namespace) -> int:
                     print(f"{label}: allele p50 {percentile(allele, 50):.2f} ms p99 {percentile(allele, 99):.2f} ms; "
                           f"100 kb region p50 {percentile(region, 50):.1f} ms p99 {percentile(region, 99):.1f} ms")
                 region_rows = [len(await conn.fetch(_REGION_SQL, *r)) for r in regions[:20]]
+                # A region answer page by page, as the service serves it: the first page's SQL.
+                page_times: dict[int, dict[str, list[float]]] = {}
+                for limit in (100, REGION_PAGE_DEFAULT):
+                    page_times[limit] = {"on": [], "off": []}
+                    for n, question in enumerate(regions):
+                        for mode in (("on", "off") if n % 2 == 0 else ("off", "on")):
+                            sqls = on_region if mode == "on" else off_region
+                            page_times[limit][mode] += await timed_pages(conn, *sqls, [question], limit)
+                    on_, off_ = page_times[limit]["on"], page_times[limit]["off"]
+                    print(f"100 kb region, first page of {limit} variants (page + its patients "
+                          f"touched), consent on: p50 {percentile(on_, 50):.2f} ms p99 "
+                          f"{percentile(on_, 99):.2f} ms; off: p50 {percentile(off_, 50):.2f} ms "
+                          f"p99 {percentile(off_, 99):.2f} ms; p99 ratio on/off "
+                          f"{percentile(on_, 99) / percentile(off_, 99):.2f}")
+                variant_nos = dict(await conn.fetch("SELECT variant_id, variant_no FROM variants"))
+                ceiling = await copy_ceiling(conn, kept_for_ceiling, variant_nos)
 
             # The service's whole answer: SQL, masking, answer objects, audit row committed.
             service = Queries(pool)
@@ -291,6 +365,9 @@ async def main(args: argparse.Namespace) -> int:
         off_allele, off_region = results["consent off"]
         print(f"COPY ingest: {copy_rate:,.0f} genotype rows/s; executemany: {executemany_rate:,.0f} rows/s; "
               f"ratio {copy_rate / executemany_rate:.1f}x")
+        print("this server's COPY ceiling (the same rows, already keyed, nothing else done): " + "; ".join(
+            f"{label} {rate:,.0f} rows/s (the load reaches {copy_rate / rate:.0%} of it)"
+            for label, rate in ceiling.items()))
         print(f"allele p99 ratio on/off: {percentile(on_allele, 99) / percentile(off_allele, 99):.2f}; "
               f"region p99 ratio on/off: {percentile(on_region, 99) / percentile(off_region, 99):.2f}")
     finally:
@@ -307,4 +384,6 @@ if __name__ == "__main__":
     parser.add_argument("--variants", type=int, default=400_000)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--ceiling-samples", type=int, default=25,
+                        help="samples copied again into bare tables, for the COPY ceiling")
     sys.exit(asyncio.run(main(parser.parse_args())))
