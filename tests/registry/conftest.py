@@ -106,13 +106,14 @@ def variants_called(
     *,
     sample_id: str | None = None,
     hospital_id: str | None = "RH",
+    reference: ReferenceGenome = REFERENCE,
 ) -> VariantsCalled:
     sample_id = sample_id or new_id("S-")
     return VariantsCalled(
         correlation_id=sample_id,
         sample_id=sample_id,
         patient_pseudonym=patient,
-        reference=REFERENCE,
+        reference=reference,
         hospital_id=hospital_id,
         bam=object_ref("sample.bam", b"bam-" + sample_id.encode()),
         vcf=uploaded.vcf,

@@ -206,15 +206,21 @@ async def test_a_region_comes_a_page_at_a_time_and_the_pages_add_up_to_the_whole
 ) -> None:
     from genomebus_registry.domain import RegionCursor
 
-    records = [(pos, "A", alt, "0/1", 30, 99) for pos in range(100, 160, 10) for alt in ("C", "G")]
-    vcf = upload_vcf(records)
-    for i in range(5):  # five carriers, so nothing is masked away
-        patient = pseudonym(f"q-paged-{i}")
-        await handlers.consent_changed(consent(patient, 1), delivery())
-        await handlers.variants_called(variants_called(vcf, patient), delivery())
+    from .conftest import REFERENCE
+
+    # Two references with a contig of the same name: pages go reference by reference.
+    other = REFERENCE.model_copy(update={"id": "toy-ref-2", "digest": "SQC." + "C" * 32})
+    for reference, positions in ((REFERENCE, range(100, 160, 10)), (other, range(105, 125, 10))):
+        vcf = upload_vcf([(pos, "A", alt, "0/1", 30, 99) for pos in positions for alt in ("C", "G")])
+        for i in range(5):  # five carriers, so nothing is masked away
+            patient = pseudonym(f"q-paged-{reference.id}-{i}")
+            await handlers.consent_changed(consent(patient, 1), delivery())
+            await handlers.variants_called(variants_called(vcf, patient, reference=reference), delivery())
 
     whole = await queries.region(RESEARCHER, "chrT", 1, 1000, limit=1000)
-    assert whole.next_cursor is None and len(whole.variants) == 12
+    assert whole.next_cursor is None and len(whole.variants) == 16
+    assert [(v.reference_digest, v.pos, v.alt) for v in whole.variants] == sorted(
+        (v.reference_digest, v.pos, v.alt) for v in whole.variants)
     pages, after = [], None
     while True:
         page = await queries.region(RESEARCHER, "chrT", 1, 1000, limit=5, after=after)
@@ -222,10 +228,11 @@ async def test_a_region_comes_a_page_at_a_time_and_the_pages_add_up_to_the_whole
         if page.next_cursor is None:
             break
         after = RegionCursor.decode(page.next_cursor)
-    assert [len(p) for p in pages] == [5, 5, 2]
+    assert [len(p) for p in pages] == [5, 5, 5, 1]
     assert [v for p in pages for v in p] == whole.variants, "same rows, same order, none twice"
-    # Each page's audit row names the patients whose calls it counted.
+    # Each page's audit row names the patients whose calls it counted: the third page ends the
+    # first reference (pos 150, 150) and starts the second (105, 105, 115), so it names both's.
     audited = await pool.fetch(
-        "SELECT patients FROM audit_log WHERE action = 'research.region' ORDER BY id DESC LIMIT 3"
+        "SELECT patients FROM audit_log WHERE action = 'research.region' ORDER BY id DESC LIMIT 4"
     )
-    assert all(len(row["patients"]) == 5 for row in audited)
+    assert [len(row["patients"]) for row in reversed(audited)] == [5, 5, 10, 5]

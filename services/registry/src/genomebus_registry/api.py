@@ -123,7 +123,8 @@ async def research_region(
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> RegionAnswer:
     """Variants whose position lies in [start, end] (1-based, inclusive), with masked counts, a
-    page of at most ``limit`` at a time in position order; ``next_cursor`` (as ``cursor``)
+    page of at most ``limit`` at a time in position order (reference by reference, where the
+    registry holds more than one); ``next_cursor`` (as ``cursor``)
     gives the next page."""
     span = request.app.state.max_region_bp
     if end < start:
