@@ -2,7 +2,7 @@
 
 The topic list, partition counts and dead-letter naming come from ``genomebus_common.topics``, the
 same module the services publish and subscribe with, so the cluster's topics cannot drift from the
-code (tests/deploy compares the committed file with this output). Retention is decided here:
+code (tests/deploy compares the committed file with this output), and so is their retention:
 
     .venv/bin/python deploy/k8s/generate.py          # rewrite the file
     .venv/bin/python deploy/k8s/generate.py --check  # exit 1 if the file is stale
@@ -16,17 +16,10 @@ from pathlib import Path
 
 import yaml
 
-from genomebus_common.topics import ALL_TOPICS, CONSENT_CHANGED, Topic
+from genomebus_common.topics import ALL_TOPICS, Topic, retention_config
 
 OUTPUT = Path(__file__).resolve().parent / "base" / "kafka" / "topics.yaml"
 CLUSTER = "genomebus"  # the Strimzi Kafka resource's name (base/kafka/kafka.yaml)
-DAY_MS = 24 * 3600 * 1000
-
-# Events wait for a consumer for as long as a lane may be backlogged (research waits for heat
-# demand, bounded by the heat controller's GENOMEBUS_HEAT_MAX_RESEARCH_WAIT_S) plus an outage.
-PIPELINE_RETENTION_MS = 30 * DAY_MS
-# Dead letters wait for a person to look at them and replay them (genomebus-dlq).
-DLQ_RETENTION_MS = 90 * DAY_MS
 # ensure_topics() creates every dead-letter topic with one partition; keep the same here.
 DLQ_PARTITIONS = 1
 REPLICAS = 3
@@ -39,16 +32,10 @@ def resource_name(topic: str) -> str:
 
 
 def _config(topic: Topic | None, *, dlq: bool) -> dict[str, object]:
+    """The retention every deployment shares (``retention_config``), plus replication."""
     config: dict[str, object] = {"min.insync.replicas": MIN_INSYNC_REPLICAS}
-    if dlq:
-        config.update({"cleanup.policy": "delete", "retention.ms": DLQ_RETENTION_MS})
-    elif topic is CONSENT_CHANGED:
-        # Every consent view reads this topic from the beginning at start and keeps each
-        # patient's latest version (keyed by pseudonym, versions only grow): compaction keeps
-        # exactly that forever, where time-based deletion would forget old decisions.
-        config.update({"cleanup.policy": "compact"})
-    else:
-        config.update({"cleanup.policy": "delete", "retention.ms": PIPELINE_RETENTION_MS})
+    for key, value in retention_config(topic, dlq=dlq).items():
+        config[key] = int(value) if value.isdigit() else value
     return config
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from genomebus_common.events import PSEUDONYM_PATTERN
 from genomebus_common.identifiers import InvalidNationalId, Pseudonymiser, parse_cpr
@@ -70,3 +72,17 @@ def test_rotation_keeps_old_pseudonyms_findable() -> None:
 def test_short_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="shorter than 32 bytes"):
         Pseudonymiser.from_secret("short")
+
+
+@given(st.from_regex(r"\A\d{6}-?[0-9][0-9A-Za-z]{3}\Z"))
+def test_whatever_parse_cpr_accepts_the_bus_refuses(text: str) -> None:
+    """The bus's national-id screen and ingest's parser never disagree: an id that ingest would
+    take as a patient's can never travel in an event's text or identifier fields."""
+    from genomebus_common.events import _refuse_national_id
+
+    try:
+        parse_cpr(text)
+    except InvalidNationalId:
+        return
+    with pytest.raises(ValueError, match="national id"):
+        _refuse_national_id(f"note {text} end")

@@ -208,9 +208,9 @@ async def test_invalid_requests_get_precise_problem_details(hospital: httpx.Asyn
     problem = response.json()
     assert problem["type"] == "urn:genomebus:problem:consent_rejected"
     assert problem["errors"] == [
-        "national_id: national id has no real birth date (day 32, month 01, year 1990)"
+        "national_id: national id has no real birth date in its first six digits"
     ]
-    assert bad_date not in response.text
+    assert bad_date not in response.text and bad_date[:6] not in response.text  # no part of it
 
     malformed = await hospital.post("/v1/consents", json=consent_body("12345"))
     assert malformed.status_code == 422 and malformed.json()["detail"].startswith("national_id: ")

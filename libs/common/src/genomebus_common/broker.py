@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -47,7 +48,15 @@ from .errors import (
 )
 from .events import Event, Stage, StageFailed
 from .settings import ServiceSettings
-from .topics import ALL_TOPICS, STAGE_FAILED, Topic, dead_letter_topic, message_key, topic_for
+from .topics import (
+    ALL_TOPICS,
+    STAGE_FAILED,
+    Topic,
+    dead_letter_topic,
+    message_key,
+    retention_config,
+    topic_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,17 +107,17 @@ async def ensure_topics(
     topic raises ``TopicsMissing`` naming it, so the service fails to start and is restarted
     until the operator has made them, instead of racing it with single-replica topics.
     """
-    wanted: dict[str, int] = {}
+    wanted: dict[str, tuple[int, dict[str, str]]] = {}
     for topic in topics:
-        wanted[topic.name] = topic.partitions
-        wanted[topic.dlq] = 1
+        wanted[topic.name] = (topic.partitions, retention_config(topic))
+        wanted[topic.dlq] = (1, retention_config(topic, dlq=True))
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     try:
         await admin.start()
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, num_partitions=n, replication_factor=replication)
-            for name, n in sorted(wanted.items())
+            NewTopic(name, num_partitions=n, replication_factor=replication, topic_configs=config)
+            for name, (n, config) in sorted(wanted.items())
             if name not in existing
         ]
         if missing and not settings.kafka_create_topics:
@@ -118,6 +127,10 @@ async def ensure_topics(
             )
         if missing:
             await admin.create_topics(missing)
+        if settings.kafka_create_topics:
+            await _align_retention(
+                admin, {n: c for n, (_, c) in wanted.items() if n in existing}
+            )
         return [t.name for t in missing]
     except TopicsMissing:
         raise
@@ -125,6 +138,26 @@ async def ensure_topics(
         raise from_kafka_error(exc) from exc
     finally:
         await admin.close()
+
+
+async def _align_retention(admin: AIOKafkaAdminClient, wanted: dict[str, dict[str, str]]) -> None:
+    """Give topics made before their retention was set here (by an older version, or by a
+    broker's auto-create) the retention they should have: above all, a consent topic left on
+    the broker's default of deleting after 7 days would let consent views forget withdrawals."""
+    if not wanted:
+        return
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in sorted(wanted)]
+    )
+    differing = []
+    for response in responses:
+        for _error, _message, _type, name, entries, *_ in response.resources:
+            held = {entry[0]: entry[1] for entry in entries}
+            if any(held.get(key) != value for key, value in wanted[name].items()):
+                differing.append(ConfigResource(ConfigResourceType.TOPIC, name, configs=wanted[name]))
+    if differing:
+        log.warning("topic retention corrected", extra={"topics": [r.name for r in differing]})
+        await admin.alter_configs(differing)
 
 
 def event_headers(event: Event) -> dict[str, str]:
@@ -178,7 +211,7 @@ class RetryPolicy:
         )
 
     def backoff(self, attempt: int) -> float:
-        return min(self.max_backoff_s, self.initial_backoff_s * 2 ** (attempt - 1))
+        return min(self.max_backoff_s, self.initial_backoff_s * 2 ** min(attempt - 1, 30))
 
 
 Handler = Callable[[E, Delivery], Awaitable[None]]
@@ -240,12 +273,16 @@ class ReliableConsumer:
         handler: Handler[E],
         *topics: str,
         group_suffix: str | None = None,
+        retry_transient_forever: bool = False,
         **subscriber_options: Any,
     ) -> None:
         """Register ``handler`` for ``event_type`` on ``topics`` in this consumer group.
 
         ``group_suffix`` gives the subscription a consumer group of its own: a priority lane
-        then never waits for another lane's rebalance.
+        then never waits for another lane's rebalance. ``retry_transient_forever``: a transient
+        failure is retried until it passes, holding the partition, never dead-lettered. For
+        consent changes: one parked during a database failover would be lost to this service
+        (and the versions after it applied without it); waiting is what consent needs.
         """
         group_id = f"{self.group_id}.{group_suffix}" if group_suffix else self.group_id
 
@@ -258,7 +295,9 @@ class ReliableConsumer:
                 key=record.key,
                 headers=decode_headers(record.headers),
             )
-            await self._handle(event_type, handler, message.body, delivery, group_id)
+            await self._handle(
+                event_type, handler, message.body, delivery, group_id, retry_transient_forever
+            )
 
         consume.__name__ = f"{self.stage.value}_{getattr(handler, '__name__', 'handler')}"
         subscriber = self.broker.subscriber(
@@ -279,6 +318,7 @@ class ReliableConsumer:
         body: bytes,
         delivery: Delivery,
         group_id: str,
+        forever: bool = False,
     ) -> None:
         clock = metrics.Stopwatch()
         span = trace.get_current_span()
@@ -286,7 +326,9 @@ class ReliableConsumer:
         span.set_attribute("genomebus.stage", self.stage.value)
         outcome = "error"  # unfinished (the dead-letter publish failed, or shutdown): redelivered
         try:
-            outcome = await self._attempts(event_type, handler, body, delivery, group_id, span)
+            outcome = await self._attempts(
+                event_type, handler, body, delivery, group_id, span, forever
+            )
         finally:
             metrics.HANDLE_SECONDS.labels(self.stage.value, delivery.topic, outcome).observe(
                 clock.elapsed
@@ -304,6 +346,7 @@ class ReliableConsumer:
         delivery: Delivery,
         group_id: str,
         span: trace.Span,
+        forever: bool = False,
     ) -> str:
         """Handle with retries; returns the outcome (``ok`` or ``dead_lettered``)."""
         try:
@@ -337,7 +380,7 @@ class ReliableConsumer:
                     log.warning("stopping: message left for redelivery",
                                 extra={"topic": delivery.topic, "offset": delivery.offset})
                     await asyncio.Event().wait()
-                if attempt >= self.retry.max_attempts:
+                if attempt >= self.retry.max_attempts and not forever:
                     await self.dead_letter(
                         body, delivery, exc, attempts=attempt, event=event, group_id=group_id
                     )
@@ -361,7 +404,9 @@ class ReliableConsumer:
             except Exception as exc:  # not mapped by an adapter: classify it, keep the message
                 mapped = from_unexpected(exc)
                 self._failed(delivery, mapped)
-                if isinstance(mapped, TransientError) and attempt < self.retry.max_attempts:
+                if isinstance(mapped, TransientError) and (
+                    forever or attempt < self.retry.max_attempts
+                ):
                     log.warning("transient failure, retrying", extra={"error": mapped.reason})
                     await asyncio.sleep(self.retry.backoff(attempt))
                     attempt += 1

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
+from .errors import TransientError, from_kafka_error
 from .events import ConsentChanged
 from .topics import CONSENT_CHANGED
 
@@ -38,9 +39,13 @@ class ConsentView:
             self.latest[event.patient_pseudonym] = event
 
     def withdrawn(self, pseudonym: str) -> ConsentChanged | None:
-        """The version that withdrew this patient's consent, if the latest one did."""
+        """The version that stops analysis of this patient's samples, if the latest one does:
+        a withdrawal, or a version without a written analysis consent (a consent rejected after
+        it was given: without one no analysis may go on, sundhedsloven § 29)."""
         held = self.latest.get(pseudonym)
-        return held if held is not None and held.withdrawn else None
+        if held is not None and (held.withdrawn or not held.analysis_consent_given):
+            return held
+        return None
 
     @property
     def ready(self) -> bool:
@@ -65,18 +70,63 @@ class ConsentView:
         finally:
             await self.stop()
 
-    async def start(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+    async def start(self, partitions_timeout_s: float = 30.0) -> None:
+        # "earliest": should an offset ever be out of range, read the history again rather than
+        # jump to the end past withdrawals (aiokafka's default is "latest").
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
         await consumer.start()
-        partitions = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or ())]
-        if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 (topic just created)
-            partitions = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or ())]
+        try:
+            partitions = await self._partitions(consumer, partitions_timeout_s)
+        except BaseException:
+            await consumer.stop()
+            raise
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions) if partitions else {}
         self._consumer = consumer
         self._task = asyncio.create_task(self._follow(consumer, ends), name="consent-view")
+
+    async def _partitions(self, consumer: AIOKafkaConsumer, timeout_s: float) -> list[TopicPartition]:
+        """The topic's partitions, waiting for them: a topic created a moment ago may have no
+        leaders yet, and a view that assigned no partitions would be "ready" while following
+        nothing, deaf to every withdrawal."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            found = consumer.partitions_for_topic(self.topic)
+            if found:
+                return [TopicPartition(self.topic, p) for p in sorted(found)]
+            if asyncio.get_running_loop().time() >= deadline:
+                raise TransientError(f"consent view: topic {self.topic} has no partitions yet")
+            await consumer._client.force_metadata_update()  # noqa: SLF001 (topic just created)
+            await asyncio.sleep(0.2)
+
+    async def caught_up(self, timeout_s: float = 30.0) -> None:
+        """Wait until the view has read everything the topic held when this was called.
+
+        Called right before a decision that must not be stale (a stage about to publish a
+        result): a withdrawal that reached Kafka before the call is then in the view, even if
+        the follower had fallen behind or stalled. Raises ``TransientError`` when it cannot get
+        there in time (the message is retried, never published on a stale view).
+        """
+        consumer = self._consumer
+        if consumer is None or not self.ready:
+            raise TransientError("the consent view is not following the consent topic")
+        try:
+            partitions = list(consumer.assignment())
+            ends = await consumer.end_offsets(partitions)
+            deadline = asyncio.get_running_loop().time() + timeout_s
+            while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise TransientError("the consent view is behind the consent topic")
+                await asyncio.sleep(0.05)
+        except TransientError:
+            raise
+        except Exception as exc:
+            raise from_kafka_error(exc) from exc
 
     async def _follow(self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> None:
         pending = {tp for tp, end in ends.items() if end > 0}

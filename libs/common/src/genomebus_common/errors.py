@@ -130,6 +130,13 @@ _TRANSIENT_OS_ERRNOS = {
 def _is_network_error(exc: BaseException) -> bool:
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError, socket.timeout, ConnectionError)):
         return True
+    # A name that does not resolve for a moment (DNS restarting, a Service being recreated).
+    if isinstance(exc, socket.gaierror):
+        return True
+    # asyncio's connect to a name with several addresses, all refused, raises one OSError with
+    # no errno ("Multiple exceptions: ..."): the server restarting, seen through "localhost".
+    if type(exc) is OSError and exc.errno is None and str(exc).startswith("Multiple exceptions"):
+        return True
     return isinstance(exc, OSError) and exc.errno in _TRANSIENT_OS_ERRNOS
 
 

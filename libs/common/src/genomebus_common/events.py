@@ -24,13 +24,16 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 # A CPR number: DDMMYY then four digits (a hyphen, a space or nothing between), or a replacement
-# number: DDMMYY-, a digit and three letters or digits. Nothing that could be one may travel on
-# the bus, in any free-text field either. Generated ids must therefore not be hex, where ten
+# number: DDMMYY, an optional hyphen, a digit and three letters or digits. Nothing that could be
+# one may travel on the bus, in any free-text field either. Generated ids must therefore not be hex, where ten
 # digits in a row turn up now and then: ``new_id`` makes ids that never look like a CPR.
 _CPR_LIKE = re.compile(
     r"(?<!\d)(0[1-9]|[12]\d|3[01])(0[1-9]|1[0-2])\d{2}"
-    # ten digits (hyphen or space optional), or a replacement number written with its hyphen
-    r"(?:[-\s]?\d{4}(?!\d)|-\d[0-9A-Za-z]{3}(?![0-9A-Za-z]))"
+    # ten digits (hyphen or space optional), or a replacement number (a digit and three letters
+    # or digits, at least one a letter) with or without its hyphen, as parse_cpr accepts both
+    r"(?:[-\s]?\d{4}(?!\d)|-\d[0-9A-Za-z]{3}(?![0-9A-Za-z])"
+    r"|\d(?=[0-9]{0,2}[A-Za-z])[0-9A-Za-z]{3}(?![0-9A-Za-z]))",
+    re.ASCII,  # as parse_cpr: a CPR number is written in ASCII digits
 )
 
 PSEUDONYM_PATTERN = r"^pk[0-9]{1,4}_[0-9a-f]{64}$"
@@ -76,11 +79,16 @@ class Contract(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=False)
 
 
+ObjectKey = Annotated[
+    str, Field(min_length=1, max_length=1024), AfterValidator(_refuse_national_id)
+]
+
+
 class ObjectRef(Contract):
     """Where an object lives and how to know it is the right one."""
 
     bucket: Identifier
-    key: Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_refuse_national_id)]
+    key: ObjectKey
     sha256: Sha256Hex
     size: int = Field(ge=0, description="Size in bytes.")
     content_type: str = "application/octet-stream"

@@ -19,7 +19,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from .errors import GenomebusError, PermanentError, TransientError
+import asyncpg
+
+from .errors import DatabaseRejected, GenomebusError, PermanentError, TransientError, from_asyncpg_error
 
 PROBLEM = "application/problem+json"
 
@@ -39,6 +41,7 @@ class Forbidden(Exception):
 
 ErrorMapping = Sequence[tuple[type[GenomebusError], int, str]]
 _DEFAULT_MAPPING: ErrorMapping = (
+    (DatabaseRejected, 500, "Internal error"),  # our SQL's fault, not the request's
     (PermanentError, 422, "The request cannot be processed"),
     (TransientError, 503, "A dependency is unavailable; try again"),
 )
@@ -71,6 +74,13 @@ def install_error_handlers(app: FastAPI, mapping: ErrorMapping = ()) -> None:
                     response.headers["Retry-After"] = "5"
                 return response
         return problem(500, exc.code, "Internal error", exc.reason)
+
+    @app.exception_handler(asyncpg.PostgresError)
+    @app.exception_handler(asyncpg.InterfaceError)
+    async def database(request: Request, exc: Exception) -> JSONResponse:
+        """A database error no service code mapped: a failover or deadlock is a 503 the client
+        retries (never a bare 500 it may take as final)."""
+        return await domain(request, from_asyncpg_error(exc))
 
     @app.exception_handler(Unauthorized)
     async def unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:

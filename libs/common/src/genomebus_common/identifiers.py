@@ -21,7 +21,7 @@ from datetime import date
 
 from .errors import PermanentError
 
-_CPR = re.compile(r"^(\d{2})(\d{2})(\d{2})-?([0-9A-Za-z]{4})$")
+_CPR = re.compile(r"^(\d{2})(\d{2})(\d{2})-?([0-9A-Za-z]{4})$", re.ASCII)  # ASCII digits only
 
 
 class InvalidNationalId(PermanentError):
@@ -65,9 +65,8 @@ def parse_cpr(raw: str) -> NationalId:
     try:
         born = date(year, mm, dd)
     except ValueError:
-        raise InvalidNationalId(
-            f"national id has no real birth date (day {dd:02d}, month {mm:02d}, year {year})"
-        ) from None
+        # Never echo the digits: a mistyped number is still most of a real one.
+        raise InvalidNationalId("national id has no real birth date in its first six digits") from None
     if born > date.today():
         raise InvalidNationalId("national id has a birth date in the future")
     return NationalId(value=f"{match[1]}{match[2]}{match[3]}{tail}", birth_date=born, replacement=replacement)

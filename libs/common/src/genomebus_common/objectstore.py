@@ -262,5 +262,15 @@ class ObjectStore:
         """The object's metadata; ``ObjectNotFound`` when there is none."""
         return self._call(lambda: self.client.stat_object(bucket, key))
 
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        """Every key under ``prefix`` (listed in full, so an outage maps to a retry)."""
+        return self._call(
+            lambda: [
+                item.object_name
+                for item in self.client.list_objects(bucket, prefix=prefix, recursive=True)
+                if item.object_name
+            ]
+        )
+
     def remove(self, bucket: str, key: str) -> None:
         self._call(lambda: self.client.remove_object(bucket, key))

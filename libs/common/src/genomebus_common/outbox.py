@@ -54,7 +54,7 @@ async def enqueue(conn: asyncpg.Connection, event: Event) -> None:
 
 
 class OutboxRelay:
-    """Publishes the outbox in insertion order; one relay per service process is enough."""
+    """Publishes the outbox in insertion order; every replica runs one, one publishes at a time."""
 
     def __init__(
         self, pool: asyncpg.Pool, broker: KafkaBroker, *, poll_s: float = 1.0, batch: int = 100
@@ -76,13 +76,19 @@ class OutboxRelay:
         published = 0
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                # SKIP LOCKED lets several replicas relay without publishing a row twice at once.
+                # One relay at a time, whatever the replicas: two relaying different batches at
+                # once would publish one key's events out of order (a patient's consent v1
+                # after v2, and compaction would keep v1). The others skip this round.
+                if not await conn.fetchval(
+                    "SELECT pg_try_advisory_xact_lock(hashtext('genomebus'), hashtext('outbox'))"
+                ):
+                    return 0
                 rows = await conn.fetch(
                     """
                     SELECT id, topic, key, headers, payload, trace_context, created_at
                     FROM genomebus_outbox
                     WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1
-                    FOR UPDATE SKIP LOCKED""",
+                    FOR UPDATE""",
                     self.batch,
                 )
                 for row in rows:

@@ -48,9 +48,7 @@ def remove_outputs(store: ObjectStore, bucket: str, folder: str, sample_id: str,
     """Delete everything a stage keeps for a sample, then leave a tombstone so that a late or
     redelivered input never recreates it. Returns how many objects went."""
     names = [
-        item.object_name
-        for item in store.client.list_objects(bucket, prefix=f"{folder}/", recursive=True)
-        if item.object_name and not item.object_name.endswith(REMOVED_RECORD)
+        name for name in store.list_keys(bucket, f"{folder}/") if not name.endswith(REMOVED_RECORD)
     ]
     for name in names:
         store.remove(bucket, name)
@@ -60,7 +58,8 @@ def remove_outputs(store: ObjectStore, bucket: str, folder: str, sample_id: str,
 
 
 class Quarantine(BaseModel):
-    """Why a stage stopped a sample: the consent version that withdrew it."""
+    """Why a stage stopped a sample: the consent version that stopped it (a withdrawal, or no
+    written analysis consent any more)."""
 
     sample_id: str
     patient_pseudonym: str
@@ -111,6 +110,7 @@ async def compute_once_then_publish(
             await consent.wait_ready()
         except TimeoutError as exc:
             raise TransientError("the consent view has not caught up yet") from exc
+        await consent.caught_up()
     if (withdrawal := withdrawn()) is not None:
         await asyncio.to_thread(_quarantine, store, bucket, record_key, source, withdrawal)  # type: ignore[arg-type]
         return None, False
@@ -133,6 +133,8 @@ async def compute_once_then_publish(
             remove_outputs, store, bucket, folder, tombstone.sample_id, tombstone.reason  # type: ignore[union-attr]
         )
         return None, computed
+    if consent is not None:
+        await consent.caught_up()  # every consent change that reached Kafka while we worked
     if (withdrawal := withdrawn()) is not None:  # it came while we worked
         await asyncio.to_thread(_quarantine, store, bucket, record_key, source, withdrawal)  # type: ignore[arg-type]
         return None, computed

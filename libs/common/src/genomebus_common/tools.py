@@ -278,8 +278,10 @@ def stopping() -> bool:
 
 
 def resume() -> None:
-    """End the stopping state once the broker has stopped (its handlers are gone). A service
-    process exits then anyway; a test process that runs one service after another goes on."""
+    """End the stopping state: called when a service starts running. Not when it stops: a
+    handler's worker thread that outlives the broker's stop (it is never cancelled) must still
+    find the process stopping and start no tool. A test process that runs one service after
+    another resumes at each start."""
     _stopping.clear()
 
 
@@ -374,6 +376,9 @@ class Pipeline:
                 with self._lock:
                     self._procs.append(proc)
                     self._stderrs.append(err)
+                    aborted_meanwhile = self._aborted.is_set()
+                if aborted_meanwhile:  # abort() ran between our start and this spawn
+                    proc.terminate()
                 # Drop the parent's copy of the pipe so the upstream sees SIGPIPE if this one dies.
                 if i > 0 and self._procs[i - 1].stdout is not None:
                     self._procs[i - 1].stdout.close()  # type: ignore[union-attr]
@@ -481,6 +486,8 @@ def tool_version(tool: str) -> str:
         )
     except (FileNotFoundError, PermissionError) as exc:
         raise _missing([tool]) from exc
+    except subprocess.TimeoutExpired as exc:  # an overloaded host, not a broken tool
+        raise ToolFailedTransiently(f"{tool} took over 30 s to state its version") from exc
     text = (done.stdout + b"\n" + done.stderr).decode("utf-8", errors="replace")
     match = re.search(pattern, text.strip(), flags=re.MULTILINE)
     if not match:

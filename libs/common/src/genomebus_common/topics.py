@@ -81,6 +81,28 @@ def dead_letter_topic(topic: str) -> str:
     return topic + DLQ_SUFFIX
 
 
+_DAY_MS = 24 * 3600 * 1000
+# Events wait for a consumer for as long as a lane may be backlogged (research waits for heat
+# demand, bounded by the heat controller's GENOMEBUS_HEAT_MAX_RESEARCH_WAIT_S) plus an outage.
+PIPELINE_RETENTION_MS = 30 * _DAY_MS
+# Dead letters wait for a person to look at them and replay them (genomebus-dlq).
+DLQ_RETENTION_MS = 90 * _DAY_MS
+
+
+def retention_config(topic: Topic | None, *, dlq: bool = False) -> dict[str, str]:
+    """How long a topic keeps its records: the same wherever topics are made (``ensure_topics``
+    locally, the Strimzi KafkaTopics on Kubernetes), never a broker default."""
+    if dlq:
+        return {"cleanup.policy": "delete", "retention.ms": str(DLQ_RETENTION_MS)}
+    if topic is CONSENT_CHANGED:
+        # Every consent view reads this topic from the beginning at start and keeps each
+        # patient's latest version (keyed by pseudonym, versions only grow): compaction keeps
+        # exactly that forever, where time-based deletion (the broker's default, 7 days) would
+        # forget old withdrawals.
+        return {"cleanup.policy": "compact"}
+    return {"cleanup.policy": "delete", "retention.ms": str(PIPELINE_RETENTION_MS)}
+
+
 def sample_received_topic(priority: Priority) -> str:
     return SAMPLE_RECEIVED_LANES[priority].name
 

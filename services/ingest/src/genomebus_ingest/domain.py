@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from genomebus_common.events import (
     Identifier,
+    ObjectKey,
     ObjectRef,
     Priority,
     Producer,
@@ -42,10 +43,12 @@ class ReadsIn(BaseModel):
 
     r1_sha256: Sha256Hex
     r2_sha256: Sha256Hex
-    landing_r1_key: str | None = Field(
+    # Checked like every object key: one that could hold a national id is refused with a 422
+    # (which never echoes it), not carried into records, logs and errors.
+    landing_r1_key: ObjectKey | None = Field(
         None, description="Key in the landing bucket, if the LIS put the file there already."
     )
-    landing_r2_key: str | None = None
+    landing_r2_key: ObjectKey | None = None
 
 
 class SampleRegistration(BaseModel):

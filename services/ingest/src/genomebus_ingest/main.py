@@ -69,7 +69,10 @@ def build_app(settings: IngestSettings) -> FastAPI:
     async def on_consent(event: ConsentChanged, delivery: Delivery) -> None:
         await app.state.resources.apply_consent(event, delivery)
 
-    runtime.consumer.subscribe(ConsentChanged, on_consent, CONSENT_CHANGED.name)
+    # A consent change is never parked for a database outage: it waits, in order.
+    runtime.consumer.subscribe(
+        ConsentChanged, on_consent, CONSENT_CHANGED.name, retry_transient_forever=True
+    )
     app = create_app(runtime, resources=resources_, title="genomebus ingest: hospital LIS API")
     api.install(app, settings.hospital_tokens)
     return app

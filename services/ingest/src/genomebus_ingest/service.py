@@ -183,7 +183,10 @@ class Ingest:
         declared = reads.r1_sha256 if mate == "R1" else reads.r2_sha256
         current = view.reads_r1 if mate == "R1" else view.reads_r2
         if current is not None and current.sha256 == declared:
-            return view  # the same upload again: already done (never overwrite a good file)
+            # The same upload again: never overwrite a good file. But finish the check if the
+            # first attempt stored the file and then failed (a restart, a lost connection):
+            # nothing else would ever move the sample on.
+            return await self._check_if_complete(sample_id)
         if view.status != SampleStatus.AWAITING_READS:
             raise WrongState(f"sample {sample_id} is {view.status.value}; it takes no more reads")
         stored_trace = await self.pool.fetchval(
@@ -246,11 +249,16 @@ class Ingest:
             except ChecksumMismatch as exc:
                 await self._reject(registration.sample_id, [f"{mate}: {exc}"])
                 return await self.get(registration.sample_id, registration.hospital_id)
-            await self.pool.execute(
-                f"UPDATE samples SET reads_{mate.lower()} = $2::jsonb WHERE sample_id = $1",
+            kept = await self.pool.fetchval(
+                f"""
+                UPDATE samples SET reads_{mate.lower()} = $2::jsonb, updated_at = now()
+                WHERE sample_id = $1 AND status = 'awaiting_reads' RETURNING true""",
                 registration.sample_id,
                 ref.model_dump_json(),
             )
+            if not kept:  # removed or rejected while the copy ran: keep nothing of it
+                await asyncio.to_thread(self.store.remove, self.reads_bucket, ref.key)
+                return await self.get(registration.sample_id, registration.hospital_id)
         return await self._check_if_complete(registration.sample_id)
 
     async def _check_if_complete(self, sample_id: str) -> SampleView:
@@ -292,6 +300,9 @@ class Ingest:
         async with once(self.pool, "ingest.consent", event, delivery) as conn:
             if conn is None:
                 return
+            # The patient's decision lock before the consent row, in the order _decide takes
+            # them: a sample finishing its checks meanwhile would otherwise deadlock with us.
+            await _lock_patient(conn, event.patient_pseudonym)
             newer = await conn.fetchval(
                 """
                 INSERT INTO consents AS c (patient_pseudonym, version, analysis_consent_given, withdrawn)
@@ -328,7 +339,7 @@ class Ingest:
         """
         # One decision per patient at a time: a first consent (no row to lock yet) and a sample
         # finishing its checks must not miss each other.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", pseudonym)
+        await _lock_patient(conn, pseudonym)
         consent = await conn.fetchrow(
             "SELECT * FROM consents WHERE patient_pseudonym = $1 FOR SHARE", pseudonym
         )
@@ -444,16 +455,25 @@ class Ingest:
             """
             UPDATE samples SET status = 'rejected', reasons = $2::jsonb, reads_r1 = NULL,
                 reads_r2 = NULL, updated_at = now()
-            WHERE sample_id = $1 RETURNING *""",
+            WHERE sample_id = $1 AND status = 'awaiting_reads' RETURNING *""",
             sample_id,
             json.dumps(reasons),
         )
+        if row is None:  # removed meanwhile (its reads are gone, hence the failure): keep that
+            row = await self.pool.fetchrow("SELECT * FROM samples WHERE sample_id = $1", sample_id)
+            return _view(row)
         for mate in ("R1", "R2"):
             await asyncio.to_thread(
                 self.store.remove, self.reads_bucket, f"samples/{sample_id}/{mate}.fastq.gz"
             )
         log.warning("sample rejected", extra={"sample_id": sample_id, "reasons": reasons})
         return _view(row)
+
+
+async def _lock_patient(conn: asyncpg.Connection, pseudonym: str) -> None:
+    """The patient's decision lock (transaction-scoped; taken again by the same transaction, a
+    no-op). Always before the patient's consents row, never after."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", pseudonym)
 
 
 def _carrier_of(stored: Any) -> dict[str, str] | None:

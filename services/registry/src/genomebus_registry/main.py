@@ -110,8 +110,10 @@ def build_app(
             SampleAligned, on_sample_aligned, sample_aligned_topic, group_suffix="energy"
         )
         # Consent has its own consumer group: a withdrawal never queues behind a large VCF load.
+        # A consent change is never parked for a database outage: it waits, in order.
         runtime.consumer.subscribe(
-            ConsentChanged, on_consent_changed, consent_changed_topic, group_suffix="consent"
+            ConsentChanged, on_consent_changed, consent_changed_topic, group_suffix="consent",
+            retry_transient_forever=True,
         )
     return app
 
