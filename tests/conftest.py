@@ -80,5 +80,15 @@ def unique() -> str:
     return new_id("")[:10]
 
 
+@pytest.fixture(autouse=True)
+def a_fresh_process() -> None:
+    """Each test starts as a fresh process would: not stopping. A service that stopped in an
+    earlier test leaves its process stopping on purpose (no tool may start after a stop), and
+    only a service starting again clears that; tests that drive a consumer directly do not."""
+    from genomebus_common import tools
+
+    tools.resume()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("GENOMEBUS_LOG_LEVEL", "WARNING")

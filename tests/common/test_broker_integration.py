@@ -135,6 +135,62 @@ async def test_transient_failures_are_retried_then_succeed(
     assert attempts == [1, 2, 3]
 
 
+async def test_a_subscription_that_must_not_lose_events_retries_past_the_budget(
+    settings: ServiceSettings, unique: str
+) -> None:
+    """Consent changes: a database outage longer than the retry budget holds the partition
+    until it passes; nothing is dead-lettered and the events after it keep their order."""
+    topic = f"test.{unique}.consent-like"
+    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    broker, consumer = _consumer(settings, unique, attempts=2)
+    handled: list[tuple[str, int]] = []
+
+    async def handle(event: SampleReceived, delivery: Delivery) -> None:
+        handled.append((event.sample_id, delivery.attempt))
+        if event.sample_id.endswith("-first") and delivery.attempt < 6:
+            raise ObjectStoreUnavailable("down for longer than the retry budget")
+
+    consumer.subscribe(SampleReceived, handle, topic, retry_transient_forever=True)
+    first, second = sample_received(f"S-{unique}-first"), sample_received(f"S-{unique}-second")
+    async with broker:
+        await broker.start()
+        for event in (first, second):
+            await broker.publish(event.to_bytes(), topic=topic, key=b"one-patient")
+        await wait_for(lambda: any(s == second.sample_id for s, _ in handled), timeout_s=30)
+    assert handled == [(first.sample_id, n) for n in range(1, 7)] + [(second.sample_id, 1)]
+    with pytest.raises(AssertionError, match="got 0"):  # nothing was dead-lettered
+        await read_topic(settings.kafka_bootstrap_servers, f"{topic}.dlq", count=1, timeout_s=2)
+
+
+async def test_the_consent_topic_is_compacted_wherever_it_is_made(settings: ServiceSettings) -> None:
+    """Time-based deletion (the broker's default) would let consent views forget withdrawals:
+    ensure_topics makes, or corrects, the consent topic as compacted."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from genomebus_common.topics import CONSENT_CHANGED, SAMPLE_ALIGNED
+
+    await ensure_topics(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        async def policy(name: str) -> dict[str, str]:
+            [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+            entries = response.resources[0][4]
+            return {e[0]: e[1] for e in entries if e[0] in ("cleanup.policy", "retention.ms")}
+
+        # As an older version (or a broker's auto-create) left it: corrected on the next start.
+        await admin.alter_configs([ConfigResource(
+            ConfigResourceType.TOPIC, CONSENT_CHANGED.name, configs={"cleanup.policy": "delete"})])
+        assert (await policy(CONSENT_CHANGED.name))["cleanup.policy"] == "delete"
+        await ensure_topics(settings)
+        assert (await policy(CONSENT_CHANGED.name))["cleanup.policy"] == "compact"
+        assert await policy(SAMPLE_ALIGNED.name) == {
+            "cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}
+    finally:
+        await admin.close()
+
+
 async def test_exhausted_retries_dead_letter_as_retriable_and_announce_stage_failed(
     settings: ServiceSettings, unique: str
 ) -> None:

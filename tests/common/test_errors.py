@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+
 import asyncpg
 import pytest
 from aiokafka import errors as kafka_errors
@@ -53,7 +56,15 @@ def test_minio(exc: BaseException, expected: type) -> None:
         (asyncpg.exceptions.CannotConnectNowError("x"), errors.DatabaseUnavailable),
         (asyncpg.exceptions.UniqueViolationError("x"), errors.DataConflict),
         (asyncpg.exceptions.UndefinedTableError("x"), errors.DatabaseRejected),
+        # asyncpg's client-side argument error is an InterfaceError, yet no retry will help
+        (asyncpg.exceptions._base.DataError("invalid input for query argument $1"),
+         errors.DatabaseRejected),
         (ConnectionResetError(104, "reset"), errors.DatabaseUnavailable),
+        # The database's name does not resolve for a moment (DNS or its Service restarting).
+        (socket.gaierror(-3, "Temporary failure in name resolution"), errors.DatabaseUnavailable),
+        # asyncio's connect to "localhost" (two addresses), both refused: one errno-less error.
+        (OSError("Multiple exceptions: [Errno 111] Connect call failed ('127.0.0.1', 5432), "
+                 "[Errno 99] Cannot assign requested address"), errors.DatabaseUnavailable),
     ],
 )
 def test_postgres(exc: BaseException, expected: type) -> None:
@@ -66,3 +77,21 @@ def test_every_cause_is_either_transient_or_permanent() -> None:
         if cls in (errors.GenomebusError,):
             continue
         assert issubclass(cls, (errors.TransientError, errors.PermanentError)), cls
+
+
+def test_a_version_probe_that_times_out_is_retried_not_dead_lettered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It runs after hours of alignment: an overloaded host must not fail the sample."""
+    from genomebus_common import tools
+
+    def slow(*args: object, **kwargs: object) -> None:
+        raise subprocess.TimeoutExpired(cmd="samtools --version", timeout=30)
+
+    monkeypatch.setattr(tools.subprocess, "run", slow)
+    tools.tool_version.cache_clear()
+    try:
+        with pytest.raises(errors.TransientError):
+            tools.tool_version("samtools-probe-test")
+    finally:
+        tools.tool_version.cache_clear()

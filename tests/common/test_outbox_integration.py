@@ -75,3 +75,58 @@ async def test_a_row_kafka_refuses_for_good_is_set_aside_and_the_rest_flows(
         sample_received_topic(after.priority),
         lambda r: r.key == after.sample_id.encode(),
     )
+
+
+async def test_replicas_relaying_together_keep_one_key_in_order(
+    settings: ServiceSettings, fresh_dsn: str, unique: str
+) -> None:
+    """Every replica runs a relay; one patient's consent versions must still reach Kafka in
+    the order they were recorded (a compacted topic keeps the last one it was given)."""
+    import asyncio
+
+    from genomebus_common.events import ConsentChanged, ResearchUse
+    from genomebus_common.topics import CONSENT_CHANGED
+
+    from .kafka_helpers import read_until
+
+    import hashlib
+
+    patient = "pk1_" + hashlib.sha256(unique.encode()).hexdigest()
+    versions = [
+        ConsentChanged(
+            correlation_id=f"C-{unique}-{n}", patient_pseudonym=patient, version=n,
+            analysis_consent_given=True, research_use=ResearchUse.ALLOWED, withdrawn=False,
+            recorded_by="test",
+        )
+        for n in range(1, 121)
+    ]
+    async with connect_pool(fresh_dsn) as pool:
+        async with pool.acquire() as conn, conn.transaction():
+            for event in versions:
+                await enqueue(conn, event)
+        brokers = [create_broker(settings) for _ in range(3)]
+        for broker in brokers:
+            await broker.start()
+        try:
+            relays = [OutboxRelay(pool, broker, batch=7) for broker in brokers]
+
+            async def drain(relay: OutboxRelay) -> None:
+                while await pool.fetchval(
+                    "SELECT count(*) FROM genomebus_outbox WHERE published_at IS NULL"
+                ):
+                    await relay.publish_pending()
+
+            await asyncio.gather(*(drain(r) for r in relays))
+        finally:
+            for broker in brokers:
+                await broker.stop()
+
+    seen: list[int] = []
+
+    def collect(record: object) -> bool:
+        if record.key == patient.encode():  # type: ignore[attr-defined]
+            seen.append(ConsentChanged.from_bytes(record.value).version)  # type: ignore[attr-defined]
+        return len(seen) == len(versions)
+
+    await read_until(settings.kafka_bootstrap_servers, CONSENT_CHANGED.name, collect)
+    assert seen == sorted(seen) == list(range(1, 121))

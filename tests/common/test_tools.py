@@ -225,3 +225,28 @@ def test_after_a_stop_the_process_can_run_tools_again(monkeypatch: pytest.Monkey
     tools.resume()
     assert not tools.stopping()
     assert tools.run_pipeline([["printf", "ok"]], capture=True) == b"ok"
+
+
+def test_a_tool_that_fails_on_a_full_scratch_disk_is_retried_not_dead_lettered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """samtools on a full disk says only "writing output failed" (or, its stderr file being on
+    that disk too, nothing): the sample is not at fault, another attempt or node may do."""
+    import collections
+
+    from genomebus_common import tools as tools_module
+    from genomebus_common.errors import ToolFailed, ToolFailedTransiently
+
+    failing = [["sh", "-c", "echo '[markdup] error: writing output failed.' >&2; exit 1"]]
+    with pytest.raises(ToolFailedTransiently, match="writing output failed"):
+        tools_module.run_pipeline(failing, stdout=tmp_path / "out.bam")
+
+    silent = [["sh", "-c", "exit 1"]]
+    with pytest.raises(ToolFailed) as plenty:
+        tools_module.run_pipeline(silent, stdout=tmp_path / "out.bam")
+    assert not isinstance(plenty.value, ToolFailedTransiently), "a bad input stays permanent"
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(tools_module.shutil, "disk_usage", lambda path: usage(10**12, 10**12, 4096))
+    with pytest.raises(ToolFailedTransiently, match="host resources exhausted: .* MiB free"):
+        tools_module.run_pipeline(silent, stdout=tmp_path / "out.bam")

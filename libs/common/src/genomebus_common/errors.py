@@ -206,6 +206,10 @@ def from_asyncpg_error(exc: BaseException) -> GenomebusError:
         if sqlstate == "23505":
             return DataConflict(f"PostgreSQL unique violation: {exc}")
         return DatabaseRejected(f"PostgreSQL {sqlstate}: {exc}")
+    from asyncpg.exceptions._base import DataError as ArgumentError
+
+    if isinstance(exc, ArgumentError):  # an InterfaceError, but our arguments' fault
+        return DatabaseRejected(f"PostgreSQL client refused the arguments: {exc}")
     if isinstance(exc, (asyncpg.InterfaceError,)) or _is_network_error(exc):
         return DatabaseUnavailable(f"PostgreSQL unreachable: {exc}")
     return PermanentError(f"PostgreSQL client error: {type(exc).__name__}: {exc}")

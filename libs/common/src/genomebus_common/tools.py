@@ -27,6 +27,7 @@ import os
 import re
 import shlex
 import signal
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -49,7 +50,15 @@ _RESOURCE_EXHAUSTION = (
     "Cannot allocate memory",
     "Out of memory",
     "out of memory",
+    # htslib's words when a write returns short (a full disk, without saying so)
+    "File write failed",
+    "writing output failed",
 )
+
+#: Below this much free scratch space a tool failure is put down to the host: a tool that
+#: filled the disk often reports only a failed write, or, its stderr file being on the same
+#: disk, nothing at all.
+LOW_SCRATCH_BYTES = 512 * 1024 * 1024
 
 #: The empty BGZF block every complete BGZF file (BAM, .vcf.gz, BCF) ends with (SAM spec 4.1.2).
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
@@ -444,8 +453,26 @@ class Pipeline:
         if check:
             error = classify_failure(outcomes, aborted=self.aborted)
             if error is not None:
+                if not isinstance(error, ToolFailedTransiently) and (full := self._full_disk()):
+                    raise ToolFailedTransiently(f"host resources exhausted: {full}; {error.reason}")
                 raise error
         return outcomes
+
+    def _full_disk(self) -> str | None:
+        """Which scratch filesystem this pipeline wrote to is (nearly) full, if one is."""
+        places = {Path(tempfile.gettempdir())}
+        if self._stdout_path is not None:
+            places.add(self._stdout_path.parent)
+        if self._cwd is not None:
+            places.add(self._cwd)
+        for place in sorted(places):
+            try:
+                free = shutil.disk_usage(place).free
+            except OSError:
+                continue
+            if free < LOW_SCRATCH_BYTES:
+                return f"{place} has {free // (1024 * 1024)} MiB free"
+        return None
 
 
 def run_pipeline(

@@ -156,16 +156,20 @@ def page_spans(rows: list[asyncpg.Record]) -> tuple[list[str], list[int], list[i
 # The patients whose genotypes a region page counts: for each reference in the page, the
 # research samples on it with a call between the page's lowest and highest position there; one
 # primary-key probe per sample ("has this sample a call in [low, high] on this contig"), not a
-# scan of the genotypes.
+# scan of the genotypes. A LATERAL ... LIMIT 1 and not EXISTS: with a few more samples than it
+# expects, the planner turns EXISTS into a hash join over every genotype (seen at 10M rows:
+# 6 s instead of 15 ms); a lateral subquery with a limit is always probed per sample.
 _REGION_TOUCHED_SQL = """
 SELECT array_agg(DISTINCT r.patient_pseudonym) FILTER (WHERE r.patient_pseudonym IS NOT NULL)
 FROM unnest($2::text[], $3::int[], $4::int[]) AS span (reference_digest, low, high)
 JOIN contigs k ON k.chrom = $1 AND k.reference_digest = span.reference_digest
 JOIN research_samples r ON r.reference_digest = span.reference_digest
-WHERE EXISTS (
+CROSS JOIN LATERAL (
     SELECT 1 FROM genotypes g
     WHERE g.sample_no = r.sample_no AND g.contig_no = k.contig_no
-      AND g.pos BETWEEN span.low AND span.high)
+      AND g.pos BETWEEN span.low AND span.high
+    LIMIT 1
+) AS hit
 """
 
 
