@@ -95,7 +95,8 @@ SELECT c.reference_digest, c.patients,
        coalesce(a.research_allele_count, 0)::int AS allele_count,
        ARRAY(SELECT DISTINCT r.patient_pseudonym
              FROM genotypes g JOIN research_samples r ON r.sample_no = g.sample_no
-             WHERE g.variant_no = a.variant_no) AS touched
+             WHERE g.contig_no = a.contig_no AND g.pos = a.pos
+               AND g.variant_no = a.variant_no) AS touched
 FROM cohort c LEFT JOIN allele a ON a.reference_digest = c.reference_digest
 ORDER BY c.reference_digest
 """
@@ -154,22 +155,15 @@ def page_spans(rows: list[asyncpg.Record]) -> tuple[list[str], list[int], list[i
 
 
 # The patients whose genotypes a region page counts: for each reference in the page, the
-# research samples on it with a call between the page's lowest and highest position there; one
-# primary-key probe per sample ("has this sample a call in [low, high] on this contig"), not a
-# scan of the genotypes. A LATERAL ... LIMIT 1 and not EXISTS: with a few more samples than it
-# expects, the planner turns EXISTS into a hash join over every genotype (seen at 10M rows:
-# 6 s instead of 15 ms); a lateral subquery with a limit is always probed per sample.
+# research samples on it with a call between the page's lowest and highest position there. One
+# range scan of genotypes_locus per partition over the calls inside the page (migration 0010):
+# the work grows with the page, not with the number of samples in the registry.
 _REGION_TOUCHED_SQL = """
 SELECT array_agg(DISTINCT r.patient_pseudonym) FILTER (WHERE r.patient_pseudonym IS NOT NULL)
 FROM unnest($2::text[], $3::int[], $4::int[]) AS span (reference_digest, low, high)
 JOIN contigs k ON k.chrom = $1 AND k.reference_digest = span.reference_digest
-JOIN research_samples r ON r.reference_digest = span.reference_digest
-CROSS JOIN LATERAL (
-    SELECT 1 FROM genotypes g
-    WHERE g.sample_no = r.sample_no AND g.contig_no = k.contig_no
-      AND g.pos BETWEEN span.low AND span.high
-    LIMIT 1
-) AS hit
+JOIN genotypes g ON g.contig_no = k.contig_no AND g.pos BETWEEN span.low AND span.high
+JOIN research_samples r ON r.sample_no = g.sample_no
 """
 
 
