@@ -21,6 +21,15 @@ class IngestSettings(PseudonymSettings, ServiceSettings):
         "genomebus-landing", description="Bucket where a LIS may place FASTQ files beforehand."
     )
 
+    sweep_interval_s: float = Field(
+        300.0, gt=0, description="How often ingest looks for samples nothing else would move on "
+        "(a check that died half-way, a consent decision that could not be made then)."
+    )
+    sweep_stale_after_s: float = Field(
+        3600.0, gt=0, description="A sample is swept only when untouched this long (longer than "
+        "the longest FASTQ check), so work in progress is left alone."
+    )
+
     @field_validator("hospital_tokens", mode="before")
     @classmethod
     def _json(cls, value: object) -> object:

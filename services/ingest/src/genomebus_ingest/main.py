@@ -23,7 +23,7 @@ from genomebus_common.topics import CONSENT_CHANGED
 from . import api
 from .config import IngestSettings
 from .domain import SampleStatus
-from .service import Ingest
+from .service import Ingest, Sweeper
 
 
 async def count_samples(pool: asyncpg.Pool) -> None:
@@ -60,6 +60,8 @@ def build_app(settings: IngestSettings) -> FastAPI:
                 tracer=rt.tracer,
             )
             rt.keep_running(relay)  # publishes only while Kafka is connected
+            rt.keep_running(Sweeper(ingest, interval_s=settings.sweep_interval_s,
+                                    stale_after_s=settings.sweep_stale_after_s))
             metrics.on_scrape(ingest, lambda: count_samples(pool))
             try:
                 yield ingest

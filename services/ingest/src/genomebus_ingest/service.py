@@ -403,6 +403,48 @@ class Ingest:
         await enqueue(conn, event)
         log.info("sample released", extra={"sample_id": row["sample_id"], "consent_version": consent["version"]})
 
+    # --- the sweep ---------------------------------------------------------------------------
+
+    async def sweep(self, stale_after_s: float) -> tuple[int, int]:
+        """Move on the samples that nothing else would; returns (checks finished, patients
+        decided again).
+
+        - Both files stored, the check never finished (the process died during it, and the
+          LIS did not send a file again): check now.
+        - Waiting for consent although the patient's consent already decides (the reference
+          was missing when the consent came, or the decision failed half-way): decide again.
+
+        Only rows untouched for ``stale_after_s``, so a check or decision running right now is
+        left alone (were one run twice, its status guards let only one of them count).
+        """
+        stuck = await self.pool.fetch(
+            """
+            SELECT sample_id FROM samples
+            WHERE status = 'awaiting_reads' AND reads_r1 IS NOT NULL AND reads_r2 IS NOT NULL
+              AND updated_at < now() - make_interval(secs => $1)
+            ORDER BY updated_at""",
+            stale_after_s,
+        )
+        for row in stuck:
+            await self._check_if_complete(row["sample_id"])
+        patients = await self.pool.fetch(
+            """
+            SELECT DISTINCT s.patient_pseudonym FROM samples s
+            JOIN consents c ON c.patient_pseudonym = s.patient_pseudonym
+            WHERE s.status = 'awaiting_consent' AND (c.analysis_consent_given OR c.withdrawn)
+              AND s.updated_at < now() - make_interval(secs => $1)""",
+            stale_after_s,
+        )
+        for row in patients:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._decide(conn, row["patient_pseudonym"])
+        if patients and self.relay is not None:
+            self.relay.notify()
+        if stuck or patients:
+            log.info("sweep moved samples on",
+                     extra={"checks": len(stuck), "patients": len(patients)})
+        return len(stuck), len(patients)
+
     async def remove(self, sample_id: str, hospital_id: str, reason: str) -> SampleView:
         """Withdraw a sample: delete its reads here and tell every other store to delete too.
 
@@ -474,6 +516,34 @@ async def _lock_patient(conn: asyncpg.Connection, pseudonym: str) -> None:
     """The patient's decision lock (transaction-scoped; taken again by the same transaction, a
     no-op). Always before the patient's consents row, never after."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", pseudonym)
+
+
+class Sweeper:
+    """Runs ``Ingest.sweep`` every ``interval_s`` while the service runs (a ``BrokerWorker``)."""
+
+    def __init__(self, ingest: Ingest, *, interval_s: float, stale_after_s: float) -> None:
+        self.ingest = ingest
+        self.interval_s = interval_s
+        self.stale_after_s = stale_after_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ingest-sweep")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.ingest.sweep(self.stale_after_s)
+            except Exception as exc:  # the next round may succeed; never stop sweeping
+                log.warning("sweep failed; will retry", extra={"error": str(exc)})
 
 
 def _carrier_of(stored: Any) -> dict[str, str] | None:
