@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from genomebus_common.events import SampleRemoved
 from genomebus_common.events import Producer, SampleAligned, SampleReceived
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
+from genomebus_common.scratch import sample_workdir
 from genomebus_common.stage import compute_once_then_publish, remove_outputs
 from genomebus_common.tools import metered
 
@@ -47,9 +47,7 @@ class AlignSample:
 
     def _align_and_store(self, event: SampleReceived) -> SampleAligned:
         reference_fasta, _ = self.references.materialise(event.reference)
-        workdir = Path(self.settings.work_dir) / "alignment" / event.sample_id
-        shutil.rmtree(workdir, ignore_errors=True)
-        try:
+        with sample_workdir(Path(self.settings.work_dir) / "alignment", event.sample_id) as workdir:
             with (
                 self.store.open(event.reads_r1) as r1,
                 self.store.open(event.reads_r2) as r2,
@@ -74,8 +72,6 @@ class AlignSample:
                 bucket, f"{prefix}/{event.sample_id}.bam", result.bam, content_type="application/x-bam"
             )
             bai = self.store.put_file(bucket, f"{prefix}/{event.sample_id}.bam.bai", result.bai)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
         aligned = SampleAligned(
             correlation_id=event.correlation_id,
             sample_id=event.sample_id,

@@ -13,6 +13,7 @@ from genomebus_common.events import SampleRemoved
 from genomebus_common.events import SampleReceived, Stage
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
+from genomebus_common.scratch import remove_abandoned
 from genomebus_common.runtime import ServiceRuntime, create_app, serve
 from genomebus_common.topics import SAMPLE_REMOVED
 from genomebus_common.topics import sample_received_topic
@@ -51,6 +52,7 @@ def build_app(settings: AlignmentSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def resources(rt: ServiceRuntime) -> AsyncIterator[AlignSample]:
         store.ensure_bucket(settings.alignments_bucket)
+        remove_abandoned(Path(settings.work_dir) / "alignment")  # scratch of runs killed outright
         # Consumers start only once the view has read the consent topic up to now.
         async with consent.following():
             yield handler

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from genomebus_common.events import SampleRemoved
 from genomebus_common.events import Producer, SampleAligned, VariantsCalled
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
+from genomebus_common.scratch import sample_workdir
 from genomebus_common.stage import compute_once_then_publish, remove_outputs
 from genomebus_common.tools import metered
 
@@ -45,10 +45,7 @@ class CallSample:
 
     def _call_and_store(self, event: SampleAligned) -> VariantsCalled:
         reference_fasta, _ = self.references.materialise(event.reference)
-        workdir = Path(self.settings.work_dir) / "calling" / event.sample_id
-        shutil.rmtree(workdir, ignore_errors=True)
-        workdir.mkdir(parents=True)
-        try:
+        with sample_workdir(Path(self.settings.work_dir) / "calling", event.sample_id) as workdir:
             bam = self.store.download(event.bam, workdir / "input.bam")
             self.store.download(event.bam_index, workdir / "input.bam.bai")
             with metered() as meter:
@@ -60,8 +57,6 @@ class CallSample:
                 bucket, f"{prefix}/{event.sample_id}.vcf.gz", result.vcf, content_type="application/gzip"
             )
             tbi = self.store.put_file(bucket, f"{prefix}/{event.sample_id}.vcf.gz.tbi", result.index)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
         called = VariantsCalled(
             correlation_id=event.correlation_id,
             sample_id=event.sample_id,

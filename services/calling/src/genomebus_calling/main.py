@@ -13,6 +13,7 @@ from genomebus_common.events import SampleRemoved
 from genomebus_common.events import SampleAligned, Stage
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
+from genomebus_common.scratch import remove_abandoned
 from genomebus_common.runtime import ServiceRuntime, create_app, serve
 from genomebus_common.topics import SAMPLE_REMOVED
 from genomebus_common.topics import SAMPLE_ALIGNED
@@ -47,6 +48,7 @@ def build_app(settings: CallingSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def resources(rt: ServiceRuntime) -> AsyncIterator[CallSample]:
         store.ensure_bucket(settings.variants_bucket)
+        remove_abandoned(Path(settings.work_dir) / "calling")  # scratch of runs killed outright
         # Consumers start only once the view has read the consent topic up to now.
         async with consent.following():
             yield handler
