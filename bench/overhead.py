@@ -48,7 +48,7 @@ def raw_run(reference: Path, r1: Path, r2: Path, out: Path, threads: int) -> dic
     rg = "@RG\\tID:raw\\tSM:raw\\tLB:raw\\tPL:ILLUMINA"
     per_thread = max(512 // threads, 32)
     align = (
-        f"bwa mem -t {threads} -R '{rg}' {reference} {r1} {r2} 2>/dev/null"
+        f"bwa mem -K 100000000 -t {threads} -R '{rg}' {reference} {r1} {r2} 2>/dev/null"
         f" | samtools fixmate -u -m - -"
         f" | samtools sort -u -@ {threads} -m {per_thread}M -T {out}/sort -"
         f" | samtools markdup -@ {threads - 1} -T {out}/md -f {out}/md.stats --write-index - {out}/raw.bam##idx##{out}/raw.bam.bai"

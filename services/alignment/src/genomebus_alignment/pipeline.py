@@ -122,7 +122,11 @@ def _read_group_line(rg: ReadGroup) -> str:
 def _aligner_command(aligner: Aligner, threads: int) -> Command:
     r1, r2, ref, rg = Data("r1.fastq"), Data("r2.fastq"), Data("reference"), Data("read-group")
     if aligner == "bwa":
-        return Command.of("bwa", "mem", "-t", str(threads), "-R", rg, ref, r1, r2)
+        # -K: a fixed batch of bases, so the insert-size estimate, and so the alignments, do not
+        # depend on how many cores the node has (bwa's "for reproducibility"; the CCDG
+        # functional-equivalence pipelines use the same 100M). A sample rerun elsewhere, after a
+        # rebalance or a replay, gets the same records.
+        return Command.of("bwa", "mem", "-K", "100000000", "-t", str(threads), "-R", rg, ref, r1, r2)
     if aligner == "minimap2":
         return Command.of("minimap2", "-ax", "sr", "-t", str(threads), "-R", rg, ref, r1, r2)
     raise ValueError(f"unknown aligner {aligner!r}")
