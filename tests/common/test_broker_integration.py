@@ -177,16 +177,22 @@ async def test_the_consent_topic_is_compacted_wherever_it_is_made(settings: Serv
         async def policy(name: str) -> dict[str, str]:
             [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
             entries = response.resources[0][4]
-            return {e[0]: e[1] for e in entries if e[0] in ("cleanup.policy", "retention.ms")}
+            wanted = ("cleanup.policy", "retention.ms", "max.message.bytes")
+            return {e[0]: e[1] for e in entries if e[0] in wanted}
 
-        # As an older version (or a broker's auto-create) left it: corrected on the next start.
+        # As an older version (or a broker's auto-create) left it, with an operator's own
+        # override beside: corrected on the next start, the operator's setting kept.
         await admin.alter_configs([ConfigResource(
-            ConfigResourceType.TOPIC, CONSENT_CHANGED.name, configs={"cleanup.policy": "delete"})])
+            ConfigResourceType.TOPIC, CONSENT_CHANGED.name,
+            configs={"cleanup.policy": "delete", "max.message.bytes": "2000000"})])
         assert (await policy(CONSENT_CHANGED.name))["cleanup.policy"] == "delete"
         await ensure_topics(settings)
-        assert (await policy(CONSENT_CHANGED.name))["cleanup.policy"] == "compact"
-        assert await policy(SAMPLE_ALIGNED.name) == {
-            "cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}
+        corrected = await policy(CONSENT_CHANGED.name)
+        assert corrected["cleanup.policy"] == "compact"
+        assert corrected["max.message.bytes"] == "2000000", "AlterConfigs must not wipe overrides"
+        aligned = await policy(SAMPLE_ALIGNED.name)
+        assert (aligned["cleanup.policy"], aligned["retention.ms"]) == (
+            "delete", str(30 * 24 * 3600 * 1000))
     finally:
         await admin.close()
 

@@ -44,3 +44,19 @@ def test_a_consent_rejected_after_it_was_given_stops_analysis_too() -> None:
 async def test_a_view_that_is_not_following_cannot_vouch_for_being_current() -> None:
     with pytest.raises(TransientError, match="not following"):
         await ConsentView("unused:9092").caught_up()
+
+
+def test_an_event_the_contract_now_refuses_still_counts_for_its_decision() -> None:
+    """A withdrawal written before a stricter screen (its reason holds what now looks like a
+    national id) must not be skipped by a view reading the topic from the start."""
+    import json
+
+    view = ConsentView("unused:9092")
+    view.apply(version(1))
+    raw = json.loads(version(2, given=False, withdrawn=True).to_bytes())
+    raw["reason"] = "patient 0101904ABC withdrew"  # refused by today's contract
+    view._read(json.dumps(raw).encode(), offset=7)
+    assert view.withdrawn(PSEUDONYM).version == 2  # type: ignore[union-attr]
+
+    view._read(b'{"patient_pseudonym": "someone", "version": 9}', offset=8)  # not sound: skipped
+    assert view.latest[PSEUDONYM].version == 2

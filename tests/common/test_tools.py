@@ -237,6 +237,9 @@ def test_a_tool_that_fails_on_a_full_scratch_disk_is_retried_not_dead_lettered(
     from genomebus_common import tools as tools_module
     from genomebus_common.errors import ToolFailed, ToolFailedTransiently
 
+    usage = collections.namedtuple("usage", "total used free")
+    plenty_free = usage(10**12, 0, 10**12)
+    monkeypatch.setattr(tools_module.shutil, "disk_usage", lambda path: plenty_free)
     failing = [["sh", "-c", "echo '[markdup] error: writing output failed.' >&2; exit 1"]]
     with pytest.raises(ToolFailedTransiently, match="writing output failed"):
         tools_module.run_pipeline(failing, stdout=tmp_path / "out.bam")
@@ -246,7 +249,6 @@ def test_a_tool_that_fails_on_a_full_scratch_disk_is_retried_not_dead_lettered(
         tools_module.run_pipeline(silent, stdout=tmp_path / "out.bam")
     assert not isinstance(plenty.value, ToolFailedTransiently), "a bad input stays permanent"
 
-    usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(tools_module.shutil, "disk_usage", lambda path: usage(10**12, 10**12, 4096))
     with pytest.raises(ToolFailedTransiently, match="host resources exhausted: .* MiB free"):
         tools_module.run_pipeline(silent, stdout=tmp_path / "out.bam")

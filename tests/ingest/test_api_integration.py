@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 
@@ -201,6 +202,51 @@ async def test_an_upload_repeated_after_its_check_failed_finishes_the_check(
     monkeypatch.setattr(service, "check_pair", real_check)
     again = await lis.put(sample["upload"]["R2"], content=r2)
     assert again.status_code == 200 and again.json()["status"] == "awaiting_consent", again.json()
+
+
+async def test_reads_taken_from_the_landing_bucket_survive_a_registration_sent_again(
+    lis: httpx.AsyncClient, toy_reference: Manifest, store: ObjectStore,
+    ingest_settings: IngestSettings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The LIS put the files in the landing bucket and registers the sample naming them; the
+    copy breaks off after R1 and the LIS sends the registration again (and again after the
+    sample moved on): R1 is not copied twice and no retry ever deletes the sample's reads."""
+    import io
+
+    import genomebus_common.objectstore as objectstore
+    from genomebus_common.errors import ObjectStoreUnavailable
+
+    r1, r2 = pair(8)
+    prefix = f"lis/{uuid.uuid4().hex[:8]}"
+    for name, data in (("R1", r1), ("R2", r2)):
+        store.put_stream(ingest_settings.landing_bucket, f"{prefix}/{name}.fastq.gz", io.BytesIO(data))
+    body = registration(toy_reference, r1, r2)
+    body["reads"] |= {"landing_r1_key": f"{prefix}/R1.fastq.gz", "landing_r2_key": f"{prefix}/R2.fastq.gz"}
+
+    real_open = objectstore.ObjectStore.open
+
+    def r2_unreachable(self: objectstore.ObjectStore, ref: object) -> object:
+        if getattr(ref, "key", "").endswith("R2.fastq.gz"):
+            raise ObjectStoreUnavailable("connection reset")
+        return real_open(self, ref)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(objectstore.ObjectStore, "open", r2_unreachable)
+    assert (await lis.post("/v1/samples", json=body)).status_code == 503
+    monkeypatch.setattr(objectstore.ObjectStore, "open", real_open)
+    sample_id = f"{body['hospital_id']}.{body['specimen_id']}"
+
+    def stored(mate: str) -> object:
+        return store.stat(ingest_settings.reads_bucket, f"samples/{sample_id}/{mate}.fastq.gz")
+
+    r1_first = stored("R1").last_modified
+    await asyncio.sleep(1.1)  # object times have a resolution of a second
+    again = await lis.post("/v1/samples", json=body)
+    assert again.status_code in (200, 201) and again.json()["status"] == "awaiting_consent"
+    assert stored("R1").last_modified == r1_first, "R1 was copied already: not again"
+
+    third = await lis.post("/v1/samples", json=body)  # after it moved on: nothing changes
+    assert third.json()["status"] == "awaiting_consent"
+    assert stored("R1").size == len(r1) and stored("R2").size == len(r2)
 
 
 async def test_wrong_sha256_is_refused_and_nothing_is_stored(

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from . import metrics, tools
 from .errors import (
+    BrokerUnavailable,
     GenomebusError,
     InvalidEvent,
     PermanentError,
@@ -140,10 +141,17 @@ async def ensure_topics(
         await admin.close()
 
 
+_DYNAMIC_TOPIC_CONFIG = 1
+
+
 async def _align_retention(admin: AIOKafkaAdminClient, wanted: dict[str, dict[str, str]]) -> None:
     """Give topics made before their retention was set here (by an older version, or by a
     broker's auto-create) the retention they should have: above all, a consent topic left on
-    the broker's default of deleting after 7 days would let consent views forget withdrawals."""
+    the broker's default of deleting after 7 days would let consent views forget withdrawals.
+
+    AlterConfigs replaces a topic's whole set of overrides, so the ones it has (those set on
+    the topic itself) are sent again with ours on top; a refusal is raised, not logged away.
+    """
     if not wanted:
         return
     responses = await admin.describe_configs(
@@ -151,13 +159,24 @@ async def _align_retention(admin: AIOKafkaAdminClient, wanted: dict[str, dict[st
     )
     differing = []
     for response in responses:
-        for _error, _message, _type, name, entries, *_ in response.resources:
-            held = {entry[0]: entry[1] for entry in entries}
+        for error, message, _type, name, entries, *_ in response.resources:
+            if error:
+                raise BrokerUnavailable(f"Kafka: cannot read the config of {name}: {message}")
+            # entry: (name, value, read_only, config_source, is_sensitive, ...); source 1 is
+            # DYNAMIC_TOPIC_CONFIG: an override on this topic
+            own = {e[0]: e[1] for e in entries if e[3] == _DYNAMIC_TOPIC_CONFIG and e[1] is not None}
+            held = {e[0]: e[1] for e in entries}
             if any(held.get(key) != value for key, value in wanted[name].items()):
-                differing.append(ConfigResource(ConfigResourceType.TOPIC, name, configs=wanted[name]))
-    if differing:
-        log.warning("topic retention corrected", extra={"topics": [r.name for r in differing]})
-        await admin.alter_configs(differing)
+                differing.append(
+                    ConfigResource(ConfigResourceType.TOPIC, name, configs={**own, **wanted[name]})
+                )
+    if not differing:
+        return
+    for response in await admin.alter_configs(differing):
+        for error, message, _type, name, *_ in response.resources:
+            if error:
+                raise BrokerUnavailable(f"Kafka: cannot set the retention of {name}: {message}")
+    log.warning("topic retention corrected", extra={"topics": [r.name for r in differing]})
 
 
 def event_headers(event: Event) -> dict[str, str]:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import re
 from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from .errors import TransientError, from_kafka_error
-from .events import ConsentChanged
+from .events import PSEUDONYM_PATTERN, ConsentChanged
 from .topics import CONSENT_CHANGED
 
 log = logging.getLogger(__name__)
@@ -141,10 +143,7 @@ class ConsentView:
                 continue
             for tp, records in batches.items():
                 for record in records:
-                    try:
-                        self.apply(ConsentChanged.from_bytes(record.value))  # type: ignore[arg-type]
-                    except ValidationError:
-                        log.warning("unreadable consent event skipped", extra={"offset": record.offset})
+                    self._read(record.value, record.offset)  # type: ignore[arg-type]
             if pending:
                 for tp in list(pending):
                     if await consumer.position(tp) >= ends[tp]:
@@ -153,6 +152,22 @@ class ConsentView:
                     self._ready.set()
                     log.info("consent view caught up", extra={"patients": len(self.latest)})
 
+    def _read(self, value: bytes, offset: int) -> None:
+        """Apply one record. One the contract refuses (an older event a stricter screen now
+        rejects, say) is still applied for its decision when that much is sound: skipping it
+        could skip a withdrawal."""
+        try:
+            self.apply(ConsentChanged.from_bytes(value))
+            return
+        except ValidationError:
+            pass
+        decision = _decision_only(value)
+        if decision is None:
+            log.warning("unreadable consent event skipped", extra={"offset": offset})
+            return
+        log.warning("consent event applied for its decision only", extra={"offset": offset})
+        self.apply(decision)
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -160,3 +175,26 @@ class ConsentView:
                 await self._task
         if self._consumer is not None:
             await self._consumer.stop()
+
+
+def _decision_only(value: bytes) -> ConsentChanged | None:
+    """Patient, version, withdrawal and analysis consent from a record the contract refuses,
+    or None when even those are not sound."""
+    try:
+        raw = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    pseudonym, version = raw.get("patient_pseudonym"), raw.get("version")
+    withdrawn, given = raw.get("withdrawn", False), raw.get("analysis_consent_given")
+    if not (isinstance(pseudonym, str) and re.fullmatch(PSEUDONYM_PATTERN, pseudonym)):
+        return None
+    if not (type(version) is int and version >= 1):
+        return None
+    if type(withdrawn) is not bool or type(given) is not bool:
+        return None
+    return ConsentChanged.model_construct(
+        patient_pseudonym=pseudonym, version=version, withdrawn=withdrawn,
+        analysis_consent_given=given,
+    )

@@ -132,7 +132,7 @@ async def connect_pool(
         await close_pool(pool)
 
 
-async def close_pool(pool: asyncpg.Pool, timeout_s: float = 15.0) -> None:
+async def close_pool(pool: asyncpg.Pool, timeout_s: float = 10.0) -> None:
     """Close gracefully, but never hang a shutdown on a connection someone failed to release.
 
     asyncpg's ``Pool.close`` waits without bound; a pod that cannot stop is worse than a

@@ -151,7 +151,7 @@ class OutboxRelay:
         # Scraped while this relay runs: every service with an outbox reports its backlog.
         metrics.on_scrape(self, lambda: metrics.read_outbox(self.pool))
 
-    async def stop(self, grace_s: float = 10.0) -> None:
+    async def stop(self, grace_s: float = 5.0) -> None:
         """Let the round in progress finish, then stop.
 
         A round cancelled half-way would roll back rows it had already published (they would

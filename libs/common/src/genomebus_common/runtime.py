@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 #: How long stopping the Kafka client may take: FastStream's own grace for running handlers
-#: (15 s) and a flush, well inside Kubernetes' default 30 s before SIGKILL.
-BROKER_STOP_TIMEOUT_S = 25.0
+#: (15 s) and a flush. With the outbox relay's grace (5 s) and the pool's close (10 s) a stop
+#: takes at most 35 s; the pods' terminationGracePeriodSeconds (45 s or more) cover that.
+BROKER_STOP_TIMEOUT_S = 20.0
 
 
 class BrokerWorker(Protocol):

@@ -37,14 +37,28 @@ class SampleBusy(TransientError):
 
 @contextlib.contextmanager
 def _locked(lock_path: Path) -> Iterator[bool]:
-    """Whether an exclusive lock on ``lock_path`` was had (never waits); released on exit."""
-    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
-    try:
+    """Whether an exclusive lock on ``lock_path`` was had (never waits); released on exit.
+
+    Lock files are removed while locked, so a lock taken on a file that was removed meanwhile
+    (opened just before, locked just after) protects nothing: it is dropped and taken again on
+    whatever the path names now.
+    """
+    while True:
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
             yield False
             return
+        try:
+            current = os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fd).st_ino:
+            break
+        os.close(fd)  # the file was removed under us: try again
+    try:
         yield True
     finally:
         os.close(fd)  # closing the last descriptor releases the lock

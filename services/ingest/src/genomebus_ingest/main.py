@@ -73,7 +73,9 @@ def build_app(settings: IngestSettings) -> FastAPI:
 
     # A consent change is never parked for a database outage: it waits, in order.
     runtime.consumer.subscribe(
-        ConsentChanged, on_consent, CONSENT_CHANGED.name, retry_transient_forever=True
+        ConsentChanged, on_consent, CONSENT_CHANGED.name, retry_transient_forever=True,
+        # while it waits, the member stays in its group (no rebalance every 5 minutes)
+        max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
     )
     app = create_app(runtime, resources=resources_, title="genomebus ingest: hospital LIS API")
     api.install(app, settings.hospital_tokens)

@@ -86,6 +86,8 @@ class Ingest:
     landing_bucket: str
     #: The service runtime's tracer in production; the global one (often a no-op) otherwise.
     tracer: trace.Tracer = field(default_factory=tracer)
+    #: Samples this process is checking now (a check of a large FASTQ pair takes minutes).
+    _checking: set[str] = field(default_factory=set, init=False, repr=False)
 
     @contextlib.contextmanager
     def _sample_span(
@@ -227,6 +229,12 @@ class Ingest:
             ("R1", reads.landing_r1_key, reads.r1_sha256),
             ("R2", reads.landing_r2_key, reads.r2_sha256),
         ):
+            held = await self.get(registration.sample_id, registration.hospital_id)
+            if held.status != SampleStatus.AWAITING_READS:
+                return held  # a registration sent again after this one moved on: nothing to do
+            current = held.reads_r1 if mate == "R1" else held.reads_r2
+            if current is not None and current.sha256 == sha:
+                continue  # copied by an earlier attempt: never overwrite a good file
             try:
                 stat = await asyncio.to_thread(self.store.stat, self.landing_bucket, key)
             except ObjectNotFound:
@@ -256,9 +264,13 @@ class Ingest:
                 registration.sample_id,
                 ref.model_dump_json(),
             )
-            if not kept:  # removed or rejected while the copy ran: keep nothing of it
-                await asyncio.to_thread(self.store.remove, self.reads_bucket, ref.key)
-                return await self.get(registration.sample_id, registration.hospital_id)
+            if not kept:
+                now = await self.get(registration.sample_id, registration.hospital_id)
+                if now.status in (SampleStatus.REMOVED, SampleStatus.REJECTED):
+                    # removed or rejected while the copy ran: keep nothing of it (a sample that
+                    # moved on holds these very bytes under this key: those stay)
+                    await asyncio.to_thread(self.store.remove, self.reads_bucket, ref.key)
+                return now
         return await self._check_if_complete(registration.sample_id)
 
     async def _check_if_complete(self, sample_id: str) -> SampleView:
@@ -266,6 +278,15 @@ class Ingest:
         view = _view(row)
         if view.status != SampleStatus.AWAITING_READS or not (view.reads_r1 and view.reads_r2):
             return view
+        if sample_id in self._checking:
+            return view  # a retried request while this process checks it already: one is enough
+        self._checking.add(sample_id)
+        try:
+            return await self._check(sample_id, row, view)
+        finally:
+            self._checking.discard(sample_id)
+
+    async def _check(self, sample_id: str, row: asyncpg.Record, view: SampleView) -> SampleView:
 
         def check() -> Any:
             with self.store.open(view.reads_r1) as r1, self.store.open(view.reads_r2) as r2:  # type: ignore[arg-type]
@@ -426,7 +447,8 @@ class Ingest:
             stale_after_s,
         )
         for row in stuck:
-            await self._check_if_complete(row["sample_id"])
+            with _logged_and_skipped("sweep: check failed", row["sample_id"]):
+                await self._check_if_complete(row["sample_id"])
         patients = await self.pool.fetch(
             """
             SELECT DISTINCT s.patient_pseudonym FROM samples s
@@ -436,8 +458,9 @@ class Ingest:
             stale_after_s,
         )
         for row in patients:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await self._decide(conn, row["patient_pseudonym"])
+            with _logged_and_skipped("sweep: decision failed", row["patient_pseudonym"]):
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await self._decide(conn, row["patient_pseudonym"])
         if patients and self.relay is not None:
             self.relay.notify()
         if stuck or patients:
@@ -516,6 +539,15 @@ async def _lock_patient(conn: asyncpg.Connection, pseudonym: str) -> None:
     """The patient's decision lock (transaction-scoped; taken again by the same transaction, a
     no-op). Always before the patient's consents row, never after."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", pseudonym)
+
+
+@contextlib.contextmanager
+def _logged_and_skipped(what: str, subject: str) -> Iterator[None]:
+    """One sample or patient that fails never stops the sweep for the others."""
+    try:
+        yield
+    except Exception as exc:
+        log.warning(what, extra={"subject": subject, "error": str(exc)})
 
 
 class Sweeper:

@@ -114,6 +114,8 @@ def build_app(
         runtime.consumer.subscribe(
             ConsentChanged, on_consent_changed, consent_changed_topic, group_suffix="consent",
             retry_transient_forever=True,
+            # while it waits, the member stays in its group (no rebalance every 5 minutes)
+            max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
         )
     return app
 
