@@ -114,3 +114,27 @@ async def test_credentials_purpose_and_limits_are_checked(
     assert bad_pseudonym.status_code == 422 and "241190" not in bad_pseudonym.text
     health = await app_client.get("/readyz")
     assert health.status_code == 200 and health.json()["checks"]["postgres"] is True
+
+
+async def test_a_hospital_that_removed_its_only_sample_of_a_patient_no_longer_treats_them(
+    app_client: httpx.AsyncClient, upload_vcf: Callable[..., UploadedVcf]
+) -> None:
+    """OUH sent a sample under the wrong patient and removed it: that gives OUH no view of the
+    patient's genome from Rigshospitalet's samples."""
+    from genomebus_common.events import SampleRemoved
+
+    registry: Registry = app_client.app.state.resources  # type: ignore[attr-defined]
+    patient = pseudonym("api-wrong-patient")
+    await registry.handlers.consent_changed(consent(patient, 1), delivery())
+    vcf = upload_vcf([(10, "A", "G", "0/1", 30, 99)])
+    mistaken = variants_called(vcf, patient, hospital_id="OUH")
+    await registry.handlers.variants_called(mistaken, delivery())
+    await registry.handlers.variants_called(variants_called(vcf, patient), delivery())
+    url = f"/v1/patients/{patient}/variants"
+    assert (await app_client.get(url, headers=auth("ouh-lis"))).status_code == 200
+
+    await registry.handlers.sample_removed(SampleRemoved(
+        correlation_id=mistaken.sample_id, sample_id=mistaken.sample_id, patient_pseudonym=patient,
+        hospital_id="OUH", reason="wrong patient", requested_by="OUH"), delivery())
+    assert (await app_client.get(url, headers=auth("ouh-lis"))).status_code == 404
+    assert (await app_client.get(url, headers=auth("rh-lis"))).status_code == 200

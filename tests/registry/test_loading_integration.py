@@ -239,3 +239,23 @@ async def test_making_a_partition_does_not_wait_for_loads_or_block_queries(pool:
         "WHERE i.inhparent = 'genotypes'::regclass")}
     assert {"genotypes_b40", "genotypes_b41"} <= names, "its block, and the next one ahead"
     assert not await pool.fetchval("SELECT registry_ensure_genotypes_partition(64 * 40 + 5)")
+
+
+async def test_two_loads_needing_the_same_new_partition_both_go_on(pool: asyncpg.Pool) -> None:
+    """At every 64-sample boundary two loads may draw numbers in the same new block: the one
+    that waited for the other must find the partition made, not fail (its load would be
+    dead-lettered)."""
+    async with pool.acquire() as first, pool.acquire() as second:
+        tx = first.transaction()
+        await tx.start()
+        assert await first.fetchval("SELECT registry_ensure_genotypes_partition(64 * 50)")
+        waiting = asyncio.create_task(
+            second.fetchval("SELECT registry_ensure_genotypes_partition(64 * 50 + 1)"))
+        await asyncio.sleep(0.3)  # the second is waiting for the first's lock now
+        assert not waiting.done()
+        await tx.commit()
+        assert await asyncio.wait_for(waiting, 10) is False, "made by the other: not an error"
+    names = {r["relname"] for r in await pool.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'genotypes'::regclass")}
+    assert {"genotypes_b50", "genotypes_b51"} <= names

@@ -192,6 +192,14 @@ class RegistryHandlers:
 
     async def variants_called(self, event: VariantsCalled, delivery: Delivery) -> None:
         """Load one sample's genotypes, or quarantine it if consent forbids use at commit."""
+        try:
+            await self._variants_called(event, delivery)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # before and after the load's own transaction too: a failover is retried, not
+            # dead-lettered as an unknown error (network and disk errors are classified later)
+            raise from_asyncpg_error(exc) from exc
+
+    async def _variants_called(self, event: VariantsCalled, delivery: Delivery) -> None:
         if await self._already_applied(event):
             return  # a redelivery: do not even download
         self._scratch.mkdir(parents=True, exist_ok=True)

@@ -303,9 +303,11 @@ class Queries:
         async def answer(conn: asyncpg.Connection) -> _Outcome:
             if caller.role != "hospital" or not caller.hospital_id:
                 return self._denied(RoleForbidden("the patient view is for treating hospitals"))
+            # A sample the hospital sent and then removed (the wrong patient, say), or one
+            # quarantined, does not make it the patient's treating hospital.
             treating = await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM samples WHERE patient_pseudonym = $1 "
-                "AND hospital_id = $2)",
+                "AND hospital_id = $2 AND removed_at IS NULL AND NOT quarantined)",
                 pseudonym,
                 caller.hospital_id,
             )
