@@ -224,6 +224,33 @@ async def test_a_sample_removed_before_its_variants_arrive_is_never_loaded(
     ) == 1
 
 
+async def test_a_vcf_called_again_for_a_removed_sample_is_refused_not_parked(
+    handlers: RegistryHandlers, pool: asyncpg.Pool, upload_vcf: Callable[..., UploadedVcf]
+) -> None:
+    """Loaded, removed by the hospital, then variants called again (another VCF): refused and
+    audited, not raised as a conflict that goes to the dead-letter topic."""
+    from genomebus_common.events import SampleRemoved
+
+    patient = pseudonym("loader-removed-recalled")
+    await handlers.consent_changed(consent(patient, 1), delivery())
+    event = variants_called(upload_vcf(RECORDS), patient)
+    await handlers.variants_called(event, delivery())
+    await handlers.sample_removed(SampleRemoved(
+        correlation_id=event.correlation_id, sample_id=event.sample_id, patient_pseudonym=patient,
+        hospital_id="RH", reason="consent form lost", requested_by="RH"), delivery())
+    recalled = variants_called(upload_vcf(RECORDS[:1]), patient, sample_id=event.sample_id)
+    assert recalled.vcf.sha256 != event.vcf.sha256
+    await handlers.variants_called(recalled, delivery())  # must not raise DataConflict
+
+    assert await pool.fetchval(
+        "SELECT count(*) FROM genotypes g JOIN samples s USING (sample_no) WHERE s.sample_id = $1",
+        event.sample_id) == 0
+    assert await pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE action = 'sample.load_refused' AND $1 = ANY(patients)",
+        patient,
+    ) == 1
+
+
 async def test_making_a_partition_does_not_wait_for_loads_or_block_queries(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as loading, pool.acquire() as maker:
         tx = loading.transaction()

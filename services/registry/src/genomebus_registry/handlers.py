@@ -234,6 +234,11 @@ class RegistryHandlers:
         async with once(self.pool, self.consumer, event, delivery) as conn:
             if conn is None:
                 return False
+            # A removed sample first: whatever VCF comes for it later (called again, say) is
+            # refused quietly, not a conflict parked in the dead-letter topic.
+            if await _removed(conn, event.sample_id):
+                await _refuse_removed(conn, event)
+                return False
             existing = await find_sample(conn, event.sample_id)
             if existing is not None:
                 if existing["vcf_sha256"] != event.vcf.sha256:
@@ -242,10 +247,6 @@ class RegistryHandlers:
                         f"(sha256 {existing['vcf_sha256']})"
                     )
                 return False  # the same VCF in another event: already loaded or quarantined
-
-            if await _removed(conn, event.sample_id):
-                await _refuse_removed(conn, event)
-                return False
             # Cheap early look: no point staging rows for a patient who has already withdrawn.
             # It only saves work; the decision is taken under the lock below.
             early = (await read_consent(conn, event.patient_pseudonym, lock=False)).forbids_use
