@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import stat
+import time
 import subprocess
 from pathlib import Path
 
@@ -213,3 +214,28 @@ def test_retry_in_the_same_workdir_succeeds(
     first = align(*small_pair, small_dataset.reference, READ_GROUP, work)
     assert first.read_pairs == 2000 and has_bgzf_eof(first.bam)
     assert not (work / "tmp").exists()
+
+
+def test_a_feeder_that_cannot_start_leaves_no_aligner_behind(
+    small_pair: tuple[Path, Path], tmp_path: Path, small_dataset: SmallDataset,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No thread to be had for R2's feeder: the error comes back at once, and bwa, which would
+    wait for R2's FIFO for ever, is not left running."""
+    from genomebus_common import tools
+
+    real_start = tools.FifoFeeder.start
+    started: list[str] = []
+
+    def start(self: tools.FifoFeeder) -> None:
+        started.append(self.name)
+        if len(started) == 2:
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(tools.FifoFeeder, "start", start)
+    begun = time.monotonic()
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        align(*small_pair, small_dataset.reference, READ_GROUP, tmp_path / "work")
+    assert time.monotonic() - begun < 30
+    assert not tools._running, "every pipeline collected: no tool left running"

@@ -181,15 +181,23 @@ def _feed_and_align(
             for fifo, read, count in zip(fifos, readers, counts, strict=True)
         ]
         tool_error: Exception | None = None
+        waited = False
         try:
             pipeline.start()
             for feeder in feeders:
                 feeder.start()
             try:
+                waited = True
                 pipeline.wait()
             except Exception as exc:  # noqa: BLE001 - reported below, after the input's verdict
                 tool_error = exc
         finally:
+            if not waited:
+                # A feeder could not start (no thread to be had, say): the aligner would wait
+                # for its FIFO for ever. Kill what runs and collect it before the cleanup below.
+                pipeline.abort()
+                with contextlib.suppress(Exception):
+                    pipeline.wait(check=False)
             # Every tool has exited here (or never started): feeders still waiting for a
             # reader give up, and those mid-write have already seen the reader go.
             for feeder in feeders:
