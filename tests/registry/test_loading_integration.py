@@ -250,6 +250,15 @@ async def test_a_vcf_called_again_for_a_removed_sample_is_refused_not_parked(
         patient,
     ) == 1
 
+    # The hospital sends the removal again (a new event): audited as already removed.
+    await handlers.sample_removed(SampleRemoved(
+        correlation_id=event.correlation_id, sample_id=event.sample_id, patient_pseudonym=patient,
+        hospital_id="RH", reason="consent form lost", requested_by="RH"), delivery())
+    outcomes = [r["outcome"] for r in await pool.fetch(
+        "SELECT outcome FROM audit_log WHERE action = 'sample.removed' AND $1 = ANY(patients) "
+        "ORDER BY id", patient)]
+    assert outcomes == ["removed", "already_removed"]
+
 
 async def test_making_a_partition_does_not_wait_for_loads_or_block_queries(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as loading, pool.acquire() as maker:

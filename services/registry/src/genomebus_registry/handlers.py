@@ -157,8 +157,13 @@ class RegistryHandlers:
                 role="hospital",
                 action="sample.removed",
                 purpose=event.reason,
-                outcome="removed" if marked != "UPDATE 0" else "not_loaded_here",
-                patients=[event.patient_pseudonym],
+                outcome=(
+                    "removed" if marked != "UPDATE 0"
+                    else "already_removed" if sample is not None
+                    else "not_loaded_here"
+                ),
+                # whose data went (the sample's patient here) and whom the hospital named
+                patients=sorted(patients | ({sample["patient_pseudonym"]} if sample else set())),
                 details={"sample_id": event.sample_id, "genotypes_deleted": int(deleted.split()[-1])},
             )
         log.info("sample removed", extra={"sample_id": event.sample_id})
