@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import uuid
@@ -72,17 +73,50 @@ async def give_consent(
     await lis.app.state.resources.apply_consent(event, delivery)  # type: ignore[attr-defined]
 
 
+@contextlib.asynccontextmanager
+async def lis_client(settings: IngestSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client authenticated as Rigshospitalet's LIS, to an ingest app running its full
+    lifespan (``client.app`` is the app)."""
+    app = build_app(settings)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://ingest",
+        headers={"Authorization": f"Bearer {TOKENS['RH']}"},
+        timeout=60,
+    ) as client:
+        client.app = app  # type: ignore[attr-defined]
+        yield client
+
+
 @pytest.fixture
 async def lis(ingest_settings: IngestSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """A client authenticated as Rigshospitalet's LIS; the app runs its full lifespan."""
-    app = build_app(ingest_settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://ingest",
-            headers={"Authorization": f"Bearer {TOKENS['RH']}"},
-            timeout=60,
-        ) as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
+    async with lis_client(ingest_settings) as client:
+        yield client
+
+
+async def upload_with_the_check_dropped(
+    lis: httpx.AsyncClient, reference: Manifest, monkeypatch: pytest.MonkeyPatch, **overrides: object
+) -> dict:
+    """Register a sample and upload both files, the check breaking off after R2 is stored (the
+    object store dropped): the sample is left in awaiting_reads with both files. Returns it."""
+    import genomebus_ingest.service as service
+    from genomebus_common.errors import ObjectStoreUnavailable
+
+    from .fastq_data import pair
+    from .test_api_integration import registration
+
+    real_check = service.check_pair
+
+    def dropped(*args: object) -> None:
+        raise ObjectStoreUnavailable("connection reset while reading the reads back")
+
+    r1, r2 = pair(8)
+    sample = (await lis.post("/v1/samples", json=registration(reference, r1, r2, **overrides))).json()
+    await lis.put(sample["upload"]["R1"], content=r1)
+    monkeypatch.setattr(service, "check_pair", dropped)
+    failed = await lis.put(sample["upload"]["R2"], content=r2)
+    assert failed.status_code == 503 and failed.headers["Retry-After"]
+    monkeypatch.setattr(service, "check_pair", real_check)
+    view = (await lis.get(f"/v1/samples/{sample['sample_id']}")).json()
+    assert view["status"] == "awaiting_reads"
+    return {**sample, "r2": r2}

@@ -18,7 +18,7 @@ from genomebus_common.topics import sample_received_topic
 from genomebus_ingest.config import IngestSettings
 
 from ..common.kafka_helpers import read_until
-from .conftest import TOKENS, give_consent, pseudonym_of
+from .conftest import TOKENS, give_consent, pseudonym_of, upload_with_the_check_dropped
 from .fastq_data import pair
 
 pytestmark = pytest.mark.integration
@@ -181,26 +181,9 @@ async def test_an_upload_repeated_after_its_check_failed_finishes_the_check(
     lis: httpx.AsyncClient, toy_reference: Manifest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Both files were stored, then the check broke off (the object store dropped, the pod
-    restarted): the LIS sends the file again, and that must move the sample on; nothing else
-    ever would."""
-    import genomebus_ingest.service as service
-    from genomebus_common.errors import ObjectStoreUnavailable
-
-    real_check = service.check_pair
-
-    def dropped(*args: object) -> None:
-        raise ObjectStoreUnavailable("connection reset while reading the reads back")
-
-    r1, r2 = pair(8)
-    sample = (await lis.post("/v1/samples", json=registration(toy_reference, r1, r2))).json()
-    await lis.put(sample["upload"]["R1"], content=r1)
-    monkeypatch.setattr(service, "check_pair", dropped)
-    failed = await lis.put(sample["upload"]["R2"], content=r2)
-    assert failed.status_code == 503 and failed.headers["Retry-After"]
-    assert (await lis.get(f"/v1/samples/{sample['sample_id']}")).json()["status"] == "awaiting_reads"
-
-    monkeypatch.setattr(service, "check_pair", real_check)
-    again = await lis.put(sample["upload"]["R2"], content=r2)
+    restarted): the LIS sends the file again, and that moves the sample on."""
+    sample = await upload_with_the_check_dropped(lis, toy_reference, monkeypatch)
+    again = await lis.put(sample["upload"]["R2"], content=sample["r2"])
     assert again.status_code == 200 and again.json()["status"] == "awaiting_consent", again.json()
 
 

@@ -8,12 +8,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from genomebus_common.errors import ObjectStoreUnavailable
 from genomebus_common.reference import Manifest
 from genomebus_ingest.config import IngestSettings
-from genomebus_ingest.main import build_app
 
-from .conftest import TOKENS, give_consent
+from .conftest import give_consent, lis_client, upload_with_the_check_dropped
 from .fastq_data import pair
 from .test_api_integration import registration
 
@@ -24,14 +22,7 @@ pytestmark = pytest.mark.integration
 async def swept_lis(ingest_settings: IngestSettings) -> AsyncIterator[httpx.AsyncClient]:
     """Ingest with a sweep every 0.2 s of whatever was untouched for 0.5 s."""
     settings = ingest_settings.model_copy(update={"sweep_interval_s": 0.2, "sweep_stale_after_s": 0.5})
-    app = build_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://ingest",
-        headers={"Authorization": f"Bearer {TOKENS['RH']}"},
-        timeout=60,
-    ) as client:
-        client.app = app  # type: ignore[attr-defined]
+    async with lis_client(settings) as client:
         yield client
 
 
@@ -47,19 +38,7 @@ async def status_becomes(lis: httpx.AsyncClient, sample_id: str, status: str) ->
 async def test_a_check_that_died_half_way_is_finished_without_the_lis(
     swept_lis: httpx.AsyncClient, toy_reference: Manifest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import genomebus_ingest.service as service
-
-    real_check = service.check_pair
-
-    def dropped(*args: object) -> None:
-        raise ObjectStoreUnavailable("connection reset while reading the reads back")
-
-    r1, r2 = pair(8)
-    sample = (await swept_lis.post("/v1/samples", json=registration(toy_reference, r1, r2))).json()
-    await swept_lis.put(sample["upload"]["R1"], content=r1)
-    monkeypatch.setattr(service, "check_pair", dropped)
-    assert (await swept_lis.put(sample["upload"]["R2"], content=r2)).status_code == 503
-    monkeypatch.setattr(service, "check_pair", real_check)
+    sample = await upload_with_the_check_dropped(swept_lis, toy_reference, monkeypatch)
     await status_becomes(swept_lis, sample["sample_id"], "awaiting_consent")
 
 
