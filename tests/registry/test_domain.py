@@ -74,3 +74,14 @@ def test_counts_under_the_threshold_are_masked_and_hide_the_frequency() -> None:
     assert small.allele_frequency is None
     big = AlleleCounts.disclose(carriers=6, allele_count=8, samples=40, threshold=5, **ident)
     assert (big.carriers, big.allele_count, big.allele_number, big.allele_frequency) == (6, 8, 80, 0.1)
+
+
+def test_a_cohort_of_fewer_than_five_patients_is_not_shown_through_its_allele_number() -> None:
+    """Four research patients make an allele number of 8: showing it tells the cohort is four."""
+    ident = dict(variant_id="ga4gh:VA.x", reference_digest="SQC.x", chrom="chr1", pos=1, ref="A", alt="G")
+    tiny = AlleleCounts.disclose(carriers=0, allele_count=0, samples=4, threshold=5, **ident)
+    assert tiny.allele_number == "<10" and tiny.allele_frequency is None
+    five = AlleleCounts.disclose(carriers=5, allele_count=5, samples=5, threshold=5, **ident)
+    assert (five.allele_number, five.allele_frequency) == (10, 0.5)
+    homozygotes = AlleleCounts.disclose(carriers=4, allele_count=8, samples=40, threshold=5, **ident)
+    assert homozygotes.allele_count == "<5", "8 alleles in fewer than 5 carriers tells too much"

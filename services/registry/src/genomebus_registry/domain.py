@@ -194,11 +194,15 @@ class AlleleCounts(BaseModel):
     ) -> AlleleCounts:
         """Counts with small cells masked; the frequency is withheld whenever a count is."""
         allele_number = 2 * samples  # diploid: every consenting sample on this reference
-        show_freq = carriers >= threshold and allele_count >= threshold and allele_number >= threshold
+        # The cell is the patients, not their alleles: 3 patients must not show as "6".
+        show_freq = carriers >= threshold and allele_count >= threshold and samples >= threshold
         return cls(
             carriers=masked(carriers, threshold),
-            allele_count=masked(allele_count, threshold),
-            allele_number=masked(allele_number, threshold),
+            # Masked with the carriers: 8 alleles in "<5" carriers would say four homozygotes.
+            allele_count=(
+                masked(allele_count, threshold) if carriers >= threshold else f"<{threshold}"
+            ),
+            allele_number=allele_number if samples >= threshold else f"<{2 * threshold}",
             allele_frequency=round(allele_count / allele_number, 6) if show_freq else None,
             **ident,  # type: ignore[arg-type]
         )
