@@ -95,3 +95,11 @@ def test_a_version_probe_that_times_out_is_retried_not_dead_lettered(
             tools.tool_version("samtools-probe-test")
     finally:
         tools.tool_version.cache_clear()
+
+
+def test_a_database_error_no_adapter_mapped_is_classified_as_the_database_adapter_would() -> None:
+    """A handler's query outside a mapped block: a failover is retried, not dead-lettered."""
+    assert type(errors.from_unexpected(asyncpg.exceptions.AdminShutdownError("x"))) is (
+        errors.DatabaseUnavailable)
+    assert type(errors.from_unexpected(asyncpg.exceptions.UndefinedTableError("x"))) is (
+        errors.DatabaseRejected)

@@ -20,6 +20,7 @@ from genomebus_common.events import (
     ObjectRef,
     ReferenceGenome,
     ResearchUse,
+    SampleRemoved,
     ToolProvenance,
     VariantCounts,
     VariantsCalled,
@@ -120,6 +121,15 @@ def variants_called(
         vcf_index=uploaded.index,
         counts=VariantCounts(records=uploaded.records, snv=uploaded.records, indel=0),
         tools=[ToolProvenance(name="bcftools", version="1.21")],
+    )
+
+
+def removal(event: VariantsCalled, reason: str = "specimen mix-up reported by the lab") -> SampleRemoved:
+    """Rigshospitalet withdraws the sample of ``event``."""
+    return SampleRemoved(
+        correlation_id=event.correlation_id, sample_id=event.sample_id,
+        patient_pseudonym=event.patient_pseudonym, hospital_id="RH", reason=reason,
+        requested_by="RH",
     )
 
 

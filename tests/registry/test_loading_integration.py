@@ -16,7 +16,15 @@ from genomebus_registry.domain import InvalidVcf, variant_id
 from genomebus_registry.handlers import RegistryHandlers
 from genomebus_registry.loader import apply_consent
 
-from .conftest import REFERENCE, UploadedVcf, consent, delivery, pseudonym, variants_called
+from .conftest import (
+    REFERENCE,
+    UploadedVcf,
+    consent,
+    delivery,
+    pseudonym,
+    removal,
+    variants_called,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -204,16 +212,10 @@ async def test_a_broken_or_corrupted_vcf_leaves_nothing_behind(
 async def test_a_sample_removed_before_its_variants_arrive_is_never_loaded(
     handlers: RegistryHandlers, pool: asyncpg.Pool, upload_vcf: Callable[..., UploadedVcf]
 ) -> None:
-    from genomebus_common.events import SampleRemoved
-
     patient = pseudonym("loader-removed-first")
     await handlers.consent_changed(consent(patient, 1), delivery())
     event = variants_called(upload_vcf(RECORDS), patient)
-    removal = SampleRemoved(
-        correlation_id=event.correlation_id, sample_id=event.sample_id, patient_pseudonym=patient,
-        hospital_id="RH", reason="specimen mix-up reported by the lab", requested_by="RH",
-    )
-    await handlers.sample_removed(removal, delivery())  # overtakes variants.called
+    await handlers.sample_removed(removal(event), delivery())  # overtakes variants.called
     await handlers.variants_called(event, delivery())
 
     assert await pool.fetchval("SELECT count(*) FROM genotype_rows") == 0
@@ -229,15 +231,11 @@ async def test_a_vcf_called_again_for_a_removed_sample_is_refused_not_parked(
 ) -> None:
     """Loaded, removed by the hospital, then variants called again (another VCF): refused and
     audited, not raised as a conflict that goes to the dead-letter topic."""
-    from genomebus_common.events import SampleRemoved
-
     patient = pseudonym("loader-removed-recalled")
     await handlers.consent_changed(consent(patient, 1), delivery())
     event = variants_called(upload_vcf(RECORDS), patient)
     await handlers.variants_called(event, delivery())
-    await handlers.sample_removed(SampleRemoved(
-        correlation_id=event.correlation_id, sample_id=event.sample_id, patient_pseudonym=patient,
-        hospital_id="RH", reason="consent form lost", requested_by="RH"), delivery())
+    await handlers.sample_removed(removal(event, "consent form lost"), delivery())
     recalled = variants_called(upload_vcf(RECORDS[:1]), patient, sample_id=event.sample_id)
     assert recalled.vcf.sha256 != event.vcf.sha256
     await handlers.variants_called(recalled, delivery())  # must not raise DataConflict
@@ -251,9 +249,7 @@ async def test_a_vcf_called_again_for_a_removed_sample_is_refused_not_parked(
     ) == 1
 
     # The hospital sends the removal again (a new event): audited as already removed.
-    await handlers.sample_removed(SampleRemoved(
-        correlation_id=event.correlation_id, sample_id=event.sample_id, patient_pseudonym=patient,
-        hospital_id="RH", reason="consent form lost", requested_by="RH"), delivery())
+    await handlers.sample_removed(removal(event, "consent form lost"), delivery())
     outcomes = [r["outcome"] for r in await pool.fetch(
         "SELECT outcome FROM audit_log WHERE action = 'sample.removed' AND $1 = ANY(patients) "
         "ORDER BY id", patient)]

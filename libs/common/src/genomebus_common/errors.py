@@ -224,6 +224,12 @@ def from_unexpected(exc: BaseException) -> GenomebusError:
     input, permanent, and goes to the dead-letter topic with its description."""
     if isinstance(exc, GenomebusError):
         return exc
+    import asyncpg
+
+    if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError)):
+        # a handler's query outside any adapter (before or after its transaction): a failover
+        # is retried, never dead-lettered as an unknown error
+        return from_asyncpg_error(exc)
     described = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return TransientError(f"timed out: {described}", code="timeout")

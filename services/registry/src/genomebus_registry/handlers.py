@@ -196,15 +196,10 @@ class RegistryHandlers:
     # --- variants.called ---------------------------------------------------------------------
 
     async def variants_called(self, event: VariantsCalled, delivery: Delivery) -> None:
-        """Load one sample's genotypes, or quarantine it if consent forbids use at commit."""
-        try:
-            await self._variants_called(event, delivery)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            # before and after the load's own transaction too: a failover is retried, not
-            # dead-lettered as an unknown error (network and disk errors are classified later)
-            raise from_asyncpg_error(exc) from exc
+        """Load one sample's genotypes, or quarantine it if consent forbids use at commit.
 
-    async def _variants_called(self, event: VariantsCalled, delivery: Delivery) -> None:
+        A database error outside the load's transaction (the inbox look, the sample number) is
+        classified by the consumer (``errors.from_unexpected``): a failover is retried."""
         if await self._already_applied(event):
             return  # a redelivery: do not even download
         self._scratch.mkdir(parents=True, exist_ok=True)
