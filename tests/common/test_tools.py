@@ -15,6 +15,9 @@ import pytest
 
 from genomebus_common.errors import ToolFailed, ToolFailedTransiently
 from genomebus_common.tools import (
+    ToolTimedOut,
+    time_limit,
+    time_limit_for,
     BGZF_EOF,
     Command,
     Data,
@@ -252,3 +255,45 @@ def test_a_tool_that_fails_on_a_full_scratch_disk_is_retried_not_dead_lettered(
     monkeypatch.setattr(tools_module.shutil, "disk_usage", lambda path: usage(10**12, 10**12, 4096))
     with pytest.raises(ToolFailedTransiently, match="host resources exhausted: .* MiB free"):
         tools_module.run_pipeline(silent, stdout=tmp_path / "out.bam")
+
+
+def test_a_hung_tool_is_killed_at_its_time_limit_and_the_unit_is_retried() -> None:
+    started = time.monotonic()
+    with time_limit(0.5, "unit 3 of sample S"):
+        with pytest.raises(ToolTimedOut, match=r"unit 3 of sample S: time limit of 0 s reached") as err:
+            run_pipeline([["sleep", "30"], ["cat"]])
+    assert time.monotonic() - started < 5
+    assert isinstance(err.value, ToolFailedTransiently)  # retried, not dead-lettered at once
+
+
+def test_the_time_limit_covers_the_whole_unit_not_each_tool() -> None:
+    with time_limit(1.0, "unit"):
+        run_pipeline([["sleep", "0.6"]])
+        with pytest.raises(ToolTimedOut):
+            run_pipeline([["sleep", "0.6"]])  # alone within a second, but not after the first
+        with pytest.raises(ToolTimedOut):
+            run_pipeline([["true"]])  # the budget is spent: not even started
+
+
+def test_a_time_limit_follows_the_work_into_threads_and_ends_with_its_block() -> None:
+    import contextvars
+
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            run_pipeline([["sleep", "5"]])
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    with time_limit(0.3, "threaded"):
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(work,))
+        thread.start()
+        thread.join(10)
+    assert len(errors) == 1 and isinstance(errors[0], ToolTimedOut)
+    run_pipeline([["sleep", "0.4"]])  # outside the block: no limit
+
+
+def test_time_limits_grow_with_the_input() -> None:
+    assert time_limit_for(0, floor_s=600, bytes_per_s=1e6) == 600
+    assert time_limit_for(10**9, floor_s=600, bytes_per_s=1e6) == 1600

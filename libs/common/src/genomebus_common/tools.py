@@ -275,6 +275,59 @@ def metered() -> Iterator[ResourceMeter]:
         _current_meter.reset(token)
 
 
+class ToolTimedOut(ToolFailedTransiently):
+    """A tool ran past its time limit and was killed: a hung tool or a sick node, not bad input.
+
+    Transient, so the unit of work is retried (on this or another worker); a unit that times
+    out on every attempt ends in the dead-letter topic like any other exhausted retry.
+    """
+
+    code = "tool_timed_out"
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When the tools of one unit of work must have finished, and why that long."""
+
+    at: float  # time.monotonic()
+    seconds: float
+    what: str
+
+
+_current_deadline: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
+    "genomebus_tool_deadline", default=None
+)
+
+
+def time_limit_for(input_bytes: int, *, floor_s: float, bytes_per_s: float) -> float:
+    """A time limit that grows with the input: ``floor_s`` plus the input at a rate far below
+    what a healthy node achieves (so only a hung or starved tool ever reaches it)."""
+    if bytes_per_s <= 0:
+        raise ValueError("bytes_per_s must be positive")
+    return floor_s + max(input_bytes, 0) / bytes_per_s
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, what: str) -> Iterator[Deadline]:
+    """Every pipeline started in this context (and in threads it hands work to) is killed when
+    ``seconds`` have passed since entering it, and then raises ``ToolTimedOut``.
+
+    One deadline for the whole unit of work rather than per tool: a unit that runs five tools
+    one after the other must not get five times its budget. Nested limits keep the earlier one.
+    """
+    if seconds <= 0:
+        raise ValueError("a time limit must be positive")
+    deadline = Deadline(time.monotonic() + seconds, seconds, what)
+    outer = _current_deadline.get()
+    if outer is not None and outer.at < deadline.at:
+        deadline = outer
+    token = _current_deadline.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _current_deadline.reset(token)
+
+
 _running: weakref.WeakSet[Pipeline] = weakref.WeakSet()
 _running_lock = threading.Lock()
 _stopping = threading.Event()
@@ -343,6 +396,9 @@ class Pipeline:
         self.output: bytes | None = None
         self.outcomes: list[ProcessOutcome] = []
         self._started = time.monotonic()
+        self._deadline = _current_deadline.get()
+        self._watchdog: threading.Timer | None = None
+        self.timed_out = False
 
     def __enter__(self) -> Pipeline:
         return self.start()
@@ -355,6 +411,9 @@ class Pipeline:
 
     def start(self) -> Pipeline:
         self._started = time.monotonic()
+        if self._deadline is not None and self._deadline.at <= self._started:
+            self.timed_out = True
+            raise self._timeout_error()
         with _running_lock:
             if _stopping.is_set():
                 raise ToolFailedTransiently(
@@ -399,6 +458,10 @@ class Pipeline:
         finally:
             if out_file is not None:
                 out_file.close()
+        if self._deadline is not None:
+            self._watchdog = threading.Timer(self._deadline.at - time.monotonic(), self._time_out)
+            self._watchdog.daemon = True
+            self._watchdog.start()
         return self
 
     def abort(self, *, stopping: bool = False) -> None:
@@ -422,6 +485,18 @@ class Pipeline:
     def aborted(self) -> bool:
         return self._aborted.is_set()
 
+    def _time_out(self) -> None:
+        self.timed_out = True
+        self.abort()
+
+    def _timeout_error(self) -> ToolTimedOut:
+        deadline = self._deadline
+        assert deadline is not None
+        names = ", ".join(_display_name(c) for c in self.commands)
+        return ToolTimedOut(
+            f"{deadline.what}: time limit of {deadline.seconds:.0f} s reached; killed {names}"
+        )
+
     def _collect(self) -> list[ProcessOutcome]:
         last = self._procs[-1] if self._procs else None
         if self._capture and last is not None and last.stdout is not None:
@@ -433,6 +508,8 @@ class Pipeline:
             rc = proc.wait()
             argv = tuple(str(a) for a in proc.args)  # type: ignore[union-attr]
             outcomes.append(ProcessOutcome(_display_name(argv), argv, rc, _tail(err), cpu))
+        if self._watchdog is not None:  # only now: the wait above is what it guards
+            self._watchdog.cancel()
         for err in self._stderrs:
             err.close()
         self.outcomes = outcomes
@@ -450,6 +527,8 @@ class Pipeline:
             raise ToolFailedTransiently(
                 "stopped: the service is shutting down", code="service_stopping"
             )
+        if check and self.timed_out:
+            raise self._timeout_error()
         if check:
             error = classify_failure(outcomes, aborted=self.aborted)
             if error is not None:
