@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,43 @@ def test_a_missing_object_is_a_permanent_not_found(store: ObjectStore, bucket: s
     with pytest.raises(ObjectNotFound):
         with store.open(ref):
             pass
+
+
+# MinIO cuts a response whose reader stops reading: its HTTP listener wraps every connection in
+# a rolling write deadline of ``--idle-timeout`` (env MINIO_IDLE_TIMEOUT, hidden flag, default
+# 30 s; internal/http/server.go DefaultIdleTimeout, applied in internal/http/listener.go Accept
+# and internal/deadlineconn). A pause well past it, with far more of the object left than the
+# socket buffers hold (4 MiB server send buffer, client receive buffer autotuned to <= 32 MiB
+# here), makes the server close the connection mid-object, as bwa's minutes of computing do.
+_SERVER_IDLE_LIMIT_S = 30
+_PAUSE_S = _SERVER_IDLE_LIMIT_S + 12
+_OBJECT_MIB = 128
+
+
+@pytest.mark.timeout(300)
+def test_a_reader_that_pauses_past_the_servers_idle_limit_still_gets_every_byte(
+    store: ObjectStore, bucket: str
+) -> None:
+    from .stream_proc import CHUNK, GeneratedStream
+
+    source = GeneratedStream(_OBJECT_MIB * CHUNK)
+    ref = store.put_stream(bucket, "paused/object.bin", source)  # type: ignore[arg-type]
+    assert ref.sha256 == source.sha256.hexdigest()
+    read_sha = hashlib.sha256()
+    read = 0
+    try:
+        with store.open(ref) as stream:
+            while read < 8 * CHUNK:  # bwa's first batch
+                chunk = stream.read(CHUNK)
+                read_sha.update(chunk)
+                read += len(chunk)
+            time.sleep(_PAUSE_S)  # bwa computing without reading
+            while chunk := stream.read(CHUNK):
+                read_sha.update(chunk)
+                read += len(chunk)
+            resumes = stream.resumes
+    finally:
+        store.remove(bucket, "paused/object.bin")
+    assert read == ref.size == _OBJECT_MIB * CHUNK
+    assert read_sha.hexdigest() == ref.sha256
+    assert resumes >= 1, "the server did not cut the paused response: is its idle limit longer?"

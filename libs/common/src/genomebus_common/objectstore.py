@@ -5,6 +5,10 @@ bounded by the parts in flight (about 2 x ``s3_parallel_uploads`` x ``s3_part_si
 Reads hand out a stream that hashes what it yields and raises ``ChecksumMismatch`` at the end if
 the object is not the one the reference names, so a consumer can never finish a stage on
 corrupted input without being told. Failures are mapped to the error tree at this boundary.
+A read never depends on the reader keeping pace: a server cuts a response whose reader stops
+reading (MinIO after ``--idle-timeout``, 30 s by default, while bwa computes for minutes), so a
+cut or broken response is re-opened at the byte reached, pinned to the same object version
+(see ``VerifiedStream``).
 Bytes are counted as they stream (``genomebus_object_bytes_total``), so a transfer that runs for
 an hour shows its progress on a dashboard, not only at its end.
 
@@ -15,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +34,8 @@ from .errors import (
     ChecksumMismatch,
     GenomebusError,
     ObjectNotFound,
+    ObjectStoreUnavailable,
+    TransientError,
     from_minio_error,
     from_unexpected,
 )
@@ -37,6 +45,14 @@ from .settings import ServiceSettings
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 _READ_CHUNK = 1024 * 1024
+# A response that breaks after delivering bytes is re-opened at once; one that keeps breaking
+# without delivering any is given up after this many re-opens, backing off between them (0.5,
+# 1, 2, 4 s: about 8 s, the length of a server restart), so a read never loops for ever.
+_RESUMES_WITHOUT_PROGRESS = 5
+_RESUME_BACKOFF_S = 0.5
+_RESUME_BACKOFF_MAX_S = 8.0
+
+log = logging.getLogger(__name__)
 
 
 def file_sha256(path: Path) -> str:
@@ -74,25 +90,98 @@ class _HashingReader(io.RawIOBase):
         return len(data)
 
 
-class VerifiedStream(io.RawIOBase):
-    """A readable object stream that checks size and SHA-256 when it reaches the end."""
+class _Drained:
+    """Stands in for a response once every byte has arrived: reads return nothing."""
 
-    def __init__(self, response, ref: ObjectRef) -> None:  # noqa: ANN001 (urllib3 response)
+    def read(self, amount: int | None = None) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
+
+    def release_conn(self) -> None:
+        pass
+
+
+def _etag_of(response) -> str | None:  # noqa: ANN001 (urllib3 response)
+    """The object version's ETag, as the server quoted it (``If-Match`` wants it quoted)."""
+    etag = (getattr(response, "headers", None) or {}).get("ETag")
+    if not etag:
+        return None
+    return etag if etag.startswith(('"', "W/")) else f'"{etag}"'
+
+
+def _declared_end(response, offset: int) -> int | None:  # noqa: ANN001
+    """The byte offset at which ``response`` (starting at ``offset``) says it ends."""
+    length = (getattr(response, "headers", None) or {}).get("Content-Length")
+    try:
+        return offset + int(length) if length is not None else None
+    except ValueError:
+        return None
+
+
+class VerifiedStream(io.RawIOBase):
+    """A readable object stream that checks size and SHA-256 when it reaches the end.
+
+    Why it resumes: a server cuts a response whose reader stops reading for longer than its
+    idle limit (MinIO: ``--idle-timeout``/``MINIO_IDLE_TIMEOUT``, 30 s by default, a rolling
+    write deadline on every connection), and a consumer like bwa reads a batch, then computes
+    for minutes. So when the response breaks mid-object (urllib3 ``ProtocolError`` /
+    ``IncompleteRead``, a reset, a read timeout, a 5xx on re-open: whatever maps to a
+    ``TransientError``), the object is re-opened with a ranged GET from exactly the byte reached.
+
+    Why ``If-Match``: the re-open is pinned to the ETag of the first response, so bytes of an
+    object replaced meanwhile are never spliced in; the server's 412 becomes a
+    ``ChecksumMismatch`` that says the object changed while it was read. The SHA-256 runs on
+    across re-opens, so the final check still covers every byte, and nothing is buffered.
+
+    Why a bound: re-opens that deliver no byte are counted, and after
+    ``resumes_without_progress`` of them in a row (with a short backoff) the transient error is
+    raised as before, so an object store that is really gone is retried by the handler, not here.
+    """
+
+    def __init__(
+        self,
+        response,  # noqa: ANN001 (urllib3 response)
+        ref: ObjectRef,
+        *,
+        client: Minio | None = None,
+        resumes_without_progress: int = _RESUMES_WITHOUT_PROGRESS,
+        resume_backoff_s: float = _RESUME_BACKOFF_S,
+    ) -> None:
         self._response = response
         self._ref = ref
+        self._client = client
+        self._etag = _etag_of(response)
+        self._end = _declared_end(response, 0)
         self._sha256 = hashlib.sha256()
         self._size = 0
         self._verified = False
         self._counted = metrics.OBJECT_BYTES.labels("get", ref.bucket)
+        self._resumes_without_progress = resumes_without_progress
+        self._resume_backoff_s = resume_backoff_s
+        self._opened_at = 0  # the offset the current response started at
+        self._fruitless = 0  # consecutive re-opens that delivered no byte
+        self.resumes = 0
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> bytes:
-        try:
-            data = self._response.read(None if size is None or size < 0 else size)
-        except Exception as exc:
-            raise from_minio_error(exc) from exc
+        amount = None if size is None or size < 0 else size
+        if amount == 0:
+            return b""
+        while True:
+            try:
+                data = self._response.read(amount)
+            except Exception as exc:
+                self._resume(exc)
+                continue
+            if not data and self._end is not None and self._size < self._end:
+                # a client that does not enforce Content-Length sees a cut as an early end
+                self._resume(ConnectionResetError(f"response ended at byte {self._size} of {self._end}"))
+                continue
+            break
         if data:
             self._sha256.update(data)
             self._size += len(data)
@@ -105,6 +194,67 @@ class VerifiedStream(io.RawIOBase):
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+    def _resume(self, exc: Exception) -> None:
+        """Replace the broken response by one from the byte reached, or raise the error."""
+        error: Exception = exc
+        while True:
+            mapped = from_minio_error(error)
+            if not isinstance(mapped, TransientError) or self._client is None or self._etag is None:
+                raise mapped from error
+            if self._end is not None and self._size >= self._end:
+                self._close_response()  # every byte is here: the end check decides
+                self._response = _Drained()
+                return
+            if self._size > self._opened_at:
+                self._fruitless = 0
+            elif self.resumes:
+                self._fruitless += 1
+            if self._fruitless >= self._resumes_without_progress:
+                raise ObjectStoreUnavailable(
+                    f"{mapped} (gave up after {self._fruitless} resumes from byte {self._size} "
+                    f"brought no data)"
+                ) from error
+            if self._fruitless:
+                time.sleep(min(self._resume_backoff_s * 2 ** (self._fruitless - 1), _RESUME_BACKOFF_MAX_S))
+            self._close_response()
+            self.resumes += 1
+            self._opened_at = self._size
+            log.warning(
+                "object read resumed",
+                extra={
+                    "bucket": self._ref.bucket,
+                    "offset": self._size,
+                    "resumes": self.resumes,
+                    "without_progress": self._fruitless,
+                    "error": type(error).__name__,
+                },
+            )
+            try:
+                response = self._client.get_object(
+                    self._ref.bucket,
+                    self._ref.key,
+                    offset=self._size,
+                    request_headers={"If-Match": self._etag},
+                )
+            except Exception as reopen_error:
+                if getattr(reopen_error, "code", None) == "PreconditionFailed":
+                    raise ChecksumMismatch(
+                        f"s3://{self._ref.bucket}/{self._ref.key}: the object changed while it was "
+                        f"read (ETag no longer {self._etag} at byte {self._size})"
+                    ) from reopen_error
+                error = reopen_error
+                continue
+            self._response = response
+            self._end = _declared_end(response, self._size)
+            return
+
+    def _close_response(self) -> None:
+        try:
+            self._response.close()
+            self._response.release_conn()
+        except Exception:  # a broken connection may fail to close; it is dropped either way
+            pass
 
     def _verify(self) -> None:
         if self._verified:
@@ -129,11 +279,19 @@ class ObjectStore:
     """Streaming, checksummed access to buckets; all errors are genomebus errors."""
 
     def __init__(
-        self, client: Minio, *, part_size: int = 8 * 1024 * 1024, parallel_uploads: int = 2
+        self,
+        client: Minio,
+        *,
+        part_size: int = 8 * 1024 * 1024,
+        parallel_uploads: int = 2,
+        resumes_without_progress: int = _RESUMES_WITHOUT_PROGRESS,
+        resume_backoff_s: float = _RESUME_BACKOFF_S,
     ) -> None:
         self.client = client
         self.part_size = part_size
         self.parallel_uploads = parallel_uploads
+        self.resumes_without_progress = resumes_without_progress
+        self.resume_backoff_s = resume_backoff_s
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> "ObjectStore":
@@ -210,9 +368,19 @@ class ObjectStore:
 
     @contextmanager
     def open(self, ref: ObjectRef) -> Iterator[VerifiedStream]:
-        """A stream of the object that raises ``ChecksumMismatch`` at its end if it is not ``ref``."""
+        """A stream of the object that raises ``ChecksumMismatch`` at its end if it is not ``ref``.
+
+        The stream survives a reader that pauses for longer than the server waits, and any other
+        break mid-object, by resuming where it stopped (see ``VerifiedStream``).
+        """
         response = self._call(lambda: self.client.get_object(ref.bucket, ref.key))
-        stream = VerifiedStream(response, ref)
+        stream = VerifiedStream(
+            response,
+            ref,
+            client=self.client,
+            resumes_without_progress=self.resumes_without_progress,
+            resume_backoff_s=self.resume_backoff_s,
+        )
         try:
             yield stream
         finally:
