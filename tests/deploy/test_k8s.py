@@ -241,16 +241,19 @@ def test_keda_consumer_groups_and_topics_are_the_ones_the_code_subscribes(m: Man
     for deployment in heavy:
         settings = load_settings(m, deployment)
         subs = subscriptions(settings, service_of(deployment))
-        # the work subscriptions (removals are light and handled by the always-on pods)
-        work = [(t, g) for t, g in subs if not g.endswith(".removals")]
-        assert len(work) == 1, f"{deployment['metadata']['name']} subscribes {work}: one lane per Deployment"
-        (topic,), group = work[0]
-        (trigger,) = scaled[deployment["metadata"]["name"]]["spec"]["triggers"]
-        assert trigger["type"] == "kafka"
-        assert trigger["metadata"]["consumerGroup"] == group
-        assert trigger["metadata"]["topic"] == topic
-        assert trigger["metadata"]["bootstrapServers"] == bootstrap
-        assert trigger["metadata"].get("allowIdleConsumers", "false") == "false"
+        # the work subscriptions (removals are light and handled by the always-on pods): the
+        # samples it plans, and the units of scattered work it takes; each has its trigger
+        work = {(t, g) for t, g in subs if not g.endswith(".removals")}
+        name = deployment["metadata"]["name"]
+        triggers = scaled[name]["spec"]["triggers"]
+        assert all(t["type"] == "kafka" for t in triggers)
+        wanted = {((t["metadata"]["topic"],), t["metadata"]["consumerGroup"]) for t in triggers}
+        assert wanted == work, f"{name}: triggers {wanted} but the code subscribes {work}"
+        sources = [t for (t,), g in work if not t.startswith("genomebus.work.")]
+        assert len(sources) == 1, f"{name} plans samples from {sources}: one lane per Deployment"
+        for trigger in triggers:
+            assert trigger["metadata"]["bootstrapServers"] == bootstrap
+            assert trigger["metadata"].get("allowIdleConsumers", "false") == "false"
 
 
 def test_alignment_runs_one_deployment_per_lane(m: Manifests) -> None:

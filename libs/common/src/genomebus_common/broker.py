@@ -47,7 +47,7 @@ from .errors import (
     from_kafka_error,
     from_unexpected,
 )
-from .events import Event, Stage, StageFailed
+from .events import Event, Stage, StageFailed, WorkUnit
 from .settings import ServiceSettings
 from .topics import (
     ALL_TOPICS,
@@ -57,6 +57,7 @@ from .topics import (
     message_key,
     retention_config,
     topic_for,
+    work_partition,
 )
 
 log = logging.getLogger(__name__)
@@ -188,12 +189,14 @@ def event_headers(event: Event) -> dict[str, str]:
 
 
 async def publish_event(broker: KafkaBroker, event: Event) -> None:
-    """Publish an event on its topic, keyed so related events keep their order."""
+    """Publish an event on its topic, keyed so related events keep their order (units of
+    scattered work go to the partition that spreads them over the stage's workers)."""
     try:
         await broker.publish(
             event.to_bytes(),
             topic=topic_for(event),
             key=message_key(event),
+            partition=work_partition(event) if isinstance(event, WorkUnit) else None,
             headers=event_headers(event),
             correlation_id=event.correlation_id,
         )

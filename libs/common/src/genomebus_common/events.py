@@ -186,6 +186,14 @@ class SampleReceived(SampleEvent):
     read_pairs: int = Field(ge=0)
 
 
+class ScatterSummary(Contract):
+    """How a stage cut one sample's work into units that any of its workers could take."""
+
+    units: int = Field(ge=1, description="Units of work (read chunks, genome regions).")
+    unit_kind: Literal["read_chunk", "region"]
+    gather_seconds: float = Field(ge=0, description="Wall time of the gather (merge) step.")
+
+
 class AlignmentMetrics(Contract):
     reads_total: int = Field(ge=0)
     mapping_rate: float = Field(ge=0, le=1)
@@ -228,6 +236,14 @@ class SampleAligned(SampleEvent):
     energy: EnergyEstimate | None = Field(
         None, description="Estimated energy of this stage's tools (added compatibly; optional)."
     )
+    priority: Priority | None = Field(
+        None,
+        description="The sample's priority lane, so later stages scatter its work on the same "
+        "lane (added compatibly; optional: a sample without it is routine).",
+    )
+    scatter: ScatterSummary | None = Field(
+        None, description="How the stage's work was cut into units (added compatibly; optional)."
+    )
 
 
 class VariantCounts(Contract):
@@ -251,6 +267,9 @@ class VariantsCalled(SampleEvent):
     tools: list[ToolProvenance]
     energy: EnergyEstimate | None = Field(
         None, description="Estimated energy of this stage's tools (added compatibly; optional)."
+    )
+    scatter: ScatterSummary | None = Field(
+        None, description="How the stage's work was cut into units (added compatibly; optional)."
     )
 
 
@@ -319,6 +338,32 @@ class Stage(StrEnum):
     REGISTRY = "registry"
 
 
+class WorkUnit(SampleEvent):
+    """One unit of a stage's scattered work on a sample (a chunk of reads, a genome region).
+
+    Internal to the stage that scatters it, but a contract all the same: any worker of that
+    stage, of any version running during a rolling update, may take it. The unit's inputs are
+    in the plan (an object beside the stage's outputs), so the event stays small however large
+    the sample. Its event id is derived from (stage, sample, unit), so a unit published twice is
+    recognisably the same unit.
+    """
+
+    event_type: ClassVar[str] = "work.unit"
+    schema_version: Literal[1] = 1
+
+    stage: Stage
+    priority: Priority
+    unit_index: int = Field(ge=0)
+    unit_count: int = Field(ge=1)
+    plan: ObjectRef = Field(description="The stage's plan for the sample: every unit's inputs.")
+
+    @model_validator(mode="after")
+    def _index_in_range(self) -> "WorkUnit":
+        if self.unit_index >= self.unit_count:
+            raise ValueError("unit_index must be below unit_count")
+        return self
+
+
 class StageFailed(Event):
     """A stage gave up on an event; the event itself sits in the dead-letter topic."""
 
@@ -344,6 +389,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     VariantsReady,
     SampleRemoved,
     StageFailed,
+    WorkUnit,
 )
 
 

@@ -19,6 +19,8 @@ templates, never a sample id.
 | ``genomebus_outbox_delay_seconds`` | histogram | | commit-to-publish delay of outbox rows |
 | ``genomebus_http_request_seconds`` | histogram | method, route, status | the service's own HTTP API (health, readiness and metrics excluded) |
 | ``genomebus_samples`` | gauge | state | ingest only: samples in each state, counted in its database at scrape time |
+| ``genomebus_scatter_units_total`` | counter | stage, lane, state | units of scattered work (read chunks, regions) ``published`` and ``done``: the difference is a stage's outstanding work per lane |
+| ``genomebus_scatter_unit_seconds`` | histogram | stage, lane | tool time of one unit (units are killed at their time limit: cause ``tool_timed_out``) |
 
 Scrape-time readings (lag, outbox, samples) are refreshed by ``refresh()`` just before
 ``/metrics`` renders, each bounded by a short timeout, so a slow database costs a stale
@@ -105,6 +107,18 @@ HTTP_SECONDS = Histogram(
     buckets=_HTTP_BUCKETS,
 )
 SAMPLES = Gauge("genomebus_samples", "Samples in each state (ingest's database).", ["state"])
+SCATTER_UNITS = Counter(
+    "genomebus_scatter_units",
+    "Units of scattered work (read chunks, regions) published and done, per stage and lane: "
+    "published - done is the stage's outstanding work.",
+    ["stage", "lane", "state"],
+)
+SCATTER_UNIT_SECONDS = Histogram(
+    "genomebus_scatter_unit_seconds",
+    "Tool time of one unit of scattered work.",
+    ["stage", "lane"],
+    buckets=_HANDLE_BUCKETS,
+)
 
 
 def _series_names(families: Iterable[Any]) -> set[str]:

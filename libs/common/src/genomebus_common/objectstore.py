@@ -442,3 +442,36 @@ class ObjectStore:
 
     def remove(self, bucket: str, key: str) -> None:
         self._call(lambda: self.client.remove_object(bucket, key))
+
+
+class HtslibS3:
+    """How htslib's tools (samtools, bcftools) read an object straight from the store, by ranges.
+
+    A calling unit needs the reads of one region of a BAM that may be 100 GB: with the BAM's
+    index, htslib fetches just the blocks that hold them (ranged GETs), so the whole BAM is
+    never copied anywhere. Integrity then rests on BGZF's per-block CRC32 rather than the
+    object's SHA-256, which only a full read could check; the index itself is small and is
+    downloaded verified. Credentials travel in the tool's environment, never on its command line.
+    """
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self._settings = settings
+
+    def url(self, ref: ObjectRef) -> str:
+        scheme = "s3+https" if self._settings.s3_secure else "s3+http"
+        return f"{scheme}://{ref.bucket}/{ref.key}"
+
+    def env(self) -> dict[str, str]:
+        settings = self._settings
+        env = {
+            "AWS_ACCESS_KEY_ID": settings.s3_access_key,
+            "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key.get_secret_value(),
+            "HTS_S3_HOST": settings.s3_endpoint,
+            "HTS_S3_ADDRESS_STYLE": "path",
+            # never a profile from a home directory: only what this service was configured with
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            "HTS_S3_S3CFG": "/dev/null",
+        }
+        if settings.s3_region:
+            env["AWS_DEFAULT_REGION"] = settings.s3_region
+        return env

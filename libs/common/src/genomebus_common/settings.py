@@ -220,3 +220,24 @@ def settings_table(
         shown = "(required)" if field.is_required() else f"`{default}`" if default not in (None, "") else "unset"
         rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {shown} | {field.description or ''} |")
     return "\n".join(rows)
+
+
+class ScatterSettings(BaseSettings):
+    """How a scattered stage bounds its units of work (mixed into alignment's and calling's
+    settings; the scatter itself is in ``scatter.py`` and ``stage.py``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GENOMEBUS_", extra="ignore")
+
+    unit_time_floor_s: float = Field(
+        900.0,
+        gt=0,
+        description="Every unit of work may run at least this long before its tools are "
+        "killed as hung (and the unit retried).",
+    )
+    unit_min_bytes_per_s: float = Field(
+        50_000.0,
+        gt=0,
+        description="On top of the floor, a unit may take its input's size at this rate: far "
+        "below a healthy node's (about 1 MB/s of gzip FASTQ per 2 cores for bwa), so only a "
+        "hung or starved tool reaches the limit.",
+    )

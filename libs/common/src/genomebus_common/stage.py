@@ -17,21 +17,50 @@ sample's trace shows where its hours went; a redelivery that found the record ha
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import socket
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
+from . import metrics
 from .broker import publish_event
 from .consent_view import ConsentView
 from .errors import TransientError
-from .events import Event, SampleEvent
+from .events import (
+    Event,
+    ObjectRef,
+    Priority,
+    Producer,
+    SampleAligned,
+    SampleEvent,
+    SampleReceived,
+    Stage,
+    WorkUnit,
+)
 from .objectstore import ObjectStore
+from .scatter import ScatterPlan, ScatterStore, UnitResult, unit_events
+from .scratch import sample_workdir
 from .telemetry import tracer
+from .tools import ResourceMeter, metered, time_limit
+
+log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event)
+E_co = TypeVar("E_co", bound=Event, covariant=True)
+
+#: The event each scattered stage receives (and keeps in its plan).
+_SOURCE_TYPES: dict[Stage, type[SampleEvent]] = {
+    Stage.ALIGNMENT: SampleReceived,
+    Stage.CALLING: SampleAligned,
+}
 QUARANTINE_RECORD = "quarantine.json"
 REMOVED_RECORD = "removed.json"
 
@@ -140,3 +169,205 @@ async def compute_once_then_publish(
         return None, computed
     await publish_event(broker, event)
     return event, computed
+
+
+# --- scattered stages ------------------------------------------------------------------------
+
+
+class ScatterWork(Protocol[E_co]):
+    """What a scattered stage does; ``ScatteredStage`` does the rest (the bus, the records,
+    consent, removal, retries). Each method runs in a worker thread and may run tools."""
+
+    stage: Stage
+    event_type: type[E_co]
+
+    def plan(self, source: SampleEvent, scatter: ScatterStore, workdir: Path) -> list[dict[str, Any]]:
+        """Cut the sample's work into units; store what they need; return each unit's inputs."""
+        ...
+
+    def work(self, plan: ScatterPlan, index: int, scatter: ScatterStore, workdir: Path) -> UnitResult:
+        """Do unit ``index``: store its outputs under ``scatter.work_key`` and say what they are."""
+        ...
+
+    def time_limit(self, plan: ScatterPlan, index: int) -> float:
+        """Seconds unit ``index`` may take at most (from its input's size)."""
+        ...
+
+    def gather(
+        self, plan: ScatterPlan, results: list[UnitResult], scatter: ScatterStore, workdir: Path,
+        meter: ResourceMeter,
+    ) -> E_co:
+        """Merge the units' outputs into the sample's result; the stage's event, not yet
+        published. ``meter`` holds the units' tool time already and counts the gather's."""
+        ...
+
+
+@dataclass
+class ScatteredStage:
+    """Plans a sample into units, works units, and gathers when the last one is done."""
+
+    broker: KafkaBroker
+    store: ObjectStore
+    bucket: str
+    work: ScatterWork[Event]
+    producer: Producer
+    scratch: Path
+    record_name: str
+    consent: ConsentView | None = None
+
+    def folder(self, sample_id: str) -> str:
+        return f"samples/{sample_id}/{self.work.stage.value}"
+
+    def scatter_store(self, sample_id: str) -> ScatterStore:
+        return ScatterStore(self.store, self.bucket, self.folder(sample_id))
+
+    async def on_source(self, source: SampleEvent, priority: Priority) -> Event | None:
+        """The stage's input event: plan (once) and publish the units not done yet; gather at
+        once when every unit is done already (a redelivery after the last unit's worker died).
+        Returns the stage's event when it was published now."""
+        folder = self.folder(source.sample_id)
+        scatter = self.scatter_store(source.sample_id)
+        record = await asyncio.to_thread(
+            self.store.read_model, self.bucket, f"{folder}/{self.record_name}", self.work.event_type
+        )
+        if record is not None:
+            return await self._gather(source, scatter)  # publishes the recorded event again
+        if await self._stopped(source, folder):
+            return None
+        planned = await asyncio.to_thread(scatter.read_plan)
+        if planned is None:
+            planned = await asyncio.to_thread(self._plan, source, priority, scatter)
+        plan, plan_ref = planned
+        progress = await asyncio.to_thread(scatter.progress, len(plan.units))
+        if progress.complete:
+            return await self._gather(source, scatter)
+        done = {i for i in range(len(plan.units))
+                if await asyncio.to_thread(scatter.result, i) is not None} if progress.done else set()
+        pending = [i for i in range(len(plan.units)) if i not in done]
+        for unit in unit_events(plan, plan_ref, source, self.producer, pending):
+            await publish_event(self.broker, unit)
+        metrics.SCATTER_UNITS.labels(self.work.stage.value, priority.value, "published").inc(
+            len(pending)
+        )
+        log.info("scattered", extra={"sample_id": source.sample_id, "units": len(plan.units),
+                                     "published": len(pending)})
+        return None
+
+    def _plan(
+        self, source: SampleEvent, priority: Priority, scatter: ScatterStore
+    ) -> tuple[ScatterPlan, ObjectRef]:
+        started = time.monotonic()
+        with sample_workdir(self.scratch, f"{source.sample_id}.plan") as workdir, metered() as meter:
+            units = self.work.plan(source, scatter, workdir)
+        plan = ScatterPlan(
+            sample_id=source.sample_id,
+            stage=self.work.stage,
+            priority=priority,
+            source=source.model_dump(mode="json"),
+            units=units,
+            planning_cpu_seconds=meter.cpu_seconds,
+            planning_wall_seconds=time.monotonic() - started,
+        )
+        scatter.write_plan(plan)
+        planned = scatter.read_plan()
+        assert planned is not None, "the plan just written is there"
+        return planned
+
+    async def on_unit(self, unit: WorkUnit) -> Event | None:
+        """One unit: do it unless done; gather if it was the last. Returns the stage's event
+        when this call published it."""
+        scatter = self.scatter_store(unit.sample_id)
+        folder = self.folder(unit.sample_id)
+        planned = await asyncio.to_thread(scatter.read_plan)
+        if planned is None or planned[1].sha256 != unit.plan.sha256:
+            # The sample was planned again (a crash before its plan was complete) or removed:
+            # the current plan published its own units.
+            log.info("unit of an earlier plan: skipped",
+                     extra={"sample_id": unit.sample_id, "unit": unit.unit_index})
+            return None
+        plan, _ = planned
+        source = self.source_of(plan)
+        if await self._stopped(source, folder):
+            return None
+        lane = plan.priority.value
+        if await asyncio.to_thread(scatter.result, unit.unit_index) is None:
+            result = await asyncio.to_thread(self._work, plan, unit.unit_index, scatter)
+            await asyncio.to_thread(scatter.record, result)
+            metrics.SCATTER_UNITS.labels(self.work.stage.value, lane, "done").inc()
+            metrics.SCATTER_UNIT_SECONDS.labels(self.work.stage.value, lane).observe(
+                result.wall_seconds
+            )
+        progress = await asyncio.to_thread(scatter.progress, len(plan.units))
+        log.info("unit done", extra={"sample_id": unit.sample_id, "unit": unit.unit_index,
+                                     "units_done": progress.done, "units": progress.total})
+        if not progress.complete:
+            return None
+        return await self._gather(source, scatter)
+
+    def source_of(self, plan: ScatterPlan) -> SampleEvent:
+        source_type = _SOURCE_TYPES[plan.stage]
+        return source_type.model_validate(plan.source)
+
+    def _work(self, plan: ScatterPlan, index: int, scatter: ScatterStore) -> UnitResult:
+        name = f"{plan.sample_id}.unit{index:06d}"
+        seconds = self.work.time_limit(plan, index)
+        what = f"{self.work.stage.value} unit {index + 1} of {len(plan.units)}"
+        with (
+            sample_workdir(self.scratch, name) as workdir,
+            metered() as meter,
+            time_limit(seconds, what),
+            tracer().start_as_current_span(
+                f"{self.work.stage.value}.unit",
+                attributes={"genomebus.sample_id": plan.sample_id, "genomebus.unit": index},
+            ),
+        ):
+            result = self.work.work(plan, index, scatter, workdir)
+        return result.model_copy(
+            update={
+                "cpu_seconds": meter.cpu_seconds,
+                "wall_seconds": meter.wall_seconds,
+                "worker": f"{socket.gethostname()}:{os.getpid()}",
+            }
+        )
+
+    async def _gather(self, source: SampleEvent, scatter: ScatterStore) -> Event | None:
+        def compute() -> Event:
+            planned = scatter.read_plan()
+            if planned is None:
+                raise TransientError("the scatter plan is gone (removed meanwhile?)")
+            plan, _ = planned
+            results = scatter.results(plan)
+            if results is None:
+                raise TransientError("a unit result is missing: not ready to gather")
+            with sample_workdir(self.scratch, plan.sample_id) as workdir, metered() as meter:
+                meter.cpu_seconds += plan.planning_cpu_seconds + sum(r.cpu_seconds for r in results)
+                meter.wall_seconds += plan.planning_wall_seconds + sum(r.wall_seconds for r in results)
+                return self.work.gather(plan, results, scatter, workdir, meter)
+
+        published, computed = await compute_once_then_publish(
+            self.broker, self.store, self.bucket, f"{self.folder(source.sample_id)}/{self.record_name}",
+            self.work.event_type, compute, source=source, consent=self.consent,
+        )
+        if published is not None and computed:
+            removed = await asyncio.to_thread(scatter.remove_work)
+            log.info("gathered", extra={"sample_id": source.sample_id, "intermediates_removed": removed})
+        return published if computed else None
+
+    async def _stopped(self, source: SampleEvent, folder: str) -> bool:
+        """True when the sample must not be worked on: withdrawn (quarantined) or removed."""
+        if self.consent is not None:
+            try:
+                await self.consent.wait_ready()
+            except TimeoutError as exc:
+                raise TransientError("the consent view has not caught up yet") from exc
+            await self.consent.caught_up()
+            if (withdrawal := self.consent.withdrawn(source.patient_pseudonym)) is not None:
+                await asyncio.to_thread(
+                    _quarantine, self.store, self.bucket, f"{folder}/{self.record_name}", source,
+                    withdrawal,
+                )
+                return True
+        removed = await asyncio.to_thread(
+            self.store.read_model, self.bucket, f"{folder}/{REMOVED_RECORD}", Removal
+        )
+        return removed is not None

@@ -378,6 +378,7 @@ class Pipeline:
         stdout: Path | None = None,
         capture: bool = False,
         cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         if not commands:
             raise ValueError("a pipeline needs at least one command")
@@ -388,6 +389,8 @@ class Pipeline:
         self._stdout_path = stdout
         self._capture = capture
         self._cwd = cwd
+        #: Added to this process's environment for the tools (e.g. htslib's S3 credentials).
+        self._env = {**os.environ, **env} if env else None
         self._procs: list[subprocess.Popen[bytes]] = []
         self._stderrs: list[IO[bytes]] = []
         self._aborted = threading.Event()
@@ -436,7 +439,8 @@ class Pipeline:
                 err = tempfile.TemporaryFile()
                 try:
                     proc = subprocess.Popen(
-                        argv, stdin=upstream, stdout=stdout, stderr=err, cwd=self._cwd
+                        argv, stdin=upstream, stdout=stdout, stderr=err, cwd=self._cwd,
+                        env=self._env,
                     )
                 except (FileNotFoundError, PermissionError) as exc:
                     err.close()
@@ -560,16 +564,19 @@ def run_pipeline(
     stdout: Path | None = None,
     capture: bool = False,
     cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> bytes | None:
     """Run a pipeline to completion; return the captured output (small reports only)."""
-    with Pipeline(commands, stdout=stdout, capture=capture, cwd=cwd) as pipeline:
+    with Pipeline(commands, stdout=stdout, capture=capture, cwd=cwd, env=env) as pipeline:
         pipeline.wait()
     return pipeline.output
 
 
-def run_tool(argv: Sequence[str], *, cwd: Path | None = None) -> str:
+def run_tool(
+    argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> str:
     """Run one tool and return its stdout as text: for reports (stats, headers), not data."""
-    output = run_pipeline([argv], capture=True, cwd=cwd)
+    output = run_pipeline([argv], capture=True, cwd=cwd, env=env)
     return (output or b"").decode("utf-8", errors="replace")
 
 

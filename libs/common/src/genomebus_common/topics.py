@@ -8,6 +8,7 @@ research backlog, because each lane has its own topic and its own consumers.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from .events import (
@@ -18,9 +19,11 @@ from .events import (
     SampleEvent,
     SampleReceived,
     SampleRemoved,
+    Stage,
     StageFailed,
     VariantsCalled,
     VariantsReady,
+    WorkUnit,
 )
 
 DLQ_SUFFIX = ".dlq"
@@ -66,8 +69,34 @@ STAGE_FAILED = Topic(
     "genomebus.stage.failed", StageFailed, 3, "A stage gave up on an event (see its DLQ)."
 )
 
+#: Stages whose work on one sample is cut into units that any of their workers can take.
+SCATTERED_STAGES = (Stage.ALIGNMENT, Stage.CALLING)
+
+#: How many units of one lane a stage works on at once, at most: the lane's work topic has
+#: this many partitions, and a consumer group never has more busy members than partitions.
+#: Urgent clinical samples get every worker a stage has; research leaves room for the others.
+#: (Raising a lane's width later is a partition increase, which Kafka allows online.)
+SCATTER_WIDTH: dict[Priority, int] = {
+    Priority.URGENT_CLINICAL: 24,
+    Priority.ROUTINE: 8,
+    Priority.RESEARCH: 2,
+}
+
+WORK_LANES: dict[tuple[Stage, Priority], Topic] = {
+    (stage, priority): Topic(
+        name=f"genomebus.work.{stage.value}.{priority.value}",
+        event=WorkUnit,
+        partitions=SCATTER_WIDTH[priority],
+        description=f"Units of {stage.value} work (one sample cut into many), "
+        f"{priority.value} lane.",
+    )
+    for stage in SCATTERED_STAGES
+    for priority in Priority
+}
+
 ALL_TOPICS: tuple[Topic, ...] = (
     *SAMPLE_RECEIVED_LANES.values(),
+    *WORK_LANES.values(),
     SAMPLE_ALIGNED,
     VARIANTS_CALLED,
     CONSENT_CHANGED,
@@ -107,10 +136,25 @@ def sample_received_topic(priority: Priority) -> str:
     return SAMPLE_RECEIVED_LANES[priority].name
 
 
+def work_topic(stage: Stage, priority: Priority) -> str:
+    return WORK_LANES[(stage, priority)].name
+
+
+def work_partition(unit: WorkUnit) -> int:
+    """The partition a unit goes to: consecutive units of a sample on consecutive partitions
+    (from a place that depends on the sample), so that with round-robin assignment they land
+    on different workers instead of queueing behind each other on one."""
+    width = WORK_LANES[(unit.stage, unit.priority)].partitions
+    start = int.from_bytes(hashlib.sha256(unit.sample_id.encode()).digest()[:4], "big")
+    return (start + unit.unit_index) % width
+
+
 def topic_for(event: Event) -> str:
     """Where an event is published."""
     if isinstance(event, SampleReceived):
         return sample_received_topic(event.priority)
+    if isinstance(event, WorkUnit):
+        return work_topic(event.stage, event.priority)
     for topic in ALL_TOPICS:
         if type(event) is topic.event:
             return topic.name
@@ -119,6 +163,8 @@ def topic_for(event: Event) -> str:
 
 def message_key(event: Event) -> bytes:
     """The partitioning key that keeps related events in order."""
+    if isinstance(event, WorkUnit):
+        return f"{event.sample_id}/{event.unit_index}".encode()
     if isinstance(event, SampleEvent):
         return event.sample_id.encode()
     if isinstance(event, ConsentChanged):

@@ -9,10 +9,12 @@ from pydantic import Field, field_validator
 
 from genomebus_common.events import Priority
 from genomebus_common.energy import EnergySettings
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.settings import ScatterSettings, ServiceSettings
+
+from .core.chunks import BWA_BATCH_BASES
 
 
-class AlignmentSettings(ServiceSettings, EnergySettings):
+class AlignmentSettings(ServiceSettings, EnergySettings, ScatterSettings):
     service_name: str = "alignment"
     aligner: Literal["bwa", "minimap2"] = Field(
         "bwa", description="bwa mem (default), or minimap2 -ax sr as the fast option."
@@ -20,6 +22,18 @@ class AlignmentSettings(ServiceSettings, EnergySettings):
     threads: int = Field(os.cpu_count() or 2, ge=1, description="Threads for the aligner and samtools.")
     sort_memory_mb: int = Field(
         512, ge=64, description="samtools sort memory per thread: bounds memory whatever the sample size."
+    )
+    chunk_bases: int = Field(
+        500_000_000,
+        ge=1,
+        description="Bases (both mates) per chunk of reads, each aligned as its own unit of work "
+        "by any alignment worker; rounded to whole bwa batches (500M: ~1.7M pairs of 2x150 bp).",
+    )
+    bwa_batch_bases: int = Field(
+        BWA_BATCH_BASES,
+        ge=1,
+        description="bwa mem -K: bases per batch. Part of what the alignments are (the "
+        "insert-size model is per batch): change it only with a new pipeline version.",
     )
     alignments_bucket: str = Field("genomebus-alignments", description="Bucket for BAMs and indexes.")
     lanes: list[Priority] = Field(

@@ -1,116 +1,255 @@
-"""Alignment's handler: a received sample in, a checked BAM and a SampleAligned event out.
+"""Alignment's handlers: a received sample is cut into chunks of reads, any alignment worker
+aligns a chunk, and the worker that finishes the last chunk gathers them into the sample's one
+checked BAM and publishes SampleAligned.
 
-Idempotent by construction: outputs have one deterministic place per sample, and the event is
-written next to them (``RECORD``) before it is published. A redelivered event
-finds that record and publishes the same event again (same event id, so downstream consumers
-see a duplicate, not a second sample) instead of aligning twice.
+Idempotent by construction (see ``genomebus_common.scatter`` and ``stage``): the plan, each
+chunk's result and the sample's event are records beside the outputs, written after them; a
+redelivered event finds them and does no work twice. A chunk that fails is retried alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from faststream.kafka import KafkaBroker
 
 from genomebus_common.broker import Delivery
 from genomebus_common.consent_view import ConsentView
 from genomebus_common.energy import estimate
-from genomebus_common.events import SampleRemoved
-from genomebus_common.events import Producer, SampleAligned, SampleReceived
+from genomebus_common.events import (
+    ObjectRef,
+    Producer,
+    SampleAligned,
+    SampleEvent,
+    SampleReceived,
+    SampleRemoved,
+    ScatterSummary,
+    Stage,
+    WorkUnit,
+)
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
-from genomebus_common.scratch import sample_workdir
-from genomebus_common.stage import compute_once_then_publish, remove_outputs
-from genomebus_common.tools import metered
+from genomebus_common.scatter import ScatterPlan, ScatterStore, UnitResult
+from genomebus_common.stage import ScatteredStage, remove_outputs
+from genomebus_common.tools import ResourceMeter, time_limit_for
 
 from .config import AlignmentSettings
-from .pipeline import ReadCountMismatch, align
+from .core.chunks import ChunkRule, InvalidPairs, split_pairs
+from .fastq import FastqCount, InvalidReads, counted_fastq
+from .pipeline import ReadCountMismatch, align_unit, gather_alignments
 
 log = logging.getLogger(__name__)
-PRODUCER = Producer(service="alignment", version="0.1.0")
+PRODUCER = Producer(service="alignment", version="0.2.0")
 RECORD = "sample-aligned.json"
+
+
+class _UploadingSink:
+    """A chunk's two gzip files, written to scratch and uploaded when the chunk is complete."""
+
+    def __init__(self, scatter: ScatterStore, workdir: Path, index: int) -> None:
+        self.scatter, self.index = scatter, index
+        self.paths = [workdir / f"chunk{index}.r{m + 1}.fq.gz" for m in range(2)]
+        self.files = [p.open("wb") for p in self.paths]
+        self.unit: dict[str, Any] | None = None
+
+    def write(self, mate: int, data: bytes) -> None:
+        self.files[mate].write(data)
+
+    def close(self, pairs: int, bases: int) -> None:
+        for handle in self.files:
+            handle.close()
+        refs = [
+            self.scatter.store.put_file(
+                self.scatter.bucket, self.scatter.work_key(self.index, path.name.split(".", 1)[1]),
+                path, content_type="application/gzip",
+            )
+            for path in self.paths
+        ]
+        for path in self.paths:
+            path.unlink()
+        self.unit = {
+            "r1": refs[0].model_dump(mode="json"),
+            "r2": refs[1].model_dump(mode="json"),
+            "pairs": pairs,
+            "bases": bases,
+        }
+
+
+@dataclass
+class AlignmentWork:
+    """What alignment does with one sample, unit by unit (``ScatterWork``)."""
+
+    settings: AlignmentSettings
+    store: ObjectStore
+    references: ReferenceRegistry
+    stage: Stage = Stage.ALIGNMENT
+    event_type: type[SampleAligned] = SampleAligned
+
+    @property
+    def rule(self) -> ChunkRule:
+        return ChunkRule.for_bases(self.settings.chunk_bases, self.settings.bwa_batch_bases)
+
+    def plan(self, source: SampleEvent, scatter: ScatterStore, workdir: Path) -> list[dict[str, Any]]:
+        """Stream both FASTQ files once, cutting them into chunks of whole bwa batches."""
+        assert isinstance(source, SampleReceived)
+        self.references.materialise(source.reference)  # an unknown reference fails here, first
+        sinks: list[_UploadingSink] = []
+
+        def open_chunk(index: int) -> _UploadingSink:
+            sinks.append(_UploadingSink(scatter, workdir, index))
+            return sinks[-1]
+
+        counts = (FastqCount("R1"), FastqCount("R2"))
+        with self.store.open(source.reads_r1) as r1, self.store.open(source.reads_r2) as r2:
+            try:
+                pairs = split_pairs(
+                    counted_fastq(r1.read, counts[0]), counted_fastq(r2.read, counts[1]),
+                    self.rule, open_chunk,
+                )
+            except InvalidPairs as exc:
+                raise InvalidReads(str(exc)) from exc
+            finally:
+                for sink in sinks:
+                    for handle in sink.files:
+                        handle.close()
+        if not pairs:
+            raise InvalidReads("the reads files hold no reads")
+        if sum(pairs) != source.read_pairs:
+            raise ReadCountMismatch(
+                f"ingest counted {source.read_pairs} read pairs, alignment read {sum(pairs)}"
+            )
+        return [sink.unit for sink in sinks if sink.unit is not None]
+
+    def time_limit(self, plan: ScatterPlan, index: int) -> float:
+        unit = plan.units[index]
+        size = unit["r1"]["size"] + unit["r2"]["size"]
+        return time_limit_for(
+            size, floor_s=self.settings.unit_time_floor_s,
+            bytes_per_s=self.settings.unit_min_bytes_per_s,
+        )
+
+    def work(self, plan: ScatterPlan, index: int, scatter: ScatterStore, workdir: Path) -> UnitResult:
+        source = SampleReceived.model_validate(plan.source)
+        unit = plan.units[index]
+        reference_fasta, _ = self.references.materialise(source.reference)
+        with (
+            self.store.open(ObjectRef.model_validate(unit["r1"])) as r1,
+            self.store.open(ObjectRef.model_validate(unit["r2"])) as r2,
+        ):
+            aligned = align_unit(
+                r1,  # type: ignore[arg-type]
+                r2,  # type: ignore[arg-type]
+                reference_fasta,
+                source.read_group,
+                workdir,
+                aligner=self.settings.aligner,
+                threads=self.settings.threads,
+                sort_memory_mb=self.settings.sort_memory_mb,
+                batch_bases=self.settings.bwa_batch_bases,
+            )
+        if aligned.read_pairs != unit["pairs"]:
+            raise ReadCountMismatch(
+                f"chunk {index} was cut with {unit['pairs']} pairs, alignment read {aligned.read_pairs}"
+            )
+        bam = self.store.put_file(
+            scatter.bucket, scatter.work_key(index, "sorted.bam"), aligned.bam,
+            content_type="application/x-bam",
+        )
+        return UnitResult(
+            index=index, outputs={"bam": bam}, cpu_seconds=0, wall_seconds=0,
+            details={"pairs": aligned.read_pairs,
+                     "tools": [t.model_dump(mode="json") for t in aligned.tools]},
+        )
+
+    def gather(
+        self, plan: ScatterPlan, results: list[UnitResult], scatter: ScatterStore, workdir: Path,
+        meter: ResourceMeter,
+    ) -> SampleAligned:
+        started = time.monotonic()
+        source = SampleReceived.model_validate(plan.source)
+        reference_fasta, _ = self.references.materialise(source.reference)
+        inputs = workdir / "units"
+        inputs.mkdir()
+        bams = [
+            self.store.download(r.outputs["bam"], inputs / f"unit{r.index:06d}.bam") for r in results
+        ]
+        bam, bai, _stats, metrics, merged = gather_alignments(
+            bams, reference_fasta, workdir / "gather",
+            expected_pairs=source.read_pairs, threads=self.settings.threads,
+        )
+        prefix, bucket = scatter.folder, self.settings.alignments_bucket
+        bam_ref = self.store.put_file(
+            bucket, f"{prefix}/{source.sample_id}.bam", bam, content_type="application/x-bam"
+        )
+        bai_ref = self.store.put_file(bucket, f"{prefix}/{source.sample_id}.bam.bai", bai)
+        unit_tools = results[0].details["tools"]
+        tools = [
+            unit_tools[0],
+            {**unit_tools[1], "command": f"{unit_tools[1]['command']} | {merged.command}"},
+        ]
+        return SampleAligned(
+            correlation_id=source.correlation_id,
+            sample_id=source.sample_id,
+            patient_pseudonym=source.patient_pseudonym,
+            reference=source.reference,
+            hospital_id=source.hospital_id,
+            producer=PRODUCER,
+            bam=bam_ref,
+            bam_index=bai_ref,
+            metrics=metrics,
+            tools=tools,  # type: ignore[arg-type]
+            energy=estimate(meter, self.settings),
+            priority=source.priority,
+            scatter=ScatterSummary(
+                units=len(results), unit_kind="read_chunk",
+                gather_seconds=time.monotonic() - started,
+            ),
+        )
 
 
 @dataclass
 class AlignSample:
+    """The alignment service's handlers: received samples, their units, and removals."""
+
     settings: AlignmentSettings
     store: ObjectStore
     references: ReferenceRegistry
     broker: KafkaBroker
     consent: ConsentView | None = None
 
-    def _prefix(self, sample_id: str) -> str:
-        return f"samples/{sample_id}/alignment"
-
-    def _align_and_store(self, event: SampleReceived) -> SampleAligned:
-        reference_fasta, _ = self.references.materialise(event.reference)
-        with sample_workdir(Path(self.settings.work_dir) / "alignment", event.sample_id) as workdir:
-            with (
-                self.store.open(event.reads_r1) as r1,
-                self.store.open(event.reads_r2) as r2,
-                metered() as meter,
-            ):
-                result = align(
-                    r1,  # type: ignore[arg-type]
-                    r2,  # type: ignore[arg-type]
-                    reference_fasta,
-                    event.read_group,
-                    workdir,
-                    aligner=self.settings.aligner,
-                    threads=self.settings.threads,
-                    sort_memory_mb=self.settings.sort_memory_mb,
-                )
-            if result.read_pairs != event.read_pairs:
-                raise ReadCountMismatch(
-                    f"ingest counted {event.read_pairs} read pairs, alignment read {result.read_pairs}"
-                )
-            prefix, bucket = self._prefix(event.sample_id), self.settings.alignments_bucket
-            bam = self.store.put_file(
-                bucket, f"{prefix}/{event.sample_id}.bam", result.bam, content_type="application/x-bam"
-            )
-            bai = self.store.put_file(bucket, f"{prefix}/{event.sample_id}.bam.bai", result.bai)
-        aligned = SampleAligned(
-            correlation_id=event.correlation_id,
-            sample_id=event.sample_id,
-            patient_pseudonym=event.patient_pseudonym,
-            reference=event.reference,
-            hospital_id=event.hospital_id,
+    def __post_init__(self) -> None:
+        self.stage = ScatteredStage(
+            broker=self.broker,
+            store=self.store,
+            bucket=self.settings.alignments_bucket,
+            work=AlignmentWork(self.settings, self.store, self.references),  # type: ignore[arg-type]
             producer=PRODUCER,
-            bam=bam,
-            bam_index=bai,
-            metrics=result.metrics,
-            tools=result.tools,
-            energy=estimate(meter, self.settings),
+            scratch=Path(self.settings.work_dir) / "alignment",
+            record_name=RECORD,
+            consent=self.consent,
         )
-        return aligned
+
+    async def __call__(self, event: SampleReceived, delivery: Delivery) -> None:
+        log.info("planning", extra={"sample_id": event.sample_id, "read_pairs": event.read_pairs})
+        await self.stage.on_source(event, event.priority)
+
+    async def unit(self, unit: WorkUnit, delivery: Delivery) -> None:
+        published = await self.stage.on_unit(unit)
+        if published is not None:
+            log.info("aligned", extra={"sample_id": unit.sample_id, "units": unit.unit_count})
 
     async def remove(self, event: SampleRemoved, delivery: Delivery) -> None:
         """The hospital withdrew the sample: delete what this stage keeps of it."""
         removed = await asyncio.to_thread(
-            remove_outputs, self.store, self.settings.alignments_bucket, self._prefix(event.sample_id),
-            event.sample_id, event.reason,
+            remove_outputs, self.store, self.settings.alignments_bucket,
+            self.stage.folder(event.sample_id), event.sample_id, event.reason,
         )
         log.info("sample removed", extra={"sample_id": event.sample_id, "objects_deleted": removed})
 
-    async def __call__(self, event: SampleReceived, delivery: Delivery) -> None:
-        def compute() -> SampleAligned:
-            log.info("aligning", extra={"sample_id": event.sample_id, "read_pairs": event.read_pairs})
-            return self._align_and_store(event)
 
-        published, computed = await compute_once_then_publish(
-            self.broker,
-            self.store,
-            self.settings.alignments_bucket,
-            f"{self._prefix(event.sample_id)}/{RECORD}",
-            SampleAligned,
-            compute,
-            source=event,
-            consent=self.consent,
-        )
-        if published is None:
-            log.warning("consent withdrawn: sample quarantined", extra={"sample_id": event.sample_id})
-        elif not computed:
-            log.info("already aligned; published again", extra={"sample_id": event.sample_id})
+__all__ = ["RECORD", "AlignSample", "AlignmentWork"]

@@ -6,17 +6,18 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from fastapi import FastAPI
 
 from genomebus_common.consent_view import ConsentView
 from genomebus_common.events import SampleRemoved
-from genomebus_common.events import SampleReceived, Stage
+from genomebus_common.events import SampleReceived, Stage, WorkUnit
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.scratch import remove_abandoned
 from genomebus_common.runtime import ServiceRuntime, create_app, serve
 from genomebus_common.topics import SAMPLE_REMOVED
-from genomebus_common.topics import sample_received_topic
+from genomebus_common.topics import sample_received_topic, work_topic
 
 from .config import AlignmentSettings
 from .handlers import AlignSample
@@ -43,6 +44,20 @@ def build_app(settings: AlignmentSettings) -> FastAPI:
             sample_received_topic(lane),
             group_suffix=lane.value,
             max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
+        )
+
+    # Units of every sample's work, any worker takes any unit: one group per lane, whose width
+    # (the work topic's partitions) bounds how many workers the lane uses at once. Round-robin
+    # assignment puts a sample's consecutive units (on consecutive partitions) on different
+    # workers.
+    for lane in settings.lanes:
+        runtime.consumer.subscribe(
+            WorkUnit,
+            handler.unit,
+            work_topic(Stage.ALIGNMENT, lane),
+            group_suffix=f"work.{lane.value}",
+            max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
+            partition_assignment_strategy=(RoundRobinPartitionAssignor,),
         )
 
     runtime.consumer.subscribe(

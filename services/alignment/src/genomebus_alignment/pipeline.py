@@ -41,6 +41,7 @@ from genomebus_common.tools import (
     tool_version,
 )
 
+from .core.chunks import BWA_BATCH_BASES
 from .fastq import FastqCount, InvalidReads, counted_fastq
 
 Aligner = Literal["bwa", "minimap2"]
@@ -49,6 +50,7 @@ BWA_INDEX_SUFFIXES = (".amb", ".ann", ".bwt", ".pac", ".sa")
 
 #: Fixed output names: a sample id in a path could read as a URL scheme to htslib ("s3:...").
 BAM_NAME = "aligned.bam"
+SORTED_NAME = "sorted.bam"
 MARKDUP_STATS_NAME = "markdup.stats.txt"
 
 _MIN_SORT_MEMORY_MB = 64
@@ -119,30 +121,42 @@ def _read_group_line(rg: ReadGroup) -> str:
     return "\\t".join(["@RG", *fields])
 
 
-def _aligner_command(aligner: Aligner, threads: int) -> Command:
+def _aligner_command(aligner: Aligner, threads: int, batch_bases: int = BWA_BATCH_BASES) -> Command:
     r1, r2, ref, rg = Data("r1.fastq"), Data("r2.fastq"), Data("reference"), Data("read-group")
     if aligner == "bwa":
         # -K: a fixed batch of bases, so the insert-size estimate, and so the alignments, do not
         # depend on how many cores the node has (bwa's "for reproducibility"; the CCDG
         # functional-equivalence pipelines use the same 100M). A sample rerun elsewhere, after a
         # rebalance or a replay, gets the same records.
-        return Command.of("bwa", "mem", "-K", "100000000", "-t", str(threads), "-R", rg, ref, r1, r2)
+        return Command.of("bwa", "mem", "-K", str(batch_bases), "-t", str(threads), "-R", rg, ref, r1, r2)
     if aligner == "minimap2":
         return Command.of("minimap2", "-ax", "sr", "-t", str(threads), "-R", rg, ref, r1, r2)
     raise ValueError(f"unknown aligner {aligner!r}")
 
 
-def _samtools_commands(threads: int, sort_memory_mb: int) -> list[Command]:
+def _sort_commands(threads: int, sort_memory_mb: int) -> list[Command]:
+    """fixmate + coordinate sort of one unit's alignments: what each chunk needs before the
+    gather (pairs never span chunks, so fixmate sees every mate here)."""
     # sort's -m is per sorting thread; -@ N gives N sorting threads. Keep the total at the budget.
     per_thread_mb = max(sort_memory_mb // threads, 32)
-    extra = str(max(threads - 1, 0))
     return [
         # Uncompressed between stages: compressing a stream only to decompress it is wasted CPU.
         Command.of("samtools", "fixmate", "-u", "-m", "-", "-"),
+        # -l 1: the sorted chunk is an intermediate, read once by the gather.
         Command.of(
-            "samtools", "sort", "-u", "-@", str(threads), "-m", f"{per_thread_mb}M",
-            "-T", Data("tmp/sort"), "-",
+            "samtools", "sort", "-l", "1", "-@", str(threads), "-m", f"{per_thread_mb}M",
+            "-T", Data("tmp/sort"), "-o", Data("sorted.bam"), "-",
         ),
+    ]
+
+
+def _gather_commands(threads: int, units: int) -> list[Command]:
+    """Merge the units' sorted BAMs (ties in unit order, which is read order: the same order
+    one sort of the whole would give), then mark duplicates over the whole sample."""
+    extra = str(max(threads - 1, 0))
+    inputs = [Data(f"unit{i}.bam") for i in range(units)]
+    return [
+        Command.of("samtools", "merge", "-u", "-c", "-p", "-@", extra, "-o", "-", *inputs),
         Command.of(
             "samtools", "markdup", "-@", extra, "-T", Data("tmp/markdup"),
             "-f", Data("markdup.stats"), "--write-index", "-", Data("bam##idx##bai"),
@@ -236,6 +250,129 @@ def _diagnostics(stderr: str) -> str:
     return "; ".join(lines[-5:]) if lines else (stderr.strip().splitlines() or ["no stderr"])[-1]
 
 
+@dataclass(frozen=True)
+class UnitAlignment:
+    """One chunk's reads aligned, mate-fixed and coordinate-sorted (not yet duplicate-marked)."""
+
+    bam: Path
+    read_pairs: int
+    tools: list[ToolProvenance]
+
+
+def _check_resources(threads: int, sort_memory_mb: int) -> None:
+    if threads < 1:
+        raise ValueError("threads must be at least 1")
+    if sort_memory_mb < _MIN_SORT_MEMORY_MB:
+        raise ValueError(f"sort_memory_mb must be at least {_MIN_SORT_MEMORY_MB}")
+
+
+def _fresh_tmp(workdir: Path) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    tmp = workdir / "tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    return tmp
+
+
+def align_unit(
+    reads_r1: BinaryIO | Path,
+    reads_r2: BinaryIO | Path,
+    reference_fasta: Path,
+    read_group: ReadGroup,
+    workdir: Path,
+    *,
+    aligner: Aligner = "bwa",
+    threads: int = 2,
+    sort_memory_mb: int = 256,
+    batch_bases: int = BWA_BATCH_BASES,
+) -> UnitAlignment:
+    """Align one chunk (a gzipped FASTQ pair, paths or streams) into a sorted BAM, checked to
+    hold one primary record per input read."""
+    _check_resources(threads, sort_memory_mb)
+    reference_fasta = Path(reference_fasta)
+    _require_reference_index(reference_fasta, aligner)
+    workdir = Path(workdir)
+    tmp = _fresh_tmp(workdir)
+    sorted_bam = workdir / SORTED_NAME
+    sorted_bam.unlink(missing_ok=True)
+    align_cmd = _aligner_command(aligner, threads, batch_bases)
+    sort_cmds = _sort_commands(threads, sort_memory_mb)
+    values = {
+        "reference": str(reference_fasta),
+        "read-group": _read_group_line(read_group),
+        "tmp/sort": str(tmp / "sort"),
+        "sorted.bam": str(sorted_bam),
+    }
+    counts = _feed_and_align((reads_r1, reads_r2), [align_cmd, *sort_cmds], values, tmp)
+    read_pairs = counts[0].records
+    require_bgzf_eof(sorted_bam, "the chunk's BAM")
+    primary = _flagstat(sorted_bam, threads).primary
+    if primary != 2 * read_pairs:
+        raise ReadCountMismatch(
+            f"the chunk's BAM holds {primary} primary records but its input held "
+            f"{2 * read_pairs} reads ({read_pairs} pairs)"
+        )
+    shutil.rmtree(tmp, ignore_errors=True)
+    tools = [
+        ToolProvenance(name=aligner, version=tool_version(aligner), command=align_cmd.display()),
+        ToolProvenance(
+            name="samtools", version=tool_version("samtools"), command=display_pipeline(sort_cmds)
+        ),
+    ]
+    return UnitAlignment(bam=sorted_bam, read_pairs=read_pairs, tools=tools)
+
+
+def gather_alignments(
+    unit_bams: list[Path],
+    reference_fasta: Path,
+    workdir: Path,
+    *,
+    expected_pairs: int,
+    threads: int = 2,
+) -> tuple[Path, Path, Path, AlignmentMetrics, ToolProvenance]:
+    """Merge the units' sorted BAMs in unit order, mark duplicates, index, and prove the result:
+    BGZF EOF, an index, and one primary record per read of the whole sample.
+    Returns (BAM, index, markdup stats, metrics, provenance)."""
+    if not unit_bams:
+        raise ValueError("nothing to gather")
+    workdir = Path(workdir)
+    tmp = _fresh_tmp(workdir)
+    bam = workdir / BAM_NAME
+    bai = workdir / (BAM_NAME + ".bai")
+    stats = workdir / MARKDUP_STATS_NAME
+    for stale in (bam, bai, stats):
+        stale.unlink(missing_ok=True)
+    commands = _gather_commands(threads, len(unit_bams))
+    values = {
+        **{f"unit{i}.bam": str(path) for i, path in enumerate(unit_bams)},
+        "tmp/markdup": str(tmp / "markdup"),
+        "markdup.stats": str(stats),
+        "bam##idx##bai": f"{bam}##idx##{bai}",
+    }
+    run_pipeline([c.argv(values) for c in commands])
+    require_bgzf_eof(bam, "the BAM")
+    require_nonempty(bai, "the BAM index")
+    flags = _flagstat(bam, threads)
+    expected_reads = 2 * expected_pairs
+    if flags.primary != expected_reads:
+        raise ReadCountMismatch(
+            f"the BAM holds {flags.primary} primary records but the input held "
+            f"{expected_reads} reads ({expected_pairs} pairs)"
+        )
+    mapped = flags.primary_mapped
+    metrics = AlignmentMetrics(
+        reads_total=flags.primary,
+        mapping_rate=mapped / flags.primary,
+        duplicate_rate=min(flags.primary_duplicates / mapped, 1.0) if mapped else 0.0,
+        mean_coverage=mean_coverage(bam, reference_fasta),
+    )
+    shutil.rmtree(tmp, ignore_errors=True)
+    provenance = ToolProvenance(
+        name="samtools", version=tool_version("samtools"), command=display_pipeline(commands)
+    )
+    return bam, bai, stats, metrics, provenance
+
+
 def align(
     reads_r1: BinaryIO | Path,
     reads_r2: BinaryIO | Path,
@@ -247,70 +384,30 @@ def align(
     threads: int = 2,
     sort_memory_mb: int = 256,
 ) -> AlignmentResult:
-    """Align a gzipped FASTQ pair (paths or readable binary streams) and check the BAM.
+    """Align a gzipped FASTQ pair (paths or readable binary streams) and check the BAM: the
+    whole sample as one unit, then its gather.
 
     ``workdir`` belongs to this call: its ``tmp`` folder is wiped first, so a retry after a kill
     never trips over the previous attempt's temporary files. The caller streams the returned BAM
     and index out of it and removes it.
     """
-    if threads < 1:
-        raise ValueError("threads must be at least 1")
-    if sort_memory_mb < _MIN_SORT_MEMORY_MB:
-        raise ValueError(f"sort_memory_mb must be at least {_MIN_SORT_MEMORY_MB}")
-    reference_fasta = Path(reference_fasta)
-    _require_reference_index(reference_fasta, aligner)
-
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    tmp = workdir / "tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    bam = workdir / BAM_NAME
-    bai = workdir / (BAM_NAME + ".bai")
-    stats = workdir / MARKDUP_STATS_NAME
-    for stale in (bam, bai, stats):
-        stale.unlink(missing_ok=True)
-
-    align_cmd = _aligner_command(aligner, threads)
-    samtools_cmds = _samtools_commands(threads, sort_memory_mb)
-    values = {
-        "reference": str(reference_fasta),
-        "read-group": _read_group_line(read_group),
-        "tmp/sort": str(tmp / "sort"),
-        "tmp/markdup": str(tmp / "markdup"),
-        "markdup.stats": str(stats),
-        "bam##idx##bai": f"{bam}##idx##{bai}",
-    }
-    counts = _feed_and_align((reads_r1, reads_r2), [align_cmd, *samtools_cmds], values, tmp)
-    read_pairs = counts[0].records
-
-    require_bgzf_eof(bam, "the BAM")
-    require_nonempty(bai, "the BAM index")
-    flags = _flagstat(bam, threads)
-    expected_reads = 2 * read_pairs
-    if flags.primary != expected_reads:
-        raise ReadCountMismatch(
-            f"the BAM holds {flags.primary} primary records but the input held "
-            f"{expected_reads} reads ({read_pairs} pairs)"
-        )
-    mapped = flags.primary_mapped
-    metrics = AlignmentMetrics(
-        reads_total=flags.primary,
-        mapping_rate=mapped / flags.primary,
-        duplicate_rate=min(flags.primary_duplicates / mapped, 1.0) if mapped else 0.0,
-        mean_coverage=mean_coverage(bam, reference_fasta),
+    _check_resources(threads, sort_memory_mb)
+    unit = align_unit(
+        reads_r1, reads_r2, reference_fasta, read_group, Path(workdir) / "unit",
+        aligner=aligner, threads=threads, sort_memory_mb=sort_memory_mb,
     )
-    shutil.rmtree(tmp, ignore_errors=True)
-    tools = [
-        ToolProvenance(name=aligner, version=tool_version(aligner), command=align_cmd.display()),
-        ToolProvenance(
-            name="samtools",
-            version=tool_version("samtools"),
-            command=display_pipeline(samtools_cmds),
-        ),
-    ]
+    bam, bai, stats, metrics, gathered = gather_alignments(
+        [unit.bam], reference_fasta, workdir, expected_pairs=unit.read_pairs, threads=threads
+    )
+    shutil.rmtree(Path(workdir) / "unit", ignore_errors=True)
+    samtools = ToolProvenance(
+        name="samtools",
+        version=gathered.version,
+        command=f"{unit.tools[1].command} | {gathered.command}",
+    )
     return AlignmentResult(
-        bam=bam, bai=bai, metrics=metrics, tools=tools, read_pairs=read_pairs, markdup_stats=stats
+        bam=bam, bai=bai, metrics=metrics, tools=[unit.tools[0], samtools],
+        read_pairs=unit.read_pairs, markdup_stats=stats,
     )
 
 

@@ -1,102 +1,190 @@
-"""Calling's handler: an aligned sample in, a checked VCF and a VariantsCalled event out.
+"""Calling's handlers: an aligned sample is cut into regions of the genome, any calling worker
+calls a region (reading just that region's reads from the BAM in the object store), and the
+worker that finishes the last region gathers them into the sample's one normalised, indexed,
+checked VCF and publishes VariantsCalled.
 
-Idempotent like alignment: one deterministic place per sample, and the event recorded beside
-the outputs before it is published, so a redelivery republishes instead of calling again.
+Idempotent by construction (see ``genomebus_common.scatter`` and ``stage``): the plan, each
+region's result and the sample's event are records beside the outputs, written after them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from faststream.kafka import KafkaBroker
 
 from genomebus_common.broker import Delivery
 from genomebus_common.consent_view import ConsentView
 from genomebus_common.energy import estimate
-from genomebus_common.events import SampleRemoved
-from genomebus_common.events import Producer, SampleAligned, VariantsCalled
-from genomebus_common.objectstore import ObjectStore
+from genomebus_common.events import (
+    Priority,
+    Producer,
+    SampleAligned,
+    SampleEvent,
+    SampleRemoved,
+    ScatterSummary,
+    Stage,
+    VariantsCalled,
+    WorkUnit,
+)
+from genomebus_common.objectstore import HtslibS3, ObjectStore
 from genomebus_common.reference import ReferenceRegistry
-from genomebus_common.scratch import sample_workdir
-from genomebus_common.stage import compute_once_then_publish, remove_outputs
-from genomebus_common.tools import metered
+from genomebus_common.scatter import ScatterPlan, ScatterStore, UnitResult
+from genomebus_common.stage import ScatteredStage, remove_outputs
+from genomebus_common.tools import ResourceMeter, time_limit_for
 
 from .config import CallingSettings
-from .pipeline import call_variants
+from .core.regions import plan_regions
+from .pipeline import bam_contigs, call_unit, check_remote_bam, gather_calls
 
 log = logging.getLogger(__name__)
-PRODUCER = Producer(service="calling", version="0.1.0")
+PRODUCER = Producer(service="calling", version="0.2.0")
 RECORD = "variants-called.json"
 
 
 @dataclass
+class CallingWork:
+    """What calling does with one sample, region by region (``ScatterWork``)."""
+
+    settings: CallingSettings
+    store: ObjectStore
+    references: ReferenceRegistry
+    stage: Stage = Stage.CALLING
+    event_type: type[VariantsCalled] = VariantsCalled
+
+    @property
+    def htslib(self) -> HtslibS3:
+        return HtslibS3(self.settings)
+
+    def plan(self, source: SampleEvent, scatter: ScatterStore, workdir: Path) -> list[dict[str, Any]]:
+        """Check the BAM (complete, sorted, this reference's) and cut its contigs into regions."""
+        assert isinstance(source, SampleAligned)
+        reference_fasta, _ = self.references.materialise(source.reference)
+        url, env = self.htslib.url(source.bam), self.htslib.env()
+        check_remote_bam(url, reference_fasta, env)
+        contigs, _ = bam_contigs(url, env)
+        units = plan_regions(contigs, self.settings.region_size_bp)
+        sizes = dict(contigs)
+        bases = [sum(_span(r, sizes) for r in regions) for regions in units]
+        total = sum(sizes.values()) or 1
+        return [
+            {"regions": regions, "bases": n, "bam_share_bytes": source.bam.size * n // total}
+            for regions, n in zip(units, bases, strict=True)
+        ]
+
+    def time_limit(self, plan: ScatterPlan, index: int) -> float:
+        return time_limit_for(
+            plan.units[index]["bam_share_bytes"], floor_s=self.settings.unit_time_floor_s,
+            bytes_per_s=self.settings.unit_min_bytes_per_s,
+        )
+
+    def work(self, plan: ScatterPlan, index: int, scatter: ScatterStore, workdir: Path) -> UnitResult:
+        source = SampleAligned.model_validate(plan.source)
+        reference_fasta, _ = self.references.materialise(source.reference)
+        bai = self.store.download(source.bam_index, workdir / "input.bam.bai")
+        bam = f"{self.htslib.url(source.bam)}##idx##{bai}"
+        bcf, tool = call_unit(
+            bam, reference_fasta, workdir / "out", regions=plan.units[index]["regions"],
+            env=self.htslib.env(),
+        )
+        ref = self.store.put_file(scatter.bucket, scatter.work_key(index, "calls.bcf"), bcf)
+        return UnitResult(
+            index=index, outputs={"bcf": ref}, cpu_seconds=0, wall_seconds=0,
+            details={"tool": tool.model_dump(mode="json")},
+        )
+
+    def gather(
+        self, plan: ScatterPlan, results: list[UnitResult], scatter: ScatterStore, workdir: Path,
+        meter: ResourceMeter,
+    ) -> VariantsCalled:
+        started = time.monotonic()
+        source = SampleAligned.model_validate(plan.source)
+        reference_fasta, _ = self.references.materialise(source.reference)
+        inputs = workdir / "units"
+        inputs.mkdir()
+        bcfs = [
+            self.store.download(r.outputs["bcf"], inputs / f"unit{r.index:06d}.bcf") for r in results
+        ]
+        vcf, tbi, counts, tools = gather_calls(
+            bcfs, reference_fasta, workdir / "gather", threads=self.settings.threads
+        )
+        prefix, bucket = scatter.folder, self.settings.variants_bucket
+        vcf_ref = self.store.put_file(
+            bucket, f"{prefix}/{source.sample_id}.vcf.gz", vcf, content_type="application/gzip"
+        )
+        tbi_ref = self.store.put_file(bucket, f"{prefix}/{source.sample_id}.vcf.gz.tbi", tbi)
+        unit_tool = results[0].details["tool"]
+        return VariantsCalled(
+            correlation_id=source.correlation_id,
+            sample_id=source.sample_id,
+            patient_pseudonym=source.patient_pseudonym,
+            reference=source.reference,
+            hospital_id=source.hospital_id,
+            producer=PRODUCER,
+            bam=source.bam,
+            vcf=vcf_ref,
+            vcf_index=tbi_ref,
+            counts=counts,
+            tools=[  # type: ignore[list-item]
+                {**unit_tool, "command": f"{unit_tool['command']} | {tools[0].command}"},
+                tools[1],
+            ],
+            energy=estimate(meter, self.settings),
+            scatter=ScatterSummary(
+                units=len(results), unit_kind="region", gather_seconds=time.monotonic() - started
+            ),
+        )
+
+
+def _span(text: str, sizes: dict[str, int]) -> int:
+    name, _, span = text.rpartition(":")
+    start, _, end = span.partition("-")
+    return int(end) - int(start) + 1 if name else sizes.get(text, 0)
+
+
+@dataclass
 class CallSample:
+    """The calling service's handlers: aligned samples, their regions, and removals."""
+
     settings: CallingSettings
     store: ObjectStore
     references: ReferenceRegistry
     broker: KafkaBroker
     consent: ConsentView | None = None
 
-    def _prefix(self, sample_id: str) -> str:
-        return f"samples/{sample_id}/calling"
-
-    def _call_and_store(self, event: SampleAligned) -> VariantsCalled:
-        reference_fasta, _ = self.references.materialise(event.reference)
-        with sample_workdir(Path(self.settings.work_dir) / "calling", event.sample_id) as workdir:
-            bam = self.store.download(event.bam, workdir / "input.bam")
-            self.store.download(event.bam_index, workdir / "input.bam.bai")
-            with metered() as meter:
-                result = call_variants(
-                    bam, reference_fasta, workdir / "out", threads=self.settings.threads
-                )
-            prefix, bucket = self._prefix(event.sample_id), self.settings.variants_bucket
-            vcf = self.store.put_file(
-                bucket, f"{prefix}/{event.sample_id}.vcf.gz", result.vcf, content_type="application/gzip"
-            )
-            tbi = self.store.put_file(bucket, f"{prefix}/{event.sample_id}.vcf.gz.tbi", result.index)
-        called = VariantsCalled(
-            correlation_id=event.correlation_id,
-            sample_id=event.sample_id,
-            patient_pseudonym=event.patient_pseudonym,
-            reference=event.reference,
-            hospital_id=event.hospital_id,
+    def __post_init__(self) -> None:
+        self.stage = ScatteredStage(
+            broker=self.broker,
+            store=self.store,
+            bucket=self.settings.variants_bucket,
+            work=CallingWork(self.settings, self.store, self.references),  # type: ignore[arg-type]
             producer=PRODUCER,
-            bam=event.bam,
-            vcf=vcf,
-            vcf_index=tbi,
-            counts=result.counts,
-            tools=result.tools,
-            energy=estimate(meter, self.settings),
+            scratch=Path(self.settings.work_dir) / "calling",
+            record_name=RECORD,
+            consent=self.consent,
         )
-        return called
+
+    async def __call__(self, event: SampleAligned, delivery: Delivery) -> None:
+        log.info("planning", extra={"sample_id": event.sample_id})
+        await self.stage.on_source(event, event.priority or Priority.ROUTINE)
+
+    async def unit(self, unit: WorkUnit, delivery: Delivery) -> None:
+        published = await self.stage.on_unit(unit)
+        if published is not None:
+            log.info("called", extra={"sample_id": unit.sample_id, "units": unit.unit_count})
 
     async def remove(self, event: SampleRemoved, delivery: Delivery) -> None:
         """The hospital withdrew the sample: delete what this stage keeps of it."""
         removed = await asyncio.to_thread(
-            remove_outputs, self.store, self.settings.variants_bucket, self._prefix(event.sample_id),
-            event.sample_id, event.reason,
+            remove_outputs, self.store, self.settings.variants_bucket,
+            self.stage.folder(event.sample_id), event.sample_id, event.reason,
         )
         log.info("sample removed", extra={"sample_id": event.sample_id, "objects_deleted": removed})
 
-    async def __call__(self, event: SampleAligned, delivery: Delivery) -> None:
-        def compute() -> VariantsCalled:
-            log.info("calling", extra={"sample_id": event.sample_id})
-            return self._call_and_store(event)
 
-        published, computed = await compute_once_then_publish(
-            self.broker,
-            self.store,
-            self.settings.variants_bucket,
-            f"{self._prefix(event.sample_id)}/{RECORD}",
-            VariantsCalled,
-            compute,
-            source=event,
-            consent=self.consent,
-        )
-        if published is None:
-            log.warning("consent withdrawn: sample quarantined", extra={"sample_id": event.sample_id})
-        elif not computed:
-            log.info("already called; published again", extra={"sample_id": event.sample_id})
+__all__ = ["RECORD", "CallSample", "CallingWork"]

@@ -19,6 +19,7 @@ plausible-looking but wrong variants. bcftools 1.16 has no ``--write-index`` (it
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from genomebus_common.tools import (
 )
 
 VCF_NAME = "variants.vcf.gz"
+UNIT_NAME = "unit.bcf"
 
 
 class ReferenceMismatch(PermanentError):
@@ -62,11 +64,14 @@ class CallingResult:
 # --- checks before calling ---------------------------------------------------------------------
 
 
-def bam_contigs(bam: Path) -> tuple[list[tuple[str, int]], str | None]:
-    """The BAM header's (name, length) per @SQ, in order, and its @HD sort order."""
+def bam_contigs(
+    bam: Path | str, env: Mapping[str, str] | None = None
+) -> tuple[list[tuple[str, int]], str | None]:
+    """The BAM header's (name, length) per @SQ, in order, and its @HD sort order (``bam`` a
+    path, or an htslib URL with ``env`` to reach it)."""
     contigs: list[tuple[str, int]] = []
     sort_order = None
-    for line in run_tool(["samtools", "view", "-H", str(bam)]).splitlines():
+    for line in run_tool(["samtools", "view", "-H", str(bam)], env=env).splitlines():
         fields = dict(f.split(":", 1) for f in line.split("\t")[1:] if ":" in f)
         if line.startswith("@SQ"):
             contigs.append((fields["SN"], int(fields["LN"])))
@@ -75,7 +80,9 @@ def bam_contigs(bam: Path) -> tuple[list[tuple[str, int]], str | None]:
     return contigs, sort_order
 
 
-def check_bam_matches_reference(bam: Path, reference_fasta: Path) -> None:
+def check_bam_matches_reference(
+    bam: Path | str, reference_fasta: Path, env: Mapping[str, str] | None = None
+) -> None:
     """Raise ``ReferenceMismatch`` unless the BAM's contigs are the reference's, name and length.
 
     Order is not compared (a re-ordered dictionary is the same reference), names and lengths
@@ -89,9 +96,10 @@ def check_bam_matches_reference(bam: Path, reference_fasta: Path) -> None:
             code="reference_not_indexed",
         )
     ref = dict(read_fai(fai))
-    contigs, _ = bam_contigs(bam)
+    contigs, _ = bam_contigs(bam, env)
+    name = _shown(bam)
     if not contigs:
-        raise ReferenceMismatch(f"{bam.name} has no @SQ lines: it was not aligned to a reference")
+        raise ReferenceMismatch(f"{name} has no @SQ lines: it was not aligned to a reference")
     in_bam = dict(contigs)
     problems = []
     only_bam = [n for n in in_bam if n not in ref]
@@ -109,7 +117,7 @@ def check_bam_matches_reference(bam: Path, reference_fasta: Path) -> None:
         problems.append("lengths differ: " + _few(wrong_length))
     if problems:
         raise ReferenceMismatch(
-            f"BAM {bam.name} does not match reference {Path(reference_fasta).name}: "
+            f"BAM {name} does not match reference {Path(reference_fasta).name}: "
             + "; ".join(problems)
         )
 
@@ -134,11 +142,42 @@ def _check_bam(bam: Path) -> None:
 # --- calling -----------------------------------------------------------------------------------
 
 
-def _commands(threads: int) -> list[Command]:
-    ref, bam, vcf = Data("reference"), Data("bam"), Data("vcf.gz")
+def _shown(bam: Path | str) -> str:
+    return bam.name if isinstance(bam, Path) else bam.rsplit("/", 1)[-1]
+
+
+def check_remote_bam(url: str, reference_fasta: Path, env: Mapping[str, str]) -> None:
+    """The checks ``call_variants`` makes on a local BAM, made through htslib's ranged reads:
+    complete (header and BGZF EOF, ``samtools quickcheck``), coordinate-sorted, and aligned to
+    this reference."""
+    try:
+        run_tool(["samtools", "quickcheck", "-v", url], env=env)
+    except ToolFailed as exc:
+        raise InvalidAlignment(f"{_shown(url)} is truncated or not a BAM: {exc.reason}") from exc
+    _, sort_order = bam_contigs(url, env)
+    if sort_order != "coordinate":
+        raise InvalidAlignment(f"{_shown(url)} is not coordinate-sorted (SO:{sort_order})")
+    check_bam_matches_reference(url, reference_fasta, env)
+
+
+def _unit_commands(regions: bool) -> list[Command]:
+    """Calls of one unit: per-site, so a region's calls are the whole run's calls in it.
+    --no-version: the unit's command line (with its region) does not belong in the sample's
+    header."""
+    ref, bam, bcf = Data("reference"), Data("bam"), Data("unit.bcf")
+    where = ["-r", Data("regions")] if regions else []
     return [
-        Command.of("bcftools", "mpileup", "-f", ref, "-a", "AD,DP", "-Ou", bam),
-        Command.of("bcftools", "call", "-mv", "-Ou"),
+        Command.of("bcftools", "mpileup", "--no-version", "-f", ref, "-a", "AD,DP", *where,
+                   "-Ou", bam),
+        Command.of("bcftools", "call", "--no-version", "-mv", "-Ob", "-o", bcf),
+    ]
+
+
+def _gather_commands(threads: int, units: int) -> list[Command]:
+    ref, vcf = Data("reference"), Data("vcf.gz")
+    inputs = [Data(f"unit{i}.bcf") for i in range(units)]
+    return [
+        Command.of("bcftools", "concat", "--no-version", "-Ou", *inputs),
         Command.of(
             "bcftools", "norm", "-f", ref, "-m", "-any", "--check-ref", "e",
             "--threads", str(max(threads - 1, 0)), "-Oz", "-o", vcf,
@@ -151,32 +190,55 @@ def _index_command(threads: int) -> Command:
                       Data("vcf.gz"))
 
 
-def call_variants(
-    bam: Path, reference_fasta: Path, workdir: Path, *, threads: int = 2
-) -> CallingResult:
-    """Call, normalise and index; check the VCF is complete and its index agrees with it.
+def call_unit(
+    bam: Path | str,
+    reference_fasta: Path,
+    workdir: Path,
+    *,
+    regions: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[Path, ToolProvenance]:
+    """Call ``regions`` (all of the BAM when None) of ``bam`` (a path, or an htslib URL whose
+    index is given as ``url##idx##path``) into an unnormalised BCF; the gather normalises."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    bcf = workdir / UNIT_NAME
+    bcf.unlink(missing_ok=True)
+    commands = _unit_commands(regions is not None)
+    values = {"reference": str(reference_fasta), "bam": str(bam), "unit.bcf": str(bcf)}
+    if regions is not None:
+        values["regions"] = ",".join(regions)
+    run_pipeline([c.argv(values) for c in commands], env=env)
+    require_bgzf_eof(bcf, "the unit's calls")
+    return bcf, ToolProvenance(
+        name="bcftools", version=tool_version("bcftools"), command=display_pipeline(commands)
+    )
 
-    ``threads`` only speeds up compression: mpileup itself is single-threaded in 1.16.
-    """
-    if threads < 1:
-        raise ValueError("threads must be at least 1")
-    bam, reference_fasta, workdir = Path(bam), Path(reference_fasta), Path(workdir)
-    _check_bam(bam)
-    check_bam_matches_reference(bam, reference_fasta)
 
+def gather_calls(
+    unit_bcfs: Sequence[Path], reference_fasta: Path, workdir: Path, *, threads: int = 2
+) -> tuple[Path, Path, VariantCounts, list[ToolProvenance]]:
+    """Concatenate the units' calls in genome order, normalise, index, and prove the result:
+    BGZF EOF, and an index that counts every record. Returns (VCF, index, counts, provenance)."""
+    if not unit_bcfs:
+        raise ValueError("nothing to gather")
+    workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     vcf = workdir / VCF_NAME
     tbi = workdir / (VCF_NAME + ".tbi")
     for stale in (vcf, tbi):
         stale.unlink(missing_ok=True)
-    values = {"reference": str(reference_fasta), "bam": str(bam), "vcf.gz": str(vcf)}
-    commands = _commands(threads)
+    values = {
+        "reference": str(reference_fasta),
+        "vcf.gz": str(vcf),
+        **{f"unit{i}.bcf": str(path) for i, path in enumerate(unit_bcfs)},
+    }
+    commands = _gather_commands(threads, len(unit_bcfs))
     index = _index_command(threads)
     run_pipeline([c.argv(values) for c in commands])
     require_bgzf_eof(vcf, "the VCF")
     run_pipeline([index.argv(values)])
     require_nonempty(tbi, "the VCF index")
-
     counts = variant_counts(vcf)
     indexed = int(run_tool(["bcftools", "index", "-n", str(vcf)]).strip() or 0)
     if indexed != counts.records:
@@ -188,7 +250,30 @@ def call_variants(
         ToolProvenance(name="bcftools", version=version, command=display_pipeline(commands)),
         ToolProvenance(name="bcftools index", version=version, command=index.display()),
     ]
-    return CallingResult(vcf=vcf, index=tbi, counts=counts, tools=tools)
+    return vcf, tbi, counts, tools
+
+
+def call_variants(
+    bam: Path, reference_fasta: Path, workdir: Path, *, threads: int = 2
+) -> CallingResult:
+    """Call, normalise and index a local BAM as one unit; check the VCF is complete and its
+    index agrees with it.
+
+    ``threads`` only speeds up compression: mpileup itself is single-threaded in 1.16.
+    """
+    if threads < 1:
+        raise ValueError("threads must be at least 1")
+    bam, reference_fasta, workdir = Path(bam), Path(reference_fasta), Path(workdir)
+    _check_bam(bam)
+    check_bam_matches_reference(bam, reference_fasta)
+    bcf, unit_tool = call_unit(bam, reference_fasta, workdir / "unit")
+    vcf, tbi, counts, tools = gather_calls([bcf], reference_fasta, workdir, threads=threads)
+    bcf.unlink(missing_ok=True)
+    merged = ToolProvenance(
+        name="bcftools", version=tools[0].version,
+        command=f"{unit_tool.command} | {tools[0].command}",
+    )
+    return CallingResult(vcf=vcf, index=tbi, counts=counts, tools=[merged, tools[1]])
 
 
 # --- counts ------------------------------------------------------------------------------------
@@ -237,7 +322,10 @@ __all__ = [
     "CallingResult",
     "InvalidAlignment",
     "ReferenceMismatch",
+    "call_unit",
     "call_variants",
+    "check_remote_bam",
+    "gather_calls",
     "check_bam_matches_reference",
     "variant_counts",
 ]
