@@ -99,6 +99,11 @@ def pipeline(
         "GENOMEBUS_CONSENT_CLIENTS": json.dumps({HOSPITAL: hashlib.sha256(CONSENT_TOKEN.encode()).hexdigest()}),
         "GENOMEBUS_OTLP_ENDPOINT": traces.url,
         "OTEL_BSP_SCHEDULE_DELAY": "200",  # spans reach the receiver within a fraction of a second
+        # Every e2e sample is scattered: the 30x sample (30 Mbp) is 3 chunks of 3 bwa batches,
+        # and the 1 Mb reference 3 regions, so the tests go through units and gathers.
+        "GENOMEBUS_BWA_BATCH_BASES": "4000000",
+        "GENOMEBUS_CHUNK_BASES": "12000000",
+        "GENOMEBUS_REGION_SIZE_BP": "400000",
     }
     services = [
         ServiceProcess(name, {**env, "GENOMEBUS_WORK_DIR": str(work / name)}, work / "logs")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from genomebus_common.events import SampleAligned, SampleReceived, StageFailed, VariantsCalled
+from genomebus_common.events import Priority, SampleAligned, SampleReceived, StageFailed, VariantsCalled
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import Manifest
 from genomebus_common.settings import ServiceSettings
@@ -53,6 +53,15 @@ async def test_post_to_variants_called_with_checked_objects_and_accurate_calls(
     assert aligned.metrics.mapping_rate > 0.99
     assert 27 < aligned.metrics.mean_coverage < 33
     assert {t.name for t in aligned.tools} >= {"bwa", "samtools"}
+    # Scattered and gathered (chunks of whole bwa batches; regions of the reference), the lane
+    # carried on, and the units' intermediates removed once gathered.
+    assert aligned.scatter is not None and aligned.scatter.units == 3
+    assert called.scatter is not None and called.scatter.units == 3
+    assert aligned.priority == Priority.URGENT_CLINICAL
+    for bucket, folder in (("genomebus-alignments", f"samples/{sample_id}/alignment"),
+                           ("genomebus-variants", f"samples/{sample_id}/calling")):
+        assert store.list_keys(bucket, f"{folder}/scatter/work/") == []
+        assert len(store.list_keys(bucket, f"{folder}/scatter/units/")) == 3
 
     # Every object is there with the checksum its event declares (download verifies it).
     for ref, name in ((aligned.bam, "a.bam"), (aligned.bam_index, "a.bam.bai"), (called.vcf, "c.vcf.gz"), (called.vcf_index, "c.vcf.gz.tbi")):

@@ -93,6 +93,6 @@ async def test_two_workers_share_four_samples_and_align_each_once(
     # Both workers log into the same file (one per service name): their pids tell them apart.
     log = pipeline.services["alignment"].log_path
     entries = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
-    work = [(e["pid"], e["sample_id"]) for e in entries if e.get("message") == "aligning" and e.get("sample_id") in ids]
-    assert sorted(s for _, s in work) == sorted(ids), "each sample aligned exactly once"
+    work = [(e["pid"], e["sample_id"]) for e in entries if e.get("message") == "planning" and e.get("sample_id") in ids]
+    assert sorted(s for _, s in work) == sorted(ids), "each sample planned (cut into chunks) exactly once"
     assert {pid for pid, _ in work} == {pipeline.services["alignment"].process.pid, second.process.pid}  # type: ignore[union-attr]

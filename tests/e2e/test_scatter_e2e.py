@@ -1,0 +1,66 @@
+"""One sample, two workers per stage: its chunks and regions are shared between them, and it is
+aligned and called once, with the result of any other split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from genomebus_common.events import SampleAligned, VariantsCalled
+from genomebus_common.objectstore import ObjectStore
+from genomebus_common.reference import Manifest
+from genomebus_common.scatter import UnitResult
+from genomebus_common.settings import ServiceSettings
+from genomebus_common.topics import SAMPLE_ALIGNED, VARIANTS_CALLED
+from genomebus_testdata import SimulatedSample
+
+from ..common.kafka_helpers import read_until
+from .conftest import Pipeline, post_sample
+from .test_scaling_e2e import _stable_member_ids
+
+pytestmark = pytest.mark.integration
+
+
+def unit_workers(store: ObjectStore, bucket: str, folder: str) -> list[str | None]:
+    keys = sorted(store.list_keys(bucket, f"{folder}/scatter/units/"))
+    return [store.read_model(bucket, key, UnitResult).worker for key in keys]  # type: ignore[union-attr]
+
+
+async def test_two_workers_per_stage_share_one_samples_units(
+    pipeline: Pipeline,
+    registered_reference: Manifest,
+    sample_30x: SimulatedSample,
+    settings: ServiceSettings,
+    store: ObjectStore,
+    tmp_path: Path,
+) -> None:
+    bootstrap = settings.kafka_bootstrap_servers
+    groups = ("genomebus.alignment.work.routine", "genomebus.calling.work.routine")
+    before = {g: await _stable_member_ids(bootstrap, g) for g in groups}
+    extra = [pipeline.extra_worker(name, tmp_path / f"second-{name}").start() for name in ("alignment", "calling")]
+    try:
+        for worker in extra:
+            worker.wait_ready()
+        for group in groups:
+            await _stable_member_ids(bootstrap, group, new_beyond=before[group])
+        with pipeline.lis() as lis:
+            sample_id = post_sample(lis, sample_30x, registered_reference.reference.id, "SCAT1")["sample_id"]
+        key = sample_id.encode()
+        aligned = SampleAligned.from_bytes(
+            (await read_until(bootstrap, SAMPLE_ALIGNED.name, lambda r: r.key == key, timeout_s=300)).value)
+        called = VariantsCalled.from_bytes(
+            (await read_until(bootstrap, VARIANTS_CALLED.name, lambda r: r.key == key, timeout_s=300)).value)
+    finally:
+        for worker in extra:
+            worker.stop()
+    assert aligned.scatter is not None and aligned.scatter.units == 3
+    assert aligned.metrics.reads_total == 2 * sample_30x.read_pairs
+    assert called.scatter is not None and called.scatter.units == 3
+    pids = {str(pipeline.services["alignment"].process.pid), str(extra[0].process.pid)}  # type: ignore[union-attr]
+    workers = unit_workers(store, "genomebus-alignments", f"samples/{sample_id}/alignment")
+    assert len(workers) == 3
+    assert {w.rsplit(":", 1)[1] for w in workers if w} == pids, "both alignment workers took chunks"
+    calling_pids = {str(pipeline.services["calling"].process.pid), str(extra[1].process.pid)}  # type: ignore[union-attr]
+    workers = unit_workers(store, "genomebus-variants", f"samples/{sample_id}/calling")
+    assert {w.rsplit(":", 1)[1] for w in workers if w} == calling_pids, "both calling workers took regions"
