@@ -196,7 +196,7 @@ def test_missing_aligner_is_transient(
     """Not installed on this host is a deployment fault: another attempt (host) may succeed."""
     monkeypatch.setattr(
         pipeline_module, "_aligner_command",
-        lambda aligner, threads, batch_bases=0: Command.of("genomebus-no-such-aligner", Data("r1.fastq")),
+        lambda aligner, threads, batch_bases=0, **_kw: Command.of("genomebus-no-such-aligner", Data("r1.fastq")),
     )
     with pytest.raises(ToolFailedTransiently, match="not installed") as info:
         align(*small_pair, small_dataset.reference, READ_GROUP, tmp_path / "work")

@@ -48,7 +48,8 @@ def scattered(data: SmallDataset, folder: Path, aligner: str, batches_per_chunk:
     bams = []
     for i, sink in enumerate(sinks):
         unit = align_unit(sink.paths[0], sink.paths[1], data.reference, READ_GROUP, folder / f"u{i}",
-                          aligner=aligner, threads=2, batch_bases=BATCH)  # type: ignore[arg-type]
+                          aligner=aligner, threads=2, batch_bases=BATCH,  # type: ignore[arg-type]
+                          first_pair=sum(pairs[:i]))
         assert unit.read_pairs == pairs[i]
         bams.append(unit.bam)
     bam, *_ = gather_alignments(bams, data.reference, folder / "gather", expected_pairs=sum(pairs))
@@ -60,10 +61,38 @@ def scattered(data: SmallDataset, folder: Path, aligner: str, batches_per_chunk:
 @pytest.mark.parametrize("aligner", ["minimap2", "bwa"])
 def test_the_records_do_not_depend_on_how_many_chunks(small_dataset: SmallDataset, tmp_path: Path, aligner: str) -> None:
     """minimap2 aligns each pair alone: identical in any chunking. bwa estimates insert sizes
-    per batch, so chunks are cut at its batches; it also breaks ties between equally good hits
-    by the read's index in its run, which this repeat-free genome never asks it to (on a real
-    genome those reads' placement differs between chunkings: see the session note)."""
+    per batch, so chunks are cut at its batches."""
     whole = scattered(small_dataset, tmp_path / "one", aligner, 8)
     assert len(whole) >= 60_000
     for per_chunk in (4, 2):
         assert scattered(small_dataset, tmp_path / f"by{per_chunk}", aligner, per_chunk) == whole
+
+
+@pytest.fixture(scope="module")
+def repeat_rich(tmp_path_factory: pytest.TempPathFactory) -> SmallDataset:
+    """A real 1 Mb slice of human chrX (repeats and all) and 20k simulated pairs on it: reads
+    with several equally good hits, where bwa's tie-break decides the placement."""
+    from genomebus_alignment.pipeline import index_reference
+    from genomebus_testdata import make_reference, simulate_sample
+
+    folder = tmp_path_factory.mktemp("repeat_rich")
+    reference = make_reference(folder / "ref", length=1_000_000)
+    if not Path(f"{reference}.bwt").exists():
+        index_reference(reference)
+    sample = simulate_sample(reference, folder / "sample", read_pairs=20_000, seed=5)
+    return SmallDataset(reference, sample.reads_1, sample.reads_2, [], sample.read_pairs)
+
+
+def test_bwa_places_tied_reads_as_in_one_piece(repeat_rich: SmallDataset, tmp_path: Path) -> None:
+    """Stock bwa numbers a chunk's reads from 0 and breaks ties by that number, so ~0.05% of
+    records moved between chunkings; genomebus's bwa takes the chunk's offset (-J)."""
+    global BATCH
+    saved, BATCH = BATCH, 750_000  # 20k pairs x 300 bases = 6 Mbp: 8 batches
+    try:
+        whole = scattered(repeat_rich, tmp_path / "one", "bwa", 8)
+        ties = [r for r in whole if r.split("\t")[4] == "0" and not int(r.split("\t")[1]) & 4]
+        assert ties, "the slice has multi-mapping reads (else this test proves nothing)"
+        for per_chunk in (4, 2):
+            assert scattered(repeat_rich, tmp_path / f"by{per_chunk}", "bwa", per_chunk) == whole
+    finally:
+        BATCH = saved

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -62,6 +63,16 @@ async def test_post_to_variants_called_with_checked_objects_and_accurate_calls(
                            ("genomebus-variants", f"samples/{sample_id}/calling")):
         assert store.list_keys(bucket, f"{folder}/scatter/work/") == []
         assert len(store.list_keys(bucket, f"{folder}/scatter/units/")) == 3
+    # The hospital sees how far each stage got, in the sample's status.
+    deadline = time.monotonic() + 30
+    with pipeline.lis() as lis:
+        while (progress := lis.get(f"/v1/samples/{sample_id}").json()["progress"] or {}) != {
+            "alignment": {"done": 3, "total": 3, "unit_kind": "read_chunk"},
+            "calling": {"done": 3, "total": 3, "unit_kind": "region"},
+        } and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert progress["alignment"]["done"] == progress["alignment"]["total"] == 3, progress
+    assert progress["calling"]["done"] == progress["calling"]["total"] == 3, progress
 
     # Every object is there with the checksum its event declares (download verifies it).
     for ref, name in ((aligned.bam, "a.bam"), (aligned.bam_index, "a.bam.bai"), (called.vcf, "c.vcf.gz"), (called.vcf_index, "c.vcf.gz.tbi")):

@@ -337,3 +337,34 @@ async def test_a_hospital_removes_its_sample_and_the_removal_is_published(
     )
     event = SampleRemoved.from_bytes(record.value)
     assert event.patient_pseudonym == pseudonym_of(CPR) and "mix-up" in event.reason
+
+
+async def test_progress_reports_from_many_workers_never_go_back(
+    lis: httpx.AsyncClient, toy_reference: Manifest
+) -> None:
+    """Workers report a sample's units in any order; the hospital's status shows the most done."""
+    from genomebus_common.broker import Delivery
+    from genomebus_common.events import ReferenceGenome, Stage, StageProgress
+
+    r1, r2 = pair(4)
+    created = (await lis.post("/v1/samples", json=registration(toy_reference, r1, r2))).json()
+    assert created["progress"] is None
+    ingest = lis.app.state.resources  # type: ignore[attr-defined]
+
+    def report(stage: Stage, done: int, total: int) -> StageProgress:
+        return StageProgress(
+            correlation_id=created["sample_id"], sample_id=created["sample_id"],
+            patient_pseudonym=pseudonym_of(CPR), reference=ReferenceGenome.model_validate(toy_reference.reference.model_dump()),
+            stage=stage, unit_kind="read_chunk" if stage is Stage.ALIGNMENT else "region",
+            units_done=done, units_total=total,
+        )
+
+    delivery = Delivery(topic="genomebus.stage.progress", partition=0, offset=0, key=None)
+    for done in (0, 2, 1, 3, 3):  # 1 arrives after 2; 3 twice
+        await ingest.apply_progress(report(Stage.ALIGNMENT, done, 3), delivery)
+    await ingest.apply_progress(report(Stage.CALLING, 1, 5), delivery)
+    progress = (await lis.get(f"/v1/samples/{created['sample_id']}")).json()["progress"]
+    assert progress == {
+        "alignment": {"done": 3, "total": 3, "unit_kind": "read_chunk"},
+        "calling": {"done": 1, "total": 5, "unit_kind": "region"},
+    }

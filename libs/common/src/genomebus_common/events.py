@@ -364,6 +364,29 @@ class WorkUnit(SampleEvent):
         return self
 
 
+class StageProgress(SampleEvent):
+    """How far a stage is with one sample's scattered work: units done of units planned.
+
+    Published when the sample is planned (0 done) and whenever a unit is done, by whichever
+    worker did it; several workers publish for one sample, so a reader keeps the largest
+    ``units_done`` it has seen rather than the last one to arrive.
+    """
+
+    event_type: ClassVar[str] = "stage.progress"
+    schema_version: Literal[1] = 1
+
+    stage: Stage
+    unit_kind: Literal["read_chunk", "region"]
+    units_done: int = Field(ge=0)
+    units_total: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _done_within_total(self) -> "StageProgress":
+        if self.units_done > self.units_total:
+            raise ValueError("units_done must not exceed units_total")
+        return self
+
+
 class StageFailed(Event):
     """A stage gave up on an event; the event itself sits in the dead-letter topic."""
 
@@ -390,6 +413,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     SampleRemoved,
     StageFailed,
     WorkUnit,
+    StageProgress,
 )
 
 

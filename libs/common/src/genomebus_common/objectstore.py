@@ -426,6 +426,14 @@ class ObjectStore:
             return False
         return stat.size == ref.size
 
+    def exists_key(self, bucket: str, key: str) -> bool:
+        """True if an object is stored under ``key`` (a record, whatever its size)."""
+        try:
+            self._call(lambda: self.client.stat_object(bucket, key))
+        except ObjectNotFound:
+            return False
+        return True
+
     def stat(self, bucket: str, key: str):  # noqa: ANN201 (minio's Object)
         """The object's metadata; ``ObjectNotFound`` when there is none."""
         return self._call(lambda: self.client.stat_object(bucket, key))

@@ -43,6 +43,7 @@ from .events import (
     SampleEvent,
     SampleReceived,
     Stage,
+    StageProgress,
     WorkUnit,
 )
 from .objectstore import ObjectStore
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event)
 E_co = TypeVar("E_co", bound=Event, covariant=True)
+
+_UNIT_KINDS = {Stage.ALIGNMENT: "read_chunk", Stage.CALLING: "region"}
 
 #: The event each scattered stage receives (and keeps in its plan).
 _SOURCE_TYPES: dict[Stage, type[SampleEvent]] = {
@@ -246,6 +249,7 @@ class ScatteredStage:
         pending = [i for i in range(len(plan.units)) if i not in done]
         for unit in unit_events(plan, plan_ref, source, self.producer, pending):
             await publish_event(self.broker, unit)
+        await self._progress(source, progress.done, len(plan.units))
         metrics.SCATTER_UNITS.labels(self.work.stage.value, priority.value, "published").inc(
             len(pending)
         )
@@ -290,8 +294,17 @@ class ScatteredStage:
         if await self._stopped(source, folder):
             return None
         lane = plan.priority.value
+        record_key = f"{folder}/{self.record_name}"
+        if await asyncio.to_thread(self.store.exists_key, self.bucket, record_key):
+            return None  # gathered already: a unit delivered again has nothing left to do
         if await asyncio.to_thread(scatter.result, unit.unit_index) is None:
             result = await asyncio.to_thread(self._work, plan, unit.unit_index, scatter)
+            if await asyncio.to_thread(self.store.exists_key, self.bucket, record_key):
+                # A copy of this unit, delivered twice, finished first and the sample was
+                # gathered meanwhile (its intermediates removed): remove what this one wrote.
+                for ref in result.outputs.values():
+                    await asyncio.to_thread(self.store.remove, ref.bucket, ref.key)
+                return None
             await asyncio.to_thread(scatter.record, result)
             metrics.SCATTER_UNITS.labels(self.work.stage.value, lane, "done").inc()
             metrics.SCATTER_UNIT_SECONDS.labels(self.work.stage.value, lane).observe(
@@ -300,6 +313,7 @@ class ScatteredStage:
         progress = await asyncio.to_thread(scatter.progress, len(plan.units))
         log.info("unit done", extra={"sample_id": unit.sample_id, "unit": unit.unit_index,
                                      "units_done": progress.done, "units": progress.total})
+        await self._progress(source, progress.done, progress.total)
         if not progress.complete:
             return None
         return await self._gather(source, scatter)
@@ -352,6 +366,27 @@ class ScatteredStage:
             removed = await asyncio.to_thread(scatter.remove_work)
             log.info("gathered", extra={"sample_id": source.sample_id, "intermediates_removed": removed})
         return published if computed else None
+
+    async def _progress(self, source: SampleEvent, done: int, total: int) -> None:
+        """Say how far the sample is. Advisory: a failure to say so is logged, never a reason
+        to redo a unit (the next unit, or the stage's event, says it again)."""
+        event = StageProgress(
+            correlation_id=source.correlation_id,
+            sample_id=source.sample_id,
+            patient_pseudonym=source.patient_pseudonym,
+            reference=source.reference,
+            hospital_id=source.hospital_id,
+            producer=self.producer,
+            stage=self.work.stage,
+            unit_kind=_UNIT_KINDS[self.work.stage],
+            units_done=done,
+            units_total=total,
+        )
+        try:
+            await publish_event(self.broker, event)
+        except Exception as exc:  # noqa: BLE001 - advisory, see above
+            log.warning("progress not published", extra={"sample_id": source.sample_id,
+                                                        "error": str(exc)})
 
     async def _stopped(self, source: SampleEvent, folder: str) -> bool:
         """True when the sample must not be worked on: withdrawn (quarantined) or removed."""

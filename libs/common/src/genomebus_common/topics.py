@@ -21,6 +21,7 @@ from .events import (
     SampleRemoved,
     Stage,
     StageFailed,
+    StageProgress,
     VariantsCalled,
     VariantsReady,
     WorkUnit,
@@ -68,6 +69,10 @@ SAMPLE_REMOVED = Topic(
 STAGE_FAILED = Topic(
     "genomebus.stage.failed", StageFailed, 3, "A stage gave up on an event (see its DLQ)."
 )
+STAGE_PROGRESS = Topic(
+    "genomebus.stage.progress", StageProgress, 3,
+    "Units done of a sample's scattered work, per stage (ingest shows it in the sample's status).",
+)
 
 #: Stages whose work on one sample is cut into units that any of their workers can take.
 SCATTERED_STAGES = (Stage.ALIGNMENT, Stage.CALLING)
@@ -103,6 +108,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     VARIANTS_READY,
     SAMPLE_REMOVED,
     STAGE_FAILED,
+    STAGE_PROGRESS,
 )
 
 

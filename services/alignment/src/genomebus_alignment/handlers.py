@@ -123,7 +123,12 @@ class AlignmentWork:
             raise ReadCountMismatch(
                 f"ingest counted {source.read_pairs} read pairs, alignment read {sum(pairs)}"
             )
-        return [sink.unit for sink in sinks if sink.unit is not None]
+        units = [sink.unit for sink in sinks if sink.unit is not None]
+        first = 0
+        for unit in units:  # where each chunk's pairs start in the sample (bwa -J)
+            unit["first_pair"] = first
+            first += unit["pairs"]
+        return units
 
     def time_limit(self, plan: ScatterPlan, index: int) -> float:
         unit = plan.units[index]
@@ -151,6 +156,7 @@ class AlignmentWork:
                 threads=self.settings.threads,
                 sort_memory_mb=self.settings.sort_memory_mb,
                 batch_bases=self.settings.bwa_batch_bases,
+                first_pair=unit["first_pair"],
             )
         if aligned.read_pairs != unit["pairs"]:
             raise ReadCountMismatch(

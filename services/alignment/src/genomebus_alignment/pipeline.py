@@ -17,14 +17,17 @@ permanent (dead letter), ``ToolFailedTransiently`` is retried.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import re
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from genomebus_common.errors import PermanentError, ToolFailed
+from genomebus_common.errors import PermanentError, ToolFailed, ToolFailedTransiently
 from genomebus_common.events import AlignmentMetrics, ReadGroup, ToolProvenance
 from genomebus_common.tools import (
     Command,
@@ -121,14 +124,38 @@ def _read_group_line(rg: ReadGroup) -> str:
     return "\\t".join(["@RG", *fields])
 
 
-def _aligner_command(aligner: Aligner, threads: int, batch_bases: int = BWA_BATCH_BASES) -> Command:
+@functools.cache
+def bwa_takes_read_offset() -> bool:
+    """Whether the bwa on PATH has ``-J`` (genomebus's patch to bwa 0.7.17: the index of the
+    input's first read in the whole sample).
+
+    bwa breaks ties between equally good hits with a hash of the read's index in its run, so a
+    chunk aligned alone would number its reads from 0 and place some reads elsewhere than the
+    whole sample aligned in one piece would. With ``-J`` each chunk numbers its reads where they
+    are in the sample, and chunked output is the one-piece output, record for record.
+    """
+    try:
+        done = subprocess.run(["bwa", "mem"], capture_output=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return re.search(rb"^\s*-J INT", done.stdout + done.stderr, flags=re.MULTILINE) is not None
+
+
+def _aligner_command(
+    aligner: Aligner, threads: int, batch_bases: int = BWA_BATCH_BASES, *, read_offset: bool = False
+) -> Command:
     r1, r2, ref, rg = Data("r1.fastq"), Data("r2.fastq"), Data("reference"), Data("read-group")
     if aligner == "bwa":
         # -K: a fixed batch of bases, so the insert-size estimate, and so the alignments, do not
         # depend on how many cores the node has (bwa's "for reproducibility"; the CCDG
         # functional-equivalence pipelines use the same 100M). A sample rerun elsewhere, after a
-        # rebalance or a replay, gets the same records.
-        return Command.of("bwa", "mem", "-K", str(batch_bases), "-t", str(threads), "-R", rg, ref, r1, r2)
+        # rebalance or a replay, gets the same records. -J: where this chunk's reads start in the
+        # sample (see bwa_takes_read_offset).
+        offset = ["-J", Data("first-read")] if read_offset else []
+        return Command.of(
+            "bwa", "mem", "-K", str(batch_bases), *offset, "-t", str(threads), "-R", rg, ref, r1, r2
+        )
     if aligner == "minimap2":
         return Command.of("minimap2", "-ax", "sr", "-t", str(threads), "-R", rg, ref, r1, r2)
     raise ValueError(f"unknown aligner {aligner!r}")
@@ -285,6 +312,7 @@ def align_unit(
     threads: int = 2,
     sort_memory_mb: int = 256,
     batch_bases: int = BWA_BATCH_BASES,
+    first_pair: int = 0,
 ) -> UnitAlignment:
     """Align one chunk (a gzipped FASTQ pair, paths or streams) into a sorted BAM, checked to
     hold one primary record per input read."""
@@ -295,9 +323,17 @@ def align_unit(
     tmp = _fresh_tmp(workdir)
     sorted_bam = workdir / SORTED_NAME
     sorted_bam.unlink(missing_ok=True)
-    align_cmd = _aligner_command(aligner, threads, batch_bases)
+    read_offset = aligner == "bwa" and bwa_takes_read_offset()
+    if aligner == "bwa" and first_pair > 0 and not read_offset:
+        raise ToolFailedTransiently(
+            "the bwa on this host has no -J (the read-index offset genomebus's bwa build adds): "
+            "a chunk after the first would not align as in one piece; install genomebus's bwa",
+            code="tool_missing",
+        )
+    align_cmd = _aligner_command(aligner, threads, batch_bases, read_offset=read_offset)
     sort_cmds = _sort_commands(threads, sort_memory_mb)
     values = {
+        "first-read": str(2 * first_pair),
         "reference": str(reference_fasta),
         "read-group": _read_group_line(read_group),
         "tmp/sort": str(tmp / "sort"),

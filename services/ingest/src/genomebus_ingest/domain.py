@@ -6,7 +6,7 @@ import hashlib
 import json
 import uuid
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -114,6 +114,11 @@ class SampleView(BaseModel):
     reads_r2: ObjectRef | None = None
     event_id: uuid.UUID | None = None
     consent_version: int | None = Field(None, description="The consent version that released it.")
+    progress: dict[str, dict[str, Any]] | None = Field(
+        None,
+        description="Per stage, units of its scattered work done of the total (read chunks "
+        "for alignment, regions for calling): {stage: {done, total, unit_kind}}.",
+    )
     upload: dict[str, str] | None = Field(
         None, description="Where to PUT each mate while the sample awaits its reads."
     )

@@ -13,12 +13,12 @@ from fastapi import FastAPI
 from genomebus_common import metrics
 from genomebus_common.db import connect_pool, load_migrations
 from genomebus_common.broker import Delivery
-from genomebus_common.events import ConsentChanged, Stage
+from genomebus_common.events import ConsentChanged, Stage, StageProgress
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.outbox import OutboxRelay
 from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.runtime import ServiceRuntime, create_app, serve
-from genomebus_common.topics import CONSENT_CHANGED
+from genomebus_common.topics import CONSENT_CHANGED, STAGE_PROGRESS
 
 from . import api
 from .config import IngestSettings
@@ -76,6 +76,12 @@ def build_app(settings: IngestSettings) -> FastAPI:
         ConsentChanged, on_consent, CONSENT_CHANGED.name, retry_transient_forever=True,
         # while it waits, the member stays in its group (no rebalance every 5 minutes)
         max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
+    )
+    async def on_progress(event: StageProgress, delivery: Delivery) -> None:
+        await app.state.resources.apply_progress(event, delivery)
+
+    runtime.consumer.subscribe(
+        StageProgress, on_progress, STAGE_PROGRESS.name, group_suffix="progress"
     )
     app = create_app(runtime, resources=resources_, title="genomebus ingest: hospital LIS API")
     api.install(app, settings.hospital_tokens)

@@ -32,7 +32,7 @@ from opentelemetry import trace
 
 from genomebus_common.errors import ChecksumMismatch, DataConflict, ObjectNotFound, PermanentError
 from genomebus_common.broker import Delivery
-from genomebus_common.events import ConsentChanged, ObjectRef, SampleRemoved
+from genomebus_common.events import ConsentChanged, ObjectRef, SampleRemoved, StageProgress
 from genomebus_common.inbox import once
 from genomebus_common.identifiers import InvalidNationalId, Pseudonymiser, parse_cpr
 from genomebus_common.objectstore import ObjectStore
@@ -349,6 +349,21 @@ class Ingest:
         if self.relay is not None:
             self.relay.notify()
 
+    async def apply_progress(self, event: StageProgress, delivery: Delivery) -> None:
+        """Record a stage's progress on the sample. Several workers report one sample, in any
+        order: a report never takes the count back, and a repeated one changes nothing."""
+        await self.pool.execute(
+            """
+            UPDATE samples
+               SET progress = jsonb_set(coalesce(progress, '{}'::jsonb), ARRAY[$2::text],
+                                        jsonb_build_object('done', $3::int, 'total', $4::int,
+                                                           'unit_kind', $5::text))
+             WHERE sample_id = $1
+               AND coalesce((progress -> $2::text ->> 'done')::int, -1) < $3::int""",
+            event.sample_id, event.stage.value, event.units_done, event.units_total,
+            event.unit_kind,
+        )
+
     async def _decide(
         self, conn: asyncpg.Connection, pseudonym: str, *, only_sample: str | None = None
     ) -> None:
@@ -601,6 +616,7 @@ def _view(row: asyncpg.Record) -> SampleView:
         reads_r2=ObjectRef.model_validate_json(row["reads_r2"]) if row["reads_r2"] else None,
         event_id=row["event_id"],
         consent_version=row["consent_version"],
+        progress=_carrier_of(row["progress"]),
         upload={
             mate: f"/v1/samples/{sample_id}/reads/{mate}"
             for mate in ("R1", "R2")
