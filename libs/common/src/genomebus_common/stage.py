@@ -50,7 +50,7 @@ from .objectstore import ObjectStore
 from .scatter import ScatterPlan, ScatterStore, UnitResult, unit_events
 from .scratch import sample_workdir
 from .telemetry import tracer
-from .tools import ResourceMeter, metered, time_limit
+from .tools import ResourceMeter, metered, time_limit, time_limit_for
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +217,9 @@ class ScatteredStage:
     scratch: Path
     record_name: str
     consent: ConsentView | None = None
+    #: The gather's time limit (units have theirs from ``ScatterWork.time_limit``).
+    floor_s: float = 900.0
+    min_bytes_per_s: float = 50_000.0
 
     def folder(self, sample_id: str) -> str:
         return f"samples/{sample_id}/{self.work.stage.value}"
@@ -306,6 +309,9 @@ class ScatteredStage:
                     await asyncio.to_thread(self.store.remove, ref.bucket, ref.key)
                 return None
             await asyncio.to_thread(scatter.record, result)
+            if await self._removed(folder):  # removed while we worked: what we wrote goes too
+                await asyncio.to_thread(self._remove_again, folder)
+                return None
             metrics.SCATTER_UNITS.labels(self.work.stage.value, lane, "done").inc()
             metrics.SCATTER_UNIT_SECONDS.labels(self.work.stage.value, lane).observe(
                 result.wall_seconds
@@ -353,7 +359,15 @@ class ScatteredStage:
             results = scatter.results(plan)
             if results is None:
                 raise TransientError("a unit result is missing: not ready to gather")
-            with sample_workdir(self.scratch, plan.sample_id) as workdir, metered() as meter:
+            # The gather reads every unit's output once (merge, concatenation): its time limit
+            # follows their total size, at the same rates as a unit's.
+            size = sum(ref.size for r in results for ref in r.outputs.values())
+            seconds = time_limit_for(size, floor_s=self.floor_s, bytes_per_s=self.min_bytes_per_s)
+            with (
+                sample_workdir(self.scratch, plan.sample_id) as workdir,
+                metered() as meter,
+                time_limit(seconds, f"{self.work.stage.value} gather of {len(results)} units"),
+            ):
                 meter.cpu_seconds += plan.planning_cpu_seconds + sum(r.cpu_seconds for r in results)
                 meter.wall_seconds += plan.planning_wall_seconds + sum(r.wall_seconds for r in results)
                 return self.work.gather(plan, results, scatter, workdir, meter)
@@ -366,6 +380,16 @@ class ScatteredStage:
             removed = await asyncio.to_thread(scatter.remove_work)
             log.info("gathered", extra={"sample_id": source.sample_id, "intermediates_removed": removed})
         return published if computed else None
+
+    async def _removed(self, folder: str) -> bool:
+        return await asyncio.to_thread(
+            self.store.read_model, self.bucket, f"{folder}/{REMOVED_RECORD}", Removal
+        ) is not None
+
+    def _remove_again(self, folder: str) -> None:
+        tombstone = self.store.read_model(self.bucket, f"{folder}/{REMOVED_RECORD}", Removal)
+        if tombstone is not None:
+            remove_outputs(self.store, self.bucket, folder, tombstone.sample_id, tombstone.reason)
 
     async def _progress(self, source: SampleEvent, done: int, total: int) -> None:
         """Say how far the sample is. Advisory: a failure to say so is logged, never a reason

@@ -238,6 +238,8 @@ class AlignSample:
             scratch=Path(self.settings.work_dir) / "alignment",
             record_name=RECORD,
             consent=self.consent,
+            floor_s=self.settings.unit_time_floor_s,
+            min_bytes_per_s=self.settings.unit_min_bytes_per_s,
         )
 
     async def __call__(self, event: SampleReceived, delivery: Delivery) -> None:

@@ -167,6 +167,8 @@ class CallSample:
             scratch=Path(self.settings.work_dir) / "calling",
             record_name=RECORD,
             consent=self.consent,
+            floor_s=self.settings.unit_time_floor_s,
+            min_bytes_per_s=self.settings.unit_min_bytes_per_s,
         )
 
     async def __call__(self, event: SampleAligned, delivery: Delivery) -> None:
