@@ -92,3 +92,12 @@ def a_fresh_process() -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("GENOMEBUS_LOG_LEVEL", "WARNING")
+    # Tests that run bwa in this process use the stack's bwa (with -J), as the services do. If
+    # it is not built, those tests fail with the pipeline's own message saying so.
+    from genomebus_devstack.procs import StackError
+    from genomebus_devstack.tools import use_patched_bwa
+
+    try:
+        use_patched_bwa()
+    except StackError as exc:
+        config.issue_config_time_warning(pytest.PytestWarning(str(exc)), stacklevel=2)

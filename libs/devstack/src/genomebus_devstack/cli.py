@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import envfile, stack
+from . import envfile, stack, tools
 from .paths import COMPONENTS, Layout
 from .procs import StackError, tail
 
@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     stack_parser.add_argument("--state-dir", type=Path, default=None,
                               help="state directory (overrides GENOMEBUS_STACK_DIR)")
     commands = stack_parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("install", help="install Kafka jars, build MinIO and kustomize, apt-install the tools")
+    commands.add_parser("install", help="install Kafka jars, build MinIO, kustomize and the patched bwa, apt-install the tools")
     commands.add_parser("up", help="install, then start everything and wait until it answers")
     commands.add_parser("down", help="stop the processes `up` started")
     st = commands.add_parser("status", help="health of each component; exit 0 only if all healthy")
@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("component", nargs="?", choices=LOG_NAMES, help="default: all servers")
     logs.add_argument("-n", "--lines", type=int, default=40, help="lines per log (default 40)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
-    commands.add_parser("env", help="print `export` lines for the endpoints (eval \"$(...)\")")
+    commands.add_parser("env", help="print `export` lines for the endpoints and a PATH with the "
+                                    "patched bwa first (eval \"$(...)\")")
     return parser
 
 
@@ -70,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _logs(layout, args.component, args.lines, args.follow)
         if args.command == "env":
             sys.stdout.write(envfile.shell_exports(envfile.endpoints(layout.state)))
+            sys.stdout.write(envfile.path_export(tools.bwa_bin_dir(layout)))
             return 0
     except (StackError, envfile.StackNotUpError) as exc:
         print(f"genomebus: error: {exc}", file=sys.stderr, flush=True)

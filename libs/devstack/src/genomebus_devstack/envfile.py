@@ -77,6 +77,14 @@ def shell_exports(values: dict[str, str]) -> str:
     return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in values.items())
 
 
+def path_export(first: Path) -> str:
+    """``export PATH=<first>:"$PATH"``: what ``genomebus stack env`` adds after the endpoints so
+    a shell (and a test run started from it) finds the patched bwa first, like the services.
+    Not in the env file: that holds endpoints only, and a PATH written there would freeze the
+    PATH of whoever ran ``up``."""
+    return f'export PATH={shlex.quote(str(first))}:"$PATH"\n'
+
+
 def endpoints(state_dir: str | Path | None = None) -> dict[str, str]:
     """The running stack's endpoints, as written by ``genomebus stack up``.
 

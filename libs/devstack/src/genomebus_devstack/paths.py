@@ -143,6 +143,19 @@ class Layout:
         return self.kustomize_root / "bin" / "kustomize"
 
     @property
+    def bwa_root(self) -> Path:
+        """The patched bwa build (``bwabuild``), keyed by Debian's version and our patch level."""
+        return self.tools / "bwa" / pins.BWA_BUILD
+
+    @property
+    def bwa_bin_dir(self) -> Path:
+        return self.bwa_root / "bin"
+
+    @property
+    def bwa_bin(self) -> Path:
+        return self.bwa_bin_dir / "bwa"
+
+    @property
     def go_modcache(self) -> Path:
         return self.tools / "go" / "mod"
 

@@ -2,7 +2,9 @@
 
 Each service runs from the workspace's console script with the stack's endpoints plus its own
 settings in the environment, logs to ``<state>/logs/<service>.log``, and counts as started when
-its ``/readyz`` answers 200 (Kafka and its database reachable, consumers subscribed).
+its ``/readyz`` answers 200 (Kafka and its database reachable, consumers subscribed). Its PATH
+starts with the patched bwa's folder (``tools.bwa_bin_dir``): services run ``bwa`` by name and
+chunked alignment needs its ``-J``.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from pathlib import Path
 
 from .ports import port_is_free
 from .procs import StackError
+from .tools import bwa_bin_dir, with_service_path
 
 # Services that keep tables: each gets a database of its own on the shared server.
 DATABASE_SERVICES = frozenset({"ingest", "consent", "registry"})
+# Services that run bwa: they refuse to start without the patched build (no silent fallback).
+BWA_SERVICES = frozenset({"alignment"})
 
 
 def free_port() -> int:
@@ -83,12 +88,15 @@ class ServiceProcess:
         if not script.exists():
             raise StackError(f"{script} is missing: run `make install`")
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {
+        if self.name in BWA_SERVICES and not (bwa_bin_dir() / "bwa").is_file():
+            raise StackError(f"{self.name}: {bwa_bin_dir() / 'bwa'} (the patched bwa) is missing: "
+                             f"run `genomebus stack install`")
+        env = with_service_path({
             **os.environ,
             **self.env,
             "GENOMEBUS_SERVICE_NAME": self.name,
             "GENOMEBUS_HTTP_PORT": str(self.port),
-        }
+        })
         if self.name in DATABASE_SERVICES and env.get("GENOMEBUS_POSTGRES_DSN"):
             env["GENOMEBUS_POSTGRES_DSN"] = own_database(env["GENOMEBUS_POSTGRES_DSN"], self.name)
         with self.log_path.open("ab") as log:

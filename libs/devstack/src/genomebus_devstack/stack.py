@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from . import envfile, kafka, kustomize, minio, pins, postgres, tools
+from . import bwabuild, envfile, kafka, kustomize, minio, pins, postgres, tools
 from .paths import Layout
 from .ports import resolve_ports
 from .procs import (
@@ -80,6 +80,7 @@ def install(layout: Layout, echo: Echo = default_echo) -> None:
     layout.state.mkdir(parents=True, exist_ok=True)
     steps: list[tuple[str, Callable[[], str]]] = [
         ("tools", lambda: tools.install(layout)),
+        ("bwa", lambda: bwabuild.install(layout, echo=lambda msg: echo(line("install", "bwa", "in progress", msg)))),
         ("postgres", lambda: _install_postgres(layout)),
         ("kafka", lambda: kafka.install(layout)),
         ("minio", lambda: minio.install(layout, echo=lambda msg: echo(line("install", "minio", "in progress", msg)))),
@@ -308,7 +309,7 @@ def status(layout: Layout) -> list[ComponentStatus]:
         healthy, detail = probe(component, ports)
         rows.append(ComponentStatus(component, "healthy" if healthy else "unhealthy", where,
                                     record.pid, detail if healthy else "process runs but does not answer"))
-    report = tools.health()
+    report = tools.health(layout)
     rows.append(ComponentStatus("tools", "healthy" if report.ok else "unhealthy", "-", None,
                                 report.summary() if report.ok else "; ".join(report.problems)))
     return rows

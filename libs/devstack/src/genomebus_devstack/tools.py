@@ -1,9 +1,12 @@
-"""Debian packages: the bioinformatics tools the pipeline shells out to, and PostgreSQL.
+"""Debian packages: the bioinformatics tools the pipeline shells out to, and PostgreSQL; and the
+PATH the stack gives its services, which puts the patched bwa (``bwabuild``) first.
 
 Why check before calling apt: ``apt-get update`` alone takes seconds to minutes, and ``up`` runs
 ``install`` every time, so apt is skipped entirely when every package is already installed.
 Why check versions afterwards: the services use options that older samtools/bcftools lack, and a
 clear message at install time beats an obscure failure in the middle of a pipeline run.
+Why the PATH: services run ``bwa`` by name, and chunked alignment needs ``bwa mem -J``, which
+only the patched build has; Debian's ``bwa`` stays installed behind it.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from . import pins
+from . import bwabuild, pins
 from .paths import Layout
 from .procs import StackError, run_logged
 
@@ -73,13 +77,15 @@ def version_at_least(found: str, minimum: str) -> bool:
     return have + (0,) * (width - len(have)) >= need + (0,) * (width - len(need))
 
 
-def tool_version(tool: str) -> str | None:
-    """The version ``tool`` reports, or None if it is not on PATH / prints nothing recognisable."""
+def tool_version(tool: str, path: str | None = None) -> str | None:
+    """The version ``tool`` reports, or None if it is not on ``path`` (default: PATH) / prints
+    nothing recognisable."""
     argv, pattern = _VERSION_COMMANDS[tool]
-    if shutil.which(argv[0]) is None:
+    found = shutil.which(argv[0], path=path)
+    if found is None:
         return None
-    result = subprocess.run(argv, capture_output=True, text=True, errors="replace", check=False,
-                            timeout=30)
+    result = subprocess.run([found, *argv[1:]], capture_output=True, text=True, errors="replace",
+                            check=False, timeout=30)
     match = re.search(pattern, result.stdout + "\n" + result.stderr, re.MULTILINE)
     return match.group(1) if match else None
 
@@ -88,20 +94,23 @@ def tool_version(tool: str) -> str | None:
 class ToolReport:
     versions: dict[str, str | None]
     problems: list[str]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def summary(self) -> str:
-        return ", ".join(f"{tool} {version or '?'}" for tool, version in self.versions.items())
+        versions = ", ".join(f"{tool} {version or '?'}" for tool, version in self.versions.items())
+        return "; ".join([versions, *self.notes])
 
 
-def check_versions() -> ToolReport:
+def check_versions(path: str | None = None) -> ToolReport:
+    """Each version-checked tool as found on ``path`` (default: PATH) against its minimum."""
     versions: dict[str, str | None] = {}
     problems: list[str] = []
     for tool, minimum in pins.MIN_TOOL_VERSIONS.items():
-        version = versions[tool] = tool_version(tool)
+        version = versions[tool] = tool_version(tool, path)
         if version is None:
             problems.append(f"{tool}: not found or version unreadable (need >= {minimum})")
         elif not version_at_least(version, minimum):
@@ -126,9 +135,64 @@ def install(layout: Layout) -> str:
     return f"{how}; {report.summary()}"
 
 
-def health() -> ToolReport:
-    """For ``status``: packages present and versions new enough (no installing)."""
+# --- the services' PATH: the patched bwa first ---------------------------------------------------
+def bwa_bin_dir(layout: Layout | None = None) -> Path:
+    """The folder holding the patched bwa (``<tools>/bwa/<BWA_BUILD>/bin``); first in the PATH
+    of every process the stack starts. Exists once ``genomebus stack install`` has run."""
+    return (layout or Layout.discover()).bwa_bin_dir
+
+
+def service_path(path: str | None = None, layout: Layout | None = None) -> str:
+    """``path`` (default: this process's PATH) with :func:`bwa_bin_dir` first, not repeated."""
+    first = str(bwa_bin_dir(layout))
+    rest = os.environ.get("PATH", "") if path is None else path
+    return os.pathsep.join([first, *(p for p in rest.split(os.pathsep) if p and p != first)])
+
+
+def with_service_path(env: Mapping[str, str], layout: Layout | None = None) -> dict[str, str]:
+    """A copy of ``env`` whose PATH puts the patched bwa first (what services are started with)."""
+    return {**env, "PATH": service_path(env.get("PATH", os.defpath), layout)}
+
+
+def use_patched_bwa(environ: MutableMapping[str, str] | None = None,
+                    layout: Layout | None = None) -> Path:
+    """Put the patched bwa first in ``environ``'s PATH (default: this process's, e.g. from a
+    test session's conftest) and return its folder; a StackError if it is not built."""
+    layout = layout or Layout.discover()
+    if not layout.bwa_bin.is_file():
+        raise StackError(f"{layout.bwa_bin} is missing: run `genomebus stack install`")
+    environ = os.environ if environ is None else environ
+    environ["PATH"] = service_path(environ.get("PATH", os.defpath), layout)
+    return layout.bwa_bin_dir
+
+
+def bwa_check(path: str) -> tuple[str, str | None]:
+    """(note, problem) about the first ``bwa`` on ``path``: which one it is, and whether it
+    lacks ``bwa mem -J``, which chunked alignment passes."""
+    found = shutil.which("bwa", path=path)
+    if found is None:
+        return "bwa: none on PATH", "no `bwa` on the services' PATH: run `genomebus stack install`"
+    version, has_j = bwabuild.probe(found)
+    note = (f"services' first bwa: {found} ({version or 'version ?'}, "
+            f"{'with' if has_j else 'no'} -J)")
+    if not has_j:
+        return note, (f"{found}, first `bwa` on the services' PATH, lacks `bwa mem -J` (needs "
+                      f"{pins.BWA_VERSION_STRING}): run `genomebus stack install`")
+    return note, None
+
+
+def health(layout: Layout | None = None) -> ToolReport:
+    """For ``status``: packages present, versions new enough, and the services' first ``bwa``
+    takes ``-J`` (no installing). Tools are looked up on the PATH services get."""
+    path = service_path(layout=layout)
     missing = missing_packages(pins.DEBIAN_PACKAGES)
-    report = check_versions()
+    report = check_versions(path)
     problems = [f"missing Debian packages: {' '.join(missing)}"] if missing else []
-    return ToolReport(report.versions, problems + report.problems)
+    note, problem = bwa_check(path)
+    notes = [note]
+    own = shutil.which("bwa")
+    if own is not None and own != shutil.which("bwa", path=path):
+        notes.append(f"this shell's PATH finds {own} first (`eval \"$(genomebus stack env)\"` "
+                     f"puts the patched one first)")
+    return ToolReport(report.versions, problems + report.problems + ([problem] if problem else []),
+                      notes)
