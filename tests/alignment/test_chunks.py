@@ -96,3 +96,16 @@ def test_chunk_size_is_whole_batches_at_least_one() -> None:
 def test_chunks_are_gzip_members_a_plain_reader_opens() -> None:
     sinks = cut(fastq(3), fastq(3), ChunkRule())
     assert zlib.decompress(sinks[0].data[0], wbits=31).startswith(b"@r0/1\n")
+
+
+def test_a_damaged_input_stops_the_cut_and_its_reader_threads() -> None:
+    import threading
+
+    def broken() -> object:
+        yield fastq(100)
+        raise OSError("connection reset mid-object")
+
+    before = threading.active_count()
+    with pytest.raises(OSError, match="connection reset"):
+        split_pairs(broken(), [fastq(200, mate=2)], ChunkRule(batch_bases=10**9), lambda i: Sink())
+    assert threading.active_count() == before

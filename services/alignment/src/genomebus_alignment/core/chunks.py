@@ -13,9 +13,16 @@ Pure: bytes in, bytes out; the caller decides where chunks go.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import itertools
+import operator
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from queue import Empty, Full, Queue
 from typing import Protocol
 
 #: bwa mem's -K as genomebus runs it (the CCDG functional-equivalence value).
@@ -45,9 +52,10 @@ class ChunkRule:
         return cls(batch_bases, max(1, round(chunk_bases / batch_bases)))
 
 
-def fastq_records(blocks: Iterable[bytes]) -> Iterator[tuple[list[bytes], int]]:
-    """(the record's four lines without newlines, its sequence length) from plain FASTQ bytes
-    cut anywhere. Assumes 4-line records, as the aligners do (ingest checked them)."""
+def fastq_lines(blocks: Iterable[bytes]) -> Iterator[list[bytes]]:
+    """Whole records' lines (a multiple of 4, newlines dropped) from plain FASTQ bytes cut
+    anywhere: a list per input block, so the caller works on thousands of records at a time.
+    Assumes 4-line records, as the aligners do (ingest checked them)."""
     pending: list[bytes] = []
     tail = b""
     for block in blocks:
@@ -56,16 +64,23 @@ def fastq_records(blocks: Iterable[bytes]) -> Iterator[tuple[list[bytes], int]]:
         if pending:
             lines = pending + lines
         whole = len(lines) - len(lines) % 4
-        for i in range(0, whole, 4):
-            yield lines[i : i + 4], len(lines[i + 1])
         pending = lines[whole:]
+        if whole:
+            yield lines[:whole] if pending else lines
     if tail:
         pending.append(tail)
     if pending:
         if len(pending) % 4:
             raise InvalidPairs("a FASTQ file ends inside a record")
-        for i in range(0, len(pending), 4):
-            yield pending[i : i + 4], len(pending[i + 1])
+        yield pending
+
+
+def fastq_records(blocks: Iterable[bytes]) -> Iterator[tuple[list[bytes], int]]:
+    """(the record's four lines, its sequence length), record by record (for tests and small
+    inputs; ``split_pairs`` works on whole blocks)."""
+    for lines in fastq_lines(blocks):
+        for i in range(0, len(lines), 4):
+            yield lines[i : i + 4], len(lines[i + 1])
 
 
 class ChunkSink(Protocol):
@@ -76,11 +91,75 @@ class ChunkSink(Protocol):
     def close(self, pairs: int, bases: int) -> None: ...
 
 
-@dataclass
-class _GzipBuffer:
-    compressor: zlib._Compress
-    parts: list[bytes]
-    size: int = 0
+_END = object()
+
+
+def _prefetched(blocks: Iterable[bytes], depth: int = 8) -> Iterator[bytes]:
+    """``blocks``, produced in a thread of their own up to ``depth`` ahead: the two mates'
+    decompression (zlib releases the GIL) then runs beside each other and beside the cutting.
+    An error in the producer is raised here, in order; memory stays ``depth`` blocks."""
+    queue: Queue[object] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for block in blocks:
+                while not stop.is_set():
+                    try:
+                        queue.put(block, timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            queue.put(exc)
+
+    thread = threading.Thread(target=produce, name="chunk-read", daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        while thread.is_alive():  # let a producer blocked on a full queue see the stop
+            with contextlib.suppress(Empty):
+                queue.get_nowait()
+            thread.join(0.05)
+
+
+class _Mate:
+    """One mate's records waiting to be cut, and the compressor of its current chunk."""
+
+    def __init__(self, blocks: Iterable[bytes]) -> None:
+        self.source = fastq_lines(_prefetched(blocks))
+        self.lines: list[bytes] = []
+        self.start = 0  # lines before this were written already
+        self.done = False
+
+    def records(self) -> int:
+        return (len(self.lines) - self.start) // 4
+
+    def fill(self, wanted: int) -> None:
+        """Read blocks until ``wanted`` records wait (or the file ends)."""
+        if self.start:
+            del self.lines[: self.start]
+            self.start = 0
+        while not self.done and len(self.lines) // 4 < wanted:
+            block = next(self.source, None)
+            if block is None:
+                self.done = True
+            else:
+                self.lines.extend(block)
+
+    def take(self, records: int) -> bytes:
+        end = self.start + 4 * records
+        data = b"\n".join(self.lines[self.start : end]) + b"\n"
+        self.start = end
+        return data
 
 
 def split_pairs(
@@ -90,60 +169,97 @@ def split_pairs(
     open_chunk: Callable[[int], ChunkSink],
     *,
     level: int = 1,
+    window: int = 65_536,
 ) -> list[int]:
     """Cut the pair of plain FASTQ streams into chunks by ``rule``; each chunk's R1 and R2 go,
     gzip-compressed (``level``), to the sink ``open_chunk(index)`` returns. Returns the pairs
-    in each chunk. Level 1: the chunks are read once, by the aligner, so speed beats size."""
+    in each chunk. Level 1: the chunks are read once, by the aligner, so speed beats size.
+
+    A whole genome is over a billion records, so nothing here runs per record in Python: each
+    ``window`` of pairs is measured with C-level ``map``/``accumulate``, batch ends are found
+    by bisection, and the two mates are compressed in two threads (zlib releases the GIL).
+    """
+    mates = (_Mate(r1), _Mate(r2))
     pairs_per_chunk: list[int] = []
     sink: ChunkSink | None = None
-    buffers: list[_GzipBuffer] = []
-    pairs = batch_bases = chunk_bases = batches = 0
+    compressors: list[zlib._Compress] = []
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chunk-gzip")
+    pending: list[Future[bytes]] = []
+    chunk_pairs = chunk_bases = batch_bases = batches = 0
 
-    def flush(final: bool) -> None:
+    def drain() -> None:
         assert sink is not None
-        for mate, buf in enumerate(buffers):
-            data = b"\n".join(buf.parts) + b"\n" if buf.parts else b""
-            out = buf.compressor.compress(data)
-            if final:
-                out += buf.compressor.flush()
-            if out:
-                sink.write(mate, out)
-            buf.parts.clear()
-            buf.size = 0
+        for mate, future in enumerate(pending):
+            if data := future.result():
+                sink.write(mate, data)
+        pending.clear()
 
-    def finish() -> None:
-        nonlocal sink
-        flush(final=True)
-        assert sink is not None
-        sink.close(pairs, chunk_bases)
-        pairs_per_chunk.append(pairs)
-        sink = None
+    def emit(records: int, final: bool) -> None:
+        drain()
+        for mate, compressor in zip(mates, compressors, strict=True):
+            data = mate.take(records) if records else b""
 
-    records2 = fastq_records(r2)
-    for rec1, len1 in fastq_records(r1):
-        try:
-            rec2, len2 = next(records2)
-        except StopIteration:
-            raise InvalidPairs("R2 holds fewer records than R1: the files are not a pair") from None
-        if sink is None:
-            sink = open_chunk(len(pairs_per_chunk))
-            buffers = [_GzipBuffer(zlib.compressobj(level, wbits=31), []) for _ in range(2)]
-            pairs = chunk_bases = batches = 0
-        for buf, rec in ((buffers[0], rec1), (buffers[1], rec2)):
-            buf.parts.extend(rec)
-            buf.size += sum(len(line) for line in rec) + 4
-        pairs += 1
-        batch_bases += len1 + len2
-        chunk_bases += len1 + len2
-        if buffers[0].size >= _WRITE_BLOCK:
-            flush(final=False)
-        if batch_bases >= rule.batch_bases:  # bwa closes its batch after this pair
-            batch_bases = 0
-            batches += 1
-            if batches == rule.batches_per_chunk:
-                finish()
-    if next(records2, None) is not None:
-        raise InvalidPairs("R1 holds fewer records than R2: the files are not a pair")
-    if sink is not None:
-        finish()
+            def work(data: bytes = data, compressor: zlib._Compress = compressor) -> bytes:
+                out = compressor.compress(data)
+                return out + compressor.flush() if final else out
+
+            pending.append(pool.submit(work))
+
+    try:
+        while True:
+            for mate in mates:
+                mate.fill(window)
+            n = min(mates[0].records(), mates[1].records())
+            if n == 0:
+                if mates[0].records() or mates[1].records():
+                    shorter = "R2" if mates[0].records() else "R1"
+                    longer = "R1" if shorter == "R2" else "R2"
+                    raise InvalidPairs(
+                        f"{shorter} holds fewer records than {longer}: the files are not a pair"
+                    )
+                break
+            a, b = mates[0], mates[1]
+            sizes = map(
+                operator.add,
+                map(len, a.lines[a.start + 1 : a.start + 4 * n : 4]),
+                map(len, b.lines[b.start + 1 : b.start + 4 * n : 4]),
+            )
+            # cumulative[i]: bases of the open batch after i pairs of this window
+            cumulative = list(itertools.accumulate(sizes, initial=batch_bases))
+            started_at = 0  # where in ``cumulative`` terms the open batch began
+            done = 0  # pairs of this window placed in a chunk so far
+            while done < n:
+                if sink is None:
+                    sink = open_chunk(len(pairs_per_chunk))
+                    compressors = [zlib.compressobj(level, wbits=31) for _ in range(2)]
+                    chunk_pairs = chunk_bases = 0
+                # bwa closes its batch after the first pair at which the batch reaches K
+                close = bisect.bisect_left(cumulative, started_at + rule.batch_bases, lo=done + 1)
+                end = min(close, n)
+                chunk_pairs += end - done
+                chunk_bases += cumulative[end] - cumulative[done]
+                if close > n:  # the batch goes on into the next window
+                    emit(end - done, final=False)
+                    done = end
+                    break
+                taken, done, started_at = end - (done), end, cumulative[end]
+                batches += 1
+                if batches == rule.batches_per_chunk:
+                    emit(taken, final=True)
+                    drain()
+                    sink.close(chunk_pairs, chunk_bases)
+                    pairs_per_chunk.append(chunk_pairs)
+                    sink, batches = None, 0
+                else:
+                    emit(taken, final=False)
+            batch_bases = cumulative[n] - started_at
+        if sink is not None:
+            emit(0, final=True)
+            drain()
+            sink.close(chunk_pairs, chunk_bases)
+            pairs_per_chunk.append(chunk_pairs)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for mate in mates:  # stops the reader threads too, on an error as well
+            mate.source.close()
     return pairs_per_chunk
