@@ -87,7 +87,7 @@ def test_provenance_has_versions_and_no_paths(
         assert tool.command
         assert str(small_dataset.reference.parent) not in tool.command
         assert "/tmp" not in tool.command and READ_GROUP.sample not in tool.command
-    assert tools["bwa"].command.startswith("bwa mem -K 100000000 -t 2 -R <read-group> <reference>")
+    assert tools["bwa"].command.startswith("bwa mem -K 100000000 -J <first-read> -t 2 -R <read-group> <reference>")
     assert "samtools markdup" in tools["samtools"].command
 
 
