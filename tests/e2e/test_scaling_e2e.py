@@ -13,7 +13,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
 from genomebus_common.events import Priority, SampleAligned
+from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import Manifest
+from genomebus_common.scatter import ScatterStore
 from genomebus_common.settings import ServiceSettings
 from genomebus_common.topics import SAMPLE_ALIGNED, SAMPLE_RECEIVED_LANES
 from genomebus_testdata import simulate_sample
@@ -68,6 +70,7 @@ async def test_two_workers_share_four_samples_and_align_each_once(
     registered_reference: Manifest,
     reference_fasta: Path,
     settings: ServiceSettings,
+    store: ObjectStore,
     tmp_path: Path,
 ) -> None:
     """Run alone on its stack: another alignment worker in the group would take samples too."""
@@ -86,7 +89,13 @@ async def test_two_workers_share_four_samples_and_align_each_once(
                 settings.kafka_bootstrap_servers, SAMPLE_ALIGNED.name,
                 lambda r, k=sample_id.encode(): r.key == k, timeout_s=120,
             )
-            assert SampleAligned.from_bytes(record.value).metrics.reads_total == 8000
+            aligned = SampleAligned.from_bytes(record.value)
+            assert aligned.metrics.reads_total == 8000
+            # Fewer bases than one chunk: aligned from the files as sent, nothing cut or copied.
+            assert aligned.scatter is not None and aligned.scatter.units == 1
+            scatter = ScatterStore(store, "genomebus-alignments", f"samples/{sample_id}/alignment")
+            plan, _ = scatter.read_plan()  # type: ignore[misc]
+            assert plan.units[0]["r1"]["bucket"] == "genomebus-reads"
     finally:
         second.stop()
 

@@ -78,6 +78,10 @@ async def test_register_upload_check_and_publish_without_the_national_id(
     )
     event = SampleReceived.from_bytes(record.value)
     assert event.reads_r1.sha256 == body["reads"]["r1_sha256"] and event.read_pairs == 40
+    import gzip
+
+    bases = sum(len(line) for data in (r1, r2) for line in gzip.decompress(data).split(b"\n")[1::4])
+    assert event.read_bases == bases  # what alignment decides its chunks from
     assert event.reference == toy_reference.reference
     assert event.patient_pseudonym == pseudonym_of(CPR)
 

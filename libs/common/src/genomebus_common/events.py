@@ -184,6 +184,12 @@ class SampleReceived(SampleEvent):
     reads_r1: ObjectRef
     reads_r2: ObjectRef
     read_pairs: int = Field(ge=0)
+    read_bases: int | None = Field(
+        None,
+        ge=0,
+        description="Bases of both mates, as ingest counted them (added compatibly; optional): "
+        "alignment cuts the reads into chunks only when they hold more than one chunk.",
+    )
 
 
 class ScatterSummary(Contract):

@@ -98,6 +98,17 @@ class AlignmentWork:
         """Stream both FASTQ files once, cutting them into chunks of whole bwa batches."""
         assert isinstance(source, SampleReceived)
         self.references.materialise(source.reference)  # an unknown reference fails here, first
+        rule = self.rule
+        if source.read_bases is not None and source.read_bases < rule.batch_bases * rule.batches_per_chunk:
+            # Fewer bases than one chunk's batches can hold: one chunk, exactly the files as
+            # sent, so nothing is read, cut or stored twice.
+            return [{
+                "r1": source.reads_r1.model_dump(mode="json"),
+                "r2": source.reads_r2.model_dump(mode="json"),
+                "pairs": source.read_pairs,
+                "bases": source.read_bases,
+                "first_pair": 0,
+            }]
         sinks: list[_UploadingSink] = []
 
         def open_chunk(index: int) -> _UploadingSink:
@@ -109,7 +120,7 @@ class AlignmentWork:
             try:
                 pairs = split_pairs(
                     counted_fastq(r1.read, counts[0]), counted_fastq(r2.read, counts[1]),
-                    self.rule, open_chunk,
+                    rule, open_chunk,
                 )
             except InvalidPairs as exc:
                 raise InvalidReads(str(exc)) from exc

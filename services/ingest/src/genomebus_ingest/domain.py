@@ -132,6 +132,7 @@ def sample_received(
     r1: ObjectRef,
     r2: ObjectRef,
     read_pairs: int,
+    read_bases: int | None = None,
 ) -> SampleReceived:
     sample_id = registration.sample_id
     return SampleReceived(
@@ -154,6 +155,7 @@ def sample_received(
         reads_r1=r1,
         reads_r2=r2,
         read_pairs=read_pairs,
+        read_bases=read_bases,
     )
 
 

@@ -302,10 +302,12 @@ class Ingest:
         async with self.pool.acquire() as conn, conn.transaction():
             updated = await conn.fetchval(
                 """
-                UPDATE samples SET status = 'awaiting_consent', read_pairs = $2, updated_at = now()
+                UPDATE samples SET status = 'awaiting_consent', read_pairs = $2, read_bases = $3,
+                       updated_at = now()
                 WHERE sample_id = $1 AND status = 'awaiting_reads' RETURNING true""",
                 sample_id,
                 report.read_pairs,
+                report.bases,
             )
             if updated:
                 await self._decide(conn, row["patient_pseudonym"], only_sample=sample_id)
@@ -427,6 +429,7 @@ class Ingest:
             r1=ObjectRef.model_validate_json(row["reads_r1"]),
             r2=ObjectRef.model_validate_json(row["reads_r2"]),
             read_pairs=row["read_pairs"],
+            read_bases=row["read_bases"],
         )
         await conn.execute(
             """
