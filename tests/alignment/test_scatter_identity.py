@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from genomebus_alignment.core.chunks import ChunkRule, split_pairs
-from genomebus_alignment.pipeline import align_unit, gather_alignments
+from genomebus_alignment.pipeline import align, align_unit, gather_alignments
 
 from .data import READ_GROUP, SmallDataset
 
@@ -64,6 +64,11 @@ def test_the_records_do_not_depend_on_how_many_chunks(small_dataset: SmallDatase
     per batch, so chunks are cut at its batches."""
     whole = scattered(small_dataset, tmp_path / "one", aligner, 8)
     assert len(whole) >= 60_000
+    # a sample of one chunk streams through markdup in one pipeline: the same records again
+    streamed = align(small_dataset.r1, small_dataset.r2, small_dataset.reference, READ_GROUP,
+                     tmp_path / "streamed", aligner=aligner, batch_bases=BATCH)  # type: ignore[arg-type]
+    records = subprocess.run(["samtools", "view", str(streamed.bam)], capture_output=True, text=True, check=True)
+    assert records.stdout.splitlines() == whole
     for per_chunk in (4, 2):
         assert scattered(small_dataset, tmp_path / f"by{per_chunk}", aligner, per_chunk) == whole
 

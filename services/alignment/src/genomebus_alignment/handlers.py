@@ -22,6 +22,7 @@ from genomebus_common.broker import Delivery
 from genomebus_common.consent_view import ConsentView
 from genomebus_common.energy import estimate
 from genomebus_common.events import (
+    AlignmentMetrics,
     ObjectRef,
     Producer,
     SampleAligned,
@@ -41,7 +42,7 @@ from genomebus_common.tools import ResourceMeter, time_limit_for
 from .config import AlignmentSettings
 from .core.chunks import ChunkRule, InvalidPairs, split_pairs
 from .fastq import FastqCount, InvalidReads, counted_fastq
-from .pipeline import ReadCountMismatch, align_unit, gather_alignments
+from .pipeline import ReadCountMismatch, align, align_unit, gather_alignments
 
 log = logging.getLogger(__name__)
 PRODUCER = Producer(service="alignment", version="0.2.0")
@@ -153,6 +154,8 @@ class AlignmentWork:
         source = SampleReceived.model_validate(plan.source)
         unit = plan.units[index]
         reference_fasta, _ = self.references.materialise(source.reference)
+        if len(plan.units) == 1:
+            return self._whole(source, unit, reference_fasta, scatter, workdir)
         with (
             self.store.open(ObjectRef.model_validate(unit["r1"])) as r1,
             self.store.open(ObjectRef.model_validate(unit["r2"])) as r2,
@@ -183,12 +186,54 @@ class AlignmentWork:
                      "tools": [t.model_dump(mode="json") for t in aligned.tools]},
         )
 
+    def _whole(
+        self, source: SampleReceived, unit: dict[str, Any], reference_fasta: Path,
+        scatter: ScatterStore, workdir: Path,
+    ) -> UnitResult:
+        """A sample that is one chunk: its unit streams through duplicate marking and stores
+        the sample's BAM itself, so its gather has nothing to merge."""
+        with (
+            self.store.open(ObjectRef.model_validate(unit["r1"])) as r1,
+            self.store.open(ObjectRef.model_validate(unit["r2"])) as r2,
+        ):
+            result = align(
+                r1,  # type: ignore[arg-type]
+                r2,  # type: ignore[arg-type]
+                reference_fasta,
+                source.read_group,
+                workdir,
+                aligner=self.settings.aligner,
+                threads=self.settings.threads,
+                sort_memory_mb=self.settings.sort_memory_mb,
+                batch_bases=self.settings.bwa_batch_bases,
+            )
+        if result.read_pairs != source.read_pairs:
+            raise ReadCountMismatch(
+                f"ingest counted {source.read_pairs} read pairs, alignment read {result.read_pairs}"
+            )
+        bucket = self.settings.alignments_bucket
+        bam = self.store.put_file(bucket, f"{scatter.folder}/{source.sample_id}.bam", result.bam,
+                                  content_type="application/x-bam")
+        bai = self.store.put_file(bucket, f"{scatter.folder}/{source.sample_id}.bam.bai", result.bai)
+        return UnitResult(
+            index=0, outputs={"bam": bam, "bai": bai}, cpu_seconds=0, wall_seconds=0,
+            details={"pairs": result.read_pairs, "whole": True,
+                     "metrics": result.metrics.model_dump(mode="json"),
+                     "tools": [t.model_dump(mode="json") for t in result.tools]},
+        )
+
     def gather(
         self, plan: ScatterPlan, results: list[UnitResult], scatter: ScatterStore, workdir: Path,
         meter: ResourceMeter,
     ) -> SampleAligned:
         started = time.monotonic()
         source = SampleReceived.model_validate(plan.source)
+        if len(results) == 1 and results[0].details.get("whole"):
+            return self._aligned(
+                source, results[0].outputs["bam"], results[0].outputs["bai"],
+                AlignmentMetrics.model_validate(results[0].details["metrics"]),
+                results[0].details["tools"], meter, units=1, gather_seconds=0.0,
+            )
         reference_fasta, _ = self.references.materialise(source.reference)
         inputs = workdir / "units"
         inputs.mkdir()
@@ -209,6 +254,13 @@ class AlignmentWork:
             unit_tools[0],
             {**unit_tools[1], "command": f"{unit_tools[1]['command']} | {merged.command}"},
         ]
+        return self._aligned(source, bam_ref, bai_ref, metrics, tools, meter, units=len(results),
+                             gather_seconds=time.monotonic() - started)
+
+    def _aligned(
+        self, source: SampleReceived, bam: ObjectRef, bai: ObjectRef, metrics: AlignmentMetrics,
+        tools: list[dict[str, Any]], meter: ResourceMeter, *, units: int, gather_seconds: float,
+    ) -> SampleAligned:
         return SampleAligned(
             correlation_id=source.correlation_id,
             sample_id=source.sample_id,
@@ -216,15 +268,14 @@ class AlignmentWork:
             reference=source.reference,
             hospital_id=source.hospital_id,
             producer=PRODUCER,
-            bam=bam_ref,
-            bam_index=bai_ref,
+            bam=bam,
+            bam_index=bai,
             metrics=metrics,
             tools=tools,  # type: ignore[arg-type]
             energy=estimate(meter, self.settings),
             priority=source.priority,
             scatter=ScatterSummary(
-                units=len(results), unit_kind="read_chunk",
-                gather_seconds=time.monotonic() - started,
+                units=units, unit_kind="read_chunk", gather_seconds=gather_seconds
             ),
         )
 

@@ -386,22 +386,7 @@ def gather_alignments(
         "bam##idx##bai": f"{bam}##idx##{bai}",
     }
     run_pipeline([c.argv(values) for c in commands])
-    require_bgzf_eof(bam, "the BAM")
-    require_nonempty(bai, "the BAM index")
-    flags = _flagstat(bam, threads)
-    expected_reads = 2 * expected_pairs
-    if flags.primary != expected_reads:
-        raise ReadCountMismatch(
-            f"the BAM holds {flags.primary} primary records but the input held "
-            f"{expected_reads} reads ({expected_pairs} pairs)"
-        )
-    mapped = flags.primary_mapped
-    metrics = AlignmentMetrics(
-        reads_total=flags.primary,
-        mapping_rate=mapped / flags.primary,
-        duplicate_rate=min(flags.primary_duplicates / mapped, 1.0) if mapped else 0.0,
-        mean_coverage=mean_coverage(bam, reference_fasta),
-    )
+    metrics = _check_and_measure(bam, bai, reference_fasta, expected_pairs, threads)
     shutil.rmtree(tmp, ignore_errors=True)
     provenance = ToolProvenance(
         name="samtools", version=tool_version("samtools"), command=display_pipeline(commands)
@@ -419,31 +404,84 @@ def align(
     aligner: Aligner = "bwa",
     threads: int = 2,
     sort_memory_mb: int = 256,
+    batch_bases: int = BWA_BATCH_BASES,
 ) -> AlignmentResult:
-    """Align a gzipped FASTQ pair (paths or readable binary streams) and check the BAM: the
-    whole sample as one unit, then its gather.
+    """Align a whole sample's gzipped FASTQ pair (paths or readable binary streams) in one
+    streaming pipeline, ``bwa | fixmate | sort | markdup``, and check the BAM: for a sample that
+    is one chunk, this is its unit and its gather at once (no intermediate BAM is stored).
 
     ``workdir`` belongs to this call: its ``tmp`` folder is wiped first, so a retry after a kill
     never trips over the previous attempt's temporary files. The caller streams the returned BAM
     and index out of it and removes it.
     """
     _check_resources(threads, sort_memory_mb)
-    unit = align_unit(
-        reads_r1, reads_r2, reference_fasta, read_group, Path(workdir) / "unit",
-        aligner=aligner, threads=threads, sort_memory_mb=sort_memory_mb,
-    )
-    bam, bai, stats, metrics, gathered = gather_alignments(
-        [unit.bam], reference_fasta, workdir, expected_pairs=unit.read_pairs, threads=threads
-    )
-    shutil.rmtree(Path(workdir) / "unit", ignore_errors=True)
-    samtools = ToolProvenance(
-        name="samtools",
-        version=gathered.version,
-        command=f"{unit.tools[1].command} | {gathered.command}",
-    )
+    reference_fasta = Path(reference_fasta)
+    _require_reference_index(reference_fasta, aligner)
+    workdir = Path(workdir)
+    tmp = _fresh_tmp(workdir)
+    bam = workdir / BAM_NAME
+    bai = workdir / (BAM_NAME + ".bai")
+    stats = workdir / MARKDUP_STATS_NAME
+    for stale in (bam, bai, stats):
+        stale.unlink(missing_ok=True)
+    read_offset = aligner == "bwa" and bwa_takes_read_offset()
+    align_cmd = _aligner_command(aligner, threads, batch_bases, read_offset=read_offset)
+    per_thread_mb = max(sort_memory_mb // threads, 32)
+    samtools_cmds = [
+        Command.of("samtools", "fixmate", "-u", "-m", "-", "-"),
+        Command.of(
+            "samtools", "sort", "-u", "-@", str(threads), "-m", f"{per_thread_mb}M",
+            "-T", Data("tmp/sort"), "-",
+        ),
+        # merge | markdup exactly as the gather runs them (merge re-appends each record's RG
+        # tag, so even a sample of one chunk gets the byte-identical records of many chunks)
+        *_gather_commands(threads, 1),
+    ]
+    values = {
+        "first-read": "0",
+        "unit0.bam": "-",
+        "reference": str(reference_fasta),
+        "read-group": _read_group_line(read_group),
+        "tmp/sort": str(tmp / "sort"),
+        "tmp/markdup": str(tmp / "markdup"),
+        "markdup.stats": str(stats),
+        "bam##idx##bai": f"{bam}##idx##{bai}",
+    }
+    counts = _feed_and_align((reads_r1, reads_r2), [align_cmd, *samtools_cmds], values, tmp)
+    read_pairs = counts[0].records
+    metrics = _check_and_measure(bam, bai, reference_fasta, read_pairs, threads)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tools = [
+        ToolProvenance(name=aligner, version=tool_version(aligner), command=align_cmd.display()),
+        ToolProvenance(
+            name="samtools", version=tool_version("samtools"),
+            command=display_pipeline(samtools_cmds),
+        ),
+    ]
     return AlignmentResult(
-        bam=bam, bai=bai, metrics=metrics, tools=[unit.tools[0], samtools],
-        read_pairs=unit.read_pairs, markdup_stats=stats,
+        bam=bam, bai=bai, metrics=metrics, tools=tools, read_pairs=read_pairs, markdup_stats=stats
+    )
+
+
+def _check_and_measure(
+    bam: Path, bai: Path, reference_fasta: Path, expected_pairs: int, threads: int
+) -> AlignmentMetrics:
+    """Prove the BAM (BGZF EOF, an index, one primary record per input read), then measure it."""
+    require_bgzf_eof(bam, "the BAM")
+    require_nonempty(bai, "the BAM index")
+    flags = _flagstat(bam, threads)
+    expected_reads = 2 * expected_pairs
+    if flags.primary != expected_reads:
+        raise ReadCountMismatch(
+            f"the BAM holds {flags.primary} primary records but the input held "
+            f"{expected_reads} reads ({expected_pairs} pairs)"
+        )
+    mapped = flags.primary_mapped
+    return AlignmentMetrics(
+        reads_total=flags.primary,
+        mapping_rate=mapped / flags.primary,
+        duplicate_rate=min(flags.primary_duplicates / mapped, 1.0) if mapped else 0.0,
+        mean_coverage=mean_coverage(bam, reference_fasta),
     )
 
 
