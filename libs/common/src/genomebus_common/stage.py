@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,7 +31,9 @@ from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
 from . import metrics
-from .broker import publish_event
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+
+from .broker import Delivery, ReliableConsumer, publish_event
 from .consent_view import ConsentView
 from .errors import TransientError
 from .events import (
@@ -42,6 +44,7 @@ from .events import (
     SampleAligned,
     SampleEvent,
     SampleReceived,
+    SampleRemoved,
     Stage,
     StageProgress,
     WorkUnit,
@@ -50,6 +53,7 @@ from .objectstore import ObjectStore
 from .scatter import ScatterPlan, ScatterStore, UnitResult, unit_events
 from .scratch import sample_workdir
 from .telemetry import tracer
+from .topics import SAMPLE_REMOVED, work_topic
 from .tools import ResourceMeter, metered, time_limit, time_limit_for
 
 log = logging.getLogger(__name__)
@@ -223,6 +227,40 @@ class ScatteredStage:
 
     def folder(self, sample_id: str) -> str:
         return f"samples/{sample_id}/{self.work.stage.value}"
+
+    def subscribe(
+        self, consumer: ReliableConsumer, lanes: Iterable[Priority], max_poll_interval_s: int
+    ) -> None:
+        """Take units of every lane in ``lanes``, and removals. One consumer group per lane,
+        whose width (the work topic's partitions) bounds how many workers the lane uses at
+        once; round-robin assignment puts a sample's consecutive units (on consecutive
+        partitions) on different workers."""
+        for lane in lanes:
+            consumer.subscribe(
+                WorkUnit,
+                self.handle_unit,
+                work_topic(self.work.stage, lane),
+                group_suffix=f"work.{lane.value}",
+                max_poll_interval_ms=max_poll_interval_s * 1000,
+                partition_assignment_strategy=(RoundRobinPartitionAssignor,),
+            )
+        consumer.subscribe(
+            SampleRemoved, self.handle_removal, SAMPLE_REMOVED.name, group_suffix="removals"
+        )
+
+    async def handle_unit(self, unit: WorkUnit, delivery: Delivery) -> None:
+        published = await self.on_unit(unit)
+        if published is not None:
+            log.info("gathered", extra={"sample_id": unit.sample_id, "units": unit.unit_count,
+                                        "stage": self.work.stage.value})
+
+    async def handle_removal(self, event: SampleRemoved, delivery: Delivery) -> None:
+        """The hospital withdrew the sample: delete what this stage keeps of it."""
+        removed = await asyncio.to_thread(
+            remove_outputs, self.store, self.bucket, self.folder(event.sample_id),
+            event.sample_id, event.reason,
+        )
+        log.info("sample removed", extra={"sample_id": event.sample_id, "objects_deleted": removed})
 
     def scatter_store(self, sample_id: str) -> ScatterStore:
         return ScatterStore(self.store, self.bucket, self.folder(sample_id))

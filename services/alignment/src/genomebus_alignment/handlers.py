@@ -9,7 +9,6 @@ redelivered event finds them and does no work twice. A chunk that fails is retri
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -28,15 +27,13 @@ from genomebus_common.events import (
     SampleAligned,
     SampleEvent,
     SampleReceived,
-    SampleRemoved,
     ScatterSummary,
     Stage,
-    WorkUnit,
 )
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.scatter import ScatterPlan, ScatterStore, UnitResult
-from genomebus_common.stage import ScatteredStage, remove_outputs
+from genomebus_common.stage import ScatteredStage
 from genomebus_common.tools import ResourceMeter, time_limit_for
 
 from .config import AlignmentSettings
@@ -307,19 +304,6 @@ class AlignSample:
     async def __call__(self, event: SampleReceived, delivery: Delivery) -> None:
         log.info("planning", extra={"sample_id": event.sample_id, "read_pairs": event.read_pairs})
         await self.stage.on_source(event, event.priority)
-
-    async def unit(self, unit: WorkUnit, delivery: Delivery) -> None:
-        published = await self.stage.on_unit(unit)
-        if published is not None:
-            log.info("aligned", extra={"sample_id": unit.sample_id, "units": unit.unit_count})
-
-    async def remove(self, event: SampleRemoved, delivery: Delivery) -> None:
-        """The hospital withdrew the sample: delete what this stage keeps of it."""
-        removed = await asyncio.to_thread(
-            remove_outputs, self.store, self.settings.alignments_bucket,
-            self.stage.folder(event.sample_id), event.sample_id, event.reason,
-        )
-        log.info("sample removed", extra={"sample_id": event.sample_id, "objects_deleted": removed})
 
 
 __all__ = ["RECORD", "AlignSample", "AlignmentWork"]

@@ -6,18 +6,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from fastapi import FastAPI
 
 from genomebus_common.consent_view import ConsentView
-from genomebus_common.events import SampleRemoved
-from genomebus_common.events import SampleReceived, Stage, WorkUnit
+from genomebus_common.events import SampleReceived, Stage
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.scratch import remove_abandoned
 from genomebus_common.runtime import ServiceRuntime, create_app, serve
-from genomebus_common.topics import SAMPLE_REMOVED
-from genomebus_common.topics import sample_received_topic, work_topic
+from genomebus_common.topics import sample_received_topic
 
 from .config import AlignmentSettings
 from .handlers import AlignSample
@@ -46,23 +43,8 @@ def build_app(settings: AlignmentSettings) -> FastAPI:
             max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
         )
 
-    # Units of every sample's work, any worker takes any unit: one group per lane, whose width
-    # (the work topic's partitions) bounds how many workers the lane uses at once. Round-robin
-    # assignment puts a sample's consecutive units (on consecutive partitions) on different
-    # workers.
-    for lane in settings.lanes:
-        runtime.consumer.subscribe(
-            WorkUnit,
-            handler.unit,
-            work_topic(Stage.ALIGNMENT, lane),
-            group_suffix=f"work.{lane.value}",
-            max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
-            partition_assignment_strategy=(RoundRobinPartitionAssignor,),
-        )
-
-    runtime.consumer.subscribe(
-        SampleRemoved, handler.remove, SAMPLE_REMOVED.name, group_suffix="removals"
-    )
+    # Units of every sample's work (any worker takes any unit), and removals.
+    handler.stage.subscribe(runtime.consumer, settings.lanes, settings.kafka_max_poll_interval_s)
 
     @contextlib.asynccontextmanager
     async def resources(rt: ServiceRuntime) -> AsyncIterator[AlignSample]:

@@ -9,7 +9,6 @@ region's result and the sample's event are records beside the outputs, written a
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -26,16 +25,14 @@ from genomebus_common.events import (
     Producer,
     SampleAligned,
     SampleEvent,
-    SampleRemoved,
     ScatterSummary,
     Stage,
     VariantsCalled,
-    WorkUnit,
 )
 from genomebus_common.objectstore import HtslibS3, ObjectStore
 from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.scatter import ScatterPlan, ScatterStore, UnitResult
-from genomebus_common.stage import ScatteredStage, remove_outputs
+from genomebus_common.stage import ScatteredStage
 from genomebus_common.tools import ResourceMeter, time_limit_for
 
 from .config import CallingSettings
@@ -174,19 +171,6 @@ class CallSample:
     async def __call__(self, event: SampleAligned, delivery: Delivery) -> None:
         log.info("planning", extra={"sample_id": event.sample_id})
         await self.stage.on_source(event, event.priority or Priority.ROUTINE)
-
-    async def unit(self, unit: WorkUnit, delivery: Delivery) -> None:
-        published = await self.stage.on_unit(unit)
-        if published is not None:
-            log.info("called", extra={"sample_id": unit.sample_id, "units": unit.unit_count})
-
-    async def remove(self, event: SampleRemoved, delivery: Delivery) -> None:
-        """The hospital withdrew the sample: delete what this stage keeps of it."""
-        removed = await asyncio.to_thread(
-            remove_outputs, self.store, self.settings.variants_bucket,
-            self.stage.folder(event.sample_id), event.sample_id, event.reason,
-        )
-        log.info("sample removed", extra={"sample_id": event.sample_id, "objects_deleted": removed})
 
 
 __all__ = ["RECORD", "CallSample", "CallingWork"]

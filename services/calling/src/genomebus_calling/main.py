@@ -6,18 +6,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from fastapi import FastAPI
 
 from genomebus_common.consent_view import ConsentView
-from genomebus_common.events import SampleRemoved
-from genomebus_common.events import SampleAligned, Stage, WorkUnit
+from genomebus_common.events import SampleAligned, Stage
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.scratch import remove_abandoned
 from genomebus_common.runtime import ServiceRuntime, create_app, serve
-from genomebus_common.topics import SAMPLE_REMOVED
-from genomebus_common.topics import SAMPLE_ALIGNED, work_topic
+from genomebus_common.topics import SAMPLE_ALIGNED
 
 from .config import CallingSettings
 from .handlers import CallSample
@@ -42,20 +39,8 @@ def build_app(settings: CallingSettings) -> FastAPI:
         max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
     )
 
-    # Regions of every sample, any worker takes any region (see alignment's main for why).
-    for lane in settings.lanes:
-        runtime.consumer.subscribe(
-            WorkUnit,
-            handler.unit,
-            work_topic(Stage.CALLING, lane),
-            group_suffix=f"work.{lane.value}",
-            max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
-            partition_assignment_strategy=(RoundRobinPartitionAssignor,),
-        )
-
-    runtime.consumer.subscribe(
-        SampleRemoved, handler.remove, SAMPLE_REMOVED.name, group_suffix="removals"
-    )
+    # Regions of every sample (any worker takes any region), and removals.
+    handler.stage.subscribe(runtime.consumer, settings.lanes, settings.kafka_max_poll_interval_s)
 
     @contextlib.asynccontextmanager
     async def resources(rt: ServiceRuntime) -> AsyncIterator[CallSample]:
