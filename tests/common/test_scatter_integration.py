@@ -108,7 +108,39 @@ async def test_units_once_gather_once_and_intermediates_removed(stage: Scattered
     await stage.on_source(source, source.priority)
     assert work.calls == {"plan": [1], "work": [0, 1, 2], "gather": [1]}
     events = published(stage.broker, SampleAligned)  # type: ignore[arg-type]
-    assert len(events) == 2 and events[0].event_id == events[1].event_id
+    assert len(events) == 3 and len({e.event_id for e in events}) == 1  # the same event again
+
+
+async def test_a_gather_whose_publish_failed_is_published_by_the_unit_redelivered(
+    stage: ScatteredStage, store: ObjectStore, bucket: str
+) -> None:
+    """The record is written before the publish: a Kafka error (or a kill) between the two
+    must not lose the sample's event, and the intermediates still go."""
+    from genomebus_common.errors import BrokerUnavailable
+
+    source = sample_received()
+    work: UppercaseWork = stage.work  # type: ignore[assignment]
+    broker: RecordingBroker = stage.broker  # type: ignore[assignment]
+    await stage.on_source(source, source.priority)
+    units = published(broker, WorkUnit)
+    await stage.on_unit(units[0])
+    await stage.on_unit(units[1])
+    real_publish = broker.publish
+
+    async def failing(body: bytes, **kwargs: Any) -> None:
+        if b'"bam_index"' in body:
+            raise BrokerUnavailable("Kafka: not leader")
+        await real_publish(body, **kwargs)
+
+    broker.publish = failing  # type: ignore[method-assign]
+    with pytest.raises(BrokerUnavailable):
+        await stage.on_unit(units[2])
+    broker.publish = real_publish  # type: ignore[method-assign]
+    assert published(broker, SampleAligned) == []
+    await stage.on_unit(units[2])  # the consumer's retry of the same unit
+    assert len(published(broker, SampleAligned)) == 1
+    assert work.calls["gather"] == [1] and work.calls["work"] == [0, 1, 2]
+    assert store.list_keys(bucket, f"{stage.folder(source.sample_id)}/scatter/work/") == []
 
 
 async def test_a_failed_unit_is_retried_alone(stage: ScatteredStage) -> None:
@@ -150,3 +182,23 @@ async def test_units_of_an_earlier_plan_are_skipped(stage: ScatteredStage, store
     scatter.write_plan(plan.model_copy(update={"units": [{"text": "other"}] * 3}))
     assert await stage.on_unit(old) is None
     assert work.calls["work"] == []
+
+
+async def test_a_removal_during_planning_leaves_nothing_and_publishes_no_unit(
+    stage: ScatteredStage, store: ObjectStore, bucket: str
+) -> None:
+    source = sample_received()
+    folder = stage.folder(source.sample_id)
+    work: UppercaseWork = stage.work  # type: ignore[assignment]
+    planned = work.plan
+
+    def plan_then_removed(src: SampleEvent, scatter: ScatterStore, workdir: Path) -> list[dict[str, Any]]:
+        store.put_stream(bucket, scatter.work_key(0, "chunk.fq.gz"), io.BytesIO(b"reads"))
+        remove_outputs(store, bucket, folder, src.sample_id, "wrong patient")  # arrives mid-split
+        store.put_stream(bucket, scatter.work_key(1, "chunk.fq.gz"), io.BytesIO(b"more reads"))
+        return planned(src, scatter, workdir)
+
+    work.plan = plan_then_removed  # type: ignore[method-assign]
+    assert await stage.on_source(source, source.priority) is None
+    assert published(stage.broker, WorkUnit) == []  # type: ignore[arg-type]
+    assert store.list_keys(bucket, f"{folder}/") == [f"{folder}/removed.json"]

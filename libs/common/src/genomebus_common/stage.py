@@ -81,15 +81,21 @@ class Removal(BaseModel):
 
 
 def remove_outputs(store: ObjectStore, bucket: str, folder: str, sample_id: str, reason: str) -> int:
-    """Delete everything a stage keeps for a sample, then leave a tombstone so that a late or
-    redelivered input never recreates it. Returns how many objects went."""
+    """Leave a tombstone, so that a late or redelivered input never recreates anything, then
+    delete everything a stage keeps for a sample. Returns how many objects went.
+
+    Tombstone first: work that checks for it before publishing (a gather, a unit) must see it
+    from the moment the deletion starts, not only once it has finished. Work that was past its
+    check when the tombstone landed removes what it wrote itself (``ScatteredStage``)."""
+    existing = store.read_model(bucket, f"{folder}/{REMOVED_RECORD}", Removal)
+    if existing is None:
+        record = Removal(sample_id=sample_id, reason=reason, removed_at=datetime.now(timezone.utc))
+        store.write_model(bucket, f"{folder}/{REMOVED_RECORD}", record)
     names = [
         name for name in store.list_keys(bucket, f"{folder}/") if not name.endswith(REMOVED_RECORD)
     ]
     for name in names:
         store.remove(bucket, name)
-    record = Removal(sample_id=sample_id, reason=reason, removed_at=datetime.now(timezone.utc))
-    store.write_model(bucket, f"{folder}/{REMOVED_RECORD}", record)
     return len(names)
 
 
@@ -281,6 +287,9 @@ class ScatteredStage:
         planned = await asyncio.to_thread(scatter.read_plan)
         if planned is None:
             planned = await asyncio.to_thread(self._plan, source, priority, scatter)
+            if await self._removed(folder):  # removed while we planned: what we wrote goes too
+                await asyncio.to_thread(self._remove_again, folder)
+                return None
         plan, plan_ref = planned
         progress = await asyncio.to_thread(scatter.progress, len(plan.units))
         if progress.complete:
@@ -337,7 +346,10 @@ class ScatteredStage:
         lane = plan.priority.value
         record_key = f"{folder}/{self.record_name}"
         if await asyncio.to_thread(self.store.exists_key, self.bucket, record_key):
-            return None  # gathered already: a unit delivered again has nothing left to do
+            # Gathered already. This unit is back because its offset was not committed: the
+            # gather's publish may have failed, or the worker died right after it. Publish the
+            # recorded event again (same event id); downstream sees a duplicate at worst.
+            return await self._gather(source, scatter)
         if await asyncio.to_thread(scatter.result, unit.unit_index) is None:
             result = await asyncio.to_thread(self._work, plan, unit.unit_index, scatter)
             if await asyncio.to_thread(self.store.exists_key, self.bucket, record_key):
@@ -414,9 +426,12 @@ class ScatteredStage:
             self.broker, self.store, self.bucket, f"{self.folder(source.sample_id)}/{self.record_name}",
             self.work.event_type, compute, source=source, consent=self.consent,
         )
-        if published is not None and computed:
+        if published is not None:
+            # also when only republished: a gather that died after its publish left them
             removed = await asyncio.to_thread(scatter.remove_work)
-            log.info("gathered", extra={"sample_id": source.sample_id, "intermediates_removed": removed})
+            if computed or removed:
+                log.info("gathered", extra={"sample_id": source.sample_id,
+                                            "intermediates_removed": removed})
         return published if computed else None
 
     async def _removed(self, folder: str) -> bool:
@@ -464,7 +479,9 @@ class ScatteredStage:
                     withdrawal,
                 )
                 return True
-        removed = await asyncio.to_thread(
-            self.store.read_model, self.bucket, f"{folder}/{REMOVED_RECORD}", Removal
-        )
-        return removed is not None
+        if await self._removed(folder):
+            # Work that was past its check when the removal came may have written since:
+            # every look at a removed sample removes what is there again.
+            await asyncio.to_thread(self._remove_again, folder)
+            return True
+        return False
