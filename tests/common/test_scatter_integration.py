@@ -202,3 +202,51 @@ async def test_a_removal_during_planning_leaves_nothing_and_publishes_no_unit(
     assert await stage.on_source(source, source.priority) is None
     assert published(stage.broker, WorkUnit) == []  # type: ignore[arg-type]
     assert store.list_keys(bucket, f"{folder}/") == [f"{folder}/removed.json"]
+
+
+async def test_two_gathers_of_one_sample_leave_one_result(
+    stage: ScatteredStage, store: ObjectStore, bucket: str
+) -> None:
+    """A rebalance during an hours-long gather hands its unit to a second worker: whichever
+    gather records first stands; the other's objects go and it publishes the winner's event."""
+    source = sample_received()
+    work: UppercaseWork = stage.work  # type: ignore[assignment]
+    await stage.on_source(source, source.priority)
+    units = published(stage.broker, WorkUnit)  # type: ignore[arg-type]
+    for unit in units[:2]:
+        await stage.on_unit(unit)
+    folder = stage.folder(source.sample_id)
+    gather = work.gather
+    theirs: list[SampleAligned] = []
+
+    def gather_while_another_wins(*args: Any) -> SampleAligned:
+        ours = gather(*args)
+        # meanwhile the other worker's gather recorded its own result, in objects of its own
+        other_ref = store.put_stream(bucket, f"{folder}/attempt-other/out.txt", io.BytesIO(b"OTHER"))
+        winner = ours.model_copy(update={"bam": other_ref, "bam_index": other_ref})
+        store.write_model(bucket, f"{folder}/done.json", winner)
+        theirs.append(winner)
+        mine = store.put_stream(bucket, f"{folder}/attempt-mine/out.txt", io.BytesIO(b"MINE"))
+        return ours.model_copy(update={"bam": mine, "bam_index": mine})
+
+    work.gather = gather_while_another_wins  # type: ignore[method-assign]
+    result = await stage.on_unit(units[2])
+    assert result is not None and result.bam == theirs[0].bam
+    assert not store.exists_key(bucket, f"{folder}/attempt-mine/out.txt")
+    assert store.exists_key(bucket, f"{folder}/attempt-other/out.txt")
+    assert [e.bam for e in published(stage.broker, SampleAligned)] == [theirs[0].bam]  # type: ignore[arg-type]
+
+
+async def test_a_result_of_another_plan_is_not_taken_for_this_plans(
+    stage: ScatteredStage, store: ObjectStore, bucket: str
+) -> None:
+    source = sample_received()
+    work: UppercaseWork = stage.work  # type: ignore[assignment]
+    await stage.on_source(source, source.priority)
+    units = published(stage.broker, WorkUnit)  # type: ignore[arg-type]
+    scatter = stage.scatter_store(source.sample_id)
+    stale = UnitResult(index=1, outputs={}, cpu_seconds=0, wall_seconds=0, plan_sha256="0" * 64)
+    scatter.record(stale)  # left by a plan written over since
+    for unit in units:
+        await stage.on_unit(unit)
+    assert sorted(work.calls["work"]) == [0, 1, 2] and work.calls["gather"] == [1]

@@ -60,10 +60,18 @@ class ScatterPlan(BaseModel):
     planning_wall_seconds: float = 0.0
 
 
+def new_attempt() -> str:
+    """A name for one attempt at a unit or a gather, unique across workers."""
+    return f"attempt-{uuid.uuid4().hex[:16]}"
+
+
 class UnitResult(BaseModel):
     """What one unit produced: written after its objects, so its presence means it is done."""
 
     index: int = Field(ge=0)
+    plan_sha256: str | None = Field(
+        None, description="The plan this unit was done for: a result of another plan is not done."
+    )
     outputs: dict[str, ObjectRef]
     cpu_seconds: float = Field(ge=0)
     wall_seconds: float = Field(ge=0)
@@ -110,8 +118,15 @@ class ScatterStore:
         return f"{self.results_prefix}{index:06d}.json"
 
     def work_key(self, index: int, name: str) -> str:
-        """Where unit ``index`` keeps an object (its input chunk, its output)."""
+        """Where unit ``index`` keeps an object (its input chunk, its output). Callers put an
+        attempt (``new_attempt``) in ``name``: two copies of one unit (a rebalance hands an
+        in-flight unit to a second worker) then never overwrite each other's objects, and the
+        record that wins names objects that are exactly what it says."""
         return f"{self.work_prefix}{index:06d}/{name}"
+
+    def output_key(self, attempt: str, name: str) -> str:
+        """Where a gather keeps the sample's result, per attempt for the same reason."""
+        return f"{self.folder}/{attempt}/{name}"
 
     def read_plan(self) -> tuple[ScatterPlan, ObjectRef] | None:
         """The plan and its reference (whose digest units carry), or None if there is none."""
@@ -150,12 +165,12 @@ class ScatterStore:
                    if key.endswith(".json"))
         return Progress(done=min(done, total), total=total)
 
-    def results(self, plan: ScatterPlan) -> list[UnitResult] | None:
-        """Every unit's result in unit order, or None while any is missing."""
+    def results(self, plan: ScatterPlan, plan_sha256: str) -> list[UnitResult] | None:
+        """Every unit's result for this plan in unit order, or None while any is missing."""
         if not self.progress(len(plan.units)).complete:
             return None
         results = [self.result(i) for i in range(len(plan.units))]
-        if any(r is None for r in results):
+        if any(r is None or r.plan_sha256 != plan_sha256 for r in results):
             return None
         return results  # type: ignore[return-value]
 

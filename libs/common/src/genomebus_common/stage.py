@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -51,7 +52,7 @@ from .events import (
 )
 from .objectstore import ObjectStore
 from .scatter import ScatterPlan, ScatterStore, UnitResult, unit_events
-from .scratch import sample_workdir
+from .scratch import SampleBusy, sample_workdir
 from .telemetry import tracer
 from .topics import SAMPLE_REMOVED, work_topic
 from .tools import ResourceMeter, metered, time_limit, time_limit_for
@@ -62,6 +63,19 @@ E = TypeVar("E", bound=Event)
 E_co = TypeVar("E_co", bound=Event, covariant=True)
 
 _UNIT_KINDS = {Stage.ALIGNMENT: "read_chunk", Stage.CALLING: "region"}
+_GATHER_NAMESPACE = uuid.UUID("0c3f5a8e-61b2-4d1e-9a7c-4b2d8e6f1a93")
+
+
+def _remove_refs_not_in(store: ObjectStore, ours: Event, theirs: Event) -> None:
+    """Delete the objects our event names that the winning event does not."""
+    keep = {(r.bucket, r.key) for r in _refs(theirs)}
+    for ref in _refs(ours):
+        if (ref.bucket, ref.key) not in keep:
+            store.remove(ref.bucket, ref.key)
+
+
+def _refs(event: Event) -> list[ObjectRef]:
+    return [value for value in dict(event).values() if isinstance(value, ObjectRef)]
 
 #: The event each scattered stage receives (and keeps in its plan).
 _SOURCE_TYPES: dict[Stage, type[SampleEvent]] = {
@@ -322,6 +336,16 @@ class ScatteredStage:
             planning_cpu_seconds=meter.cpu_seconds,
             planning_wall_seconds=time.monotonic() - started,
         )
+        if (other := scatter.read_plan()) is not None:
+            # Another worker planned this sample meanwhile (its event delivered twice): its plan
+            # stands, and the objects ours wrote (under their own attempt's names) go.
+            for unit in units:
+                for value in unit.values():
+                    if isinstance(value, dict) and str(value.get("key", "")).startswith(
+                        scatter.work_prefix
+                    ):
+                        self.store.remove(self.bucket, value["key"])
+            return other
         scatter.write_plan(plan)
         planned = scatter.read_plan()
         assert planned is not None, "the plan just written is there"
@@ -350,8 +374,18 @@ class ScatteredStage:
             # gather's publish may have failed, or the worker died right after it. Publish the
             # recorded event again (same event id); downstream sees a duplicate at worst.
             return await self._gather(source, scatter)
-        if await asyncio.to_thread(scatter.result, unit.unit_index) is None:
-            result = await asyncio.to_thread(self._work, plan, unit.unit_index, scatter)
+        existing = await asyncio.to_thread(scatter.result, unit.unit_index)
+        if existing is None or existing.plan_sha256 != unit.plan.sha256:
+            try:
+                result = await asyncio.to_thread(
+                    self._work, plan, unit.plan.sha256, unit.unit_index, scatter
+                )
+            except SampleBusy:
+                # another process on this node works on this very unit (a copy handed over by
+                # a rebalance): it records the result; this copy has nothing to add
+                log.info("unit in progress here already: skipped",
+                         extra={"sample_id": unit.sample_id, "unit": unit.unit_index})
+                return None
             if await asyncio.to_thread(self.store.exists_key, self.bucket, record_key):
                 # A copy of this unit, delivered twice, finished first and the sample was
                 # gathered meanwhile (its intermediates removed): remove what this one wrote.
@@ -378,7 +412,9 @@ class ScatteredStage:
         source_type = _SOURCE_TYPES[plan.stage]
         return source_type.model_validate(plan.source)
 
-    def _work(self, plan: ScatterPlan, index: int, scatter: ScatterStore) -> UnitResult:
+    def _work(
+        self, plan: ScatterPlan, plan_sha256: str, index: int, scatter: ScatterStore
+    ) -> UnitResult:
         name = f"{plan.sample_id}.unit{index:06d}"
         seconds = self.work.time_limit(plan, index)
         what = f"{self.work.stage.value} unit {index + 1} of {len(plan.units)}"
@@ -397,16 +433,19 @@ class ScatteredStage:
                 "cpu_seconds": meter.cpu_seconds,
                 "wall_seconds": meter.wall_seconds,
                 "worker": f"{socket.gethostname()}:{os.getpid()}",
+                "plan_sha256": plan_sha256,
             }
         )
 
     async def _gather(self, source: SampleEvent, scatter: ScatterStore) -> Event | None:
+        record_key = f"{self.folder(source.sample_id)}/{self.record_name}"
+
         def compute() -> Event:
             planned = scatter.read_plan()
             if planned is None:
                 raise TransientError("the scatter plan is gone (removed meanwhile?)")
-            plan, _ = planned
-            results = scatter.results(plan)
+            plan, plan_ref = planned
+            results = scatter.results(plan, plan_ref.sha256)
             if results is None:
                 raise TransientError("a unit result is missing: not ready to gather")
             # The gather reads every unit's output once (merge, concatenation): its time limit
@@ -420,12 +459,26 @@ class ScatteredStage:
             ):
                 meter.cpu_seconds += plan.planning_cpu_seconds + sum(r.cpu_seconds for r in results)
                 meter.wall_seconds += plan.planning_wall_seconds + sum(r.wall_seconds for r in results)
-                return self.work.gather(plan, results, scatter, workdir, meter)
+                event = self.work.gather(plan, results, scatter, workdir, meter)
+            # One event id per plan: two gathers of one sample (a rebalance during an hours-long
+            # gather) publish one event as far as any consumer can tell.
+            event = event.model_copy(update={"event_id": uuid.uuid5(
+                _GATHER_NAMESPACE, f"{self.work.stage.value}/{plan.sample_id}/{plan_ref.sha256}")})
+            won = self.store.read_model(self.bucket, record_key, self.work.event_type)
+            if won is not None:  # another gather recorded first: ours goes, theirs stands
+                _remove_refs_not_in(self.store, event, won)
+                return won
+            return event
 
-        published, computed = await compute_once_then_publish(
-            self.broker, self.store, self.bucket, f"{self.folder(source.sample_id)}/{self.record_name}",
-            self.work.event_type, compute, source=source, consent=self.consent,
-        )
+        try:
+            published, computed = await compute_once_then_publish(
+                self.broker, self.store, self.bucket, record_key,
+                self.work.event_type, compute, source=source, consent=self.consent,
+            )
+        except SampleBusy:
+            log.info("gather in progress here already: skipped",
+                     extra={"sample_id": source.sample_id})
+            return None
         if published is not None:
             # also when only republished: a gather that died after its publish left them
             removed = await asyncio.to_thread(scatter.remove_work)

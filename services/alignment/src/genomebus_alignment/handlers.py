@@ -32,7 +32,7 @@ from genomebus_common.events import (
 )
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
-from genomebus_common.scatter import ScatterPlan, ScatterStore, UnitResult
+from genomebus_common.scatter import ScatterPlan, ScatterStore, UnitResult, new_attempt
 from genomebus_common.stage import ScatteredStage
 from genomebus_common.tools import ResourceMeter, time_limit_for
 
@@ -49,8 +49,8 @@ RECORD = "sample-aligned.json"
 class _UploadingSink:
     """A chunk's two gzip files, written to scratch and uploaded when the chunk is complete."""
 
-    def __init__(self, scatter: ScatterStore, workdir: Path, index: int) -> None:
-        self.scatter, self.index = scatter, index
+    def __init__(self, scatter: ScatterStore, workdir: Path, index: int, plan: str) -> None:
+        self.scatter, self.index, self.plan = scatter, index, plan
         self.paths = [workdir / f"chunk{index}.r{m + 1}.fq.gz" for m in range(2)]
         self.files = [p.open("wb") for p in self.paths]
         self.unit: dict[str, Any] | None = None
@@ -63,7 +63,8 @@ class _UploadingSink:
             handle.close()
         refs = [
             self.scatter.store.put_file(
-                self.scatter.bucket, self.scatter.work_key(self.index, path.name.split(".", 1)[1]),
+                self.scatter.bucket,
+                self.scatter.work_key(self.index, f"{self.plan}/{path.name.split('.', 1)[1]}"),
                 path, content_type="application/gzip",
             )
             for path in self.paths
@@ -106,11 +107,13 @@ class AlignmentWork:
                 "pairs": source.read_pairs,
                 "bases": source.read_bases,
                 "first_pair": 0,
+                **self._identity(),
             }]
         sinks: list[_UploadingSink] = []
+        attempt = new_attempt()  # two plans of one sample never share chunk objects
 
         def open_chunk(index: int) -> _UploadingSink:
-            sinks.append(_UploadingSink(scatter, workdir, index))
+            sinks.append(_UploadingSink(scatter, workdir, index, attempt))
             return sinks[-1]
 
         counts = (FastqCount("R1"), FastqCount("R2"))
@@ -136,8 +139,14 @@ class AlignmentWork:
         first = 0
         for unit in units:  # where each chunk's pairs start in the sample (bwa -J)
             unit["first_pair"] = first
+            unit.update(self._identity())
             first += unit["pairs"]
         return units
+
+    def _identity(self) -> dict[str, Any]:
+        """What a chunk's records depend on besides its reads: fixed in the plan, so a rolling
+        update that changes the settings never mixes two aligners or batch sizes in one BAM."""
+        return {"aligner": self.settings.aligner, "batch_bases": self.settings.bwa_batch_bases}
 
     def time_limit(self, plan: ScatterPlan, index: int) -> float:
         unit = plan.units[index]
@@ -163,10 +172,10 @@ class AlignmentWork:
                 reference_fasta,
                 source.read_group,
                 workdir,
-                aligner=self.settings.aligner,
+                aligner=unit.get("aligner", self.settings.aligner),
                 threads=self.settings.threads,
                 sort_memory_mb=self.settings.sort_memory_mb,
-                batch_bases=self.settings.bwa_batch_bases,
+                batch_bases=unit.get("batch_bases", self.settings.bwa_batch_bases),
                 first_pair=unit["first_pair"],
             )
         if aligned.read_pairs != unit["pairs"]:
@@ -174,7 +183,7 @@ class AlignmentWork:
                 f"chunk {index} was cut with {unit['pairs']} pairs, alignment read {aligned.read_pairs}"
             )
         bam = self.store.put_file(
-            scatter.bucket, scatter.work_key(index, "sorted.bam"), aligned.bam,
+            scatter.bucket, scatter.work_key(index, f"{new_attempt()}/sorted.bam"), aligned.bam,
             content_type="application/x-bam",
         )
         return UnitResult(
@@ -199,19 +208,21 @@ class AlignmentWork:
                 reference_fasta,
                 source.read_group,
                 workdir,
-                aligner=self.settings.aligner,
+                aligner=unit.get("aligner", self.settings.aligner),
                 threads=self.settings.threads,
                 sort_memory_mb=self.settings.sort_memory_mb,
-                batch_bases=self.settings.bwa_batch_bases,
+                batch_bases=unit.get("batch_bases", self.settings.bwa_batch_bases),
             )
         if result.read_pairs != source.read_pairs:
             raise ReadCountMismatch(
                 f"ingest counted {source.read_pairs} read pairs, alignment read {result.read_pairs}"
             )
-        bucket = self.settings.alignments_bucket
-        bam = self.store.put_file(bucket, f"{scatter.folder}/{source.sample_id}.bam", result.bam,
-                                  content_type="application/x-bam")
-        bai = self.store.put_file(bucket, f"{scatter.folder}/{source.sample_id}.bam.bai", result.bai)
+        bucket, attempt = self.settings.alignments_bucket, new_attempt()
+        bam = self.store.put_file(bucket, scatter.output_key(attempt, f"{source.sample_id}.bam"),
+                                  result.bam, content_type="application/x-bam")
+        bai = self.store.put_file(
+            bucket, scatter.output_key(attempt, f"{source.sample_id}.bam.bai"), result.bai
+        )
         return UnitResult(
             index=0, outputs={"bam": bam, "bai": bai}, cpu_seconds=0, wall_seconds=0,
             details={"pairs": result.read_pairs, "whole": True,
@@ -241,11 +252,14 @@ class AlignmentWork:
             bams, reference_fasta, workdir / "gather",
             expected_pairs=source.read_pairs, threads=self.settings.threads,
         )
-        prefix, bucket = scatter.folder, self.settings.alignments_bucket
+        bucket, attempt = self.settings.alignments_bucket, new_attempt()
         bam_ref = self.store.put_file(
-            bucket, f"{prefix}/{source.sample_id}.bam", bam, content_type="application/x-bam"
+            bucket, scatter.output_key(attempt, f"{source.sample_id}.bam"), bam,
+            content_type="application/x-bam",
         )
-        bai_ref = self.store.put_file(bucket, f"{prefix}/{source.sample_id}.bam.bai", bai)
+        bai_ref = self.store.put_file(
+            bucket, scatter.output_key(attempt, f"{source.sample_id}.bam.bai"), bai
+        )
         unit_tools = results[0].details["tools"]
         tools = [
             unit_tools[0],

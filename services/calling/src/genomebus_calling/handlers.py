@@ -31,7 +31,7 @@ from genomebus_common.events import (
 )
 from genomebus_common.objectstore import HtslibS3, ObjectStore
 from genomebus_common.reference import ReferenceRegistry
-from genomebus_common.scatter import ScatterPlan, ScatterStore, UnitResult
+from genomebus_common.scatter import ScatterPlan, ScatterStore, UnitResult, new_attempt
 from genomebus_common.stage import ScatteredStage
 from genomebus_common.tools import ResourceMeter, time_limit_for
 
@@ -89,7 +89,9 @@ class CallingWork:
             bam, reference_fasta, workdir / "out", regions=plan.units[index]["regions"],
             env=self.htslib.env(),
         )
-        ref = self.store.put_file(scatter.bucket, scatter.work_key(index, "calls.bcf"), bcf)
+        ref = self.store.put_file(
+            scatter.bucket, scatter.work_key(index, f"{new_attempt()}/calls.bcf"), bcf
+        )
         return UnitResult(
             index=index, outputs={"bcf": ref}, cpu_seconds=0, wall_seconds=0,
             details={"tool": tool.model_dump(mode="json")},
@@ -110,11 +112,14 @@ class CallingWork:
         vcf, tbi, counts, tools = gather_calls(
             bcfs, reference_fasta, workdir / "gather", threads=self.settings.threads
         )
-        prefix, bucket = scatter.folder, self.settings.variants_bucket
+        bucket, attempt = self.settings.variants_bucket, new_attempt()
         vcf_ref = self.store.put_file(
-            bucket, f"{prefix}/{source.sample_id}.vcf.gz", vcf, content_type="application/gzip"
+            bucket, scatter.output_key(attempt, f"{source.sample_id}.vcf.gz"), vcf,
+            content_type="application/gzip",
         )
-        tbi_ref = self.store.put_file(bucket, f"{prefix}/{source.sample_id}.vcf.gz.tbi", tbi)
+        tbi_ref = self.store.put_file(
+            bucket, scatter.output_key(attempt, f"{source.sample_id}.vcf.gz.tbi"), tbi
+        )
         unit_tool = results[0].details["tool"]
         return VariantsCalled(
             correlation_id=source.correlation_id,
