@@ -61,6 +61,9 @@ async def test_post_to_variants_called_with_checked_objects_and_accurate_calls(
     assert aligned.priority == Priority.URGENT_CLINICAL
     for bucket, folder in (("genomebus-alignments", f"samples/{sample_id}/alignment"),
                            ("genomebus-variants", f"samples/{sample_id}/calling")):
+        deadline = time.monotonic() + 30  # removed just after the event is published
+        while store.list_keys(bucket, f"{folder}/scatter/work/") and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert store.list_keys(bucket, f"{folder}/scatter/work/") == []
         assert len(store.list_keys(bucket, f"{folder}/scatter/units/")) == 3
     # The hospital sees how far each stage got, in the sample's status.
