@@ -54,6 +54,7 @@ class _UploadingSink:
         self.paths = [workdir / f"chunk{index}.r{m + 1}.fq.gz" for m in range(2)]
         self.files = [p.open("wb") for p in self.paths]
         self.unit: dict[str, Any] | None = None
+        self.uploaded: list[str] = []
 
     def write(self, mate: int, data: bytes) -> None:
         self.files[mate].write(data)
@@ -61,14 +62,13 @@ class _UploadingSink:
     def close(self, pairs: int, bases: int) -> None:
         for handle in self.files:
             handle.close()
-        refs = [
-            self.scatter.store.put_file(
-                self.scatter.bucket,
-                self.scatter.work_key(self.index, f"{self.plan}/{path.name.split('.', 1)[1]}"),
-                path, content_type="application/gzip",
-            )
-            for path in self.paths
-        ]
+        refs = []
+        for path in self.paths:
+            key = self.scatter.work_key(self.index, f"{self.plan}/{path.name.split('.', 1)[1]}")
+            self.uploaded.append(key)  # before the upload: a half-done one is removed too
+            refs.append(self.scatter.store.put_file(
+                self.scatter.bucket, key, path, content_type="application/gzip"
+            ))
         for path in self.paths:
             path.unlink()
         self.unit = {
@@ -117,24 +117,32 @@ class AlignmentWork:
             return sinks[-1]
 
         counts = (FastqCount("R1"), FastqCount("R2"))
-        with self.store.open(source.reads_r1) as r1, self.store.open(source.reads_r2) as r2:
-            try:
-                pairs = split_pairs(
-                    counted_fastq(r1.read, counts[0]), counted_fastq(r2.read, counts[1]),
-                    rule, open_chunk,
+        try:
+            with self.store.open(source.reads_r1) as r1, self.store.open(source.reads_r2) as r2:
+                try:
+                    pairs = split_pairs(
+                        counted_fastq(r1.read, counts[0]), counted_fastq(r2.read, counts[1]),
+                        rule, open_chunk,
+                    )
+                except InvalidPairs as exc:
+                    raise InvalidReads(str(exc)) from exc
+                finally:
+                    for sink in sinks:
+                        for handle in sink.files:
+                            handle.close()
+            if not pairs:
+                raise InvalidReads("the reads files hold no reads")
+            if sum(pairs) != source.read_pairs:
+                raise ReadCountMismatch(
+                    f"ingest counted {source.read_pairs} read pairs, alignment read {sum(pairs)}"
                 )
-            except InvalidPairs as exc:
-                raise InvalidReads(str(exc)) from exc
-            finally:
-                for sink in sinks:
-                    for handle in sink.files:
-                        handle.close()
-        if not pairs:
-            raise InvalidReads("the reads files hold no reads")
-        if sum(pairs) != source.read_pairs:
-            raise ReadCountMismatch(
-                f"ingest counted {source.read_pairs} read pairs, alignment read {sum(pairs)}"
-            )
+        except BaseException:
+            # No plan will name the chunks cut so far: they go now (a whole genome's worth of
+            # reads would otherwise stay in the bucket after a dead-lettered sample).
+            for sink in sinks:
+                for key in sink.uploaded:
+                    self.store.remove(scatter.bucket, key)
+            raise
         units = [sink.unit for sink in sinks if sink.unit is not None]
         first = 0
         for unit in units:  # where each chunk's pairs start in the sample (bwa -J)
