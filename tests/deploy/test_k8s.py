@@ -17,8 +17,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from genomebus_common.events import Priority
-from genomebus_common.topics import ALL_TOPICS, CONSENT_CHANGED, SAMPLE_RECEIVED_LANES
+from genomebus_common.events import Priority, Stage
+from genomebus_common.topics import ALL_TOPICS, CONSENT_CHANGED, SAMPLE_RECEIVED_LANES, WORK_LANES
 
 from . import operator_schemas
 from .compose_spec import SchemaUnavailable
@@ -267,12 +267,16 @@ def test_scaling_never_exceeds_partitions_and_urgent_never_waits(m: Manifests) -
     partitions = {t.name: t.partitions for t in ALL_TOPICS}
     for so in m.of("ScaledObject"):
         spec = so["spec"]
-        topic = spec["triggers"][0]["metadata"]["topic"]
-        assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= partitions[topic], so["metadata"]["name"]
+        widest = max(partitions[t["metadata"]["topic"]] for t in spec["triggers"])
+        assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= widest, so["metadata"]["name"]
         target = m.get("Deployment", spec["scaleTargetRef"]["name"])
         assert "replicas" not in target["spec"], "KEDA owns the replica count of a scaled Deployment"
     urgent = m.get("ScaledObject", LANE_DEPLOYMENT[Priority.URGENT_CLINICAL])
     assert urgent["spec"]["minReplicaCount"] >= 1
+    # Urgent samples get the width: as many pods as their work topic has partitions (in the
+    # production overlay; the dev overlay caps every lane at two pods).
+    if urgent["spec"]["maxReplicaCount"] > 2:
+        assert urgent["spec"]["maxReplicaCount"] == WORK_LANES[(Stage.ALIGNMENT, Priority.URGENT_CLINICAL)].partitions
     # One pod each always consumes sample.removed for its stage.
     assert m.get("ScaledObject", "calling")["spec"]["minReplicaCount"] >= 1
 
