@@ -169,7 +169,7 @@ def split_pairs(
     open_chunk: Callable[[int], ChunkSink],
     *,
     level: int = 1,
-    window: int = 65_536,
+    window: int = 8_192,
 ) -> list[int]:
     """Cut the pair of plain FASTQ streams into chunks by ``rule``; each chunk's R1 and R2 go,
     gzip-compressed (``level``), to the sink ``open_chunk(index)`` returns. Returns the pairs
