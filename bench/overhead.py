@@ -425,11 +425,17 @@ def stage_units(store: ObjectStore, ref: ObjectRef, event: Any, stage_seconds: f
     """Read the stage's plan and unit records (kept beside its outputs after the gather); a stage
     without a plan did its work as one unit."""
     summary = getattr(event, "scatter", None)
+    planned = None
     try:
         from genomebus_common.scatter import ScatterStore
 
-        scatter = ScatterStore(store, ref.bucket, ref.key.rsplit("/", 1)[0])
-        planned = scatter.read_plan()
+        # the stage's folder is samples/<id>/<stage>; its outputs may sit deeper (attempt-<n>/)
+        folder = ref.key
+        for _ in range(3):
+            folder = folder.rsplit("/", 1)[0]
+            scatter = ScatterStore(store, ref.bucket, folder)
+            if (planned := scatter.read_plan()) is not None:
+                break
     except Exception:  # noqa: BLE001 (an unscattered stage, or another version's layout)
         planned = None
     if planned is None:
@@ -653,7 +659,8 @@ class Bench:
         print(f"raw tools: {self.bwa}{' (has -J: chunks number their reads as in the whole sample)' if self.read_offset else ''}"
               f", samtools, bcftools from PATH", flush=True)
         self.reference = make_reference(self.data / "reference", length=args.length)
-        wanted = set(self.scales) | ({self.workers_scale} if args.workers else set())
+        wanted = set() if args.workers_only else set(self.scales)
+        wanted |= {self.workers_scale} if args.workers else set()
         self.samples = {
             s: simulate_sample(self.reference, self.data / f"x{s}-{args.pairs}", read_pairs=args.pairs * s, seed=10 + s)
             for s in sorted(wanted)
@@ -714,21 +721,27 @@ class Bench:
     # -- the parts --
 
     def run(self) -> int:
+        ratio = None
         try:
             self.prepare()
-            ratio = self.ratio_and_scales()
+            if not self.args.workers_only:
+                ratio = self.ratio_and_scales()
             runs = self.workers() if self.args.workers else {}
         finally:
             shutil.rmtree(self.out, ignore_errors=True)
         if self.warnings:
             print(f"\n{len(self.warnings)} warning(s): the figures may not be this bench's alone")
-        top = self.scales[-1]
-        growth = max(self.rss[top][n] / self.rss[1][n] for n in MEASURED)
-        print(f"\nratio: {ratio:.3f}")
-        print(f"identical: {'yes' if all(self.identical.values()) else 'no'}")
-        print(f"rss_growth_10x: {growth:.3f}" if top == 10 else "rss_growth_10x: n/a (10x not run)")
-        if top not in (1, 10):
-            print(f"rss_growth_{top}x: {growth:.3f}")
+        print()
+        if ratio is None:
+            print("ratio: n/a\nidentical: n/a\nrss_growth_10x: n/a")
+        else:
+            top = self.scales[-1]
+            growth = max(self.rss[top][n] / self.rss[1][n] for n in MEASURED)
+            print(f"ratio: {ratio:.3f}")
+            print(f"identical: {'yes' if all(self.identical.values()) else 'no'}")
+            print(f"rss_growth_10x: {growth:.3f}" if top == 10 else "rss_growth_10x: n/a (10x not run)")
+            if top not in (1, 10):
+                print(f"rss_growth_{top}x: {growth:.3f}")
         if 1 in runs and 4 in runs:
             print(f"speedup_4_workers: {runs[4].times['total'] / runs[1].times['total']:.3f}")
         else:
@@ -888,6 +901,8 @@ def main() -> int:
                         help="seconds to wait, before timing, for other services on the stack to leave "
                         "the bench's consumer groups and for leftover work to finish (then go on, "
                         "with a warning)")
+    parser.add_argument("--workers-only", action="store_true",
+                        help="run part 3 alone (the other figures print as n/a)")
     parser.add_argument("--quick", action="store_true",
                         help="try it out: --pairs 50000 --rounds 1 --scales 1,4 (unless given)")
     args = parser.parse_args()
