@@ -161,6 +161,19 @@ class SampleEvent(Event):
         None, description="The treating hospital that sent the sample (added in v1, optional)."
     )
 
+    def carried(self, producer: Producer | None) -> dict[str, Any]:
+        """The fields every event that follows this one about the same sample carries over:
+        one place, so no follow-on event forgets one (a missing hospital id hides a sample from
+        its hospital)."""
+        return {
+            "correlation_id": self.correlation_id,
+            "sample_id": self.sample_id,
+            "patient_pseudonym": self.patient_pseudonym,
+            "reference": self.reference,
+            "hospital_id": self.hospital_id,
+            "producer": producer,
+        }
+
 
 class ReadGroup(Contract):
     id: Identifier

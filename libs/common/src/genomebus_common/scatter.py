@@ -195,12 +195,7 @@ def unit_events(
             event_id=uuid.uuid5(
                 _UNIT_NAMESPACE, f"{plan.stage.value}/{plan.sample_id}/{i}/{plan_ref.sha256}"
             ),
-            correlation_id=source.correlation_id,
-            sample_id=source.sample_id,
-            patient_pseudonym=source.patient_pseudonym,
-            reference=source.reference,
-            hospital_id=source.hospital_id,
-            producer=producer,
+            **source.carried(producer),
             stage=plan.stage,
             priority=plan.priority,
             unit_index=i,

@@ -501,12 +501,7 @@ class ScatteredStage:
         """Say how far the sample is. Advisory: a failure to say so is logged, never a reason
         to redo a unit (the next unit, or the stage's event, says it again)."""
         event = StageProgress(
-            correlation_id=source.correlation_id,
-            sample_id=source.sample_id,
-            patient_pseudonym=source.patient_pseudonym,
-            reference=source.reference,
-            hospital_id=source.hospital_id,
-            producer=self.producer,
+            **source.carried(self.producer),
             stage=self.work.stage,
             unit_kind=_UNIT_KINDS[self.work.stage],
             units_done=done,

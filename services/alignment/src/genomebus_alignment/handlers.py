@@ -281,12 +281,7 @@ class AlignmentWork:
         tools: list[dict[str, Any]], meter: ResourceMeter, *, units: int, gather_seconds: float,
     ) -> SampleAligned:
         return SampleAligned(
-            correlation_id=source.correlation_id,
-            sample_id=source.sample_id,
-            patient_pseudonym=source.patient_pseudonym,
-            reference=source.reference,
-            hospital_id=source.hospital_id,
-            producer=PRODUCER,
+            **source.carried(PRODUCER),
             bam=bam,
             bam_index=bai,
             metrics=metrics,

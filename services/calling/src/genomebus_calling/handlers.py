@@ -122,12 +122,7 @@ class CallingWork:
         )
         unit_tool = results[0].details["tool"]
         return VariantsCalled(
-            correlation_id=source.correlation_id,
-            sample_id=source.sample_id,
-            patient_pseudonym=source.patient_pseudonym,
-            reference=source.reference,
-            hospital_id=source.hospital_id,
-            producer=PRODUCER,
+            **source.carried(PRODUCER),
             bam=source.bam,
             vcf=vcf_ref,
             vcf_index=tbi_ref,
