@@ -204,7 +204,7 @@ async def test_reads_taken_from_the_landing_bucket_survive_a_registration_sent_a
     from genomebus_common.errors import ObjectStoreUnavailable
 
     r1, r2 = pair(8)
-    prefix = f"lis/{uuid.uuid4().hex[:8]}"
+    prefix = f"RH/{uuid.uuid4().hex[:8]}"  # a hospital's landing prefix is its own id
     for name, data in (("R1", r1), ("R2", r2)):
         store.put_stream(ingest_settings.landing_bucket, f"{prefix}/{name}.fastq.gz", io.BytesIO(data))
     body = registration(toy_reference, r1, r2)

@@ -262,9 +262,17 @@ class VerifiedStream(io.RawIOBase):
         self._verified = True
         digest = self._sha256.hexdigest()
         if self._size != self._ref.size or digest != self._ref.sha256:
+            # What was read stays in the log, never in the error: the error may reach a caller
+            # who named an object, and a digest or size of bytes they did not send tells them
+            # what the object holds.
+            log.warning(
+                "object differs from its reference",
+                extra={"bucket": self._ref.bucket, "key": self._ref.key, "expected_bytes": self._ref.size,
+                       "read_bytes": self._size, "read_sha256": digest},
+            )
             raise ChecksumMismatch(
-                f"s3://{self._ref.bucket}/{self._ref.key}: expected {self._ref.size} bytes with "
-                f"sha256 {self._ref.sha256}, read {self._size} bytes with sha256 {digest}"
+                f"s3://{self._ref.bucket}/{self._ref.key}: the bytes read do not have the expected "
+                f"sha256 {self._ref.sha256}"
             )
 
     def close(self) -> None:
@@ -355,8 +363,13 @@ class ObjectStore:
         digest = reader.sha256.hexdigest()
         if expected_sha256 is not None and digest != expected_sha256.lower():
             self.remove(bucket, key)
+            log.warning(
+                "upload differs from its declared sha256",
+                extra={"bucket": bucket, "key": key, "received_sha256": digest},
+            )
             raise ChecksumMismatch(
-                f"s3://{bucket}/{key}: declared sha256 {expected_sha256}, received {digest}"
+                f"s3://{bucket}/{key}: the bytes received do not have the declared sha256 "
+                f"{expected_sha256}"
             )
         return ObjectRef(
             bucket=bucket, key=key, sha256=digest, size=reader.size, content_type=content_type

@@ -51,6 +51,15 @@ class ReadsIn(BaseModel):
     landing_r2_key: ObjectKey | None = None
 
 
+def landing_key_of(hospital_id: str, key: str) -> bool:
+    """True if ``key`` lies under the hospital's own ``<hospital_id>/`` prefix of the landing
+    bucket, with no empty, ``.`` or ``..`` segment that could lead out of it."""
+    head, _, rest = key.partition("/")
+    return head == hospital_id and bool(rest) and all(
+        part not in ("", ".", "..") for part in rest.split("/")
+    )
+
+
 class SampleRegistration(BaseModel):
     """A sample's registration as ingest keeps it: everything but the national id."""
 

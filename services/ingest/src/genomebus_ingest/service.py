@@ -46,6 +46,7 @@ from .domain import (
     SampleRegistration,
     SampleStatus,
     SampleView,
+    landing_key_of,
     sample_received,
 )
 from .fastq import check_pair
@@ -235,10 +236,17 @@ class Ingest:
             current = held.reads_r1 if mate == "R1" else held.reads_r2
             if current is not None and current.sha256 == sha:
                 continue  # copied by an earlier attempt: never overwrite a good file
+            not_found = f"{mate}: landing object {key!r} not found"
+            if not landing_key_of(registration.hospital_id, key):
+                # Another hospital's key (or one that climbs out of the caller's prefix) is
+                # answered as a missing one, without looking: whether it exists is not the
+                # caller's to learn.
+                await self._reject(registration.sample_id, [not_found])
+                return await self.get(registration.sample_id, registration.hospital_id)
             try:
                 stat = await asyncio.to_thread(self.store.stat, self.landing_bucket, key)
             except ObjectNotFound:
-                await self._reject(registration.sample_id, [f"{mate}: landing object {key!r} not found"])
+                await self._reject(registration.sample_id, [not_found])
                 return await self.get(registration.sample_id, registration.hospital_id)
             source = ObjectRef(bucket=self.landing_bucket, key=key, sha256=sha, size=stat.size)
 
