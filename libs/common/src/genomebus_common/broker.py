@@ -538,6 +538,6 @@ class ReliableConsumer:
 
 def _safe_reason(reason: str) -> str:
     """A reason may quote input; keep it short and free of anything shaped like a CPR number."""
-    from .events import _CPR_LIKE
+    from .identifiers import redact_national_ids
 
-    return _CPR_LIKE.sub("<redacted>", reason)[:2000]
+    return redact_national_ids(reason[:4000])[:2000]

@@ -23,19 +23,12 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-# A CPR number: DDMMYY then four digits (a hyphen, a space or nothing between), or a replacement
-# number: DDMMYY, an optional hyphen, a digit and three letters or digits. Nothing that could be
-# one may travel on the bus, in any free-text field either. Generated ids must therefore not be hex, where ten
-# digits in a row turn up now and then: ``new_id`` makes ids that never look like a CPR.
-_CPR_LIKE = re.compile(
-    r"(?<!\d)(0[1-9]|[12]\d|3[01])(0[1-9]|1[0-2])\d{2}"
-    # ten digits (hyphen or space optional), or a replacement number (a digit and three letters
-    # or digits, at least one a letter) with or without its hyphen, as parse_cpr accepts both
-    r"(?:[-\s]?\d{4}(?!\d)|-\d[0-9A-Za-z]{3}(?![0-9A-Za-z])"
-    r"|\d(?=[0-9]{0,2}[A-Za-z])[0-9A-Za-z]{3}(?![0-9A-Za-z]))",
-    re.ASCII,  # as parse_cpr: a CPR number is written in ASCII digits
-)
+from .identifiers import looks_like_national_id
 
+# Nothing that could be a national id may travel on the bus, in any free-text field either
+# (``identifiers.looks_like_national_id``: any spelling). Generated ids must therefore not be
+# hex, where ten digits in a row turn up now and then: ``new_id`` makes ids that never look like
+# a CPR.
 PSEUDONYM_PATTERN = r"^pk[0-9]{1,4}_[0-9a-f]{64}$"
 
 
@@ -46,7 +39,7 @@ def new_id(prefix: str) -> str:
 
 
 def _refuse_national_id(value: str) -> str:
-    if _CPR_LIKE.search(value):
+    if looks_like_national_id(value):
         raise ValueError("looks like a national id (CPR); only pseudonyms may be published")
     return value
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import sys
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
@@ -101,3 +103,106 @@ class Pseudonymiser:
     def all_pseudonyms(self, national_id: NationalId) -> dict[int, str]:
         """The pseudonym under every key held: how records from before a rotation are found."""
         return {v: self.pseudonym(national_id, version=v) for v in sorted(self._keys)}
+
+
+# --- The one national-id screen ----------------------------------------------------------------
+#
+# Whatever ``parse_cpr`` accepts must be refused in every identifier, key and free text, in any
+# spelling a hostile or careless caller might use: with any separator between its digits (``-``
+# ``.`` ``:`` ``/`` space, Unicode dashes and spaces, invisible format characters), in non-ASCII
+# digits, or inside a run of 10-11 digits (a number with a tube digit before or after it). The
+# screen errs on the side of refusing: an id that merely looks like a date plus four digits is
+# refused too, and callers are told to use another form (the LIS's own ids rarely collide).
+
+def _separator_chars() -> str:
+    """ASCII punctuation a number is written with, and every Unicode dash, space, line break,
+    control and invisible format character (soft hyphen, zero-width space, ...). Not ``/`` or
+    ``_``: object keys and file names use them between dates and counters."""
+    planes = [*range(0x10000), *range(0xE0000, 0xE0080)]  # the BMP, and the invisible tags
+    chars = {" ", ".", ":", ",", ";", "'", "\u2212"}
+    chars.update(
+        chr(code) for code in planes
+        if unicodedata.category(chr(code)) in ("Pd", "Zs", "Zl", "Zp", "Cf", "Cc")
+    )
+    return "".join(sorted(chars))
+
+
+_SEP = "[" + re.escape(_separator_chars()) + "]*"
+# DDMMYY then four digits, or a replacement tail (a digit then three letters or digits, at
+# least one a letter; what follows it does not matter), with any separators between any of its
+# characters, not inside a longer number. Which DDMM are real days is checked on the digits found.
+_SHAPE = re.compile(
+    rf"(?<![0-9])[0-3]{_SEP}[0-9]{_SEP}[01]{_SEP}[0-9]{_SEP}[0-9]{_SEP}[0-9]{_SEP}"
+    rf"(?:(?P<cpr>[0-9]{_SEP}[0-9]{_SEP}[0-9]{_SEP}[0-9])(?![0-9])"
+    rf"|(?P<replacement>[0-9]{_SEP}[0-9A-Za-z]{_SEP}[0-9A-Za-z]{_SEP}[0-9A-Za-z]))",
+)
+# Separators after a digit and before a letter or digit, taken out to find runs of digits.
+_BETWEEN = re.compile(rf"(?<=[0-9]){_SEP[:-1]}+(?=[0-9A-Za-z])")
+# A run of 10 or 11 digits: a CPR number with a tube or check digit before or after it.
+_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{10,11}(?![0-9])", re.ASCII)
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_ALNUM = re.compile(r"[0-9A-Za-z]")
+
+
+def _is_day_month(text: str) -> bool:
+    """True when DDMM is a real day in a leap year (the broadest reading of a birth date)."""
+    try:
+        date(2000, int(text[2:4]), int(text[0:2]))
+    except ValueError:
+        return False
+    return True
+
+
+def _non_ascii_digit(text: str) -> bool:
+    return any(c.isnumeric() for c in _NON_ASCII.findall(text))
+
+
+def _is_shape(found: re.Match[str]) -> bool:
+    """A day 01-31 and a month 01-12 (any such pair, real or not: the screen is broad), then
+    four digits or a replacement tail with a letter."""
+    chars = "".join(_ALNUM.findall(found.group(0)))
+    day, month = int(chars[0:2]), int(chars[2:4])
+    return 1 <= day <= 31 and 1 <= month <= 12 and (
+        found.group("cpr") is not None or any(c.isalpha() for c in chars[7:])
+    )
+
+
+def _spans(text: str) -> list[tuple[int, int]]:
+    """Where in ``text`` something shaped like a national id sits (start, end)."""
+    found = [m.span() for m in _SHAPE.finditer(text) if _is_shape(m)]
+    # Runs of digits, read with the separators between them taken out; mapped back.
+    cut = {i for m in _BETWEEN.finditer(text) for i in range(m.start(), m.end())}
+    kept = [i for i in range(len(text)) if i not in cut]
+    compact = "".join(text[i] for i in kept)
+    for match in _DIGIT_RUN.finditer(compact):
+        run = match.group(0)
+        if any(_is_day_month(run[o:o + 4]) for o in range(len(run) - 9)):
+            found.append((kept[match.start()], kept[match.end() - 1] + 1))
+    return found
+
+
+def looks_like_national_id(text: str) -> bool:
+    """True if ``text`` holds anything shaped like a national id, in any spelling, or any
+    non-ASCII digit (which some scripts would read as one)."""
+    return _non_ascii_digit(text) or bool(_spans(text))
+
+
+def redact_national_ids(text: str, replacement: str = "<redacted>") -> str:
+    """``text`` with every national-id-shaped part (and every non-ASCII digit) replaced: for
+    reasons, log lines and span attributes that quote input and must still be written."""
+    spans = sorted(_spans(text))
+    out: list[str] = []
+    at = 0
+    for start, end in spans:
+        if start < at:  # overlapping finds: extend the current cut
+            if end > at:
+                at = end
+            continue
+        out.append(text[at:start])
+        out.append(replacement)
+        at = end
+    out.append(text[at:])
+    redacted = "".join(out)
+    if _non_ascii_digit(redacted):
+        redacted = "".join(replacement if not c.isascii() and c.isnumeric() else c for c in redacted)
+    return redacted

@@ -15,8 +15,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from genomebus_common.identifiers import redact_national_ids
+
 MAX_PROBLEMS = 10
 _CHUNK = 4 * 1024 * 1024
+# No sequencer writes a FASTQ line near this long (long-read records are ~100 kb); a longer one
+# is refused as soon as it is seen, so a small gzip bomb of one endless line cannot grow the
+# check's memory past a few chunks.
+MAX_LINE = 1024 * 1024
+_SHOWN_NAME = 120  # characters of a read name a reason may quote
 
 
 @dataclass
@@ -28,6 +35,13 @@ class FastqReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def _shown(name: bytes) -> str:
+    """A read name as a reason may quote it: short, and with anything shaped like a national id
+    redacted (a LIS may have put one in the read names)."""
+    text = name[:_SHOWN_NAME].decode("ascii", errors="replace")
+    return redact_national_ids(text) + ("..." if len(name) > _SHOWN_NAME else "")
 
 
 def _mate_name(header: bytes) -> bytes:
@@ -74,6 +88,13 @@ class _Mate:  # noqa: PLW1641 (identity hash: used as a dict key)
             return False
         lines = (self.tail + data).split(b"\n")
         self.tail = lines.pop()
+        if len(self.tail) > MAX_LINE or (lines and max(map(len, lines)) > MAX_LINE):
+            self.problem(
+                f"after record {self.count}: a line is longer than {MAX_LINE // 1024} KiB "
+                "(not FASTQ, or a damaged file)"
+            )
+            self.tail = b""
+            return False
         extra = len(lines) % 4
         if extra:
             self.tail = b"\n".join(lines[-extra:]) + b"\n" + self.tail
@@ -131,7 +152,7 @@ def check_pair(r1: BinaryIO, r2: BinaryIO) -> FastqReport:
             if a != b:
                 report.problems.append(
                     f"mates differ at record {report.read_pairs + 1}: R1 is "
-                    f"{a.decode(errors='replace')!r}, R2 is {b.decode(errors='replace')!r}"
+                    f"{_shown(a)!r}, R2 is {_shown(b)!r}"
                 )
                 return report
             report.read_pairs += 1
