@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -111,3 +112,89 @@ def bearer_identity(tokens: dict[str, str]) -> Callable[[Request], str]:
         raise Unauthorized("the token is not valid")
 
     return identify
+
+
+# --- bounded request bodies -------------------------------------------------------------------
+
+MAX_BODY_BYTES = 1024 * 1024  # registrations, consents, FHIR resources: a few kB in practice
+MAX_JSON_DEPTH = 64  # a FHIR Consent nests ~6 deep; json and pydantic recurse per level
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def json_depth(raw: bytes) -> int:
+    """How deep arrays and objects nest in ``raw`` (strings skipped), without parsing it: the
+    parser recurses per level, so a 100k-deep array must be refused before it is parsed."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub(b'""', raw)):
+        if bracket in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+class BoundedBodies:
+    """ASGI middleware: every request body is bounded before any of it is parsed, for every
+    caller, authenticated or not (authentication runs after the body is read).
+
+    A declared ``Content-Length`` over the bound is answered 413 at once; a chunked body is
+    counted as it arrives and cut off at the bound. Bodies (JSON here; at most the bound, so
+    holding them is cheap) are refused with 422 when they nest deeper than ``MAX_JSON_DEPTH``,
+    whatever content type they claim. Paths
+    matching ``streamed`` (uploads whose handler streams the bytes to storage) are exempt."""
+
+    def __init__(self, app: Any, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_JSON_DEPTH,
+                 streamed: Sequence[str] = ()) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_depth = max_depth
+        self.streamed = [re.compile(pattern) for pattern in streamed]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or any(p.match(scope.get("path", "")) for p in self.streamed):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        declared = headers.get("content-length", "")
+        if declared and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(send, 413, "body_too_large", "Request body too large",
+                               f"request bodies here are at most {self.max_bytes} bytes")
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                await self._refuse(send, 413, "body_too_large", "Request body too large",
+                                   f"request bodies here are at most {self.max_bytes} bytes")
+                return
+        if json_depth(bytes(body)) > self.max_depth:  # every bounded body here is JSON
+            await self._refuse(send, 422, "validation_error", "The request is invalid",
+                               f"body: JSON nests deeper than {self.max_depth} levels")
+            return
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()  # after the body: wait for the disconnect, as the server would
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(send: Any, status: int, code: str, title: str, detail: str) -> None:
+        response = problem(status, code, title, detail)
+        response.headers["Connection"] = "close"  # the rest of the body is not read
+        await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> dict[str, Any]:
+    return {"type": "http.disconnect"}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,6 +28,7 @@ from opentelemetry import trace
 from . import metrics, tools
 from .broker import ReliableConsumer, RetryPolicy, create_broker, ensure_topics
 from .events import Stage
+from .http import BoundedBodies
 from .settings import ServiceSettings
 from .telemetry import HttpMetrics, configure_logging, fastapi_telemetry, make_tracer_provider, tracer
 
@@ -127,8 +128,12 @@ def create_app(
     *,
     resources: Callable[[ServiceRuntime], contextlib.AbstractAsyncContextManager[Any]] | None = None,
     title: str | None = None,
+    streamed_bodies: Sequence[str] = (),
 ) -> FastAPI:
-    """The service's HTTP app; ``resources`` opens what handlers need before consuming starts."""
+    """The service's HTTP app; ``resources`` opens what handlers need before consuming starts.
+
+    Request bodies are bounded (``http.BoundedBodies``) except on paths matching
+    ``streamed_bodies``: uploads the handler streams to storage without holding them."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -147,6 +152,7 @@ def create_app(
     )
     app.state.runtime = runtime
     app.add_middleware(HttpMetrics)
+    app.add_middleware(BoundedBodies, streamed=streamed_bodies)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

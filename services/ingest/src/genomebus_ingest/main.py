@@ -83,7 +83,10 @@ def build_app(settings: IngestSettings) -> FastAPI:
     runtime.consumer.subscribe(
         StageProgress, on_progress, STAGE_PROGRESS.name, group_suffix="progress"
     )
-    app = create_app(runtime, resources=resources_, title="genomebus ingest: hospital LIS API")
+    app = create_app(
+        runtime, resources=resources_, title="genomebus ingest: hospital LIS API",
+        streamed_bodies=(api.STREAMED_UPLOADS,),
+    )
     api.install(app, settings.hospital_tokens)
     return app
 
