@@ -10,9 +10,11 @@ created (``Idempotent-Replayed: true``) instead of recording a second one.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
+from pydantic import BaseModel
 
 from genomebus_common.errors import DataConflict
 from genomebus_common.events import PSEUDONYM_PATTERN
@@ -20,12 +22,21 @@ from genomebus_common.http import ErrorMapping, bearer_identity, install_error_h
 
 from .domain import ConsentHistory, ConsentRejected, ConsentVersion, RecordConsent
 from .fhir import from_fhir
-from .service import ConsentNotFound, ConsentService, IdempotencyConflict, Recorded
+from .service import (
+    ConsentNotFound,
+    ConsentService,
+    IdempotencyConflict,
+    PortalOnly,
+    Recorded,
+    RestrictionNotYours,
+)
 
 _ERRORS: ErrorMapping = (
     (ConsentRejected, 422, "The consent change is invalid"),
     (IdempotencyConflict, 409, "The Idempotency-Key was used for another change"),
     (ConsentNotFound, 404, "No consent recorded"),
+    (RestrictionNotYours, 403, "Only the patient may lift this restriction"),
+    (PortalOnly, 403, "For the citizens' portal only"),
     (DataConflict, 409, "A concurrent change conflicted; try again"),
 )
 
@@ -112,6 +123,28 @@ async def consent_history(
 ) -> ConsentHistory:
     """Every version of one patient's consent, oldest first (portal view and audit)."""
     return await consents_of(request).history(pseudonym, client=client)
+
+
+class AccessLogEntry(BaseModel):
+    client_id: str
+    client_kind: str
+    action: str
+    outcome: str
+    purpose: str
+    at: datetime
+
+
+@router.get("/patients/{pseudonym}/access-log", response_model=list[AccessLogEntry])
+async def access_log(
+    pseudonym: Annotated[str, Path(pattern=PSEUDONYM_PATTERN)],
+    client: Client,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> list[AccessLogEntry]:
+    """Who read or changed this patient's consent, when and for what, newest first: for the
+    citizens' portal (the patient's genotype reads are in the registry's own access log)."""
+    rows = await consents_of(request).access_log(pseudonym, client=client, limit=limit)
+    return [AccessLogEntry.model_validate(row) for row in rows]
 
 
 def install(app: FastAPI, clients: dict[str, str]) -> None:

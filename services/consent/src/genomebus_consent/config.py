@@ -23,7 +23,13 @@ class ConsentSettings(PseudonymSettings, ServiceSettings):
         "with every consent version it writes. Tokens themselves are never stored.",
     )
 
-    @field_validator("consent_clients", mode="before")
+    consent_portal_clients: list[str] = Field(
+        default_factory=lambda: ["portal"],
+        description="JSON list: which of consent_clients are the citizens' portal (acting for "
+        "the patient); every other client is a hospital, limited to the patients it treats.",
+    )
+
+    @field_validator("consent_clients", "consent_portal_clients", mode="before")
     @classmethod
     def _json(cls, value: object) -> object:
         return json.loads(value) if isinstance(value, str) else value

@@ -38,7 +38,10 @@ def build_app(settings: ConsentSettings) -> FastAPI:
             relay = OutboxRelay(pool, rt.broker)
             rt.readiness["postgres"] = lambda: pool.fetchval("SELECT true")
             rt.keep_running(relay)  # publishes only while Kafka is connected
-            yield ConsentService(pool=pool, pseudonymiser=pseudonymiser, relay=relay)
+            yield ConsentService(
+                pool=pool, pseudonymiser=pseudonymiser, relay=relay,
+                portal_clients=frozenset(settings.consent_portal_clients),
+            )
 
     app = create_app(runtime, resources=resources_, title="genomebus consent: consent records API")
     api.install(app, settings.consent_clients)

@@ -17,6 +17,7 @@ from genomebus_common.errors import DataConflict, GenomebusError, PermanentError
 from genomebus_common.identifiers import InvalidNationalId, Pseudonymiser, parse_cpr
 from genomebus_common.outbox import OutboxRelay, enqueue
 
+from .access import Client, ClientKind, PatientRecord, lifts_restriction_without_right, may_read, may_write
 from .domain import (
     ConsentFacts,
     ConsentHistory,
@@ -42,6 +43,21 @@ class ConsentNotFound(PermanentError):
     code = "consent_not_found"
 
 
+# One text for "none recorded" and "not yours to see": the two must not be told apart.
+NOT_FOUND = "no consent is recorded for this patient"
+
+
+class RestrictionNotYours(PermanentError):
+    """A hospital tried to lift a research restriction only the patient (or the hospital that
+    recorded it) may lift. Only a treating client ever gets this answer."""
+
+    code = "restriction_not_yours"
+
+
+class PortalOnly(PermanentError):
+    code = "portal_only"
+
+
 @dataclass(frozen=True)
 class Recorded:
     version: ConsentVersion
@@ -53,6 +69,11 @@ class ConsentService:
     pool: asyncpg.Pool
     pseudonymiser: Pseudonymiser
     relay: OutboxRelay | None = None
+    portal_clients: frozenset[str] = frozenset({"portal"})
+
+    def client(self, client_id: str) -> Client:
+        kind = ClientKind.PORTAL if client_id in self.portal_clients else ClientKind.HOSPITAL
+        return Client(client_id, kind)
 
     def pseudonym_of(self, national_id: str) -> str:
         """Check the national id and replace it by the patient's pseudonym (shared with ingest)."""
@@ -91,11 +112,22 @@ class ConsentService:
                     ORDER BY version DESC LIMIT 1""",
                     pseudonym,
                 )
+                who = self.client(client)
+                patient = await self._patient(conn, pseudonym, current)
+                purpose = f"record consent ({source})"
+                if not may_write(who, patient):
+                    raise _Refused(ConsentNotFound(NOT_FOUND))
                 facts = (
                     change if isinstance(change, ConsentFacts) else change.apply(_facts(current))
                 )
                 if problems := rule_violations(facts):
                     raise ConsentRejected(problems)
+                if lifts_restriction_without_right(who, patient, facts.research_use):
+                    raise _Refused(RestrictionNotYours(
+                        "the patient restricted research use; only the patient (through the "
+                        "citizens' portal) or the hospital that recorded the restriction may lift it"
+                    ))
+                await _log(conn, pseudonym, who, "record", "allowed", purpose)
                 number = (current["version"] if current else 0) + 1
                 event = consent_changed(facts, pseudonym=pseudonym, version=number)
                 row = await conn.fetchrow(
@@ -133,6 +165,10 @@ class ConsentService:
                         number,
                     )
                 await enqueue(conn, event)
+        except _Refused as refused:
+            # the transaction is rolled back; the refusal is logged on its own
+            await _log(self.pool, pseudonym, self.client(client), "record", "refused", f"record consent ({source})")
+            raise refused.error from None
         except GenomebusError:
             raise
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
@@ -168,18 +204,90 @@ class ConsentService:
         return _version(row)
 
     async def history(self, pseudonym: str, *, client: str) -> ConsentHistory:
-        """Every version of the patient's consent, oldest first."""
-        rows = await self.pool.fetch(
-            "SELECT * FROM consent_versions WHERE patient_pseudonym = $1 ORDER BY version",
-            pseudonym,
-        )
-        if not rows:
-            raise ConsentNotFound("no consent is recorded for this patient")
+        """Every version of the patient's consent, oldest first: for the portal and the
+        patient's treating hospitals; anyone else is told none is recorded."""
+        who = self.client(client)
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT * FROM consent_versions WHERE patient_pseudonym = $1 ORDER BY version",
+                pseudonym,
+            )
+            patient = await self._patient(conn, pseudonym, rows[-1] if rows else None)
+            allowed = bool(rows) and may_read(who, patient)
+            await _log(conn, pseudonym, who, "read_history", "allowed" if allowed else "refused",
+                       "read consent history")
+        if not allowed:
+            raise ConsentNotFound(NOT_FOUND)
         log.info("consent history read", extra={"patient_pseudonym": pseudonym, "client": client})
         versions = [_version(r) for r in rows]
         return ConsentHistory(
             patient_pseudonym=pseudonym, current_version=versions[-1].version, versions=versions
         )
+
+
+    async def access_log(self, pseudonym: str, *, client: str, limit: int = 500) -> list[dict[str, object]]:
+        """Who read or changed the patient's consent, newest first: for the portal only."""
+        who = self.client(client)
+        if who.kind is not ClientKind.PORTAL:
+            raise PortalOnly("the access log is for the patient, through the citizens' portal")
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """
+                SELECT client_id, client_kind, action, outcome, purpose, at
+                FROM consent_access_log WHERE patient_pseudonym = $1
+                ORDER BY at DESC, id DESC LIMIT $2""",
+                pseudonym,
+                limit,
+            )
+            await _log(conn, pseudonym, who, "read_access_log", "allowed", "patient reads who looked")
+        return [dict(row) for row in rows]
+
+    async def _patient(
+        self, conn: asyncpg.Connection, pseudonym: str, current: asyncpg.Record | None
+    ) -> PatientRecord:
+        if current is None:
+            return PatientRecord(False, frozenset(), None, False)
+        recorders = await conn.fetchval(
+            "SELECT array_agg(DISTINCT recorded_by_client) FROM consent_versions WHERE patient_pseudonym = $1",
+            pseudonym,
+        )
+        restricted_by = None
+        if current["research_use"] == "own_treatment_only":
+            # who started the current restriction: the first restricted version after the
+            # last version that allowed research use
+            restricted_by = await conn.fetchval(
+                """
+                SELECT recorded_by_client FROM consent_versions
+                WHERE patient_pseudonym = $1 AND research_use = 'own_treatment_only'
+                  AND version > coalesce((SELECT max(version) FROM consent_versions
+                                          WHERE patient_pseudonym = $1 AND research_use = 'allowed'), 0)
+                ORDER BY version LIMIT 1""",
+                pseudonym,
+            )
+        return PatientRecord(
+            has_versions=True,
+            recorded_by=frozenset(recorders or ()),
+            restricted_by=restricted_by,
+            restricted_by_portal=restricted_by in self.portal_clients,
+        )
+
+
+class _Refused(Exception):
+    """Leaves the transaction (rolled back), to log the refusal and raise ``error``."""
+
+    def __init__(self, error: GenomebusError) -> None:
+        self.error = error
+
+
+async def _log(
+    conn: asyncpg.Connection | asyncpg.Pool, pseudonym: str, client: Client, action: str, outcome: str, purpose: str
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO consent_access_log (patient_pseudonym, client_id, client_kind, action, outcome, purpose)
+        VALUES ($1, $2, $3, $4, $5, $6)""",
+        pseudonym, client.id, client.kind.value, action, outcome, purpose,
+    )
 
 
 async def _lock(conn: asyncpg.Connection, name: str) -> None:

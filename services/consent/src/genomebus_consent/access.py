@@ -1,0 +1,61 @@
+"""Who may read and change a patient's consent: the decisions, pure.
+
+Two kinds of client. A hospital acts for patients it treats: here, those it has recorded a
+consent version for, or any patient with no consent recorded yet (its first version makes it a
+treating hospital). The citizens' portal acts for the patient and may do everything for the
+patient it authenticated.
+
+- A hospital that does not treat a patient gets, for a read and for a write alike, the answer a
+  patient without any consent gets: 404. It cannot tell a consented, withdrawn or unknown
+  national id apart by reading; by writing it can tell only "none recorded yet" (its write is
+  accepted, and it then treats that patient) from "recorded by someone else" (404).
+- A research restriction (``own_treatment_only``) the patient set through the portal is lifted
+  only through the portal. One a hospital recorded may be lifted by that hospital (it recorded
+  the patient's choice) or through the portal; never by another hospital.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from genomebus_common.events import ResearchUse
+
+
+class ClientKind(StrEnum):
+    HOSPITAL = "hospital"
+    PORTAL = "portal"
+
+
+@dataclass(frozen=True)
+class Client:
+    id: str
+    kind: ClientKind
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    """What the decisions need to know of the patient's consent so far."""
+
+    has_versions: bool
+    recorded_by: frozenset[str]  # client ids that recorded a version
+    restricted_by: str | None  # the client that set the current research restriction, if any
+    restricted_by_portal: bool
+
+
+def may_read(client: Client, patient: PatientRecord) -> bool:
+    return client.kind is ClientKind.PORTAL or client.id in patient.recorded_by
+
+
+def may_write(client: Client, patient: PatientRecord) -> bool:
+    """Whether the client may record a version at all (the patient's treating clients)."""
+    return client.kind is ClientKind.PORTAL or not patient.has_versions or client.id in patient.recorded_by
+
+
+def lifts_restriction_without_right(client: Client, patient: PatientRecord, research_use: ResearchUse) -> bool:
+    """True if this version would lift a research restriction the client may not lift."""
+    if research_use is not ResearchUse.ALLOWED or patient.restricted_by is None:
+        return False
+    if client.kind is ClientKind.PORTAL:
+        return False
+    return patient.restricted_by_portal or patient.restricted_by != client.id

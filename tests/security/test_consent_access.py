@@ -1,0 +1,126 @@
+"""Who may change and read consent, tried as a hostile hospital would.
+
+Observed against the old main: RH recorded ``research_use=own_treatment_only``; OUH then recorded
+``allowed`` for the same national id (201), and could read the patient's whole history (200).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import secrets
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from genomebus_common.identifiers import Pseudonymiser, parse_cpr
+from genomebus_common.settings import ServiceSettings
+from genomebus_consent.config import ConsentSettings
+from genomebus_consent.main import build_app
+
+from ..consent.conftest import consent_body, random_cpr
+
+pytestmark = pytest.mark.integration
+TOKENS = {"RH": secrets.token_urlsafe(16), "OUH": secrets.token_urlsafe(16), "portal": secrets.token_urlsafe(16)}
+
+
+@pytest.fixture
+async def consent(settings: ServiceSettings, fresh_dsn: str) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """The consent API as RH, OUH and the citizens' portal each call it."""
+    key = secrets.token_hex(32)
+    app = build_app(ConsentSettings(
+        **{**settings.model_dump(), "service_name": "consent", "postgres_dsn": fresh_dsn, "pseudonym_key": key,
+           "consent_clients": {c: hashlib.sha256(t.encode()).hexdigest() for c, t in TOKENS.items()}},
+        _env_file=None,  # type: ignore[call-arg]
+    ))
+    app.state.pseudonym = lambda cpr: Pseudonymiser.from_secret(key).pseudonym(parse_cpr(cpr))
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        clients = {}
+        for who, token in TOKENS.items():
+            clients[who] = await stack.enter_async_context(httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://consent", timeout=60,
+                headers={"Authorization": f"Bearer {token}"}))
+            clients[who].app = app  # type: ignore[attr-defined]
+        yield clients
+
+
+def _without_volatile(response: httpx.Response) -> tuple[int, str]:
+    return response.status_code, response.json().get("detail", "")
+
+
+async def test_another_hospital_cannot_lift_a_restriction_nor_read_the_history(
+    consent: dict[str, httpx.AsyncClient],
+) -> None:
+    cpr = random_cpr()
+    pseudonym = consent["RH"].app.state.pseudonym(cpr)  # type: ignore[attr-defined]
+    restricted = await consent["RH"].post("/v1/consents", json=consent_body(cpr, research_use="own_treatment_only"))
+    assert restricted.status_code == 201
+
+    lifted = await consent["OUH"].post("/v1/consents", json=consent_body(cpr, research_use="allowed"))
+    assert lifted.status_code == 404, f"OUH changed RH's patient's consent: {lifted.status_code}"
+    read = await consent["OUH"].get(f"/v1/consents/{pseudonym}")
+    assert read.status_code == 404, "OUH read the history of a patient it does not treat"
+
+    # what OUH is told is exactly what it is told about a national id nobody consented for
+    nobody = consent["RH"].app.state.pseudonym(random_cpr())  # type: ignore[attr-defined]
+    assert _without_volatile(read) == _without_volatile(await consent["OUH"].get(f"/v1/consents/{nobody}"))
+
+    history = (await consent["RH"].get(f"/v1/consents/{pseudonym}")).json()
+    assert [v["research_use"] for v in history["versions"]] == ["own_treatment_only"]
+
+
+async def test_a_restriction_the_patient_set_is_lifted_only_by_the_patient(
+    consent: dict[str, httpx.AsyncClient],
+) -> None:
+    cpr = random_cpr()
+    assert (await consent["RH"].post("/v1/consents", json=consent_body(cpr))).status_code == 201
+    by_patient = await consent["portal"].post(
+        "/v1/consents", json=consent_body(cpr, research_use="own_treatment_only", recorded_by="the patient"))
+    assert by_patient.status_code == 201
+    by_hospital = await consent["RH"].post("/v1/consents", json=consent_body(cpr, research_use="allowed"))
+    assert by_hospital.status_code == 403, "a hospital lifted the patient's own restriction"
+    # a hospital may still record a withdrawal for its patient
+    withdrawal = consent_body(cpr, analysis_consent_given=False, withdrawn=True, research_use="own_treatment_only",
+                              consent_document=None, consent_date=None, reason="patient withdrew at the clinic")
+    assert (await consent["RH"].post("/v1/consents", json=withdrawal)).status_code == 201
+    again = await consent["portal"].post("/v1/consents", json=consent_body(cpr, research_use="allowed",
+                                                                            recorded_by="the patient"))
+    assert again.status_code == 201
+
+
+async def test_the_patient_sees_who_looked_and_only_the_patient(consent: dict[str, httpx.AsyncClient]) -> None:
+    cpr = random_cpr()
+    pseudonym = consent["RH"].app.state.pseudonym(cpr)  # type: ignore[attr-defined]
+    await consent["RH"].post("/v1/consents", json=consent_body(cpr))
+    await consent["RH"].get(f"/v1/consents/{pseudonym}")
+    await consent["OUH"].get(f"/v1/consents/{pseudonym}")
+    for hospital in ("RH", "OUH"):
+        assert (await consent[hospital].get(f"/v1/patients/{pseudonym}/access-log")).status_code == 403
+    log = (await consent["portal"].get(f"/v1/patients/{pseudonym}/access-log")).json()
+    seen = [(e["client_id"], e["action"], e["outcome"]) for e in reversed(log)]
+    assert seen == [("RH", "record", "allowed"), ("RH", "read_history", "allowed"),
+                    ("OUH", "read_history", "refused")]
+
+
+async def test_the_consent_audit_log_cannot_be_edited(consent: dict[str, httpx.AsyncClient], fresh_dsn: str) -> None:
+    import asyncpg
+
+    cpr = random_cpr()
+    await consent["RH"].post("/v1/consents", json=consent_body(cpr))
+    conn = await asyncpg.connect(fresh_dsn)
+    try:
+        for statement in ("UPDATE consent_access_log SET outcome = 'allowed'", "DELETE FROM consent_access_log",
+                          "TRUNCATE consent_access_log"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def test_fhir_nested_100k_deep_is_a_422(consent: dict[str, httpx.AsyncClient]) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    response = await consent["RH"].post("/v1/fhir/Consent", content=deep,
+                                        headers={"Content-Type": "application/fhir+json"})
+    assert response.status_code == 422 and "nests deeper" in response.text
