@@ -22,11 +22,12 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Link
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from .identifiers import redact_national_ids
 from .settings import ServiceSettings
 
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -36,11 +37,83 @@ TRACER_NAME = "genomebus"
 _STANDARD_LOG_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
+# Attributes that carry a request's query string: free text (a removal's reason) and ids.
+_QUERY_ATTRIBUTES = frozenset({"url.query", "http.query"})
+_URL_ATTRIBUTES = frozenset({"http.target", "http.url", "url.full"})
+
+
+def _scrub_value(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        if key in _URL_ATTRIBUTES:
+            value = value.split("?", 1)[0]
+        return redact_national_ids(value)
+    if isinstance(value, bytes):  # a message key, say: kept unless something in it is redacted
+        text = value.decode("latin-1")
+        return value if redact_national_ids(text) == text else redact_national_ids(text)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_scrub_value(key, v) for v in value)
+    return value
+
+
+def scrub_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a span may export: no query strings, and nothing shaped like a national id."""
+    return {k: _scrub_value(k, v) for k, v in (attributes or {}).items() if k not in _QUERY_ATTRIBUTES}
+
+
+def scrub_span(span: ReadableSpan) -> ReadableSpan:
+    status = span.status
+    if status.description:
+        status = trace.Status(status.status_code, redact_national_ids(status.description))
+    return ReadableSpan(
+        name=redact_national_ids(span.name),
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=scrub_attributes(span.attributes),
+        events=[Event(e.name, scrub_attributes(e.attributes), e.timestamp) for e in span.events],
+        links=span.links,
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class _Scrubbed(SpanProcessor):
+    """Hands every ended span to ``inner`` scrubbed: whatever instrumentation recorded (FastAPI
+    puts the query string of ``DELETE ...?reason=`` in ``url.query``; an exception event quotes
+    its message), no exporter sees free text or a national id."""
+
+    def __init__(self, inner: SpanProcessor) -> None:
+        self.inner = inner
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.inner.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.inner.on_end(scrub_span(span))
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class ScrubbingTracerProvider(TracerProvider):
+    """A tracer provider whose every span processor (added now or later, by a test too)
+    receives scrubbed spans: the one place telemetry is cleaned, so no exporter can miss it."""
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        super().add_span_processor(_Scrubbed(span_processor))
+
+
 def make_tracer_provider(
     service_name: str, *, processors: list[SpanProcessor] | None = None, otlp_endpoint: str | None = None
 ) -> TracerProvider:
     """A tracer provider for one service; exports to OTLP when an endpoint is configured."""
-    provider = TracerProvider(resource=Resource.create({"service.name": f"genomebus-{service_name}"}))
+    provider = ScrubbingTracerProvider(resource=Resource.create({"service.name": f"genomebus-{service_name}"}))
     for processor in processors or ():
         provider.add_span_processor(processor)
     if otlp_endpoint:
@@ -168,7 +241,12 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        # Redacted before encoding: JSON escapes non-ASCII, and an escaped dash would hide a
+        # national id from the screen.
+        return json.dumps(
+            {k: redact_national_ids(v) if isinstance(v, str) else v for k, v in entry.items()},
+            default=lambda v: redact_national_ids(str(v)),
+        )
 
 
 def configure_logging(settings: ServiceSettings) -> None:
