@@ -32,7 +32,14 @@ from opentelemetry import trace
 
 from genomebus_common.errors import ChecksumMismatch, DataConflict, ObjectNotFound, PermanentError
 from genomebus_common.broker import Delivery
-from genomebus_common.events import ConsentChanged, ObjectRef, SampleRemoved, StageProgress
+from genomebus_common.events import (
+    ConsentChanged,
+    ObjectRef,
+    Priority,
+    ResearchUse,
+    SampleRemoved,
+    StageProgress,
+)
 from genomebus_common.inbox import once
 from genomebus_common.identifiers import InvalidNationalId, Pseudonymiser, parse_cpr
 from genomebus_common.objectstore import ObjectStore
@@ -336,18 +343,21 @@ class Ingest:
             await _lock_patient(conn, event.patient_pseudonym)
             newer = await conn.fetchval(
                 """
-                INSERT INTO consents AS c (patient_pseudonym, version, analysis_consent_given, withdrawn)
-                VALUES ($1, $2, $3, $4)
+                INSERT INTO consents AS c (patient_pseudonym, version, analysis_consent_given, withdrawn,
+                    research_use)
+                VALUES ($1, $2, $3, $4, $5)
                 ON CONFLICT (patient_pseudonym) DO UPDATE
                     SET version = EXCLUDED.version,
                         analysis_consent_given = EXCLUDED.analysis_consent_given,
-                        withdrawn = EXCLUDED.withdrawn, updated_at = now()
+                        withdrawn = EXCLUDED.withdrawn, research_use = EXCLUDED.research_use,
+                        updated_at = now()
                     WHERE c.version < EXCLUDED.version
                 RETURNING true""",
                 event.patient_pseudonym,
                 event.version,
                 event.analysis_consent_given,
                 event.withdrawn,
+                event.research_use.value,
             )
             if newer:
                 await conn.execute(
@@ -424,6 +434,20 @@ class Ingest:
                 json.dumps([f"consent withdrawn (version {consent['version']}): never processed"]),
             )
             log.warning("sample quarantined", extra={"sample_id": row["sample_id"]})
+            return
+        if row["priority"] == Priority.RESEARCH.value and consent["research_use"] != ResearchUse.ALLOWED.value:
+            # Consent applies to the purpose: held with the reason, never processed, until the
+            # patient allows research use (the next consent version decides again).
+            held = [f"held: the patient restricted use to own treatment (consent version "
+                    f"{consent['version']}); a research sample runs only if research use is allowed"]
+            changed = await conn.execute(
+                """
+                UPDATE samples SET consent_version = $2, reasons = $3::jsonb, updated_at = now()
+                WHERE sample_id = $1 AND reasons IS DISTINCT FROM $3::jsonb""",
+                row["sample_id"], consent["version"], json.dumps(held),
+            )
+            if changed.endswith(" 1"):
+                log.warning("research sample held by consent", extra={"sample_id": row["sample_id"]})
             return
         manifest = await asyncio.to_thread(
             self.references.find, SampleRegistration.model_validate_json(row["registration"]).reference_id
