@@ -162,6 +162,35 @@ async def test_a_subscription_that_must_not_lose_events_retries_past_the_budget(
         await read_topic(settings.kafka_bootstrap_servers, f"{topic}.dlq", count=1, timeout_s=2)
 
 
+async def test_a_removal_is_retried_past_the_budget_without_asking(
+    settings: ServiceSettings, unique: str
+) -> None:
+    """A sample.removed subscriber that forgot retry_transient_forever still never parks a
+    removal for an outage: the event type decides (a parked removal leaves data behind)."""
+    from genomebus_common.events import SampleRemoved
+
+    topic = f"test.{unique}.removed"
+    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    broker, consumer = _consumer(settings, unique, attempts=2)
+    attempts: list[int] = []
+
+    async def handle(event: SampleRemoved, delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        if delivery.attempt < 5:
+            raise ObjectStoreUnavailable("down for longer than the retry budget")
+
+    consumer.subscribe(SampleRemoved, handle, topic)  # no flag
+    removal = SampleRemoved(correlation_id=f"c-{unique}", sample_id=f"S-{unique}", patient_pseudonym="pk1_" + "a" * 64,
+                            hospital_id="RH", reason="the hospital withdrew it", requested_by="RH")
+    async with broker:
+        await broker.start()
+        await broker.publish(removal.to_bytes(), topic=topic, key=b"S")
+        await wait_for(lambda: attempts[-1:] == [5], timeout_s=30)
+    assert attempts == [1, 2, 3, 4, 5]
+    with pytest.raises(AssertionError, match="got 0"):
+        await read_topic(settings.kafka_bootstrap_servers, f"{topic}.dlq", count=1, timeout_s=2)
+
+
 async def test_the_consent_topic_is_compacted_wherever_it_is_made(settings: ServiceSettings) -> None:
     """Time-based deletion (the broker's default) would let consent views forget withdrawals:
     ensure_topics makes, or corrects, the consent topic as compacted."""

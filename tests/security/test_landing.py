@@ -106,3 +106,18 @@ async def test_an_upload_with_the_wrong_digest_does_not_echo_the_received_one(
     response = await lis.put(sample["upload"]["R1"], content=sent)
     assert response.status_code == 422
     assert hashlib.sha256(sent).hexdigest() not in response.text
+
+
+async def test_removing_a_sample_deletes_its_landing_originals(
+    lis: httpx.AsyncClient, toy_reference: Manifest, store: ObjectStore, ingest_settings: IngestSettings,
+) -> None:
+    r1, r2 = pair(5, seed=59)
+    mine = _landing(store, ingest_settings, f"RH/{uuid.uuid4().hex[:8]}", r1, r2)
+    body = _naming(toy_reference, mine, hashlib.sha256(r1).hexdigest(), hashlib.sha256(r2).hexdigest())
+    sample = (await lis.post("/v1/samples", json=body)).json()
+    assert sample["status"] == "awaiting_consent", sample
+    removed = await lis.delete(f"/v1/samples/{sample['sample_id']}", params={"reason": "sample mix-up"})
+    assert removed.json()["status"] == "removed"
+    left = [o.object_name for key in mine
+            for o in store.client.list_objects(ingest_settings.landing_bucket, prefix=key)]
+    assert left == [], f"the landing originals outlived the removal: {left}"

@@ -304,9 +304,13 @@ class ReliableConsumer:
         then never waits for another lane's rebalance. ``retry_transient_forever``: a transient
         failure is retried until it passes, holding the partition, never dead-lettered. For
         consent changes: one parked during a database failover would be lost to this service
-        (and the versions after it applied without it); waiting is what consent needs.
+        (and the versions after it applied without it); waiting is what consent needs. Events
+        whose type is ``never_parked`` (consent changes, removals) always get it.
         """
         group_id = f"{self.group_id}.{group_suffix}" if group_suffix else self.group_id
+        # Consent changes and removals are never parked, whoever subscribes and whether or not
+        # it remembered to ask: the event type decides.
+        retry_transient_forever = retry_transient_forever or event_type.never_parked
 
         async def consume(message: KafkaMessage) -> None:
             record = message.raw_message

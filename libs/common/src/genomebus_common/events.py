@@ -121,6 +121,9 @@ class Event(Contract):
     """Fields every event carries."""
 
     event_type: ClassVar[str]
+    #: An event that must never be parked in a dead-letter topic for a transient failure (a
+    #: consent change, a removal): every subscriber retries it until it passes, in order.
+    never_parked: ClassVar[bool] = False
     schema_version: int
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4, description="Unique per event.")
@@ -315,6 +318,7 @@ class ConsentChanged(Event):
     """A new version of one patient's consent. Never an overwrite: versions only grow."""
 
     event_type: ClassVar[str] = "consent.changed"
+    never_parked: ClassVar[bool] = True
     schema_version: Literal[1] = 1
 
     patient_pseudonym: PatientPseudonym
@@ -333,6 +337,7 @@ class SampleRemoved(Event):
     """A hospital withdrew a sample: its data must go from every store that holds them."""
 
     event_type: ClassVar[str] = "sample.removed"
+    never_parked: ClassVar[bool] = True
     schema_version: Literal[1] = 1
 
     sample_id: Identifier

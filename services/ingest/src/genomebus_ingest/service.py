@@ -560,6 +560,13 @@ class Ingest:
             await asyncio.to_thread(
                 self.store.remove, self.reads_bucket, f"samples/{sample_id}/{mate}.fastq.gz"
             )
+        # The originals the LIS left in the landing bucket go too (only under its own prefix:
+        # a registration never takes any other key).
+        stored = await self.pool.fetchval("SELECT registration FROM samples WHERE sample_id = $1", sample_id)
+        reads = SampleRegistration.model_validate_json(stored).reads
+        for key in (reads.landing_r1_key, reads.landing_r2_key):
+            if key and landing_key_of(hospital_id, key):
+                await asyncio.to_thread(self.store.remove, self.landing_bucket, key)
         if self.relay is not None:
             self.relay.notify()
         log.info("sample removed", extra={"sample_id": sample_id})
