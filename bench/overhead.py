@@ -553,18 +553,42 @@ def platform_run(services: Services, token: str, reference_id: str, r1: Path, r2
     return asyncio.run(go())
 
 
-def give_consent(services: Services, token: str) -> None:
-    """The bench patient's written consent, recorded once (not part of the timed runs)."""
-    response = httpx.post(
-        f"{services.first('consent').url}/v1/consents",
-        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "bench-patient-consent"},
-        json={
-            "national_id": "010190-1234", "analysis_consent_given": True,
-            "consent_document": "BENCH-DOC", "consent_date": "2026-01-01",
-            "secondary_findings": "do_not_report", "research_use": "allowed", "recorded_by": "bench",
-        },
-        timeout=30,
-    )
+def give_consent(services: Services, token: str, settings: ServiceSettings, pseudonym_key: str) -> None:
+    """The bench patient's written consent, recorded once (not part of the timed runs).
+
+    Consent takes it only from a hospital that treats the patient: the bench hospital is made
+    one by the sample.registered event ingest would publish for a sample of the patient."""
+    from genomebus_common.broker import create_broker, publish_event
+    from genomebus_common.events import SampleRegistered
+    from genomebus_common.identifiers import Pseudonymiser, parse_cpr
+
+    national_id = "010190-1234"
+
+    async def registered() -> None:
+        broker = create_broker(settings)
+        async with broker:
+            await publish_event(broker, SampleRegistered(
+                correlation_id="bench-patient", sample_id=f"{HOSPITAL}.bench-patient",
+                patient_pseudonym=Pseudonymiser.from_secret(pseudonym_key).pseudonym(parse_cpr(national_id)),
+                hospital_id=HOSPITAL,
+            ))
+
+    asyncio.run(registered())
+    deadline = time.monotonic() + 60
+    while True:
+        response = httpx.post(
+            f"{services.first('consent').url}/v1/consents",
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "bench-patient-consent"},
+            json={
+                "national_id": national_id, "analysis_consent_given": True,
+                "consent_document": "BENCH-DOC", "consent_date": "2026-01-01",
+                "secondary_findings": "do_not_report", "research_use": "allowed", "recorded_by": "bench",
+            },
+            timeout=30,
+        )
+        if response.status_code != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)  # until consent has taken the registration from Kafka
     if response.status_code not in (200, 201):
         raise BenchStopped(f"consent refused the bench patient's consent: {response.status_code} {response.text}")
 
@@ -633,6 +657,7 @@ class Bench:
         stack = endpoints()
         settings = ServiceSettings(**{k.removeprefix("GENOMEBUS_").lower(): v for k, v in stack.items()}, _env_file=None)  # type: ignore[call-arg]
         self.bootstrap = settings.kafka_bootstrap_servers
+        self.settings = settings
         self.store = ObjectStore.from_settings(settings)
         self.env = {
             **stack,
@@ -683,7 +708,7 @@ class Bench:
         services = start_services(self.env, self.out / tag, self.logs / tag if workers > 1 else self.logs,
                                   workers=workers, worker_env=worker_env)
         try:
-            give_consent(services, self.token)
+            give_consent(services, self.token, self.settings, self.env["GENOMEBUS_PSEUDONYM_KEY"])
             if problem := wait_for_consumers(services, self.args.exclusive_wait):
                 self.warn(f"{tag}: consumers {problem}")
         except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import secrets
 from collections.abc import AsyncIterator
@@ -67,9 +68,43 @@ def consent_settings(
     )
 
 
+async def treats(app: Any, hospital: str, national_id: str) -> None:
+    """``hospital`` registered a sample of this patient: the sample.registered event ingest
+    publishes, delivered to the consent app as its consumer would."""
+    from genomebus_common.events import SampleRegistered
+    from genomebus_common.identifiers import parse_cpr
+
+    service = app.state.resources
+    await service.sample_registered(SampleRegistered(
+        correlation_id=f"{hospital}.treats",
+        sample_id=f"{hospital}.S{secrets.token_hex(4)}x",
+        patient_pseudonym=service.pseudonymiser.pseudonym(parse_cpr(national_id)),
+        hospital_id=hospital,
+    ))
+
+
+def registering_first(app: Any, hospital: str) -> Any:
+    """An httpx request hook: before each consent POST, ``hospital`` registers a sample of the
+    patient it names, as a LIS does before it records consent (consent's access rule)."""
+    from genomebus_consent.fhir import from_fhir
+
+    async def hook(request: httpx.Request) -> None:
+        if request.method != "POST" or request.url.path not in ("/v1/consents", "/v1/fhir/Consent"):
+            return
+        try:
+            body = json.loads(request.content)
+            national_id = body.get("national_id") or from_fhir(body, client=hospital).national_id
+            await treats(app, hospital, national_id)
+        except Exception:  # noqa: BLE001 (an invalid body: the API itself says what is wrong)
+            return
+
+    return hook
+
+
 @pytest.fixture
 async def hospital(consent_settings: ConsentSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """A client authenticated as Rigshospitalet; the app runs its full lifespan (DB, Kafka, relay)."""
+    """A client authenticated as Rigshospitalet, which registered a sample of every patient it
+    records consent for; the app runs its full lifespan (DB, Kafka, relay)."""
     app = build_app(consent_settings)
     async with (
         app.router.lifespan_context(app),
@@ -78,6 +113,8 @@ async def hospital(consent_settings: ConsentSettings) -> AsyncIterator[httpx.Asy
             base_url="http://consent",
             headers={"Authorization": f"Bearer {TOKENS['RH']}"},
             timeout=60,
+            event_hooks={"request": [registering_first(app, "RH")]},
         ) as client,
     ):
+        client.app = app  # type: ignore[attr-defined]
         yield client

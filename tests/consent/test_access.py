@@ -13,14 +13,16 @@ from genomebus_consent.access import (
 )
 
 RH, OUH, PORTAL = Client("RH", ClientKind.HOSPITAL), Client("OUH", ClientKind.HOSPITAL), Client("portal", ClientKind.PORTAL)
-NEW = PatientRecord(False, frozenset(), None, False)
-RH_PATIENT = PatientRecord(True, frozenset({"RH"}), None, False)
-RESTRICTED_BY_RH = PatientRecord(True, frozenset({"RH"}), "RH", False)
-RESTRICTED_BY_PATIENT = PatientRecord(True, frozenset({"RH", "portal"}), "portal", True)
+NEW = PatientRecord(False, frozenset(), frozenset(), None, False)
+REGISTERED_AT_OUH = PatientRecord(False, frozenset(), frozenset({"OUH"}), None, False)
+RH_PATIENT = PatientRecord(True, frozenset({"RH"}), frozenset({"RH"}), None, False)
+RESTRICTED_BY_RH = PatientRecord(True, frozenset({"RH"}), frozenset(), "RH", False)
+RESTRICTED_BY_PATIENT = PatientRecord(True, frozenset({"RH", "portal"}), frozenset({"RH"}), "portal", True)
 
 
 def test_hospitals_read_and_write_only_for_patients_they_treat() -> None:
-    assert may_write(RH, NEW) and may_write(OUH, NEW)  # the first version makes a treating hospital
+    assert not may_write(RH, NEW) and not may_read(RH, NEW)  # registered no sample of the patient
+    assert may_write(OUH, REGISTERED_AT_OUH) and not may_write(RH, REGISTERED_AT_OUH)
     assert may_write(RH, RH_PATIENT) and not may_write(OUH, RH_PATIENT)
     assert may_read(RH, RH_PATIENT) and not may_read(OUH, RH_PATIENT)
     assert may_read(PORTAL, RH_PATIENT) and may_write(PORTAL, RH_PATIENT)

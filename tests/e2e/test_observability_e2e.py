@@ -110,18 +110,26 @@ async def test_one_trace_from_the_lis_post_to_variants_ready_and_the_metrics_mov
     assert view["status"] == "awaiting_consent", view  # no consent yet: the sample waits
 
     with pipeline.consent_client() as consent:
-        recorded = consent.post(
-            "/v1/consents",
-            json={
-                "national_id": PATIENT,
-                "analysis_consent_given": True,
-                "consent_document": "DOC-OBS",
-                "consent_date": "2026-01-15",
-                "secondary_findings": "do_not_report",
-                "research_use": "allowed",
-                "recorded_by": "e2e observability",
-            },
-        )
+        # Consent takes it once ingest's sample.registered has told it this hospital treats
+        # the patient: until then the answer is 404, and the LIS tries again.
+        deadline = time.monotonic() + 60
+        while True:
+            recorded = consent.post(
+                "/v1/consents",
+                json={
+                    "national_id": PATIENT,
+                    "analysis_consent_given": True,
+                    "consent_document": "DOC-OBS",
+                    "consent_date": "2026-01-15",
+                    "secondary_findings": "do_not_report",
+                    "research_use": "allowed",
+                    "recorded_by": "e2e observability",
+                },
+                headers={"Idempotency-Key": f"obs-{specimen}"},
+            )
+            if recorded.status_code != 404 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
     assert recorded.status_code == 201, recorded.text
 
     started = time.monotonic()

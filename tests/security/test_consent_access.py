@@ -19,7 +19,7 @@ from genomebus_common.settings import ServiceSettings
 from genomebus_consent.config import ConsentSettings
 from genomebus_consent.main import build_app
 
-from ..consent.conftest import consent_body, random_cpr
+from ..consent.conftest import consent_body, random_cpr, treats
 
 pytestmark = pytest.mark.integration
 TOKENS = {"RH": secrets.token_urlsafe(16), "OUH": secrets.token_urlsafe(16), "portal": secrets.token_urlsafe(16)}
@@ -55,6 +55,7 @@ async def test_another_hospital_cannot_lift_a_restriction_nor_read_the_history(
 ) -> None:
     cpr = random_cpr()
     pseudonym = consent["RH"].app.state.pseudonym(cpr)  # type: ignore[attr-defined]
+    await treats(consent["RH"].app, "RH", cpr)  # type: ignore[attr-defined]
     restricted = await consent["RH"].post("/v1/consents", json=consent_body(cpr, research_use="own_treatment_only"))
     assert restricted.status_code == 201
 
@@ -75,6 +76,7 @@ async def test_a_restriction_the_patient_set_is_lifted_only_by_the_patient(
     consent: dict[str, httpx.AsyncClient],
 ) -> None:
     cpr = random_cpr()
+    await treats(consent["RH"].app, "RH", cpr)  # type: ignore[attr-defined]
     assert (await consent["RH"].post("/v1/consents", json=consent_body(cpr))).status_code == 201
     by_patient = await consent["portal"].post(
         "/v1/consents", json=consent_body(cpr, research_use="own_treatment_only", recorded_by="the patient"))
@@ -90,8 +92,26 @@ async def test_a_restriction_the_patient_set_is_lifted_only_by_the_patient(
     assert again.status_code == 201
 
 
+async def test_a_hospital_without_a_sample_of_the_patient_learns_nothing_by_writing(
+    consent: dict[str, httpx.AsyncClient],
+) -> None:
+    """OUH writes for a patient RH consented for, and for one nobody consented for: the same
+    answer, and neither write is recorded. Once OUH registers a sample, it treats the patient."""
+    consented, unknown = random_cpr(), random_cpr()
+    await treats(consent["RH"].app, "RH", consented)  # type: ignore[attr-defined]
+    assert (await consent["RH"].post("/v1/consents", json=consent_body(consented))).status_code == 201
+    answers = [await consent["OUH"].post("/v1/consents", json=consent_body(cpr, reason="probe"))
+               for cpr in (consented, unknown)]
+    assert [a.status_code for a in answers] == [404, 404]
+    assert _without_volatile(answers[0]) == _without_volatile(answers[1])
+
+    await treats(consent["RH"].app, "OUH", consented)  # type: ignore[attr-defined]
+    assert (await consent["OUH"].post("/v1/consents", json=consent_body(consented))).status_code == 201
+
+
 async def test_the_patient_sees_who_looked_and_only_the_patient(consent: dict[str, httpx.AsyncClient]) -> None:
     cpr = random_cpr()
+    await treats(consent["RH"].app, "RH", cpr)  # type: ignore[attr-defined]
     pseudonym = consent["RH"].app.state.pseudonym(cpr)  # type: ignore[attr-defined]
     await consent["RH"].post("/v1/consents", json=consent_body(cpr))
     await consent["RH"].get(f"/v1/consents/{pseudonym}")
@@ -108,6 +128,7 @@ async def test_the_consent_audit_log_cannot_be_edited(consent: dict[str, httpx.A
     import asyncpg
 
     cpr = random_cpr()
+    await treats(consent["RH"].app, "RH", cpr)  # type: ignore[attr-defined]
     await consent["RH"].post("/v1/consents", json=consent_body(cpr))
     conn = await asyncpg.connect(fresh_dsn)
     try:
@@ -124,3 +145,38 @@ async def test_fhir_nested_100k_deep_is_a_422(consent: dict[str, httpx.AsyncClie
     response = await consent["RH"].post("/v1/fhir/Consent", content=deep,
                                         headers={"Content-Type": "application/fhir+json"})
     assert response.status_code == 422 and "nests deeper" in response.text
+
+
+async def test_a_registration_at_ingest_makes_the_hospital_treating_at_consent(
+    lis: httpx.AsyncClient, toy_reference: object, settings: ServiceSettings, fresh_dsn: str,
+) -> None:
+    """The real path: ingest's outbox publishes sample.registered on Kafka, consent takes it,
+    and only then may the registering hospital record the patient's consent."""
+    import asyncio
+    import time
+
+    from ..ingest.conftest import PSEUDONYM_KEY
+    from ..ingest.conftest import TOKENS as LIS_TOKENS
+    from ..ingest.fastq_data import pair
+    from ..ingest.test_api_integration import registration
+
+    cpr = random_cpr()
+    app = build_app(ConsentSettings(
+        **{**settings.model_dump(), "service_name": "consent", "postgres_dsn": fresh_dsn,
+           "pseudonym_key": PSEUDONYM_KEY,
+           "consent_clients": {c: hashlib.sha256(t.encode()).hexdigest() for c, t in LIS_TOKENS.items()}},
+        _env_file=None,  # type: ignore[call-arg]
+    ))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://consent", timeout=60,
+        headers={"Authorization": f"Bearer {LIS_TOKENS['RH']}"},
+    ) as rh:
+        assert (await rh.post("/v1/consents", json=consent_body(cpr))).status_code == 404  # no sample yet
+        r1, r2 = pair(3, seed=97)
+        created = await lis.post("/v1/samples", json=registration(toy_reference, r1, r2, national_id=cpr))  # type: ignore[arg-type]
+        assert created.status_code == 201
+        deadline = time.monotonic() + 30
+        while (answer := await rh.post("/v1/consents", json=consent_body(cpr))).status_code == 404:
+            assert time.monotonic() < deadline, "sample.registered never reached consent"
+            await asyncio.sleep(0.3)
+        assert answer.status_code == 201

@@ -347,6 +347,18 @@ class SampleRemoved(Event):
     requested_by: SafeText
 
 
+class SampleRegistered(Event):
+    """A hospital registered a sample of this patient: it now treats the patient, and may
+    record and read the patient's consent (consent keeps who treats whom from these)."""
+
+    event_type: ClassVar[str] = "sample.registered"
+    schema_version: Literal[1] = 1
+
+    sample_id: Identifier
+    patient_pseudonym: PatientPseudonym
+    hospital_id: Identifier
+
+
 class Stage(StrEnum):
     INGEST = "ingest"
     ALIGNMENT = "alignment"
@@ -431,6 +443,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     StageFailed,
     WorkUnit,
     StageProgress,
+    SampleRegistered,
 )
 
 

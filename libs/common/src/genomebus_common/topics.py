@@ -18,6 +18,7 @@ from .events import (
     SampleAligned,
     SampleEvent,
     SampleReceived,
+    SampleRegistered,
     SampleRemoved,
     Stage,
     StageFailed,
@@ -66,6 +67,10 @@ VARIANTS_READY = Topic(
 SAMPLE_REMOVED = Topic(
     "genomebus.sample.removed", SampleRemoved, 6, "Samples a hospital withdrew: delete their data."
 )
+SAMPLE_REGISTERED = Topic(
+    "genomebus.sample.registered", SampleRegistered, 6,
+    "A hospital registered a sample of a patient: who treats whom, for consent's access rules.",
+)
 STAGE_FAILED = Topic(
     "genomebus.stage.failed", StageFailed, 3, "A stage gave up on an event (see its DLQ)."
 )
@@ -107,6 +112,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     CONSENT_CHANGED,
     VARIANTS_READY,
     SAMPLE_REMOVED,
+    SAMPLE_REGISTERED,
     STAGE_FAILED,
     STAGE_PROGRESS,
 )
@@ -173,7 +179,7 @@ def message_key(event: Event) -> bytes:
         return f"{event.sample_id}/{event.unit_index}".encode()
     if isinstance(event, SampleEvent):
         return event.sample_id.encode()
-    if isinstance(event, ConsentChanged):
+    if isinstance(event, (ConsentChanged, SampleRegistered)):
         return event.patient_pseudonym.encode()
     if isinstance(event, (StageFailed, SampleRemoved)) and event.sample_id:
         return event.sample_id.encode()

@@ -1,14 +1,12 @@
 """Who may read and change a patient's consent: the decisions, pure.
 
-Two kinds of client. A hospital acts for patients it treats: here, those it has recorded a
-consent version for, or any patient with no consent recorded yet (its first version makes it a
-treating hospital). The citizens' portal acts for the patient and may do everything for the
-patient it authenticated.
+Two kinds of client. A hospital acts for the patients it treats: those it has registered a
+sample of (ingest's ``sample.registered``), or recorded a consent version for. The citizens'
+portal acts for the patient and may do everything for the patient it authenticated.
 
 - A hospital that does not treat a patient gets, for a read and for a write alike, the answer a
   patient without any consent gets: 404. It cannot tell a consented, withdrawn or unknown
-  national id apart by reading; by writing it can tell only "none recorded yet" (its write is
-  accepted, and it then treats that patient) from "recorded by someone else" (404).
+  national id apart, by reading or by writing.
 - A research restriction (``own_treatment_only``) the patient set through the portal is lifted
   only through the portal. One a hospital recorded may be lifted by that hospital (it recorded
   the patient's choice) or through the portal; never by another hospital.
@@ -39,17 +37,23 @@ class PatientRecord:
 
     has_versions: bool
     recorded_by: frozenset[str]  # client ids that recorded a version
+    treating: frozenset[str]  # hospitals that registered a sample of the patient
     restricted_by: str | None  # the client that set the current research restriction, if any
     restricted_by_portal: bool
 
 
+def treats(client: Client, patient: PatientRecord) -> bool:
+    return client.kind is ClientKind.PORTAL or client.id in patient.treating | patient.recorded_by
+
+
 def may_read(client: Client, patient: PatientRecord) -> bool:
-    return client.kind is ClientKind.PORTAL or client.id in patient.recorded_by
+    return treats(client, patient)
 
 
 def may_write(client: Client, patient: PatientRecord) -> bool:
-    """Whether the client may record a version at all (the patient's treating clients)."""
-    return client.kind is ClientKind.PORTAL or not patient.has_versions or client.id in patient.recorded_by
+    """Whether the client may record a version at all: the same clients as may read, whether
+    or not a version exists yet (so the answer tells nothing about one)."""
+    return treats(client, patient)
 
 
 def lifts_restriction_without_right(client: Client, patient: PatientRecord, research_use: ResearchUse) -> bool:

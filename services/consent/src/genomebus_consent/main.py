@@ -1,7 +1,8 @@
 """Entry point: ``genomebus-consent`` runs the consent API and the outbox relay.
 
-Consent consumes nothing: it only publishes ConsentChanged (through its outbox), so the shared
-runtime's consumer has no subscriptions here.
+Consent publishes ConsentChanged (through its outbox) and consumes one topic: ingest's
+``sample.registered``, which says which hospital treats which patient (who may record and read
+that patient's consent).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from importlib import resources
 from fastapi import FastAPI
 
 from genomebus_common.db import connect_pool, load_migrations
-from genomebus_common.events import Stage
+from genomebus_common.broker import Delivery
+from genomebus_common.events import SampleRegistered, Stage
 from genomebus_common.outbox import OutboxRelay
 from genomebus_common.runtime import ServiceRuntime, create_app, serve
+from genomebus_common.topics import SAMPLE_REGISTERED
 
 from . import api
 from .config import ConsentSettings
@@ -43,6 +46,10 @@ def build_app(settings: ConsentSettings) -> FastAPI:
                 portal_clients=frozenset(settings.consent_portal_clients),
             )
 
+    async def on_sample_registered(event: SampleRegistered, delivery: Delivery) -> None:
+        await app.state.resources.sample_registered(event)
+
+    runtime.consumer.subscribe(SampleRegistered, on_sample_registered, SAMPLE_REGISTERED.name)
     app = create_app(runtime, resources=resources_, title="genomebus consent: consent records API")
     api.install(app, settings.consent_clients)
     return app

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from genomebus_common.errors import DataConflict, GenomebusError, PermanentError, from_asyncpg_error
+from genomebus_common.events import SampleRegistered
 from genomebus_common.identifiers import InvalidNationalId, Pseudonymiser, parse_cpr
 from genomebus_common.outbox import OutboxRelay, enqueue
 
@@ -44,7 +45,11 @@ class ConsentNotFound(PermanentError):
 
 
 # One text for "none recorded" and "not yours to see": the two must not be told apart.
-NOT_FOUND = "no consent is recorded for this patient"
+NOT_FOUND = (
+    "no consent recorded for this patient that this client may see or change (a hospital "
+    "acts for patients it has registered a sample of: a registration reaches consent within "
+    "seconds, then retry)"
+)
 
 
 class RestrictionNotYours(PermanentError):
@@ -225,6 +230,15 @@ class ConsentService:
         )
 
 
+    async def sample_registered(self, event: SampleRegistered) -> None:
+        """A hospital registered a sample of the patient: it treats the patient from now on."""
+        await self.pool.execute(
+            """
+            INSERT INTO treating_hospitals (patient_pseudonym, hospital_id, first_sample_id)
+            VALUES ($1, $2, $3) ON CONFLICT DO NOTHING""",
+            event.patient_pseudonym, event.hospital_id, event.sample_id,
+        )
+
     async def access_log(self, pseudonym: str, *, client: str, limit: int = 500) -> list[dict[str, object]]:
         """Who read or changed the patient's consent, newest first: for the portal only."""
         who = self.client(client)
@@ -245,8 +259,12 @@ class ConsentService:
     async def _patient(
         self, conn: asyncpg.Connection, pseudonym: str, current: asyncpg.Record | None
     ) -> PatientRecord:
+        treating = await conn.fetchval(
+            "SELECT array_agg(hospital_id) FROM treating_hospitals WHERE patient_pseudonym = $1",
+            pseudonym,
+        )
         if current is None:
-            return PatientRecord(False, frozenset(), None, False)
+            return PatientRecord(False, frozenset(), frozenset(treating or ()), None, False)
         recorders = await conn.fetchval(
             "SELECT array_agg(DISTINCT recorded_by_client) FROM consent_versions WHERE patient_pseudonym = $1",
             pseudonym,
@@ -267,6 +285,7 @@ class ConsentService:
         return PatientRecord(
             has_versions=True,
             recorded_by=frozenset(recorders or ()),
+            treating=frozenset(treating or ()),
             restricted_by=restricted_by,
             restricted_by_portal=restricted_by in self.portal_clients,
         )

@@ -37,6 +37,7 @@ from genomebus_common.events import (
     ObjectRef,
     Priority,
     ResearchUse,
+    SampleRegistered,
     SampleRemoved,
     StageProgress,
 )
@@ -151,6 +152,17 @@ class Ingest:
             existing = await conn.fetchrow(
                 "SELECT * FROM samples WHERE sample_id = $1", registration.sample_id
             )
+            if inserted:
+                # The hospital now treats this patient: consent learns it from this event (in
+                # the same transaction as the row, so neither is ever without the other).
+                await enqueue(conn, SampleRegistered(
+                    correlation_id=registration.sample_id,
+                    sample_id=registration.sample_id,
+                    patient_pseudonym=pseudonym,
+                    hospital_id=registration.hospital_id,
+                ))
+        if inserted and self.relay is not None:
+            self.relay.notify()
         if not inserted and existing["fingerprint"] != fingerprint:
             raise SampleConflict(
                 f"sample {registration.specimen_id!r} of {registration.hospital_id} is already "
