@@ -130,6 +130,7 @@ TENANT = resource("minio.min.io/v2", "Tenant", obj({
     "users": arr(NAME_REF),
     "buckets": arr(obj({"name": NONEMPTY, "region": STR, "objectLock": BOOL}, ("name",))),
     "requestAutoCert": BOOL,
+    "env": arr(obj({"name": NONEMPTY, "value": STR, "valueFrom": {"type": "object"}}, ("name",))),
     "podManagementPolicy": {"enum": ["OrderedReady", "Parallel"]},
     "priorityClassName": STR,
     "pools": arr(obj({

@@ -97,6 +97,24 @@ def _secrets(folder: Path) -> dict[str, str]:
 
 
 
+def _grant_landing(settings: ServiceSettings, folder: Path) -> Path:
+    """The demo hospital's S3 credentials for its landing prefix, as an operator grants them
+    (``genomebus-landing grant``); kept 0600 in the state dir. Returns where."""
+    from genomebus_ops.landing import admin_client, grant_landing
+
+    ObjectStore.from_settings(settings).ensure_bucket("genomebus-landing")
+    admin = admin_client(settings.s3_endpoint, settings.s3_access_key,
+                         settings.s3_secret_key.get_secret_value(), secure=settings.s3_secure)
+    granted = grant_landing(admin, "genomebus-landing", HOSPITAL)
+    path = folder / f"landing-{HOSPITAL}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"bucket": granted.bucket, "prefix": granted.prefix,
+                               "access_key": granted.access_key, "secret_key": granted.secret_key}) + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return path
+
+
 async def _record_consent(url: str, auth: dict[str, str], specimen: str) -> httpx.Response:
     """Record the consent; consent answers 404 until ingest's sample.registered has told it
     this hospital treats the patient (a second or so), so a 404 is retried for a while."""
@@ -195,6 +213,8 @@ async def run(args: argparse.Namespace) -> int:
         "GENOMEBUS_ALIGNER": args.aligner,
         "GENOMEBUS_LOG_LEVEL": "INFO",
     }
+    say(f"    landing credentials for {HOSPITAL}'s LIS (its own prefix only): "
+        f"{_grant_landing(settings, folder)}")
     logs = folder / "logs"
     services = [
         ServiceProcess(name, {**common, "GENOMEBUS_WORK_DIR": str(folder / "demo-work" / name)}, logs)

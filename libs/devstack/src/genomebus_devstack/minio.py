@@ -102,6 +102,24 @@ def credentials(layout: Layout) -> tuple[str, str]:
     return access, secret
 
 
+def kms_key(layout: Layout) -> str:
+    """The dev stack's static KMS key (``<name>:<base64 of 32 bytes>``), generated once per
+    state dir and kept beside the credentials: every object MinIO stores is encrypted with it
+    (SSE-S3, ``MINIO_KMS_AUTO_ENCRYPTION``). Losing it loses the data, as in production."""
+    import base64
+
+    path = layout.minio_home / "kms.key"
+    if path.is_file():
+        return path.read_text().strip()
+    layout.minio_home.mkdir(parents=True, exist_ok=True)
+    value = "genomebus-dev:" + base64.b64encode(secrets.token_bytes(32)).decode()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(value + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return value
+
+
 # --- run --------------------------------------------------------------------------------------------
 def start(layout: Layout, *, port: int, console_port: int) -> subprocess.Popen[bytes]:
     if not layout.minio_bin.is_file():
@@ -109,7 +127,9 @@ def start(layout: Layout, *, port: int, console_port: int) -> subprocess.Popen[b
     layout.minio_data.mkdir(parents=True, exist_ok=True)
     access, secret = credentials(layout)
     env = dict(os.environ, MINIO_ROOT_USER=access, MINIO_ROOT_PASSWORD=secret, MINIO_CI_CD="1",
-               MINIO_UPDATE="off", MINIO_BROWSER="on")
+               MINIO_UPDATE="off", MINIO_BROWSER="on",
+               # server-side encryption of every object, with the stack's own key
+               MINIO_KMS_SECRET_KEY=kms_key(layout), MINIO_KMS_AUTO_ENCRYPTION="on")
     argv = [str(layout.minio_bin), "server", str(layout.minio_data),
             "--address", f"{HOST}:{port}", "--console-address", f"{HOST}:{console_port}"]
     return spawn(argv, log=layout.log("minio"), env=env, cwd=layout.minio_home)
