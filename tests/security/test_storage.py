@@ -61,3 +61,34 @@ def test_every_object_is_encrypted_at_rest(store: ObjectStore, bucket: str) -> N
     stat = store.client.stat_object(bucket, ref.key)
     # MinIO with a KMS encrypts each object under the KMS key (SSE-KMS, reported as aws:kms)
     assert stat.metadata.get("x-amz-server-side-encryption") in ("aws:kms", "AES256"), dict(stat.metadata)
+
+
+def test_each_service_reaches_only_its_own_buckets(settings: ServiceSettings, store: ObjectStore) -> None:
+    """As a compromised pod would try: alignment's keys cannot read a hospital's landing prefix
+    or write a VCF; the registry's cannot write anything; consent has no S3 identity at all."""
+    from genomebus_devstack.identities import service_s3_env
+
+    def client_of(service: str) -> Minio:
+        env = service_s3_env(service)
+        assert env, "the dev stack made no service identities"
+        return _as(settings, env["GENOMEBUS_S3_ACCESS_KEY"], env["GENOMEBUS_S3_SECRET_KEY"])
+
+    for name in ("genomebus-landing", "genomebus-variants", "genomebus-reads"):
+        store.ensure_bucket(name)
+    store.client.put_object("genomebus-landing", "OUH/x/R1.fastq.gz", io.BytesIO(b"reads"), 5)
+    alignment, registry, consent = client_of("alignment"), client_of("registry"), client_of("consent")
+
+    assert _refused(lambda: alignment.get_object("genomebus-landing", "OUH/x/R1.fastq.gz"))
+    assert _refused(lambda: alignment.put_object("genomebus-variants", "forged.vcf.gz", io.BytesIO(b"x"), 1))
+    assert _refused(lambda: registry.put_object("genomebus-variants", "forged.vcf.gz", io.BytesIO(b"x"), 1))
+    assert _refused(lambda: alignment.remove_object("genomebus-reads", "samples/any/R1.fastq.gz"))
+    alignment.put_object("genomebus-alignments", f"probe/{uuid.uuid4().hex}", io.BytesIO(b"ok"), 2)  # its own
+
+    def no_identity() -> None:
+        consent.list_buckets()
+
+    try:
+        no_identity()
+        raise AssertionError("consent's pod reached the object store")
+    except S3Error as error:
+        assert error.code in ("InvalidAccessKeyId", "AccessDenied"), error.code

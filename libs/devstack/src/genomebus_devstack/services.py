@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .identities import service_s3_env
 from .ports import port_is_free
 from .procs import StackError
 from .tools import bwa_bin_dir, with_service_path
@@ -94,6 +95,7 @@ class ServiceProcess:
         env = with_service_path({
             **os.environ,
             **self.env,
+            **service_s3_env(self.name),  # its own S3 identity, never the stack's root
             "GENOMEBUS_SERVICE_NAME": self.name,
             "GENOMEBUS_HTTP_PORT": str(self.port),
         })

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from . import bwabuild, envfile, kafka, kustomize, minio, pins, postgres, tools
+from . import bwabuild, envfile, identities, kafka, kustomize, minio, pins, postgres, tools
 from .paths import Layout
 from .ports import resolve_ports
 from .procs import (
@@ -191,6 +191,7 @@ def up(layout: Layout, echo: Echo = default_echo) -> dict[str, str]:
             _wait_new(layout, item, ports, echo)
 
         access, secret = minio.credentials(layout)
+        identities.ensure_s3_identities(layout, endpoint("minio", ports), access, secret)
         values = envfile.build_env(host=HOST, kafka_port=ports["kafka"], minio_port=ports["minio"],
                                    access_key=access, secret_key=secret,
                                    postgres_port=ports["postgres"], database=pins.POSTGRES_DATABASE)
