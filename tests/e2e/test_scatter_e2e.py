@@ -3,6 +3,7 @@ aligned and called once, with the result of any other split."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ async def test_two_workers_per_stage_share_one_samples_units(
         for group in groups:
             await _stable_member_ids(bootstrap, group, new_beyond=before[group])
         with pipeline.lis() as lis:
-            sample_id = post_sample(lis, sample_30x, registered_reference.reference.id, "SCAT1")["sample_id"]
+            sample_id = post_sample(lis, sample_30x, registered_reference.reference.id, f"SCAT{uuid.uuid4().hex[:8]}")["sample_id"]
         key = sample_id.encode()
         aligned = SampleAligned.from_bytes(
             (await read_until(bootstrap, SAMPLE_ALIGNED.name, lambda r: r.key == key, timeout_s=300)).value)
