@@ -192,9 +192,9 @@ async def timed_pages(
     page's rows, then the patients touched within its span (the two statements the service
     runs)."""
     times = []
-    for chrom, start, end, *key, _ in regions:
+    for chrom, start, end, *key, _, min_carriers in regions:
         started = time.perf_counter()
-        rows = await conn.fetch(page_sql, chrom, start, end, *key, limit)
+        rows = await conn.fetch(page_sql, chrom, start, end, *key, limit, min_carriers)
         if rows:
             await conn.fetchval(touched_sql, chrom, *page_spans(rows))
         times.append((time.perf_counter() - started) * 1000)

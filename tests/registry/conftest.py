@@ -36,7 +36,10 @@ from ..common.factories import object_ref
 
 REFERENCE = ReferenceGenome(id="toy-ref", digest="SQC." + "B" * 32)
 CONTIG = "chrT"
-TOKENS = {"rh-lis": "token-rh", "ouh-lis": "token-ouh", "researcher": "token-research"}
+TOKENS = {
+    "rh-lis": "token-rh", "ouh-lis": "token-ouh", "researcher": "token-research",
+    "citizen-portal": "token-portal",
+}
 CLIENTS = {
     "rh-lis": RegistryClient(
         token_sha256=hashlib.sha256(b"token-rh").hexdigest(), role="hospital", hospital_id="RH"
@@ -46,6 +49,9 @@ CLIENTS = {
     ),
     "researcher": RegistryClient(
         token_sha256=hashlib.sha256(b"token-research").hexdigest(), role="research"
+    ),
+    "citizen-portal": RegistryClient(
+        token_sha256=hashlib.sha256(b"token-portal").hexdigest(), role="portal"
     ),
 }
 RESEARCHER = Caller("researcher", "research", None, "allele frequency study")

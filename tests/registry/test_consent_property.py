@@ -2,8 +2,11 @@
 questions, a patient who has not allowed research, or has withdrawn, never contributes to a
 research answer, and every answer equals what a plain model of the consent rules computes.
 
-Queries run with a masking threshold of 1 so that answers are exact and comparable; the audit
-log's "patients touched" of every research answer is checked against the consenting set. The
+Queries run with a disclosure threshold of 1, and every example starts with three patients in
+the background who never change (one carries every allele once, one twice, one none of them), so
+that no genotype group is ever empty and every answer is exact and comparable (disclosure.py
+withholds empty groups too); the audit log's "patients touched" of every research answer is
+checked against the consenting set. The
 per-variant counts, cohort sizes and per-sample research flags that loads, removals and consent
 changes maintain are checked against a recount at the end of every example: they must never
 drift.
@@ -39,6 +42,13 @@ VCFS = [
     [(200, "C", "T", "0/1"), (300, "G", "A", "0/1"), (400, "T", "C", "0/1")],
 ]
 ALLELES = {pos: (ref, alt) for vcf in VCFS for pos, ref, alt, _ in vcf}
+# The background: research-consenting throughout; their share of every allele's counts is fixed.
+BACKGROUND = {
+    pseudonym("prop-bg-het"): [(pos, ref, alt, "0/1") for pos, (ref, alt) in ALLELES.items()],
+    pseudonym("prop-bg-hom"): [(pos, ref, alt, "1/1") for pos, (ref, alt) in ALLELES.items()],
+    pseudonym("prop-bg-none"): [(5000, "A", "T", "0/1")],  # outside every question
+}
+BACKGROUND_CARRIERS, BACKGROUND_ALLELES = 2, 3
 
 patient = st.integers(0, len(PATIENTS) - 1)
 # The consent service's next version for the patient: grant, restrict research, withdraw...
@@ -108,12 +118,18 @@ class Model:
         return set(best), sum(best.values())
 
 
-async def run_example(dsn: str, store: ObjectStore, work: Path, uploads: list[UploadedVcf], ops: list) -> None:
+async def run_example(
+    dsn: str, store: ObjectStore, work: Path, uploads: list[UploadedVcf],
+    background: dict[str, UploadedVcf], ops: list,
+) -> None:
     async with connect_pool(dsn, migrations(), max_size=3) as pool:
         await pool.execute(
             "TRUNCATE consents, variants, samples, genotypes, genomebus_inbox, genomebus_outbox"
         )
         handlers = RegistryHandlers(pool=pool, store=store, work_dir=work)
+        for patient, upload in background.items():
+            await handlers.consent_changed(consent(patient, 1), delivery())
+            await handlers.variants_called(variants_called(upload, patient), delivery())
         queries = Queries(pool, min_cell_count=1)
         model = Model()
         emitted = [0] * len(PATIENTS)  # the highest version the consent service has issued
@@ -182,33 +198,28 @@ async def check_counts_do_not_drift(pool: asyncpg.Pool) -> None:
 async def check_query(pool: asyncpg.Pool, queries: Queries, model: Model, what: object) -> None:
     before = await pool.fetchval("SELECT coalesce(max(id), 0) FROM audit_log")
     cohort = model.cohort()
-    allele_number = 2 * len(cohort)
+    allele_number = 2 * (len(cohort) + len(BACKGROUND))
+
+    def expected(pos: int) -> tuple[int, int, int, None]:
+        carriers, count = model.counts(pos)
+        return len(carriers) + BACKGROUND_CARRIERS, count + BACKGROUND_ALLELES, allele_number, None
+
     if what == "region":
         answer = await queries.region(RESEARCHER, "chrT", 1, 1000)
-        got = [(v.pos, v.carriers, v.allele_count, v.allele_number) for v in answer.variants]
-        expected = []
-        for pos in sorted(ALLELES):
-            carriers, count = model.counts(pos)
-            if carriers:
-                expected.append((pos, len(carriers), count, allele_number))
-        assert got == expected
+        got = [(v.pos, v.carriers, v.allele_count, v.allele_number, v.suppressed) for v in answer.variants]
+        assert got == [(pos, *expected(pos)) for pos in sorted(ALLELES)]
     else:
         assert isinstance(what, int)
         ref, alt = ALLELES[what]
         answer = await queries.allele(RESEARCHER, "chrT", what, ref, alt)
-        carriers, count = model.counts(what)
-        if not cohort:
-            assert answer.results == []
-        else:
-            (result,) = answer.results
-            assert (result.carriers, result.allele_count, result.allele_number) == (
-                len(carriers) or "<1", count or "<1", allele_number)
+        (result,) = answer.results
+        assert (result.carriers, result.allele_count, result.allele_number, result.suppressed) == expected(what)
     touched = await pool.fetchval(
         "SELECT array_agg(DISTINCT p) FROM audit_log, unnest(patients) AS p "
         "WHERE id > $1 AND action LIKE 'research.%'",
         before,
     )
-    allowed = {PATIENTS[p] for p in cohort}
+    allowed = {PATIENTS[p] for p in cohort} | set(BACKGROUND)
     assert set(touched or ()) <= allowed, "a non-consenting patient contributed to a research answer"
 
 
@@ -216,6 +227,10 @@ async def test_no_research_answer_ever_includes_a_non_consenting_patient(
     fresh_dsn: str, store: ObjectStore, tmp_path: Path, upload_vcf: Callable[..., UploadedVcf]
 ) -> None:
     uploads = [upload_vcf([(pos, ref, alt, gt, 20, 50) for pos, ref, alt, gt in vcf]) for vcf in VCFS]
+    background = {
+        patient: upload_vcf([(pos, ref, alt, gt, 20, 50) for pos, ref, alt, gt in vcf])
+        for patient, vcf in BACKGROUND.items()
+    }
     async with connect_pool(fresh_dsn, migrations()):
         pass  # migrate once, outside the examples
 
@@ -228,7 +243,7 @@ async def test_no_research_answer_ever_includes_a_non_consenting_patient(
     )
     @given(ops=operations)
     def examples(ops: list) -> None:
-        asyncio.run(run_example(fresh_dsn, store, tmp_path / "work", uploads, ops))
+        asyncio.run(run_example(fresh_dsn, store, tmp_path / "work", uploads, background, ops))
 
     # Hypothesis drives a synchronous function; each example gets its own event loop in a
     # worker thread, away from the test's own loop.

@@ -1,4 +1,4 @@
-"""Variant identity, VCF parsing and small-count masking: no infrastructure needed."""
+"""Variant identity, VCF parsing and small-count disclosure: no infrastructure needed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from genomebus_registry.domain import (
     AlleleCounts,
     InvalidVcf,
     ParseStats,
-    masked,
     read_genotypes,
     variant_id,
 )
@@ -66,14 +65,16 @@ def test_a_file_that_is_not_a_vcf_is_a_permanent_error(tmp_path: Path) -> None:
         list(read_genotypes(bad, REFERENCE.digest, "S1"))
 
 
-def test_counts_under_the_threshold_are_masked_and_hide_the_frequency() -> None:
-    assert masked(0, 5) == "<5" and masked(4, 5) == "<5" and masked(5, 5) == 5
+def test_small_groups_are_withheld_and_hide_the_frequency() -> None:
     ident = dict(variant_id="v", reference_digest="d", chrom="c", pos=1, ref="A", alt="G")
     small = AlleleCounts.disclose(carriers=3, allele_count=4, samples=40, threshold=5, **ident)
-    assert (small.carriers, small.allele_count, small.allele_number) == ("<5", "<5", 80)
-    assert small.allele_frequency is None
-    big = AlleleCounts.disclose(carriers=6, allele_count=8, samples=40, threshold=5, **ident)
-    assert (big.carriers, big.allele_count, big.allele_number, big.allele_frequency) == (6, 8, 80, 0.1)
+    assert (small.carriers, small.allele_count, small.allele_number) == ("<5", "<10", 80)
+    assert small.allele_frequency is None and small.suppressed == "fewer than 5 carriers"
+    none = AlleleCounts.disclose(carriers=0, allele_count=0, samples=40, threshold=5, **ident)
+    assert none == small, "nobody and a few read the same"
+    big = AlleleCounts.disclose(carriers=20, allele_count=26, samples=40, threshold=5, **ident)
+    assert (big.carriers, big.allele_count, big.allele_number, big.allele_frequency) == (20, 26, 80, 0.325)
+    assert big.suppressed is None
 
 
 def test_a_cohort_of_fewer_than_five_patients_is_not_shown_through_its_allele_number() -> None:
@@ -81,7 +82,40 @@ def test_a_cohort_of_fewer_than_five_patients_is_not_shown_through_its_allele_nu
     ident = dict(variant_id="ga4gh:VA.x", reference_digest="SQC.x", chrom="chr1", pos=1, ref="A", alt="G")
     tiny = AlleleCounts.disclose(carriers=0, allele_count=0, samples=4, threshold=5, **ident)
     assert tiny.allele_number == "<10" and tiny.allele_frequency is None
-    five = AlleleCounts.disclose(carriers=5, allele_count=5, samples=5, threshold=5, **ident)
-    assert (five.allele_number, five.allele_frequency) == (10, 0.5)
     homozygotes = AlleleCounts.disclose(carriers=4, allele_count=8, samples=40, threshold=5, **ident)
-    assert homozygotes.allele_count == "<5", "8 alleles in fewer than 5 carriers tells too much"
+    assert homozygotes.allele_count == "<10", "8 alleles in fewer than 5 carriers tells too much"
+
+
+def test_in_a_cohort_under_twice_the_threshold_every_allele_reads_the_same() -> None:
+    """Nine patients: every allele has fewer than 5 carriers or fewer than 5 non-carriers, and
+    telling which would narrow the small group (in a cohort of 5, "5 or more" is "all")."""
+    ident = dict(variant_id="v", reference_digest="d", chrom="c", pos=1, ref="A", alt="G")
+    answers = [
+        AlleleCounts.disclose(carriers=c, allele_count=c + h, samples=9, threshold=5, **ident)
+        for c in range(10) for h in range(c + 1)
+    ]
+    only = answers[0]
+    assert all(answer == only for answer in answers)
+    assert (only.carriers, only.allele_count, only.allele_number, only.allele_frequency) == (
+        "<10", "<20", 18, None)
+
+
+def test_the_complement_and_the_genotype_groups_are_cells_too() -> None:
+    """Carried by all but two: the two non-carriers are the small group. Six carriers, one of
+    them homozygous: the allele count (7) minus the carriers (6) would name that group."""
+    ident = dict(variant_id="v", reference_digest="d", chrom="c", pos=1, ref="A", alt="G")
+    near_all = AlleleCounts.disclose(carriers=13, allele_count=13, samples=15, threshold=5, **ident)
+    assert (near_all.carriers, near_all.allele_count, near_all.allele_number) == (">10", ">10", 30)
+    assert near_all.allele_frequency is None and near_all.suppressed == "fewer than 5 non-carriers"
+    one_hom = AlleleCounts.disclose(carriers=6, allele_count=7, samples=15, threshold=5, **ident)
+    assert (one_hom.carriers, one_hom.allele_count, one_hom.allele_frequency) == (6, "6-12", None)
+    five_each = AlleleCounts.disclose(carriers=10, allele_count=15, samples=15, threshold=5, **ident)
+    assert (five_each.carriers, five_each.allele_count, five_each.allele_frequency) == (10, 15, 0.5)
+
+
+def test_impossible_counts_never_leave() -> None:
+    from genomebus_registry.disclosure import Cells
+
+    for cohort, carriers, count in ((5, 6, 6), (10, 5, 11), (10, 5, 4), (10, -1, 0)):
+        with pytest.raises(ValueError):
+            Cells(cohort, carriers, count)

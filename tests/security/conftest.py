@@ -1,20 +1,38 @@
-"""Security tests drive the real services as a hostile caller would; they reuse the ingest
-fixtures (a real PostgreSQL, MinIO and Kafka behind an ingest app)."""
+"""Security tests drive the real services as a hostile caller would: ingest (in-process and as
+its own process, fixtures shared with tests/ingest), consent, and the registry as an outsider
+meets it (its HTTP API on the real PostgreSQL and MinIO, data loaded through its own event
+handlers, exactly as tests/registry's API tests do it)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+from genomebus_registry.config import RegistrySettings
+from genomebus_registry.main import Registry, build_app
+
+from genomebus_devstack.services import ServiceProcess
+
 from ..ingest.conftest import ingest_settings, lis, toy_reference  # noqa: F401  (fixtures)
 
-
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import secrets  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-from genomebus_devstack.services import ServiceProcess  # noqa: E402
+# The registry's fixtures (a fresh database per test, a bucket, VCF uploads, settings with the
+# test clients), shared rather than copied.
+from ..registry.conftest import (  # noqa: F401
+    TOKENS,
+    Record,
+    UploadedVcf,
+    consent,
+    delivery,
+    pseudonym,
+    registry_settings,
+    upload_vcf,
+    variants_called,
+)
 
 HOSPITAL_TOKENS = {"RH": secrets.token_urlsafe(16), "OUH": secrets.token_urlsafe(16)}
 
@@ -39,3 +57,42 @@ def ingest_process(endpoints: dict[str, str], tmp_path_factory: pytest.TempPathF
         yield process
     finally:
         process.stop()
+
+
+# --- the registry ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def api(registry_settings: RegistrySettings) -> AsyncIterator[httpx.AsyncClient]:  # noqa: F811
+    """The registry's app, started (pool, migrations) and spoken to over HTTP in-process."""
+    app = build_app(registry_settings)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://registry", timeout=60
+    ) as client:
+        client.app = app  # type: ignore[attr-defined]
+        yield client
+
+
+def registry_of(api: httpx.AsyncClient) -> Registry:
+    return api.app.state.resources  # type: ignore[attr-defined]
+
+
+def auth(client_id: str, purpose: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[client_id]}", "X-Purpose": purpose}
+
+
+async def enrol(
+    api: httpx.AsyncClient,
+    upload: Callable[..., UploadedVcf],
+    name: str,
+    records: Sequence[Record],
+    *,
+    hospital_id: str = "RH",
+) -> str:
+    """One research-consenting patient with one sample of ``records``; returns the pseudonym."""
+    registry = registry_of(api)
+    patient = pseudonym(name)
+    await registry.handlers.consent_changed(consent(patient, 1), delivery())
+    event = variants_called(upload(records), patient, hospital_id=hospital_id)
+    await registry.handlers.variants_called(event, delivery())
+    return patient

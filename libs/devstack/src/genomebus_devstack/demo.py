@@ -8,8 +8,8 @@
    now treats the patient: ingest told consent of the registration).
 5. Follows the events on Kafka and prints each stage as it completes, up to the registry.
 6. Ends with a summary: stage times, where the BAM and VCF are, variant counts, precision and
-   recall against the variants the simulation put in, and what the registry answers the
-   treating hospital and a researcher.
+   recall against the variants the simulation put in, what the registry answers the treating
+   hospital and a researcher, and what the citizens' portal shows the patient: who read the data.
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ def _secrets(folder: Path) -> dict[str, str]:
         "pseudonym_key": lambda: secrets.token_hex(32),
         "lis_token": lambda: secrets.token_urlsafe(24),
         "research_token": lambda: secrets.token_urlsafe(24),
+        "portal_token": lambda: secrets.token_urlsafe(24),
     }
     if not wanted.keys() <= held.keys():
         held = {name: held.get(name) or make() for name, make in wanted.items()}
@@ -199,6 +200,7 @@ async def run(args: argparse.Namespace) -> int:
     keys = _secrets(folder)
     lis_sha = hashlib.sha256(keys["lis_token"].encode()).hexdigest()
     research_sha = hashlib.sha256(keys["research_token"].encode()).hexdigest()
+    portal_sha = hashlib.sha256(keys["portal_token"].encode()).hexdigest()
     common = {
         **stack,
         "GENOMEBUS_PSEUDONYM_KEY": keys["pseudonym_key"],
@@ -208,6 +210,7 @@ async def run(args: argparse.Namespace) -> int:
             {
                 HOSPITAL: {"token_sha256": lis_sha, "role": "hospital", "hospital_id": HOSPITAL},
                 "researcher": {"token_sha256": research_sha, "role": "research"},
+                "citizen-portal": {"token_sha256": portal_sha, "role": "portal"},
             }
         ),
         "GENOMEBUS_ALIGNER": args.aligner,
@@ -341,6 +344,12 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
                 params={k: first[k] for k in ("chrom", "pos", "ref", "alt")},
                 headers={"Authorization": f"Bearer {keys['research_token']}", "X-Purpose": "demo: allele frequency"},
             )
+        # The patient, through the citizens' portal: who has read my data, and why?
+        access = await client.get(
+            f"/v1/patients/{pseudonym}/access-log",
+            headers={"Authorization": f"Bearer {keys['portal_token']}",
+                     "X-Purpose": "demo: the patient looks at who read their data"},
+        )
     say("")
     say("summary")
     say(f"  sample       {sample_id} (patient {called.patient_pseudonym[:16]}...)")
@@ -373,11 +382,22 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
         say(f"  hospital     {hospital_view.status_code} {hospital_view.text}")
     if research is not None:
         results = research.json().get("results") or [{}]
+        withheld = results[0].get("suppressed")
         say(
             f"  research     {first['chrom']}:{first['pos']} {first['ref']}>{first['alt']}: carriers "
             f"{results[0].get('carriers')}, frequency {results[0].get('allele_frequency')} "
-            "(counts under 5 are masked)"
+            + (f"(withheld: {withheld}; " if withheld else "(")
+            + "no answer reveals a group of fewer than 5 patients)"
         )
+    if access.status_code == 200:
+        entries = access.json()["entries"]
+        newest = entries[0] if entries else {}
+        say(
+            f"  patient      the portal shows {len(entries)} read(s) of their data (a page, newest first); "
+            f"{newest.get('client_id')} ({newest.get('role')}) for \"{newest.get('purpose')}\""
+        )
+    else:
+        say(f"  patient      access log: {access.status_code} {access.text}")
     say(f"  total        {time.monotonic() - timeline.started:.1f}s")
     return 0
 

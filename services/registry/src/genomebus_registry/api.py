@@ -1,4 +1,5 @@
-"""The registry's HTTP API: the treating hospital's patient view and research aggregates.
+"""The registry's HTTP API: the treating hospital's patient view, research aggregates, and the
+patient's own access log for the citizens' portal.
 
 Every request needs a bearer token (only its SHA-256 is configured) and an ``X-Purpose`` header:
 free text saying why the data are looked at, written into the audit log with the answer. A
@@ -15,6 +16,7 @@ from genomebus_common.events import PSEUDONYM_PATTERN, SafeText
 from genomebus_common.http import ErrorMapping, bearer_identity, install_error_handlers
 from pydantic import TypeAdapter, ValidationError
 
+from . import access_log
 from .config import RegistryClient
 from .domain import AlleleAnswer, PatientVariants, RegionAnswer, RegionCursor
 from .energy import SampleEnergy
@@ -108,7 +110,9 @@ async def research_allele(
     ref: Allele,
     alt: Allele,
 ) -> AlleleAnswer:
-    """Carriers, allele count, allele number and frequency of one allele (counts < 5 masked)."""
+    """Carriers, allele count, allele number and frequency of one allele, small groups of
+    patients withheld (docs/security-registry.md): an allele fewer than GENOMEBUS_MIN_CELL_COUNT
+    (5) patients carry is answered exactly as one no one carries."""
     return await queries_of(request).allele(who, chrom, pos, ref.upper(), alt.upper())
 
 
@@ -122,10 +126,11 @@ async def research_region(
     limit: Annotated[int, Query(ge=1, le=REGION_PAGE_MAX)] = REGION_PAGE_DEFAULT,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> RegionAnswer:
-    """Variants whose position lies in [start, end] (1-based, inclusive), with masked counts, a
-    page of at most ``limit`` at a time in position order (reference by reference, where the
-    registry holds more than one); ``next_cursor`` (as ``cursor``)
-    gives the next page."""
+    """Variants whose position lies in [start, end] (1-based, inclusive) that at least
+    GENOMEBUS_MIN_CELL_COUNT (5) research patients carry (rarer ones are not listed, nor any of
+    a cohort under twice that), small groups withheld from their counts; a page of at most
+    ``limit`` at a time in position order (reference by reference, where the registry holds
+    more than one); ``next_cursor`` (as ``cursor``) gives the next page."""
     span = request.app.state.max_region_bp
     if end < start:
         raise InvalidQuery(f"end ({end}) is before start ({start})")
@@ -136,6 +141,25 @@ async def research_region(
     except ValueError as exc:
         raise InvalidQuery(str(exc)) from None
     return await queries_of(request).region(who, chrom, start, end, limit=limit, after=after)
+
+
+@router.get(
+    "/patients/{pseudonym}/access-log", response_model=access_log.AccessLog, tags=["citizen"]
+)
+async def patient_access_log(
+    who: Who,
+    request: Request,
+    pseudonym: Annotated[str, Path(pattern=PSEUDONYM_PATTERN)],
+    limit: Annotated[int, Query(ge=1, le=access_log.PAGE_MAX)] = access_log.PAGE_DEFAULT,
+    cursor: Annotated[str | None, Query(max_length=256)] = None,
+) -> access_log.AccessLog:
+    """Who read the patient's data (client, role, hospital), when and for what purpose, newest
+    first, a page at a time: for the citizens' portal only (hospitals and researchers: 403)."""
+    try:
+        after = access_log.AccessCursor.decode(cursor) if cursor else None
+    except ValueError as exc:
+        raise InvalidQuery(str(exc)) from None
+    return await queries_of(request).access_log(who, pseudonym, limit=limit, after=after)
 
 
 def install(app: FastAPI, clients: dict[str, RegistryClient], *, max_region_bp: int) -> None:

@@ -8,6 +8,8 @@ from typing import Literal
 from genomebus_common.settings import ServiceSettings
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .disclosure import DEFAULT_MIN_CELL, MIN_CELL_FLOOR
+
 
 class RegistryClient(BaseModel):
     """One API client: who it is is the key in ``registry_clients``; this is what it may do."""
@@ -15,7 +17,10 @@ class RegistryClient(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     token_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256 of its token.")
-    role: Literal["research", "hospital"]
+    role: Literal["research", "hospital", "portal"] = Field(
+        description="research: aggregate counts; hospital: its own patients' genotypes; portal: "
+        "the citizens' portal, which shows patients who has read their data (nothing else)."
+    )
     hospital_id: str | None = Field(
         None, description="For a hospital client: the hospital whose patients it treats."
     )
@@ -24,6 +29,9 @@ class RegistryClient(BaseModel):
     def _hospital_needs_id(self) -> RegistryClient:
         if self.role == "hospital" and not self.hospital_id:
             raise ValueError("a hospital client needs a hospital_id")
+        if self.role == "portal" and self.hospital_id:
+            # The portal acts for citizens; a hospital id would make its reads look like care.
+            raise ValueError("a portal client has no hospital_id")
         return self
 
 
@@ -32,7 +40,7 @@ class RegistrySettings(ServiceSettings):
     registry_clients: dict[str, RegistryClient] = Field(
         default_factory=dict,
         description='JSON object: client id -> {"token_sha256": "<hex>", "role": "research" | '
-        '"hospital", "hospital_id": "RH"}. Tokens themselves are never stored.',
+        '"hospital" | "portal", "hospital_id": "RH"}. Tokens themselves are never stored.',
     )
     consume_events: bool = Field(
         True,
@@ -40,7 +48,11 @@ class RegistrySettings(ServiceSettings):
         "query-only replica (the API scales apart from the loaders).",
     )
     min_cell_count: int = Field(
-        5, ge=1, description="Research counts below this are shown as \"<N\", never exactly."
+        DEFAULT_MIN_CELL,
+        ge=MIN_CELL_FLOOR,
+        description="Smallest group of patients a research answer may reveal: fewer carriers, "
+        "non-carriers, homozygotes or heterozygotes than this and the counts that would reveal "
+        f"them are withheld (docs/security-registry.md). At least {MIN_CELL_FLOOR}.",
     )
     max_region_bp: int = Field(
         100_000, ge=1, description="Longest region one research region query may ask for."

@@ -1,5 +1,5 @@
 """What the registry knows, independent of Kafka, HTTP and SQL: variant identity, VCF rows,
-consent rules and the disclosure rule for small counts.
+consent rules and the research answers' shapes (the small-count rule is ``disclosure``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import NamedTuple
 from genomebus_common.errors import PermanentError
 from genomebus_common.reference import sha512t24u
 from pydantic import BaseModel, Field
+
+from . import disclosure
 
 #: Our own prefix: the digest is VRS-like (sha512t24u of canonical JSON) but it is not a GA4GH
 #: VRS Allele digest, so it must not claim the "ga4gh:VA." namespace.
@@ -165,17 +167,9 @@ class ConsentState:
 # --- disclosure ---------------------------------------------------------------------------------
 
 
-def masked(count: int, threshold: int) -> int | str:
-    """A count as it may be shown to researchers: below the threshold only "<threshold".
-
-    Zero is masked too: telling "nobody" from "a few" is exactly what small-cell suppression
-    withholds.
-    """
-    return count if count >= threshold else f"<{threshold}"
-
-
 class AlleleCounts(BaseModel):
-    """Research counts of one allele on one reference, over research-consenting samples."""
+    """Research counts of one allele on one reference, over research-consenting patients, as
+    ``disclosure`` lets them be shown: an int is exact, a string is a bound."""
 
     variant_id: str
     reference_digest: str
@@ -187,25 +181,17 @@ class AlleleCounts(BaseModel):
     allele_count: int | str
     allele_number: int | str
     allele_frequency: float | None
+    suppressed: str | None = Field(
+        None, description="Why some counts are withheld (small-cell rule); absent when none is."
+    )
 
     @classmethod
     def disclose(
         cls, *, carriers: int, allele_count: int, samples: int, threshold: int, **ident: object
     ) -> AlleleCounts:
-        """Counts with small cells masked; the frequency is withheld whenever a count is."""
-        allele_number = 2 * samples  # diploid: every consenting sample on this reference
-        # The cell is the patients, not their alleles: 3 patients must not show as "6".
-        show_freq = carriers >= threshold and allele_count >= threshold and samples >= threshold
-        return cls(
-            carriers=masked(carriers, threshold),
-            # Masked with the carriers: 8 alleles in "<5" carriers would say four homozygotes.
-            allele_count=(
-                masked(allele_count, threshold) if carriers >= threshold else f"<{threshold}"
-            ),
-            allele_number=allele_number if samples >= threshold else f"<{2 * threshold}",
-            allele_frequency=round(allele_count / allele_number, 6) if show_freq else None,
-            **ident,  # type: ignore[arg-type]
-        )
+        """The counts over ``samples`` research patients, small cells withheld (disclosure.py)."""
+        shown = disclosure.disclose(disclosure.Cells(samples, carriers, allele_count), threshold)
+        return cls(**shown._asdict(), **ident)  # type: ignore[arg-type]
 
 
 class AlleleAnswer(BaseModel):

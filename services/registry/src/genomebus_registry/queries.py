@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 import asyncpg
 from genomebus_common.errors import GenomebusError, PermanentError, from_asyncpg_error
 
-from . import audit, energy
+from . import access_log, audit, energy
+from .disclosure import DEFAULT_MIN_CELL
 from .domain import (
     AlleleAnswer,
     AlleleCounts,
@@ -104,7 +105,10 @@ ORDER BY c.reference_digest
 # One page of a region: for each contig of that name (one per reference), its variants from the
 # page's key on, walked in the order of the variants_locus index and cut at the page size, so a
 # page reads about as many rows as it returns, however many the region holds. Pages go reference
-# by reference ($7: the last page's reference), each in position order.
+# by reference ($7: the last page's reference), each in position order. Alleles with fewer than
+# $9 research carriers, and every allele of a cohort under 2 x $9 patients, are not listed at all
+# (disclosure rules 0 and 1): left out here, not after the LIMIT, so that a page is full and its
+# cursor never points at a withheld allele.
 _REGION_SQL = f"""
 WITH cohort AS ({_COHORT_SQL}), contig AS (
     SELECT k.contig_no, k.reference_digest, c.patients,
@@ -112,14 +116,14 @@ WITH cohort AS ({_COHORT_SQL}), contig AS (
            CASE WHEN k.reference_digest = $7 THEN $5::text ELSE '' END AS from_ref,
            CASE WHEN k.reference_digest = $7 THEN $6::text ELSE '' END AS from_alt
     FROM contigs k JOIN cohort c ON c.reference_digest = k.reference_digest
-    WHERE k.chrom = $1 AND k.reference_digest >= $7
+    WHERE k.chrom = $1 AND k.reference_digest >= $7 AND c.patients >= 2 * $9::int
 )
 SELECT v.variant_id, k.reference_digest, v.chrom, v.pos, v.ref, v.alt, k.patients,
        v.research_carriers AS carriers, v.research_allele_count AS allele_count
 FROM contig k CROSS JOIN LATERAL (
     SELECT variant_id, chrom, pos, ref, alt, research_carriers, research_allele_count
     FROM variants v
-    WHERE v.contig_no = k.contig_no AND v.pos BETWEEN $2 AND $3 AND v.research_carriers > 0
+    WHERE v.contig_no = k.contig_no AND v.pos BETWEEN $2 AND $3 AND v.research_carriers >= $9
       AND (v.pos, v.ref, v.alt) > (k.from_pos, k.from_ref, k.from_alt)
     ORDER BY v.pos, v.ref, v.alt
     LIMIT $8
@@ -137,12 +141,17 @@ REGION_PAGE_MAX = 10_000
 
 
 def region_args(
-    chrom: str, start: int, end: int, after: RegionCursor | None = None, limit: int = REGION_PAGE_MAX
-) -> tuple[str, int, int, int, str, str, str, int]:
+    chrom: str,
+    start: int,
+    end: int,
+    after: RegionCursor | None = None,
+    limit: int = REGION_PAGE_MAX,
+    min_carriers: int = DEFAULT_MIN_CELL,
+) -> tuple[str, int, int, int, str, str, str, int, int]:
     """_REGION_SQL's parameters; with no cursor the key starts below every variant at start, in
-    every reference."""
+    every reference. ``min_carriers``: the disclosure threshold (fewer carriers: not listed)."""
     key = (after.pos, after.ref, after.alt, after.reference_digest) if after else (start, "", "", "")
-    return (chrom, start, end, *key, limit)
+    return (chrom, start, end, *key, limit, max(1, min_carriers))
 
 def page_spans(rows: list[asyncpg.Record]) -> tuple[list[str], list[int], list[int]]:
     """Per reference in a (non-empty) region page: its digest, lowest and highest position
@@ -170,7 +179,8 @@ JOIN research_samples r ON r.sample_no = g.sample_no
 @dataclass
 class Queries:
     pool: asyncpg.Pool
-    min_cell_count: int = 5
+    #: The disclosure threshold (disclosure.py); the settings keep it at MIN_CELL_FLOOR or more.
+    min_cell_count: int = DEFAULT_MIN_CELL
 
     async def _audited(
         self,
@@ -247,14 +257,18 @@ class Queries:
         limit: int = REGION_PAGE_DEFAULT,
         after: RegionCursor | None = None,
     ) -> RegionAnswer:
-        """Variants whose POS lies in [start, end] (1-based, inclusive) carried by at least one
-        research-consenting patient, with their masked counts: up to ``limit`` of them after
-        ``after``; ``next_cursor`` asks for the rest."""
+        """Variants whose POS lies in [start, end] (1-based, inclusive) carried by at least
+        ``min_cell_count`` research-consenting patients (rarer ones are not listed: disclosure
+        rule 1), with their disclosed counts: up to ``limit`` of them after ``after``;
+        ``next_cursor`` asks for the rest."""
 
         async def answer(conn: asyncpg.Connection) -> _Outcome:
             if caller.role != "research":
                 return self._denied(RoleForbidden("research queries need a research client"))
-            rows = await conn.fetch(_REGION_SQL, *region_args(chrom, start, end, after, limit + 1))
+            rows = await conn.fetch(
+                _REGION_SQL,
+                *region_args(chrom, start, end, after, limit + 1, self.min_cell_count),
+            )
             more, rows = len(rows) > limit, rows[:limit]
             # The audit names the patients counted in this page: those with a call between its
             # lowest and highest position on each reference in it (a page boundary inside one
@@ -386,3 +400,29 @@ class Queries:
             return _Outcome(result, [patient])
 
         return await self._audited(caller, "treatment.sample_energy", {"sample_id": sample_id}, answer)
+
+    # --- citizens ----------------------------------------------------------------------------
+
+    async def access_log(
+        self,
+        caller: Caller,
+        pseudonym: str,
+        *,
+        limit: int = access_log.PAGE_DEFAULT,
+        after: access_log.AccessCursor | None = None,
+    ) -> access_log.AccessLog:
+        """Who read the patient's data, when and why: for the citizens' portal only.
+
+        Consent does not gate it (a patient who withdrew may still ask who looked before), and
+        an unknown pseudonym gets an empty log, the same as a patient no one has read. The
+        portal's read is itself audited, under an action the log does not list.
+        """
+
+        async def answer(conn: asyncpg.Connection) -> _Outcome:
+            if caller.role != "portal":
+                return self._denied(RoleForbidden("the access log is for the citizens' portal"))
+            page = await access_log.page(conn, pseudonym, limit=limit, after=after)
+            return _Outcome(page, [pseudonym])
+
+        details = {"patient": pseudonym, "limit": limit, "after": after.encode() if after else None}
+        return await self._audited(caller, "portal.access_log", details, answer)
