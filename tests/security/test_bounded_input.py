@@ -104,3 +104,21 @@ def test_a_fastq_with_an_endless_line_is_refused_as_soon_as_seen(
     assert "longer than" in " ".join(checked["reasons"])
     assert growth < GROWTH_LIMIT_MB, f"ingest's peak RSS grew by {growth:.0f} MB during the check"
     assert hashlib.sha256(bomb).hexdigest() not in str(checked)
+
+
+def test_the_nesting_check_is_linear_on_crafted_bodies() -> None:
+    """It runs before authentication: an unterminated run of escaped quotes once took hours at
+    1 MiB (a regex that restarted at every quote); now a fraction of a second. The bound is far
+    from both, so the test says "not quadratic", not how fast."""
+    import time as clock
+
+    from genomebus_common.http import json_depth
+
+    def seconds(size: int) -> float:
+        body = b'\\"' * (size // 2)
+        began = clock.perf_counter()
+        json_depth(body)
+        return clock.perf_counter() - began
+
+    large = seconds(1024 * 1024)
+    assert large < 10.0, f"1 MiB took {large:.1f} s"

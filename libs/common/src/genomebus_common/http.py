@@ -118,19 +118,35 @@ def bearer_identity(tokens: dict[str, str]) -> Callable[[Request], str]:
 
 MAX_BODY_BYTES = 1024 * 1024  # registrations, consents, FHIR resources: a few kB in practice
 MAX_JSON_DEPTH = 64  # a FHIR Consent nests ~6 deep; json and pydantic recurse per level
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+_JSON_SPECIAL = re.compile(rb'[\[\]{}"\\]')
 
 
-def json_depth(raw: bytes) -> int:
-    """How deep arrays and objects nest in ``raw`` (strings skipped), without parsing it: the
-    parser recurses per level, so a 100k-deep array must be refused before it is parsed."""
+def json_depth(raw: bytes, *, stop_above: int | None = None) -> int:
+    """How deep arrays and objects nest in ``raw``, without parsing it: the parser recurses per
+    level, so a 100k-deep array must be refused before it is parsed. One pass over the bytes
+    that matter (brackets, quotes, backslashes), linear whatever the input: this runs before
+    authentication, so a crafted body must not make it slow."""
     depth = deepest = 0
-    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub(b'""', raw)):
-        if bracket in b"[{":
+    in_string = False
+    skip_to = -1  # the character after a backslash inside a string is taken literally
+    for match in _JSON_SPECIAL.finditer(raw):
+        at = match.start()
+        if at < skip_to:
+            continue
+        char = raw[at:at + 1]
+        if in_string:
+            if char == b"\\":
+                skip_to = at + 2
+            elif char == b'"':
+                in_string = False
+        elif char == b'"':
+            in_string = True
+        elif char in b"[{":
             depth += 1
             deepest = max(deepest, depth)
-        else:
+            if stop_above is not None and deepest > stop_above:
+                return deepest  # deep enough to refuse: no need to read on
+        elif char in b"]}":
             depth -= 1
     return deepest
 
@@ -174,7 +190,7 @@ class BoundedBodies:
                 await self._refuse(send, 413, "body_too_large", "Request body too large",
                                    f"request bodies here are at most {self.max_bytes} bytes")
                 return
-        if json_depth(bytes(body)) > self.max_depth:  # every bounded body here is JSON
+        if json_depth(bytes(body), stop_above=self.max_depth) > self.max_depth:  # every bounded body here is JSON
             await self._refuse(send, 422, "validation_error", "The request is invalid",
                                f"body: JSON nests deeper than {self.max_depth} levels")
             return
