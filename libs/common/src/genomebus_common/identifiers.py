@@ -114,20 +114,11 @@ class Pseudonymiser:
 # screen errs on the side of refusing: an id that merely looks like a date plus four digits is
 # refused too, and callers are told to use another form (the LIS's own ids rarely collide).
 
-def _separator_chars() -> str:
-    """ASCII punctuation a number is written with, and every Unicode dash, space, line break,
-    control and invisible format character (soft hyphen, zero-width space, ...). Not ``/`` or
-    ``_``: object keys and file names use them between dates and counters."""
-    planes = [*range(0x10000), *range(0xE0000, 0xE0080)]  # the BMP, and the invisible tags
-    chars = {" ", ".", ":", ",", ";", "'", "\u2212"}
-    chars.update(
-        chr(code) for code in planes
-        if unicodedata.category(chr(code)) in ("Pd", "Zs", "Zl", "Zp", "Cf", "Cc")
-    )
-    return "".join(sorted(chars))
-
-
-_SEP = "[" + re.escape(_separator_chars()) + "]*"
+# Anything but an ASCII letter or digit may stand between the characters of a number written
+# to slip past a screen: punctuation of any script, dashes, spaces, invisible format characters,
+# combining marks, ``/`` and ``_`` too. Letters end it. Refusing ``RH/2026/12/02/123456`` (a
+# date-like path) is the price: the LIS is told to name its files otherwise.
+_SEP = "[^0-9A-Za-z]*"
 # DDMMYY then four digits, or a replacement tail (a digit then three letters or digits, at
 # least one a letter; what follows it does not matter), with any separators between any of its
 # characters, not inside a longer number. Which DDMM are real days is checked on the digits found.
@@ -137,7 +128,7 @@ _SHAPE = re.compile(
     rf"|(?P<replacement>[0-9]{_SEP}[0-9A-Za-z]{_SEP}[0-9A-Za-z]{_SEP}[0-9A-Za-z]))",
 )
 # Separators after a digit and before a letter or digit, taken out to find runs of digits.
-_BETWEEN = re.compile(rf"(?<=[0-9]){_SEP[:-1]}+(?=[0-9A-Za-z])")
+_BETWEEN = re.compile(r"(?<=[0-9])[^0-9A-Za-z]+(?=[0-9A-Za-z])")
 # A run of 10 or 11 digits: a CPR number with a tube or check digit before or after it.
 _DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{10,11}(?![0-9])", re.ASCII)
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
