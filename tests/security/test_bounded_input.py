@@ -122,3 +122,23 @@ def test_the_nesting_check_is_linear_on_crafted_bodies() -> None:
 
     large = seconds(1024 * 1024)
     assert large < 10.0, f"1 MiB took {large:.1f} s"
+
+
+def test_a_mate_far_longer_than_the_other_is_counted_not_held() -> None:
+    """R1 of one record beside 4 million R2 records (a 93 kB gzip): the check held every R2
+    name once R1 had ended (212 MB); now it only counts them."""
+    import gzip
+    import tracemalloc
+
+    from genomebus_ingest.fastq import check_pair
+
+    r1 = gzip.compress(b"@aa/1\nA\n+\nI\n")
+    r2 = gzip.compress(b"@aa/2\nA\n+\nI\n" * 4_000_000)
+    tracemalloc.start()
+    try:
+        report = check_pair(io.BytesIO(r1), io.BytesIO(r2))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.problems == ["mates have different record counts: R1 has 1, R2 has 4000000"]
+    assert peak < 64 * 2**20, f"the check held {peak / 2**20:.0f} MB"

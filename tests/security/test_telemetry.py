@@ -50,5 +50,6 @@ def test_log_lines_carry_no_national_id_in_any_spelling() -> None:
     for spelling in ("010190-1234", "010190\u20131234", "0101.90.1234"):
         record = logging.makeLogRecord({"msg": f"looked up {spelling}", "levelname": "INFO", "extra_field": spelling})
         record.patient_hint = spelling
+        record.reasons = [f"mate {spelling}", {"nested": (spelling,)}]  # logged lists and dicts too
         line = formatter.format(record)
         assert "0101" not in line and "redacted" in json.loads(line)["message"], line

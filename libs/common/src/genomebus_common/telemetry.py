@@ -243,10 +243,18 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         # Redacted before encoding: JSON escapes non-ASCII, and an escaped dash would hide a
         # national id from the screen.
-        return json.dumps(
-            {k: redact_national_ids(v) if isinstance(v, str) else v for k, v in entry.items()},
-            default=lambda v: redact_national_ids(str(v)),
-        )
+        return json.dumps(_redacted(entry), default=lambda v: redact_national_ids(str(v)))
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` with every string in it, at any depth, redacted (a log's ``reasons`` list)."""
+    if isinstance(value, str):
+        return redact_national_ids(value)
+    if isinstance(value, dict):
+        return {redact_national_ids(str(k)): _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def configure_logging(settings: ServiceSettings) -> None:

@@ -63,6 +63,7 @@ class _Mate:  # noqa: PLW1641 (identity hash: used as a dict key)
         self.tail = b""
         self.broken = False
         self.names: deque[bytes] = deque()  # checked names not yet paired with the other mate
+        self.keep_names = True  # False once the other mate has ended: only counting goes on
         self.bases = 0
 
     def problem(self, text: str) -> None:
@@ -111,7 +112,8 @@ class _Mate:  # noqa: PLW1641 (identity hash: used as a dict key)
             and seq_lengths == list(map(len, quals))
             and min(seq_lengths) > 0
         ):
-            self.names.extend(map(_mate_name, headers))
+            if self.keep_names:
+                self.names.extend(map(_mate_name, headers))
             self.bases += sum(seq_lengths)
             self.count += len(headers)
             return True
@@ -158,6 +160,12 @@ def check_pair(r1: BinaryIO, r2: BinaryIO) -> FastqReport:
             report.read_pairs += 1
         if one.broken or two.broken:
             return report
+        for ended, other in ((one, two), (two, one)):
+            if not open_[ended] and not ended.names and other.keep_names:
+                # Nothing left to pair with: the rest of the other mate is only counted, never
+                # held (a 1-record R1 beside millions of R2 names would fill memory).
+                other.keep_names = False
+                other.names.clear()
     report.bases = one.bases + two.bases
     if one.count != two.count:
         report.problems.append(
