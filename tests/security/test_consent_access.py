@@ -46,8 +46,10 @@ async def consent(settings: ServiceSettings, fresh_dsn: str) -> AsyncIterator[di
         yield clients
 
 
-def _without_volatile(response: httpx.Response) -> tuple[int, str]:
-    return response.status_code, response.json().get("detail", "")
+def _without_volatile(response: httpx.Response) -> tuple[int, dict, tuple]:
+    """Everything a caller sees but the per-request header values that differ anyway."""
+    headers = tuple(sorted((k, v) for k, v in response.headers.items() if k not in ("date", "content-length")))
+    return response.status_code, response.json(), headers
 
 
 async def test_another_hospital_cannot_lift_a_restriction_nor_read_the_history(
@@ -64,9 +66,18 @@ async def test_another_hospital_cannot_lift_a_restriction_nor_read_the_history(
     read = await consent["OUH"].get(f"/v1/consents/{pseudonym}")
     assert read.status_code == 404, "OUH read the history of a patient it does not treat"
 
-    # what OUH is told is exactly what it is told about a national id nobody consented for
+    # what OUH is told is exactly what it is told about a national id nobody consented for,
+    # and about one whose consent was withdrawn
     nobody = consent["RH"].app.state.pseudonym(random_cpr())  # type: ignore[attr-defined]
-    assert _without_volatile(read) == _without_volatile(await consent["OUH"].get(f"/v1/consents/{nobody}"))
+    withdrawn_cpr = random_cpr()
+    await treats(consent["RH"].app, "RH", withdrawn_cpr)  # type: ignore[attr-defined]
+    await consent["RH"].post("/v1/consents", json=consent_body(withdrawn_cpr))
+    await consent["RH"].post("/v1/consents", json=consent_body(
+        withdrawn_cpr, analysis_consent_given=False, withdrawn=True, consent_document=None, consent_date=None))
+    withdrawn = consent["RH"].app.state.pseudonym(withdrawn_cpr)  # type: ignore[attr-defined]
+    expected = _without_volatile(read)
+    assert expected == _without_volatile(await consent["OUH"].get(f"/v1/consents/{nobody}"))
+    assert expected == _without_volatile(await consent["OUH"].get(f"/v1/consents/{withdrawn}"))
 
     history = (await consent["RH"].get(f"/v1/consents/{pseudonym}")).json()
     assert [v["research_use"] for v in history["versions"]] == ["own_treatment_only"]
@@ -90,6 +101,19 @@ async def test_a_restriction_the_patient_set_is_lifted_only_by_the_patient(
     again = await consent["portal"].post("/v1/consents", json=consent_body(cpr, research_use="allowed",
                                                                             recorded_by="the patient"))
     assert again.status_code == 201
+
+
+async def test_a_restriction_the_patient_confirmed_is_the_patients(consent: dict[str, httpx.AsyncClient]) -> None:
+    """RH records the restriction, the patient confirms it through the portal: RH may no longer
+    lift it (it was the first to record it, but the choice is now the patient's own)."""
+    cpr = random_cpr()
+    await treats(consent["RH"].app, "RH", cpr)  # type: ignore[attr-defined]
+    await consent["RH"].post("/v1/consents", json=consent_body(cpr))
+    await consent["RH"].post("/v1/consents", json=consent_body(cpr, research_use="own_treatment_only"))
+    await consent["portal"].post("/v1/consents", json=consent_body(cpr, research_use="own_treatment_only",
+                                                                    recorded_by="the patient"))
+    lifted = await consent["RH"].post("/v1/consents", json=consent_body(cpr, research_use="allowed"))
+    assert lifted.status_code == 403
 
 
 async def test_a_hospital_without_a_sample_of_the_patient_learns_nothing_by_writing(

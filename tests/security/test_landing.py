@@ -121,3 +121,18 @@ async def test_removing_a_sample_deletes_its_landing_originals(
     left = [o.object_name for key in mine
             for o in store.client.list_objects(ingest_settings.landing_bucket, prefix=key)]
     assert left == [], f"the landing originals outlived the removal: {left}"
+
+
+async def test_landing_originals_another_live_sample_names_are_kept(
+    lis: httpx.AsyncClient, toy_reference: Manifest, store: ObjectStore, ingest_settings: IngestSettings,
+) -> None:
+    r1, r2 = pair(5, seed=67)
+    mine = _landing(store, ingest_settings, f"RH/{uuid.uuid4().hex[:8]}", r1, r2)
+    digests = hashlib.sha256(r1).hexdigest(), hashlib.sha256(r2).hexdigest()
+    first = (await lis.post("/v1/samples", json=_naming(toy_reference, mine, *digests))).json()
+    second = (await lis.post("/v1/samples", json=_naming(toy_reference, mine, *digests))).json()
+    assert first["sample_id"] != second["sample_id"]
+    await lis.delete(f"/v1/samples/{first['sample_id']}", params={"reason": "sample mix-up"})
+    assert store.client.stat_object(ingest_settings.landing_bucket, mine[0]).size == len(r1)
+    await lis.delete(f"/v1/samples/{second['sample_id']}", params={"reason": "sample mix-up"})
+    assert not list(store.client.list_objects(ingest_settings.landing_bucket, prefix=mine[0]))

@@ -83,6 +83,11 @@ def test_each_service_reaches_only_its_own_buckets(settings: ServiceSettings, st
     assert _refused(lambda: registry.put_object("genomebus-variants", "forged.vcf.gz", io.BytesIO(b"x"), 1))
     assert _refused(lambda: alignment.remove_object("genomebus-reads", "samples/any/R1.fastq.gz"))
     alignment.put_object("genomebus-alignments", f"probe/{uuid.uuid4().hex}", io.BytesIO(b"ok"), 2)  # its own
+    store.ensure_bucket("genomebus-alignments")
+    assert _refused(lambda: alignment.set_bucket_policy("genomebus-alignments", '{"Version": "2012-10-17", '
+                    '"Statement": [{"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"], '
+                    '"Resource": ["arn:aws:s3:::genomebus-alignments/*"]}]}')), "alignment made its bucket public"
+    assert _refused(lambda: alignment.remove_bucket("genomebus-alignments"))
 
     def no_identity() -> None:
         consent.list_buckets()

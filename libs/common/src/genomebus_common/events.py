@@ -352,6 +352,8 @@ class SampleRegistered(Event):
     record and read the patient's consent (consent keeps who treats whom from these)."""
 
     event_type: ClassVar[str] = "sample.registered"
+    # a lost one would shut the hospital out of its patient's consent
+    never_parked: ClassVar[bool] = True
     schema_version: Literal[1] = 1
 
     sample_id: Identifier

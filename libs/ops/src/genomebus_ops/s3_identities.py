@@ -40,10 +40,19 @@ def service_policy(service: str) -> dict[str, Any] | None:
         return None
     statements: list[dict[str, Any]] = []
     if access.writes:
+        # Object actions only, and the bucket's own existence: never its policy, lifecycle or
+        # deletion (a pod that could set a bucket public or expire it could lose everything).
         statements.append({
             "Effect": "Allow",
-            "Action": ["s3:*"],
-            "Resource": [arn for b in access.writes for arn in (f"arn:aws:s3:::{b}", f"arn:aws:s3:::{b}/*")],
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+                       "s3:ListMultipartUploadParts"],
+            "Resource": [f"arn:aws:s3:::{b}/*" for b in access.writes],
+        })
+        statements.append({
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:GetBucketLocation", "s3:CreateBucket",
+                       "s3:ListBucketMultipartUploads"],
+            "Resource": [f"arn:aws:s3:::{b}" for b in access.writes],
         })
     if access.reads:
         statements.append({

@@ -109,6 +109,8 @@ class ConsentService:
                     await _lock(conn, f"idempotency:{client}:{idempotency_key}")
                     replay = await self._replay(conn, client, idempotency_key, fingerprint)
                     if replay is not None:
+                        await _log(conn, pseudonym, self.client(client), "record", "allowed",
+                                   f"record consent ({source}), replayed")
                         return Recorded(replay, created=False)
                 await _lock(conn, f"patient:{pseudonym}")
                 current = await conn.fetchrow(
@@ -269,25 +271,25 @@ class ConsentService:
             "SELECT array_agg(DISTINCT recorded_by_client) FROM consent_versions WHERE patient_pseudonym = $1",
             pseudonym,
         )
-        restricted_by = None
+        restricting: list[str] = []
         if current["research_use"] == "own_treatment_only":
-            # who started the current restriction: the first restricted version after the
-            # last version that allowed research use
-            restricted_by = await conn.fetchval(
+            # who recorded the current restriction: every restricted version since the last
+            # one that allowed research use (the first started it; the portal confirming it
+            # later makes it the patient's own)
+            restricting = await conn.fetchval(
                 """
-                SELECT recorded_by_client FROM consent_versions
+                SELECT array_agg(recorded_by_client ORDER BY version) FROM consent_versions
                 WHERE patient_pseudonym = $1 AND research_use = 'own_treatment_only'
                   AND version > coalesce((SELECT max(version) FROM consent_versions
-                                          WHERE patient_pseudonym = $1 AND research_use = 'allowed'), 0)
-                ORDER BY version LIMIT 1""",
+                                          WHERE patient_pseudonym = $1 AND research_use = 'allowed'), 0)""",
                 pseudonym,
-            )
+            ) or []
         return PatientRecord(
             has_versions=True,
             recorded_by=frozenset(recorders or ()),
             treating=frozenset(treating or ()),
-            restricted_by=restricted_by,
-            restricted_by_portal=restricted_by in self.portal_clients,
+            restricted_by=restricting[0] if restricting else None,
+            restricted_by_portal=any(client in self.portal_clients for client in restricting),
         )
 
 

@@ -516,6 +516,10 @@ class Ingest:
             SELECT DISTINCT s.patient_pseudonym FROM samples s
             JOIN consents c ON c.patient_pseudonym = s.patient_pseudonym
             WHERE s.status = 'awaiting_consent' AND (c.analysis_consent_given OR c.withdrawn)
+              -- a research sample held by the patient's restriction waits for a new version,
+              -- not for the sweep
+              AND NOT (s.priority = 'research' AND c.research_use IS DISTINCT FROM 'allowed'
+                       AND NOT c.withdrawn)
               AND s.updated_at < now() - make_interval(secs => $1)""",
             stale_after_s,
         )
@@ -577,7 +581,18 @@ class Ingest:
         stored = await self.pool.fetchval("SELECT registration FROM samples WHERE sample_id = $1", sample_id)
         reads = SampleRegistration.model_validate_json(stored).reads
         for key in (reads.landing_r1_key, reads.landing_r2_key):
-            if key and landing_key_of(hospital_id, key):
+            if not key or not landing_key_of(hospital_id, key):
+                continue
+            shared = await self.pool.fetchval(
+                """
+                SELECT true FROM samples WHERE hospital_id = $1 AND sample_id <> $2
+                  AND status NOT IN ('removed', 'rejected')
+                  AND $3 IN (registration->'reads'->>'landing_r1_key',
+                             registration->'reads'->>'landing_r2_key')
+                LIMIT 1""",
+                hospital_id, sample_id, key,
+            )
+            if not shared:  # another live sample of the hospital still names it: it stays
                 await asyncio.to_thread(self.store.remove, self.landing_bucket, key)
         if self.relay is not None:
             self.relay.notify()
