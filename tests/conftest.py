@@ -30,6 +30,7 @@ def endpoints() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="session")
 def settings(endpoints: dict[str, str]) -> ServiceSettings:
     values = {key.removeprefix("GENOMEBUS_").lower(): value for key, value in endpoints.items()}
+    values["profile"] = "dev"  # the tests' servers: DSNs without TLS, throwaway databases as owner
     return ServiceSettings(
         service_name="tests",
         handler_retry_initial_s=0.05,

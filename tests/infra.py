@@ -2,7 +2,8 @@
 
 In order: endpoints given in the environment (``GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS`` and
 friends); else containers, when a Docker engine answers a ping; else the local stack that
-``genomebus stack up`` (run by ``make test``) started. When none is there the tests fail with
+``genomebus stack up`` (run by ``make test``) started. The database services' owner and runtime
+roles come with the local stack; on other servers they are made here, as the stack makes them. When none is there the tests fail with
 this message: an integration test never skips.
 """
 
@@ -74,13 +75,29 @@ def from_local_stack() -> dict[str, str]:
     return dict(endpoints())
 
 
+def with_database_roles(found: dict[str, str]) -> dict[str, str]:
+    """The database services' roles and databases on a server the local stack did not set up,
+    made as `genomebus stack up` makes them (fresh passwords for this run), unless given."""
+    from genomebus_devstack import dbroles
+
+    wanted = [k for s in dbroles.DATABASE_SERVICES
+              for k in (dbroles.dsn_key(s), dbroles.migrate_dsn_key(s))]
+    given = {k: os.environ[k] for k in wanted if os.environ.get(k)}
+    if len(given) == len(wanted):
+        return {**found, **given, dbroles.PROFILE_KEY: "dev"}
+    admin = found["GENOMEBUS_POSTGRES_DSN"]
+    passwords = {s: dbroles.RolePasswords.generate() for s in dbroles.DATABASE_SERVICES}
+    dbroles.provision(admin, passwords)
+    return {**found, **dbroles.env_entries(admin, passwords)}
+
+
 def resolve(stack: ExitStack) -> tuple[str, dict[str, str]]:
     """(where from, endpoints). Raises InfrastructureMissing with what to do."""
     env = from_environment()
     if env:
-        return "environment", env
+        return "environment", with_database_roles(env)
     if docker_engine_answers():
-        return "testcontainers", from_containers(stack)
+        return "testcontainers", with_database_roles(from_containers(stack))
     try:
         return "local stack", from_local_stack()
     except Exception as exc:

@@ -117,9 +117,12 @@ class Manifests:
     def deployments(self, service: str | None = None) -> list[dict[str, Any]]:
         return [d for d in self.of("Deployment") if service is None or service_of(d) == service]
 
-    def container_env(self, deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """Every variable the (only) container sees: {name: {"value"|"configMap"|"valueFrom"}}."""
-        container = only_container(deployment)
+    def container_env(
+        self, deployment: dict[str, Any], container: dict[str, Any] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Every variable the (only) container sees, or ``container`` (an init container):
+        {name: {"value"|"configMap"|"valueFrom"}}."""
+        container = container if container is not None else only_container(deployment)
         env: dict[str, dict[str, Any]] = {}
         for source in container.get("envFrom", []):
             ref = source["configMapRef"]["name"]

@@ -176,7 +176,8 @@ CNPG_CLUSTER = resource("postgresql.cnpg.io/v1", "Cluster", obj({
             "data": obj({"compression": {"enum": ["gzip", "bzip2", "snappy"]}}),
         }, ("destinationPath",)),
     }),
-    "postgresql": obj({"parameters": {"type": "object", "additionalProperties": STR}}),
+    "postgresql": obj({"parameters": {"type": "object", "additionalProperties": STR},
+                       "pg_hba": arr(STR)}),
     "monitoring": {"type": "object"},
     "affinity": {"type": "object"},
 }, ("instances",)))

@@ -43,8 +43,11 @@ API_SERVICES = {"ingest", "consent", "registry"}
 CPU_HEAVY = {"alignment", "calling"}
 DB_SERVICES = {"ingest", "consent", "registry"}
 LANE_DEPLOYMENT = {p: f"alignment-{p.value.replace('_', '-')}" for p in Priority}
+#: Where the DB services' pods find PostgreSQL's CA (the DSNs' sslrootcert).
+POSTGRES_CA = "/etc/genomebus/postgres-ca/ca.crt"
 SECRET_SETTINGS = {
     "GENOMEBUS_S3_ACCESS_KEY", "GENOMEBUS_S3_SECRET_KEY", "GENOMEBUS_POSTGRES_DSN",
+    "GENOMEBUS_POSTGRES_MIGRATE_DSN",
     "GENOMEBUS_PSEUDONYM_KEY", "GENOMEBUS_HOSPITAL_TOKENS", "GENOMEBUS_CONSENT_CLIENTS",
     "GENOMEBUS_REGISTRY_CLIENTS",
 }
@@ -161,11 +164,13 @@ def test_no_secret_values_anywhere(m: Manifests) -> None:
         leaked = SECRET_SETTINGS & set(cm.get("data", {}))
         assert not leaked, f"{cm['metadata']['name']} holds secret settings {leaked}"
     for deployment in m.deployments():
-        for name, source in m.container_env(deployment).items():
-            if name in SECRET_SETTINGS:
-                assert "secretKeyRef" in source.get("valueFrom", {}), (
-                    f"{deployment['metadata']['name']}: {name} must come from a Secret")
-                assert source["valueFrom"]["secretKeyRef"].get("optional") is not True
+        containers = [None, *deployment["spec"]["template"]["spec"].get("initContainers", [])]
+        for container in containers:
+            for name, source in m.container_env(deployment, container).items():
+                if name in SECRET_SETTINGS:
+                    assert "secretKeyRef" in source.get("valueFrom", {}), (
+                        f"{deployment['metadata']['name']}: {name} must come from a Secret")
+                    assert source["valueFrom"]["secretKeyRef"].get("optional") is not True
 
 
 # ================================================================================================
@@ -501,12 +506,34 @@ def test_every_variable_is_a_setting_the_service_reads(m: Manifests) -> None:
         assert not unknown, f"{deployment['metadata']['name']} sets variables {service} never reads: {unknown}"
         assert literal_settings(m, deployment)["GENOMEBUS_SERVICE_NAME"] == service
         secret = {n: "x" * 64 for n in ("pseudonym_key",) if "pseudonym_key" in settings_class(service).model_fields}
-        load_settings(m, deployment, **secret)  # every literal value parses
+        load_settings(m, deployment, **secret, **database_secrets(service))  # every literal value parses
+
+
+def database_secrets(service: str) -> dict[str, str]:
+    """What the DSN Secrets hold, as deploy/k8s/README.md says to create them."""
+    if service not in DB_SERVICES:
+        return {}
+    tls = f"sslmode=verify-full&sslrootcert={POSTGRES_CA}"
+    return {"postgres_dsn": f"postgresql://genomebus_{service}_runtime:pw@genomebus-pg-rw:5432/"
+                            f"genomebus_{service}?{tls}"}
+
+
+def secret_of(env: dict[str, dict[str, Any]], name: str) -> str:
+    return env[name]["valueFrom"]["secretKeyRef"]["name"]
+
+
+def migrate_container(deployment: dict[str, Any]) -> dict[str, Any]:
+    (init,) = deployment["spec"]["template"]["spec"].get("initContainers", [])
+    assert init["name"] == "migrate"
+    return init
 
 
 def test_database_secrets_roles_and_databases_line_up(m: Manifests) -> None:
+    """Two roles per database: the owner only in the migrate step, the runtime role in the
+    service; each DSN comes from its role's own Secret."""
     (cluster,) = m.of("Cluster")
-    roles = {r["name"]: r["passwordSecret"]["name"] for r in cluster["spec"]["managed"]["roles"]}
+    managed = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
+    roles = {name: r["passwordSecret"]["name"] for name, r in managed.items()}
     initdb = cluster["spec"]["bootstrap"]["initdb"]
     roles[initdb["owner"]] = initdb["secret"]["name"]
     databases = {d["spec"]["name"]: d["spec"]["owner"] for d in m.of("Database")}
@@ -514,14 +541,68 @@ def test_database_secrets_roles_and_databases_line_up(m: Manifests) -> None:
     for d in m.of("Database"):
         assert d["spec"]["cluster"]["name"] == cluster["metadata"]["name"]
     for service in DB_SERVICES:
-        db, role = f"genomebus_{service}", f"genomebus_{service}"
-        assert databases.get(db) == role, f"{service}: its own database, owned by its own role"
+        db, owner, runtime = f"genomebus_{service}", f"genomebus_{service}", f"genomebus_{service}_runtime"
+        assert databases.get(db) == owner, f"{service}: its own database, owned by its own role"
+        role = managed[runtime]
+        assert role["login"] is True and role.get("ensure", "present") == "present"
+        assert not any(role.get(a) for a in ("superuser", "createdb", "createrole", "replication",
+                                              "inRoles")), f"{runtime}: plain LOGIN only"
+        assert roles[runtime] != roles[owner]
         (deployment,) = m.deployments(service)
-        ref = m.container_env(deployment)["GENOMEBUS_POSTGRES_DSN"]["valueFrom"]["secretKeyRef"]
-        assert ref["name"] == roles[role], f"{service}: DSN and role password from one Secret"
+        env = m.container_env(deployment)
+        assert secret_of(env, "GENOMEBUS_POSTGRES_DSN") == roles[runtime], f"{service} runs as {runtime}"
+        assert "GENOMEBUS_POSTGRES_MIGRATE_DSN" not in env, f"{service}: the owner only in the migrate step"
+        assert roles[owner] not in {source["valueFrom"]["secretKeyRef"]["name"]
+                                    for source in env.values() if "secretKeyRef" in source.get("valueFrom", {})}
+        init = migrate_container(deployment)
+        init_env = m.container_env(deployment, init)
+        assert init["command"] == ["genomebus-migrate"]
+        assert init["image"] == only_container(deployment)["image"]
+        assert literal_settings_of(init_env)["GENOMEBUS_SERVICE_NAME"] == service
+        assert secret_of(init_env, "GENOMEBUS_POSTGRES_MIGRATE_DSN") == roles[owner]
+        assert secret_of(init_env, "GENOMEBUS_POSTGRES_DSN") == roles[runtime]
     for service in SERVICES - DB_SERVICES:
         for deployment in m.deployments(service):
             assert "GENOMEBUS_POSTGRES_DSN" not in m.container_env(deployment)
+            assert not deployment["spec"]["template"]["spec"].get("initContainers")
+
+
+def literal_settings_of(env: dict[str, dict[str, Any]]) -> dict[str, str]:
+    return {k: v["value"] for k, v in env.items() if "value" in v}
+
+
+def test_database_connections_verify_the_server_and_use_tls(m: Manifests) -> None:
+    """sslmode=verify-full needs the cluster's CA in every pod that connects; the server
+    refuses plain TCP; the settings (production profile) refuse a DSN without both."""
+    from genomebus_common.migrate import MigrateSettings
+
+    (cluster,) = m.of("Cluster")
+    assert "hostnossl all all all reject" in cluster["spec"]["postgresql"]["pg_hba"]
+    ca_secret = f"{cluster['metadata']['name']}-ca"  # CloudNativePG's server CA
+    for service in DB_SERVICES:
+        (deployment,) = m.deployments(service)
+        pod = deployment["spec"]["template"]["spec"]
+        volume = next(v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == ca_secret)
+        assert volume["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}], "never ca.key"
+        for container in (only_container(deployment), migrate_container(deployment)):
+            mount = next(v for v in container["volumeMounts"] if v["name"] == volume["name"])
+            assert Path(mount["mountPath"]) / "ca.crt" == Path(POSTGRES_CA) and mount["readOnly"]
+            sc = container["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"]
+        env = literal_settings_of(m.container_env(deployment, migrate_container(deployment)))
+        assert env.get("GENOMEBUS_PROFILE", "production") == "production"
+        prefix = "GENOMEBUS_"
+        values = {k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix)}
+        owner_dsn = database_secrets(service)["postgres_dsn"].replace("_runtime:pw", ":ownerpw")
+        MigrateSettings(_env_file=None, **values, **database_secrets(service),  # type: ignore[call-arg]
+                        postgres_migrate_dsn=owner_dsn)
+        with pytest.raises(ValueError, match="verify-full"):
+            MigrateSettings(_env_file=None, **values,  # type: ignore[call-arg]
+                            postgres_dsn=f"postgresql://r:pw@genomebus-pg-rw:5432/genomebus_{service}",
+                            postgres_migrate_dsn=owner_dsn)
+    readme = (K8S_DIR / "README.md").read_text()
+    assert f"sslrootcert={POSTGRES_CA}" in readme and "sslmode=verify-full" in readme
 
 
 def test_pseudonym_key_is_one_secret_for_ingest_and_consent_only(m: Manifests) -> None:

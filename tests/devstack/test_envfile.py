@@ -8,13 +8,16 @@ from pathlib import Path
 
 import genomebus_devstack
 import pytest
-from genomebus_devstack import envfile
+from genomebus_devstack import dbroles, envfile
+
+PASSWORDS = {s: dbroles.RolePasswords(owner=f"{s}-owner-password", runtime=f"{s}-runtime-password")
+             for s in dbroles.DATABASE_SERVICES}
 
 
 def _values() -> dict[str, str]:
     return envfile.build_env(host="127.0.0.1", kafka_port=21001, minio_port=21002,
                              access_key="genomebus", secret_key="s3cr-et_x", postgres_port=21003,
-                             database="genomebus")
+                             database="genomebus", role_passwords=PASSWORDS)
 
 
 def test_exact_names_and_values() -> None:
@@ -25,6 +28,13 @@ def test_exact_names_and_values() -> None:
         "GENOMEBUS_S3_SECRET_KEY": "s3cr-et_x",
         "GENOMEBUS_S3_SECURE": "false",
         "GENOMEBUS_POSTGRES_DSN": "postgresql://postgres@127.0.0.1:21003/genomebus",
+        "GENOMEBUS_PROFILE": "dev",
+        **{key: value for s in dbroles.DATABASE_SERVICES for key, value in {
+            f"GENOMEBUS_{s.upper()}_POSTGRES_DSN":
+                f"postgresql://genomebus_{s}_runtime:{s}-runtime-password@127.0.0.1:21003/genomebus_{s}",
+            f"GENOMEBUS_{s.upper()}_POSTGRES_MIGRATE_DSN":
+                f"postgresql://genomebus_{s}:{s}-owner-password@127.0.0.1:21003/genomebus_{s}",
+        }.items()},
     }
     assert tuple(_values()) == envfile.ENV_KEYS
 

@@ -29,7 +29,7 @@ from genomebus_common.objectstore import ObjectStore
 from genomebus_common.settings import ServiceSettings
 from genomebus_registry.config import RegistryClient, RegistrySettings
 from genomebus_registry.handlers import RegistryHandlers
-from genomebus_registry.main import migrations
+from genomebus_registry.schema import migrations
 from genomebus_registry.queries import Caller, Queries
 
 from ..common.factories import object_ref

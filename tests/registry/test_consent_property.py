@@ -25,7 +25,7 @@ from genomebus_common.db import connect_pool
 from genomebus_common.events import SampleRemoved
 from genomebus_common.objectstore import ObjectStore
 from genomebus_registry.handlers import RegistryHandlers
-from genomebus_registry.main import migrations
+from genomebus_registry.schema import migrations
 from genomebus_registry.queries import Queries
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -1,0 +1,1 @@
+"""Trust boundaries checked on the real infrastructure (database roles, ...)."""

@@ -14,7 +14,7 @@ TOKEN = hashlib.sha256(b"t").hexdigest()
 
 
 def settings(**values: object) -> RegistrySettings:
-    return RegistrySettings(_env_file=None, **values)  # type: ignore[call-arg]
+    return RegistrySettings(_env_file=None, **{"profile": "dev", **values})  # type: ignore[call-arg]
 
 
 def test_the_threshold_defaults_to_five_and_cannot_go_under_the_floor(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,9 +12,10 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import parse_qs, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,23 @@ class ServiceSettings(BaseSettings):
         env_prefix=ENV_PREFIX, extra="ignore", env_file_encoding="utf-8", frozen=True
     )
 
+    #: Set by the services that keep tables (ingest, consent, registry): their DSNs are checked.
+    uses_database: ClassVar[bool] = False
+
     service_name: str = Field(
         "genomebus",
         description="Name in logs, traces and the Kafka consumer group (genomebus.<name>).",
         examples=["alignment"],
     )
     log_level: str = Field("INFO", description="Python log level.", examples=["DEBUG"])
+    profile: Literal["dev", "production"] = Field(
+        "production",
+        description="`dev` only for the local stack and tests: it lets a service use a database "
+        "DSN without a password or TLS, and run as its database's owner. Anywhere else leave "
+        "`production`: DSNs need a password and sslmode=verify-full, and a service refuses to "
+        "run as the role that owns its tables.",
+        examples=["dev"],
+    )
 
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092",
@@ -105,8 +117,20 @@ class ServiceSettings(BaseSettings):
 
     postgres_dsn: SecretStr = Field(
         SecretStr("postgresql://postgres@127.0.0.1:5432/genomebus"),
-        description="PostgreSQL DSN of this service's own database.",
-        examples=["postgresql://registry:secret@postgres:5432/genomebus_registry"],
+        description="PostgreSQL DSN of this service's own database, as its runtime role (only "
+        "the privileges the service needs; see docs/security.md).",
+        examples=["postgresql://genomebus_registry_runtime:secret@postgres:5432/genomebus_registry"
+                  "?sslmode=verify-full&sslrootcert=/etc/genomebus/postgres-ca/ca.crt"],
+    )
+    postgres_migrate_dsn: SecretStr | None = Field(
+        None,
+        description="DSN of the role that owns this service's database: when set, the service "
+        "applies its migrations and its runtime role's grants through it at start-up, then "
+        "serves as GENOMEBUS_POSTGRES_DSN's role. Leave unset where a migrate step "
+        "(`genomebus-migrate`, a Kubernetes init container) does that, so the service never "
+        "holds the owner's password.",
+        examples=["postgresql://genomebus_registry:secret@postgres:5432/genomebus_registry"
+                  "?sslmode=verify-full&sslrootcert=/etc/genomebus/postgres-ca/ca.crt"],
     )
     postgres_pool_max: int = Field(10, ge=1, description="Largest PostgreSQL connection pool.")
 
@@ -127,6 +151,25 @@ class ServiceSettings(BaseSettings):
         examples=["http://otel-collector:4318/v1/traces"],
     )
 
+    @model_validator(mode="after")
+    def _database_credentials(self) -> "ServiceSettings":
+        """Outside development, a service's DSNs must authenticate and verify the server."""
+        if self.profile == "dev" or not self.uses_database:
+            return self
+        dsns = {"GENOMEBUS_POSTGRES_DSN": self.postgres_dsn}
+        if self.postgres_migrate_dsn is not None:
+            dsns["GENOMEBUS_POSTGRES_MIGRATE_DSN"] = self.postgres_migrate_dsn
+        problems = [f"{name}: {problem}" for name, dsn in dsns.items()
+                    for problem in dsn_problems(dsn.get_secret_value())]
+        users = {urlsplit(d.get_secret_value()).username for d in dsns.values()}
+        if len(dsns) == 2 and len(users) == 1:
+            problems.append("GENOMEBUS_POSTGRES_DSN and GENOMEBUS_POSTGRES_MIGRATE_DSN log in as "
+                            "the same role: the service must run as a runtime role, not the owner")
+        if problems:
+            raise ValueError("; ".join(problems) + " (GENOMEBUS_PROFILE=dev allows this on a "
+                             "development stack only)")
+        return self
+
     @property
     def consumer_group(self) -> str:
         return f"genomebus.{self.service_name}"
@@ -135,6 +178,27 @@ class ServiceSettings(BaseSettings):
     def load(cls, **overrides: Any) -> "ServiceSettings":
         """Read the environment (and the local stack's env file, if any)."""
         return cls(_env_file=_default_env_files() or None, **overrides)  # type: ignore[call-arg]
+
+
+def dsn_problems(dsn: str) -> list[str]:
+    """What makes a PostgreSQL DSN unfit outside development (empty when it is fit).
+
+    A password (or a client certificate) is required: a password-less DSN only works where the
+    server trusts anyone, and ``sslmode=verify-full``: anything less lets a machine in the
+    middle read the data or the password (``require`` encrypts without checking who answers).
+    """
+    parts = urlsplit(dsn)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    problems = []
+    if parts.scheme not in ("postgresql", "postgres"):
+        problems.append("not a postgresql:// DSN")
+    if not parts.username:
+        problems.append("names no role")
+    if not parts.password and "sslcert" not in query:
+        problems.append("has no password (nor a client certificate)")
+    if query.get("sslmode") != "verify-full":
+        problems.append(f"sslmode is {query.get('sslmode', 'unset')!r}, not 'verify-full'")
+    return problems
 
 
 class PseudonymSettings(BaseSettings):

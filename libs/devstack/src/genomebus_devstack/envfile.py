@@ -8,8 +8,10 @@ loaders, and by ``set -a; . .stack/env`` in a shell.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 
+from . import dbroles
 from .paths import Layout
 
 KAFKA_BOOTSTRAP = "GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"
@@ -18,8 +20,13 @@ S3_ACCESS_KEY = "GENOMEBUS_S3_ACCESS_KEY"
 S3_SECRET_KEY = "GENOMEBUS_S3_SECRET_KEY"
 S3_SECURE = "GENOMEBUS_S3_SECURE"
 POSTGRES_DSN = "GENOMEBUS_POSTGRES_DSN"
-ENV_KEYS: tuple[str, ...] = (KAFKA_BOOTSTRAP, S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY,
-                             S3_SECURE, POSTGRES_DSN)
+ENV_KEYS: tuple[str, ...] = (
+    KAFKA_BOOTSTRAP, S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, S3_SECURE, POSTGRES_DSN,
+    # The database services' own roles (dbroles): what the service launcher hands each of them.
+    dbroles.PROFILE_KEY,
+    *(key for s in dbroles.DATABASE_SERVICES
+      for key in (dbroles.dsn_key(s), dbroles.migrate_dsn_key(s))),
+)
 
 
 class StackNotUpError(RuntimeError):
@@ -27,15 +34,22 @@ class StackNotUpError(RuntimeError):
 
 
 def build_env(*, host: str, kafka_port: int, minio_port: int, access_key: str, secret_key: str,
-              postgres_port: int, database: str) -> dict[str, str]:
-    """The endpoint variables for a stack listening on ``host`` (ordered as in ENV_KEYS)."""
+              postgres_port: int, database: str,
+              role_passwords: Mapping[str, dbroles.RolePasswords]) -> dict[str, str]:
+    """The endpoint variables for a stack listening on ``host`` (ordered as in ENV_KEYS).
+
+    ``GENOMEBUS_POSTGRES_DSN`` is the superuser's (tests make throwaway databases with it); each
+    database service gets its runtime and owner DSNs under its own name.
+    """
+    admin = f"postgresql://postgres@{host}:{postgres_port}/{database}"
     return {
         KAFKA_BOOTSTRAP: f"{host}:{kafka_port}",
         S3_ENDPOINT: f"{host}:{minio_port}",
         S3_ACCESS_KEY: access_key,
         S3_SECRET_KEY: secret_key,
         S3_SECURE: "false",
-        POSTGRES_DSN: f"postgresql://postgres@{host}:{postgres_port}/{database}",
+        POSTGRES_DSN: admin,
+        **dbroles.env_entries(admin, role_passwords),
     }
 
 
@@ -64,7 +78,7 @@ def parse_env(text: str) -> dict[str, str]:
 
 
 def write_env(path: Path, values: dict[str, str]) -> None:
-    """Write atomically, readable only by the owner (it carries the MinIO secret)."""
+    """Write atomically, readable only by the owner (it carries the MinIO and database secrets)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(render_env(values))

@@ -121,6 +121,11 @@ class Layout:
         refuses root). See ``postgres.home`` for when it has to live elsewhere."""
         return self.state / "postgres"
 
+    @property
+    def postgres_roles_file(self) -> Path:
+        """Passwords of the services' database roles (``dbroles``), generated at the first up."""
+        return self.state / "postgres-roles.json"
+
     # -- tools cache ------------------------------------------------------------------------
     @property
     def kafka_lib(self) -> Path:

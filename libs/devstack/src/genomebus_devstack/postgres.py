@@ -152,6 +152,38 @@ def start(layout: Layout, *, port: int, timeout: int = 60) -> PidRecord:
     return PidRecord.capture(pid)
 
 
+#: Client authentication of the stack's cluster. initdb's ``-A trust`` let any role in without a
+#: password; now only the superuser is trusted (on loopback: the stack's tools and the tests use
+#: it), and the services' roles must give their passwords, as they must in production.
+HBA_CONF = f"""# Written by `genomebus stack up` (libs/devstack/src/genomebus_devstack/postgres.py).
+local   all   all                            trust
+host    all   {SERVER_USER}    127.0.0.1/32  trust
+host    all   {SERVER_USER}    ::1/128       trust
+host    all   all         127.0.0.1/32  scram-sha-256
+host    all   all         ::1/128       scram-sha-256
+"""
+
+
+def configure_auth(layout: Layout, port: int) -> bool:
+    """Install :data:`HBA_CONF` and reload the server if it differed; True if it changed."""
+    path = data_dir(layout) / "pg_hba.conf"
+    if path.read_text() == HBA_CONF:
+        return False
+    tmp = path.with_name("pg_hba.conf.genomebus")
+    tmp.write_text(HBA_CONF)
+    owner = _server_owner()
+    if owner is not None:
+        os.chown(tmp, *owner)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    reloaded = _psql(port, "SELECT pg_reload_conf()")
+    errors = _psql(port, "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL")
+    if reloaded.returncode != 0 or errors.stdout.strip() != "0":
+        raise StackError(f"PostgreSQL did not take {path}: {reloaded.stderr.strip()} "
+                         f"{errors.stdout.strip()} {errors.stderr.strip()}")
+    return True
+
+
 def postmaster_pid(layout: Layout) -> int | None:
     try:
         return int((data_dir(layout) / "postmaster.pid").read_text().split("\n", 1)[0])

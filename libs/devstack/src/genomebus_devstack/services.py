@@ -21,13 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import dbroles
 from .identities import service_s3_env
 from .ports import port_is_free
 from .procs import StackError
 from .tools import bwa_bin_dir, with_service_path
 
 # Services that keep tables: each gets a database of its own on the shared server.
-DATABASE_SERVICES = frozenset({"ingest", "consent", "registry"})
+DATABASE_SERVICES = frozenset(dbroles.DATABASE_SERVICES)
 # Services that run bwa: they refuse to start without the patched build (no silent fallback).
 BWA_SERVICES = frozenset({"alignment"})
 
@@ -40,28 +41,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def own_database(dsn: str, service: str) -> str:
-    """The service's own database on the stack's server, created if missing."""
-    import asyncio
-    import threading
+def database_env(env: Mapping[str, str], service: str) -> dict[str, str]:
+    """A database service's DSNs, from the stack's per-service entries (``dbroles``).
 
-    from genomebus_common.db import ensure_database, with_database
-
-    target = with_database(dsn, f"genomebus_{service}")
-    errors: list[BaseException] = []
-
-    def create() -> None:  # a thread of its own: the caller may be inside an event loop
-        try:
-            asyncio.run(ensure_database(target))
-        except BaseException as exc:  # noqa: BLE001 (reported below)
-            errors.append(exc)
-
-    worker = threading.Thread(target=create)
-    worker.start()
-    worker.join()
-    if errors:
-        raise StackError(f"cannot create the database for {service}: {errors[0]}")
-    return target
+    The service runs as its runtime role and migrates as its database's owner; never as the
+    stack's superuser. Missing entries mean an env file from before the roles existed.
+    """
+    runtime, owner = env.get(dbroles.dsn_key(service)), env.get(dbroles.migrate_dsn_key(service))
+    if not runtime or not owner:
+        raise StackError(f"{service}: no database credentials ({dbroles.dsn_key(service)}, "
+                         f"{dbroles.migrate_dsn_key(service)}): run `genomebus stack up`")
+    return {"GENOMEBUS_POSTGRES_DSN": runtime, "GENOMEBUS_POSTGRES_MIGRATE_DSN": owner}
 
 
 @dataclass
@@ -93,14 +83,16 @@ class ServiceProcess:
             raise StackError(f"{self.name}: {bwa_bin_dir() / 'bwa'} (the patched bwa) is missing: "
                              f"run `genomebus stack install`")
         env = with_service_path({
+            # a development stack: DSNs without TLS are allowed (settings refuse them otherwise)
+            dbroles.PROFILE_KEY: "dev",
             **os.environ,
             **self.env,
             **service_s3_env(self.name),  # its own S3 identity, never the stack's root
             "GENOMEBUS_SERVICE_NAME": self.name,
             "GENOMEBUS_HTTP_PORT": str(self.port),
         })
-        if self.name in DATABASE_SERVICES and env.get("GENOMEBUS_POSTGRES_DSN"):
-            env["GENOMEBUS_POSTGRES_DSN"] = own_database(env["GENOMEBUS_POSTGRES_DSN"], self.name)
+        if self.name in DATABASE_SERVICES:
+            env |= database_env(env, self.name)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(script)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

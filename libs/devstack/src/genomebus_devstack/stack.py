@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from . import bwabuild, envfile, identities, kafka, kustomize, minio, pins, postgres, tools
+from . import bwabuild, dbroles, envfile, identities, kafka, kustomize, minio, pins, postgres, tools
 from .paths import Layout
 from .ports import resolve_ports
 from .procs import (
@@ -190,15 +190,28 @@ def up(layout: Layout, echo: Echo = default_echo) -> dict[str, str]:
         for item in sorted(starting, key=lambda s: s.component != "minio"):
             _wait_new(layout, item, ports, echo)
 
+        began = time.monotonic()
+        passwords = _database_roles(layout, ports["postgres"])
+        echo(line("up", "postgres", "roles ok", f"owner and runtime role of "
+                  f"{', '.join(dbroles.DATABASE_SERVICES)}", time.monotonic() - began))
         access, secret = minio.credentials(layout)
         identities.ensure_s3_identities(layout, endpoint("minio", ports), access, secret)
         values = envfile.build_env(host=HOST, kafka_port=ports["kafka"], minio_port=ports["minio"],
                                    access_key=access, secret_key=secret,
-                                   postgres_port=ports["postgres"], database=pins.POSTGRES_DATABASE)
+                                   postgres_port=ports["postgres"], database=pins.POSTGRES_DATABASE,
+                                   role_passwords=passwords)
         envfile.write_env(layout.env_file, values)
     echo(f"stack up in {time.monotonic() - overall:.1f}s; endpoints in {layout.env_file} "
          f"(`genomebus stack env` prints them as exports)")
     return values
+
+
+def _database_roles(layout: Layout, port: int) -> dict[str, dbroles.RolePasswords]:
+    """Passwords required on loopback, then every database service's roles and database."""
+    postgres.configure_auth(layout, port)
+    passwords = dbroles.load_passwords(layout.postgres_roles_file)
+    dbroles.provision(f"postgresql://{postgres.SERVER_USER}@{HOST}:{port}/postgres", passwords)
+    return passwords
 
 
 def _spawn(layout: Layout, component: str, ports: dict[str, int], echo: Echo) -> _Starting:

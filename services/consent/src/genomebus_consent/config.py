@@ -15,6 +15,7 @@ from genomebus_common.settings import PseudonymSettings, ServiceSettings
 
 
 class ConsentSettings(PseudonymSettings, ServiceSettings):
+    uses_database = True  # its DSNs are checked outside development
     service_name: str = "consent"
     consent_clients: dict[str, str] = Field(
         default_factory=dict,

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from importlib import resources
 
 from fastapi import FastAPI
 
-from genomebus_common.db import connect_pool, load_migrations
 from genomebus_common.broker import Delivery
+from genomebus_common.db import service_pool
 from genomebus_common.events import SampleRegistered, Stage
 from genomebus_common.outbox import OutboxRelay
 from genomebus_common.runtime import ServiceRuntime, create_app, serve
 from genomebus_common.topics import SAMPLE_REGISTERED
 
-from . import api
+from . import api, schema
 from .config import ConsentSettings
 from .service import ConsentService
 
@@ -32,12 +31,7 @@ def build_app(settings: ConsentSettings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def resources_(rt: ServiceRuntime) -> AsyncIterator[ConsentService]:
-        migrations = load_migrations("consent", resources.files(__package__) / "migrations")
-        async with connect_pool(
-            settings.postgres_dsn.get_secret_value(),
-            migrations,
-            max_size=settings.postgres_pool_max,
-        ) as pool:
+        async with service_pool(settings, schema.schema()) as pool:
             relay = OutboxRelay(pool, rt.broker)
             rt.readiness["postgres"] = lambda: pool.fetchval("SELECT true")
             rt.keep_running(relay)  # publishes only while Kafka is connected

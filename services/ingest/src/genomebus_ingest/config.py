@@ -10,6 +10,7 @@ from genomebus_common.settings import PseudonymSettings, ServiceSettings
 
 
 class IngestSettings(PseudonymSettings, ServiceSettings):
+    uses_database = True  # its DSNs are checked outside development
     service_name: str = "ingest"
     hospital_tokens: dict[str, str] = Field(
         default_factory=dict,

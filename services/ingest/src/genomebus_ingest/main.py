@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from importlib import resources
 from pathlib import Path
 
 import asyncpg
 from fastapi import FastAPI
 
 from genomebus_common import metrics
-from genomebus_common.db import connect_pool, load_migrations
+from genomebus_common.db import service_pool
 from genomebus_common.broker import Delivery
 from genomebus_common.events import ConsentChanged, Stage, StageProgress
 from genomebus_common.objectstore import ObjectStore
@@ -20,7 +19,7 @@ from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.runtime import ServiceRuntime, create_app, serve
 from genomebus_common.topics import CONSENT_CHANGED, STAGE_PROGRESS
 
-from . import api
+from . import api, schema
 from .config import IngestSettings
 from .domain import SampleStatus
 from .service import Ingest, Sweeper
@@ -43,10 +42,7 @@ def build_app(settings: IngestSettings) -> FastAPI:
         store = ObjectStore.from_settings(settings)
         for bucket in (settings.reads_bucket, settings.landing_bucket):
             store.ensure_bucket(bucket)
-        migrations = load_migrations("ingest", resources.files(__package__) / "migrations")
-        async with connect_pool(
-            settings.postgres_dsn.get_secret_value(), migrations, max_size=settings.postgres_pool_max
-        ) as pool:
+        async with service_pool(settings, schema.schema()) as pool:
             relay = OutboxRelay(pool, rt.broker)
             rt.readiness["postgres"] = lambda: pool.fetchval("SELECT true")
             ingest = Ingest(

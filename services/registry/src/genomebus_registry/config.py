@@ -36,6 +36,7 @@ class RegistryClient(BaseModel):
 
 
 class RegistrySettings(ServiceSettings):
+    uses_database = True  # its DSNs are checked outside development
     service_name: str = "registry"
     registry_clients: dict[str, RegistryClient] = Field(
         default_factory=dict,

@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import asyncpg
 from fastapi import FastAPI
 from genomebus_common.broker import Delivery
-from genomebus_common.db import Migration, connect_pool, load_migrations
+from genomebus_common.db import service_pool
 from genomebus_common.events import (
     ConsentChanged,
     SampleAligned,
@@ -33,10 +32,7 @@ from . import api
 from .config import RegistrySettings
 from .handlers import RegistryHandlers
 from .queries import Queries
-
-
-def migrations() -> list[Migration]:
-    return load_migrations("registry", resources.files(__package__) / "migrations")
+from .schema import schema
 
 
 @dataclass
@@ -62,9 +58,7 @@ def build_app(
 
     @contextlib.asynccontextmanager
     async def resources_(rt: ServiceRuntime) -> AsyncIterator[Registry]:
-        async with connect_pool(
-            settings.postgres_dsn.get_secret_value(), migrations(), max_size=settings.postgres_pool_max
-        ) as pool:
+        async with service_pool(settings, schema()) as pool:
             relay = OutboxRelay(pool, rt.broker)
             rt.readiness["postgres"] = lambda: pool.fetchval("SELECT true")
             registry = Registry(
