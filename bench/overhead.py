@@ -64,6 +64,7 @@ from typing import Any
 import httpx
 
 from genomebus_common.events import ObjectRef, SampleAligned, StageFailed, VariantsCalled
+from genomebus_common.kafka_client import client_options
 from genomebus_common.objectstore import ObjectStore, file_sha256
 from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.settings import ServiceSettings
@@ -453,7 +454,7 @@ def stage_units(store: ObjectStore, ref: ObjectRef, event: Any, stage_seconds: f
 
 
 def platform_run(services: Services, token: str, reference_id: str, r1: Path, r2: Path,
-                 bootstrap: str, store: ObjectStore, out: Path, *, timeout_s: float, label: str) -> PlatformRun:
+                 kafka: ServiceSettings, store: ObjectStore, out: Path, *, timeout_s: float, label: str) -> PlatformRun:
     """A LIS POST, then wait for variants.called (stage times from the events' arrival), or stop
     at a stage.failed for the sample, a dead service or the timeout."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -494,7 +495,7 @@ def platform_run(services: Services, token: str, reference_id: str, r1: Path, r2
         return str(response.json()["sample_id"])
 
     async def go() -> PlatformRun:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**client_options(kafka), enable_auto_commit=False)
         await consumer.start()
         try:
             await consumer.topics()  # metadata for every topic, so the partitions are known
@@ -656,8 +657,7 @@ class Bench:
         self.logs = folder / "logs" / "bench"
         stack = endpoints()
         settings = ServiceSettings(**{k.removeprefix("GENOMEBUS_").lower(): v for k, v in stack.items()}, _env_file=None)  # type: ignore[call-arg]
-        self.bootstrap = settings.kafka_bootstrap_servers
-        self.settings = settings
+        self.settings = settings  # the stack's administrator: the bench watches every topic
         self.store = ObjectStore.from_settings(settings)
         self.env = {
             **stack,
@@ -721,7 +721,7 @@ class Bench:
         if problem := wait_idle(services, self.args.exclusive_wait):
             self.warn(f"{label}: services {problem}")
         run = platform_run(services, self.token, self.reference_id, sample.reads_1, sample.reads_2,
-                           self.bootstrap, self.store, self.out, timeout_s=self.timeout_for(sample.read_pairs),
+                           self.settings, self.store, self.out, timeout_s=self.timeout_for(sample.read_pairs),
                            label=label)
         expected = expected_chunks(sample.read_pairs, sample.read_length, batch, chunk_bases)
         got = run.stages.get("alignment")

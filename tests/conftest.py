@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
+from typing import Any
 
 import asyncpg
 import pytest
@@ -17,18 +18,26 @@ from . import infra
 
 
 @pytest.fixture(scope="session")
-def endpoints() -> Iterator[dict[str, str]]:
+def infrastructure() -> Iterator[tuple[str, dict[str, str]]]:
+    """(where from, endpoints) of the real Kafka, MinIO and PostgreSQL."""
     with ExitStack() as stack:
         try:
             source, found = infra.resolve(stack)
         except infra.InfrastructureMissing as exc:
             pytest.fail(str(exc), pytrace=False)
         print(f"\nintegration endpoints from the {source}: {found['GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS']}")
-        yield found
+        yield source, found
+
+
+@pytest.fixture(scope="session")
+def endpoints(infrastructure: tuple[str, dict[str, str]]) -> dict[str, str]:
+    return infrastructure[1]
 
 
 @pytest.fixture(scope="session")
 def settings(endpoints: dict[str, str]) -> ServiceSettings:
+    """Settings for the real stack as its administrator (any topic, any group): for tests of
+    the shared machinery on private topics, and for helpers that make and read topics."""
     values = {key.removeprefix("GENOMEBUS_").lower(): value for key, value in endpoints.items()}
     values["profile"] = "dev"  # the tests' servers: DSNs without TLS, throwaway databases as owner
     return ServiceSettings(
@@ -39,6 +48,34 @@ def settings(endpoints: dict[str, str]) -> ServiceSettings:
         _env_file=None,  # type: ignore[call-arg]
         **values,
     )
+
+
+@pytest.fixture(scope="session")
+def kafka_users(infrastructure: tuple[str, dict[str, str]]) -> dict[str, str]:
+    """Passwords of the broker's Kafka users, by user name."""
+    try:
+        return infra.kafka_users(infrastructure[0])
+    except infra.InfrastructureMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def as_service(kafka_users: dict[str, str]) -> Callable[[str], dict[str, Any]]:
+    """``as_service("consent")``: the settings that make a test's client that service's bus
+    client, with that service's Kafka user and so its ACLs (and no topic creation: the stack
+    made the topics, as Strimzi does). Merge into a service's settings."""
+    from genomebus_common.topics import BUS_CLIENTS
+
+    def overrides(name: str) -> dict[str, Any]:
+        user = BUS_CLIENTS[name].user
+        return {
+            "service_name": name,
+            "kafka_sasl_username": user,
+            "kafka_sasl_password": kafka_users[user],
+            "kafka_create_topics": False,
+        }
+
+    return overrides
 
 
 @pytest.fixture(scope="session")

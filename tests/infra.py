@@ -5,6 +5,11 @@ friends); else containers, when a Docker engine answers a ping; else the local s
 ``genomebus stack up`` (run by ``make test``) started. The database services' owner and runtime
 roles come with the local stack; on other servers they are made here, as the stack makes them. When none is there the tests fail with
 this message: an integration test never skips.
+
+Kafka identities: the endpoints carry the administrator's (``GENOMEBUS_KAFKA_SASL_*``), which
+the shared fixtures and helpers use to make and read any topic. Tests that act as a service use
+that service's user (``kafka_users``): the local stack's users file, or the JSON file
+``GENOMEBUS_TEST_KAFKA_USERS`` names ({user: password}) for endpoints from the environment.
 """
 
 from __future__ import annotations
@@ -20,6 +25,15 @@ KEYS = (
     "GENOMEBUS_S3_SECRET_KEY",
     "GENOMEBUS_POSTGRES_DSN",
 )
+#: Passed on when set (a broker with identities); a broker without any needs none of them.
+OPTIONAL_KEYS = (
+    "GENOMEBUS_KAFKA_SECURITY_PROTOCOL",
+    "GENOMEBUS_KAFKA_SASL_MECHANISM",
+    "GENOMEBUS_KAFKA_SASL_USERNAME",
+    "GENOMEBUS_KAFKA_SASL_PASSWORD",
+    "GENOMEBUS_KAFKA_SSL_CAFILE",
+)
+USERS_FILE_ENV = "GENOMEBUS_TEST_KAFKA_USERS"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -36,7 +50,9 @@ def from_environment() -> dict[str, str] | None:
         raise InfrastructureMissing(
             f"some endpoints are set in the environment but not these: {', '.join(missing)}"
         )
-    return {**present, "GENOMEBUS_S3_SECURE": os.environ.get("GENOMEBUS_S3_SECURE", "false")}
+    optional = {k: os.environ[k] for k in OPTIONAL_KEYS if os.environ.get(k)}
+    return {**present, **optional,
+            "GENOMEBUS_S3_SECURE": os.environ.get("GENOMEBUS_S3_SECURE", "false")}
 
 
 def docker_engine_answers() -> bool:
@@ -106,3 +122,25 @@ def resolve(stack: ExitStack) -> tuple[str, dict[str, str]]:
             "environment, no Docker engine, and the local stack is not up "
             f"({exc}). Run `make test` (it starts the stack) or `.venv/bin/genomebus stack up`."
         ) from exc
+
+
+def kafka_users(source: str) -> dict[str, str]:
+    """Passwords by Kafka user name, for tests that act as one service. Raises
+    InfrastructureMissing, saying where they were looked for, when there are none."""
+    import json
+
+    explicit = os.environ.get(USERS_FILE_ENV)
+    if explicit:
+        return dict(json.loads(Path(explicit).read_text()))
+    if source == "local stack":
+        from genomebus_devstack import kafka_users as users
+        from genomebus_devstack.paths import Layout
+
+        found = users.load(Layout.discover().kafka_home)
+        if found:
+            return found
+    raise InfrastructureMissing(
+        f"no Kafka users for the {source}: tests that act as a service need each service's "
+        f"user; set {USERS_FILE_ENV} to a JSON file of {{user: password}}, or run the tests "
+        "against the local stack (`make test`)."
+    )

@@ -1,4 +1,5 @@
-"""Small helpers for tests that talk to the real broker."""
+"""Small helpers for tests that talk to the real broker, as whoever ``settings`` names (the
+stack's administrator in the shared ``settings`` fixture: they make and read any topic)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from genomebus_common.kafka_client import client_options
+from genomebus_common.settings import ServiceSettings
 
-async def create_topics(bootstrap: str, *names: str, partitions: int = 1) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+
+async def create_topics(settings: ServiceSettings, *names: str, partitions: int = 1) -> None:
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         await admin.create_topics(
@@ -21,7 +25,7 @@ async def create_topics(bootstrap: str, *names: str, partitions: int = 1) -> Non
 
 
 async def read_topic(
-    bootstrap: str,
+    settings: ServiceSettings,
     topic: str,
     *,
     count: int,
@@ -29,7 +33,7 @@ async def read_topic(
 ) -> list[ConsumerRecord]:
     """Read ``count`` records from the start of ``topic`` as an outside consumer would."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic, **client_options(settings), auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     records: list[ConsumerRecord] = []
@@ -49,7 +53,7 @@ async def read_topic(
 
 
 async def read_until(
-    bootstrap: str,
+    settings: ServiceSettings,
     topic: str,
     predicate: Callable[[ConsumerRecord], bool],
     *,
@@ -57,7 +61,7 @@ async def read_until(
 ) -> ConsumerRecord:
     """The first record on ``topic`` (from its start) that satisfies ``predicate``."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic, **client_options(settings), auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     try:

@@ -22,6 +22,7 @@ from genomebus_common.broker import (
 )
 from genomebus_common.errors import ObjectStoreUnavailable
 from genomebus_common.events import SampleReceived, Stage, StageFailed
+from genomebus_common.kafka_client import client_options
 from genomebus_common.settings import ServiceSettings
 from genomebus_common.topics import ALL_TOPICS, STAGE_FAILED
 
@@ -48,7 +49,7 @@ async def test_ensure_topics_creates_every_topic_and_its_dlq(settings: ServiceSe
     assert again == [], "a second call must find everything in place"
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         names = set(await admin.list_topics())
@@ -60,7 +61,7 @@ async def test_ensure_topics_creates_every_topic_and_its_dlq(settings: ServiceSe
 
 async def test_events_flow_through_the_real_broker(settings: ServiceSettings, unique: str) -> None:
     topic = f"test.{unique}.flow"
-    await create_topics(settings.kafka_bootstrap_servers, topic, partitions=3)
+    await create_topics(settings, topic, partitions=3)
     broker, consumer = _consumer(settings, unique)
     received: list[tuple[SampleReceived, Delivery]] = []
 
@@ -82,7 +83,7 @@ async def test_invalid_event_goes_to_dlq_with_reason_and_the_partition_keeps_flo
     settings: ServiceSettings, unique: str
 ) -> None:
     topic = f"test.{unique}.poison"
-    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    await create_topics(settings, topic, f"{topic}.dlq")
     broker, consumer = _consumer(settings, unique)
     handled: list[str] = []
 
@@ -101,7 +102,7 @@ async def test_invalid_event_goes_to_dlq_with_reason_and_the_partition_keeps_flo
         await broker.publish(good.to_bytes(), topic=topic, key=b"good")
         await wait_for(lambda: handled == [good.sample_id], timeout_s=30)
 
-    dead = await read_topic(settings.kafka_bootstrap_servers, f"{topic}.dlq", count=2)
+    dead = await read_topic(settings, f"{topic}.dlq", count=2)
     first, second = (headers(r) for r in dead)
     assert dead[0].value == json.dumps(bad).encode(), "the DLQ keeps the original bytes"
     assert dead[0].key == b"bad"
@@ -117,7 +118,7 @@ async def test_transient_failures_are_retried_then_succeed(
     settings: ServiceSettings, unique: str
 ) -> None:
     topic = f"test.{unique}.flaky"
-    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    await create_topics(settings, topic, f"{topic}.dlq")
     broker, consumer = _consumer(settings, unique, attempts=4)
     attempts: list[int] = []
 
@@ -141,7 +142,7 @@ async def test_a_subscription_that_must_not_lose_events_retries_past_the_budget(
     """Consent changes: a database outage longer than the retry budget holds the partition
     until it passes; nothing is dead-lettered and the events after it keep their order."""
     topic = f"test.{unique}.consent-like"
-    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    await create_topics(settings, topic, f"{topic}.dlq")
     broker, consumer = _consumer(settings, unique, attempts=2)
     handled: list[tuple[str, int]] = []
 
@@ -159,7 +160,7 @@ async def test_a_subscription_that_must_not_lose_events_retries_past_the_budget(
         await wait_for(lambda: any(s == second.sample_id for s, _ in handled), timeout_s=30)
     assert handled == [(first.sample_id, n) for n in range(1, 7)] + [(second.sample_id, 1)]
     with pytest.raises(AssertionError, match="got 0"):  # nothing was dead-lettered
-        await read_topic(settings.kafka_bootstrap_servers, f"{topic}.dlq", count=1, timeout_s=2)
+        await read_topic(settings, f"{topic}.dlq", count=1, timeout_s=2)
 
 
 async def test_a_removal_is_retried_past_the_budget_without_asking(
@@ -200,7 +201,7 @@ async def test_the_consent_topic_is_compacted_wherever_it_is_made(settings: Serv
     from genomebus_common.topics import CONSENT_CHANGED, SAMPLE_ALIGNED
 
     await ensure_topics(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         async def policy(name: str) -> dict[str, str]:
@@ -230,7 +231,7 @@ async def test_exhausted_retries_dead_letter_as_retriable_and_announce_stage_fai
     settings: ServiceSettings, unique: str
 ) -> None:
     topic = f"test.{unique}.down"
-    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    await create_topics(settings, topic, f"{topic}.dlq")
     await ensure_topics(settings, [STAGE_FAILED])
     broker, consumer = _consumer(settings, unique, attempts=2)
 
@@ -242,12 +243,12 @@ async def test_exhausted_retries_dead_letter_as_retriable_and_announce_stage_fai
     async with broker:
         await broker.start()
         await broker.publish(event.to_bytes(), topic=topic, key=event.sample_id.encode())
-        dead = await read_topic(settings.kafka_bootstrap_servers, f"{topic}.dlq", count=1)
+        dead = await read_topic(settings, f"{topic}.dlq", count=1)
     assert headers(dead[0])[H_DLQ_ERROR_KIND] == "transient"
     assert headers(dead[0])[H_DLQ_ERROR_CODE] == "object_store_unavailable"
 
     record = await read_until(
-        settings.kafka_bootstrap_servers,
+        settings,
         STAGE_FAILED.name,
         lambda r: StageFailed.from_bytes(r.value).source_event_id == event.event_id,
     )
@@ -261,7 +262,7 @@ async def test_unmapped_timeouts_are_retried_not_dead_lettered(
     settings: ServiceSettings, unique: str
 ) -> None:
     topic = f"test.{unique}.timeouts"
-    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    await create_topics(settings, topic, f"{topic}.dlq")
     broker, consumer = _consumer(settings, unique, attempts=3)
     attempts: list[int] = []
 
@@ -288,7 +289,7 @@ async def test_a_stopping_service_neither_retries_nor_dead_letters_and_the_messa
 
     monkeypatch.setattr(tools, "_stopping", threading.Event())  # the test process goes on
     topic = f"test.{unique}.stopping"
-    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    await create_topics(settings, topic, f"{topic}.dlq")
     # The broker waits graceful_timeout (15 s by default) for the parked handler, then cancels it.
     broker = create_broker(settings, graceful_timeout=1.0)
     consumer = ReliableConsumer(
@@ -312,7 +313,7 @@ async def test_a_stopping_service_neither_retries_nor_dead_letters_and_the_messa
         await asyncio.sleep(1.0)
     assert attempts == [1], "no retry once the service is stopping"
 
-    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
+    reader = AIOKafkaConsumer(**client_options(settings),
                               group_id=f"test-{unique}", enable_auto_commit=False)
     await reader.start()
     try:
@@ -336,7 +337,7 @@ async def test_where_an_operator_owns_the_topics_a_missing_one_is_named_not_crea
     owned = settings.model_copy(update={"kafka_create_topics": False})
     with pytest.raises(TopicsMissing, match=lane.name):
         await ensure_topics(owned, [lane])
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         assert lane.name not in await admin.list_topics(), "nothing was created"
@@ -352,7 +353,7 @@ async def test_null_or_binary_header_values_do_not_block_the_partition(
     from aiokafka import AIOKafkaProducer
 
     topic = f"test.{unique}.headers"
-    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    await create_topics(settings, topic, f"{topic}.dlq")
     broker, consumer = _consumer(settings, unique)
     handled: list[tuple[str, dict[str, str]]] = []
 
@@ -361,7 +362,7 @@ async def test_null_or_binary_header_values_do_not_block_the_partition(
 
     consumer.subscribe(SampleReceived, handle, topic)
     odd, after = sample_received(f"S-{unique}-odd"), sample_received(f"S-{unique}-after")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    producer = AIOKafkaProducer(**client_options(settings))
     await producer.start()
     try:
         await producer.send_and_wait(topic, odd.to_bytes(), key=b"k",
@@ -383,7 +384,7 @@ async def test_a_failed_announcement_does_not_dead_letter_the_message_twice(
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     topic = f"test.{unique}.announce"
-    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    await create_topics(settings, topic, f"{topic}.dlq")
     broker, consumer = _consumer(settings, unique)
     real_publish = broker.publish
 
@@ -397,9 +398,9 @@ async def test_a_failed_announcement_does_not_dead_letter_the_message_twice(
     async with broker:
         await broker.start()
         await real_publish(b"{not json", topic=topic, key=b"poison")
-        await read_topic(settings.kafka_bootstrap_servers, f"{topic}.dlq", count=1)
+        await read_topic(settings, f"{topic}.dlq", count=1)
         await asyncio.sleep(4.0)  # long enough for a redelivery and a second dead letter
-    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    reader = AIOKafkaConsumer(**client_options(settings))
     await reader.start()
     try:
         dlq = TopicPartition(f"{topic}.dlq", 0)

@@ -36,14 +36,14 @@ async def test_killed_consumer_redelivers_and_the_effect_happens_once(
     crash_point: str,
 ) -> None:
     topic, group = f"test.{unique}.crash", f"test-{unique}"
-    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    await create_topics(settings, topic, f"{topic}.dlq")
     event = sample_received(f"S-{unique}")
     first = _spawn(endpoints, topic, group, fresh_dsn, str(tmp_path), crash_point)
     second: subprocess.Popen[bytes] | None = None
     try:
-        from faststream.kafka import KafkaBroker
+        from genomebus_common.broker import create_broker
 
-        async with KafkaBroker(settings.kafka_bootstrap_servers) as producer:
+        async with create_broker(settings) as producer:
             await producer.publish(event.to_bytes(), topic=topic, key=event.sample_id.encode())
         marker = "in-transaction" if crash_point == "hang-in-transaction" else "after-commit"
         await wait_for(lambda: (tmp_path / marker).exists(), timeout_s=60, what=marker)

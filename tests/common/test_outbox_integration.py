@@ -42,7 +42,7 @@ async def test_committed_events_are_published_once_and_rolled_back_ones_never(
 
     topic = sample_received_topic(kept[0].priority)
     last = await read_until(
-        settings.kafka_bootstrap_servers,
+        settings,
         topic,
         lambda r: SampleReceived.from_bytes(r.value).sample_id == kept[-1].sample_id,
     )
@@ -71,7 +71,7 @@ async def test_a_row_kafka_refuses_for_good_is_set_aside_and_the_rest_flows(
         failed = await pool.fetchrow("SELECT failed_at, last_error FROM genomebus_outbox WHERE event_id = $1", too_big.event_id)
     assert failed["failed_at"] is not None and failed["last_error"]
     await read_until(
-        settings.kafka_bootstrap_servers,
+        settings,
         sample_received_topic(after.priority),
         lambda r: r.key == after.sample_id.encode(),
     )
@@ -128,5 +128,5 @@ async def test_replicas_relaying_together_keep_one_key_in_order(
             seen.append(ConsentChanged.from_bytes(record.value).version)  # type: ignore[attr-defined]
         return len(seen) == len(versions)
 
-    await read_until(settings.kafka_bootstrap_servers, CONSENT_CHANGED.name, collect)
+    await read_until(settings, CONSENT_CHANGED.name, collect)
     assert seen == sorted(seen) == list(range(1, 121))

@@ -85,19 +85,17 @@ async def test_a_withdrawal_in_flight_quarantines_instead_of_publishing(
     settings: ServiceSettings, store: ObjectStore, bucket: str, unique: str
 ) -> None:
     """The view reads the real consent topic; the withdrawal lands while the stage computes."""
-    from faststream.kafka import KafkaBroker
-
-    from genomebus_common.broker import ensure_topics, publish_event
+    from genomebus_common.broker import create_broker, ensure_topics, publish_event
 
     await ensure_topics(settings, [CONSENT_CHANGED])
     patient = "pk1_" + hashlib.sha256(unique.encode()).hexdigest()
-    view = ConsentView(settings.kafka_bootstrap_servers)
+    view = ConsentView(settings)
     await view.start()
     broker = RecordingBroker()
     source = sample_received(f"S-{unique}", patient_pseudonym=patient)
     try:
         await view.wait_ready()
-        async with KafkaBroker(settings.kafka_bootstrap_servers) as kafka:
+        async with create_broker(settings) as kafka:
             await publish_event(kafka, _consent(patient, 1, withdrawn=False))
 
             def compute() -> SampleReceived:

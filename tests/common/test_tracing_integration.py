@@ -26,7 +26,7 @@ async def test_trace_id_survives_a_kafka_hop_and_appears_in_logs(
     settings: ServiceSettings, unique: str
 ) -> None:
     topic = f"test.{unique}.trace"
-    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    await create_topics(settings, topic, f"{topic}.dlq")
     exporter = InMemorySpanExporter()
     provider = make_tracer_provider("tests", processors=[SimpleSpanProcessor(exporter)])
     tracer = provider.get_tracer("lis")

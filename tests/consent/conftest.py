@@ -6,7 +6,7 @@ import hashlib
 import json
 import random
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -52,12 +52,17 @@ def pseudonym_key() -> str:
 
 @pytest.fixture
 def consent_settings(
-    settings: ServiceSettings, fresh_dsn: str, pseudonym_key: str
+    settings: ServiceSettings,
+    as_service: Callable[[str], dict[str, Any]],
+    fresh_dsn: str,
+    pseudonym_key: str,
 ) -> ConsentSettings:
+    """The consent service as it runs: with its own Kafka user, whose ACLs let it write
+    consent.changed and nothing else."""
     return ConsentSettings(
         **{
             **settings.model_dump(),
-            "service_name": "consent",
+            **as_service("consent"),
             "postgres_dsn": fresh_dsn,
             "pseudonym_key": pseudonym_key,
             "consent_clients": {

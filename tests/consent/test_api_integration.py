@@ -14,6 +14,7 @@ import pytest
 from genomebus_common.broker import H_CORRELATION_ID, H_EVENT_TYPE
 from genomebus_common.events import ConsentChanged
 from genomebus_common.identifiers import Pseudonymiser, parse_cpr
+from genomebus_common.settings import ServiceSettings
 from genomebus_common.topics import CONSENT_CHANGED
 from genomebus_consent.config import ConsentSettings
 from genomebus_ingest.config import IngestSettings
@@ -106,7 +107,8 @@ async def test_concurrent_changes_get_distinct_consecutive_versions(
 
 
 async def test_events_arrive_in_version_order_keyed_by_pseudonym_and_the_national_id_nowhere(
-    hospital: httpx.AsyncClient, consent_settings: ConsentSettings, caplog: pytest.LogCaptureFixture
+    hospital: httpx.AsyncClient, consent_settings: ConsentSettings, settings: ServiceSettings,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
     cpr = random_cpr()
@@ -135,7 +137,7 @@ async def test_events_arrive_in_version_order_keyed_by_pseudonym_and_the_nationa
             ours.append(record)
         return len(ours) == 3
 
-    await read_until(consent_settings.kafka_bootstrap_servers, CONSENT_CHANGED.name, collect)
+    await read_until(settings, CONSENT_CHANGED.name, collect)  # as the administrator
     events = [ConsentChanged.from_bytes(r.value) for r in ours]
     assert [e.version for e in events] == [1, 2, 3]
     assert [str(e.event_id) for e in events] == [r.json()["event_id"] for r in responses[:3]]

@@ -9,21 +9,30 @@ from importlib import resources
 import pytest
 
 from genomebus_common.db import connect_pool, load_migrations
+from genomebus_common.events import ConsentChanged, ResearchUse
 from genomebus_common.outbox import enqueue
-from genomebus_common.topics import sample_received_topic
+from genomebus_common.settings import ServiceSettings
+from genomebus_common.topics import CONSENT_CHANGED
 from genomebus_consent.config import ConsentSettings
 from genomebus_consent.main import build_app
 
-from ..common.factories import sample_received
+from ..registry.conftest import pseudonym
 from ..common.kafka_helpers import read_until
 
 pytestmark = pytest.mark.integration
 
 
 async def test_rows_waiting_at_start_are_published_not_set_aside(
-    consent_settings: ConsentSettings, unique: str
+    consent_settings: ConsentSettings, settings: ServiceSettings, unique: str
 ) -> None:
-    waiting = [sample_received(f"S-{unique}-{i}") for i in range(5)]
+    # What consent's outbox holds: consent versions (its Kafka user may publish nothing else).
+    patient = pseudonym(f"outbox-restart-{unique}")
+    waiting = [
+        ConsentChanged(correlation_id=f"restart-{unique}", patient_pseudonym=patient, version=v,
+                       analysis_consent_given=True, research_use=ResearchUse.ALLOWED,
+                       recorded_by="tests")
+        for v in range(1, 6)
+    ]
     dsn = consent_settings.postgres_dsn.get_secret_value()
     migrations = load_migrations("consent", resources.files("genomebus_consent") / "migrations")
     async with connect_pool(dsn, migrations) as pool:
@@ -43,9 +52,9 @@ async def test_rows_waiting_at_start_are_published_not_set_aside(
                 await asyncio.sleep(0.05)
         assert [(s["sent"], s["failed"], s["last_error"]) for s in states] == [(True, False, None)] * 5
 
-    last = await read_until(
-        consent_settings.kafka_bootstrap_servers,
-        sample_received_topic(waiting[-1].priority),
-        lambda r: r.key == waiting[-1].sample_id.encode(),
+    last = await read_until(  # read as the administrator: consent's user only writes
+        settings,
+        CONSENT_CHANGED.name,
+        lambda r: r.key == patient.encode() and ConsentChanged.from_bytes(r.value).version == 5,
     )
-    assert last.key == waiting[-1].sample_id.encode()
+    assert last.key == patient.encode()

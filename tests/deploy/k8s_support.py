@@ -5,11 +5,11 @@ may or may not be on the machine); when it is missing the tests fail, they never
 
 Schemas:
 - core kinds: kubernetes-validate's bundled OpenAPI schemas, strict (unknown fields are errors);
-- KEDA ScaledObject and the Prometheus Operator's PodMonitor: the CRDs those projects publish in
-  their Go modules, obtained with ``go mod download`` (pinned version and file SHA-256, cached in
-  the tools dir, like the Compose schema in compose_spec.py) and made strict the way
-  kubeconform does it (``additionalProperties: false`` on every object that lists its
-  properties), because a real API server silently prunes unknown fields of a CRD;
+- KEDA ScaledObject and TriggerAuthentication, the Prometheus Operator's PodMonitor: the CRDs
+  those projects publish in their Go modules, obtained with ``go mod download`` (pinned version
+  and file SHA-256, cached in the tools dir, like the Compose schema in compose_spec.py) and
+  made strict the way kubeconform does it (``additionalProperties: false`` on every object that
+  lists its properties), because a real API server silently prunes unknown fields of a CRD;
 - Strimzi, MinIO Tenant and CloudNativePG: their CRDs are in no package registry this project
   can use (Strimzi's Maven `api` jar has model classes, not CRDs; the MinIO operator's and
   CloudNativePG's Go modules are not served), so operator_schemas.py describes the fields these
@@ -53,6 +53,11 @@ CRD_SOURCES = (
     CrdSource(
         "github.com/kedacore/keda/v2", "v2.18.1", "config/crd/bases/keda.sh_scaledobjects.yaml",
         "44e8d3444bb884ed5c8dc4f1b118944a54fe9c81534048793c20b9394ae1de2c", "ScaledObject",
+    ),
+    CrdSource(
+        "github.com/kedacore/keda/v2", "v2.18.1",
+        "config/crd/bases/keda.sh_triggerauthentications.yaml",
+        "e0849ab935c926e88413060ae7f262268d23f5bfcf6df85bbc6708e882ac11c6", "TriggerAuthentication",
     ),
     CrdSource(
         "github.com/prometheus-operator/prometheus-operator", "v0.85.0",

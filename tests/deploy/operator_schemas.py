@@ -59,7 +59,8 @@ STRIMZI_LISTENER = obj({
     "port": {"type": "integer", "minimum": 9092},
     "type": {"enum": ["internal", "route", "loadbalancer", "nodeport", "ingress", "cluster-ip"]},
     "tls": BOOL,
-    "authentication": {"type": "object"},
+    "authentication": obj({"type": {"enum": ["tls", "scram-sha-512", "oauth", "custom"]}},
+                          ("type",)),
     "configuration": {"type": "object"},
     "networkPolicyPeers": arr(obj({"podSelector": LABEL_SELECTOR,
                                    "namespaceSelector": LABEL_SELECTOR,
@@ -71,7 +72,8 @@ KAFKA = resource("kafka.strimzi.io/v1beta2", "Kafka", obj({
         "metadataVersion": STR,
         "listeners": arr(STRIMZI_LISTENER, 1),
         "config": ANY_MAP,
-        "authorization": {"type": "object"},
+        "authorization": obj({"type": {"enum": ["simple", "opa", "keycloak", "custom"]},
+                              "superUsers": arr(STR)}, ("type",)),
         "rack": {"type": "object"},
         "metricsConfig": {"type": "object"},
         "template": {"type": "object"},
@@ -106,6 +108,28 @@ KAFKA_TOPIC = resource("kafka.strimzi.io/v1beta2", "KafkaTopic", obj({
     "partitions": {"type": "integer", "minimum": 1},
     "replicas": {"type": "integer", "minimum": 1, "maximum": 32767},
     "config": {"type": "object", "additionalProperties": {"type": ["string", "integer", "boolean", "number"]}},
+}))
+
+# Strimzi's ``simple`` authorization: its AclRule (resource, type, host, operations).
+STRIMZI_ACL_RULE = obj({
+    "resource": obj({
+        "type": {"enum": ["topic", "group", "cluster", "transactionalId"]},
+        "name": STR,
+        "patternType": {"enum": ["literal", "prefix"]},
+    }, ("type",)),
+    "type": {"enum": ["allow", "deny"]},
+    "host": STR,
+    "operations": arr({"enum": ["Read", "Write", "Create", "Delete", "Alter", "Describe",
+                                "ClusterAction", "AlterConfigs", "DescribeConfigs",
+                                "IdempotentWrite", "All"]}, 1),
+}, ("resource", "operations"))
+KAFKA_USER = resource("kafka.strimzi.io/v1beta2", "KafkaUser", obj({
+    "authentication": obj({"type": {"enum": ["tls", "tls-external", "scram-sha-512"]},
+                           "password": {"type": "object"}}, ("type",)),
+    "authorization": obj({"type": {"enum": ["simple"]}, "acls": arr(STRIMZI_ACL_RULE)},
+                         ("type", "acls")),
+    "quotas": {"type": "object"},
+    "template": {"type": "object"},
 }))
 
 # --- MinIO operator ----------------------------------------------------------------------------
@@ -203,6 +227,7 @@ SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("kafka.strimzi.io/v1beta2", "Kafka"): KAFKA,
     ("kafka.strimzi.io/v1beta2", "KafkaNodePool"): KAFKA_NODE_POOL,
     ("kafka.strimzi.io/v1beta2", "KafkaTopic"): KAFKA_TOPIC,
+    ("kafka.strimzi.io/v1beta2", "KafkaUser"): KAFKA_USER,
     ("minio.min.io/v2", "Tenant"): TENANT,
     ("postgresql.cnpg.io/v1", "Cluster"): CNPG_CLUSTER,
     ("postgresql.cnpg.io/v1", "Database"): CNPG_DATABASE,

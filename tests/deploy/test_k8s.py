@@ -49,7 +49,7 @@ SECRET_SETTINGS = {
     "GENOMEBUS_S3_ACCESS_KEY", "GENOMEBUS_S3_SECRET_KEY", "GENOMEBUS_POSTGRES_DSN",
     "GENOMEBUS_POSTGRES_MIGRATE_DSN",
     "GENOMEBUS_PSEUDONYM_KEY", "GENOMEBUS_HOSPITAL_TOKENS", "GENOMEBUS_CONSENT_CLIENTS",
-    "GENOMEBUS_REGISTRY_CLIENTS",
+    "GENOMEBUS_REGISTRY_CLIENTS", "GENOMEBUS_KAFKA_SASL_PASSWORD",
 }
 
 
@@ -81,11 +81,14 @@ def literal_settings(m: Manifests, deployment: dict[str, Any]) -> dict[str, str]
 
 
 def load_settings(m: Manifests, deployment: dict[str, Any], **secrets: Any) -> Any:
-    """The service's real settings class, fed the rendered environment (pydantic validates)."""
+    """The service's real settings class, fed the rendered environment (pydantic validates).
+    The Kafka password comes from the KafkaUser's Secret at run time: a stand-in here."""
     env = literal_settings(m, deployment)
     cls = settings_class(service_of(deployment))
     prefix = "GENOMEBUS_"
     values = {k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix)}
+    if "GENOMEBUS_KAFKA_SASL_PASSWORD" in m.container_env(deployment):
+        secrets.setdefault("kafka_sasl_password", "from-the-kafkauser-secret")
     return cls(_env_file=None, **values, **secrets)
 
 
@@ -186,6 +189,16 @@ def test_topics_file_is_generated_from_the_code() -> None:
     spec.loader.exec_module(module)
     assert module.OUTPUT.read_text() == module.render(), (
         "deploy/k8s/base/kafka/topics.yaml is stale: run .venv/bin/python deploy/k8s/generate.py")
+
+
+def test_users_file_is_generated_from_the_code() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("k8s_generate", K8S_DIR / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.USERS_OUTPUT.read_text() == module.render_users(), (
+        "deploy/k8s/base/kafka/users.yaml is stale: run .venv/bin/python deploy/k8s/generate.py")
 
 
 def test_every_topic_and_dead_letter_topic_exists_as_the_code_declares(m: Manifests) -> None:
@@ -435,7 +448,7 @@ def _peer_kind(m: Manifests, rule: dict[str, Any]) -> set[str]:
     for peer in rule["to"]:
         labels = peer.get("podSelector", {}).get("matchLabels", {})
         ns = peer.get("namespaceSelector", {}).get("matchLabels", {})
-        if labels == {"strimzi.io/cluster": kafka, "strimzi.io/kind": "Kafka"} and ports == {9092}:
+        if labels == {"strimzi.io/cluster": kafka, "strimzi.io/kind": "Kafka"} and ports == {9093}:
             kinds.add("kafka")
         elif labels == {"v1.min.io/tenant": tenant} and ports == {9000}:
             kinds.add("minio")
@@ -490,6 +503,99 @@ def test_kafka_listener_admits_every_genomebus_pod(m: Manifests) -> None:
                        and "namespaceSelector" not in p for p in peers), deployment["metadata"]["name"]
         # KEDA reads the lag from its own namespace; without it nothing would ever scale.
         assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}} in peers
+
+
+# ================================================================================================
+# Kafka identities: TLS, one SCRAM user per service, ACLs from genomebus_common.topics
+# ================================================================================================
+
+
+def _cluster_ca_secret(m: Manifests) -> str:
+    return f"{m.of('Kafka')[0]['metadata']['name']}-cluster-ca-cert"  # Strimzi's naming
+
+
+def test_kafka_takes_only_tls_clients_with_scram_users_and_enforces_acls(m: Manifests) -> None:
+    (kafka,) = m.of("Kafka")
+    listeners = kafka["spec"]["kafka"]["listeners"]
+    assert listeners and all(
+        l["tls"] is True and l.get("authentication", {}).get("type") == "scram-sha-512"
+        for l in listeners
+    ), "every listener: TLS and SCRAM-SHA-512"
+    assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
+    assert kafka["spec"]["entityOperator"].get("userOperator") is not None, "who makes the users?"
+    port = listeners[0]["port"]
+    common = m.configmap("genomebus-common")["data"]
+    assert common["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"] == f"{kafka['metadata']['name']}-kafka-bootstrap:{port}"
+    assert common["GENOMEBUS_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert common["GENOMEBUS_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+
+
+def test_kafka_users_are_the_tables_clients_with_its_acls(m: Manifests) -> None:
+    """Read back from the rendered manifests (not the generator): the rules are the table's."""
+    from genomebus_common.kafka_acls import rules_for
+    from genomebus_common.topics import BUS_CLIENTS
+
+    cluster = m.of("Kafka")[0]["metadata"]["name"]
+    users = {u["metadata"]["name"]: u for u in m.of("KafkaUser")}
+    assert set(users) == {c.user for c in BUS_CLIENTS.values()}
+    pattern = {"literal": "literal", "prefix": "prefixed"}
+    for client in BUS_CLIENTS.values():
+        user = users[client.user]
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == cluster
+        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+        rendered = {
+            (acl["resource"]["type"], acl["resource"]["name"], pattern[acl["resource"]["patternType"]], op)
+            for acl in user["spec"]["authorization"]["acls"]
+            for op in acl["operations"]
+        }
+        assert all(acl.get("type", "allow") == "allow" and acl["host"] == "*"
+                   for acl in user["spec"]["authorization"]["acls"])
+        assert rendered == {(r.resource, r.name, r.pattern, r.operation) for r in rules_for(client)}, client.name
+    writers = {name for name, u in users.items() for acl in u["spec"]["authorization"]["acls"]
+               if acl["resource"]["name"] == CONSENT_CHANGED.name and "Write" in acl["operations"]}
+    assert writers == {"genomebus-consent"}
+
+
+def test_every_deployment_is_its_own_kafka_user_over_verified_tls(m: Manifests) -> None:
+    users = {u["metadata"]["name"] for u in m.of("KafkaUser")}
+    for deployment in m.deployments():
+        service, name = service_of(deployment), deployment["metadata"]["name"]
+        env = m.container_env(deployment)
+        user = env["GENOMEBUS_KAFKA_SASL_USERNAME"]["value"]
+        assert user == f"genomebus-{service}" and user in users, name
+        # Strimzi's User Operator makes a Secret named after the KafkaUser, key `password`
+        assert env["GENOMEBUS_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": user, "key": "password"}, name
+        secret = {"pseudonym_key": "x" * 64} if "pseudonym_key" in settings_class(service).model_fields else {}
+        settings = load_settings(m, deployment, **secret, **database_secrets(service))
+        assert settings.kafka_security_protocol == "SASL_SSL" and settings.kafka_sasl_username == user
+        cafile = Path(settings.kafka_ssl_cafile)
+        spec = deployment["spec"]["template"]["spec"]
+        mounts = {v["mountPath"]: v["name"] for v in only_container(deployment)["volumeMounts"]}
+        volume = next(v for v in spec["volumes"] if v["name"] == mounts[str(cafile.parent)])
+        assert volume["secret"]["secretName"] == _cluster_ca_secret(m), name
+        assert {"key": "ca.crt", "path": cafile.name} in volume["secret"]["items"], name
+
+
+def test_keda_reads_the_lag_as_the_scaled_service(m: Manifests) -> None:
+    auths = {a["metadata"]["name"]: a["spec"] for a in m.of("TriggerAuthentication")}
+    bootstrap = m.configmap("genomebus-common")["data"]["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"]
+    for scaled in m.of("ScaledObject"):
+        deployment = m.get("Deployment", scaled["spec"]["scaleTargetRef"]["name"])
+        container = only_container(deployment)
+        env = m.container_env(deployment)
+        for trigger in scaled["spec"]["triggers"]:
+            meta = trigger["metadata"]
+            assert meta["bootstrapServers"] == bootstrap
+            assert (meta["sasl"], meta["tls"]) == ("scram_sha512", "enable")
+            auth = auths[trigger["authenticationRef"]["name"]]
+            (username,) = [e for e in auth["env"] if e["parameter"] == "username"]
+            assert username["containerName"] == container["name"]
+            assert username["name"] == "GENOMEBUS_KAFKA_SASL_USERNAME"
+            refs = {r["parameter"]: (r["name"], r["key"]) for r in auth["secretTargetRef"]}
+            password = env["GENOMEBUS_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+            assert refs["password"] == (password["name"], password["key"])
+            assert refs["ca"] == (_cluster_ca_secret(m), "ca.crt")
 
 
 # ================================================================================================

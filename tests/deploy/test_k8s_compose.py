@@ -22,6 +22,10 @@ K8S_ONLY_SERVICES = {
 K8S_EVERYWHERE = {
     # Strimzi owns the topics on Kubernetes; compose's services create theirs at start-up.
     "GENOMEBUS_KAFKA_CREATE_TOPICS",
+    # Kubernetes: each service its own SCRAM user over TLS, with its ACLs (Strimzi KafkaUsers);
+    # compose runs a broker without identities (the local dev stack has them: `genomebus stack`).
+    "GENOMEBUS_KAFKA_SECURITY_PROTOCOL", "GENOMEBUS_KAFKA_SASL_MECHANISM",
+    "GENOMEBUS_KAFKA_SASL_USERNAME", "GENOMEBUS_KAFKA_SASL_PASSWORD", "GENOMEBUS_KAFKA_SSL_CAFILE",
 }
 # Variables only compose sets, and why.
 COMPOSE_EVERYWHERE = {

@@ -15,14 +15,19 @@ PASSWORDS = {s: dbroles.RolePasswords(owner=f"{s}-owner-password", runtime=f"{s}
 
 
 def _values() -> dict[str, str]:
-    return envfile.build_env(host="127.0.0.1", kafka_port=21001, minio_port=21002,
-                             access_key="genomebus", secret_key="s3cr-et_x", postgres_port=21003,
-                             database="genomebus", role_passwords=PASSWORDS)
+    return envfile.build_env(host="127.0.0.1", kafka_port=21001, kafka_admin_password="k4fka",
+                             minio_port=21002, access_key="genomebus", secret_key="s3cr-et_x",
+                             postgres_port=21003, database="genomebus", role_passwords=PASSWORDS)
 
 
 def test_exact_names_and_values() -> None:
     assert _values() == {
         "GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:21001",
+        # the stack's administrator: services get their own users from the launcher
+        "GENOMEBUS_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "GENOMEBUS_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "GENOMEBUS_KAFKA_SASL_USERNAME": "admin",
+        "GENOMEBUS_KAFKA_SASL_PASSWORD": "k4fka",
         "GENOMEBUS_S3_ENDPOINT": "127.0.0.1:21002",
         "GENOMEBUS_S3_ACCESS_KEY": "genomebus",
         "GENOMEBUS_S3_SECRET_KEY": "s3cr-et_x",
@@ -46,7 +51,7 @@ def test_round_trip_and_no_export_keyword(tmp_path: Path) -> None:
     assert "export" not in text
     assert all(line.count("=") >= 1 for line in text.splitlines())
     assert envfile.parse_env(text) == _values()
-    assert path.stat().st_mode & 0o077 == 0  # holds the S3 secret
+    assert path.stat().st_mode & 0o077 == 0  # holds the S3 secret and Kafka's admin password
 
 
 def test_parse_tolerates_comments_and_export() -> None:

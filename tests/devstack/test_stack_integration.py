@@ -16,7 +16,8 @@ from pathlib import Path
 
 import genomebus_devstack
 import pytest
-from genomebus_devstack import postgres
+from genomebus_devstack import kafka, postgres
+from genomebus_devstack.paths import Layout
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +80,14 @@ async def test_kafka_answers_metadata_request(stack_up: subprocess.CompletedProc
     ep = genomebus_devstack.endpoints()
     assert set(ep) == set(genomebus_devstack.ENV_KEYS)
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=ep["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"])
+    # The stack's administrator, as its env file names it (SASL SCRAM-SHA-512).
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=ep["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"],
+        security_protocol=ep["GENOMEBUS_KAFKA_SECURITY_PROTOCOL"],
+        sasl_mechanism=ep["GENOMEBUS_KAFKA_SASL_MECHANISM"],
+        sasl_plain_username=ep["GENOMEBUS_KAFKA_SASL_USERNAME"],
+        sasl_plain_password=ep["GENOMEBUS_KAFKA_SASL_PASSWORD"],
+    )
     await admin.start()
     try:
         cluster = await admin.describe_cluster()
@@ -93,9 +101,14 @@ def test_endpoints_answer_plain_clients(stack_up: subprocess.CompletedProcess[st
     ep = genomebus_devstack.endpoints()
     kcat = shutil.which("kcat")
     assert kcat, "kcat is missing; `genomebus stack install` should have installed it"
-    listing = subprocess.run([kcat, "-L", "-b", ep["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"], "-m", "5"],
+    config = kafka.kcat_config(Layout.discover())  # the administrator over PLAIN
+    listing = subprocess.run([kcat, "-F", str(config), "-L", "-b",
+                              ep["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"], "-m", "5"],
                              capture_output=True, text=True, timeout=30, check=False)
     assert "1 brokers:" in listing.stdout, listing.stdout + listing.stderr
+    anonymous = subprocess.run([kcat, "-L", "-b", ep["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"], "-m", "5"],
+                               capture_output=True, text=True, timeout=30, check=False)
+    assert "1 brokers:" not in anonymous.stdout, "Kafka answered a client without credentials"
 
     url = f"http://{ep['GENOMEBUS_S3_ENDPOINT']}/minio/health/live"
     with urllib.request.urlopen(url, timeout=5) as response:

@@ -6,9 +6,10 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from genomebus_common.events import ConsentChanged
 from genomebus_common.objectstore import ObjectStore, file_sha256
 from genomebus_common.reference import Manifest, ReferenceRegistry
+from genomebus_common.settings import ServiceSettings
 from genomebus_devstack.services import ServiceGroup, ServiceProcess
 from genomebus_testdata import SimulatedSample, make_reference, read_pairs_for, simulate_sample
 
@@ -131,24 +133,31 @@ def consent_for(national_id: str, version: int = 1, *, withdrawn: bool = False) 
     )
 
 
-async def publish_consent(bootstrap: str, event: ConsentChanged) -> None:
-    """Publish a consent version as the consent service would."""
-    from faststream.kafka import KafkaBroker
+async def publish_consent(consent: ServiceSettings, event: ConsentChanged) -> None:
+    """Publish a consent version as the consent service would (``consent``: its settings, so
+    its Kafka user: the only one that may write consent.changed)."""
+    from genomebus_common.broker import create_broker, ensure_topics, publish_event
+    from genomebus_common.topics import BUS_CLIENTS
 
-    from genomebus_common.broker import ensure_topics, publish_event
-    from genomebus_common.settings import ServiceSettings
-
-    await ensure_topics(ServiceSettings(kafka_bootstrap_servers=bootstrap, _env_file=None))  # type: ignore[call-arg]
-    async with KafkaBroker(bootstrap) as broker:
+    await ensure_topics(consent, needed=BUS_CLIENTS["consent"].topics)
+    async with create_broker(consent) as broker:
         await publish_event(broker, event)
 
 
+@pytest.fixture(scope="session")
+def consent_kafka(
+    settings: ServiceSettings, as_service: Callable[[str], dict[str, Any]]
+) -> ServiceSettings:
+    """Kafka settings of the consent service (its user), for tests that publish consent."""
+    return ServiceSettings(**{**settings.model_dump(), **as_service("consent")})
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _consent_given(endpoints: dict[str, str]) -> None:
+def _consent_given(consent_kafka: ServiceSettings) -> None:
     """The e2e patient has given written consent (published once, as the consent service does)."""
     import asyncio
 
-    asyncio.run(publish_consent(endpoints["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"], consent_for(NATIONAL_ID)))
+    asyncio.run(publish_consent(consent_kafka, consent_for(NATIONAL_ID)))
 
 
 def post_sample(

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -136,7 +138,7 @@ async def test_one_trace_from_the_lis_post_to_variants_ready_and_the_metrics_mov
     ready = VariantsReady.from_bytes(
         (
             await read_until(
-                settings.kafka_bootstrap_servers,
+                settings,
                 VARIANTS_READY.name,
                 lambda r: r.key == sample_id.encode(),
                 timeout_s=240,
@@ -233,13 +235,16 @@ async def test_one_trace_from_the_lis_post_to_variants_ready_and_the_metrics_mov
     assert lagging and all(dict(labels)["group"].startswith("genomebus.alignment") for _, labels in lagging)
 
 
-async def test_a_dead_lettered_message_shows_in_the_metrics(pipeline: Pipeline, settings: ServiceSettings) -> None:
+async def test_a_dead_lettered_message_shows_in_the_metrics(
+    pipeline: Pipeline, settings: ServiceSettings, as_service: Callable[[str], dict[str, Any]]
+) -> None:
     """Not an event at all, on the registry's topic: dead-lettered at once, and counted."""
-    from faststream.kafka import KafkaBroker
+    from genomebus_common.broker import create_broker
 
     labels = {"stage": "registry", "topic": VARIANTS_CALLED.name}
     before = scrape(pipeline)["registry"]
-    async with KafkaBroker(settings.kafka_bootstrap_servers) as broker:
+    calling = ServiceSettings(**{**settings.model_dump(), **as_service("calling")})
+    async with create_broker(calling) as broker:  # a broken calling worker's publish
         await broker.publish(b'{"not": "an event"}', topic=VARIANTS_CALLED.name, key=uuid.uuid4().hex.encode())
     deadline = time.monotonic() + 30
     while True:

@@ -7,7 +7,9 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,8 @@ from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import Manifest
 from genomebus_common.settings import ServiceSettings
 from genomebus_common.topics import SAMPLE_ALIGNED, STAGE_FAILED, VARIANTS_CALLED, sample_received_topic
+from genomebus_devstack import kafka
+from genomebus_devstack.paths import Layout
 from genomebus_testdata import SimulatedSample, evaluate
 
 from ..common.kafka_helpers import read_until
@@ -38,13 +42,12 @@ async def test_post_to_variants_called_with_checked_objects_and_accurate_calls(
         view = post_sample(lis, sample_30x, registered_reference.reference.id, specimen, priority="urgent_clinical")
     sample_id = view["sample_id"]
     key = sample_id.encode()
-    bootstrap = settings.kafka_bootstrap_servers
 
     received = SampleReceived.from_bytes(
-        (await read_until(bootstrap, sample_received_topic("urgent_clinical"), lambda r: r.key == key)).value  # type: ignore[arg-type]
+        (await read_until(settings, sample_received_topic("urgent_clinical"), lambda r: r.key == key)).value  # type: ignore[arg-type]
     )
-    aligned = SampleAligned.from_bytes((await read_until(bootstrap, SAMPLE_ALIGNED.name, lambda r: r.key == key, timeout_s=240)).value)
-    called = VariantsCalled.from_bytes((await read_until(bootstrap, VARIANTS_CALLED.name, lambda r: r.key == key, timeout_s=240)).value)
+    aligned = SampleAligned.from_bytes((await read_until(settings, SAMPLE_ALIGNED.name, lambda r: r.key == key, timeout_s=240)).value)
+    called = VariantsCalled.from_bytes((await read_until(settings, VARIANTS_CALLED.name, lambda r: r.key == key, timeout_s=240)).value)
 
     assert received.read_pairs == sample_30x.read_pairs
     assert aligned.correlation_id == called.correlation_id == sample_id
@@ -90,8 +93,10 @@ async def test_post_to_variants_called_with_checked_objects_and_accurate_calls(
     # An outside consumer (kcat, from Debian) sees the events too.
     kcat = shutil.which("kcat")
     assert kcat, "kcat is missing: run `make install`"
+    config = kafka.kcat_config(Layout.discover())  # the stack's administrator, over PLAIN
     out = subprocess.run(
-        [kcat, "-C", "-b", bootstrap, "-t", VARIANTS_CALLED.name, "-o", "beginning", "-e", "-J", "-q"],
+        [kcat, "-F", str(config), "-C", "-b", settings.kafka_bootstrap_servers,
+         "-t", VARIANTS_CALLED.name, "-o", "beginning", "-e", "-J", "-q"],
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout
     seen = [json.loads(line) for line in out.splitlines() if line.strip()]
@@ -107,12 +112,11 @@ async def test_post_to_variants_called_with_checked_objects_and_accurate_calls(
 
 
 async def test_unknown_reference_is_a_clear_permanent_error_in_the_dlq(
-    pipeline: Pipeline, registered_reference: Manifest, settings: ServiceSettings
+    pipeline: Pipeline, registered_reference: Manifest, settings: ServiceSettings,
+    as_service: Callable[[str], dict[str, Any]],
 ) -> None:
     """A sample for a reference nobody registered goes to the DLQ with the reason, not a loop."""
-    from faststream.kafka import KafkaBroker
-
-    from genomebus_common.broker import publish_event
+    from genomebus_common.broker import create_broker, publish_event
     from genomebus_common.events import ReferenceGenome
 
     from ..common.factories import sample_received
@@ -122,16 +126,17 @@ async def test_unknown_reference_is_a_clear_permanent_error_in_the_dlq(
         priority="research",
         reference=ReferenceGenome(id="GRCh99", digest=registered_reference.reference.digest),
     )
-    async with KafkaBroker(settings.kafka_bootstrap_servers) as broker:
+    ingest = ServiceSettings(**{**settings.model_dump(), **as_service("ingest")})
+    async with create_broker(ingest) as broker:  # as ingest publishes a sample
         await publish_event(broker, event)
     failed = StageFailed.from_bytes(
-        (await read_until(settings.kafka_bootstrap_servers, STAGE_FAILED.name,
+        (await read_until(settings, STAGE_FAILED.name,
                           lambda r: r.key == event.sample_id.encode(), timeout_s=60)).value
     )
     assert failed.stage.value == "alignment" and failed.error_code == "unknown_reference"
     assert "'GRCh99' is not registered" in failed.reason and not failed.retriable
     dead = await read_until(
-        settings.kafka_bootstrap_servers,
+        settings,
         sample_received_topic("research") + ".dlq",  # type: ignore[arg-type]
         lambda r: r.key == event.sample_id.encode(),
     )

@@ -46,12 +46,12 @@ async def test_a_removed_sample_leaves_no_reads_bam_vcf_or_genotypes(
     registered_reference: Manifest,
     reference_fasta: Path,
     settings: ServiceSettings,
+    consent_kafka: ServiceSettings,
     store: ObjectStore,
     endpoints: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    bootstrap = settings.kafka_bootstrap_servers
-    await publish_consent(bootstrap, consent_for(PATIENT, 1))
+    await publish_consent(consent_kafka, consent_for(PATIENT, 1))
     sample = simulate_sample(reference_fasta, tmp_path / "s", read_pairs=20000, seed=21)
     with pipeline.lis() as lis:
         sample_id = post_sample(
@@ -59,7 +59,7 @@ async def test_a_removed_sample_leaves_no_reads_bam_vcf_or_genotypes(
             national_id=PATIENT,
         )["sample_id"]
         ready = VariantsReady.from_bytes((await read_until(
-            bootstrap, VARIANTS_READY.name, lambda r: r.key == sample_id.encode(), timeout_s=180
+            settings, VARIANTS_READY.name, lambda r: r.key == sample_id.encode(), timeout_s=180
         )).value)  # type: ignore[arg-type]
         assert ready.genotypes_loaded > 0
         for service, (bucket, prefix) in PLACES.items():

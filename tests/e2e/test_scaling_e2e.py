@@ -16,6 +16,7 @@ from genomebus_common.events import Priority, SampleAligned
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import Manifest
 from genomebus_common.scatter import ScatterStore
+from genomebus_common.kafka_client import client_options
 from genomebus_common.settings import ServiceSettings
 from genomebus_common.topics import SAMPLE_ALIGNED, SAMPLE_RECEIVED_LANES
 from genomebus_testdata import simulate_sample
@@ -45,11 +46,11 @@ def _specimens_on_distinct_partitions(count: int) -> list[str]:
 
 
 async def _stable_member_ids(
-    bootstrap: str, group: str, *, new_beyond: frozenset[str] = frozenset(), timeout_s: float = 60
+    settings: ServiceSettings, group: str, *, new_beyond: frozenset[str] = frozenset(), timeout_s: float = 60
 ) -> frozenset[str]:
     """Member ids of ``group`` once it is Stable and has a member not in ``new_beyond``
     (members that died meanwhile may have left: only the newcomer counts)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         deadline = time.monotonic() + timeout_s
@@ -75,18 +76,18 @@ async def test_two_workers_share_four_samples_and_align_each_once(
 ) -> None:
     """Run alone on its stack: another alignment worker in the group would take samples too."""
     sample = simulate_sample(reference_fasta, tmp_path / "small", read_pairs=4000, seed=7)
-    group, bootstrap = "genomebus.alignment.routine", settings.kafka_bootstrap_servers
-    before = await _stable_member_ids(bootstrap, group)
+    group = "genomebus.alignment.routine"
+    before = await _stable_member_ids(settings, group)
     second = pipeline.extra_worker("alignment", tmp_path / "second-worker").start()
     try:
         second.wait_ready()
-        await _stable_member_ids(bootstrap, group, new_beyond=before)
+        await _stable_member_ids(settings, group, new_beyond=before)
         specimens = _specimens_on_distinct_partitions(4)
         with pipeline.lis() as lis:
             ids = [post_sample(lis, sample, registered_reference.reference.id, s)["sample_id"] for s in specimens]
         for sample_id in ids:
             record = await read_until(
-                settings.kafka_bootstrap_servers, SAMPLE_ALIGNED.name,
+                settings, SAMPLE_ALIGNED.name,
                 lambda r, k=sample_id.encode(): r.key == k, timeout_s=120,
             )
             aligned = SampleAligned.from_bytes(record.value)

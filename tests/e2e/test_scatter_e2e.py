@@ -36,22 +36,23 @@ async def test_two_workers_per_stage_share_one_samples_units(
     store: ObjectStore,
     tmp_path: Path,
 ) -> None:
-    bootstrap = settings.kafka_bootstrap_servers
     groups = ("genomebus.alignment.work.routine", "genomebus.calling.work.routine")
-    before = {g: await _stable_member_ids(bootstrap, g) for g in groups}
+    before = {g: await _stable_member_ids(settings, g) for g in groups}
     extra = [pipeline.extra_worker(name, tmp_path / f"second-{name}").start() for name in ("alignment", "calling")]
     try:
         for worker in extra:
             worker.wait_ready()
         for group in groups:
-            await _stable_member_ids(bootstrap, group, new_beyond=before[group])
+            await _stable_member_ids(settings, group, new_beyond=before[group])
         with pipeline.lis() as lis:
-            sample_id = post_sample(lis, sample_30x, registered_reference.reference.id, f"SCAT{uuid.uuid4().hex[:8]}")["sample_id"]
+            # a new specimen each run: the stack's ingest database outlives a test session
+            specimen = f"SCAT{uuid.uuid4().hex[:8]}"
+            sample_id = post_sample(lis, sample_30x, registered_reference.reference.id, specimen)["sample_id"]
         key = sample_id.encode()
         aligned = SampleAligned.from_bytes(
-            (await read_until(bootstrap, SAMPLE_ALIGNED.name, lambda r: r.key == key, timeout_s=300)).value)
+            (await read_until(settings, SAMPLE_ALIGNED.name, lambda r: r.key == key, timeout_s=300)).value)
         called = VariantsCalled.from_bytes(
-            (await read_until(bootstrap, VARIANTS_CALLED.name, lambda r: r.key == key, timeout_s=300)).value)
+            (await read_until(settings, VARIANTS_CALLED.name, lambda r: r.key == key, timeout_s=300)).value)
     finally:
         for worker in extra:
             worker.stop()

@@ -31,19 +31,19 @@ async def test_withdrawal_mid_pipeline_quarantines_and_nothing_is_research_visib
     registered_reference: Manifest,
     reference_fasta: Path,
     settings: ServiceSettings,
+    consent_kafka: ServiceSettings,
     store: ObjectStore,
     endpoints: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    bootstrap = settings.kafka_bootstrap_servers
-    await publish_consent(bootstrap, consent_for(PATIENT, 1))
+    await publish_consent(consent_kafka, consent_for(PATIENT, 1))
     sample = simulate_sample(reference_fasta, tmp_path / "s", read_pairs=20000, seed=9)
     with pipeline.lis() as lis:
         sample_id = post_sample(lis, sample, registered_reference.reference.id, f"Q{uuid.uuid4().hex[:8]}", national_id=PATIENT)["sample_id"]
     received = SampleReceived.from_bytes(
-        (await read_until(bootstrap, sample_received_topic("routine"), lambda r: r.key == sample_id.encode())).value  # type: ignore[arg-type]
+        (await read_until(settings, sample_received_topic("routine"), lambda r: r.key == sample_id.encode())).value  # type: ignore[arg-type]
     )
-    await publish_consent(bootstrap, consent_for(PATIENT, 2, withdrawn=True))
+    await publish_consent(consent_kafka, consent_for(PATIENT, 2, withdrawn=True))
 
     registry_dsn = with_database(endpoints["GENOMEBUS_POSTGRES_DSN"], "genomebus_registry")
 
@@ -68,7 +68,7 @@ async def test_withdrawal_mid_pipeline_quarantines_and_nothing_is_research_visib
     print(f"\nquarantined by {stage}")
 
     with pytest.raises(AssertionError, match="no matching record"):
-        await read_until(bootstrap, VARIANTS_READY.name, lambda r: r.key == sample_id.encode(), timeout_s=8)
+        await read_until(settings, VARIANTS_READY.name, lambda r: r.key == sample_id.encode(), timeout_s=8)
     conn = await asyncpg.connect(registry_dsn)
     try:
         visible = await conn.fetchval(

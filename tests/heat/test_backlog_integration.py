@@ -9,6 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from genomebus_common.kafka_client import client_options
 from genomebus_common.settings import ServiceSettings
 from genomebus_heat.backlog import BacklogError, BacklogProbe
 
@@ -17,9 +18,9 @@ from tests.common.kafka_helpers import create_topics
 pytestmark = pytest.mark.integration
 
 
-async def produce(bootstrap: str, topic: str, stamps: dict[int, list[float]]) -> None:
+async def produce(settings: ServiceSettings, topic: str, stamps: dict[int, list[float]]) -> None:
     """Records whose CreateTime is the given epoch seconds, per partition, in order."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await producer.start()
     try:
         for partition, times in stamps.items():
@@ -32,9 +33,9 @@ async def produce(bootstrap: str, topic: str, stamps: dict[int, list[float]]) ->
         await producer.stop()
 
 
-async def commit(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
+async def commit(settings: ServiceSettings, group: str, topic: str, offsets: dict[int, int]) -> None:
     """Commit as alignment's group would after handling those records."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in offsets]
@@ -44,8 +45,8 @@ async def commit(bootstrap: str, group: str, topic: str, offsets: dict[int, int]
         await consumer.stop()
 
 
-async def committed(bootstrap: str, group: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def committed(settings: ServiceSettings, group: str) -> dict[int, int]:
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         return {tp.partition: m.offset for tp, m in (await admin.list_consumer_group_offsets(group)).items()}
@@ -56,18 +57,17 @@ async def committed(bootstrap: str, group: str) -> dict[int, int]:
 async def test_oldest_waiting_sample_is_the_first_unconsumed_record(
     settings: ServiceSettings, unique: str
 ) -> None:
-    bootstrap = settings.kafka_bootstrap_servers
     topic, group = f"heat-research-{unique}", f"heat-group-{unique}"
-    await create_topics(bootstrap, topic, partitions=3)
+    await create_topics(settings, topic, partitions=3)
     now = time.time()
-    await produce(bootstrap, topic, {
+    await produce(settings, topic, {
         0: [now - 3000, now - 2000, now - 1000],  # first one consumed: 2000 s waits
         1: [now - 5000, now - 4000],  # all consumed: older, but no longer waiting
         2: [now - 1500],  # never committed: waits from the log start
     })
-    await commit(bootstrap, group, topic, {0: 1, 1: 2})
+    await commit(settings, group, topic, {0: 1, 1: 2})
 
-    backlog = await BacklogProbe(bootstrap, topic, group).measure()
+    backlog = await BacklogProbe(settings, topic, group).measure()
 
     by_partition = {p.partition: p for p in backlog.partitions}
     assert [(by_partition[p].next_offset, by_partition[p].end_offset) for p in (0, 1, 2)] == [
@@ -78,18 +78,17 @@ async def test_oldest_waiting_sample_is_the_first_unconsumed_record(
     assert backlog.waiting == 3
     assert backlog.oldest_wait_s == pytest.approx(2000, abs=60)
     # Measuring never commits in, or joins, the group it measures.
-    assert await committed(bootstrap, group) == {0: 1, 1: 2}
+    assert await committed(settings, group) == {0: 1, 1: 2}
 
 
 async def test_group_that_never_committed_waits_from_the_start(
     settings: ServiceSettings, unique: str
 ) -> None:
-    bootstrap = settings.kafka_bootstrap_servers
     topic = f"heat-research-{unique}"
-    await create_topics(bootstrap, topic, partitions=2)
+    await create_topics(settings, topic, partitions=2)
     now = time.time()
-    await produce(bootstrap, topic, {0: [now - 700, now - 10], 1: [now - 7200]})
-    backlog = await BacklogProbe(bootstrap, topic, f"heat-nobody-{unique}").measure()
+    await produce(settings, topic, {0: [now - 700, now - 10], 1: [now - 7200]})
+    backlog = await BacklogProbe(settings, topic, f"heat-nobody-{unique}").measure()
     assert backlog.waiting == 3
     assert backlog.oldest_wait_s == pytest.approx(7200, abs=60)
 
@@ -97,33 +96,31 @@ async def test_group_that_never_committed_waits_from_the_start(
 async def test_nothing_waiting_when_everything_is_consumed_or_the_topic_is_empty(
     settings: ServiceSettings, unique: str
 ) -> None:
-    bootstrap = settings.kafka_bootstrap_servers
     topic, group = f"heat-research-{unique}", f"heat-group-{unique}"
-    await create_topics(bootstrap, topic, partitions=2)
-    empty = await BacklogProbe(bootstrap, topic, group).measure()
+    await create_topics(settings, topic, partitions=2)
+    empty = await BacklogProbe(settings, topic, group).measure()
     assert empty.waiting == 0 and empty.oldest_wait_s is None
 
     now = time.time()
-    await produce(bootstrap, topic, {0: [now - 100, now - 50]})
-    await commit(bootstrap, group, topic, {0: 2})
-    drained = await BacklogProbe(bootstrap, topic, group).measure()
+    await produce(settings, topic, {0: [now - 100, now - 50]})
+    await commit(settings, group, topic, {0: 2})
+    drained = await BacklogProbe(settings, topic, group).measure()
     assert drained.waiting == 0 and drained.oldest_wait_s is None
 
 
 async def test_future_timestamps_count_as_no_wait_not_negative(
     settings: ServiceSettings, unique: str
 ) -> None:
-    bootstrap = settings.kafka_bootstrap_servers
     topic = f"heat-research-{unique}"
-    await create_topics(bootstrap, topic, partitions=1)
-    await produce(bootstrap, topic, {0: [time.time() + 600]})  # a producer clock running fast
-    backlog = await BacklogProbe(bootstrap, topic, f"heat-group-{unique}").measure()
+    await create_topics(settings, topic, partitions=1)
+    await produce(settings, topic, {0: [time.time() + 600]})  # a producer clock running fast
+    backlog = await BacklogProbe(settings, topic, f"heat-group-{unique}").measure()
     assert backlog.waiting == 1 and backlog.oldest_wait_s == 0.0
 
 
 async def test_missing_topic_is_an_error_not_an_empty_backlog(
     settings: ServiceSettings, unique: str
 ) -> None:
-    probe = BacklogProbe(settings.kafka_bootstrap_servers, f"heat-absent-{unique}", "g")
+    probe = BacklogProbe(settings, f"heat-absent-{unique}", "g")
     with pytest.raises(BacklogError, match="does not exist"):
         await probe.measure()

@@ -6,8 +6,9 @@ import contextlib
 import hashlib
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,11 +34,17 @@ def toy_reference(store: ObjectStore, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture
-def ingest_settings(settings: ServiceSettings, fresh_dsn: str, tmp_path: Path) -> IngestSettings:
+def ingest_settings(
+    settings: ServiceSettings,
+    as_service: Callable[[str], dict[str, Any]],
+    fresh_dsn: str,
+    tmp_path: Path,
+) -> IngestSettings:
+    """The ingest service as it runs: with its own Kafka user and so its ACLs."""
     return IngestSettings(
         **{
             **settings.model_dump(),
-            "service_name": "ingest",
+            **as_service("ingest"),
             "postgres_dsn": fresh_dsn,
             "pseudonym_key": PSEUDONYM_KEY,
             "hospital_tokens": {h: hashlib.sha256(t.encode()).hexdigest() for h, t in TOKENS.items()},

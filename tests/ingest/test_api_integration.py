@@ -72,7 +72,7 @@ async def test_register_upload_check_and_publish_without_the_national_id(
         assert (await lis.put(sample["upload"]["R2"], content=r2)).status_code == 200, "repeat is fine"
 
     record = await read_until(
-        settings.kafka_bootstrap_servers,
+        settings,
         sample_received_topic("urgent_clinical"),  # type: ignore[arg-type]
         lambda r: r.key == sample["sample_id"].encode(),
     )
@@ -284,7 +284,7 @@ async def test_a_sample_waits_for_written_consent_and_proceeds_when_it_arrives(
     released = (await lis.get(f"/v1/samples/{sample['sample_id']}")).json()
     assert released["status"] == "received" and released["consent_version"] == 2
     record = await read_until(
-        settings.kafka_bootstrap_servers,
+        settings,
         sample_received_topic("urgent_clinical"),  # type: ignore[arg-type]
         lambda r: r.key == sample["sample_id"].encode(),
     )
@@ -337,7 +337,7 @@ async def test_a_hospital_removes_its_sample_and_the_removal_is_published(
     assert removed.status_code == 200 and removed.json()["status"] == "removed"
     assert not list(store.client.list_objects("genomebus-reads", prefix=f"samples/{sample['sample_id']}/"))
     record = await read_until(
-        settings.kafka_bootstrap_servers, SAMPLE_REMOVED.name, lambda r: r.key == sample["sample_id"].encode()
+        settings, SAMPLE_REMOVED.name, lambda r: r.key == sample["sample_id"].encode()
     )
     event = SampleRemoved.from_bytes(record.value)
     assert event.patient_pseudonym == pseudonym_of(CPR) and "mix-up" in event.reason

@@ -43,7 +43,7 @@ async def test_the_sample_trace_runs_from_the_post_to_the_published_event(
     consent_context = consent_span.get_span_context()
 
     record = await read_until(
-        settings.kafka_bootstrap_servers,
+        settings,
         sample_received_topic("urgent_clinical"),  # type: ignore[arg-type]
         lambda r: r.key == sample["sample_id"].encode(),
     )

@@ -42,7 +42,7 @@ async def test_handling_time_failures_dead_letters_and_lag_are_counted(
     settings: ServiceSettings, unique: str
 ) -> None:
     topic = f"test.{unique}.metrics"
-    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    await create_topics(settings, topic, f"{topic}.dlq")
     group = f"test-{unique}"
     handled: list[str] = []
     flaky = {"left": 1}
@@ -85,7 +85,7 @@ async def test_handling_time_failures_dead_letters_and_lag_are_counted(
 
 async def test_lag_is_what_the_consumer_has_not_reached(settings: ServiceSettings, unique: str) -> None:
     topic = f"test.{unique}.lag"
-    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    await create_topics(settings, topic, f"{topic}.dlq")
     group = f"test-{unique}"
     release = asyncio.Event()
     started: list[str] = []
@@ -149,7 +149,7 @@ async def test_the_outbox_publishes_inside_the_trace_that_enqueued_and_reports_i
     producers = [s for s in exporter.get_finished_spans() if s.kind == trace.SpanKind.PRODUCER]
     assert producers and all(s.context.trace_id == wanted.trace_id for s in producers)
     record = await read_until(
-        settings.kafka_bootstrap_servers, topic_for(event), lambda r: r.key == event.sample_id.encode()
+        settings, topic_for(event), lambda r: r.key == event.sample_id.encode()
     )
     traceparent = dict(record.headers)["traceparent"].decode()
     assert traceparent.split("-")[1] == format(wanted.trace_id, "032x"), "the trace crossed the outbox"
@@ -174,7 +174,7 @@ async def test_every_service_app_serves_metrics(settings: ServiceSettings, uniqu
         pass
 
     topic = f"test.{unique}.app"
-    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    await create_topics(settings, topic, f"{topic}.dlq")
     runtime.consumer.subscribe(SampleReceived, handle, topic)
     app = create_app(runtime)
     async with app.router.lifespan_context(app):

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pysam
@@ -183,11 +184,17 @@ def queries(pool: asyncpg.Pool) -> Queries:
 
 
 @pytest.fixture
-def registry_settings(settings: ServiceSettings, fresh_dsn: str, tmp_path: Path) -> RegistrySettings:
+def registry_settings(
+    settings: ServiceSettings,
+    as_service: Callable[[str], dict[str, Any]],
+    fresh_dsn: str,
+    tmp_path: Path,
+) -> RegistrySettings:
+    """The registry service as it runs: with its own Kafka user and so its ACLs."""
     return RegistrySettings(
         **{
             **settings.model_dump(),
-            "service_name": "registry",
+            **as_service("registry"),
             "postgres_dsn": fresh_dsn,
             "registry_clients": {cid: c.model_dump() for cid, c in CLIENTS.items()},
             "work_dir": str(tmp_path / "work"),

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 from genomebus_common.events import VariantsReady
+from genomebus_common.settings import ServiceSettings
 from genomebus_common.topics import VARIANTS_READY
 from genomebus_registry.config import RegistrySettings
 from genomebus_registry.main import Registry, build_app
@@ -20,15 +21,22 @@ pytestmark = pytest.mark.integration
 
 
 async def test_variants_called_on_kafka_become_variants_ready_on_kafka(
-    registry_settings: RegistrySettings, unique: str, upload_vcf: Callable[..., UploadedVcf]
+    registry_settings: RegistrySettings, settings: ServiceSettings, unique: str,
+    upload_vcf: Callable[..., UploadedVcf],
 ) -> None:
+    admin = settings
     # Private input topics and consumer groups: no other test's events reach this registry.
     called_topic, consent_topic = f"test.{unique}.variants.called", f"test.{unique}.consent.changed"
     aligned_topic = f"test.{unique}.sample.aligned"
-    await create_topics(registry_settings.kafka_bootstrap_servers, called_topic, consent_topic, aligned_topic)
-    settings = registry_settings.model_copy(
-        update={"consume_events": True, "service_name": f"registry-{unique}"}
-    )
+    await create_topics(admin, called_topic, consent_topic, aligned_topic)
+    # On private topics the registry runs as the administrator: its own user reads only the
+    # real ones (tests/security checks that it does).
+    settings = registry_settings.model_copy(update={
+        "consume_events": True, "service_name": f"registry-{unique}",
+        "kafka_sasl_username": admin.kafka_sasl_username,
+        "kafka_sasl_password": admin.kafka_sasl_password,
+        "kafka_create_topics": True,
+    })
     app = build_app(
         settings,
         variants_called_topic=called_topic,
@@ -47,7 +55,7 @@ async def test_variants_called_on_kafka_become_variants_ready_on_kafka(
         await broker.publish(aligned.to_bytes(), topic=aligned_topic, key=event.sample_id.encode())
         await broker.publish(event.to_bytes(), topic=called_topic, key=event.sample_id.encode())
         record = await read_until(
-            settings.kafka_bootstrap_servers,
+            settings,
             VARIANTS_READY.name,
             lambda r: r.key == event.sample_id.encode(),
             timeout_s=60,

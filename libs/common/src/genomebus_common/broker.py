@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -48,6 +48,7 @@ from .errors import (
     from_unexpected,
 )
 from .events import Event, Stage, StageFailed, WorkUnit
+from .kafka_client import broker_security, client_options
 from .settings import ServiceSettings
 from .topics import (
     ALL_TOPICS,
@@ -85,9 +86,11 @@ def create_broker(
     tracer_provider: TracerProvider | None = None,
     **kwargs: Any,
 ) -> KafkaBroker:
-    """A broker whose producer waits for all in-sync replicas and never duplicates on retry."""
+    """A broker whose producer waits for all in-sync replicas and never duplicates on retry,
+    connected as this service's Kafka user (``kafka_client.broker_security``)."""
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
+        security=broker_security(settings),
         client_id=settings.kafka_client_id or settings.service_name,
         acks="all",
         enable_idempotence=True,
@@ -101,19 +104,25 @@ async def ensure_topics(
     topics: Iterable[Topic] = ALL_TOPICS,
     *,
     replication: int = 1,
+    needed: Collection[str] | None = None,
 ) -> list[str]:
     """Create each topic and its dead-letter topic when missing; returns the names created.
 
-    With ``GENOMEBUS_KAFKA_CREATE_TOPICS=false`` (as on Kubernetes, where
-    Strimzi owns the topics with their replication and retention) nothing is created: a missing
-    topic raises ``TopicsMissing`` naming it, so the service fails to start and is restarted
-    until the operator has made them, instead of racing it with single-replica topics.
+    With ``GENOMEBUS_KAFKA_CREATE_TOPICS=false`` (as on Kubernetes, where Strimzi owns the
+    topics with their replication and retention, and on the dev stack, whose ``up`` makes them)
+    nothing is created: a missing topic raises ``TopicsMissing`` naming it, so the service fails
+    to start and is restarted until the operator has made them, instead of racing it with
+    single-replica topics. Only ``needed`` is checked then (default: all of them): a service's
+    Kafka user is shown no topic its ACLs do not name, so it passes the ones it uses
+    (``topics.BusClient.topics``).
     """
     wanted: dict[str, tuple[int, dict[str, str]]] = {}
     for topic in topics:
         wanted[topic.name] = (topic.partitions, retention_config(topic))
         wanted[topic.dlq] = (1, retention_config(topic, dlq=True))
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    if needed is not None and not settings.kafka_create_topics:
+        wanted = {name: spec for name, spec in wanted.items() if name in needed}
+    admin = AIOKafkaAdminClient(**client_options(settings))
     try:
         await admin.start()
         existing = set(await admin.list_topics())

@@ -21,14 +21,16 @@ from pydantic import ValidationError
 
 from .errors import TransientError, from_kafka_error
 from .events import PSEUDONYM_PATTERN, ConsentChanged
+from .kafka_client import client_options
+from .settings import ServiceSettings
 from .topics import CONSENT_CHANGED
 
 log = logging.getLogger(__name__)
 
 
 class ConsentView:
-    def __init__(self, bootstrap_servers: str, topic: str = CONSENT_CHANGED.name) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, settings: ServiceSettings, topic: str = CONSENT_CHANGED.name) -> None:
+        self.settings = settings
         self.topic = topic
         self.latest: dict[str, ConsentChanged] = {}
         self._ready = asyncio.Event()
@@ -76,7 +78,7 @@ class ConsentView:
         # "earliest": should an offset ever be out of range, read the history again rather than
         # jump to the end past withdrawals (aiokafka's default is "latest").
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
+            **client_options(self.settings),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )

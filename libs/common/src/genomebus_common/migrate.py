@@ -31,6 +31,7 @@ class MigrateSettings(ServiceSettings):
     """A database service's settings: its DSNs are checked as the service's own are."""
 
     uses_database = True
+    uses_kafka = False  # it migrates and grants; the shared config still names the brokers
 
 
 async def run(settings: ServiceSettings) -> None:

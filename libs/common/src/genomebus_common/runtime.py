@@ -31,6 +31,7 @@ from .events import Stage
 from .http import BoundedBodies
 from .settings import ServiceSettings
 from .telemetry import HttpMetrics, configure_logging, fastapi_telemetry, make_tracer_provider, tracer
+from .topics import bus_client
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             # Topics first: resources may read them (a consent view), consumers need them.
-            await ensure_topics(runtime.settings)
+            client = bus_client(runtime.settings.service_name)
+            await ensure_topics(runtime.settings, needed=client.topics if client else None)
             if resources is not None:
                 app.state.resources = await stack.enter_async_context(resources(runtime))
             await stack.enter_async_context(runtime.running())

@@ -48,6 +48,9 @@ class ServiceSettings(BaseSettings):
 
     #: Set by the services that keep tables (ingest, consent, registry): their DSNs are checked.
     uses_database: ClassVar[bool] = False
+    #: False for a process that never talks to Kafka (the migrate step): its SASL settings
+    #: are then not required.
+    uses_kafka: ClassVar[bool] = True
 
     service_name: str = Field(
         "genomebus",
@@ -72,11 +75,37 @@ class ServiceSettings(BaseSettings):
     kafka_client_id: str | None = Field(
         None, description="Kafka client id; defaults to the service name."
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
+        "PLAINTEXT",
+        description="How clients reach Kafka: SASL_SSL on Kubernetes (Strimzi's TLS listener "
+        "with SCRAM users); SASL_PLAINTEXT only for the loopback dev stack; PLAINTEXT for a "
+        "broker without identities (docker compose).",
+        examples=["SASL_SSL"],
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism, with a SASL_* protocol."
+    )
+    kafka_sasl_username: str | None = Field(
+        None,
+        description="This service's Kafka user (its ACLs say what it may read and write); "
+        "required with a SASL_* protocol.",
+        examples=["genomebus-alignment"],
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="The Kafka user's password; required with a SASL_* protocol."
+    )
+    kafka_ssl_cafile: str | None = Field(
+        None,
+        description="CA certificate(s) that signed the brokers' TLS certificates (Strimzi: the "
+        "cluster CA); unset uses the system's trust store.",
+        examples=["/etc/genomebus/kafka-ca/ca.crt"],
+    )
     kafka_create_topics: bool = Field(
         True,
         description="Create missing topics (and their DLQs) at start-up. Turn off where an "
-        "operator owns the topics (Strimzi on Kubernetes): a service then refuses to start "
-        "until they exist, rather than create single-replica ones.",
+        "operator owns the topics (Strimzi on Kubernetes; the dev stack's `up`, whose service "
+        "launcher turns it off): a service then refuses to start until the topics it uses "
+        "exist, rather than create single-replica ones (and its Kafka user may not create any).",
     )
     kafka_max_poll_interval_s: int = Field(
         6 * 3600,
@@ -168,6 +197,19 @@ class ServiceSettings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems) + " (GENOMEBUS_PROFILE=dev allows this on a "
                              "development stack only)")
+        return self
+
+    @model_validator(mode="after")
+    def _sasl_needs_a_user(self) -> "ServiceSettings":
+        """Fail at start, naming the variables, not at the first connection with an obscure
+        handshake error."""
+        if self.uses_kafka and self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"GENOMEBUS_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "GENOMEBUS_KAFKA_SASL_USERNAME and GENOMEBUS_KAFKA_SASL_PASSWORD"
+            )
         return self
 
     @property

@@ -184,3 +184,130 @@ def message_key(event: Event) -> bytes:
     if isinstance(event, (StageFailed, SampleRemoved)) and event.sample_id:
         return event.sample_id.encode()
     return event.correlation_id.encode()
+
+
+# --- who reads and writes what: the one table every Kafka ACL is generated from ------------------
+#: Consumer groups are ``genomebus.<service>`` and ``genomebus.<service>.<suffix>``
+#: (``ServiceSettings.consumer_group`` and ``ReliableConsumer.subscribe(group_suffix=...)``).
+GROUP_PREFIX = "genomebus."
+
+
+@dataclass(frozen=True)
+class BusClient:
+    """One Kafka identity (a service or a tool) and what it does on the bus.
+
+    Least privilege, by construction: the dev stack's ACLs and the Strimzi ``KafkaUser``
+    resources are both generated from ``BUS_CLIENTS``, so a service can write only what it
+    produces and read only what it consumes, and the two deployments cannot drift apart.
+    A test builds each service's real app and checks its subscriptions and the events it
+    constructs against this table.
+    """
+
+    name: str
+    #: Topics it publishes to.
+    produces: tuple[str, ...] = ()
+    #: Topics it reads in its own consumer groups through ``ReliableConsumer``, which parks a
+    #: failed message in ``<topic>.dlq`` and announces it on ``stage.failed``: both are writes.
+    consumes: tuple[str, ...] = ()
+    #: Topics it reads otherwise, never dead-lettering: without a consumer group (assigned
+    #: partitions: consent views, probes) or in a tool's own groups (``group_prefix``).
+    follows: tuple[str, ...] = ()
+    #: A tool's consumer groups, as a prefix (ending in a dot), instead of ``genomebus.<name>``.
+    group_prefix: str | None = None
+    #: Other clients' consumer groups whose committed offsets it reads (DESCRIBE only).
+    watches_groups: tuple[str, ...] = ()
+
+    @property
+    def user(self) -> str:
+        """The SASL/SCRAM user name (and the Strimzi KafkaUser, whose Secret has this name)."""
+        return f"genomebus-{self.name}"
+
+    @property
+    def writes(self) -> frozenset[str]:
+        dead_letters = {dead_letter_topic(t) for t in self.consumes}
+        announce = {STAGE_FAILED.name} if self.consumes else set()
+        return frozenset(self.produces) | dead_letters | announce
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return frozenset(self.consumes) | frozenset(self.follows)
+
+    @property
+    def topics(self) -> frozenset[str]:
+        """Every topic this client touches: what it must find at start-up, and all it may see."""
+        return self.reads | self.writes
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """Consumer groups it may join. A name ending in a dot is a prefix: a service joins
+        ``genomebus.<name>`` and every group below ``genomebus.<name>.`` (so that
+        ``genomebus.alignmentx`` would stay someone else's)."""
+        if self.group_prefix is not None:
+            return (self.group_prefix,)
+        if not self.consumes:
+            return ()
+        own = f"{GROUP_PREFIX}{self.name}"
+        return (own, own + ".")
+
+
+def _lanes(stage: Stage) -> tuple[str, ...]:
+    return tuple(WORK_LANES[(stage, p)].name for p in Priority)
+
+
+_RECEIVED = tuple(t.name for t in SAMPLE_RECEIVED_LANES.values())
+
+BUS_CLIENTS: dict[str, BusClient] = {
+    client.name: client
+    for client in (
+        BusClient(
+            "ingest",
+            # the outbox: new samples on their priority lane, withdrawals by the hospital, and
+            # who registered a sample of whom (consent's treating hospitals)
+            produces=(*_RECEIVED, SAMPLE_REMOVED.name, SAMPLE_REGISTERED.name),
+            consumes=(CONSENT_CHANGED.name, STAGE_PROGRESS.name),
+        ),
+        # Only the consent service writes consent: no other identity can forge a withdrawal
+        # or a consent nobody gave.
+        BusClient("consent", produces=(CONSENT_CHANGED.name,), consumes=(SAMPLE_REGISTERED.name,)),
+        BusClient(
+            "alignment",
+            produces=(*_lanes(Stage.ALIGNMENT), SAMPLE_ALIGNED.name, STAGE_PROGRESS.name),
+            consumes=(*_RECEIVED, *_lanes(Stage.ALIGNMENT), SAMPLE_REMOVED.name),
+            follows=(CONSENT_CHANGED.name,),  # its consent view
+        ),
+        BusClient(
+            "calling",
+            produces=(*_lanes(Stage.CALLING), VARIANTS_CALLED.name, STAGE_PROGRESS.name),
+            consumes=(SAMPLE_ALIGNED.name, *_lanes(Stage.CALLING), SAMPLE_REMOVED.name),
+            follows=(CONSENT_CHANGED.name,),  # its consent view
+        ),
+        BusClient(
+            "registry",
+            produces=(VARIANTS_READY.name,),
+            consumes=(VARIANTS_CALLED.name, SAMPLE_REMOVED.name, SAMPLE_ALIGNED.name,
+                      CONSENT_CHANGED.name),
+        ),
+        BusClient(
+            "heat",
+            # how long the oldest research sample waits: the lane's records and alignment's
+            # committed offsets on it, read, never joined
+            follows=(SAMPLE_RECEIVED_LANES[Priority.RESEARCH].name,),
+            watches_groups=(f"{GROUP_PREFIX}{Stage.ALIGNMENT.value}.{Priority.RESEARCH.value}",),
+        ),
+        BusClient(
+            # genomebus-dlq: reads every dead-letter topic in its replay groups and sends
+            # records back to where they came from; never to consent.changed (a consent is
+            # recorded again through the consent service, as a new version).
+            "ops",
+            produces=tuple(t.name for t in ALL_TOPICS if t is not CONSENT_CHANGED),
+            follows=tuple(t.dlq for t in ALL_TOPICS),
+            group_prefix=f"{GROUP_PREFIX}dlq-replay.",
+        ),
+    )
+}
+
+
+def bus_client(service_name: str) -> BusClient | None:
+    """The table's entry for a service name, or None for a name it does not know (tests and
+    tools running as the cluster's administrator)."""
+    return BUS_CLIENTS.get(service_name)

@@ -37,6 +37,7 @@ from genomebus_common.events import (
     VariantsCalled,
     VariantsReady,
 )
+from genomebus_common.kafka_client import client_options
 from genomebus_common.objectstore import ObjectStore, file_sha256
 from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.settings import ServiceSettings
@@ -145,9 +146,11 @@ async def _chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
 
 
-async def _watch_from_now(bootstrap: str) -> AIOKafkaConsumer:
-    """An outside consumer positioned at the end of every watched topic, before we post."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def _watch_from_now(settings: ServiceSettings) -> AIOKafkaConsumer:
+    """An outside consumer positioned at the end of every watched topic, before we post. It
+    reads as the stack's administrator (the env file's identity): no service may read all of
+    these topics, and none should."""
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     await consumer.start()
     partitions = [
         TopicPartition(topic, p)
@@ -226,7 +229,7 @@ async def run(args: argparse.Namespace) -> int:
     say("3/6 services: consent, ingest, alignment, calling, registry (logs in .stack/logs/)")
     with ServiceGroup(services) as group:
         say(f"    ready ({timeline.mark('services'):.1f}s); ingest at {group['ingest'].url}")
-        watcher = await _watch_from_now(settings.kafka_bootstrap_servers)
+        watcher = await _watch_from_now(settings)
         try:
             return await _post_and_follow(args, group, watcher, keys, sample, reference_fasta, store, manifest.reference.id, timeline)
         finally:

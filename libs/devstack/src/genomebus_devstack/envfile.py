@@ -15,13 +15,18 @@ from . import dbroles
 from .paths import Layout
 
 KAFKA_BOOTSTRAP = "GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"
+KAFKA_SECURITY_PROTOCOL = "GENOMEBUS_KAFKA_SECURITY_PROTOCOL"
+KAFKA_SASL_MECHANISM = "GENOMEBUS_KAFKA_SASL_MECHANISM"
+KAFKA_SASL_USERNAME = "GENOMEBUS_KAFKA_SASL_USERNAME"
+KAFKA_SASL_PASSWORD = "GENOMEBUS_KAFKA_SASL_PASSWORD"
 S3_ENDPOINT = "GENOMEBUS_S3_ENDPOINT"
 S3_ACCESS_KEY = "GENOMEBUS_S3_ACCESS_KEY"
 S3_SECRET_KEY = "GENOMEBUS_S3_SECRET_KEY"
 S3_SECURE = "GENOMEBUS_S3_SECURE"
 POSTGRES_DSN = "GENOMEBUS_POSTGRES_DSN"
 ENV_KEYS: tuple[str, ...] = (
-    KAFKA_BOOTSTRAP, S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, S3_SECURE, POSTGRES_DSN,
+    KAFKA_BOOTSTRAP, KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
+    KAFKA_SASL_PASSWORD, S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, S3_SECURE, POSTGRES_DSN,
     # The database services' own roles (dbroles): what the service launcher hands each of them.
     dbroles.PROFILE_KEY,
     *(key for s in dbroles.DATABASE_SERVICES
@@ -33,17 +38,25 @@ class StackNotUpError(RuntimeError):
     """Raised by :func:`endpoints` when there is no running stack to point at."""
 
 
-def build_env(*, host: str, kafka_port: int, minio_port: int, access_key: str, secret_key: str,
-              postgres_port: int, database: str,
+def build_env(*, host: str, kafka_port: int, kafka_admin_password: str, minio_port: int,
+              access_key: str, secret_key: str, postgres_port: int, database: str,
               role_passwords: Mapping[str, dbroles.RolePasswords]) -> dict[str, str]:
     """The endpoint variables for a stack listening on ``host`` (ordered as in ENV_KEYS).
 
-    ``GENOMEBUS_POSTGRES_DSN`` is the superuser's (tests make throwaway databases with it); each
-    database service gets its runtime and owner DSNs under its own name.
+    Like the MinIO root and the PostgreSQL superuser, the Kafka identity here is the stack's
+    administrator: what a developer's shell, the tests' helpers and the tools run as. The
+    services do not: the launcher (``services.ServiceProcess``) gives each its own Kafka user,
+    S3 identity and database roles. ``GENOMEBUS_POSTGRES_DSN`` is the superuser's (tests make
+    throwaway databases with it); each database service gets its runtime and owner DSNs under
+    its own name.
     """
     admin = f"postgresql://postgres@{host}:{postgres_port}/{database}"
     return {
         KAFKA_BOOTSTRAP: f"{host}:{kafka_port}",
+        KAFKA_SECURITY_PROTOCOL: "SASL_PLAINTEXT",
+        KAFKA_SASL_MECHANISM: "SCRAM-SHA-512",
+        KAFKA_SASL_USERNAME: "admin",
+        KAFKA_SASL_PASSWORD: kafka_admin_password,
         S3_ENDPOINT: f"{host}:{minio_port}",
         S3_ACCESS_KEY: access_key,
         S3_SECRET_KEY: secret_key,
@@ -78,7 +91,8 @@ def parse_env(text: str) -> dict[str, str]:
 
 
 def write_env(path: Path, values: dict[str, str]) -> None:
-    """Write atomically, readable only by the owner (it carries the MinIO and database secrets)."""
+    """Write atomically, readable only by the owner (it carries the MinIO, database and Kafka
+    administrator's secrets)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(render_env(values))

@@ -1,10 +1,12 @@
 """genomebus's own services as local processes: for the demo, the end-to-end tests and benches.
 
 Each service runs from the workspace's console script with the stack's endpoints plus its own
-settings in the environment, logs to ``<state>/logs/<service>.log``, and counts as started when
-its ``/readyz`` answers 200 (Kafka and its database reachable, consumers subscribed). Its PATH
-starts with the patched bwa's folder (``tools.bwa_bin_dir``): services run ``bwa`` by name and
-chunked alignment needs its ``-J``.
+settings in the environment, as its own Kafka user (``kafka_identity``: the ACLs of
+``genomebus_common.topics.BUS_CLIENTS`` apply to it as on Kubernetes), logs to
+``<state>/logs/<service>.log``, and counts as started when its ``/readyz`` answers 200 (Kafka
+and its database reachable, consumers subscribed). Its PATH starts with the patched bwa's
+folder (``tools.bwa_bin_dir``): services run ``bwa`` by name and chunked alignment needs its
+``-J``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from pathlib import Path
 
 from . import dbroles
 from .identities import service_s3_env
+from .envfile import KAFKA_BOOTSTRAP, StackNotUpError, endpoints
+from .kafka_users import identity_env
+from .paths import Layout
 from .ports import port_is_free
 from .procs import StackError
 from .tools import bwa_bin_dir, with_service_path
@@ -88,6 +93,7 @@ class ServiceProcess:
             **os.environ,
             **self.env,
             **service_s3_env(self.name),  # its own S3 identity, never the stack's root
+            **self.kafka_identity(),  # its own Kafka user, never the stack's admin
             "GENOMEBUS_SERVICE_NAME": self.name,
             "GENOMEBUS_HTTP_PORT": str(self.port),
         })
@@ -98,6 +104,19 @@ class ServiceProcess:
                 [str(script)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         return self
+
+    def kafka_identity(self) -> dict[str, str]:
+        """The service's own Kafka user when it runs against this checkout's stack (the
+        stack's env file names the administrator; a service must not run as one). Endpoints
+        that point elsewhere keep whatever identity ``env`` gives."""
+        layout = Layout.discover()
+        try:
+            stack = endpoints(layout.state)
+        except StackNotUpError:
+            return {}
+        if self.env.get(KAFKA_BOOTSTRAP) != stack[KAFKA_BOOTSTRAP]:
+            return {}
+        return identity_env(self.name, layout.kafka_home)
 
     def ready(self) -> bool:
         try:

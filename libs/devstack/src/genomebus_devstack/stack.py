@@ -128,10 +128,14 @@ def endpoint(component: str, ports: dict[str, int]) -> str:
     return f"{HOST}:{ports[SERVER_PORTS[component][0]]}"
 
 
-def probe(component: str, ports: dict[str, int]) -> tuple[bool, str]:
+def probe(layout: Layout, component: str, ports: dict[str, int]) -> tuple[bool, str]:
     """Does the server answer a real request? Returns (healthy, detail)."""
     if component == "kafka":
-        brokers = kafka.probe(endpoint("kafka", ports))
+        try:
+            options = kafka.admin_options(layout)
+        except StackError:
+            return False, "no administrator password (run `genomebus stack up`)"
+        brokers = kafka.probe(endpoint("kafka", ports), options)
         return (brokers is not None, f"brokers: {', '.join(brokers)}" if brokers else "")
     if component == "minio":
         return minio.probe(endpoint("minio", ports)), f"console http://{HOST}:{ports['minio_console']}"
@@ -194,10 +198,12 @@ def up(layout: Layout, echo: Echo = default_echo) -> dict[str, str]:
         passwords = _database_roles(layout, ports["postgres"])
         echo(line("up", "postgres", "roles ok", f"owner and runtime role of "
                   f"{', '.join(dbroles.DATABASE_SERVICES)}", time.monotonic() - began))
+        _provision_kafka(layout, ports, echo)
         access, secret = minio.credentials(layout)
         identities.ensure_s3_identities(layout, endpoint("minio", ports), access, secret)
-        values = envfile.build_env(host=HOST, kafka_port=ports["kafka"], minio_port=ports["minio"],
-                                   access_key=access, secret_key=secret,
+        admin = kafka.admin_options(layout)["sasl_plain_password"]
+        values = envfile.build_env(host=HOST, kafka_port=ports["kafka"], kafka_admin_password=admin,
+                                   minio_port=ports["minio"], access_key=access, secret_key=secret,
                                    postgres_port=ports["postgres"], database=pins.POSTGRES_DATABASE,
                                    role_passwords=passwords)
         envfile.write_env(layout.env_file, values)
@@ -214,11 +220,37 @@ def _database_roles(layout: Layout, port: int) -> dict[str, dbroles.RolePassword
     return passwords
 
 
+def _provision_kafka(layout: Layout, ports: dict[str, int], echo: Echo) -> None:
+    """Users new to the table, every topic, and the ACLs: on every ``up``, since the table in
+    ``genomebus_common.topics`` may have changed since the broker started (a no-op otherwise)."""
+    import asyncio
+
+    from . import kafka_access
+
+    began = time.monotonic()
+    bootstrap = endpoint("kafka", ports)
+    added = kafka.add_missing_users(layout, bootstrap)
+    if added:
+        echo(line("up", "kafka", "users added", ", ".join(added), time.monotonic() - began))
+    try:
+        summary = asyncio.run(kafka_access.provision(bootstrap, kafka.admin_options(layout)))
+    except StackError:
+        raise
+    except Exception as exc:
+        raise failure(f"kafka: topics or ACLs could not be made: {type(exc).__name__}: {exc}",
+                      layout.log("kafka")) from exc
+    kafka.write_kcat_config(layout)
+    echo(line("up", "kafka", "access", summary, time.monotonic() - began))
+
+
 def _spawn(layout: Layout, component: str, ports: dict[str, int], echo: Echo) -> _Starting:
     began = time.monotonic()
     echo(line("up", component, "starting", endpoint(component, ports)))
     if component == "kafka":
-        process = kafka.start(layout, port=ports["kafka"], controller_port=ports["kafka_controller"])
+        process, notes = kafka.start(layout, port=ports["kafka"],
+                                     controller_port=ports["kafka_controller"])
+        for note in notes:
+            echo(line("up", "kafka", "note", note))
     else:
         process = minio.start(layout, port=ports["minio"], console_port=ports["minio_console"])
     try:
@@ -236,7 +268,7 @@ def _wait_new(layout: Layout, item: _Starting, ports: dict[str, int], echo: Echo
     assert process is not None and record is not None
     deadline = item.started + READY_TIMEOUT[component]
     while True:
-        healthy, detail = probe(component, ports)
+        healthy, detail = probe(layout, component, ports)
         if healthy:
             echo(line("up", component, "healthy", f"{endpoint(component, ports)} pid {record.pid}; {detail}",
                       time.monotonic() - item.started))
@@ -259,7 +291,7 @@ def _wait_existing(layout: Layout, component: str, record: PidRecord, ports: dic
     began = time.monotonic()
     deadline = began + READY_TIMEOUT[component]
     while True:
-        healthy, _ = probe(component, ports)
+        healthy, _ = probe(layout, component, ports)
         if healthy:
             echo(line("up", component, "already running", f"{endpoint(component, ports)} pid {record.pid}",
                       time.monotonic() - began))
@@ -320,7 +352,7 @@ def status(layout: Layout) -> list[ComponentStatus]:
         if record is None:
             rows.append(ComponentStatus(component, "stopped", where, None, ""))
             continue
-        healthy, detail = probe(component, ports)
+        healthy, detail = probe(layout, component, ports)
         rows.append(ComponentStatus(component, "healthy" if healthy else "unhealthy", where,
                                     record.pid, detail if healthy else "process runs but does not answer"))
     report = tools.health(layout)

@@ -64,11 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"genomebus-dlq: {exc}", file=sys.stderr)
         return 2
-    bootstrap = args.bootstrap or ServiceSettings.load().kafka_bootstrap_servers
+    # Who we are on Kafka comes from the environment like any service's identity: the
+    # genomebus-ops user (its ACLs read every DLQ and write back anywhere but consent.changed),
+    # or on the dev stack the administrator of .stack/env.
+    overrides = {"kafka_bootstrap_servers": args.bootstrap} if args.bootstrap else {}
+    settings = ServiceSettings.load(service_name="ops", **overrides)
 
     if args.command == "list":
         count = asyncio.run(
-            list_parked(bootstrap, args.dlq_topic, emit=lambda row: print(json.dumps(row)))
+            list_parked(settings, args.dlq_topic, emit=lambda row: print(json.dumps(row)))
         )
         print(f"{count} record(s) in {args.dlq_topic}", file=sys.stderr)
         return 0
@@ -86,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = asyncio.run(
         replay(
-            bootstrap,
+            settings,
             args.dlq_topic,
             Selection(frozenset(args.error_code), frozenset(args.offset)),
             dry_run=args.dry_run,

@@ -20,6 +20,8 @@ from aiokafka.structs import OffsetAndMetadata
 
 from genomebus_common.broker import decode_headers
 from genomebus_common.errors import from_kafka_error
+from genomebus_common.kafka_client import client_options
+from genomebus_common.settings import ServiceSettings
 from genomebus_common.topics import ALL_TOPICS, Topic
 
 from .dlq import (
@@ -79,7 +81,7 @@ async def _parked(
 
 
 async def list_parked(
-    bootstrap: str,
+    settings: ServiceSettings,
     dlq_topic: str,
     *,
     emit: Callable[[dict[str, object]], None],
@@ -87,7 +89,9 @@ async def list_parked(
 ) -> int:
     """Show every record in a DLQ (the why and where, never the body) and whether it was dealt with."""
     group = replay_group(dlq_topic, topics)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        **client_options(settings), group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         count = 0
@@ -104,7 +108,7 @@ async def list_parked(
 
 
 async def replay(
-    bootstrap: str,
+    settings: ServiceSettings,
     dlq_topic: str,
     selection: Selection,
     *,
@@ -120,11 +124,11 @@ async def replay(
     topic_of_dlq(dlq_topic, topics)  # refuse a wrong name before touching the cluster
     report = ReplayReport(dry_run=dry_run)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **client_options(settings),
         group_id=replay_group(dlq_topic, topics),
         enable_auto_commit=False,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
     try:
         await consumer.start()
         await producer.start()

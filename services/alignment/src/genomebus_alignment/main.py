@@ -28,7 +28,7 @@ def build_app(settings: AlignmentSettings) -> FastAPI:
         store=store,
         references=ReferenceRegistry(store, Path(settings.work_dir) / "references"),
         broker=runtime.broker,
-        consent=ConsentView(settings.kafka_bootstrap_servers),
+        consent=ConsentView(settings),
     )
     consent = handler.consent
     runtime.readiness["consent_view"] = consent.is_ready

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from genomebus_common.kafka_client import client_options
+from genomebus_common.settings import ServiceSettings
+
 
 class BacklogError(RuntimeError):
     """The backlog could not be measured this round (topic missing, a read timed out)."""
@@ -64,19 +67,19 @@ class BacklogProbe:
     broker restart or a moved group coordinator never leaves it holding a stale connection."""
 
     def __init__(
-        self, bootstrap_servers: str, topic: str, group_id: str, *, read_timeout_s: float = 15.0
+        self, settings: ServiceSettings, topic: str, group_id: str, *, read_timeout_s: float = 15.0
     ) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.settings = settings
         self.topic = topic
         self.group_id = group_id
         self.read_timeout_s = read_timeout_s
 
     async def measure(self) -> Backlog:
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.bootstrap_servers, client_id="genomebus-heat-probe"
+            **client_options(self.settings), client_id="genomebus-heat-probe"
         )
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
+            **client_options(self.settings),
             client_id="genomebus-heat-probe",
             group_id=None,  # reading only: never joins, commits in or disturbs alignment's group
             enable_auto_commit=False,

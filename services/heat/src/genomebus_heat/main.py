@@ -33,7 +33,7 @@ def create_app(
     """The HTTP app whose lifespan runs the control loop (``make_controller`` for tests)."""
 
     def default_controller(s: HeatSettings) -> HeatController:
-        probe = BacklogProbe(s.kafka_bootstrap_servers, s.heat_research_topic, s.heat_research_group)
+        probe = BacklogProbe(s, s.heat_research_topic, s.heat_research_group)
         return HeatController(s, KubeClient.in_cluster(), probe)
 
     @contextlib.asynccontextmanager
