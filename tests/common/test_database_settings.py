@@ -13,8 +13,11 @@ RUNTIME = f"postgresql://genomebus_registry_runtime:s3cret@pg:5432/genomebus_reg
 OWNER = f"postgresql://genomebus_registry:0wner@pg:5432/genomebus_registry?{TLS}"
 
 
+S3 = {"s3_access_key": "svc-registry", "s3_secret_key": "its-own-secret"}  # not MinIO's defaults
+
+
 def registry(**values: object) -> RegistrySettings:
-    return RegistrySettings(_env_file=None, **values)  # type: ignore[call-arg]
+    return RegistrySettings(_env_file=None, **{**S3, **values})  # type: ignore[call-arg]
 
 
 def test_production_is_the_default_and_accepts_authenticated_verified_dsns() -> None:
@@ -54,7 +57,7 @@ def test_the_code_default_dsn_only_works_in_development() -> None:
 
 
 def test_services_without_tables_are_not_held_to_a_dsn_they_never_use() -> None:
-    assert AlignmentSettings(_env_file=None).profile == "production"  # type: ignore[call-arg]
+    assert AlignmentSettings(_env_file=None, **S3).profile == "production"  # type: ignore[call-arg]
 
 
 def test_the_profile_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,3 +66,14 @@ def test_the_profile_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("GENOMEBUS_PROFILE", "staging")
     with pytest.raises(ValidationError):
         registry()
+
+
+def test_minios_default_keys_are_refused_outside_development() -> None:
+    """A service that would start against an object store with MinIO's well-known keys."""
+    from genomebus_common.settings import ServiceSettings
+
+    with pytest.raises(ValueError, match="MinIO's default"):
+        ServiceSettings(_env_file=None, profile="production")  # type: ignore[call-arg]
+    ServiceSettings(_env_file=None, profile="production", s3_access_key="svc-ingest",  # type: ignore[call-arg]
+                    s3_secret_key="a-real-secret")
+    ServiceSettings(_env_file=None, profile="dev")  # type: ignore[call-arg]

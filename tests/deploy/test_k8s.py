@@ -89,6 +89,9 @@ def load_settings(m: Manifests, deployment: dict[str, Any], **secrets: Any) -> A
     values = {k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix)}
     if "GENOMEBUS_KAFKA_SASL_PASSWORD" in m.container_env(deployment):
         secrets.setdefault("kafka_sasl_password", "from-the-kafkauser-secret")
+    if "GENOMEBUS_S3_SECRET_KEY" in m.container_env(deployment):
+        secrets.setdefault("s3_access_key", "from-the-s3-secret")
+        secrets.setdefault("s3_secret_key", "from-the-s3-secret")
     return cls(_env_file=None, **values, **secrets)
 
 

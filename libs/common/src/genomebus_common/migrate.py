@@ -32,6 +32,7 @@ class MigrateSettings(ServiceSettings):
 
     uses_database = True
     uses_kafka = False  # it migrates and grants; the shared config still names the brokers
+    uses_object_store = False
 
 
 async def run(settings: ServiceSettings) -> None:

@@ -51,6 +51,8 @@ class ServiceSettings(BaseSettings):
     #: False for a process that never talks to Kafka (the migrate step): its SASL settings
     #: are then not required.
     uses_kafka: ClassVar[bool] = True
+    #: False for a service that holds no objects (consent, heat): no S3 keys are required.
+    uses_object_store: ClassVar[bool] = True
 
     service_name: str = Field(
         "genomebus",
@@ -197,6 +199,18 @@ class ServiceSettings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems) + " (GENOMEBUS_PROFILE=dev allows this on a "
                              "development stack only)")
+        return self
+
+    @model_validator(mode="after")
+    def _no_default_object_store_keys(self) -> "ServiceSettings":
+        """MinIO's well-known ``minioadmin`` keys work only on a development stack: anywhere
+        else a service starting with them is misconfigured (or talks to an open store)."""
+        if self.profile == "dev" or not self.uses_object_store:
+            return self
+        if "minioadmin" in (self.s3_access_key, self.s3_secret_key.get_secret_value()):
+            raise ValueError("GENOMEBUS_S3_ACCESS_KEY/GENOMEBUS_S3_SECRET_KEY are MinIO's default "
+                             "credentials (GENOMEBUS_PROFILE=dev allows this on a development "
+                             "stack only): give the service its own S3 identity")
         return self
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ from genomebus_common.settings import PseudonymSettings, ServiceSettings
 
 class ConsentSettings(PseudonymSettings, ServiceSettings):
     uses_database = True  # its DSNs are checked outside development
+    uses_object_store = False  # consent holds no objects and has no S3 identity
     service_name: str = "consent"
     consent_clients: dict[str, str] = Field(
         default_factory=dict,

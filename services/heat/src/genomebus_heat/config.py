@@ -34,6 +34,7 @@ def _pod_namespace() -> str:
 
 
 class HeatSettings(ServiceSettings):
+    uses_object_store = False  # the controller holds no objects
     service_name: str = "heat"
 
     heat_scaledobject: str = Field(
