@@ -174,8 +174,9 @@ async def test_fhir_nested_100k_deep_is_a_422(consent: dict[str, httpx.AsyncClie
 async def test_a_registration_at_ingest_makes_the_hospital_treating_at_consent(
     lis: httpx.AsyncClient, toy_reference: object, settings: ServiceSettings, fresh_dsn: str,
 ) -> None:
-    """The real path: ingest's outbox publishes sample.registered on Kafka, consent takes it,
-    and only then may the registering hospital record the patient's consent."""
+    """The real path: once the sample's reads are checked, ingest's outbox publishes
+    sample.registered on Kafka, consent takes it, and only then may the registering hospital
+    record the patient's consent. A registration alone grants nothing."""
     import asyncio
     import time
 
@@ -199,6 +200,11 @@ async def test_a_registration_at_ingest_makes_the_hospital_treating_at_consent(
         r1, r2 = pair(3, seed=97)
         created = await lis.post("/v1/samples", json=registration(toy_reference, r1, r2, national_id=cpr))  # type: ignore[arg-type]
         assert created.status_code == 201
+        await asyncio.sleep(2)  # a bare registration (no reads yet) makes no treating hospital
+        assert (await rh.post("/v1/consents", json=consent_body(cpr))).status_code == 404
+        await lis.put(created.json()["upload"]["R1"], content=r1)
+        checked = await lis.put(created.json()["upload"]["R2"], content=r2)
+        assert checked.json()["status"] == "awaiting_consent"
         deadline = time.monotonic() + 30
         while (answer := await rh.post("/v1/consents", json=consent_body(cpr))).status_code == 404:
             assert time.monotonic() < deadline, "sample.registered never reached consent"

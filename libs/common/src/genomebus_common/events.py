@@ -348,8 +348,9 @@ class SampleRemoved(Event):
 
 
 class SampleRegistered(Event):
-    """A hospital registered a sample of this patient: it now treats the patient, and may
-    record and read the patient's consent (consent keeps who treats whom from these)."""
+    """A hospital registered a sample of this patient and its reads passed ingest's checks: it
+    now treats the patient, and may record and read the patient's consent (consent keeps who
+    treats whom from these). Sent once per sample, when it reaches awaiting_consent."""
 
     event_type: ClassVar[str] = "sample.registered"
     # a lost one would shut the hospital out of its patient's consent

@@ -152,17 +152,6 @@ class Ingest:
             existing = await conn.fetchrow(
                 "SELECT * FROM samples WHERE sample_id = $1", registration.sample_id
             )
-            if inserted:
-                # The hospital now treats this patient: consent learns it from this event (in
-                # the same transaction as the row, so neither is ever without the other).
-                await enqueue(conn, SampleRegistered(
-                    correlation_id=registration.sample_id,
-                    sample_id=registration.sample_id,
-                    patient_pseudonym=pseudonym,
-                    hospital_id=registration.hospital_id,
-                ))
-        if inserted and self.relay is not None:
-            self.relay.notify()
         if not inserted and existing["fingerprint"] != fingerprint:
             raise SampleConflict(
                 f"sample {registration.specimen_id!r} of {registration.hospital_id} is already "
@@ -337,6 +326,16 @@ class Ingest:
                 report.bases,
             )
             if updated:
+                # The hospital now treats this patient: consent learns it from this event, sent
+                # only once the sample's reads are in and checked (a bare registration naming a
+                # stolen national id makes no one a treating hospital), in the transaction that
+                # says so.
+                await enqueue(conn, SampleRegistered(
+                    correlation_id=sample_id,
+                    sample_id=sample_id,
+                    patient_pseudonym=row["patient_pseudonym"],
+                    hospital_id=row["hospital_id"],
+                ))
                 await self._decide(conn, row["patient_pseudonym"], only_sample=sample_id)
         if self.relay is not None:
             self.relay.notify()
