@@ -171,7 +171,7 @@ async def test_a_removal_is_retried_past_the_budget_without_asking(
     from genomebus_common.events import SampleRemoved
 
     topic = f"test.{unique}.removed"
-    await create_topics(settings.kafka_bootstrap_servers, topic, f"{topic}.dlq")
+    await create_topics(settings, topic, f"{topic}.dlq")
     broker, consumer = _consumer(settings, unique, attempts=2)
     attempts: list[int] = []
 
@@ -189,7 +189,7 @@ async def test_a_removal_is_retried_past_the_budget_without_asking(
         await wait_for(lambda: attempts[-1:] == [5], timeout_s=30)
     assert attempts == [1, 2, 3, 4, 5]
     with pytest.raises(AssertionError, match="got 0"):
-        await read_topic(settings.kafka_bootstrap_servers, f"{topic}.dlq", count=1, timeout_s=2)
+        await read_topic(settings, f"{topic}.dlq", count=1, timeout_s=2)
 
 
 async def test_the_consent_topic_is_compacted_wherever_it_is_made(settings: ServiceSettings) -> None:
