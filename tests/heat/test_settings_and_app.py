@@ -88,7 +88,7 @@ def test_probed_group_is_the_one_alignment_consumes_the_research_lane_in() -> No
                 asked.append(group_id)
             return lambda fn: fn
 
-    alignment = AlignmentSettings(_env_file=None)  # type: ignore[call-arg]
+    alignment = AlignmentSettings(_env_file=None, profile="dev")  # type: ignore[call-arg]
     consumer = ReliableConsumer(RecordingBroker(), stage=Stage.ALIGNMENT,  # type: ignore[arg-type]
                                 group_id=alignment.consumer_group, retry=RetryPolicy())
     for lane in alignment.lanes:

@@ -107,6 +107,7 @@ async def provision(bootstrap: str, options: dict[str, str]) -> str:
     settings = ServiceSettings(  # type: ignore[call-arg]
         _env_file=None,
         service_name="devstack",
+        profile="dev",  # the development stack's own admin: MinIO's keys do not matter here
         kafka_bootstrap_servers=bootstrap,
         kafka_security_protocol=options["security_protocol"],
         kafka_sasl_mechanism=options["sasl_mechanism"],
