@@ -186,9 +186,11 @@ async def test_a_registration_at_ingest_makes_the_hospital_treating_at_consent(
     from ..ingest.test_api_integration import registration
 
     cpr = random_cpr()
+    # A consumer group of its own: a consent service left running by another test (the e2e
+    # pipeline's) would otherwise take some of the partitions, and the event with them.
     app = build_app(ConsentSettings(
-        **{**settings.model_dump(), "service_name": "consent", "postgres_dsn": fresh_dsn,
-           "pseudonym_key": PSEUDONYM_KEY,
+        **{**settings.model_dump(), "service_name": f"consent-{secrets.token_hex(4)}",
+           "postgres_dsn": fresh_dsn, "pseudonym_key": PSEUDONYM_KEY,
            "consent_clients": {c: hashlib.sha256(t.encode()).hexdigest() for c, t in LIS_TOKENS.items()}},
         _env_file=None,  # type: ignore[call-arg]
     ))
