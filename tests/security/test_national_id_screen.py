@@ -85,7 +85,8 @@ def spellings(draw: st.DrawFn) -> tuple[str, str]:
     if cpr.isdigit() and draw(st.booleans()):
         text = text.translate(draw(st.sampled_from([FULLWIDTH, ARABIC_INDIC])))
     prefix = draw(st.sampled_from(["", "SP", "specimen ", "RH/", "x-"]))
-    suffix = draw(st.sampled_from(["", "/R1.fastq.gz", " was here", "A", "-x"]))
+    # a replacement number is a word of its own; a CPR number's digits may run into letters
+    suffix = draw(st.sampled_from(["", "/R1.fastq.gz", " was here", "-x", *(["A"] if cpr.isdigit() else [])]))
     return cpr, prefix + text + suffix
 
 

@@ -120,14 +120,14 @@ class Pseudonymiser:
 # date-like path) is the price: the LIS is told to name its files otherwise.
 _SEP = "[^0-9A-Za-z]*"
 # DDMMYY then four digits, or a replacement tail (a digit then three letters or digits, at
-# least one a letter; what follows it does not matter), with any separators between any of its
-# digits, not inside a longer number. A replacement tail is written as one word: read across a
-# separator, ``SP12063139/R1`` (an id, then a file name) would be one. Which DDMM are real days
-# is checked on the digits found.
+# least one a letter), with any separators between any of its digits, not inside a longer
+# number or word. A replacement tail is one word and ends one: read across a separator,
+# ``SP12063139/R1`` (an id, then a file name) would be one, and read inside a word, one random
+# hex id in a hundred would hold one. Which DDMM are real days is checked on the digits found.
 _SHAPE = re.compile(
     rf"(?<![0-9])[0-3]{_SEP}[0-9]{_SEP}[01]{_SEP}[0-9]{_SEP}[0-9]{_SEP}[0-9]{_SEP}"
     rf"(?:(?P<cpr>[0-9]{_SEP}[0-9]{_SEP}[0-9]{_SEP}[0-9])(?![0-9])"
-    rf"|(?P<replacement>[0-9][0-9A-Za-z]{{3}}))",
+    rf"|(?P<replacement>[0-9][0-9A-Za-z]{{3}})(?![0-9A-Za-z]))",
 )
 # Separators after a digit and before a letter or digit, taken out to find runs of digits.
 _BETWEEN = re.compile(r"(?<=[0-9])[^0-9A-Za-z]+(?=[0-9A-Za-z])")

@@ -33,7 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .events import ObjectRef, Priority, Producer, SampleEvent, Stage, WorkUnit
+from .events import ObjectRef, Priority, Producer, SampleEvent, Stage, WorkUnit, new_id
 from .errors import ObjectNotFound
 from .objectstore import ObjectStore
 
@@ -62,7 +62,7 @@ class ScatterPlan(BaseModel):
 
 def new_attempt() -> str:
     """A name for one attempt at a unit or a gather, unique across workers."""
-    return f"attempt-{uuid.uuid4().hex[:16]}"
+    return new_id("attempt-")  # base32 without 0, 1, 8, 9: never shaped like a national id
 
 
 class UnitResult(BaseModel):
