@@ -70,9 +70,20 @@ def grant_service(admin: MinioAdmin, service: str, secret_key: str | None = None
     if policy is None:
         return None
     access_key = f"svc-{service}"
-    secret_key = secret_key or secrets.token_urlsafe(30)
     name = f"genomebus-service-{service}"
-    admin.policy_add(name, policy=policy)
-    admin.user_add(access_key, secret_key)
+    admin.policy_add(name, policy=policy)  # cheap, and keeps an existing user's policy current
+    if secret_key is None or not _user_exists(admin, access_key):
+        # user_add sends the secret encrypted with an Argon2-derived key: ~1 s of CPU each,
+        # so a user that exists with its kept secret is not made again
+        secret_key = secret_key or secrets.token_urlsafe(30)
+        admin.user_add(access_key, secret_key)
     admin.policy_set(name, user=access_key)
     return access_key, secret_key
+
+
+def _user_exists(admin: MinioAdmin, access_key: str) -> bool:
+    try:
+        admin.user_info(access_key)
+    except Exception:  # noqa: BLE001 (MinIO answers an unknown user with an admin error)
+        return False
+    return True
