@@ -144,8 +144,9 @@ async def test_the_patient_sees_who_looked_and_only_the_patient(consent: dict[st
         assert (await consent[hospital].get(f"/v1/patients/{pseudonym}/access-log")).status_code == 403
     log = (await consent["portal"].get(f"/v1/patients/{pseudonym}/access-log")).json()
     seen = [(e["client_id"], e["action"], e["outcome"]) for e in reversed(log)]
-    assert seen == [("RH", "record", "allowed"), ("RH", "read_history", "allowed"),
-                    ("OUH", "read_history", "refused")]
+    assert seen == [("RH", "became_treating", "allowed"), ("RH", "record", "allowed"),
+                    ("RH", "read_history", "allowed"), ("OUH", "read_history", "refused")]
+    assert "registered sample RH." in log[-1]["purpose"]
 
 
 async def test_the_consent_audit_log_cannot_be_edited(consent: dict[str, httpx.AsyncClient], fresh_dsn: str) -> None:

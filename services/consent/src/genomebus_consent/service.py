@@ -234,12 +234,16 @@ class ConsentService:
 
     async def sample_registered(self, event: SampleRegistered) -> None:
         """A hospital registered a sample of the patient: it treats the patient from now on."""
-        await self.pool.execute(
-            """
-            INSERT INTO treating_hospitals (patient_pseudonym, hospital_id, first_sample_id)
-            VALUES ($1, $2, $3) ON CONFLICT DO NOTHING""",
-            event.patient_pseudonym, event.hospital_id, event.sample_id,
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            became = await conn.fetchval(
+                """
+                INSERT INTO treating_hospitals (patient_pseudonym, hospital_id, first_sample_id)
+                VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true""",
+                event.patient_pseudonym, event.hospital_id, event.sample_id,
+            )
+            if became:  # the patient sees who claims to treat them, in the same log as reads
+                await _log(conn, event.patient_pseudonym, Client(event.hospital_id, ClientKind.HOSPITAL),
+                           "became_treating", "allowed", f"registered sample {event.sample_id}")
 
     async def access_log(self, pseudonym: str, *, client: str, limit: int = 500) -> list[dict[str, object]]:
         """Who read or changed the patient's consent, newest first: for the portal only."""
