@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .paths import write_private
 from .procs import StackError
 
 if TYPE_CHECKING:
@@ -78,11 +79,7 @@ def load_passwords(path: Path) -> dict[str, RolePasswords]:
     found = {s: RolePasswords(**stored[s]) for s in DATABASE_SERVICES if s in stored}
     if len(found) < len(DATABASE_SERVICES):
         found |= {s: RolePasswords.generate() for s in DATABASE_SERVICES if s not in found}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({s: vars(p) for s, p in found.items()}, indent=1) + "\n")
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        write_private(path, json.dumps({s: vars(p) for s, p in found.items()}, indent=1) + "\n")
     return found
 
 

@@ -51,7 +51,7 @@ from genomebus_common.topics import (
 from genomebus_testdata import evaluate, make_reference, read_pairs_for, simulate_sample
 
 from .envfile import endpoints
-from .paths import state_dir
+from .paths import state_dir, write_private
 from .services import ServiceGroup, ServiceProcess
 
 HOSPITAL, DEMO_CPR = "DEMO", "010190-1234"  # a made-up, well-formed national id
@@ -93,8 +93,7 @@ def _secrets(folder: Path) -> dict[str, str]:
     }
     if not wanted.keys() <= held.keys():
         held = {name: held.get(name) or make() for name, make in wanted.items()}
-        path.write_text(json.dumps(held))
-        path.chmod(0o600)
+        write_private(path, json.dumps(held))
     return held
 
 
@@ -109,11 +108,9 @@ def _grant_landing(settings: ServiceSettings, folder: Path) -> Path:
                          settings.s3_secret_key.get_secret_value(), secure=settings.s3_secure)
     granted = grant_landing(admin, "genomebus-landing", HOSPITAL)
     path = folder / f"landing-{HOSPITAL}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"bucket": granted.bucket, "prefix": granted.prefix,
-                               "access_key": granted.access_key, "secret_key": granted.secret_key}) + "\n")
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_private(path, json.dumps({"bucket": granted.bucket, "prefix": granted.prefix,
+                                    "access_key": granted.access_key,
+                                    "secret_key": granted.secret_key}) + "\n")
     return path
 
 

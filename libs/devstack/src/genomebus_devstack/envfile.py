@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from . import dbroles
-from .paths import Layout
+from .paths import Layout, write_private
 
 KAFKA_BOOTSTRAP = "GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"
 KAFKA_SECURITY_PROTOCOL = "GENOMEBUS_KAFKA_SECURITY_PROTOCOL"
@@ -93,11 +93,7 @@ def parse_env(text: str) -> dict[str, str]:
 def write_env(path: Path, values: dict[str, str]) -> None:
     """Write atomically, readable only by the owner (it carries the MinIO, database and Kafka
     administrator's secrets)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(render_env(values))
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_private(path, render_env(values))
 
 
 def shell_exports(values: dict[str, str]) -> str:

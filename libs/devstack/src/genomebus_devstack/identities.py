@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .paths import Layout
+from .paths import Layout, write_private
 
 
 def _file(layout: Layout) -> Path:
@@ -27,10 +27,7 @@ def ensure_s3_identities(layout: Layout, endpoint: str, access: str, secret: str
         granted = grant_service(admin, service, known.get(service, {}).get("secret_key"))
         assert granted is not None
         made[service] = {"access_key": granted[0], "secret_key": granted[1]}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(made, indent=1) + "\n")
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_private(path, json.dumps(made, indent=1) + "\n")
     return made
 
 

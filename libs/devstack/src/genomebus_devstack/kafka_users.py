@@ -19,6 +19,8 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
+from .paths import write_private
+
 ADMIN = "admin"
 MECHANISM = "SCRAM-SHA-512"
 # Kafka's minimum for SCRAM-SHA-512 (ScramMechanism.minIterations); clients learn it from the
@@ -57,12 +59,7 @@ def ensure(kafka_home: Path, wanted: Iterable[str]) -> dict[str, str]:
 
 def save(kafka_home: Path, users: dict[str, str]) -> None:
     """Atomically, readable by the owner only (it holds the administrator's password)."""
-    kafka_home.mkdir(parents=True, exist_ok=True)
-    path = users_file(kafka_home)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(users, indent=1, sort_keys=True) + "\n")
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_private(users_file(kafka_home), json.dumps(users, indent=1, sort_keys=True) + "\n")
 
 
 def salted(password: str, salt: bytes, iterations: int = ITERATIONS) -> bytes:

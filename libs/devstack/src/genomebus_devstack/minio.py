@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from . import gobuild, pins
-from .paths import Layout
+from .paths import Layout, write_private
 from .procs import StackError, failure, pid_alive, proc_cmdline, require_binary, spawn
 
 HOST = "127.0.0.1"
@@ -93,12 +93,8 @@ def credentials(layout: Layout) -> tuple[str, str]:
     if path.is_file():
         data = json.loads(path.read_text())
         return data["access_key"], data["secret_key"]
-    layout.minio_home.mkdir(parents=True, exist_ok=True)
     access, secret = ACCESS_KEY, secrets.token_urlsafe(24)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"access_key": access, "secret_key": secret}) + "\n")
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_private(path, json.dumps({"access_key": access, "secret_key": secret}) + "\n")
     return access, secret
 
 
@@ -111,12 +107,8 @@ def kms_key(layout: Layout) -> str:
     path = layout.minio_home / "kms.key"
     if path.is_file():
         return path.read_text().strip()
-    layout.minio_home.mkdir(parents=True, exist_ok=True)
     value = "genomebus-dev:" + base64.b64encode(secrets.token_bytes(32)).decode()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(value + "\n")
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_private(path, value + "\n")
     return value
 
 

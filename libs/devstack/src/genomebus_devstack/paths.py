@@ -167,3 +167,16 @@ class Layout:
     @property
     def go_buildcache(self) -> Path:
         return self.tools / "go" / "build"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` atomically into a file only its owner can read: the stack's secrets
+    (credentials, keys, the env file). The temporary file is created 0600, so the secret is
+    never readable by others, not even for a moment."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(tmp, 0o600)  # an older tmp left behind keeps its mode through O_TRUNC
+    tmp.replace(path)
