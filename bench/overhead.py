@@ -69,6 +69,7 @@ from genomebus_common.objectstore import ObjectStore, file_sha256
 from genomebus_common.reference import ReferenceRegistry
 from genomebus_common.settings import ServiceSettings
 from genomebus_common.topics import SAMPLE_ALIGNED, STAGE_FAILED, VARIANTS_CALLED
+from genomebus_devstack import procs
 from genomebus_devstack.envfile import endpoints
 from genomebus_devstack.paths import state_dir
 from genomebus_devstack.services import ServiceProcess
@@ -145,10 +146,7 @@ def start_services(env: dict[str, str], work: Path, logs: Path, *, workers: int 
 
 def peak_rss_mb(service: ServiceProcess) -> float:
     assert service.process is not None
-    for line in Path(f"/proc/{service.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return procs.peak_rss_mb(service.process.pid)
 
 
 def partition_counts() -> dict[str, int]:

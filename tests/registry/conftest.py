@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pysam
 import pytest
 from genomebus_common.broker import Delivery
@@ -30,6 +31,7 @@ from genomebus_common.objectstore import ObjectStore
 from genomebus_common.settings import ServiceSettings
 from genomebus_registry.config import RegistryClient, RegistrySettings
 from genomebus_registry.handlers import RegistryHandlers
+from genomebus_registry.main import build_app
 from genomebus_registry.schema import migrations
 from genomebus_registry.queries import Caller, Queries
 
@@ -202,3 +204,14 @@ def registry_settings(
         },
         _env_file=None,  # type: ignore[call-arg]
     )
+
+
+@pytest.fixture
+async def app_client(registry_settings: RegistrySettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The registry's app, started (pool, migrations) and spoken to over HTTP in-process."""
+    app = build_app(registry_settings)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://registry", timeout=60
+    ) as client:
+        client.app = app  # type: ignore[attr-defined]
+        yield client

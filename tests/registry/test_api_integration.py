@@ -3,28 +3,17 @@ treating hospital's view (research restriction does not apply, withdrawal does) 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
-from genomebus_registry.config import RegistrySettings
-from genomebus_registry.main import Registry, build_app
+from genomebus_registry.main import Registry
 
 from .conftest import TOKENS, UploadedVcf, consent, delivery, pseudonym, variants_called
 
 pytestmark = pytest.mark.integration
 
 PURPOSE = {"X-Purpose": "treatment planning, oncology"}
-
-
-@pytest.fixture
-async def app_client(registry_settings: RegistrySettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(registry_settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://registry", timeout=60
-    ) as client:
-        client.app = app  # type: ignore[attr-defined]
-        yield client
 
 
 def auth(client_id: str, purpose: str | None = "treatment planning, oncology") -> dict[str, str]:

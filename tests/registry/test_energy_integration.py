@@ -4,7 +4,7 @@ treating hospital its sample's figures, always labelled as estimates with their 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import asyncpg
 import httpx
@@ -17,9 +17,8 @@ from genomebus_common.events import (
     ToolProvenance,
     VariantsReady,
 )
-from genomebus_registry.config import RegistrySettings
 from genomebus_registry.handlers import RegistryHandlers
-from genomebus_registry.main import Registry, build_app
+from genomebus_registry.main import Registry
 
 from ..common.factories import object_ref
 from .conftest import REFERENCE, TOKENS, UploadedVcf, consent, delivery, pseudonym, variants_called
@@ -119,16 +118,6 @@ async def test_what_is_known_at_load_is_announced_and_late_or_odd_events_are_sti
     await handlers.variants_called(late.model_copy(update={"energy": CALLING}), delivery())
     assert [r[0] for r in await energy_rows(pool, late.sample_id)] == ["calling"]
     assert len(await ready_events(pool)) == 1
-
-
-@pytest.fixture
-async def app_client(registry_settings: RegistrySettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(registry_settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://registry", timeout=60
-    ) as client:
-        client.app = app  # type: ignore[attr-defined]
-        yield client
 
 
 def auth(client_id: str) -> dict[str, str]:

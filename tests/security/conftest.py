@@ -8,13 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
-from genomebus_registry.config import RegistrySettings
-from genomebus_registry.main import Registry, build_app
+from genomebus_registry.main import Registry
 
 from genomebus_devstack.services import ServiceProcess
 
@@ -24,6 +23,7 @@ from ..ingest.conftest import ingest_settings, lis, toy_reference  # noqa: F401 
 # test clients), shared rather than copied.
 from ..registry.conftest import (  # noqa: F401
     TOKENS,
+    app_client,
     Record,
     UploadedVcf,
     consent,
@@ -63,14 +63,9 @@ def ingest_process(endpoints: dict[str, str], tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture
-async def api(registry_settings: RegistrySettings) -> AsyncIterator[httpx.AsyncClient]:  # noqa: F811
+def api(app_client: httpx.AsyncClient) -> httpx.AsyncClient:  # noqa: F811
     """The registry's app, started (pool, migrations) and spoken to over HTTP in-process."""
-    app = build_app(registry_settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://registry", timeout=60
-    ) as client:
-        client.app = app  # type: ignore[attr-defined]
-        yield client
+    return app_client
 
 
 def registry_of(api: httpx.AsyncClient) -> Registry:

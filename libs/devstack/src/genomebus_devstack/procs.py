@@ -225,3 +225,16 @@ def run_logged(argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None 
             raise failure(f"{what} timed out after {timeout:.0f}s", log) from exc
     if result.returncode != 0:
         raise failure(f"{what} failed (exit code {result.returncode})", log)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident set (VmHWM) in MB, NaN when it has gone: what a benchmark or a
+    memory test reads from a service process."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
