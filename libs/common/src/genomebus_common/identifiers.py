@@ -134,6 +134,7 @@ _BETWEEN = re.compile(r"(?<=[0-9])[^0-9A-Za-z]+(?=[0-9A-Za-z])")
 # A run of 10 or 11 digits: a CPR number with a tube or check digit before or after it.
 _DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{10,11}(?![0-9])", re.ASCII)
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_ASCII_DIGIT = re.compile(r"[0-9]")
 _ALNUM = re.compile(r"[0-9A-Za-z]")
 
 
@@ -161,12 +162,22 @@ def _is_shape(found: re.Match[str]) -> bool:
 
 
 def _spans(text: str) -> list[tuple[int, int]]:
-    """Where in ``text`` something shaped like a national id sits (start, end)."""
+    """Where in ``text`` something shaped like a national id sits (start, end).
+
+    Every identifier of every event passes here: text without an ASCII digit (most of it)
+    returns at once, and the character-by-character compaction is done only when separators
+    stand between digits."""
+    if not _ASCII_DIGIT.search(text):
+        return []
     found = [m.span() for m in _SHAPE.finditer(text) if _is_shape(m)]
     # Runs of digits, read with the separators between them taken out; mapped back.
-    cut = {i for m in _BETWEEN.finditer(text) for i in range(m.start(), m.end())}
-    kept = [i for i in range(len(text)) if i not in cut]
-    compact = "".join(text[i] for i in kept)
+    cuts = [m.span() for m in _BETWEEN.finditer(text)]
+    if cuts:
+        cut = {i for start, end in cuts for i in range(start, end)}
+        kept = [i for i in range(len(text)) if i not in cut]
+        compact = "".join(text[i] for i in kept)
+    else:
+        kept, compact = range(len(text)), text
     for match in _DIGIT_RUN.finditer(compact):
         run = match.group(0)
         if any(_is_day_month(run[o:o + 4]) for o in range(len(run) - 9)):

@@ -43,16 +43,15 @@ _URL_ATTRIBUTES = frozenset({"http.target", "http.url", "url.full"})
 
 
 def _scrub_value(key: str, value: Any) -> Any:
-    if isinstance(value, str):
-        if key in _URL_ATTRIBUTES:
-            value = value.split("?", 1)[0]
-        return redact_national_ids(value)
+    """A span attribute as it may be exported: a URL without its query, then redacted as a log
+    field is (``_redacted``)."""
+    if isinstance(value, str) and key in _URL_ATTRIBUTES:
+        value = value.split("?", 1)[0]
     if isinstance(value, bytes):  # a message key, say: kept unless something in it is redacted
         text = value.decode("latin-1")
-        return value if redact_national_ids(text) == text else redact_national_ids(text)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_scrub_value(key, v) for v in value)
-    return value
+        redacted = redact_national_ids(text)
+        return value if redacted == text else redacted
+    return _redacted(value)
 
 
 def scrub_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
