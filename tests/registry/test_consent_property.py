@@ -1,4 +1,4 @@
-"""Property: whatever the order of consent changes, loads, sample removals and research
+"""Property: whatever the order of consent changes, loads, sample removals, folds and research
 questions, a patient who has not allowed research, or has withdrawn, never contributes to a
 research answer, and every answer equals what a plain model of the consent rules computes.
 
@@ -6,10 +6,10 @@ Queries run with a disclosure threshold of 1, and every example starts with thre
 the background who never change (one carries every allele once, one twice, one none of them), so
 that no genotype group is ever empty and every answer is exact and comparable (disclosure.py
 withholds empty groups too); the audit log's "patients touched" of every research answer is
-checked against the consenting set. The
-per-variant counts, cohort sizes and per-sample research flags that loads, removals and consent
-changes maintain are checked against a recount at the end of every example: they must never
-drift.
+checked against the consenting set. After every step, the counts as every answer reads them
+(stored + pending adjustments) and the cohort sizes are checked against a brute-force recount
+over the eligible samples' blocks, in one snapshot, and the per-sample research flags against
+the consents: 0 differences.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import pytest
 from genomebus_common.db import connect_pool
 from genomebus_common.events import SampleRemoved
 from genomebus_common.objectstore import ObjectStore
+from genomebus_registry.adapters import counts
 from genomebus_registry.handlers import RegistryHandlers
 from genomebus_registry.schema import migrations
 from genomebus_registry.queries import Queries
@@ -59,6 +60,8 @@ load_op = st.tuples(st.just("load"), patient, st.integers(0, len(VCFS) - 1))
 query_op = st.tuples(st.just("query"), st.sampled_from(["region", 100, 200, 300, 400]))
 # A hospital removes one of the samples loaded so far (by its index among them, modulo).
 remove_op = st.tuples(st.just("remove"), st.integers(0, 20))
+# The folder moves the oldest pending adjustments (a batch of 1..4) into the stored counts.
+fold_op = st.tuples(st.just("fold"), st.integers(1, 4))
 # Every patient starts with a consent and a loaded sample, so that what follows (withdrawals,
 # restrictions, late versions, more loads) always has data it could wrongly expose.
 opening = st.tuples(*[
@@ -68,9 +71,10 @@ opening = st.tuples(*[
 operations = st.tuples(
     opening,
     st.lists(
-        st.one_of(next_consent_op, next_consent_op, stale_consent_op, load_op, query_op, remove_op),
+        st.one_of(next_consent_op, next_consent_op, stale_consent_op, load_op, query_op, remove_op,
+                  fold_op, fold_op),
         min_size=1,
-        max_size=10,
+        max_size=12,
     ),
 ).map(lambda parts: parts[0] + parts[1])
 
@@ -124,7 +128,8 @@ async def run_example(
 ) -> None:
     async with connect_pool(dsn, migrations(), max_size=3) as pool:
         await pool.execute(
-            "TRUNCATE consents, variants, samples, genotypes, genomebus_inbox, genomebus_outbox"
+            "TRUNCATE consents, samples, genotype_blocks, variant_alleles, variant_counts, "
+            "pending_adjustments, cohorts, genomebus_inbox, genomebus_outbox"
         )
         handlers = RegistryHandlers(pool=pool, store=store, work_dir=work)
         for patient, upload in background.items():
@@ -163,30 +168,36 @@ async def run_example(
                 )
                 await handlers.sample_removed(removal, delivery())
                 model.remove(index)
+            elif kind == "fold":
+                await counts.fold(pool, op[1])
             else:
                 await check_query(pool, queries, model, op[1])
-        await check_counts_do_not_drift(pool)
+            await check_counts_are_exact(pool)
+        while (await counts.fold(pool)).entries:
+            pass
+        assert await counts.pending_entries(pool) == 0
+        await check_counts_are_exact(pool)
+        await check_query(pool, queries, model, "region")
+        # Every removed sample's blocks went with the folds.
+        assert await pool.fetchval(
+            "SELECT count(*) FROM genotype_blocks b JOIN samples s USING (sample_no) "
+            "WHERE s.removed_at IS NOT NULL") == 0
 
 
-async def check_counts_do_not_drift(pool: asyncpg.Pool) -> None:
-    """The counts as maintained equal the counts recomputed from the genotypes."""
-    columns = "variant_no, carriers, allele_count, research_carriers, research_allele_count"
-    async with pool.acquire() as conn:
-        maintained = [tuple(r) for r in await conn.fetch(f"SELECT {columns} FROM variants ORDER BY 1")]
-        tx = conn.transaction()
-        await tx.start()
-        try:
-            cohorts = [tuple(r) for r in await conn.fetch("SELECT * FROM cohorts ORDER BY 1")]
-            await conn.execute("SELECT registry_recount_all()")
-            recounted = [tuple(r) for r in await conn.fetch(f"SELECT {columns} FROM variants ORDER BY 1")]
-            await conn.execute(
-                "SELECT registry_recount_cohort(r) FROM (SELECT DISTINCT reference_digest FROM samples) s(r)"
-            )
-            cohorts_recounted = [tuple(r) for r in await conn.fetch("SELECT * FROM cohorts ORDER BY 1")]
-        finally:
-            await tx.rollback()
-    assert maintained == recounted
+async def check_counts_are_exact(pool: asyncpg.Pool) -> None:
+    """Stored + pending equals the brute-force recount, in one snapshot; so do cohorts."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        now = [tuple(r) for r in await conn.fetch("SELECT * FROM registry_counts_now() ORDER BY 1")]
+        recounted = [tuple(r) for r in await conn.fetch("SELECT * FROM registry_recount() ORDER BY 1")]
+        cohorts = [tuple(r) for r in await conn.fetch("SELECT * FROM registry_cohorts_now() ORDER BY 1")]
+        cohorts_recounted = [
+            tuple(r) for r in await conn.fetch("SELECT * FROM registry_recount_cohorts() ORDER BY 1")]
+        stored_ok = await conn.fetchval(
+            "SELECT bool_and(all_het >= 0 AND all_hom >= 0 AND research_het >= 0 AND research_hom >= 0)"
+            " FROM variant_counts")
+    assert now == recounted
     assert cohorts == cohorts_recounted
+    assert stored_ok is not False
     stale_flags = await pool.fetchval(
         "SELECT count(*) FROM samples s LEFT JOIN consents c USING (patient_pseudonym) "
         "WHERE s.research IS DISTINCT FROM "

@@ -48,7 +48,6 @@ def test_vcf_rows_keep_alt_calls_with_depth_and_quality(tmp_path: Path) -> None:
         (200, "C", "T", 2, 12, None),
         (500, "AT", "A", 1, None, 20),
     ]
-    assert rows[0].variant_id == variant_id(REFERENCE.digest, "chrT", 100, "A", "G")
     assert (stats.records, stats.skipped_no_alt_call, stats.skipped_symbolic) == (5, 1, 1)
 
 

@@ -12,8 +12,10 @@ import asyncpg
 import pytest
 from genomebus_common.errors import ChecksumMismatch, DataConflict
 from genomebus_common.events import VariantsReady
-from genomebus_registry.domain import InvalidVcf, variant_id
+from genomebus_registry.domain import InvalidVcf
 from genomebus_registry.handlers import RegistryHandlers
+from genomebus_registry import loader
+from genomebus_registry.adapters import counts
 from genomebus_registry.loader import apply_consent
 
 from .conftest import (
@@ -34,8 +36,12 @@ RECORDS = [(100, "A", "G", "0/1", 30, 99), (250, "C", "T", "1/1", 12, 40), (900,
 async def snapshot(pool: asyncpg.Pool) -> dict[str, list]:
     """Everything a load may change, in a comparable form."""
     return {
-        "variants": [tuple(r) for r in await pool.fetch("SELECT * FROM variants ORDER BY 1")],
-        "genotypes": [tuple(r) for r in await pool.fetch("SELECT * FROM genotype_rows ORDER BY 1, 2")],
+        "alleles": [tuple(r) for r in await pool.fetch("SELECT * FROM variant_alleles ORDER BY 1, 2, 3")],
+        "genotypes": [tuple(r) for r in await pool.fetch(
+            "SELECT sample_id, chrom, pos, ref, alt, alt_count, dp, gq FROM genotype_rows "
+            "ORDER BY 1, 2, 3, 4, 5")],
+        "pending": [tuple(r) for r in await pool.fetch(
+            "SELECT patient_pseudonym, samples, w_all, w_research FROM pending_adjustments ORDER BY id")],
         "samples": [
             tuple(r) for r in await pool.fetch(
                 "SELECT sample_id, quarantined, genotypes_loaded, variants_loaded FROM samples ORDER BY 1")
@@ -68,17 +74,14 @@ async def test_a_sample_loads_by_copy_once_however_often_it_is_delivered(
     await handlers.variants_called(event, delivery())
     first = await snapshot(pool)
     assert first["genotypes"] == [
-        (event.sample_id, variant_id(REFERENCE.digest, "chrT", pos, ref, alt), count, dp, gq)
-        for pos, ref, alt, count, dp, gq in sorted(
-            (
-                (100, "A", "G", 1, 30, 99),
-                (250, "C", "T", 2, 12, 40),
-                (900, "GA", "G", 1, 8, None),
-            ),
-            key=lambda r: variant_id(REFERENCE.digest, "chrT", r[0], r[1], r[2]),
-        )
+        (event.sample_id, "chrT", 100, "A", "G", 1, 30, 99),
+        (event.sample_id, "chrT", 250, "C", "T", 2, 12, 40),
+        (event.sample_id, "chrT", 900, "GA", "G", 1, 8, None),
     ]
-    assert len(first["variants"]) == 3 and first["samples"] == [(event.sample_id, False, 3, 3)]
+    # The SNVs need no dictionary entry; the deletion gets the first code after them.
+    assert [a[1:] for a in first["alleles"]] == [(900, 16, "GA", "G")]
+    assert first["samples"] == [(event.sample_id, False, 3, 3)]
+    assert first["pending"] == [(patient, [1], 1, 1)], "one entry: the patient's contribution"
     provenance = await pool.fetchrow("SELECT * FROM samples")
     assert provenance["patient_pseudonym"] == patient and provenance["hospital_id"] == "RH"
     assert provenance["reference_digest"] == REFERENCE.digest and provenance["consent_version"] == 1
@@ -98,8 +101,12 @@ async def test_a_sample_loads_by_copy_once_however_often_it_is_delivered(
     # A second sample sharing variants adds genotypes but no duplicate variants.
     other = variants_called(upload_vcf(RECORDS[:2] + [(300, "T", "C", "0/1", 9, 9)]), patient)
     await handlers.variants_called(other, delivery())
-    assert await pool.fetchval("SELECT count(*) FROM variants") == 4
-    assert await pool.fetchval("SELECT variants_loaded FROM samples WHERE sample_id = $1", other.sample_id) == 1
+    assert await pool.fetchval("SELECT count(*) FROM variant_alleles") == 1, "the deletion, once"
+    assert await pool.fetchval("SELECT variants_loaded FROM samples WHERE sample_id = $1", other.sample_id) == 3
+    # The patient's contribution goes from the first sample to both, by two entries.
+    assert [tuple(r) for r in await pool.fetch(
+        "SELECT samples, w_all, w_research FROM pending_adjustments ORDER BY id")] == [
+        ([1], 1, 1), ([1], -1, -1), ([1, 3], 1, 1)]
 
     # The same sample id with another VCF is a conflict, not an overwrite.
     clash = variants_called(upload_vcf(RECORDS[:1]), patient, sample_id=event.sample_id)
@@ -119,8 +126,8 @@ async def test_a_late_sample_of_a_withdrawn_patient_is_quarantined(
     sample = await pool.fetchrow("SELECT * FROM samples WHERE sample_id = $1", event.sample_id)
     assert sample["quarantined"] and "withdrawn" in sample["quarantine_reason"]
     assert sample["consent_version"] == 2 and sample["genotypes_loaded"] == 0
-    assert await pool.fetchval("SELECT count(*) FROM genotypes") == 0
-    assert await pool.fetchval("SELECT count(*) FROM variants") == 0
+    assert await pool.fetchval("SELECT count(*) FROM genotype_blocks") == 0
+    assert await pool.fetchval("SELECT count(*) FROM pending_adjustments") == 0
     assert await pool.fetchval("SELECT count(*) FROM genomebus_outbox") == 0
     assert await pool.fetchval(
         "SELECT count(*) FROM audit_log WHERE action = 'sample.quarantined' AND $1 = ANY(patients)", patient
@@ -146,7 +153,8 @@ async def test_a_withdrawal_committing_during_a_load_quarantines_it(
     await load
     sample = await pool.fetchrow("SELECT * FROM samples WHERE sample_id = $1", event.sample_id)
     assert sample["quarantined"] and sample["consent_version"] == 2
-    assert await pool.fetchval("SELECT count(*) FROM genotypes") == 0
+    assert await pool.fetchval("SELECT count(*) FROM genotype_blocks") == 0, "its blocks taken back"
+    assert await pool.fetchval("SELECT count(*) FROM pending_adjustments") == 0
     assert await pool.fetchval("SELECT count(*) FROM genomebus_outbox") == 0
 
 
@@ -205,7 +213,8 @@ async def test_a_broken_or_corrupted_vcf_leaves_nothing_behind(
     corrupted = corrupted.model_copy(update={"vcf": good.vcf.model_copy(update={"sha256": "0" * 64})})
     with pytest.raises(ChecksumMismatch):
         await handlers.variants_called(corrupted, delivery())
-    for table in ("samples", "genotypes", "variants", "genomebus_inbox", "genomebus_outbox"):
+    for table in ("samples", "genotype_blocks", "pending_adjustments", "genomebus_inbox",
+                  "genomebus_outbox"):
         assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table
 
 
@@ -240,8 +249,9 @@ async def test_a_vcf_called_again_for_a_removed_sample_is_refused_not_parked(
     assert recalled.vcf.sha256 != event.vcf.sha256
     await handlers.variants_called(recalled, delivery())  # must not raise DataConflict
 
+    await counts.fold(pool)  # the removed sample's blocks go with the fold
     assert await pool.fetchval(
-        "SELECT count(*) FROM genotypes g JOIN samples s USING (sample_no) WHERE s.sample_id = $1",
+        "SELECT count(*) FROM genotype_blocks g JOIN samples s USING (sample_no) WHERE s.sample_id = $1",
         event.sample_id) == 0
     assert await pool.fetchval(
         "SELECT count(*) FROM audit_log WHERE action = 'sample.load_refused' AND $1 = ANY(patients)",
@@ -256,38 +266,36 @@ async def test_a_vcf_called_again_for_a_removed_sample_is_refused_not_parked(
     assert outcomes == ["removed", "already_removed"]
 
 
-async def test_making_a_partition_does_not_wait_for_loads_or_block_queries(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as loading, pool.acquire() as maker:
-        tx = loading.transaction()
+async def test_a_load_waits_for_no_other_patient_and_a_withdrawal_for_no_load(
+    handlers: RegistryHandlers, pool: asyncpg.Pool, upload_vcf: Callable[..., UploadedVcf]
+) -> None:
+    """A load holds nothing another patient's change needs: while one patient's load has written
+    its blocks and not committed, another patient's withdrawal commits at once, and so does a
+    fold (each would wait for the load's commit if they shared a lock)."""
+    loading, withdrawing = pseudonym("concurrent-load"), pseudonym("concurrent-withdraw")
+    for patient in (loading, withdrawing):
+        await handlers.consent_changed(consent(patient, 1), delivery())
+    await handlers.variants_called(variants_called(upload_vcf(RECORDS), withdrawing), delivery())
+    event = variants_called(upload_vcf(RECORDS), loading)
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
         await tx.start()
-        await loading.execute("LOCK TABLE genotypes IN ROW EXCLUSIVE MODE")  # what a load holds
-        await maker.execute("SET lock_timeout = '3s'")
+        # What a load holds at its longest: the blocks written, the patient's row locked.
+        sample_no = await loader.next_sample_no(conn)
+        await loader.read_consent(conn, loading, lock=True)
+        await conn.execute(
+            "INSERT INTO genotype_blocks VALUES ($1, 1, 0, '{4}', '{0}')", sample_no)
+        await conn.execute(
+            "INSERT INTO pending_adjustments (patient_pseudonym, reference_digest, samples, w_all,"
+            " w_research) VALUES ($1, $2, ARRAY[$3::int], 1, 1)", loading, REFERENCE.digest, sample_no)
         try:
-            assert await maker.fetchval("SELECT registry_ensure_genotypes_partition(64 * 40)")
+            await asyncio.wait_for(
+                handlers.consent_changed(consent(withdrawing, 2, withdrawn=True), delivery()), 5)
+            assert (await asyncio.wait_for(counts.fold(pool), 5)).entries >= 1
         finally:
             await tx.rollback()
-    names = {r["relname"] for r in await pool.fetch(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = 'genotypes'::regclass")}
-    assert {"genotypes_b40", "genotypes_b41"} <= names, "its block, and the next one ahead"
-    assert not await pool.fetchval("SELECT registry_ensure_genotypes_partition(64 * 40 + 5)")
-
-
-async def test_two_loads_needing_the_same_new_partition_both_go_on(pool: asyncpg.Pool) -> None:
-    """At every 64-sample boundary two loads may draw numbers in the same new block: the one
-    that waited for the other must find the partition made, not fail (its load would be
-    dead-lettered)."""
-    async with pool.acquire() as first, pool.acquire() as second:
-        tx = first.transaction()
-        await tx.start()
-        assert await first.fetchval("SELECT registry_ensure_genotypes_partition(64 * 50)")
-        waiting = asyncio.create_task(
-            second.fetchval("SELECT registry_ensure_genotypes_partition(64 * 50 + 1)"))
-        await asyncio.sleep(0.3)  # the second is waiting for the first's lock now
-        assert not waiting.done()
-        await tx.commit()
-        assert await asyncio.wait_for(waiting, 10) is False, "made by the other: not an error"
-    names = {r["relname"] for r in await pool.fetch(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = 'genotypes'::regclass")}
-    assert {"genotypes_b50", "genotypes_b51"} <= names
+    assert await pool.fetchval(
+        "SELECT withdrawn FROM consents WHERE patient_pseudonym = $1", withdrawing)
+    await handlers.variants_called(event, delivery())
+    assert await pool.fetchval(
+        "SELECT count(*) FROM genotype_rows WHERE sample_id = $1", event.sample_id) == len(RECORDS)

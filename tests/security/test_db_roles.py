@@ -172,20 +172,24 @@ def test_append_only_tables_are_append_only_in_the_grants_too() -> None:
 
 async def test_what_the_registry_needs_still_works(migrated: dict[str, str]) -> None:
     """The privileges left are enough for the registry's own work: audit rows, a sample's
-    genotypes deleted on withdrawal, a staging table, a new genotypes partition (made with the
-    owner's rights by its SECURITY DEFINER function)."""
+    blocks written and deleted, a staging table, new allele codes, pending adjustments written
+    and folded into the counts (registry_fold runs with the caller's rights)."""
     async with rolled_back(migrated["registry"]) as conn:
         await conn.execute(
             "INSERT INTO audit_log (actor, role, action, purpose, outcome) "
             "VALUES ('tests', 'service', 'check', 'roles test', 'rolled back')")
-        await conn.execute("DELETE FROM genotypes WHERE sample_no = -1")
         await conn.execute("CREATE TEMP TABLE registry_staging_check (x integer) ON COMMIT DROP")
-        sample_no = 64 * 100_000  # far beyond any sample the stack has: its block is new
-        assert await conn.fetchval("SELECT registry_ensure_genotypes_partition($1)", sample_no)
-        owner = await conn.fetchval(
-            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = $1",
-            f"genotypes_b{sample_no // 64}")
-        assert owner == dbroles.owner_role("registry")
+        await conn.execute("SELECT registry_lock_alleles()")
+        await conn.execute(
+            "INSERT INTO variant_alleles (contig_no, pos, code, ref, alt) VALUES (-1, 1, 16, 'AT', 'A')")
+        await conn.execute("INSERT INTO genotype_blocks VALUES (-1, -1, 0, '{16453}', '{0}')")
+        await conn.execute(
+            "INSERT INTO pending_adjustments (patient_pseudonym, reference_digest, samples, w_all, "
+            "w_research) VALUES ('pk1_check', 'SQC.check', '{-1}', 1, 0)")
+        assert await conn.fetchval("SELECT registry_fold(1000000)") >= 1
+        assert await conn.fetchval(
+            "SELECT all_het FROM variant_counts WHERE key = registry_key(-1, 0, 16453)") is not None
+        await conn.execute("DELETE FROM genotype_blocks WHERE sample_no = -1")
 
 
 async def test_services_run_as_their_runtime_roles(

@@ -316,7 +316,7 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
                     ready = event
                     say(
                         f"    [{timeline.mark('ready'):6.1f}s] variants.ready: {event.genotypes_loaded:,} "
-                        f"genotypes in the national registry ({event.variants_loaded:,} variants new to it)"
+                        f"genotypes in the national registry"
                     )
                 elif isinstance(event, StageFailed):
                     say(f"    [{timeline.mark('failed'):6.1f}s] {event.stage.value} FAILED: {event.error_code}: {event.reason}")
@@ -334,9 +334,21 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
     async with httpx.AsyncClient(base_url=registry, timeout=60) as client:
         hospital_view = await client.get(
             f"/v1/patients/{pseudonym}/variants",
+            params={"limit": 10_000},
             headers={**auth, "X-Purpose": "demo: the treating physician reviews the results"},
         )
         first = hospital_view.json()["variants"][0] if hospital_view.status_code == 200 else None
+        seen_variants = 0
+        page = hospital_view
+        while page.status_code == 200:  # the clinical view comes a page at a time
+            seen_variants += len(page.json()["variants"])
+            cursor = page.json().get("next_cursor")
+            if cursor is None:
+                break
+            page = await client.get(
+                f"/v1/patients/{pseudonym}/variants", params={"limit": 10_000, "cursor": cursor},
+                headers={**auth, "X-Purpose": "demo: the treating physician reviews the results"},
+            )
         research = None
         if first is not None:
             research = await client.get(
@@ -375,7 +387,7 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
     if hospital_view.status_code == 200:
         seen = hospital_view.json()
         say(
-            f"  hospital     sees {len(seen['variants']):,} genotypes of its patient in "
+            f"  hospital     sees {seen_variants:,} genotypes of its patient in "
             f"{len(seen['samples'])} sample(s) (each demo run adds one)"
         )
     else:

@@ -18,9 +18,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from . import access_log
 from .config import RegistryClient
-from .domain import AlleleAnswer, PatientVariants, RegionAnswer, RegionCursor
+from .domain import AlleleAnswer, PatientCursor, PatientVariants, RegionAnswer, RegionCursor
 from .energy import SampleEnergy
 from .queries import (
+    PATIENT_PAGE_DEFAULT,
+    PATIENT_PAGE_MAX,
     REGION_PAGE_DEFAULT,
     REGION_PAGE_MAX,
     Caller,
@@ -86,10 +88,20 @@ router = APIRouter(prefix="/v1")
 
 @router.get("/patients/{pseudonym}/variants", response_model=PatientVariants, tags=["treatment"])
 async def patient_variants(
-    who: Who, request: Request, pseudonym: Annotated[str, Path(pattern=PSEUDONYM_PATTERN)]
+    who: Who,
+    request: Request,
+    pseudonym: Annotated[str, Path(pattern=PSEUDONYM_PATTERN)],
+    limit: Annotated[int, Query(ge=1, le=PATIENT_PAGE_MAX)] = PATIENT_PAGE_DEFAULT,
+    cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> PatientVariants:
-    """A patient's variants, for a hospital that sent one of the patient's samples."""
-    return await queries_of(request).patient_variants(who, pseudonym)
+    """A patient's variants, for a hospital that sent one of the patient's samples: a page of
+    at most ``limit`` at a time, sample by sample in position order; ``next_cursor`` (as
+    ``cursor``) gives the next page (a whole genome is millions of variants)."""
+    try:
+        after = PatientCursor.decode(cursor) if cursor else None
+    except ValueError as exc:
+        raise InvalidQuery(str(exc)) from None
+    return await queries_of(request).patient_variants(who, pseudonym, limit=limit, after=after)
 
 
 @router.get("/samples/{sample_id}/energy", response_model=SampleEnergy, tags=["treatment"])

@@ -55,6 +55,13 @@ class RegistrySettings(ServiceSettings):
         "non-carriers, homozygotes or heterozygotes than this and the counts that would reveal "
         f"them are withheld (docs/security-registry.md). At least {MIN_CELL_FLOOR}.",
     )
+    fold_interval_s: float = Field(
+        5.0, gt=0,
+        description="How often an idle registry writer looks for pending count adjustments to "
+        "fold into the stored counts (while any are pending it folds batch after batch). "
+        "Answers are exact either way; folding keeps them fast and frees removed samples' "
+        "blocks.",
+    )
     max_region_bp: int = Field(
         100_000, ge=1, description="Longest region one research region query may ask for."
     )

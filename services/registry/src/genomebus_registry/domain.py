@@ -44,9 +44,9 @@ def variant_id(reference_digest: str, chrom: str, pos: int, ref: str, alt: str) 
 
 
 class GenotypeRow(NamedTuple):
-    """One staged row: exactly the column order of the loader's staging table."""
+    """One staged row: exactly the column order of the loader's staging table. (The public
+    variant id is not staged: it is computed from the allele when an answer names it.)"""
 
-    variant_id: str
     chrom: str
     pos: int
     ref: str
@@ -128,10 +128,7 @@ def read_genotypes(
                 gq = _int_or_none(call.get("GQ")) if has_gq else None
                 chrom, pos, ref = record.chrom, record.pos, record.ref.upper()
                 stats.genotypes += 1
-                yield GenotypeRow(
-                    variant_id(reference_digest, chrom, pos, ref, alt),
-                    chrom, pos, ref, alt, alt_count, dp, gq,
-                )
+                yield GenotypeRow(chrom, pos, ref, alt, alt_count, dp, gq)
         except (OSError, ValueError) as exc:
             raise InvalidVcf(f"the VCF is malformed after {stats.records} records: {exc}") from exc
 
@@ -203,15 +200,13 @@ class AlleleAnswer(BaseModel):
 
 
 class RegionCursor(BaseModel):
-    """Where a region page ended: the last variant's sort key, opaque to clients."""
+    """Where a region page ended: the last variant's reference and key, opaque to clients."""
 
-    pos: int
-    ref: str
-    alt: str
     reference_digest: str
+    key: int
 
     def encode(self) -> str:
-        raw = json.dumps([self.pos, self.ref, self.alt, self.reference_digest]).encode()
+        raw = json.dumps([self.reference_digest, self.key]).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
@@ -219,8 +214,10 @@ class RegionCursor(BaseModel):
         """Raises ValueError for anything that is not a cursor this service handed out."""
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            pos, ref, alt, digest = json.loads(raw)
-            return cls(pos=pos, ref=ref, alt=alt, reference_digest=digest)
+            digest, key = json.loads(raw)
+            if not isinstance(key, int) or isinstance(key, bool) or not 0 <= key < 1 << 63:
+                raise ValueError("not a key")
+            return cls(reference_digest=digest, key=key)
         except (ValueError, TypeError) as exc:
             raise ValueError("not a region cursor from this service") from exc
 
@@ -259,4 +256,30 @@ class PatientSample(BaseModel):
 class PatientVariants(BaseModel):
     patient_pseudonym: str
     samples: list[PatientSample]
-    variants: list[PatientVariant]
+    variants: list[PatientVariant] = Field(
+        description="A page of the patient's variants, sample by sample in position order."
+    )
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page; absent on the last page."
+    )
+
+
+class PatientCursor(BaseModel):
+    """Where a page of a patient's variants ended (a block and a call in it), opaque."""
+
+    position: tuple[int, int, int, int]
+
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(json.dumps(self.position).encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> PatientCursor:
+        """Raises ValueError for anything that is not a cursor this service handed out."""
+        try:
+            raw = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+            if (not isinstance(raw, list) or len(raw) != 4
+                    or not all(type(v) is int and 0 <= v < 1 << 31 for v in raw)):
+                raise ValueError("not a position")
+            return cls(position=tuple(raw))
+        except (ValueError, TypeError) as exc:
+            raise ValueError("not a patient cursor from this service") from exc

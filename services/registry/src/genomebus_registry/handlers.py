@@ -32,17 +32,21 @@ from genomebus_common.objectstore import ObjectStore
 from genomebus_common.outbox import OutboxRelay, enqueue
 
 from . import audit, energy
+from .adapters import counts
+from .core import counts as decide
 from .domain import ParseStats, read_genotypes
 from .loader import (
     LoadCounts,
     apply_consent,
+    delete_blocks,
     drop_staging,
     find_sample,
     insert_sample,
-    load_genotypes,
     next_sample_no,
     read_consent,
+    register_alleles,
     stage_genotypes,
+    write_blocks,
 )
 
 log = logging.getLogger(__name__)
@@ -73,11 +77,21 @@ class RegistryHandlers:
     # --- consent.changed ---------------------------------------------------------------------
 
     async def consent_changed(self, event: ConsentChanged, delivery: Delivery) -> None:
-        """Project the new consent version (older ones are ignored) and audit it."""
+        """Project the new consent version (older ones are ignored) and audit it. If it lets the
+        patient into research or takes them out, the patient's samples say so and the research
+        counts move by pending adjustments, in this transaction: a few rows, whatever the
+        patient's genome holds, and no lock shared with any other patient's change."""
         async with once(self.pool, self.consumer, event, delivery) as conn:
             if conn is None:
                 return
+            await read_consent(conn, event.patient_pseudonym, lock=True)
+            was = await counts.research_ok(conn, event.patient_pseudonym)
             applied = await apply_consent(conn, event)
+            now = await counts.research_ok(conn, event.patient_pseudonym)
+            if was != now:
+                await counts.set_research_flags(conn, event.patient_pseudonym)
+                samples = await counts.patient_samples(conn, event.patient_pseudonym)
+                await counts.add(conn, decide.on_consent(event.patient_pseudonym, samples, was, now))
             await audit.record(
                 conn,
                 actor=event.recorded_by,
@@ -120,23 +134,22 @@ class RegistryHandlers:
             for patient in sorted(patients):
                 await read_consent(conn, patient, lock=True)
             sample = await conn.fetchrow(
-                "SELECT sample_no, patient_pseudonym, quarantined, removed_at FROM samples "
-                "WHERE sample_id = $1",
+                "SELECT sample_no, patient_pseudonym, quarantined, removed_at, genotypes_loaded "
+                "FROM samples WHERE sample_id = $1",
                 event.sample_id,
             )
-            deleted = "DELETE 0"
+            withdrawn_genotypes = 0
             if sample is not None and sample["removed_at"] is None:
-                if sample["patient_pseudonym"] not in patients:  # loaded since the first look
-                    await read_consent(conn, sample["patient_pseudonym"], lock=True)
-                if not sample["quarantined"]:
-                    await conn.execute(
-                        "SELECT registry_count_sample($1, $2, -1)",
-                        sample["sample_no"],
-                        sample["patient_pseudonym"],
-                    )
-                deleted = await conn.execute(
-                    "DELETE FROM genotypes WHERE sample_no = $1", sample["sample_no"]
-                )
+                owner = sample["patient_pseudonym"]
+                if owner not in patients:  # loaded since the first look
+                    await read_consent(conn, owner, lock=True)
+                # Out of every view and answer at commit; its blocks go with the next fold, once
+                # no pending adjustment names them.
+                await counts.add(conn, decide.on_removal(
+                    owner, await counts.patient_samples(conn, owner), sample["sample_no"],
+                    await counts.research_ok(conn, owner),
+                ))
+                withdrawn_genotypes = 0 if sample["quarantined"] else sample["genotypes_loaded"]
             marked = await conn.execute(
                 """
                 UPDATE samples SET removed_at = now(), removal_reason = $2
@@ -164,7 +177,7 @@ class RegistryHandlers:
                 ),
                 # whose data went (the sample's patient here) and whom the hospital named
                 patients=sorted(patients | ({sample["patient_pseudonym"]} if sample else set())),
-                details={"sample_id": event.sample_id, "genotypes_deleted": int(deleted.split()[-1])},
+                details={"sample_id": event.sample_id, "genotypes_withdrawn": withdrawn_genotypes},
             )
         log.info("sample removed", extra={"sample_id": event.sample_id})
 
@@ -250,32 +263,31 @@ class RegistryHandlers:
             # Cheap early look: no point staging rows for a patient who has already withdrawn.
             # It only saves work; the decision is taken under the lock below.
             early = (await read_consent(conn, event.patient_pseudonym, lock=False)).forbids_use
-            counts: LoadCounts | None = None
-            chroms: set[str] = set()
-            staged = early is None
-            if staged:
-                chroms = await stage_genotypes(
-                    conn, read_genotypes(vcf, event.reference.digest, event.sample_id, stats)
-                )
+            loaded: LoadCounts | None = None
+            if early is None:
+                loaded = await self._write_blocks(conn, event, vcf, sample_no, stats)
             # The patient's row stays locked until commit: the consent checked here is the one in
-            # force when the load becomes visible, and the counts move under the same lock.
+            # force when the load becomes visible. Locked only now, after the blocks are written,
+            # so a change of this patient's consent waits milliseconds, not the whole load.
             consent = await read_consent(conn, event.patient_pseudonym, lock=True)
-            if await _removed(conn, event.sample_id):  # removed while this load staged its rows
-                await drop_staging(conn)
+            if await _removed(conn, event.sample_id):  # removed while this load wrote its blocks
+                await delete_blocks(conn, sample_no)
                 await _refuse_removed(conn, event)
                 return False
             consent_version = consent.version
             reason = consent.forbids_use  # the consent in force at commit, nothing older
-            if reason is None and not staged:  # consent given again since the early look
-                chroms = await stage_genotypes(
-                    conn, read_genotypes(vcf, event.reference.digest, event.sample_id, stats)
-                )
+            if reason is None and loaded is None:  # consent given again since the early look
+                loaded = await self._write_blocks(conn, event, vcf, sample_no, stats)
+            if reason is not None and loaded is not None:  # withdrawn while the blocks were written
+                await delete_blocks(conn, sample_no)
+                loaded = None
             if reason is None:
-                counts = await load_genotypes(
-                    conn, sample_no, event.patient_pseudonym, event.reference.digest, chroms
-                )
-            else:
-                await drop_staging(conn)
+                samples = await counts.patient_samples(conn, event.patient_pseudonym)
+                await counts.add(conn, decide.on_load(
+                    event.patient_pseudonym, samples,
+                    decide.SampleState(sample_no, event.reference.digest, True),
+                    await counts.research_ok(conn, event.patient_pseudonym),
+                ))
 
             if event.energy is not None:  # spent whether the sample loads or is quarantined
                 await energy.record(
@@ -293,7 +305,7 @@ class RegistryHandlers:
                 sample_no=sample_no,
                 consent_version=consent_version,
                 quarantine_reason=reason,
-                counts=counts,
+                counts=loaded,
             )
             await audit.record(
                 conn,
@@ -307,13 +319,13 @@ class RegistryHandlers:
                     "sample_id": event.sample_id,
                     "hospital_id": event.hospital_id,
                     "event_id": str(event.event_id),
-                    "genotypes": counts.genotypes if counts else 0,
+                    "genotypes": loaded.genotypes if loaded else 0,
                 },
             )
             if reason is not None:
                 log.warning("sample quarantined", extra={"sample_id": event.sample_id, "reason": reason})
                 return False
-            assert counts is not None
+            assert loaded is not None
             await enqueue(
                 conn,
                 VariantsReady(
@@ -325,8 +337,8 @@ class RegistryHandlers:
                     hospital_id=event.hospital_id,
                     producer=PRODUCER,
                     vcf=event.vcf,
-                    variants_loaded=counts.variants_new,
-                    genotypes_loaded=counts.genotypes,
+                    variants_loaded=loaded.variants_new,
+                    genotypes_loaded=loaded.genotypes,
                     # What is known now: calling's estimate, and alignment's if it arrived first
                     # (sample.aligned is consumed apart and may come later).
                     energy=await energy.sample_total(conn, event.sample_id),
@@ -334,10 +346,22 @@ class RegistryHandlers:
             )
         log.info(
             "sample loaded",
-            extra={"sample_id": event.sample_id, "genotypes": counts.genotypes,
+            extra={"sample_id": event.sample_id, "genotypes": loaded.genotypes,
                    "records": stats.records, "skipped_symbolic": stats.skipped_symbolic},
         )
         return True
+
+
+    async def _write_blocks(self, conn: asyncpg.Connection, event: VariantsCalled, vcf: Path,
+                            sample_no: int, stats: ParseStats) -> LoadCounts:
+        """Stage the VCF, number its new alleles (apart, briefly) and write the sample's blocks."""
+        staged = await stage_genotypes(
+            conn, read_genotypes(vcf, event.reference.digest, event.sample_id, stats)
+        )
+        await register_alleles(self.pool, event.reference.digest, staged)
+        await write_blocks(conn, sample_no, event.reference.digest)
+        # Each staged row is one allele the sample carries: its variants are its genotypes.
+        return LoadCounts(variants_new=staged.rows, genotypes=staged.rows)
 
 
 async def _removed(conn: asyncpg.Connection, sample_id: str) -> bool:

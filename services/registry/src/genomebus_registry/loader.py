@@ -1,34 +1,40 @@
-"""Writing to the registry's tables: the consent projection, bulk genotype loads, quarantine.
+"""Writing to the registry's tables: the consent projection, whole-genome loads, quarantine.
 
-Bulk loads never round-trip per row: rows stream through ``COPY`` into a temporary staging table
-(``copy_records_to_table``, a batch per COPY), then set-based statements move them into
-``variants`` and ``genotypes``. Genotypes are keyed by integers (the sample's ``sample_no``, the
-variant's ``variant_no``) and partitioned by blocks of samples; each variant row carries its
-carrier and allele counts, which the load adjusts in the same statement that finds or creates the
-variant. Every writer of counts (loads, removals, consent changes) holds one transaction-level
-advisory lock (``registry_lock_counts()``), so they never deadlock on variant rows.
+A load never round-trips per row: the VCF's rows stream through ``COPY`` into a temporary
+staging table (a batch per COPY, parsed in a worker thread), the alleles that are not SNVs get
+their codes in a short transaction of their own, and one ``INSERT ... SELECT`` groups the rows
+into the sample's blocks (migration 0013). None of it touches a row another patient's change
+needs: the counts move only through pending adjustments (``adapters/counts.py``), so a
+withdrawal never waits behind a load.
 
 A load, a sample removal and a consent change of the same patient serialise on the patient's
-``consents`` row: the loader locks it (``FOR NO KEY UPDATE``) once the rows are staged and before
-it touches any count, a consent change updates it. Whichever commits second sees the other: a
-withdrawal can never slip in between the check and the commit, and the counts always match the
-consent in force.
+``consents`` row: the loader locks it (``FOR NO KEY UPDATE``) once the blocks are written and
+just before it decides, a consent change updates it. Whichever commits second sees the other:
+a withdrawal can never slip in between the check and the commit.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 
 import asyncpg
+from genomebus_common.errors import PermanentError
 from genomebus_common.events import ConsentChanged, VariantsCalled
 
+from .core import keys
 from .domain import ConsentState, GenotypeRow
 
 STAGING_TABLE = "registry_staging"
-_BATCH = 20_000
+_BATCH = 50_000
+
+
+class TooManyAlleles(PermanentError):
+    """More distinct non-SNV alleles at one position than a variant key can number."""
+
+    code = "too_many_alleles"
 
 
 @dataclass(frozen=True)
@@ -37,21 +43,40 @@ class LoadCounts:
     genotypes: int
 
 
+@dataclass
+class Staged:
+    """What staging saw: the contigs, and the alleles that need a dictionary code."""
+
+    chroms: set[str] = field(default_factory=set)
+    alleles: set[tuple[str, int, str, str]] = field(default_factory=set)
+    rows: int = 0
+
+
 async def next_sample_no(db: asyncpg.Connection | asyncpg.Pool) -> int:
-    """A sample's integer key, drawn before its load begins (its row is written last), with the
-    genotypes partition it falls in made if missing.
-
-    Call outside the load's transaction: making a partition locks the genotypes table for as long
-    as the transaction that made it runs, and a load runs for a while. A number drawn for a load
-    that then rolls back is simply never used.
-    """
-    sample_no = int(await db.fetchval("SELECT nextval('samples_sample_no_seq')"))
-    await db.execute("SELECT registry_ensure_genotypes_partition($1)", sample_no)
-    return sample_no
+    """A sample's integer key, drawn before its load begins (its row is written last). A number
+    drawn for a load that then rolls back is simply never used."""
+    return int(await db.fetchval("SELECT nextval('samples_sample_no_seq')"))
 
 
-async def stage_genotypes(conn: asyncpg.Connection, rows: Iterator[GenotypeRow]) -> set[str]:
-    """COPY ``rows`` into a fresh staging table; returns the contig names seen.
+def unique_calls(rows: Iterator[GenotypeRow]) -> Iterator[GenotypeRow]:
+    """The rows with each allele once (the largest allele count kept): a block must hold a
+    variant once. Rows come position-sorted (a tabix-indexed VCF is), so only the rows of the
+    current position are held."""
+    held: dict[tuple[str, str], GenotypeRow] = {}
+    where: tuple[str, int] | None = None
+    for row in rows:
+        if (row.chrom, row.pos) != where:
+            yield from held.values()
+            held.clear()
+            where = (row.chrom, row.pos)
+        seen = held.get((row.ref, row.alt))
+        if seen is None or row.alt_count > seen.alt_count:
+            held[(row.ref, row.alt)] = row
+    yield from held.values()
+
+
+async def stage_genotypes(conn: asyncpg.Connection, rows: Iterator[GenotypeRow]) -> Staged:
+    """COPY ``rows`` into a fresh staging table (dropped at commit).
 
     The blocking iterator (the VCF parser) runs in a worker thread a batch at a time, so the event
     loop keeps serving queries and heartbeats while a large VCF is parsed; each batch goes to the
@@ -60,144 +85,114 @@ async def stage_genotypes(conn: asyncpg.Connection, rows: Iterator[GenotypeRow])
     await conn.execute(
         f"""
         CREATE TEMP TABLE {STAGING_TABLE} (
-            variant_id text, chrom text, pos integer, ref text, alt text,
-            alt_count smallint, dp integer, gq integer
+            chrom text, pos integer, ref text, alt text, alt_count smallint, dp integer, gq integer
         ) ON COMMIT DROP"""
     )
-    chroms: set[str] = set()
+    staged = Staged()
+    calls = unique_calls(rows)
+    snv = keys.snv_code
 
-    def next_batch() -> tuple[list[GenotypeRow], set[str]]:
-        batch = list(islice(rows, _BATCH))
-        return batch, {row[1] for row in batch}
+    def next_batch() -> list[GenotypeRow]:
+        batch = list(islice(calls, _BATCH))
+        staged.chroms.update({row[0] for row in batch})
+        staged.alleles.update(
+            (row[0], row[1], row[2], row[3]) for row in batch if snv(row[2], row[3]) is None
+        )
+        return batch
 
     columns = list(GenotypeRow._fields)
     while True:
-        batch, seen = await asyncio.to_thread(next_batch)
+        batch = await asyncio.to_thread(next_batch)
         if not batch:
-            return chroms
-        chroms |= seen
+            return staged
+        staged.rows += len(batch)
         await conn.copy_records_to_table(STAGING_TABLE, records=batch, columns=columns)
 
 
-# The common case: the patient has no other active sample, so every staged variant gains one
-# carrier and the sample's allele count. One statement: an UPDATE of the variants that exist
-# (returning their keys with the staged genotype), an INSERT of those that do not, and the
-# genotypes under the keys of both. Not an upsert (INSERT ... ON CONFLICT DO UPDATE): that locks
-# each conflicting row with a WAL record of its own before updating it, which made it the most
-# expensive step of a load. Safe without one because count writers hold registry_lock_counts(),
-# so no other transaction inserts variants meanwhile.
-_LOAD_FIRST_SAMPLE_SQL = f"""
-WITH staged AS MATERIALIZED (
-    SELECT DISTINCT ON (k.contig_no, s.pos, s.ref, s.alt)
-           s.variant_id, s.chrom, k.contig_no, s.pos, s.ref, s.alt, s.alt_count, s.dp, s.gq
-    FROM {STAGING_TABLE} s JOIN contigs k ON k.reference_digest = $1 AND k.chrom = s.chrom
-    ORDER BY k.contig_no, s.pos, s.ref, s.alt, s.alt_count DESC
-), updated AS (
-    UPDATE variants v SET
-        carriers = v.carriers + 1,
-        allele_count = v.allele_count + s.alt_count,
-        research_carriers = v.research_carriers + $3::integer,
-        research_allele_count = v.research_allele_count + $3::integer * s.alt_count
-    FROM staged s
-    WHERE v.contig_no = s.contig_no AND v.pos = s.pos AND v.ref = s.ref AND v.alt = s.alt
-    RETURNING v.variant_no, v.contig_no, v.pos, s.alt_count, s.dp, s.gq, v.ref, v.alt
-), created AS (
-    INSERT INTO variants (variant_id, reference_digest, chrom, contig_no, pos, ref, alt,
-                          carriers, allele_count, research_carriers, research_allele_count)
-    SELECT s.variant_id, $1, s.chrom, s.contig_no, s.pos, s.ref, s.alt,
-           1, s.alt_count, $3::integer, $3::integer * s.alt_count
-    FROM staged s
-    WHERE NOT EXISTS (SELECT 1 FROM updated u WHERE u.contig_no = s.contig_no
-                      AND u.pos = s.pos AND u.ref = s.ref AND u.alt = s.alt)
-    RETURNING variant_no, contig_no, pos, ref, alt
-), stored AS (
-    INSERT INTO genotypes (variant_no, sample_no, contig_no, pos, dp, gq, alt_count)
-    SELECT x.variant_no, $2, x.contig_no, x.pos, x.dp, x.gq, x.alt_count
-    FROM (
-        SELECT variant_no, contig_no, pos, dp, gq, alt_count FROM updated
-        UNION ALL
-        SELECT c.variant_no, c.contig_no, c.pos, s.dp, s.gq, s.alt_count
-        FROM created c JOIN staged s ON s.contig_no = c.contig_no AND s.pos = c.pos
-                                    AND s.ref = c.ref AND s.alt = c.alt
-    ) x
-    ORDER BY x.contig_no, x.pos, x.variant_no
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM created)::integer AS variants_new,
-       (SELECT count(*) FROM stored)::integer AS genotypes
-"""
-
-# Another sample of a patient who already has one: variants and genotypes first, then the
-# counts move by what this sample adds over the patient's other samples (registry_count_sample).
-_NEW_VARIANTS_SQL = f"""
-INSERT INTO variants (variant_id, reference_digest, chrom, contig_no, pos, ref, alt)
-SELECT s.variant_id, $1, s.chrom, k.contig_no, s.pos, s.ref, s.alt
-FROM (SELECT DISTINCT ON (chrom, pos, ref, alt) variant_id, chrom, pos, ref, alt
-      FROM {STAGING_TABLE} ORDER BY chrom, pos, ref, alt) s
-JOIN contigs k ON k.reference_digest = $1 AND k.chrom = s.chrom
-ON CONFLICT (contig_no, pos, ref, alt) DO NOTHING
-"""
-_GENOTYPES_SQL = f"""
-INSERT INTO genotypes (variant_no, sample_no, contig_no, pos, dp, gq, alt_count)
-SELECT v.variant_no, $1, v.contig_no, v.pos, s.dp, s.gq, s.alt_count
-FROM (SELECT DISTINCT ON (chrom, pos, ref, alt) chrom, pos, ref, alt, alt_count, dp, gq
-      FROM {STAGING_TABLE} ORDER BY chrom, pos, ref, alt, alt_count DESC) s
-JOIN contigs k ON k.reference_digest = $2 AND k.chrom = s.chrom
-JOIN variants v ON v.contig_no = k.contig_no AND v.pos = s.pos AND v.ref = s.ref AND v.alt = s.alt
-ORDER BY v.contig_no, v.pos, v.variant_no
-"""
+async def register_alleles(pool: asyncpg.Pool, reference_digest: str, staged: Staged) -> int:
+    """Number the load's contigs and the alleles that are not SNVs, in a short transaction of
+    its own (on another connection than the load's), under one lock: two loads never give one
+    code to two alleles, and neither waits for the other's whole load. Returns the alleles new
+    to the registry."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO contigs (reference_digest, chrom) SELECT $1, unnest($2::text[]) ORDER BY 2 "
+            "ON CONFLICT DO NOTHING",
+            reference_digest,
+            sorted(staged.chroms),
+        )
+        if not staged.alleles:
+            return 0
+        await conn.execute("SELECT registry_lock_alleles()")
+        await conn.execute(
+            "CREATE TEMP TABLE registry_new_alleles (chrom text, pos integer, ref text, alt text) "
+            "ON COMMIT DROP"
+        )
+        await conn.copy_records_to_table("registry_new_alleles", records=sorted(staged.alleles))
+        try:
+            status = await conn.execute(
+                """
+                INSERT INTO variant_alleles (contig_no, pos, code, ref, alt)
+                SELECT n.contig_no, n.pos,
+                       coalesce(m.top, 15) + row_number() OVER (PARTITION BY n.contig_no, n.pos
+                                                                ORDER BY n.ref, n.alt),
+                       n.ref, n.alt
+                FROM (
+                    SELECT k.contig_no, s.pos, s.ref, s.alt
+                    FROM registry_new_alleles s
+                    JOIN contigs k ON k.reference_digest = $1 AND k.chrom = s.chrom
+                    WHERE NOT EXISTS (SELECT 1 FROM variant_alleles a WHERE a.contig_no = k.contig_no
+                                      AND a.pos = s.pos AND a.ref = s.ref AND a.alt = s.alt)
+                ) n
+                LEFT JOIN LATERAL (
+                    SELECT max(code) AS top FROM variant_alleles a
+                    WHERE a.contig_no = n.contig_no AND a.pos = n.pos
+                ) m ON true""",
+                reference_digest,
+            )
+        except asyncpg.CheckViolationError as exc:
+            raise TooManyAlleles(
+                f"a position carries more than {keys.MAX_CODE - keys.FIRST_DICTIONARY_CODE + 1} "
+                "distinct alleles other than SNVs"
+            ) from exc
+        return int(status.split()[-1])
 
 
-def _count(status: str) -> int:
-    """Rows affected, from a command tag like ``INSERT 0 42``."""
+# The staged rows as the sample's blocks: each call coded (SNVs by snv_codes, the rest by the
+# dictionary register_alleles just filled), grouped by contig and bin, sorted within the block.
+_BLOCKS_SQL = f"""
+INSERT INTO genotype_blocks (sample_no, contig_no, bin, calls, quals)
+SELECT $1, x.contig_no, x.bin, array_agg(x.call ORDER BY x.call), array_agg(x.qual ORDER BY x.call)
+FROM (
+    SELECT k.contig_no, s.pos >> {keys.BIN_BITS} AS bin,
+           ((s.pos & {keys.BIN_SIZE - 1}) << 14) | (coalesce(c.code, a.code) << 2) | s.alt_count AS call,
+           registry_qual(s.dp, s.gq) AS qual
+    FROM {STAGING_TABLE} s
+    JOIN contigs k ON k.reference_digest = $2 AND k.chrom = s.chrom
+    LEFT JOIN snv_codes c ON c.ref = s.ref AND c.alt = s.alt
+    LEFT JOIN variant_alleles a ON c.code IS NULL AND a.contig_no = k.contig_no AND a.pos = s.pos
+                               AND a.ref = s.ref AND a.alt = s.alt
+) x
+GROUP BY x.contig_no, x.bin
+"""
+
+
+async def write_blocks(conn: asyncpg.Connection, sample_no: int, reference_digest: str) -> int:
+    """Move the staged rows into the sample's blocks (in the load's transaction); returns the
+    blocks written."""
+    await conn.execute("SET LOCAL work_mem = '256MB'")  # the grouping stays in memory
+    status = await conn.execute(_BLOCKS_SQL, sample_no, reference_digest)
+    await conn.execute(f"DROP TABLE {STAGING_TABLE}")
     return int(status.split()[-1])
 
 
-async def load_genotypes(
-    conn: asyncpg.Connection,
-    sample_no: int,
-    patient_pseudonym: str,
-    reference_digest: str,
-    chroms: set[str],
-) -> LoadCounts:
-    """Move the staged rows into ``variants`` and ``genotypes`` under ``sample_no`` and count
-    them (call inside a transaction, holding the patient's consents row locked: see
-    ``lock_consent``)."""
-    await conn.execute(
-        "INSERT INTO contigs (reference_digest, chrom) SELECT $1, unnest($2::text[]) ORDER BY 2 "
-        "ON CONFLICT DO NOTHING",
-        reference_digest,
-        sorted(chroms),
-    )
-    await conn.execute("SELECT registry_lock_counts()")
-    others = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM samples WHERE patient_pseudonym = $1 "
-        "AND NOT quarantined AND removed_at IS NULL)",
-        patient_pseudonym,
-    )
-    if not others:
-        research = await conn.fetchval(
-            "SELECT registry_research_ok(research_use, analysis_consent_given, withdrawn)::integer "
-            "FROM consents WHERE patient_pseudonym = $1",
-            patient_pseudonym,
-        )
-        row = await conn.fetchrow(
-            _LOAD_FIRST_SAMPLE_SQL, reference_digest, sample_no, int(research or 0)
-        )
-        counts = LoadCounts(variants_new=row["variants_new"], genotypes=row["genotypes"])
-    else:
-        new_variants = await conn.execute(_NEW_VARIANTS_SQL, reference_digest)
-        genotypes = await conn.execute(_GENOTYPES_SQL, sample_no, reference_digest)
-        await conn.execute(
-            "SELECT registry_count_sample($1, $2, 1)", sample_no, patient_pseudonym
-        )
-        counts = LoadCounts(variants_new=_count(new_variants), genotypes=_count(genotypes))
-    await conn.execute(f"DROP TABLE {STAGING_TABLE}")
-    return counts
+async def delete_blocks(conn: asyncpg.Connection, sample_no: int) -> None:
+    """Take back the blocks of a load that ends quarantined (in its transaction)."""
+    await conn.execute("DELETE FROM genotype_blocks WHERE sample_no = $1", sample_no)
 
 
 async def drop_staging(conn: asyncpg.Connection) -> None:
-    """Drop the staging table of a load that ends without moving its rows (a quarantine)."""
+    """Drop the staging table of a load that ends without moving its rows."""
     await conn.execute(f"DROP TABLE IF EXISTS {STAGING_TABLE}")
 
 

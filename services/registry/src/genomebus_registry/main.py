@@ -29,6 +29,7 @@ from genomebus_common.topics import (
 )
 
 from . import api
+from .adapters.counts import Folder
 from .config import RegistrySettings
 from .handlers import RegistryHandlers
 from .queries import Queries
@@ -70,6 +71,8 @@ def build_app(
                 relay=relay,
             )
             rt.keep_running(relay)  # publishes only while Kafka is connected
+            if settings.consume_events:  # the writers fold; query-only replicas only read
+                rt.keep_running(Folder(pool, interval=settings.fold_interval_s))
             yield registry
 
     app = create_app(runtime, resources=resources_, title="genomebus registry: national variants")

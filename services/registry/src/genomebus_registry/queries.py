@@ -19,6 +19,7 @@ import asyncpg
 from genomebus_common.errors import GenomebusError, PermanentError, from_asyncpg_error
 
 from . import access_log, audit, energy
+from .core import keys
 from .disclosure import DEFAULT_MIN_CELL
 from .domain import (
     AlleleAnswer,
@@ -26,6 +27,7 @@ from .domain import (
     ConsentState,
     PatientSample,
     PatientVariant,
+    PatientCursor,
     PatientVariants,
     RegionAnswer,
     RegionCursor,
@@ -75,67 +77,118 @@ class _Outcome:
     error: GenomebusError | None = None
 
 
-# Research counts are kept per variant row (research_carriers, research_allele_count) and cohort
-# sizes per reference (cohorts.research_patients): loads, removals and consent changes move them
-# in their own transactions (migrations 0003, 0004), so a question reads one row per variant
-# instead of counting genotypes. The patients touched come from the consent-joining views, in the
-# same REPEATABLE READ snapshot as the counts.
+# Every research count is stored (variant_counts, cohorts) + pending (pending_adjustments,
+# evaluated over the blocks of the samples each entry names), read in the answer's one
+# REPEATABLE READ snapshot: exact at every commit, whatever a fold is doing (migration 0013,
+# core/counts.py). The statements name the research columns (research_het, research_hom,
+# w_research, research_patients, research_samples) and nothing else that depends on consent, so
+# the benchmark can run the same statements over the unrestricted ones.
+
+# Patients per reference: stored + pending (each entry is one patient, in or out).
 _COHORT_SQL = """
-    SELECT reference_digest, research_patients AS patients FROM cohorts WHERE research_patients > 0
+    SELECT r.reference_digest,
+           (coalesce(c.research_patients, 0) + coalesce(p.research_patients, 0))::int AS patients
+    FROM (SELECT reference_digest FROM cohorts
+          UNION SELECT DISTINCT reference_digest FROM pending_adjustments) r
+    LEFT JOIN cohorts c ON c.reference_digest = r.reference_digest
+    LEFT JOIN (SELECT reference_digest, sum(w_research) AS research_patients
+               FROM pending_adjustments GROUP BY 1) p ON p.reference_digest = r.reference_digest
 """
 
+# One allele per reference that has research patients: its code on each contig of that name
+# ($5: the fixed SNV code, else the dictionary's), its stored counts, the pending entries'
+# genotypes at it (one block probe per sample an entry names: ``@>`` finds the call in the
+# sorted array without unnesting it), and the patients it counted (one block probe per research
+# sample).
 _ALLELE_SQL = f"""
-WITH cohort AS ({_COHORT_SQL}), allele AS (
-    SELECT variant_no, contig_no, pos, reference_digest, research_carriers, research_allele_count
-    FROM variants
-    WHERE contig_no IN (SELECT contig_no FROM contigs WHERE chrom = $1)
-      AND pos = $2 AND ref = $3 AND alt = $4
+WITH cohort AS ({_COHORT_SQL}), target AS (
+    SELECT k.contig_no, k.reference_digest, x.code,
+           ((($2::int & {keys.BIN_SIZE - 1}) << 12) | x.code) << 2 AS call0
+    FROM contigs k CROSS JOIN LATERAL (
+        SELECT coalesce($5::int, (SELECT a.code FROM variant_alleles a WHERE a.contig_no = k.contig_no
+                                  AND a.pos = $2 AND a.ref = $3 AND a.alt = $4)) AS code) x
+    WHERE k.chrom = $1 AND x.code IS NOT NULL
 )
 SELECT c.reference_digest, c.patients,
-       coalesce(a.research_carriers, 0)::int AS carriers,
-       coalesce(a.research_allele_count, 0)::int AS allele_count,
-       ARRAY(SELECT DISTINCT r.patient_pseudonym
-             FROM genotypes g JOIN research_samples r ON r.sample_no = g.sample_no
-             WHERE g.contig_no = a.contig_no AND g.pos = a.pos
-               AND g.variant_no = a.variant_no) AS touched
-FROM cohort c LEFT JOIN allele a ON a.reference_digest = c.reference_digest
+       (coalesce(v.research_het, 0) + coalesce(p.het, 0))::int AS het,
+       (coalesce(v.research_hom, 0) + coalesce(p.hom, 0))::int AS hom,
+       coalesce(ARRAY(
+           SELECT DISTINCT s.patient_pseudonym
+           FROM research_samples s
+           JOIN genotype_blocks b ON b.sample_no = s.sample_no AND b.contig_no = t.contig_no
+                                 AND b.bin = $2::int >> {keys.BIN_BITS}
+           WHERE b.calls && ARRAY[t.call0 | 1, t.call0 | 2]), '{{}}') AS touched
+FROM cohort c
+LEFT JOIN target t ON t.reference_digest = c.reference_digest
+LEFT JOIN variant_counts v ON v.key = (t.contig_no::bigint << 44) | ($2::bigint << 12) | t.code
+LEFT JOIN LATERAL (
+    SELECT sum(e.w_research) FILTER (WHERE g.alt_count = 1) AS het,
+           sum(e.w_research) FILTER (WHERE g.alt_count = 2) AS hom
+    FROM pending_adjustments e CROSS JOIN LATERAL (
+        SELECT max(CASE WHEN b.calls @> ARRAY[t.call0 | 2] THEN 2
+                        WHEN b.calls @> ARRAY[t.call0 | 1] THEN 1 END) AS alt_count
+        FROM genotype_blocks b
+        WHERE b.sample_no = ANY (e.samples) AND b.contig_no = t.contig_no
+          AND b.bin = $2::int >> {keys.BIN_BITS}
+    ) g
+    WHERE e.reference_digest = t.reference_digest AND e.w_research <> 0
+) p ON true
+WHERE c.patients > 0
 ORDER BY c.reference_digest
 """
 
-# One page of a region: for each contig of that name (one per reference), its variants from the
-# page's key on, walked in the order of the variants_locus index and cut at the page size, so a
-# page reads about as many rows as it returns, however many the region holds. Pages go reference
-# by reference ($7: the last page's reference), each in position order. Alleles with fewer than
-# $9 research carriers, and every allele of a cohort under 2 x $9 patients, are not listed at all
-# (disclosure rules 0 and 1): left out here, not after the LIMIT, so that a page is full and its
-# cursor never points at a withheld allele.
+# One page of a region: for each contig of that name (one per reference) whose research cohort
+# is large enough, the variants from the page's key on (keys order by position, then allele),
+# stored counts and pending genotypes merged key by key, cut at the page size. Pages go
+# reference by reference ($4: the last page's reference, $5 its last key). Alleles with fewer
+# than $7 research carriers, and every allele of a cohort under 2 x $7 patients, are not listed
+# (disclosure rules 0 and 1): left out before the LIMIT, so a page is full and its cursor never
+# points at a withheld allele.
 _REGION_SQL = f"""
 WITH cohort AS ({_COHORT_SQL}), contig AS (
     SELECT k.contig_no, k.reference_digest, c.patients,
-           CASE WHEN k.reference_digest = $7 THEN $4::int ELSE $2 END AS from_pos,
-           CASE WHEN k.reference_digest = $7 THEN $5::text ELSE '' END AS from_ref,
-           CASE WHEN k.reference_digest = $7 THEN $6::text ELSE '' END AS from_alt
+           CASE WHEN k.reference_digest = $4 THEN $5::bigint
+                ELSE ((k.contig_no::bigint << 44) | ($2::bigint << 12)) - 1 END AS after_key,
+           (k.contig_no::bigint << 44) | ($3::bigint << 12) | {keys.MAX_CODE} AS last_key
     FROM contigs k JOIN cohort c ON c.reference_digest = k.reference_digest
-    WHERE k.chrom = $1 AND k.reference_digest >= $7 AND c.patients >= 2 * $9::int
+    WHERE k.chrom = $1 AND k.reference_digest >= $4 AND c.patients >= 2 * $7::int
 )
-SELECT v.variant_id, k.reference_digest, v.chrom, v.pos, v.ref, v.alt, k.patients,
-       v.research_carriers AS carriers, v.research_allele_count AS allele_count
+SELECT k.reference_digest, k.patients, v.key, v.het, v.hom,
+       coalesce(s.ref, a.ref) AS ref, coalesce(s.alt, a.alt) AS alt
 FROM contig k CROSS JOIN LATERAL (
-    SELECT variant_id, chrom, pos, ref, alt, research_carriers, research_allele_count
-    FROM variants v
-    WHERE v.contig_no = k.contig_no AND v.pos BETWEEN $2 AND $3 AND v.research_carriers >= $9
-      AND (v.pos, v.ref, v.alt) > (k.from_pos, k.from_ref, k.from_alt)
-    ORDER BY v.pos, v.ref, v.alt
-    LIMIT $8
+    SELECT u.key, sum(u.het)::int AS het, sum(u.hom)::int AS hom
+    FROM (
+        SELECT key, research_het AS het, research_hom AS hom
+        FROM variant_counts WHERE key > k.after_key AND key <= k.last_key
+        UNION ALL
+        SELECT g.key, e.w_research * (g.alt_count = 1)::int, e.w_research * (g.alt_count = 2)::int
+        FROM pending_adjustments e CROSS JOIN LATERAL (
+            SELECT registry_key(b.contig_no, b.bin, x) AS key, max(x & 3) AS alt_count
+            FROM genotype_blocks b CROSS JOIN LATERAL unnest(b.calls) AS x
+            WHERE b.sample_no = ANY (e.samples) AND b.contig_no = k.contig_no
+              AND b.bin BETWEEN $2::int >> {keys.BIN_BITS} AND $3::int >> {keys.BIN_BITS}
+              AND registry_key(b.contig_no, b.bin, x) > k.after_key
+              AND registry_key(b.contig_no, b.bin, x) <= k.last_key
+            GROUP BY 1
+        ) g
+        WHERE e.reference_digest = k.reference_digest AND e.w_research <> 0
+    ) u
+    GROUP BY u.key
+    HAVING sum(u.het) + sum(u.hom) >= $7::int
+    ORDER BY u.key
+    LIMIT $6
 ) v
-ORDER BY k.reference_digest, v.pos, v.ref, v.alt
-LIMIT $8
+LEFT JOIN snv_codes s ON s.code = v.key & {keys.MAX_CODE}
+LEFT JOIN variant_alleles a ON s.code IS NULL AND a.contig_no = k.contig_no
+    AND a.pos = (v.key >> 12) & {keys.MAX_POS} AND a.code = v.key & {keys.MAX_CODE}
+ORDER BY k.reference_digest, v.key
+LIMIT $6
 """
 
 #: Region answers come a page at a time (keyset pagination on the answer's order), so that an
 #: answer costs the same whatever the region holds and no client waits for 8,000 rows at once.
-#: 100 by default: such a page takes about 2 ms in the database at 10M genotypes (``make
-#: bench-registry``); a client that wants the whole region at once asks for up to the maximum.
+#: 100 by default (``make bench-registry`` prints what a page costs); a client that wants the
+#: whole region at once asks for up to the maximum.
 REGION_PAGE_DEFAULT = 100
 REGION_PAGE_MAX = 10_000
 
@@ -147,32 +200,65 @@ def region_args(
     after: RegionCursor | None = None,
     limit: int = REGION_PAGE_MAX,
     min_carriers: int = DEFAULT_MIN_CELL,
-) -> tuple[str, int, int, int, str, str, str, int, int]:
-    """_REGION_SQL's parameters; with no cursor the key starts below every variant at start, in
-    every reference. ``min_carriers``: the disclosure threshold (fewer carriers: not listed)."""
-    key = (after.pos, after.ref, after.alt, after.reference_digest) if after else (start, "", "", "")
-    return (chrom, start, end, *key, limit, max(1, min_carriers))
+) -> tuple[str, int, int, str, int, int, int]:
+    """_REGION_SQL's parameters; with no cursor the page starts at ``start`` in every
+    reference. ``min_carriers``: the disclosure threshold (fewer carriers: not listed)."""
+    digest, key = (after.reference_digest, after.key) if after else ("", 0)
+    return (chrom, start, end, digest, key, limit, max(1, min_carriers))
+
+
+def pos_of(key: int) -> int:
+    return keys.split_key(key).pos
+
 
 def page_spans(rows: list[asyncpg.Record]) -> tuple[list[str], list[int], list[int]]:
-    """Per reference in a (non-empty) region page: its digest, lowest and highest position
-    (_REGION_TOUCHED_SQL's $2..$4)."""
+    """Per reference in a (non-empty) region page: its digest, lowest and highest key
+    (_REGION_TOUCHED_SQL's $1..$3)."""
     spans: dict[str, tuple[int, int]] = {}
     for r in rows:
-        low, high = spans.get(r["reference_digest"], (r["pos"], r["pos"]))
-        spans[r["reference_digest"]] = (min(low, r["pos"]), max(high, r["pos"]))
+        low, high = spans.get(r["reference_digest"], (r["key"], r["key"]))
+        spans[r["reference_digest"]] = (min(low, r["key"]), max(high, r["key"]))
     return list(spans), [low for low, _ in spans.values()], [high for _, high in spans.values()]
 
 
-# The patients whose genotypes a region page counts: for each reference in the page, the
-# research samples on it with a call between the page's lowest and highest position there. One
-# range scan of genotypes_locus per partition over the calls inside the page (migration 0010):
-# the work grows with the page, not with the number of samples in the registry.
-_REGION_TOUCHED_SQL = """
-SELECT array_agg(DISTINCT r.patient_pseudonym) FILTER (WHERE r.patient_pseudonym IS NOT NULL)
-FROM unnest($2::text[], $3::int[], $4::int[]) AS span (reference_digest, low, high)
-JOIN contigs k ON k.chrom = $1 AND k.reference_digest = span.reference_digest
-JOIN genotypes g ON g.contig_no = k.contig_no AND g.pos BETWEEN span.low AND span.high
-JOIN research_samples r ON r.sample_no = g.sample_no
+# The patients whose genotypes a region page counts: the research samples with a call between
+# the page's lowest and highest key on each reference in it: the blocks of those bins, one
+# probe per research sample and bin (docs/registry-scale.md: what this costs at national scale).
+_REGION_TOUCHED_SQL = f"""
+SELECT array_agg(DISTINCT r.patient_pseudonym)
+FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS span (reference_digest, low, high)
+JOIN research_samples r ON r.reference_digest = span.reference_digest
+JOIN genotype_blocks b ON b.sample_no = r.sample_no
+    AND b.contig_no = (span.low >> 44)::int
+    AND b.bin BETWEEN ((span.low >> 12) & {keys.MAX_POS})::int >> {keys.BIN_BITS}
+                  AND ((span.high >> 12) & {keys.MAX_POS})::int >> {keys.BIN_BITS}
+WHERE EXISTS (SELECT 1 FROM unnest(b.calls) AS x
+              WHERE registry_key(b.contig_no, b.bin, x) BETWEEN span.low AND span.high)
+"""
+
+
+#: The clinical view comes a page at a time too: a whole genome is ~4.5 million variants.
+PATIENT_PAGE_DEFAULT = 1_000
+PATIENT_PAGE_MAX = 10_000
+
+# One page of a patient's variants: the blocks of the patient's treatment samples in key order
+# (sample, contig, bin), each unnested in its sorted order, from the cursor on. Blocks stream
+# from the primary key and the sort is incremental, so a page reads about what it returns.
+_PATIENT_PAGE_SQL = f"""
+SELECT b.sample_no, b.contig_no, b.bin, x.ord, k.chrom,
+       (b.bin << {keys.BIN_BITS}) | (x.call >> 14) AS pos, (x.call & 3)::int AS alt_count, x.qual,
+       coalesce(c.ref, a.ref) AS ref, coalesce(c.alt, a.alt) AS alt
+FROM genotype_blocks b
+CROSS JOIN LATERAL unnest(b.calls, b.quals) WITH ORDINALITY AS x (call, qual, ord)
+JOIN contigs k ON k.contig_no = b.contig_no
+LEFT JOIN snv_codes c ON c.code = (x.call >> 2) & {keys.MAX_CODE}
+LEFT JOIN variant_alleles a ON c.code IS NULL AND a.contig_no = b.contig_no
+    AND a.pos = (b.bin << {keys.BIN_BITS}) | (x.call >> 14) AND a.code = (x.call >> 2) & {keys.MAX_CODE}
+WHERE b.sample_no = ANY ($1::int[])
+  AND (b.sample_no, b.contig_no, b.bin) >= ($2, $3, $4)
+  AND (b.sample_no, b.contig_no, b.bin, x.ord) > ($2, $3, $4, $5::bigint)
+ORDER BY b.sample_no, b.contig_no, b.bin, x.ord
+LIMIT $6
 """
 
 
@@ -227,11 +313,13 @@ class Queries:
         async def answer(conn: asyncpg.Connection) -> _Outcome:
             if caller.role != "research":
                 return self._denied(RoleForbidden("research queries need a research client"))
-            rows = await conn.fetch(_ALLELE_SQL, chrom, pos, ref, alt)
+            if not 1 <= pos <= keys.MAX_POS:
+                return _Outcome(AlleleAnswer(chrom=chrom, pos=pos, ref=ref, alt=alt, results=[]), [])
+            rows = await conn.fetch(_ALLELE_SQL, chrom, pos, ref, alt, keys.snv_code(ref, alt))
             results = [
                 AlleleCounts.disclose(
-                    carriers=r["carriers"],
-                    allele_count=r["allele_count"],
+                    carriers=r["het"] + r["hom"],
+                    allele_count=r["het"] + 2 * r["hom"],
                     samples=r["patients"],
                     threshold=self.min_cell_count,
                     variant_id=variant_id(r["reference_digest"], chrom, pos, ref, alt),
@@ -274,25 +362,24 @@ class Queries:
             # lowest and highest position on each reference in it (a page boundary inside one
             # position names a few more).
             touched = (
-                await conn.fetchval(_REGION_TOUCHED_SQL, chrom, *page_spans(rows))
+                await conn.fetchval(_REGION_TOUCHED_SQL, *page_spans(rows))
                 if rows else None
             ) or []
             variants = [
                 AlleleCounts.disclose(
-                    carriers=r["carriers"],
-                    allele_count=r["allele_count"],
+                    carriers=r["het"] + r["hom"],
+                    allele_count=r["het"] + 2 * r["hom"],
                     samples=r["patients"],
                     threshold=self.min_cell_count,
-                    variant_id=r["variant_id"],
+                    variant_id=variant_id(r["reference_digest"], chrom, pos_of(r["key"]), r["ref"], r["alt"]),
                     reference_digest=r["reference_digest"],
-                    chrom=r["chrom"], pos=r["pos"], ref=r["ref"], alt=r["alt"],
+                    chrom=chrom, pos=pos_of(r["key"]), ref=r["ref"], alt=r["alt"],
                 )
                 for r in rows
             ]
             last = rows[-1] if rows else None
             cursor = (
-                RegionCursor(pos=last["pos"], ref=last["ref"], alt=last["alt"],
-                             reference_digest=last["reference_digest"]).encode()
+                RegionCursor(key=last["key"], reference_digest=last["reference_digest"]).encode()
                 if more and last is not None else None
             )
             page = RegionAnswer(
@@ -306,8 +393,16 @@ class Queries:
 
     # --- treatment ---------------------------------------------------------------------------
 
-    async def patient_variants(self, caller: Caller, pseudonym: str) -> PatientVariants:
-        """The patient's variants for a hospital that sent one of the patient's samples.
+    async def patient_variants(
+        self,
+        caller: Caller,
+        pseudonym: str,
+        *,
+        limit: int = PATIENT_PAGE_DEFAULT,
+        after: PatientCursor | None = None,
+    ) -> PatientVariants:
+        """The patient's variants for a hospital that sent one of the patient's samples, up to
+        ``limit`` at a time, sample by sample in position order (a genome holds millions).
 
         Research restrictions do not apply (this is the patient's own treatment); a withdrawn or
         missing analysis consent does. Another hospital is told "not found", never whether the
@@ -341,29 +436,43 @@ class Queries:
                     ConsentForbids(f"the patient's data may not be used: {why}"), [pseudonym]
                 )
             samples = await conn.fetch(
-                "SELECT sample_id, hospital_id, reference_id, reference_digest "
+                "SELECT sample_no, sample_id, hospital_id, reference_id, reference_digest "
                 "FROM treatment_samples WHERE patient_pseudonym = $1 ORDER BY sample_id",
                 pseudonym,
             )
-            variants = await conn.fetch(
-                "SELECT sample_id, variant_id, reference_digest, chrom, pos, ref, alt, alt_count, "
-                "dp, gq FROM treatment_genotypes WHERE patient_pseudonym = $1 "
-                "ORDER BY sample_id, chrom, pos, ref, alt",
-                pseudonym,
+            start = after.position if after else (0, 0, 0, 0)
+            rows = await conn.fetch(
+                _PATIENT_PAGE_SQL, [s["sample_no"] for s in samples], *start, limit + 1
+            )
+            more, rows = len(rows) > limit, rows[:limit]
+            ids = {s["sample_no"]: s for s in samples}
+            variants = []
+            for r in rows:
+                sample = ids[r["sample_no"]]
+                dp, gq = keys.dp_gq(r["qual"])
+                variants.append(PatientVariant(
+                    sample_id=sample["sample_id"],
+                    variant_id=variant_id(sample["reference_digest"], r["chrom"], r["pos"], r["ref"], r["alt"]),
+                    reference_digest=sample["reference_digest"], chrom=r["chrom"], pos=r["pos"],
+                    ref=r["ref"], alt=r["alt"], alt_count=r["alt_count"], dp=dp, gq=gq,
+                    zygosity="homozygous" if r["alt_count"] == 2 else "heterozygous",
+                ))
+            last = rows[-1] if rows else None
+            cursor = (
+                PatientCursor(position=(last["sample_no"], last["contig_no"], last["bin"], last["ord"])).encode()
+                if more and last is not None else None
             )
             result = PatientVariants(
                 patient_pseudonym=pseudonym,
-                samples=[PatientSample(**dict(s)) for s in samples],
-                variants=[
-                    PatientVariant(
-                        **dict(v), zygosity="homozygous" if v["alt_count"] == 2 else "heterozygous"
-                    )
-                    for v in variants
-                ],
+                samples=[PatientSample(**{k: v for k, v in s.items() if k != "sample_no"})
+                         for s in samples],
+                variants=variants,
+                next_cursor=cursor,
             )
             return _Outcome(result, [pseudonym])
 
-        return await self._audited(caller, "treatment.patient_variants", {"patient": pseudonym}, answer)
+        details = {"patient": pseudonym, "limit": limit, "after": after.encode() if after else None}
+        return await self._audited(caller, "treatment.patient_variants", details, answer)
 
     async def sample_energy(self, caller: Caller, sample_id: str) -> energy.SampleEnergy:
         """A sample's energy estimates, per stage and in total, for the hospital that sent it.

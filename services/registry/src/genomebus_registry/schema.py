@@ -1,10 +1,11 @@
 """The registry's tables: its migrations, and what the registry's runtime role may do with them.
 
 Append-only here: ``audit_log`` (who did what, to whose data, why) and ``removed_samples`` (the
-tombstones that make a late load refuse a withdrawn sample). ``genotypes`` is the one table the
-runtime role may DELETE from: a hospital's withdrawal of a sample (``sample.removed``) deletes
+tombstones that make a late load refuse a withdrawn sample). The runtime role may DELETE from two
+tables only: ``genotype_blocks`` (a hospital's withdrawal of a sample, ``sample.removed``, deletes
 that sample's genotypes, which is the point of withdrawal; its ``samples`` row stays, marked
-removed. Nothing else is ever deleted by the service, and nothing may be truncated.
+removed) and ``pending_adjustments`` (folded into the counts). Nothing else is ever deleted by
+the service, and nothing may be truncated.
 """
 
 from __future__ import annotations
@@ -18,14 +19,19 @@ GRANTS = RuntimeGrants(
     {
         "audit_log": APPEND_ONLY,
         "removed_samples": APPEND_ONLY,
-        # Loads insert, a withdrawn sample's rows are deleted (never updated).
-        "genotypes": frozenset({"SELECT", "INSERT", "DELETE"}),
+        # Loads insert a sample's blocks; a quarantined load takes its own back, and a fold
+        # deletes a removed sample's blocks once no pending adjustment names them.
+        "genotype_blocks": frozenset({"SELECT", "INSERT", "DELETE"}),
         "contigs": APPEND_ONLY,
+        "variant_alleles": APPEND_ONLY,
+        "snv_codes": READ_ONLY,
+        # Written by changes, folded (deleted) by the fold.
+        "pending_adjustments": frozenset({"SELECT", "INSERT", "DELETE"}),
         # The consent projection, provenance (marked removed or quarantined), and the counts
-        # kept in the transactions that change them.
+        # and cohort sizes a fold stores.
         "consents": UPDATABLE,
         "samples": UPDATABLE,
-        "variants": UPDATABLE,
+        "variant_counts": UPDATABLE,
         "cohorts": UPDATABLE,
         # Upserted per (sample, stage): a stage that reports again replaces its figures.
         "sample_energy": UPDATABLE,
@@ -34,10 +40,9 @@ GRANTS = RuntimeGrants(
         "research_genotypes": READ_ONLY,
         "treatment_samples": READ_ONLY,
         "treatment_genotypes": READ_ONLY,
+        "genotype_calls": READ_ONLY,
         "genotype_rows": READ_ONLY,
     },
-    # Makes a genotypes partition with the owner's rights (migration 0012).
-    functions=("registry_ensure_genotypes_partition(integer)",),
 )
 
 

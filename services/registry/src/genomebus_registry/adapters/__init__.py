@@ -1,0 +1,1 @@
+"""The registry's adapters: SQL for what ``core`` decides."""

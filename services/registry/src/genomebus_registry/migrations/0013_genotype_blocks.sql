@@ -1,0 +1,340 @@
+-- Whole genomes: genotypes as per-sample blocks, counts as stored + pending adjustments.
+--
+-- Why: a whole genome is ~4.5 million calls. One row each made a genome a ~90 s load and the
+-- national database (60,000 genomes) ~270 billion rows; and every load, removal and consent
+-- change moved the per-variant counts itself, under one lock shared by every patient, so a
+-- withdrawal waited behind a whole-genome load. Now:
+-- * a sample's genotypes are one row per contig x bin of 131,072 bp (~24,000 rows a genome):
+--   sorted int4 calls (offset in bin << 14 | allele code << 2 | alt count) and their depth and
+--   quality (core/keys.py says why the numbers are what they are);
+-- * a variant is a bigint key (contig_no << 44 | pos << 12 | allele code): a region is one key
+--   range. Codes 1-12 are the SNVs (snv_codes), other alleles get codes from 16 up
+--   (variant_alleles); the public variant id is computed from the allele, as before, never
+--   stored;
+-- * a research count is variant_counts (stored) + pending_adjustments (signed entries naming
+--   the samples whose blocks make up a patient's contribution), read in one snapshot. Loads,
+--   removals and consent changes only insert entries (each in its own short transaction, no
+--   lock shared between patients); a fold (registry_fold) moves a batch into the stored counts.
+--   core/counts.py states the rules; registry_recount() is the brute-force check.
+
+DROP VIEW genotype_rows;
+DROP VIEW treatment_genotypes;
+DROP VIEW research_genotypes;
+DROP TRIGGER consents_recount ON consents;
+DROP TRIGGER samples_recount_cohort ON samples;
+DROP TRIGGER samples_truncate_cohorts ON samples;
+DROP TRIGGER consents_truncate_cohorts ON consents;
+DROP FUNCTION registry_consent_recount();
+DROP FUNCTION registry_samples_recount_cohort();
+DROP FUNCTION registry_recount_all_cohorts();
+DROP FUNCTION registry_recount_cohort(text);
+DROP FUNCTION registry_count_sample(integer, text, integer);
+DROP FUNCTION registry_recount_all();
+
+-- The twelve single-base substitutions, with their fixed codes (core/keys.py SNVS).
+CREATE TABLE snv_codes (
+    code smallint PRIMARY KEY CHECK (code BETWEEN 1 AND 12),
+    ref  text     NOT NULL,
+    alt  text     NOT NULL,
+    UNIQUE (ref, alt)
+);
+INSERT INTO snv_codes (code, ref, alt)
+SELECT row_number() OVER (ORDER BY r.i, a.i), r.b, a.b
+FROM unnest('{A,C,G,T}'::text[]) WITH ORDINALITY AS r (b, i)
+CROSS JOIN unnest('{A,C,G,T}'::text[]) WITH ORDINALITY AS a (b, i)
+WHERE r.b <> a.b;
+
+-- Every other allele, coded per position in the order the registry first met it. Written in a
+-- short transaction of its own before a load (under registry_lock_alleles), so concurrent loads
+-- never number two alleles alike; a load that then rolls back leaves codes that count nothing.
+CREATE TABLE variant_alleles (
+    contig_no integer  NOT NULL,
+    pos       integer  NOT NULL CHECK (pos >= 1),
+    code      smallint NOT NULL CHECK (code BETWEEN 16 AND 4095),
+    ref       text     NOT NULL,
+    alt       text     NOT NULL,
+    PRIMARY KEY (contig_no, pos, code),
+    UNIQUE (contig_no, pos, ref, alt)
+);
+
+CREATE FUNCTION registry_lock_alleles() RETURNS void LANGUAGE sql AS $$
+    SELECT pg_advisory_xact_lock(8243108395577799290)
+$$;
+
+-- A variant's key, from a block's contig, bin and call (core/keys.py key_of_call).
+CREATE FUNCTION registry_key(p_contig_no integer, p_bin integer, p_call integer) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (p_contig_no::bigint << 44) | (p_bin::bigint << 29) | (p_call >> 2)::bigint
+$$;
+
+-- Depth and genotype quality in one integer, 0 meaning "not given" (core/keys.py qual).
+CREATE FUNCTION registry_qual(p_dp integer, p_gq integer) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (CASE WHEN p_dp IS NULL THEN 0 ELSE least(greatest(p_dp, 0), 32766) + 1 END << 16)
+         | CASE WHEN p_gq IS NULL THEN 0 ELSE least(greatest(p_gq, 0), 32766) + 1 END
+$$;
+
+-- One row per sample x contig x bin. Rows over 128 bytes are compressed (lz4) in place, so a
+-- block's arrays take less than their 8 bytes a call. The key leads with the sample: a load
+-- appends one key range, a patient's view and a removal read one.
+CREATE TABLE genotype_blocks (
+    sample_no integer   NOT NULL,
+    contig_no integer   NOT NULL,
+    bin       integer   NOT NULL CHECK (bin >= 0),
+    calls     integer[] NOT NULL,
+    quals     integer[] NOT NULL,
+    PRIMARY KEY (sample_no, contig_no, bin),
+    CHECK (cardinality(calls) = cardinality(quals))
+) WITH (toast_tuple_target = 128);
+ALTER TABLE genotype_blocks ALTER COLUMN calls SET COMPRESSION lz4;
+ALTER TABLE genotype_blocks ALTER COLUMN quals SET COMPRESSION lz4;
+
+-- Stored counts per variant. Written by folds only (one at a time), so no load or consent
+-- change ever waits on them. fillfactor leaves room for the fold's updates to stay HOT. No CHECK
+-- (count >= 0): the fold's upsert carries signed deltas, and PostgreSQL checks a row's
+-- constraints before it finds the conflict that turns the insert into an update. A stored count
+-- never goes below zero all the same (see registry_fold; the property test checks it).
+CREATE TABLE variant_counts (
+    key          bigint  PRIMARY KEY,
+    all_het      integer NOT NULL DEFAULT 0,
+    all_hom      integer NOT NULL DEFAULT 0,
+    research_het integer NOT NULL DEFAULT 0,
+    research_hom integer NOT NULL DEFAULT 0
+) WITH (fillfactor = 90);
+
+-- What is not folded yet: each entry adds (weights +1) or takes away (-1) the contribution of
+-- one patient on one reference, i.e. every variant of its samples' blocks with its largest
+-- allele count, to the unrestricted (w_all) and research (w_research) counts and cohort sizes.
+CREATE TABLE pending_adjustments (
+    id                bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    patient_pseudonym text        NOT NULL,
+    reference_digest  text        NOT NULL,
+    samples           integer[]   NOT NULL CHECK (cardinality(samples) > 0),
+    w_all             smallint    NOT NULL CHECK (w_all BETWEEN -1 AND 1),
+    w_research        smallint    NOT NULL CHECK (w_research BETWEEN -1 AND 1),
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    CHECK (w_all <> 0 OR w_research <> 0)
+);
+CREATE INDEX pending_adjustments_reference ON pending_adjustments (reference_digest);
+
+-- A removed sample's blocks stay until no entry names them (the fold deletes them then).
+ALTER TABLE samples ADD COLUMN purged_at timestamptz;
+CREATE INDEX samples_to_purge ON samples (sample_no) WHERE removed_at IS NOT NULL AND purged_at IS NULL;
+
+-- Cohort sizes (the cohorts table) are now stored by folds only, plus the entries' weights;
+-- their CHECKs go for the reason variant_counts has none.
+ALTER TABLE cohorts DROP CONSTRAINT cohorts_patients_check;
+ALTER TABLE cohorts DROP CONSTRAINT cohorts_research_patients_check;
+
+-- Every call of every block, decoded (the views below and the checks read this).
+CREATE VIEW genotype_calls AS
+SELECT b.sample_no, b.contig_no, (b.bin << 17) | (c.call >> 14) AS pos,
+       ((c.call >> 2) & 4095)::smallint AS code, (c.call & 3)::smallint AS alt_count,
+       registry_key(b.contig_no, b.bin, c.call) AS key,
+       nullif(c.qual >> 16, 0) - 1 AS dp, nullif(c.qual & 65535, 0) - 1 AS gq
+FROM genotype_blocks b CROSS JOIN LATERAL unnest(b.calls, b.quals) AS c (call, qual);
+
+CREATE VIEW treatment_genotypes AS
+SELECT t.patient_pseudonym, t.sample_id, t.reference_digest, k.chrom, g.pos,
+       coalesce(s.ref, a.ref) AS ref, coalesce(s.alt, a.alt) AS alt, g.alt_count, g.dp, g.gq,
+       g.key
+FROM treatment_samples t
+JOIN genotype_calls g ON g.sample_no = t.sample_no
+JOIN contigs k ON k.contig_no = g.contig_no
+LEFT JOIN snv_codes s ON s.code = g.code
+LEFT JOIN variant_alleles a ON a.contig_no = g.contig_no AND a.pos = g.pos AND a.code = g.code;
+
+-- The genotypes research may use now (consent-filtered, as research_samples).
+CREATE VIEW research_genotypes AS
+SELECT r.patient_pseudonym, r.sample_id, r.reference_digest, g.key, g.alt_count
+FROM research_samples r JOIN genotype_calls g ON g.sample_no = r.sample_no;
+
+-- Genotypes as people and tests name them (every sample, removed or not, until purged).
+CREATE VIEW genotype_rows AS
+SELECT s.sample_id, k.reference_digest, k.chrom, g.pos, coalesce(c.ref, a.ref) AS ref,
+       coalesce(c.alt, a.alt) AS alt, g.alt_count, g.dp, g.gq
+FROM genotype_calls g
+JOIN samples s ON s.sample_no = g.sample_no
+JOIN contigs k ON k.contig_no = g.contig_no
+LEFT JOIN snv_codes c ON c.code = g.code
+LEFT JOIN variant_alleles a ON a.contig_no = g.contig_no AND a.pos = g.pos AND a.code = g.code;
+
+-- The counts recomputed from the blocks of every active sample (brute force): the tests check
+-- that stored + pending (registry_counts_now) always equals this, in one snapshot.
+CREATE FUNCTION registry_recount()
+RETURNS TABLE (key bigint, all_het integer, all_hom integer, research_het integer, research_hom integer)
+LANGUAGE sql STABLE AS $$
+    SELECT p.key,
+           count(*) FILTER (WHERE p.alt_count = 1)::integer,
+           count(*) FILTER (WHERE p.alt_count = 2)::integer,
+           count(*) FILTER (WHERE p.alt_count = 1 AND p.research)::integer,
+           count(*) FILTER (WHERE p.alt_count = 2 AND p.research)::integer
+    FROM (
+        SELECT g.key, s.patient_pseudonym, max(g.alt_count) AS alt_count, bool_or(s.research) AS research
+        FROM genotype_calls g JOIN samples s ON s.sample_no = g.sample_no
+        WHERE NOT s.quarantined AND s.removed_at IS NULL
+        GROUP BY g.key, s.patient_pseudonym
+    ) p
+    GROUP BY p.key
+$$;
+
+CREATE FUNCTION registry_recount_cohorts()
+RETURNS TABLE (reference_digest text, patients integer, research_patients integer)
+LANGUAGE sql STABLE AS $$
+    SELECT s.reference_digest, count(DISTINCT s.patient_pseudonym)::integer,
+           (count(DISTINCT s.patient_pseudonym) FILTER (WHERE s.research))::integer
+    FROM samples s WHERE NOT s.quarantined AND s.removed_at IS NULL
+    GROUP BY s.reference_digest
+    HAVING count(*) > 0
+$$;
+
+-- What the entries p_ids add: every variant of each entry's samples, with the entry's weights
+-- and the variant's largest allele count among those samples (core/counts.py genotype).
+CREATE FUNCTION registry_entry_calls(p_ids bigint[])
+RETURNS TABLE (w_all integer, w_research integer, key bigint, alt_count integer)
+LANGUAGE sql STABLE AS $$
+    -- one sample: its calls as they are (a block holds a variant once)
+    SELECT e.w_all, e.w_research, registry_key(b.contig_no, b.bin, c), c & 3
+    FROM pending_adjustments e
+    JOIN genotype_blocks b ON b.sample_no = e.samples[1]
+    CROSS JOIN LATERAL unnest(b.calls) AS c
+    WHERE e.id = ANY (p_ids) AND cardinality(e.samples) = 1
+    UNION ALL
+    -- several samples of one patient: each variant once, with its largest count
+    SELECT e.w_all, e.w_research, x.key, x.alt_count
+    FROM pending_adjustments e
+    CROSS JOIN LATERAL (
+        SELECT registry_key(b.contig_no, b.bin, c) AS key, max(c & 3) AS alt_count
+        FROM genotype_blocks b CROSS JOIN LATERAL unnest(b.calls) AS c
+        WHERE b.sample_no = ANY (e.samples)
+        GROUP BY 1
+    ) x
+    WHERE e.id = ANY (p_ids) AND cardinality(e.samples) > 1
+$$;
+
+-- Every count as an answer sees it (stored + every pending entry), for checks and operators;
+-- the research questions compute the same for the variants they ask about.
+CREATE FUNCTION registry_counts_now()
+RETURNS TABLE (key bigint, all_het integer, all_hom integer, research_het integer, research_hom integer)
+LANGUAGE sql STABLE AS $$
+    SELECT u.key, sum(u.all_het)::integer, sum(u.all_hom)::integer, sum(u.research_het)::integer,
+           sum(u.research_hom)::integer
+    FROM (
+        SELECT v.key, v.all_het, v.all_hom, v.research_het, v.research_hom FROM variant_counts v
+        UNION ALL
+        SELECT d.key, d.w_all * (d.alt_count = 1)::integer, d.w_all * (d.alt_count = 2)::integer,
+               d.w_research * (d.alt_count = 1)::integer, d.w_research * (d.alt_count = 2)::integer
+        FROM registry_entry_calls(ARRAY(SELECT id FROM pending_adjustments)) d
+    ) u
+    GROUP BY u.key
+    HAVING sum(u.all_het) <> 0 OR sum(u.all_hom) <> 0 OR sum(u.research_het) <> 0
+        OR sum(u.research_hom) <> 0
+$$;
+
+CREATE FUNCTION registry_cohorts_now()
+RETURNS TABLE (reference_digest text, patients integer, research_patients integer)
+LANGUAGE sql STABLE AS $$
+    SELECT u.reference_digest, sum(u.patients)::integer, sum(u.research_patients)::integer
+    FROM (
+        SELECT c.reference_digest, c.patients, c.research_patients FROM cohorts c
+        UNION ALL
+        SELECT e.reference_digest, e.w_all, e.w_research FROM pending_adjustments e
+    ) u
+    GROUP BY u.reference_digest
+    HAVING sum(u.patients) <> 0 OR sum(u.research_patients) <> 0
+$$;
+
+-- Fold up to p_max_entries pending entries (the oldest) into the stored counts and cohorts, in
+-- the caller's transaction, then delete the blocks of removed samples that no entry names any
+-- more. One fold at a time (it waits for another to finish). Variants shared by the batch's
+-- genomes are updated once, in key order. The entries are fixed by id in the first statement:
+-- an entry committed while the fold runs is left for the next one. Entries of one patient
+-- commit in id order (they serialise on the patient's consents row), so what a fold stores is
+-- always a prefix of each patient's changes, and no stored count goes below zero.
+-- Returns the number of entries folded.
+CREATE FUNCTION registry_fold(p_max_entries integer) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    v_ids bigint[];
+BEGIN
+    PERFORM pg_advisory_xact_lock(8243108395577799291);
+    v_ids := ARRAY(SELECT id FROM pending_adjustments ORDER BY id LIMIT p_max_entries);
+    IF cardinality(v_ids) > 0 THEN
+        INSERT INTO variant_counts AS v (key, all_het, all_hom, research_het, research_hom)
+        SELECT d.key,
+               coalesce(sum(d.w_all) FILTER (WHERE d.alt_count = 1), 0),
+               coalesce(sum(d.w_all) FILTER (WHERE d.alt_count = 2), 0),
+               coalesce(sum(d.w_research) FILTER (WHERE d.alt_count = 1), 0),
+               coalesce(sum(d.w_research) FILTER (WHERE d.alt_count = 2), 0)
+        FROM registry_entry_calls(v_ids) d
+        GROUP BY d.key
+        -- a patient's second sample takes away and adds back most of the first's variants
+        HAVING coalesce(sum(d.w_all) FILTER (WHERE d.alt_count = 1), 0) <> 0
+            OR coalesce(sum(d.w_all) FILTER (WHERE d.alt_count = 2), 0) <> 0
+            OR coalesce(sum(d.w_research) FILTER (WHERE d.alt_count = 1), 0) <> 0
+            OR coalesce(sum(d.w_research) FILTER (WHERE d.alt_count = 2), 0) <> 0
+        ORDER BY d.key
+        ON CONFLICT (key) DO UPDATE SET
+            all_het      = v.all_het      + EXCLUDED.all_het,
+            all_hom      = v.all_hom      + EXCLUDED.all_hom,
+            research_het = v.research_het + EXCLUDED.research_het,
+            research_hom = v.research_hom + EXCLUDED.research_hom;
+
+        INSERT INTO cohorts AS c (reference_digest, patients, research_patients)
+        SELECT reference_digest, sum(w_all), sum(w_research)
+        FROM pending_adjustments WHERE id = ANY (v_ids) GROUP BY reference_digest
+        ON CONFLICT (reference_digest) DO UPDATE SET
+            patients = c.patients + EXCLUDED.patients,
+            research_patients = c.research_patients + EXCLUDED.research_patients;
+
+        DELETE FROM pending_adjustments WHERE id = ANY (v_ids);
+    END IF;
+
+    WITH purged AS (
+        UPDATE samples s SET purged_at = now()
+        WHERE s.removed_at IS NOT NULL AND s.purged_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM pending_adjustments e WHERE s.sample_no = ANY (e.samples))
+        RETURNING s.sample_no
+    )
+    DELETE FROM genotype_blocks b USING purged p WHERE b.sample_no = p.sample_no;
+    RETURN cardinality(v_ids);
+END
+$$;
+
+-- Existing data into the new layout: the alleles that are not SNVs get codes, each sample's
+-- genotypes become its blocks, and every patient's contribution becomes a pending entry over
+-- empty stored counts (answers are exact at once; the service's folder folds them).
+INSERT INTO variant_alleles (contig_no, pos, code, ref, alt)
+SELECT v.contig_no, v.pos, 15 + row_number() OVER (PARTITION BY v.contig_no, v.pos ORDER BY v.ref, v.alt),
+       v.ref, v.alt
+FROM variants v LEFT JOIN snv_codes s ON s.ref = v.ref AND s.alt = v.alt
+WHERE s.code IS NULL;
+
+INSERT INTO genotype_blocks (sample_no, contig_no, bin, calls, quals)
+SELECT x.sample_no, x.contig_no, x.pos >> 17, array_agg(x.call ORDER BY x.call),
+       array_agg(x.qual ORDER BY x.call)
+FROM (
+    SELECT g.sample_no, v.contig_no, v.pos,
+           ((v.pos & 131071) << 14) | (coalesce(s.code, a.code) << 2) | g.alt_count AS call,
+           registry_qual(g.dp, g.gq) AS qual
+    FROM genotypes g
+    JOIN variants v ON v.variant_no = g.variant_no
+    LEFT JOIN snv_codes s ON s.ref = v.ref AND s.alt = v.alt
+    LEFT JOIN variant_alleles a ON a.contig_no = v.contig_no AND a.pos = v.pos AND a.ref = v.ref
+                               AND a.alt = v.alt
+) x
+GROUP BY x.sample_no, x.contig_no, x.pos >> 17;
+
+-- Removed samples' genotypes were deleted at removal; nothing of them is left to purge.
+UPDATE samples SET purged_at = removed_at WHERE removed_at IS NOT NULL;
+
+DELETE FROM cohorts;
+INSERT INTO pending_adjustments (patient_pseudonym, reference_digest, samples, w_all, w_research)
+SELECT patient_pseudonym, reference_digest, array_agg(sample_no ORDER BY sample_no), 1,
+       bool_or(research)::integer
+FROM samples WHERE NOT quarantined AND removed_at IS NULL
+GROUP BY patient_pseudonym, reference_digest;
+
+DROP TABLE genotypes;
+DROP TABLE variants;
+DROP FUNCTION registry_ensure_genotypes_partition(integer);
+DROP FUNCTION registry_lock_counts();
