@@ -84,14 +84,7 @@ class RegistryHandlers:
         async with once(self.pool, self.consumer, event, delivery) as conn:
             if conn is None:
                 return
-            await read_consent(conn, event.patient_pseudonym, lock=True)
-            was = await counts.research_ok(conn, event.patient_pseudonym)
-            applied = await apply_consent(conn, event)
-            now = await counts.research_ok(conn, event.patient_pseudonym)
-            if was != now:
-                await counts.set_research_flags(conn, event.patient_pseudonym)
-                samples = await counts.patient_samples(conn, event.patient_pseudonym)
-                await counts.add(conn, decide.on_consent(event.patient_pseudonym, samples, was, now))
+            applied = await project_consent(conn, event)
             await audit.record(
                 conn,
                 actor=event.recorded_by,
@@ -362,6 +355,20 @@ class RegistryHandlers:
         await write_blocks(conn, sample_no, event.reference.digest)
         # Each staged row is one allele the sample carries: its variants are its genotypes.
         return LoadCounts(variants_new=staged.rows, genotypes=staged.rows)
+
+
+async def project_consent(conn: asyncpg.Connection, event: ConsentChanged) -> bool:
+    """Apply a consent version in the caller's transaction (True if it was newer): the patient's
+    row locked, and if research use changes, the samples' flags and the adjustments with it."""
+    await read_consent(conn, event.patient_pseudonym, lock=True)
+    was = await counts.research_ok(conn, event.patient_pseudonym)
+    applied = await apply_consent(conn, event)
+    now = await counts.research_ok(conn, event.patient_pseudonym)
+    if was != now:
+        await counts.set_research_flags(conn, event.patient_pseudonym)
+        samples = await counts.patient_samples(conn, event.patient_pseudonym)
+        await counts.add(conn, decide.on_consent(event.patient_pseudonym, samples, was, now))
+    return applied
 
 
 async def _removed(conn: asyncpg.Connection, sample_id: str) -> bool:
