@@ -26,16 +26,22 @@ async def test_the_sql_functions_encode_exactly_as_core_keys(pool: asyncpg.Pool)
               rng.randrange(1, keys.MAX_CODE + 1), rng.choice((1, 2))) for _ in range(500)]
     cases += [(keys.MAX_CONTIG_NO, keys.MAX_POS, keys.MAX_CODE, 2), (0, 1, 1, 1)]
     rows = await pool.fetch(
-        "SELECT registry_key(c.contig, (c.pos >> 17)::int, c.call) AS key FROM unnest($1::int[], "
+        "SELECT registry_key(c.contig, (c.pos >> 18)::int, c.call) AS key FROM unnest($1::int[], "
         "$2::bigint[], $3::int[]) WITH ORDINALITY AS c (contig, pos, call, i) ORDER BY i",
         [c[0] for c in cases], [c[1] for c in cases],
         [keys.call(pos, code, alt) for _, pos, code, alt in cases])
     assert [r["key"] for r in rows] == [keys.variant_key(c, p, code) for c, p, code, _ in cases]
     snvs = {r["code"]: (r["ref"], r["alt"]) for r in await pool.fetch("SELECT * FROM snv_codes")}
     assert snvs == {code: pair for code, pair in enumerate(keys.SNVS) if pair is not None}
-    for dp, gq in [(None, None), (0, 99), (30, None), (40_000, 7), (-3, 65_000)]:
-        packed = await pool.fetchval("SELECT registry_qual($1, $2)", dp, gq)
-        assert packed == keys.qual(dp, gq)
+    decoded = await pool.fetch(
+        "SELECT registry_call_pos((c.pos >> 18)::int, c.call) AS pos, registry_call_code(c.call) AS code "
+        "FROM unnest($1::bigint[], $2::int[]) WITH ORDINALITY AS c (pos, call, i) ORDER BY i",
+        [c[1] for c in cases], [keys.call(pos, code, alt) for _, pos, code, alt in cases])
+    assert [(r["pos"], r["code"]) for r in decoded] == [(pos, code) for _, pos, code, _ in cases]
+    for value in (None, 0, 99, 30, 40_000, -3, 253, 254, 255):
+        assert await pool.fetchval("SELECT registry_small($1)::integer + 128", value) == keys.small_qual(value)
+        assert await pool.fetchval("SELECT registry_unsmall(registry_small($1), $1)", value) == (
+            None if value is None else max(value, 0))
 
 
 async def test_migration_0013_carries_the_old_layout_over(fresh_dsn: str) -> None:
@@ -147,3 +153,56 @@ async def test_a_fold_during_a_withdrawal_neither_waits_nor_folds_it_half(
     assert answer.allele_number == 6, "three research patients left"
     await counts.fold(pool)
     assert await _exact(pool)
+
+
+async def test_depths_and_qualities_come_back_exactly_however_large(
+    handlers, pool: asyncpg.Pool, queries: Queries, upload_vcf  # type: ignore[no-untyped-def]
+) -> None:
+    """A block keeps a call's depth and quality in a byte each; the calls whose values do not
+    fit (a repeat at depth 300, a quality of 255) keep them in deep_calls, and both the tables'
+    view and the treating hospital's page give back exactly what the VCF said."""
+    from .conftest import Caller, consent, delivery, variants_called
+
+    records = [(100, "A", "G", "0/1", 300, 255), (200, "C", "T", "1/1", None, None),
+               (300, "G", "A", "0/1", 253, 7), (400, "CT", "C", "0/1", 1000, 99)]
+    patient = pseudonym("deep-calls")
+    await handlers.consent_changed(consent(patient, 1), delivery())
+    await handlers.variants_called(variants_called(upload_vcf(records), patient), delivery())
+    expected = [(pos, dp, gq) for pos, _, _, _, dp, gq in records]
+    rows = await pool.fetch("SELECT pos, dp, gq FROM genotype_rows ORDER BY pos")
+    assert [tuple(r) for r in rows] == expected
+    assert await pool.fetchval("SELECT count(*) FROM deep_calls") == 2
+    page = await queries.patient_variants(Caller("rh-lis", "hospital", "RH", "care"), patient)
+    assert [(v.pos, v.dp, v.gq) for v in page.variants] == expected
+
+
+async def test_the_clinical_view_comes_a_page_at_a_time_in_position_order(
+    handlers, queries: Queries, upload_vcf  # type: ignore[no-untyped-def]
+) -> None:
+    from genomebus_registry.domain import PatientCursor
+
+    from .conftest import Caller, consent, delivery, variants_called
+
+    # Two samples; calls in three bins (262,144 bp each), an indel among SNVs at one position.
+    first = [(300_000, "A", "G", "0/1", 30, 99), (5, "C", "T", "1/1", 30, 99),
+             (600_000, "G", "A", "0/1", 30, 99), (5, "CA", "C", "0/1", 30, 99)]
+    second = [(7, "T", "C", "0/1", 30, 99)]
+    patient = pseudonym("paged-clinical")
+    await handlers.consent_changed(consent(patient, 1), delivery())
+    for records in (first, second):
+        await handlers.variants_called(variants_called(upload_vcf(records), patient), delivery())
+    hospital = Caller("rh-lis", "hospital", "RH", "care")
+    whole = await queries.patient_variants(hospital, patient)
+    assert whole.next_cursor is None and len(whole.variants) == 5
+    by_sample = [[(v.pos, v.ref, v.alt) for v in whole.variants if v.sample_id == s.sample_id]
+                 for s in whole.samples]
+    assert all(positions == sorted(positions, key=lambda p: p[0]) for positions in by_sample)
+    pages, after = [], None
+    while True:
+        page = await queries.patient_variants(hospital, patient, limit=2, after=after)
+        pages.append(page.variants)
+        if page.next_cursor is None:
+            break
+        after = PatientCursor.decode(page.next_cursor)
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert [v for p in pages for v in p] == whole.variants

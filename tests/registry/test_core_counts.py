@@ -185,9 +185,13 @@ def test_the_twelve_snvs_have_fixed_codes_and_everything_else_needs_the_dictiona
         keys.variant_key(1, 1, keys.MAX_CODE + 1)
 
 
-@given(dp=st.none() | st.integers(0, 100_000), gq=st.none() | st.integers(0, 100_000))
-def test_depth_and_quality_survive_their_packing_up_to_the_cap(dp: int | None, gq: int | None) -> None:
-    packed = keys.qual(dp, gq)
-    assert 0 <= packed < 1 << 31
-    cap = lambda v: None if v is None else min(v, keys.MAX_QUAL)  # noqa: E731
-    assert keys.dp_gq(packed) == (cap(dp), cap(gq))
+@given(value=st.none() | st.integers(-10, 100_000))
+def test_a_depth_or_quality_fits_its_byte_or_says_it_is_deeper(value: int | None) -> None:
+    small = keys.small_qual(value)
+    assert 0 <= small <= 255
+    if value is None:
+        assert small == keys.NOT_GIVEN
+    elif value >= keys.DEEP_QUAL:
+        assert small == keys.DEEP_QUAL, "the value itself goes to deep_calls"
+    else:
+        assert small == max(value, 0)

@@ -284,7 +284,7 @@ async def test_a_load_waits_for_no_other_patient_and_a_withdrawal_for_no_load(
         sample_no = await loader.next_sample_no(conn)
         await loader.read_consent(conn, loading, lock=True)
         await conn.execute(
-            "INSERT INTO genotype_blocks VALUES ($1, 1, 0, '{4}', '{0}')", sample_no)
+            "INSERT INTO genotype_blocks VALUES ($1, 1, 0, '{4}', '{30}', '{99}')", sample_no)
         await conn.execute(
             "INSERT INTO pending_adjustments (patient_pseudonym, reference_digest, samples, w_all,"
             " w_research) VALUES ($1, $2, ARRAY[$3::int], 1, 1)", loading, REFERENCE.digest, sample_no)

@@ -205,7 +205,7 @@ async def test_a_patient_sequenced_twice_counts_once_and_the_counts_follow_every
     async def kept(pos: int, columns: str) -> int:
         return await pool.fetchval(
             f"SELECT coalesce(sum({columns}), 0) FROM registry_counts_now() "
-            "WHERE (key >> 12) & 4294967295 = $1", pos)
+            "WHERE (key >> 11) & 4294967295 = $1", pos)
 
     assert await counts(1000, "A", "G") == (11, 16, 32)
     assert await recount_changes_nothing()

@@ -182,7 +182,7 @@ async def test_what_the_registry_needs_still_works(migrated: dict[str, str]) -> 
         await conn.execute("SELECT registry_lock_alleles()")
         await conn.execute(
             "INSERT INTO variant_alleles (contig_no, pos, code, ref, alt) VALUES (-1, 1, 16, 'AT', 'A')")
-        await conn.execute("INSERT INTO genotype_blocks VALUES (-1, -1, 0, '{16453}', '{0}')")
+        await conn.execute("INSERT INTO genotype_blocks VALUES (-1, -1, 0, '{16453}', '{30}', '{99}')")
         await conn.execute(
             "INSERT INTO pending_adjustments (patient_pseudonym, reference_digest, samples, w_all, "
             "w_research) VALUES ('pk1_check', 'SQC.check', '{-1}', 1, 0)")

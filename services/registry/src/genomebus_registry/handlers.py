@@ -347,11 +347,11 @@ class RegistryHandlers:
 
     async def _write_blocks(self, conn: asyncpg.Connection, event: VariantsCalled, vcf: Path,
                             sample_no: int, stats: ParseStats) -> LoadCounts:
-        """Stage the VCF, number its new alleles (apart, briefly) and write the sample's blocks."""
+        """Stage the VCF, number its new alleles and write the sample's blocks."""
         staged = await stage_genotypes(
             conn, read_genotypes(vcf, event.reference.digest, event.sample_id, stats)
         )
-        await register_alleles(self.pool, event.reference.digest, staged)
+        await register_alleles(conn, event.reference.digest, staged)
         await write_blocks(conn, sample_no, event.reference.digest)
         # Each staged row is one allele the sample carries: its variants are its genotypes.
         return LoadCounts(variants_new=staged.rows, genotypes=staged.rows)

@@ -28,6 +28,7 @@ from .core import keys
 from .domain import ConsentState, GenotypeRow
 
 STAGING_TABLE = "registry_staging"
+OTHER_STAGING_TABLE = "registry_staging_other"
 _BATCH = 50_000
 
 
@@ -45,10 +46,9 @@ class LoadCounts:
 
 @dataclass
 class Staged:
-    """What staging saw: the contigs, and the alleles that need a dictionary code."""
+    """What staging saw: the contigs and the number of rows."""
 
     chroms: set[str] = field(default_factory=set)
-    alleles: set[tuple[str, int, str, str]] = field(default_factory=set)
     rows: int = 0
 
 
@@ -61,119 +61,163 @@ async def next_sample_no(db: asyncpg.Connection | asyncpg.Pool) -> int:
 def unique_calls(rows: Iterator[GenotypeRow]) -> Iterator[GenotypeRow]:
     """The rows with each allele once (the largest allele count kept): a block must hold a
     variant once. Rows come position-sorted (a tabix-indexed VCF is), so only the rows of the
-    current position are held."""
-    held: dict[tuple[str, str], GenotypeRow] = {}
-    where: tuple[str, int] | None = None
+    current position are held; a position with one row (nearly all) passes straight through."""
+    group: list[GenotypeRow] = []
     for row in rows:
-        if (row.chrom, row.pos) != where:
-            yield from held.values()
-            held.clear()
-            where = (row.chrom, row.pos)
-        seen = held.get((row.ref, row.alt))
-        if seen is None or row.alt_count > seen.alt_count:
-            held[(row.ref, row.alt)] = row
-    yield from held.values()
+        if group and (row[1] != group[0][1] or row[0] != group[0][0]):
+            yield from (group if len(group) == 1 else _largest_per_allele(group))
+            group = []
+        group.append(row)
+    yield from (group if len(group) <= 1 else _largest_per_allele(group))
+
+
+def _largest_per_allele(group: list[GenotypeRow]) -> list[GenotypeRow]:
+    held: dict[tuple[str, str], GenotypeRow] = {}
+    for row in group:
+        seen = held.get((row[2], row[3]))
+        if seen is None or row[4] > seen[4]:
+            held[(row[2], row[3])] = row
+    return list(held.values())
 
 
 async def stage_genotypes(conn: asyncpg.Connection, rows: Iterator[GenotypeRow]) -> Staged:
-    """COPY ``rows`` into a fresh staging table (dropped at commit).
+    """COPY ``rows`` into two fresh staging tables (dropped at commit): the SNVs (~87 % of a
+    genome) with their fixed codes and no allele text, the other alleles as they are.
 
     The blocking iterator (the VCF parser) runs in a worker thread a batch at a time, so the event
     loop keeps serving queries and heartbeats while a large VCF is parsed; each batch goes to the
-    server as one COPY from a list (asyncpg's fast path, no per-row await).
+    server as one COPY from a list (asyncpg's fast path, no per-row await). Splitting here keeps
+    the allele text of most calls out of the COPY and out of every join the load makes.
     """
     await conn.execute(
         f"""
         CREATE TEMP TABLE {STAGING_TABLE} (
+            chrom text, pos integer, code smallint, alt_count smallint, dp integer, gq integer
+        ) ON COMMIT DROP;
+        CREATE TEMP TABLE {OTHER_STAGING_TABLE} (
             chrom text, pos integer, ref text, alt text, alt_count smallint, dp integer, gq integer
         ) ON COMMIT DROP"""
     )
     staged = Staged()
     calls = unique_calls(rows)
-    snv = keys.snv_code
+    snv = keys.SNV_CODES
 
-    def next_batch() -> list[GenotypeRow]:
-        batch = list(islice(calls, _BATCH))
-        staged.chroms.update({row[0] for row in batch})
-        staged.alleles.update(
-            (row[0], row[1], row[2], row[3]) for row in batch if snv(row[2], row[3]) is None
-        )
-        return batch
+    def next_batch() -> tuple[list[tuple[object, ...]], list[GenotypeRow]]:
+        snvs: list[tuple[object, ...]] = []
+        others: list[GenotypeRow] = []
+        for row in islice(calls, _BATCH):
+            code = snv.get((row[2], row[3]))
+            if code is None:
+                others.append(row)
+            else:
+                snvs.append((row[0], row[1], code, row[4], row[5], row[6]))
+        staged.chroms.update({row[0] for row in snvs}, {row[0] for row in others})
+        return snvs, others
 
-    columns = list(GenotypeRow._fields)
     while True:
-        batch = await asyncio.to_thread(next_batch)
-        if not batch:
+        snvs, others = await asyncio.to_thread(next_batch)
+        if not snvs and not others:
+            # Temporary tables are never analysed by autovacuum: without statistics the planner
+            # takes the staged genome for a few rows (and sorts it on disk to group it).
+            await conn.execute(f"ANALYZE {STAGING_TABLE}; ANALYZE {OTHER_STAGING_TABLE}")
             return staged
-        staged.rows += len(batch)
-        await conn.copy_records_to_table(STAGING_TABLE, records=batch, columns=columns)
+        staged.rows += len(snvs) + len(others)
+        if snvs:
+            await conn.copy_records_to_table(STAGING_TABLE, records=snvs)
+        if others:
+            await conn.copy_records_to_table(OTHER_STAGING_TABLE, records=others)
 
 
-async def register_alleles(pool: asyncpg.Pool, reference_digest: str, staged: Staged) -> int:
-    """Number the load's contigs and the alleles that are not SNVs, in a short transaction of
-    its own (on another connection than the load's), under one lock: two loads never give one
-    code to two alleles, and neither waits for the other's whole load. Returns the alleles new
-    to the registry."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "INSERT INTO contigs (reference_digest, chrom) SELECT $1, unnest($2::text[]) ORDER BY 2 "
-            "ON CONFLICT DO NOTHING",
-            reference_digest,
-            sorted(staged.chroms),
-        )
-        if not staged.alleles:
-            return 0
-        await conn.execute("SELECT registry_lock_alleles()")
-        await conn.execute(
-            "CREATE TEMP TABLE registry_new_alleles (chrom text, pos integer, ref text, alt text) "
-            "ON COMMIT DROP"
-        )
-        await conn.copy_records_to_table("registry_new_alleles", records=sorted(staged.alleles))
-        try:
-            status = await conn.execute(
-                """
-                INSERT INTO variant_alleles (contig_no, pos, code, ref, alt)
-                SELECT n.contig_no, n.pos,
-                       coalesce(m.top, 15) + row_number() OVER (PARTITION BY n.contig_no, n.pos
-                                                                ORDER BY n.ref, n.alt),
-                       n.ref, n.alt
-                FROM (
-                    SELECT k.contig_no, s.pos, s.ref, s.alt
-                    FROM registry_new_alleles s
-                    JOIN contigs k ON k.reference_digest = $1 AND k.chrom = s.chrom
-                    WHERE NOT EXISTS (SELECT 1 FROM variant_alleles a WHERE a.contig_no = k.contig_no
-                                      AND a.pos = s.pos AND a.ref = s.ref AND a.alt = s.alt)
-                ) n
-                LEFT JOIN LATERAL (
-                    SELECT max(code) AS top FROM variant_alleles a
-                    WHERE a.contig_no = n.contig_no AND a.pos = n.pos
-                ) m ON true""",
-                reference_digest,
-            )
-        except asyncpg.CheckViolationError as exc:
-            raise TooManyAlleles(
-                f"a position carries more than {keys.MAX_CODE - keys.FIRST_DICTIONARY_CODE + 1} "
-                "distinct alleles other than SNVs"
-            ) from exc
-        return int(status.split()[-1])
+async def register_alleles(conn: asyncpg.Connection, reference_digest: str, staged: Staged) -> int:
+    """Number the staged contigs and the staged alleles that are not SNVs (in the load's
+    transaction). Under one lock, held to the load's commit: two loads never give one code to two
+    alleles; a second load waits here for the first's last seconds, and nothing else ever does
+    (consent changes, removals and folds never take it). Returns the alleles new to the
+    registry."""
+    await conn.execute(
+        "INSERT INTO contigs (reference_digest, chrom) SELECT $1, unnest($2::text[]) ORDER BY 2 "
+        "ON CONFLICT DO NOTHING",
+        reference_digest,
+        sorted(staged.chroms),
+    )
+    await conn.execute("SELECT registry_lock_alleles()")
+    try:
+        status = await conn.execute(_NEW_ALLELES_SQL, reference_digest)
+    except asyncpg.CheckViolationError as exc:
+        raise TooManyAlleles(
+            f"a position carries more than {keys.MAX_CODE - keys.FIRST_DICTIONARY_CODE + 1} "
+            "distinct alleles other than SNVs"
+        ) from exc
+    return int(status.split()[-1])
 
 
-# The staged rows as the sample's blocks: each call coded (SNVs by snv_codes, the rest by the
-# dictionary register_alleles just filled), grouped by contig and bin, sorted within the block.
-_BLOCKS_SQL = f"""
-INSERT INTO genotype_blocks (sample_no, contig_no, bin, calls, quals)
-SELECT $1, x.contig_no, x.bin, array_agg(x.call ORDER BY x.call), array_agg(x.qual ORDER BY x.call)
+_NEW_ALLELES_SQL = f"""
+INSERT INTO variant_alleles (contig_no, pos, code, ref, alt)
+SELECT n.contig_no, n.pos,
+       coalesce(m.top, {keys.FIRST_DICTIONARY_CODE - 1})
+           + row_number() OVER (PARTITION BY n.contig_no, n.pos ORDER BY n.ref, n.alt),
+       n.ref, n.alt
 FROM (
-    SELECT k.contig_no, s.pos >> {keys.BIN_BITS} AS bin,
-           ((s.pos & {keys.BIN_SIZE - 1}) << 14) | (coalesce(c.code, a.code) << 2) | s.alt_count AS call,
-           registry_qual(s.dp, s.gq) AS qual
-    FROM {STAGING_TABLE} s
-    JOIN contigs k ON k.reference_digest = $2 AND k.chrom = s.chrom
-    LEFT JOIN snv_codes c ON c.ref = s.ref AND c.alt = s.alt
-    LEFT JOIN variant_alleles a ON c.code IS NULL AND a.contig_no = k.contig_no AND a.pos = s.pos
-                               AND a.ref = s.ref AND a.alt = s.alt
+    SELECT DISTINCT k.contig_no, s.pos, s.ref, s.alt
+    FROM {OTHER_STAGING_TABLE} s
+    JOIN contigs k ON k.reference_digest = $1 AND k.chrom = s.chrom
+    WHERE NOT EXISTS (SELECT 1 FROM variant_alleles a WHERE a.contig_no = k.contig_no
+                      AND a.pos = s.pos AND a.ref = s.ref AND a.alt = s.alt)
+) n
+LEFT JOIN LATERAL (
+    SELECT max(code) AS top FROM variant_alleles a WHERE a.contig_no = n.contig_no AND a.pos = n.pos
+) m ON true
+"""
+
+
+# The staged rows as the sample's blocks: each call coded (the SNVs were coded when staged, the
+# other alleles by the dictionary register_alleles just filled), grouped by contig and bin before
+# the contig's number is looked up (a join per block, not per call). Both arrays take the rows in
+# one order, so a call and its depth and quality share their index; that order is not position
+# order (readers sort a block's calls when they need to).
+_BLOCKS_SQL = f"""
+INSERT INTO genotype_blocks (sample_no, contig_no, bin, calls, dp, gq)
+SELECT $1, k.contig_no, x.bin, x.calls, x.dp, x.gq
+FROM (
+    SELECT g.chrom, g.bin, array_agg(g.call) AS calls, array_agg(registry_small(g.dp)) AS dp,
+           array_agg(registry_small(g.gq)) AS gq
+    FROM (
+        SELECT s.chrom, s.pos >> {keys.BIN_BITS} AS bin,
+               ((s.pos & {keys.BIN_SIZE - 1}) << {keys.OFFSET_SHIFT}) | (s.code << 2) | s.alt_count AS call,
+               s.dp, s.gq
+        FROM {STAGING_TABLE} s
+        UNION ALL
+        SELECT o.chrom, o.pos >> {keys.BIN_BITS},
+               ((o.pos & {keys.BIN_SIZE - 1}) << {keys.OFFSET_SHIFT}) | (a.code << 2) | o.alt_count,
+               o.dp, o.gq
+        FROM {OTHER_STAGING_TABLE} o
+        JOIN contigs k ON k.reference_digest = $2 AND k.chrom = o.chrom
+        JOIN variant_alleles a ON a.contig_no = k.contig_no AND a.pos = o.pos AND a.ref = o.ref
+                              AND a.alt = o.alt
+    ) g
+    GROUP BY g.chrom, g.bin
 ) x
-GROUP BY x.contig_no, x.bin
+JOIN contigs k ON k.reference_digest = $2 AND k.chrom = x.chrom
+"""
+
+
+# The calls whose depth or quality is too large for a block's byte (registry_small), in full.
+_DEEP_SQL = f"""
+INSERT INTO deep_calls (sample_no, contig_no, bin, call, dp, gq)
+SELECT $1, k.contig_no, g.pos >> {keys.BIN_BITS},
+       ((g.pos & {keys.BIN_SIZE - 1}) << {keys.OFFSET_SHIFT}) | (g.code << 2) | g.alt_count, g.dp, g.gq
+FROM (
+    SELECT chrom, pos, code, alt_count, dp, gq FROM {STAGING_TABLE}
+    WHERE dp >= {keys.DEEP_QUAL} OR gq >= {keys.DEEP_QUAL}
+    UNION ALL
+    SELECT o.chrom, o.pos, a.code, o.alt_count, o.dp, o.gq
+    FROM {OTHER_STAGING_TABLE} o
+    JOIN contigs k ON k.reference_digest = $2 AND k.chrom = o.chrom
+    JOIN variant_alleles a ON a.contig_no = k.contig_no AND a.pos = o.pos AND a.ref = o.ref
+                          AND a.alt = o.alt
+    WHERE o.dp >= {keys.DEEP_QUAL} OR o.gq >= {keys.DEEP_QUAL}
+) g
+JOIN contigs k ON k.reference_digest = $2 AND k.chrom = g.chrom
 """
 
 
@@ -181,19 +225,21 @@ async def write_blocks(conn: asyncpg.Connection, sample_no: int, reference_diges
     """Move the staged rows into the sample's blocks (in the load's transaction); returns the
     blocks written."""
     await conn.execute("SET LOCAL work_mem = '256MB'")  # the grouping stays in memory
+    await conn.execute(_DEEP_SQL, sample_no, reference_digest)
     status = await conn.execute(_BLOCKS_SQL, sample_no, reference_digest)
-    await conn.execute(f"DROP TABLE {STAGING_TABLE}")
+    await conn.execute(f"DROP TABLE {STAGING_TABLE}, {OTHER_STAGING_TABLE}")
     return int(status.split()[-1])
 
 
 async def delete_blocks(conn: asyncpg.Connection, sample_no: int) -> None:
     """Take back the blocks of a load that ends quarantined (in its transaction)."""
     await conn.execute("DELETE FROM genotype_blocks WHERE sample_no = $1", sample_no)
+    await conn.execute("DELETE FROM deep_calls WHERE sample_no = $1", sample_no)
 
 
 async def drop_staging(conn: asyncpg.Connection) -> None:
     """Drop the staging table of a load that ends without moving its rows."""
-    await conn.execute(f"DROP TABLE IF EXISTS {STAGING_TABLE}")
+    await conn.execute(f"DROP TABLE IF EXISTS {STAGING_TABLE}, {OTHER_STAGING_TABLE}")
 
 
 async def read_consent(conn: asyncpg.Connection, pseudonym: str, *, lock: bool) -> ConsentState:

@@ -103,7 +103,7 @@ _COHORT_SQL = """
 _ALLELE_SQL = f"""
 WITH cohort AS ({_COHORT_SQL}), target AS (
     SELECT k.contig_no, k.reference_digest, x.code,
-           ((($2::int & {keys.BIN_SIZE - 1}) << 12) | x.code) << 2 AS call0
+           ((($2::int & {keys.BIN_SIZE - 1}) << {keys.CODE_BITS}) | x.code) << 2 AS call0
     FROM contigs k CROSS JOIN LATERAL (
         SELECT coalesce($5::int, (SELECT a.code FROM variant_alleles a WHERE a.contig_no = k.contig_no
                                   AND a.pos = $2 AND a.ref = $3 AND a.alt = $4)) AS code) x
@@ -120,7 +120,8 @@ SELECT c.reference_digest, c.patients,
            WHERE b.calls && ARRAY[t.call0 | 1, t.call0 | 2]), '{{}}') AS touched
 FROM cohort c
 LEFT JOIN target t ON t.reference_digest = c.reference_digest
-LEFT JOIN variant_counts v ON v.key = (t.contig_no::bigint << 44) | ($2::bigint << 12) | t.code
+LEFT JOIN variant_counts v
+    ON v.key = (t.contig_no::bigint << {keys.CONTIG_SHIFT}) | ($2::bigint << {keys.CODE_BITS}) | t.code
 LEFT JOIN LATERAL (
     SELECT sum(e.w_research) FILTER (WHERE g.alt_count = 1) AS het,
            sum(e.w_research) FILTER (WHERE g.alt_count = 2) AS hom
@@ -148,8 +149,10 @@ _REGION_SQL = f"""
 WITH cohort AS ({_COHORT_SQL}), contig AS (
     SELECT k.contig_no, k.reference_digest, c.patients,
            CASE WHEN k.reference_digest = $4 THEN $5::bigint
-                ELSE ((k.contig_no::bigint << 44) | ($2::bigint << 12)) - 1 END AS after_key,
-           (k.contig_no::bigint << 44) | ($3::bigint << 12) | {keys.MAX_CODE} AS last_key
+                ELSE ((k.contig_no::bigint << {keys.CONTIG_SHIFT}) | ($2::bigint << {keys.CODE_BITS})) - 1
+           END AS after_key,
+           (k.contig_no::bigint << {keys.CONTIG_SHIFT}) | ($3::bigint << {keys.CODE_BITS}) | {keys.MAX_CODE}
+               AS last_key
     FROM contigs k JOIN cohort c ON c.reference_digest = k.reference_digest
     WHERE k.chrom = $1 AND k.reference_digest >= $4 AND c.patients >= 2 * $7::int
 )
@@ -180,7 +183,7 @@ FROM contig k CROSS JOIN LATERAL (
 ) v
 LEFT JOIN snv_codes s ON s.code = v.key & {keys.MAX_CODE}
 LEFT JOIN variant_alleles a ON s.code IS NULL AND a.contig_no = k.contig_no
-    AND a.pos = (v.key >> 12) & {keys.MAX_POS} AND a.code = v.key & {keys.MAX_CODE}
+    AND a.pos = (v.key >> {keys.CODE_BITS}) & {keys.MAX_POS} AND a.code = v.key & {keys.MAX_CODE}
 ORDER BY k.reference_digest, v.key
 LIMIT $6
 """
@@ -229,9 +232,9 @@ SELECT array_agg(DISTINCT r.patient_pseudonym)
 FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS span (reference_digest, low, high)
 JOIN research_samples r ON r.reference_digest = span.reference_digest
 JOIN genotype_blocks b ON b.sample_no = r.sample_no
-    AND b.contig_no = (span.low >> 44)::int
-    AND b.bin BETWEEN ((span.low >> 12) & {keys.MAX_POS})::int >> {keys.BIN_BITS}
-                  AND ((span.high >> 12) & {keys.MAX_POS})::int >> {keys.BIN_BITS}
+    AND b.contig_no = (span.low >> {keys.CONTIG_SHIFT})::int
+    AND b.bin BETWEEN ((span.low >> {keys.CODE_BITS}) & {keys.MAX_POS})::bigint >> {keys.BIN_BITS}
+                  AND ((span.high >> {keys.CODE_BITS}) & {keys.MAX_POS})::bigint >> {keys.BIN_BITS}
 WHERE EXISTS (SELECT 1 FROM unnest(b.calls) AS x
               WHERE registry_key(b.contig_no, b.bin, x) BETWEEN span.low AND span.high)
 """
@@ -242,18 +245,24 @@ PATIENT_PAGE_DEFAULT = 1_000
 PATIENT_PAGE_MAX = 10_000
 
 # One page of a patient's variants: the blocks of the patient's treatment samples in key order
-# (sample, contig, bin), each unnested in its sorted order, from the cursor on. Blocks stream
+# (sample, contig, bin), each unnested in position order, from the cursor on. Blocks stream
 # from the primary key and the sort is incremental, so a page reads about what it returns.
 _PATIENT_PAGE_SQL = f"""
 SELECT b.sample_no, b.contig_no, b.bin, x.ord, k.chrom,
-       (b.bin << {keys.BIN_BITS}) | (x.call >> 14) AS pos, (x.call & 3)::int AS alt_count, x.qual,
+       registry_call_pos(b.bin, x.call) AS pos, (x.call & 3)::int AS alt_count,
+       registry_unsmall(x.dp, d.dp) AS dp, registry_unsmall(x.gq, d.gq) AS gq,
        coalesce(c.ref, a.ref) AS ref, coalesce(c.alt, a.alt) AS alt
 FROM genotype_blocks b
-CROSS JOIN LATERAL unnest(b.calls, b.quals) WITH ORDINALITY AS x (call, qual, ord)
+CROSS JOIN LATERAL (
+    SELECT u.call, u.dp, u.gq, row_number() OVER (ORDER BY u.call) AS ord  -- position order
+    FROM unnest(b.calls, b.dp, b.gq) AS u (call, dp, gq)
+) x
 JOIN contigs k ON k.contig_no = b.contig_no
-LEFT JOIN snv_codes c ON c.code = (x.call >> 2) & {keys.MAX_CODE}
+LEFT JOIN snv_codes c ON c.code = registry_call_code(x.call)
 LEFT JOIN variant_alleles a ON c.code IS NULL AND a.contig_no = b.contig_no
-    AND a.pos = (b.bin << {keys.BIN_BITS}) | (x.call >> 14) AND a.code = (x.call >> 2) & {keys.MAX_CODE}
+    AND a.pos = registry_call_pos(b.bin, x.call) AND a.code = registry_call_code(x.call)
+LEFT JOIN deep_calls d ON (x.dp::int = {keys.DEEP_QUAL - 128} OR x.gq::int = {keys.DEEP_QUAL - 128})
+    AND d.sample_no = b.sample_no AND d.contig_no = b.contig_no AND d.bin = b.bin AND d.call = x.call
 WHERE b.sample_no = ANY ($1::int[])
   AND (b.sample_no, b.contig_no, b.bin) >= ($2, $3, $4)
   AND (b.sample_no, b.contig_no, b.bin, x.ord) > ($2, $3, $4, $5::bigint)
@@ -449,12 +458,11 @@ class Queries:
             variants = []
             for r in rows:
                 sample = ids[r["sample_no"]]
-                dp, gq = keys.dp_gq(r["qual"])
                 variants.append(PatientVariant(
                     sample_id=sample["sample_id"],
                     variant_id=variant_id(sample["reference_digest"], r["chrom"], r["pos"], r["ref"], r["alt"]),
                     reference_digest=sample["reference_digest"], chrom=r["chrom"], pos=r["pos"],
-                    ref=r["ref"], alt=r["alt"], alt_count=r["alt_count"], dp=dp, gq=gq,
+                    ref=r["ref"], alt=r["alt"], alt_count=r["alt_count"], dp=r["dp"], gq=r["gq"],
                     zygosity="homozygous" if r["alt_count"] == 2 else "heterozygous",
                 ))
             last = rows[-1] if rows else None

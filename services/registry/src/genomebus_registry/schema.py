@@ -22,6 +22,7 @@ GRANTS = RuntimeGrants(
         # Loads insert a sample's blocks; a quarantined load takes its own back, and a fold
         # deletes a removed sample's blocks once no pending adjustment names them.
         "genotype_blocks": frozenset({"SELECT", "INSERT", "DELETE"}),
+        "deep_calls": frozenset({"SELECT", "INSERT", "DELETE"}),
         "contigs": APPEND_ONLY,
         "variant_alleles": APPEND_ONLY,
         "snv_codes": READ_ONLY,
@@ -39,7 +40,6 @@ GRANTS = RuntimeGrants(
         "research_samples": READ_ONLY,
         "research_genotypes": READ_ONLY,
         "treatment_samples": READ_ONLY,
-        "treatment_genotypes": READ_ONLY,
         "genotype_calls": READ_ONLY,
         "genotype_rows": READ_ONLY,
     },

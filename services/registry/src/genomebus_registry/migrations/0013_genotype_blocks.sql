@@ -4,10 +4,10 @@
 -- national database (60,000 genomes) ~270 billion rows; and every load, removal and consent
 -- change moved the per-variant counts itself, under one lock shared by every patient, so a
 -- withdrawal waited behind a whole-genome load. Now:
--- * a sample's genotypes are one row per contig x bin of 131,072 bp (~24,000 rows a genome):
---   sorted int4 calls (offset in bin << 14 | allele code << 2 | alt count) and their depth and
+-- * a sample's genotypes are one row per contig x bin of 262,144 bp (~12,000 rows a genome):
+--   sorted int4 calls (offset in bin << 13 | allele code << 2 | alt count) and their depth and
 --   quality (core/keys.py says why the numbers are what they are);
--- * a variant is a bigint key (contig_no << 44 | pos << 12 | allele code): a region is one key
+-- * a variant is a bigint key (contig_no << 43 | pos << 11 | allele code): a region is one key
 --   range. Codes 1-12 are the SNVs (snv_codes), other alleles get codes from 16 up
 --   (variant_alleles); the public variant id is computed from the allele, as before, never
 --   stored;
@@ -50,7 +50,7 @@ WHERE r.b <> a.b;
 CREATE TABLE variant_alleles (
     contig_no integer  NOT NULL,
     pos       integer  NOT NULL CHECK (pos >= 1),
-    code      smallint NOT NULL CHECK (code BETWEEN 16 AND 4095),
+    code      smallint NOT NULL CHECK (code BETWEEN 16 AND 2047),
     ref       text     NOT NULL,
     alt       text     NOT NULL,
     PRIMARY KEY (contig_no, pos, code),
@@ -64,30 +64,63 @@ $$;
 -- A variant's key, from a block's contig, bin and call (core/keys.py key_of_call).
 CREATE FUNCTION registry_key(p_contig_no integer, p_bin integer, p_call integer) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT (p_contig_no::bigint << 44) | (p_bin::bigint << 29) | (p_call >> 2)::bigint
+    SELECT (p_contig_no::bigint << 43) | (p_bin::bigint << 29) | (p_call >> 2)::bigint
 $$;
 
--- Depth and genotype quality in one integer, 0 meaning "not given" (core/keys.py qual).
-CREATE FUNCTION registry_qual(p_dp integer, p_gq integer) RETURNS integer
+-- A call's position and allele code (core/keys.py).
+CREATE FUNCTION registry_call_pos(p_bin integer, p_call integer) RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT (CASE WHEN p_dp IS NULL THEN 0 ELSE least(greatest(p_dp, 0), 32766) + 1 END << 16)
-         | CASE WHEN p_gq IS NULL THEN 0 ELSE least(greatest(p_gq, 0), 32766) + 1 END
+    SELECT (p_bin << 18) | (p_call >> 13)
+$$;
+CREATE FUNCTION registry_call_code(p_call integer) RETURNS smallint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ((p_call >> 2) & 2047)::smallint
 $$;
 
--- One row per sample x contig x bin. Rows over 128 bytes are compressed (lz4) in place, so a
--- block's arrays take less than their 8 bytes a call. The key leads with the sample: a load
+-- A depth or genotype quality in one byte (a "char", -128..127, holding 0..255 less 128):
+-- 0-253 as themselves, 254 for "254 or more: the value is in deep_calls", 255 for "not given"
+-- (core/keys.py small_qual). One byte, not a smallint: a genome's depths are 4.5 MB instead of
+-- 9, and these arrays hardly compress.
+CREATE FUNCTION registry_small(p_value integer) RETURNS "char"
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ((CASE WHEN p_value IS NULL THEN 255 ELSE least(greatest(p_value, 0), 254) END) - 128)::"char"
+$$;
+CREATE FUNCTION registry_unsmall(p_stored "char", p_deep integer) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE p_stored::integer + 128 WHEN 255 THEN NULL WHEN 254 THEN p_deep
+                ELSE p_stored::integer + 128 END
+$$;
+
+-- One row per sample x contig x bin: the calls, and each call's depth and genotype quality at
+-- the same index, a byte each. A row is ~2.4 kB (~390 calls a bin), over the ~2 kB from which
+-- PostgreSQL compresses (lz4) and moves the largest value (the calls, which hardly compress) to
+-- the row's TOAST: a genotype takes ~5.5 bytes on disk. The key leads with the sample: a load
 -- appends one key range, a patient's view and a removal read one.
 CREATE TABLE genotype_blocks (
     sample_no integer   NOT NULL,
     contig_no integer   NOT NULL,
     bin       integer   NOT NULL CHECK (bin >= 0),
     calls     integer[] NOT NULL,
-    quals     integer[] NOT NULL,
+    dp        "char"[]  NOT NULL,
+    gq        "char"[]  NOT NULL,
     PRIMARY KEY (sample_no, contig_no, bin),
-    CHECK (cardinality(calls) = cardinality(quals))
-) WITH (toast_tuple_target = 128);
+    CHECK (cardinality(calls) = cardinality(dp) AND cardinality(calls) = cardinality(gq))
+);
 ALTER TABLE genotype_blocks ALTER COLUMN calls SET COMPRESSION lz4;
-ALTER TABLE genotype_blocks ALTER COLUMN quals SET COMPRESSION lz4;
+ALTER TABLE genotype_blocks ALTER COLUMN dp SET COMPRESSION lz4;
+ALTER TABLE genotype_blocks ALTER COLUMN gq SET COMPRESSION lz4;
+
+-- The true depth and quality of the few calls whose byte says "254 or more" (repeats, copy
+-- number gains): a few hundred of a genome's 4.5 million.
+CREATE TABLE deep_calls (
+    sample_no integer NOT NULL,
+    contig_no integer NOT NULL,
+    bin       integer NOT NULL,
+    call      integer NOT NULL,
+    dp        integer,
+    gq        integer,
+    PRIMARY KEY (sample_no, contig_no, bin, call)
+);
 
 -- Stored counts per variant. Written by folds only (one at a time), so no load or consent
 -- change ever waits on them. fillfactor leaves room for the fold's updates to stay HOT. No CHECK
@@ -128,36 +161,32 @@ ALTER TABLE cohorts DROP CONSTRAINT cohorts_research_patients_check;
 
 -- Every call of every block, decoded (the views below and the checks read this).
 CREATE VIEW genotype_calls AS
-SELECT b.sample_no, b.contig_no, (b.bin << 17) | (c.call >> 14) AS pos,
-       ((c.call >> 2) & 4095)::smallint AS code, (c.call & 3)::smallint AS alt_count,
-       registry_key(b.contig_no, b.bin, c.call) AS key,
-       nullif(c.qual >> 16, 0) - 1 AS dp, nullif(c.qual & 65535, 0) - 1 AS gq
-FROM genotype_blocks b CROSS JOIN LATERAL unnest(b.calls, b.quals) AS c (call, qual);
-
-CREATE VIEW treatment_genotypes AS
-SELECT t.patient_pseudonym, t.sample_id, t.reference_digest, k.chrom, g.pos,
-       coalesce(s.ref, a.ref) AS ref, coalesce(s.alt, a.alt) AS alt, g.alt_count, g.dp, g.gq,
-       g.key
-FROM treatment_samples t
-JOIN genotype_calls g ON g.sample_no = t.sample_no
-JOIN contigs k ON k.contig_no = g.contig_no
-LEFT JOIN snv_codes s ON s.code = g.code
-LEFT JOIN variant_alleles a ON a.contig_no = g.contig_no AND a.pos = g.pos AND a.code = g.code;
+SELECT b.sample_no, b.contig_no, registry_call_pos(b.bin, c.call) AS pos,
+       registry_call_code(c.call) AS code, (c.call & 3)::smallint AS alt_count,
+       registry_key(b.contig_no, b.bin, c.call) AS key
+FROM genotype_blocks b CROSS JOIN LATERAL unnest(b.calls) AS c (call);
 
 -- The genotypes research may use now (consent-filtered, as research_samples).
 CREATE VIEW research_genotypes AS
 SELECT r.patient_pseudonym, r.sample_id, r.reference_digest, g.key, g.alt_count
 FROM research_samples r JOIN genotype_calls g ON g.sample_no = r.sample_no;
 
--- Genotypes as people and tests name them (every sample, removed or not, until purged).
+-- Genotypes as people and tests name them, with depth and quality (every sample, removed or
+-- not, until purged).
 CREATE VIEW genotype_rows AS
-SELECT s.sample_id, k.reference_digest, k.chrom, g.pos, coalesce(c.ref, a.ref) AS ref,
-       coalesce(c.alt, a.alt) AS alt, g.alt_count, g.dp, g.gq
-FROM genotype_calls g
-JOIN samples s ON s.sample_no = g.sample_no
-JOIN contigs k ON k.contig_no = g.contig_no
-LEFT JOIN snv_codes c ON c.code = g.code
-LEFT JOIN variant_alleles a ON a.contig_no = g.contig_no AND a.pos = g.pos AND a.code = g.code;
+SELECT s.sample_id, k.reference_digest, k.chrom, registry_call_pos(b.bin, c.call) AS pos,
+       coalesce(n.ref, a.ref) AS ref, coalesce(n.alt, a.alt) AS alt,
+       (c.call & 3)::smallint AS alt_count,
+       registry_unsmall(c.dp, d.dp) AS dp, registry_unsmall(c.gq, d.gq) AS gq
+FROM genotype_blocks b
+CROSS JOIN LATERAL unnest(b.calls, b.dp, b.gq) AS c (call, dp, gq)
+JOIN samples s ON s.sample_no = b.sample_no
+JOIN contigs k ON k.contig_no = b.contig_no
+LEFT JOIN snv_codes n ON n.code = registry_call_code(c.call)
+LEFT JOIN variant_alleles a ON n.code IS NULL AND a.contig_no = b.contig_no
+    AND a.pos = registry_call_pos(b.bin, c.call) AND a.code = registry_call_code(c.call)
+LEFT JOIN deep_calls d ON (c.dp::integer = 126 OR c.gq::integer = 126) AND d.sample_no = b.sample_no
+    AND d.contig_no = b.contig_no AND d.bin = b.bin AND d.call = c.call;
 
 -- The counts recomputed from the blocks of every active sample (brute force): the tests check
 -- that stored + pending (registry_counts_now) always equals this, in one snapshot.
@@ -295,7 +324,10 @@ BEGIN
           AND NOT EXISTS (SELECT 1 FROM pending_adjustments e WHERE s.sample_no = ANY (e.samples))
         RETURNING s.sample_no
     )
-    DELETE FROM genotype_blocks b USING purged p WHERE b.sample_no = p.sample_no;
+    , blocks AS (
+        DELETE FROM genotype_blocks b USING purged p WHERE b.sample_no = p.sample_no
+    )
+    DELETE FROM deep_calls d USING purged p WHERE d.sample_no = p.sample_no;
     RETURN cardinality(v_ids);
 END
 $$;
@@ -309,20 +341,30 @@ SELECT v.contig_no, v.pos, 15 + row_number() OVER (PARTITION BY v.contig_no, v.p
 FROM variants v LEFT JOIN snv_codes s ON s.ref = v.ref AND s.alt = v.alt
 WHERE s.code IS NULL;
 
-INSERT INTO genotype_blocks (sample_no, contig_no, bin, calls, quals)
-SELECT x.sample_no, x.contig_no, x.pos >> 17, array_agg(x.call ORDER BY x.call),
-       array_agg(x.qual ORDER BY x.call)
+INSERT INTO deep_calls (sample_no, contig_no, bin, call, dp, gq)
+SELECT g.sample_no, v.contig_no, v.pos >> 18,
+       ((v.pos & 262143) << 13) | (coalesce(s.code, a.code) << 2) | g.alt_count, g.dp, g.gq
+FROM genotypes g
+JOIN variants v ON v.variant_no = g.variant_no
+LEFT JOIN snv_codes s ON s.ref = v.ref AND s.alt = v.alt
+LEFT JOIN variant_alleles a ON a.contig_no = v.contig_no AND a.pos = v.pos AND a.ref = v.ref
+                           AND a.alt = v.alt
+WHERE g.dp >= 254 OR g.gq >= 254;
+
+INSERT INTO genotype_blocks (sample_no, contig_no, bin, calls, dp, gq)
+SELECT x.sample_no, x.contig_no, x.pos >> 18, array_agg(x.call ORDER BY x.call),
+       array_agg(x.dp ORDER BY x.call), array_agg(x.gq ORDER BY x.call)
 FROM (
     SELECT g.sample_no, v.contig_no, v.pos,
-           ((v.pos & 131071) << 14) | (coalesce(s.code, a.code) << 2) | g.alt_count AS call,
-           registry_qual(g.dp, g.gq) AS qual
+           ((v.pos & 262143) << 13) | (coalesce(s.code, a.code) << 2) | g.alt_count AS call,
+           registry_small(g.dp) AS dp, registry_small(g.gq) AS gq
     FROM genotypes g
     JOIN variants v ON v.variant_no = g.variant_no
     LEFT JOIN snv_codes s ON s.ref = v.ref AND s.alt = v.alt
     LEFT JOIN variant_alleles a ON a.contig_no = v.contig_no AND a.pos = v.pos AND a.ref = v.ref
                                AND a.alt = v.alt
 ) x
-GROUP BY x.sample_no, x.contig_no, x.pos >> 17;
+GROUP BY x.sample_no, x.contig_no, x.pos >> 18;
 
 -- Removed samples' genotypes were deleted at removal; nothing of them is left to purge.
 UPDATE samples SET purged_at = removed_at WHERE removed_at IS NOT NULL;
