@@ -53,7 +53,7 @@ contracts: $(VENV)/.synced
 bench-overhead: stack
 	$(VENV)/bin/python bench/overhead.py $(BENCH_ARGS)
 
-## bench-registry: COPY ingest rate, query latency with consent on/off, withdrawal visibility
+## bench-registry: 40 whole genomes: load, fold, allele/region latency with consent on/off and 50 pending, withdrawal during a load, MB per genome (BENCH_ARGS=--genomes N for more)
 bench-registry: stack
 	$(VENV)/bin/python bench/registry.py $(BENCH_ARGS)
 

@@ -295,8 +295,13 @@ class VariantsReady(SampleEvent):
     schema_version: Literal[1] = 1
 
     vcf: ObjectRef
-    variants_loaded: int = Field(ge=0)
-    genotypes_loaded: int = Field(ge=0)
+    variants_loaded: int = Field(
+        ge=0,
+        description="Distinct variants (one allele each) of the sample now in the registry. "
+        "Before whole-genome blocks (registry migration 0013) it counted only variants new to the "
+        "registry; at whole-genome scale that costs a lookup per call, so it counts the sample's own.",
+    )
+    genotypes_loaded: int = Field(ge=0, description="The sample's genotypes now in the registry.")
     energy: EnergyEstimate | None = Field(
         None,
         description="The sample's estimated totals over the stages that reported energy "

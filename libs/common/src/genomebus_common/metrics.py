@@ -107,6 +107,15 @@ HTTP_SECONDS = Histogram(
     buckets=_HTTP_BUCKETS,
 )
 SAMPLES = Gauge("genomebus_samples", "Samples in each state (ingest's database).", ["state"])
+REGISTRY_PENDING = Gauge(
+    "genomebus_registry_pending_adjustments",
+    "Registry count adjustments committed and not yet folded into the stored counts: every "
+    "research answer evaluates them, so a growing value means folds fall behind.",
+)
+REGISTRY_FOLDED = Counter(
+    "genomebus_registry_folded_adjustments",
+    "Registry count adjustments folded into the stored counts.",
+)
 SCATTER_UNITS = Counter(
     "genomebus_scatter_units",
     "Units of scattered work (read chunks, regions) published and done, per stage and lane: "

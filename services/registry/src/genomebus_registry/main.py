@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 from fastapi import FastAPI
+from genomebus_common import metrics
 from genomebus_common.broker import Delivery
 from genomebus_common.db import service_pool
 from genomebus_common.events import (
@@ -29,7 +30,7 @@ from genomebus_common.topics import (
 )
 
 from . import api
-from .adapters.counts import Folder
+from .adapters.counts import Folder, report_pending
 from .config import RegistrySettings
 from .handlers import RegistryHandlers
 from .queries import Queries
@@ -73,6 +74,7 @@ def build_app(
             rt.keep_running(relay)  # publishes only while Kafka is connected
             if settings.consume_events:  # the writers fold; query-only replicas only read
                 rt.keep_running(Folder(pool, interval=settings.fold_interval_s))
+            metrics.on_scrape(registry, lambda: report_pending(pool))
             yield registry
 
     app = create_app(runtime, resources=resources_, title="genomebus registry: national variants")

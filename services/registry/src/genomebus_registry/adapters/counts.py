@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
+from genomebus_common import metrics
 
 from ..core.counts import Adjustment, SampleState
 
@@ -92,6 +93,11 @@ async def pending_entries(db: asyncpg.Pool | asyncpg.Connection) -> int:
     return int(await db.fetchval("SELECT count(*) FROM pending_adjustments"))
 
 
+async def report_pending(pool: asyncpg.Pool) -> None:
+    """The pending-adjustments gauge, read at scrape time."""
+    metrics.REGISTRY_PENDING.set(await pending_entries(pool))
+
+
 class Folder:
     """Folds pending adjustments in the background, batch after batch while any are pending,
     then looks again every ``interval`` seconds. Every registry process may run one: folds take
@@ -124,6 +130,7 @@ class Folder:
                 await asyncio.sleep(self.interval)
                 continue
             if result.entries:
+                metrics.REGISTRY_FOLDED.inc(result.entries)
                 log.info("folded", extra={"entries": result.entries,
                                           "seconds": round(result.seconds, 3)})
             if result.entries < self.max_entries:
