@@ -63,7 +63,7 @@ from genomebus_registry.queries import (  # noqa: E402
     REGION_PAGE_DEFAULT,
     Caller,
     Queries,
-    page_spans,
+    page_keys,
     region_args,
 )
 
@@ -163,7 +163,7 @@ async def timed_page(conn: asyncpg.Connection, page_sql: str, touched_sql: str, 
     started = time.perf_counter()
     rows = await conn.fetch(page_sql, *args)
     if rows:
-        await conn.fetchval(touched_sql, *page_spans(rows))
+        await conn.fetchval(touched_sql, page_keys(rows))
     return (time.perf_counter() - started) * 1000
 
 
@@ -342,6 +342,7 @@ async def main(args: argparse.Namespace) -> int:
                 figures["region_page_p99_ms"] = percentile(zero["on"]["page"], 99)
 
                 on_disk = await sizes(conn)
+                counts_index = await conn.fetchval("SELECT pg_relation_size('variant_counts_pkey')")
                 distinct = await conn.fetchval("SELECT count(*) FROM variant_counts")
                 blocks = await conn.fetchval("SELECT count(*) FROM genotype_blocks")
         loaded = args.genomes + 1
@@ -357,10 +358,12 @@ async def main(args: argparse.Namespace) -> int:
 
         print(f"projection to {NATIONAL:,} genomes:")
         print(f"  blocks: {block_mb:.1f} MB x {NATIONAL:,} = {block_mb * NATIONAL / 1e6:.2f} TB")
+        index_bytes = counts_index / max(1, distinct)
         print(f"  counts: ~{NATIONAL_VARIANTS / 1e6:.0f} M variants x {counts_bytes_per_row:.0f} bytes "
-              f"= {NATIONAL_VARIANTS * counts_bytes_per_row / 1e9:.0f} GB, all of which a fold touches "
-              f"and should find in memory (measured here: {distinct / 1e6:.1f} M variants at "
-              f"{args.genomes} genomes)")
+              f"= {NATIONAL_VARIANTS * counts_bytes_per_row / 1e9:.0f} GB, of which its primary key "
+              f"{index_bytes:.0f} bytes a variant = {NATIONAL_VARIANTS * index_bytes / 1e9:.0f} GB: "
+              f"memory a fold and every answer want (measured here: {distinct / 1e6:.1f} M variants "
+              f"at {args.genomes} genomes)")
         fold_min_per_day = PER_DAY / figures["fold_genomes_per_min"]
         print(f"  folds: {PER_DAY} new genomes a day / {figures['fold_genomes_per_min']:.1f} per minute = "
               f"{fold_min_per_day:.0f} minutes of folding a day (at this counts-table size; a table "

@@ -206,3 +206,21 @@ async def test_the_clinical_view_comes_a_page_at_a_time_in_position_order(
         after = PatientCursor.decode(page.next_cursor)
     assert [len(p) for p in pages] == [2, 2, 1]
     assert [v for p in pages for v in p] == whole.variants
+
+
+async def test_the_folder_folds_in_the_background_and_stops_cleanly(
+    handlers, pool: asyncpg.Pool, upload_vcf  # type: ignore[no-untyped-def]
+) -> None:
+    await _loaded(handlers, upload_vcf, [f"folder-{i}" for i in range(3)])
+    assert await counts.pending_entries(pool) == 3
+    folder = counts.Folder(pool, interval=0.05, max_entries=2)
+    folder.start()
+    try:
+        for _ in range(200):
+            if await counts.pending_entries(pool) == 0:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await folder.stop()
+    assert await counts.pending_entries(pool) == 0
+    assert await _exact(pool)

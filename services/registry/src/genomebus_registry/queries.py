@@ -214,29 +214,28 @@ def pos_of(key: int) -> int:
     return keys.split_key(key).pos
 
 
-def page_spans(rows: list[asyncpg.Record]) -> tuple[list[str], list[int], list[int]]:
-    """Per reference in a (non-empty) region page: its digest, lowest and highest key
-    (_REGION_TOUCHED_SQL's $1..$3)."""
-    spans: dict[str, tuple[int, int]] = {}
-    for r in rows:
-        low, high = spans.get(r["reference_digest"], (r["key"], r["key"]))
-        spans[r["reference_digest"]] = (min(low, r["key"]), max(high, r["key"]))
-    return list(spans), [low for low, _ in spans.values()], [high for _, high in spans.values()]
+def page_keys(rows: list[asyncpg.Record]) -> list[int]:
+    """The variant keys a (non-empty) region page lists (_REGION_TOUCHED_SQL's $1)."""
+    return [r["key"] for r in rows]
 
 
-# The patients whose genotypes a region page counts: the research samples with a call between
-# the page's lowest and highest key on each reference in it: the blocks of those bins, one
-# probe per research sample and bin (docs/registry-scale.md: what this costs at national scale).
+# The patients whose genotypes a region page counted: the research samples that carry one of
+# the variants it lists. The listed keys become, per contig and bin, the calls that carry them
+# (either allele count), and each research sample's block of that bin is tested for any of them
+# with the array overlap operator (``&&``): one block probe per research sample and bin, and no
+# call unnested (docs/registry-scale.md: what this costs at national scale).
 _REGION_TOUCHED_SQL = f"""
+WITH listed AS (
+    SELECT (k.key >> {keys.CONTIG_SHIFT})::int AS contig_no,
+           ((k.key >> {keys.BIN_BITS + keys.CODE_BITS}) & {(1 << (keys.CONTIG_SHIFT - keys.BIN_BITS - keys.CODE_BITS)) - 1})::int AS bin,
+           array_agg(((k.key & {(1 << (keys.BIN_BITS + keys.CODE_BITS)) - 1})::int << 2) | a.alt_count) AS calls
+    FROM unnest($1::bigint[]) AS k (key) CROSS JOIN (VALUES (1), (2)) AS a (alt_count)
+    GROUP BY 1, 2
+)
 SELECT array_agg(DISTINCT r.patient_pseudonym)
-FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS span (reference_digest, low, high)
-JOIN research_samples r ON r.reference_digest = span.reference_digest
-JOIN genotype_blocks b ON b.sample_no = r.sample_no
-    AND b.contig_no = (span.low >> {keys.CONTIG_SHIFT})::int
-    AND b.bin BETWEEN ((span.low >> {keys.CODE_BITS}) & {keys.MAX_POS})::bigint >> {keys.BIN_BITS}
-                  AND ((span.high >> {keys.CODE_BITS}) & {keys.MAX_POS})::bigint >> {keys.BIN_BITS}
-WHERE EXISTS (SELECT 1 FROM unnest(b.calls) AS x
-              WHERE registry_key(b.contig_no, b.bin, x) BETWEEN span.low AND span.high)
+FROM listed l
+JOIN genotype_blocks b ON b.contig_no = l.contig_no AND b.bin = l.bin AND b.calls && l.calls
+JOIN research_samples r ON r.sample_no = b.sample_no
 """
 
 
@@ -367,11 +366,10 @@ class Queries:
                 *region_args(chrom, start, end, after, limit + 1, self.min_cell_count),
             )
             more, rows = len(rows) > limit, rows[:limit]
-            # The audit names the patients counted in this page: those with a call between its
-            # lowest and highest position on each reference in it (a page boundary inside one
-            # position names a few more).
+            # The audit names the patients counted in this page: the carriers of the variants it
+            # lists.
             touched = (
-                await conn.fetchval(_REGION_TOUCHED_SQL, *page_spans(rows))
+                await conn.fetchval(_REGION_TOUCHED_SQL, page_keys(rows))
                 if rows else None
             ) or []
             variants = [

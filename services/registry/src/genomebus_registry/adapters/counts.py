@@ -125,8 +125,9 @@ class Folder:
         while True:
             try:
                 result = await fold(self.pool, self.max_entries)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                log.warning("fold failed; retrying", extra={"error": type(exc).__name__})
+            except Exception as exc:  # a folder that stops leaves answers exact but slower: go on
+                log.warning("fold failed; retrying", extra={"error": type(exc).__name__},
+                            exc_info=not isinstance(exc, (asyncpg.PostgresError, OSError)))
                 await asyncio.sleep(self.interval)
                 continue
             if result.entries:
