@@ -92,6 +92,10 @@ async def test_credentials_purpose_and_limits_are_checked(
     backwards = await app_client.get("/v1/research/regions", params={"chrom": "chrT", "start": 50, "end": 10},
                                      headers=auth("researcher"))
     assert backwards.status_code == 422
+    for where in ({"start": 2**31, "end": 2**31 + 10}, {"start": 1, "end": 2**40}):
+        beyond = await app_client.get("/v1/research/regions", params={"chrom": "chrT", **where},
+                                      headers=auth("researcher"))
+        assert beyond.status_code == 422, "a position no contig has: refused, not a database error"
     ok = await app_client.get("/v1/research/regions", params={"chrom": "chrT", "start": 1, "end": 100_000},
                               headers=auth("researcher"))
     assert ok.status_code == 200 and ok.json() == {

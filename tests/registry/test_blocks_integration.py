@@ -224,3 +224,64 @@ async def test_the_folder_folds_in_the_background_and_stops_cleanly(
         await folder.stop()
     assert await counts.pending_entries(pool) == 0
     assert await _exact(pool)
+
+
+async def test_a_forged_region_cursor_never_reaches_outside_the_region(
+    handlers, queries: Queries, upload_vcf  # type: ignore[no-untyped-def]
+) -> None:
+    """A researcher who writes their own cursor (a key before the region, or on another contig)
+    gets the region asked for, from its start: never variants outside it (which would dodge the
+    region size limit and the pending adjustments evaluated only inside it)."""
+    from genomebus_registry.domain import RegionCursor
+
+    from .conftest import REFERENCE, consent, delivery, variants_called
+
+    vcf = upload_vcf([(pos, "A", "G", "0/1", 30, 99) for pos in (10, 1500, 1600, 900_000)])
+    for i in range(6):
+        patient = pseudonym(f"forged-cursor-{i}")
+        await handlers.consent_changed(consent(patient, 1), delivery())
+        await handlers.variants_called(variants_called(vcf, patient), delivery())
+    outside = Queries(queries.pool, min_cell_count=1)
+    contig_no = await queries.pool.fetchval("SELECT contig_no FROM contigs WHERE chrom = 'chrT'")
+    for forged in (keys.variant_key(contig_no, 1, 1), keys.variant_key(contig_no + 7, 5, 1), 0):
+        cursor = RegionCursor(reference_digest=REFERENCE.digest, key=forged)
+        page = await outside.region(RESEARCHER, "chrT", 1000, 2000, after=cursor)
+        assert [v.pos for v in page.variants] == [1500, 1600], forged
+
+
+async def test_loads_do_not_use_up_contig_numbers(
+    handlers, pool: asyncpg.Pool, upload_vcf  # type: ignore[no-untyped-def]
+) -> None:
+    """A contig's number is 20 bits of every variant key: loading the same contigs again must
+    not draw new numbers (an INSERT that conflicts would)."""
+    await _loaded(handlers, upload_vcf, [f"contig-numbers-{i}" for i in range(4)])
+    assert await pool.fetchval("SELECT max(contig_no) FROM contigs") == 1
+    with pytest.raises(asyncpg.CheckViolationError):
+        await pool.execute(
+            "INSERT INTO contigs (contig_no, reference_digest, chrom) VALUES (1048576, 'x', 'y')")
+
+
+async def test_a_removed_samples_genotypes_go_with_the_next_fold_however_many_loads_wait(
+    handlers, pool: asyncpg.Pool, upload_vcf  # type: ignore[no-untyped-def]
+) -> None:
+    from .conftest import removal, variants_called
+
+    names = [f"purge-first-{i}" for i in range(5)]
+    await _loaded(handlers, upload_vcf, names)
+    vcf = upload_vcf([(100, "A", "G", "0/1", 30, 99)])
+    event = variants_called(vcf, pseudonym(names[-1]))
+    from .conftest import delivery
+
+    await handlers.variants_called(event, delivery())
+    await handlers.sample_removed(removal(event), delivery())
+    assert await pool.fetchval(
+        "SELECT count(*) FROM genotype_rows WHERE sample_id = $1", event.sample_id) == 0, \
+        "out of the view at once"
+    # A fold of five entries: the removed sample's patient has five (a load, a second load's
+    # two, the removal's two); the four other patients' older loads wait for the next fold.
+    assert (await counts.fold(pool, 5)).entries == 5
+    assert await counts.pending_entries(pool) == 4
+    assert await pool.fetchval(
+        "SELECT count(*) FROM genotype_blocks b JOIN samples s USING (sample_no) "
+        "WHERE s.sample_id = $1", event.sample_id) == 0
+    assert await _exact(pool)

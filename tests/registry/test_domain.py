@@ -118,3 +118,20 @@ def test_impossible_counts_never_leave() -> None:
     for cohort, carriers, count in ((5, 6, 6), (10, 5, 11), (10, 5, 4), (10, -1, 0)):
         with pytest.raises(ValueError):
             Cells(cohort, carriers, count)
+
+
+def test_a_vcf_out_of_position_order_is_refused_before_a_duplicate_can_hide_in_it() -> None:
+    from genomebus_registry.domain import GenotypeRow, InvalidVcf
+    from genomebus_registry.loader import unique_calls
+
+    def row(chrom: str, pos: int, alt: str = "G", count: int = 1) -> GenotypeRow:
+        return GenotypeRow(chrom, pos, "A", alt, count, 30, 99)
+
+    kept = list(unique_calls(iter([row("chr1", 5), row("chr1", 5, count=2), row("chr1", 5, "T"),
+                                   row("chr2", 1)])))
+    assert [(r.chrom, r.pos, r.alt, r.alt_count) for r in kept] == [
+        ("chr1", 5, "G", 2), ("chr1", 5, "T", 1), ("chr2", 1, "G", 1)]
+    for unsorted in ([row("chr1", 5), row("chr1", 4)],
+                     [row("chr1", 5), row("chr2", 1), row("chr1", 9)]):
+        with pytest.raises(InvalidVcf, match="not sorted"):
+            list(unique_calls(iter(unsorted)))

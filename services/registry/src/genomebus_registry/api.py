@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from . import access_log
 from .config import RegistryClient
+from .core.keys import MAX_POS
 from .domain import AlleleAnswer, PatientCursor, PatientVariants, RegionAnswer, RegionCursor
 from .energy import SampleEnergy
 from .queries import (
@@ -118,7 +119,7 @@ async def research_allele(
     who: Who,
     request: Request,
     chrom: Chrom,
-    pos: Annotated[int, Query(ge=1)],
+    pos: Annotated[int, Query(ge=1, le=MAX_POS)],
     ref: Allele,
     alt: Allele,
 ) -> AlleleAnswer:
@@ -133,8 +134,8 @@ async def research_region(
     who: Who,
     request: Request,
     chrom: Chrom,
-    start: Annotated[int, Query(ge=1)],
-    end: Annotated[int, Query(ge=1)],
+    start: Annotated[int, Query(ge=1, le=MAX_POS)],
+    end: Annotated[int, Query(ge=1, le=MAX_POS)],
     limit: Annotated[int, Query(ge=1, le=REGION_PAGE_MAX)] = REGION_PAGE_DEFAULT,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> RegionAnswer:

@@ -262,6 +262,11 @@ class RegistryHandlers:
             # The patient's row stays locked until commit: the consent checked here is the one in
             # force when the load becomes visible. Locked only now, after the blocks are written,
             # so a change of this patient's consent waits milliseconds, not the whole load.
+            if loaded is None:
+                # Blocks may yet be written under the patient's lock (consent given again): take
+                # the allele lock first, as every load does, so two loads never wait on each
+                # other the other way round.
+                await conn.execute("SELECT registry_lock_alleles()")
             consent = await read_consent(conn, event.patient_pseudonym, lock=True)
             if await _removed(conn, event.sample_id):  # removed while this load wrote its blocks
                 await delete_blocks(conn, sample_no)

@@ -25,7 +25,7 @@ from genomebus_common.errors import PermanentError
 from genomebus_common.events import ConsentChanged, VariantsCalled
 
 from .core import keys
-from .domain import ConsentState, GenotypeRow
+from .domain import ConsentState, GenotypeRow, InvalidVcf
 
 STAGING_TABLE = "registry_staging"
 OTHER_STAGING_TABLE = "registry_staging_other"
@@ -60,11 +60,22 @@ async def next_sample_no(db: asyncpg.Connection | asyncpg.Pool) -> int:
 
 def unique_calls(rows: Iterator[GenotypeRow]) -> Iterator[GenotypeRow]:
     """The rows with each allele once (the largest allele count kept): a block must hold a
-    variant once. Rows come position-sorted (a tabix-indexed VCF is), so only the rows of the
-    current position are held; a position with one row (nearly all) passes straight through."""
+    variant once. Rows must come position-sorted (a tabix-indexed VCF is), so only the rows of
+    the current position are held; a position with one row (nearly all) passes straight
+    through. Unsorted rows are refused (a duplicate could hide anywhere in them)."""
     group: list[GenotypeRow] = []
+    done: set[str] = set()
     for row in rows:
         if group and (row[1] != group[0][1] or row[0] != group[0][0]):
+            chrom, pos = group[0][0], group[0][1]
+            if row[0] == chrom:
+                backwards = row[1] < pos
+            else:
+                done.add(chrom)
+                backwards = row[0] in done
+            if backwards:
+                raise InvalidVcf(
+                    f"the VCF is not sorted by position: {row[0]}:{row[1]} after {chrom}:{pos}")
             yield from (group if len(group) == 1 else _largest_per_allele(group))
             group = []
         group.append(row)
@@ -134,22 +145,35 @@ async def register_alleles(conn: asyncpg.Connection, reference_digest: str, stag
     alleles; a second load waits here for the first's last seconds, and nothing else ever does
     (consent changes, removals and folds never take it). Returns the alleles new to the
     registry."""
+    await conn.execute("SELECT registry_lock_alleles()")
+    # Only the contigs not numbered yet: an INSERT that conflicts still draws a number, and a
+    # contig's number has 20 bits of a variant key (core/keys.py).
     await conn.execute(
-        "INSERT INTO contigs (reference_digest, chrom) SELECT $1, unnest($2::text[]) ORDER BY 2 "
-        "ON CONFLICT DO NOTHING",
+        "INSERT INTO contigs (reference_digest, chrom) SELECT $1, c FROM unnest($2::text[]) AS c "
+        "WHERE NOT EXISTS (SELECT 1 FROM contigs k WHERE k.reference_digest = $1 AND k.chrom = c) "
+        "ORDER BY 2 ON CONFLICT DO NOTHING",
         reference_digest,
         sorted(staged.chroms),
     )
-    await conn.execute("SELECT registry_lock_alleles()")
     try:
         status = await conn.execute(_NEW_ALLELES_SQL, reference_digest)
     except asyncpg.CheckViolationError as exc:
+        if exc.constraint_name != "variant_alleles_code_check":
+            raise
         raise TooManyAlleles(
             f"a position carries more than {keys.MAX_CODE - keys.FIRST_DICTIONARY_CODE + 1} "
             "distinct alleles other than SNVs"
         ) from exc
     return int(status.split()[-1])
 
+
+# One allele's dictionary code, as a LATERAL subquery: an index probe per staged allele. (As a
+# join, the planner sorts or hashes the whole dictionary, which grows with every genome.)
+_CODE_OF = """
+    SELECT a.code FROM variant_alleles a
+    WHERE a.contig_no = k.contig_no AND a.pos = {staged}.pos AND a.ref = {staged}.ref
+      AND a.alt = {staged}.alt
+    LIMIT 1"""
 
 _NEW_ALLELES_SQL = f"""
 INSERT INTO variant_alleles (contig_no, pos, code, ref, alt)
@@ -161,8 +185,8 @@ FROM (
     SELECT DISTINCT k.contig_no, s.pos, s.ref, s.alt
     FROM {OTHER_STAGING_TABLE} s
     JOIN contigs k ON k.reference_digest = $1 AND k.chrom = s.chrom
-    WHERE NOT EXISTS (SELECT 1 FROM variant_alleles a WHERE a.contig_no = k.contig_no
-                      AND a.pos = s.pos AND a.ref = s.ref AND a.alt = s.alt)
+    LEFT JOIN LATERAL ({_CODE_OF.format(staged="s")}) known ON true
+    WHERE known.code IS NULL
 ) n
 LEFT JOIN LATERAL (
     SELECT max(code) AS top FROM variant_alleles a WHERE a.contig_no = n.contig_no AND a.pos = n.pos
@@ -192,8 +216,7 @@ FROM (
                o.dp, o.gq
         FROM {OTHER_STAGING_TABLE} o
         JOIN contigs k ON k.reference_digest = $2 AND k.chrom = o.chrom
-        JOIN variant_alleles a ON a.contig_no = k.contig_no AND a.pos = o.pos AND a.ref = o.ref
-                              AND a.alt = o.alt
+        CROSS JOIN LATERAL ({_CODE_OF.format(staged="o")}) a
     ) g
     GROUP BY g.chrom, g.bin
 ) x
@@ -213,8 +236,7 @@ FROM (
     SELECT o.chrom, o.pos, a.code, o.alt_count, o.dp, o.gq
     FROM {OTHER_STAGING_TABLE} o
     JOIN contigs k ON k.reference_digest = $2 AND k.chrom = o.chrom
-    JOIN variant_alleles a ON a.contig_no = k.contig_no AND a.pos = o.pos AND a.ref = o.ref
-                          AND a.alt = o.alt
+    CROSS JOIN LATERAL ({_CODE_OF.format(staged="o")}) a
     WHERE o.dp >= {keys.DEEP_QUAL} OR o.gq >= {keys.DEEP_QUAL}
 ) g
 JOIN contigs k ON k.reference_digest = $2 AND k.chrom = g.chrom

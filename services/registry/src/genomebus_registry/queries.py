@@ -148,7 +148,11 @@ ORDER BY c.reference_digest
 _REGION_SQL = f"""
 WITH cohort AS ({_COHORT_SQL}), contig AS (
     SELECT k.contig_no, k.reference_digest, c.patients,
-           CASE WHEN k.reference_digest = $4 THEN $5::bigint
+           -- the cursor's key, only if it is one of this contig's and not before start: a
+           -- cursor never reaches outside the region asked for
+           CASE WHEN k.reference_digest = $4 AND ($5::bigint >> {keys.CONTIG_SHIFT}) = k.contig_no
+                THEN greatest($5::bigint, ((k.contig_no::bigint << {keys.CONTIG_SHIFT})
+                                           | ($2::bigint << {keys.CODE_BITS})) - 1)
                 ELSE ((k.contig_no::bigint << {keys.CONTIG_SHIFT}) | ($2::bigint << {keys.CODE_BITS})) - 1
            END AS after_key,
            (k.contig_no::bigint << {keys.CONTIG_SHIFT}) | ($3::bigint << {keys.CODE_BITS}) | {keys.MAX_CODE}

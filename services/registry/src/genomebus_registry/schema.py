@@ -1,11 +1,12 @@
 """The registry's tables: its migrations, and what the registry's runtime role may do with them.
 
 Append-only here: ``audit_log`` (who did what, to whose data, why) and ``removed_samples`` (the
-tombstones that make a late load refuse a withdrawn sample). The runtime role may DELETE from two
-tables only: ``genotype_blocks`` (a hospital's withdrawal of a sample, ``sample.removed``, deletes
-that sample's genotypes, which is the point of withdrawal; its ``samples`` row stays, marked
-removed) and ``pending_adjustments`` (folded into the counts). Nothing else is ever deleted by
-the service, and nothing may be truncated.
+tombstones that make a late load refuse a withdrawn sample). The runtime role may DELETE from
+three tables only: ``genotype_blocks`` and ``deep_calls`` (a hospital's withdrawal of a sample,
+``sample.removed``, takes it out of every view and answer at commit, and the next fold deletes
+its genotypes, which is the point of withdrawal; its ``samples`` row stays, marked removed) and
+``pending_adjustments`` (folded into the counts). Nothing else is ever deleted by the service,
+and nothing may be truncated.
 """
 
 from __future__ import annotations

@@ -61,14 +61,15 @@ async def add(conn: asyncpg.Connection, adjustments: Sequence[Adjustment]) -> No
 
 
 async def set_research_flags(conn: asyncpg.Connection, patient: str) -> None:
-    """Each of the patient's samples carries "may be used for research now" (the flag the
-    research_samples view filters on), recomputed from the consents row by its trigger."""
+    """Each of the patient's samples in use carries "may be used for research now" (the flag
+    the research_samples view filters on). Removed samples are left alone: no view reads their
+    flag, and the fold's purge locks their rows."""
     await conn.execute(
         """
         UPDATE samples s SET research = coalesce((
             SELECT registry_research_ok(c.research_use, c.analysis_consent_given, c.withdrawn)
             FROM consents c WHERE c.patient_pseudonym = s.patient_pseudonym), false)
-        WHERE s.patient_pseudonym = $1""",
+        WHERE s.patient_pseudonym = $1 AND s.removed_at IS NULL""",
         patient,
     )
 

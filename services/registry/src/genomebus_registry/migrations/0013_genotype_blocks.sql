@@ -44,9 +44,9 @@ FROM unnest('{A,C,G,T}'::text[]) WITH ORDINALITY AS r (b, i)
 CROSS JOIN unnest('{A,C,G,T}'::text[]) WITH ORDINALITY AS a (b, i)
 WHERE r.b <> a.b;
 
--- Every other allele, coded per position in the order the registry first met it. Written in a
--- short transaction of its own before a load (under registry_lock_alleles), so concurrent loads
--- never number two alleles alike; a load that then rolls back leaves codes that count nothing.
+-- Every other allele, coded per position in the order the registry first met it. Written by
+-- the load that first meets it, under registry_lock_alleles (held to the load's commit), so two
+-- loads never number two alleles alike.
 CREATE TABLE variant_alleles (
     contig_no integer  NOT NULL,
     pos       integer  NOT NULL CHECK (pos >= 1),
@@ -60,6 +60,22 @@ CREATE TABLE variant_alleles (
 CREATE FUNCTION registry_lock_alleles() RETURNS void LANGUAGE sql AS $$
     SELECT pg_advisory_xact_lock(8243108395577799290)
 $$;
+
+-- A contig's number is 20 bits of a variant key. Loads used to draw a number for every contig of
+-- every VCF (an INSERT that conflicts still draws one), so number the contigs densely again
+-- (the old genotypes and variants follow) and hold new ones to 20 bits.
+CREATE TEMP TABLE contig_renumbering ON COMMIT DROP AS
+SELECT contig_no AS old, row_number() OVER (ORDER BY contig_no)::integer AS new FROM contigs;
+UPDATE contigs SET contig_no = -contig_no;
+UPDATE contigs k SET contig_no = r.new FROM contig_renumbering r WHERE k.contig_no = -r.old;
+UPDATE variants v SET contig_no = r.new FROM contig_renumbering r WHERE v.contig_no = r.old;
+DO $$
+BEGIN
+    EXECUTE format('ALTER TABLE contigs ALTER COLUMN contig_no RESTART WITH %s',
+                   (SELECT coalesce(max(contig_no), 0) + 1 FROM contigs));
+END
+$$;
+ALTER TABLE contigs ADD CONSTRAINT contigs_contig_no_fits_a_key CHECK (contig_no BETWEEN 0 AND 1048575);
 
 -- A variant's key, from a block's contig, bin and call (core/keys.py key_of_call).
 CREATE FUNCTION registry_key(p_contig_no integer, p_bin integer, p_call integer) RETURNS bigint
@@ -171,8 +187,8 @@ CREATE VIEW research_genotypes AS
 SELECT r.patient_pseudonym, r.sample_id, r.reference_digest, g.key, g.alt_count
 FROM research_samples r JOIN genotype_calls g ON g.sample_no = r.sample_no;
 
--- Genotypes as people and tests name them, with depth and quality (every sample, removed or
--- not, until purged).
+-- Genotypes as people and tests name them, with depth and quality (a removed sample's are gone
+-- from it at once, and from the tables at the next fold).
 CREATE VIEW genotype_rows AS
 SELECT s.sample_id, k.reference_digest, k.chrom, registry_call_pos(b.bin, c.call) AS pos,
        coalesce(n.ref, a.ref) AS ref, coalesce(n.alt, a.alt) AS alt,
@@ -186,7 +202,8 @@ LEFT JOIN snv_codes n ON n.code = registry_call_code(c.call)
 LEFT JOIN variant_alleles a ON n.code IS NULL AND a.contig_no = b.contig_no
     AND a.pos = registry_call_pos(b.bin, c.call) AND a.code = registry_call_code(c.call)
 LEFT JOIN deep_calls d ON (c.dp::integer = 126 OR c.gq::integer = 126) AND d.sample_no = b.sample_no
-    AND d.contig_no = b.contig_no AND d.bin = b.bin AND d.call = c.call;
+    AND d.contig_no = b.contig_no AND d.bin = b.bin AND d.call = c.call
+WHERE s.removed_at IS NULL;
 
 -- The counts recomputed from the blocks of every active sample (brute force): the tests check
 -- that stored + pending (registry_counts_now) always equals this, in one snapshot.
@@ -273,20 +290,28 @@ LANGUAGE sql STABLE AS $$
     HAVING sum(u.patients) <> 0 OR sum(u.research_patients) <> 0
 $$;
 
--- Fold up to p_max_entries pending entries (the oldest) into the stored counts and cohorts, in
+-- Fold up to p_max_entries pending entries into the stored counts and cohorts, in
 -- the caller's transaction, then delete the blocks of removed samples that no entry names any
 -- more. One fold at a time (it waits for another to finish). Variants shared by the batch's
 -- genomes are updated once, in key order. The entries are fixed by id in the first statement:
 -- an entry committed while the fold runs is left for the next one. Entries of one patient
--- commit in id order (they serialise on the patient's consents row), so what a fold stores is
--- always a prefix of each patient's changes, and no stored count goes below zero.
+-- commit in id order (they serialise on the patient's consents row) and a fold takes them in id
+-- order, so what a fold stores is always a prefix of each patient's changes, and no stored
+-- count goes below zero.
 -- Returns the number of entries folded.
 CREATE FUNCTION registry_fold(p_max_entries integer) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     v_ids bigint[];
 BEGIN
     PERFORM pg_advisory_xact_lock(8243108395577799291);
-    v_ids := ARRAY(SELECT id FROM pending_adjustments ORDER BY id LIMIT p_max_entries);
+    -- The entries of patients with a removed sample whose blocks wait for deletion first (all of
+    -- such a patient's, in id order), then the oldest: a removal's genotypes go with the next
+    -- fold, however many loads wait.
+    v_ids := ARRAY(
+        SELECT e.id FROM pending_adjustments e
+        ORDER BY EXISTS (SELECT 1 FROM samples s WHERE s.patient_pseudonym = e.patient_pseudonym
+                         AND s.removed_at IS NOT NULL AND s.purged_at IS NULL) DESC, e.id
+        LIMIT p_max_entries);
     IF cardinality(v_ids) > 0 THEN
         INSERT INTO variant_counts AS v (key, all_het, all_hom, research_het, research_hom)
         SELECT d.key,
