@@ -50,12 +50,14 @@ async def test_migration_0013_carries_the_old_layout_over(fresh_dsn: str) -> Non
     same as a recount, before and after the first fold."""
     old = [m for m in migrations() if m.version < 13]
     async with connect_pool(fresh_dsn, old) as pool:
-        await pool.execute("INSERT INTO contigs (reference_digest, chrom) VALUES ('SQC.M', 'chrT')")
+        # Old loads drew a contig number at every load: the contig kept a high one.
+        await pool.execute(
+            "INSERT INTO contigs (contig_no, reference_digest, chrom) VALUES (2000000, 'SQC.M', 'chrT')")
         alleles = [(100, "A", "G"), (100, "A", "T"), (200, "CA", "C"), (300, "G", "GTT")]
         for pos, ref, alt in alleles:
             await pool.execute(
                 "INSERT INTO variants (variant_id, reference_digest, chrom, contig_no, pos, ref, alt) "
-                "VALUES ($1, 'SQC.M', 'chrT', 1, $2, $3, $4)", f"v{pos}{alt}", pos, ref, alt)
+                "VALUES ($1, 'SQC.M', 'chrT', 2000000, $2, $3, $4)", f"v{pos}{alt}", pos, ref, alt)
         patients = {"a": ("allowed", False), "b": ("allowed", False), "c": ("own_treatment_only", False)}
         for name, (use, withdrawn) in patients.items():
             await pool.execute(
@@ -81,6 +83,7 @@ async def test_migration_0013_carries_the_old_layout_over(fresh_dsn: str) -> Non
                     sample_no, variant_no, alt_count)
     async with connect_pool(fresh_dsn, migrations()) as pool:
         queries = Queries(pool, min_cell_count=1)
+        assert await pool.fetchval("SELECT contig_no FROM contigs") == 1, "numbered densely again"
         rows = await pool.fetch("SELECT sample_id, pos, ref, alt, alt_count, dp FROM genotype_rows ORDER BY 1, 2, 4")
         assert [tuple(r) for r in rows] == [
             ("S1", 100, "A", "G", 1, 30), ("S1", 200, "CA", "C", 2, 30),
