@@ -98,8 +98,8 @@ _COHORT_SQL = """
 # One allele per reference that has research patients: its code on each contig of that name
 # ($5: the fixed SNV code, else the dictionary's), its stored counts, the pending entries'
 # genotypes at it (one block probe per sample an entry names: ``@>`` finds the call in the
-# sorted array without unnesting it), and the patients it counted (one block probe per research
-# sample).
+# array without unnesting it), and the patients it counted (one block probe per research sample,
+# none when no research patient carries it).
 _ALLELE_SQL = f"""
 WITH cohort AS ({_COHORT_SQL}), target AS (
     SELECT k.contig_no, k.reference_digest, x.code,
@@ -112,12 +112,13 @@ WITH cohort AS ({_COHORT_SQL}), target AS (
 SELECT c.reference_digest, c.patients,
        (coalesce(v.research_het, 0) + coalesce(p.het, 0))::int AS het,
        (coalesce(v.research_hom, 0) + coalesce(p.hom, 0))::int AS hom,
-       coalesce(ARRAY(
+       CASE WHEN coalesce(v.research_het, 0) + coalesce(v.research_hom, 0)
+                 + coalesce(p.het, 0) + coalesce(p.hom, 0) > 0 THEN ARRAY(
            SELECT DISTINCT s.patient_pseudonym
            FROM research_samples s
            JOIN genotype_blocks b ON b.sample_no = s.sample_no AND b.contig_no = t.contig_no
                                  AND b.bin = $2::int >> {keys.BIN_BITS}
-           WHERE b.calls && ARRAY[t.call0 | 1, t.call0 | 2]), '{{}}') AS touched
+           WHERE b.calls && ARRAY[t.call0 | 1, t.call0 | 2]) ELSE '{{}}' END AS touched
 FROM cohort c
 LEFT JOIN target t ON t.reference_digest = c.reference_digest
 LEFT JOIN variant_counts v
@@ -168,17 +169,28 @@ FROM contig k CROSS JOIN LATERAL (
         SELECT key, research_het AS het, research_hom AS hom
         FROM variant_counts WHERE key > k.after_key AND key <= k.last_key
         UNION ALL
+        -- pending entries of one sample (nearly all): its calls as they are
+        SELECT g.key, e.w_research * (g.alt_count = 1)::int, e.w_research * (g.alt_count = 2)::int
+        FROM pending_adjustments e CROSS JOIN LATERAL (
+            SELECT registry_key(b.contig_no, b.bin, x) AS key, x & 3 AS alt_count
+            FROM genotype_blocks b CROSS JOIN LATERAL unnest(b.calls) AS x
+            WHERE b.sample_no = e.samples[1] AND b.contig_no = k.contig_no
+              AND b.bin BETWEEN $2::int >> {keys.BIN_BITS} AND $3::int >> {keys.BIN_BITS}
+        ) g
+        WHERE e.reference_digest = k.reference_digest AND e.w_research <> 0
+          AND cardinality(e.samples) = 1 AND g.key > k.after_key AND g.key <= k.last_key
+        UNION ALL
+        -- of several samples of one patient: each variant once, with its largest count
         SELECT g.key, e.w_research * (g.alt_count = 1)::int, e.w_research * (g.alt_count = 2)::int
         FROM pending_adjustments e CROSS JOIN LATERAL (
             SELECT registry_key(b.contig_no, b.bin, x) AS key, max(x & 3) AS alt_count
             FROM genotype_blocks b CROSS JOIN LATERAL unnest(b.calls) AS x
             WHERE b.sample_no = ANY (e.samples) AND b.contig_no = k.contig_no
               AND b.bin BETWEEN $2::int >> {keys.BIN_BITS} AND $3::int >> {keys.BIN_BITS}
-              AND registry_key(b.contig_no, b.bin, x) > k.after_key
-              AND registry_key(b.contig_no, b.bin, x) <= k.last_key
             GROUP BY 1
         ) g
         WHERE e.reference_digest = k.reference_digest AND e.w_research <> 0
+          AND cardinality(e.samples) > 1 AND g.key > k.after_key AND g.key <= k.last_key
     ) u
     GROUP BY u.key
     HAVING sum(u.het) + sum(u.hom) >= $7::int

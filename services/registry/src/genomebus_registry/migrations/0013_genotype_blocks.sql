@@ -109,8 +109,8 @@ $$;
 
 -- One row per sample x contig x bin: the calls, and each call's depth and genotype quality at
 -- the same index, a byte each. A row is ~2.4 kB (~390 calls a bin), over the ~2 kB from which
--- PostgreSQL compresses (lz4) and moves the largest value (the calls, which hardly compress) to
--- the row's TOAST: a genotype takes ~5.5 bytes on disk. The key leads with the sample: a load
+-- PostgreSQL compresses (lz4) its values and moves some to the row's TOAST: a genotype takes
+-- ~6.3 bytes on disk (docs/registry-scale.md). The key leads with the sample: a load
 -- appends one key range, a patient's view and a removal read one.
 CREATE TABLE genotype_blocks (
     sample_no integer   NOT NULL,
@@ -122,6 +122,10 @@ CREATE TABLE genotype_blocks (
     PRIMARY KEY (sample_no, contig_no, bin),
     CHECK (cardinality(calls) = cardinality(dp) AND cardinality(calls) = cardinality(gq))
 );
+-- The calls stay in the row (MAIN: never moved out while the row fits a page), so the block
+-- probes of every research answer read no TOAST; the depths (read only by the clinical view)
+-- move out when the row is over ~2 kB.
+ALTER TABLE genotype_blocks ALTER COLUMN calls SET STORAGE MAIN;
 ALTER TABLE genotype_blocks ALTER COLUMN calls SET COMPRESSION lz4;
 ALTER TABLE genotype_blocks ALTER COLUMN dp SET COMPRESSION lz4;
 ALTER TABLE genotype_blocks ALTER COLUMN gq SET COMPRESSION lz4;
