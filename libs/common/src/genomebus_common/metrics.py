@@ -19,6 +19,8 @@ templates, never a sample id.
 | ``genomebus_outbox_delay_seconds`` | histogram | | commit-to-publish delay of outbox rows |
 | ``genomebus_http_request_seconds`` | histogram | method, route, status | the service's own HTTP API (health, readiness and metrics excluded) |
 | ``genomebus_samples`` | gauge | state | ingest only: samples in each state, counted in its database at scrape time |
+| ``genomebus_registry_pending_adjustments`` | gauge | | registry only: count adjustments committed and not yet folded into the stored counts (read at scrape time); every research answer evaluates them |
+| ``genomebus_registry_folded_adjustments_total`` | counter | | registry only: adjustments the folder moved into the stored counts |
 | ``genomebus_scatter_units_total`` | counter | stage, lane, state | units of scattered work (read chunks, regions) ``published`` and ``done``: the difference is a stage's outstanding work per lane |
 | ``genomebus_scatter_unit_seconds`` | histogram | stage, lane | tool time of one unit (units are killed at their time limit: cause ``tool_timed_out``) |
 
