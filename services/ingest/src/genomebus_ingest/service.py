@@ -31,6 +31,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from genomebus_common.errors import ChecksumMismatch, DataConflict, ObjectNotFound, PermanentError
+from genomebus_common.background import BackgroundTask
 from genomebus_common.broker import Delivery
 from genomebus_common.events import (
     ConsentChanged,
@@ -633,26 +634,17 @@ def _logged_and_skipped(what: str, subject: str) -> Iterator[None]:
         log.warning(what, extra={"subject": subject, "error": str(exc)})
 
 
-class Sweeper:
+class Sweeper(BackgroundTask):
     """Runs ``Ingest.sweep`` every ``interval_s`` while the service runs (a ``BrokerWorker``)."""
+
+    name = "ingest-sweep"
 
     def __init__(self, ingest: Ingest, *, interval_s: float, stale_after_s: float) -> None:
         self.ingest = ingest
         self.interval_s = interval_s
         self.stale_after_s = stale_after_s
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ingest-sweep")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
             try:

@@ -9,7 +9,6 @@ and writes the result. Nothing here takes a lock another patient's change needs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 
 import asyncpg
 from genomebus_common import metrics
+from genomebus_common.background import BackgroundTask
 
 from ..core.counts import Adjustment, SampleState
 
@@ -99,28 +99,19 @@ async def report_pending(pool: asyncpg.Pool) -> None:
     metrics.REGISTRY_PENDING.set(await pending_entries(pool))
 
 
-class Folder:
+class Folder(BackgroundTask):
     """Folds pending adjustments in the background, batch after batch while any are pending,
     then looks again every ``interval`` seconds. Every registry process may run one: folds take
-    turns (registry_fold waits for another), and each folds what the other left."""
+    turns (registry_fold waits for another), and each folds what the other left. Stopping
+    abandons the fold running (it rolls back: nothing is lost)."""
+
+    name = "registry-folder"
 
     def __init__(self, pool: asyncpg.Pool, *, interval: float = 5.0,
                  max_entries: int = FOLD_BATCH) -> None:
         self.pool = pool
         self.interval = interval
         self.max_entries = max_entries
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self.run(), name="registry-folder")
-
-    async def stop(self) -> None:
-        """Stop between folds or abandon the one running (it rolls back: nothing is lost)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def run(self) -> None:
         while True:
