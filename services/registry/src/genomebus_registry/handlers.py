@@ -39,7 +39,6 @@ from .loader import (
     LoadCounts,
     apply_consent,
     delete_blocks,
-    drop_staging,
     find_sample,
     insert_sample,
     next_sample_no,

@@ -194,52 +194,44 @@ LEFT JOIN LATERAL (
 """
 
 
-# The staged rows as the sample's blocks: each call coded (the SNVs were coded when staged, the
-# other alleles by the dictionary register_alleles just filled), grouped by contig and bin before
-# the contig's number is looked up (a join per block, not per call). Both arrays take the rows in
-# one order, so a call and its depth and quality share their index; that order is not position
-# order (readers sort a block's calls when they need to).
+# Every staged call with its integer (core/keys.py call): the SNVs were coded when staged, the
+# other alleles by the dictionary register_alleles just filled. The blocks and the deep calls
+# both read it.
+_CODED_CALLS = f"""
+    SELECT g.chrom, g.pos, g.dp, g.gq,
+           ((g.pos & {keys.BIN_SIZE - 1}) << {keys.OFFSET_SHIFT}) | (g.code << 2) | g.alt_count AS call
+    FROM (
+        SELECT s.chrom, s.pos, s.code, s.alt_count, s.dp, s.gq FROM {STAGING_TABLE} s
+        UNION ALL
+        SELECT o.chrom, o.pos, a.code, o.alt_count, o.dp, o.gq
+        FROM {OTHER_STAGING_TABLE} o
+        JOIN contigs k ON k.reference_digest = $2 AND k.chrom = o.chrom
+        CROSS JOIN LATERAL ({_CODE_OF.format(staged="o")}) a
+    ) g"""
+
+# The sample's blocks: the calls grouped by contig and bin before the contig's number is looked
+# up (a join per block, not per call). Both arrays take the rows in one order, so a call and its
+# depth and quality share their index; that order is not position order (readers sort a block's
+# calls when they need to).
 _BLOCKS_SQL = f"""
 INSERT INTO genotype_blocks (sample_no, contig_no, bin, calls, dp, gq)
 SELECT $1, k.contig_no, x.bin, x.calls, x.dp, x.gq
 FROM (
-    SELECT g.chrom, g.bin, array_agg(g.call) AS calls, array_agg(registry_small(g.dp)) AS dp,
-           array_agg(registry_small(g.gq)) AS gq
-    FROM (
-        SELECT s.chrom, s.pos >> {keys.BIN_BITS} AS bin,
-               ((s.pos & {keys.BIN_SIZE - 1}) << {keys.OFFSET_SHIFT}) | (s.code << 2) | s.alt_count AS call,
-               s.dp, s.gq
-        FROM {STAGING_TABLE} s
-        UNION ALL
-        SELECT o.chrom, o.pos >> {keys.BIN_BITS},
-               ((o.pos & {keys.BIN_SIZE - 1}) << {keys.OFFSET_SHIFT}) | (a.code << 2) | o.alt_count,
-               o.dp, o.gq
-        FROM {OTHER_STAGING_TABLE} o
-        JOIN contigs k ON k.reference_digest = $2 AND k.chrom = o.chrom
-        CROSS JOIN LATERAL ({_CODE_OF.format(staged="o")}) a
-    ) g
-    GROUP BY g.chrom, g.bin
+    SELECT c.chrom, c.pos >> {keys.BIN_BITS} AS bin, array_agg(c.call) AS calls,
+           array_agg(registry_small(c.dp)) AS dp, array_agg(registry_small(c.gq)) AS gq
+    FROM ({_CODED_CALLS}) c
+    GROUP BY 1, 2
 ) x
 JOIN contigs k ON k.reference_digest = $2 AND k.chrom = x.chrom
 """
 
-
 # The calls whose depth or quality is too large for a block's byte (registry_small), in full.
 _DEEP_SQL = f"""
 INSERT INTO deep_calls (sample_no, contig_no, bin, call, dp, gq)
-SELECT $1, k.contig_no, g.pos >> {keys.BIN_BITS},
-       ((g.pos & {keys.BIN_SIZE - 1}) << {keys.OFFSET_SHIFT}) | (g.code << 2) | g.alt_count, g.dp, g.gq
-FROM (
-    SELECT chrom, pos, code, alt_count, dp, gq FROM {STAGING_TABLE}
-    WHERE dp >= {keys.DEEP_QUAL} OR gq >= {keys.DEEP_QUAL}
-    UNION ALL
-    SELECT o.chrom, o.pos, a.code, o.alt_count, o.dp, o.gq
-    FROM {OTHER_STAGING_TABLE} o
-    JOIN contigs k ON k.reference_digest = $2 AND k.chrom = o.chrom
-    CROSS JOIN LATERAL ({_CODE_OF.format(staged="o")}) a
-    WHERE o.dp >= {keys.DEEP_QUAL} OR o.gq >= {keys.DEEP_QUAL}
-) g
-JOIN contigs k ON k.reference_digest = $2 AND k.chrom = g.chrom
+SELECT $1, k.contig_no, c.pos >> {keys.BIN_BITS}, c.call, c.dp, c.gq
+FROM ({_CODED_CALLS}) c
+JOIN contigs k ON k.reference_digest = $2 AND k.chrom = c.chrom
+WHERE c.dp >= {keys.DEEP_QUAL} OR c.gq >= {keys.DEEP_QUAL}
 """
 
 
@@ -257,11 +249,6 @@ async def delete_blocks(conn: asyncpg.Connection, sample_no: int) -> None:
     """Take back the blocks of a load that ends quarantined (in its transaction)."""
     await conn.execute("DELETE FROM genotype_blocks WHERE sample_no = $1", sample_no)
     await conn.execute("DELETE FROM deep_calls WHERE sample_no = $1", sample_no)
-
-
-async def drop_staging(conn: asyncpg.Connection) -> None:
-    """Drop the staging table of a load that ends without moving its rows."""
-    await conn.execute(f"DROP TABLE IF EXISTS {STAGING_TABLE}, {OTHER_STAGING_TABLE}")
 
 
 async def read_consent(conn: asyncpg.Connection, pseudonym: str, *, lock: bool) -> ConsentState:
