@@ -95,7 +95,7 @@ class Services:
 
     processes: list[ServiceProcess]
 
-    def start(self) -> "Services":
+    def start(self) -> Services:
         try:
             for process in self.processes:
                 process.start()
@@ -124,11 +124,19 @@ class Services:
                 )
 
     def log_tails(self, name: str, lines: int = 8) -> str:
-        return "\n".join(f"--- {p.log_path}\n{p.log_tail(lines)}" for p in self.processes if p.name == name)
+        return "\n".join(
+            f"--- {p.log_path}\n{p.log_tail(lines)}" for p in self.processes if p.name == name
+        )
 
 
-def start_services(env: dict[str, str], work: Path, logs: Path, *, workers: int = 1,
-                   worker_env: dict[str, str] | None = None) -> Services:
+def start_services(
+    env: dict[str, str],
+    work: Path,
+    logs: Path,
+    *,
+    workers: int = 1,
+    worker_env: dict[str, str] | None = None,
+) -> Services:
     """consent and ingest once; ``workers`` alignment and calling processes, each with its own
     work dir and log (same service name, so they share the consumer groups)."""
     processes = []
@@ -137,10 +145,13 @@ def start_services(env: dict[str, str], work: Path, logs: Path, *, workers: int 
         for i in range(count):
             tag = f"{name}-{i + 1}" if count > 1 else name
             extra = (worker_env or {}) if name in SCALED else {}
-            processes.append(ServiceProcess(
-                name, {**env, **extra, "GENOMEBUS_WORK_DIR": str(work / tag)},
-                logs / tag if count > 1 else logs,
-            ))
+            processes.append(
+                ServiceProcess(
+                    name,
+                    {**env, **extra, "GENOMEBUS_WORK_DIR": str(work / tag)},
+                    logs / tag if count > 1 else logs,
+                )
+            )
     return Services(processes).start()
 
 
@@ -163,9 +174,13 @@ def assigned_partitions(process: ServiceProcess) -> dict[tuple[str, str], set[st
     """(group, topic) -> the partitions this service process holds, from its /metrics (consumer
     lag is reported per assigned partition)."""
     held: dict[tuple[str, str], set[str]] = {}
-    for match in filter(None, map(_LAG.match, httpx.get(f"{process.url}/metrics", timeout=5).text.splitlines())):
+    for match in filter(
+        None, map(_LAG.match, httpx.get(f"{process.url}/metrics", timeout=5).text.splitlines())
+    ):
         labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-        held.setdefault((labels.get("group", ""), labels.get("topic", "")), set()).add(labels.get("partition", ""))
+        held.setdefault((labels.get("group", ""), labels.get("topic", "")), set()).add(
+            labels.get("partition", "")
+        )
     return held
 
 
@@ -180,7 +195,9 @@ def wait_for_consumers(services: Services, timeout_s: float) -> str:
     while True:
         problems = []
         try:
-            per_process = [(p, assigned_partitions(p)) for p in services.processes if p.name in SCALED]
+            per_process = [
+                (p, assigned_partitions(p)) for p in services.processes if p.name in SCALED
+            ]
         except httpx.HTTPError as exc:
             per_process, problems = [], [f"/metrics: {exc}"]
         held: dict[tuple[str, str], list[str]] = {}
@@ -190,8 +207,11 @@ def wait_for_consumers(services: Services, timeout_s: float) -> str:
             if not groups:
                 problems.append(f"a {process.name} process holds no partitions yet")
         for stage in SCALED:
-            work = [{key for key in groups if key[0].endswith(".work.routine")}
-                    for process, groups in per_process if process.name == stage]
+            work = [
+                {key for key in groups if key[0].endswith(".work.routine")}
+                for process, groups in per_process
+                if process.name == stage
+            ]
             if any(work) and not all(work):
                 problems.append(f"not every {stage} worker holds work partitions yet")
         for (group, topic), parts in sorted(held.items()):
@@ -199,8 +219,10 @@ def wait_for_consumers(services: Services, timeout_s: float) -> str:
             if len(parts) != len(set(parts)):
                 problems.append(f"{group} on {topic}: a partition held twice (rebalancing)")
             elif total and len(set(parts)) < total:
-                problems.append(f"{group} on {topic}: the bench holds {len(set(parts))} of {total} "
-                                f"partitions (another service on this stack shares the group?)")
+                problems.append(
+                    f"{group} on {topic}: the bench holds {len(set(parts))} of {total} "
+                    f"partitions (another service on this stack shares the group?)"
+                )
         if not problems:
             return ""
         if time.monotonic() > started + timeout_s:
@@ -238,7 +260,9 @@ def busy(services: Services, window_s: float = 2.0) -> str:
     after = _proc_stats()
     tools = [pid for pid, (parent, _) in after.items() if parent in ours]
     cpu = sum(after[pid][1] - before[pid][1] for pid in ours if pid in before and pid in after)
-    reasons = [f"{lag:.0f} messages waiting"] * (lag > 0) + [f"{len(tools)} tools running"] * bool(tools)
+    reasons = [f"{lag:.0f} messages waiting"] * (lag > 0) + [f"{len(tools)} tools running"] * bool(
+        tools
+    )
     if cpu > 0.25 * window_s:
         reasons.append(f"services using {cpu / window_s:.0%} CPU")
     return ", ".join(reasons)
@@ -272,7 +296,9 @@ def run_shell(command: str, timeout_s: float, what: str) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        raise BenchStopped(f"timeout: {what} took longer than {timeout_s:.0f}s (--timeout)") from None
+        raise BenchStopped(
+            f"timeout: {what} took longer than {timeout_s:.0f}s (--timeout)"
+        ) from None
     except BaseException:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
@@ -302,7 +328,9 @@ def takes_read_offset(bwa: str) -> bool:
     return re.search(rb"^\s*-J INT", done.stdout + done.stderr, flags=re.MULTILINE) is not None
 
 
-def split_chunks(r1: Path, r2: Path, batch_bases: int, chunk_bases: int, folder: Path) -> list[Chunk]:
+def split_chunks(
+    r1: Path, r2: Path, batch_bases: int, chunk_bases: int, folder: Path
+) -> list[Chunk]:
     """The FASTQ pair cut exactly as the alignment service cuts it (its own pure splitter)."""
     from genomebus_alignment.core.chunks import ChunkRule, split_pairs
 
@@ -332,20 +360,31 @@ def split_chunks(r1: Path, r2: Path, batch_bases: int, chunk_bases: int, folder:
     return [(a, b, first) for (a, b), first in zip(paths, firsts)]
 
 
-def raw_run(reference: Path, chunks: list[Chunk], out: Path, threads: int, batch_bases: int,
-            timeout_s: float, bwa: str = "bwa", read_offset: bool = False) -> dict[str, float]:
+def raw_run(
+    reference: Path,
+    chunks: list[Chunk],
+    out: Path,
+    threads: int,
+    batch_bases: int,
+    timeout_s: float,
+    bwa: str = "bwa",
+    read_offset: bool = False,
+) -> dict[str, float]:
     """The tools alone, as genomebus calls them, in shell pipelines: one pipeline for a sample
     of one chunk; per chunk align (-J <first read> when ``read_offset``) + sort, then merge +
     markdup, for several."""
     out.mkdir(parents=True, exist_ok=True)
     rg = "@RG\\tID:raw\\tSM:raw\\tLB:raw\\tPL:ILLUMINA"
     per_thread = max(512 // threads, 32)
+
     def bwa_mem(first_pair: int | None) -> str:
         offset = f" -J {2 * first_pair}" if read_offset and first_pair is not None else ""
         return f"{bwa} mem -K {batch_bases}{offset} -t {threads} -R '{rg}' {reference}"
 
-    markdup = (f"samtools markdup -@ {threads - 1} -T {out}/md -f {out}/md.stats --write-index"
-               f" - {out}/raw.bam##idx##{out}/raw.bam.bai")
+    markdup = (
+        f"samtools markdup -@ {threads - 1} -T {out}/md -f {out}/md.stats --write-index"
+        f" - {out}/raw.bam##idx##{out}/raw.bam.bai"
+    )
     if len(chunks) == 1:
         r1, r2, _ = chunks[0]
         align = [
@@ -379,7 +418,9 @@ def raw_run(reference: Path, chunks: list[Chunk], out: Path, threads: int, batch
 
 def records(vcf: Path) -> list[str]:
     """Variant records without headers or the sample's read-group-dependent column names."""
-    out = subprocess.run(["bcftools", "view", "-H", str(vcf)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["bcftools", "view", "-H", str(vcf)], capture_output=True, text=True, check=True
+    ).stdout
     return out.splitlines()
 
 
@@ -408,8 +449,10 @@ class StageUnits:
         if not self.scattered:
             return "1 unit (not scattered)"
         mean = statistics.mean(self.unit_seconds) if self.unit_seconds else float("nan")
-        return (f"{self.units} unit{'s' * (self.units != 1)} (mean {mean:.1f}s, max {max(self.unit_seconds, default=0):.1f}s),"
-                f" plan {self.plan_seconds:.1f}s, gather {self.gather_seconds:.1f}s")
+        return (
+            f"{self.units} unit{'s' * (self.units != 1)} (mean {mean:.1f}s, max {max(self.unit_seconds, default=0):.1f}s),"
+            f" plan {self.plan_seconds:.1f}s, gather {self.gather_seconds:.1f}s"
+        )
 
 
 @dataclass
@@ -438,8 +481,13 @@ def stage_units(store: ObjectStore, ref: ObjectRef, event: Any, stage_seconds: f
     except Exception:  # noqa: BLE001 (an unscattered stage, or another version's layout)
         planned = None
     if planned is None:
-        return StageUnits(summary.units if summary else 1, [stage_seconds], 0.0,
-                          summary.gather_seconds if summary else 0.0, summary is not None)
+        return StageUnits(
+            summary.units if summary else 1,
+            [stage_seconds],
+            0.0,
+            summary.gather_seconds if summary else 0.0,
+            summary is not None,
+        )
     plan, _ = planned
     results = [scatter.result(i) for i in range(len(plan.units))]
     return StageUnits(
@@ -451,8 +499,19 @@ def stage_units(store: ObjectStore, ref: ObjectRef, event: Any, stage_seconds: f
     )
 
 
-def platform_run(services: Services, token: str, reference_id: str, r1: Path, r2: Path,
-                 kafka: ServiceSettings, store: ObjectStore, out: Path, *, timeout_s: float, label: str) -> PlatformRun:
+def platform_run(
+    services: Services,
+    token: str,
+    reference_id: str,
+    r1: Path,
+    r2: Path,
+    kafka: ServiceSettings,
+    store: ObjectStore,
+    out: Path,
+    *,
+    timeout_s: float,
+    label: str,
+) -> PlatformRun:
     """A LIS POST, then wait for variants.called (stage times from the events' arrival), or stop
     at a stage.failed for the sample, a dead service or the timeout."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -462,20 +521,29 @@ def platform_run(services: Services, token: str, reference_id: str, r1: Path, r2
 
     async def ingest() -> str:
         body = {
-            "hospital_id": HOSPITAL, "specimen_id": specimen, "lis_order_id": f"O{specimen}",
-            "national_id": "010190-1234", "sequencing_run": "BENCH",
-            "read_group": {"id": "raw", "library": "raw"}, "priority": "routine",
+            "hospital_id": HOSPITAL,
+            "specimen_id": specimen,
+            "lis_order_id": f"O{specimen}",
+            "national_id": "010190-1234",
+            "sequencing_run": "BENCH",
+            "read_group": {"id": "raw", "library": "raw"},
+            "priority": "routine",
             "reference_id": reference_id,
             "reads": {"r1_sha256": file_sha256(r1), "r2_sha256": file_sha256(r2)},
         }
-        async with httpx.AsyncClient(base_url=services.first("ingest").url, timeout=timeout_s,
-                                     headers={"Authorization": f"Bearer {token}"}) as lis:
+        async with httpx.AsyncClient(
+            base_url=services.first("ingest").url,
+            timeout=timeout_s,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as lis:
             posted = await lis.post("/v1/samples", json=body)
             if posted.status_code != 201:
-                raise BenchStopped(f"ingest refused the sample ({label}): {posted.status_code} {posted.text}")
+                raise BenchStopped(
+                    f"ingest refused the sample ({label}): {posted.status_code} {posted.text}"
+                )
             view = posted.json()
 
-            async def chunks(path: Path):  # noqa: ANN202
+            async def chunks(path: Path):
                 with path.open("rb") as handle:
                     while chunk := await asyncio.to_thread(handle.read, 1 << 20):
                         yield chunk
@@ -483,8 +551,10 @@ def platform_run(services: Services, token: str, reference_id: str, r1: Path, r2
             for mate, path in (("R1", r1), ("R2", r2)):
                 response = await lis.put(view["upload"][mate], content=chunks(path))
                 if response.status_code != 200:
-                    raise BenchStopped(f"ingest refused the {mate} upload ({label}): "
-                                       f"{response.status_code} {response.text}")
+                    raise BenchStopped(
+                        f"ingest refused the {mate} upload ({label}): "
+                        f"{response.status_code} {response.text}"
+                    )
             while response.json()["status"] == "awaiting_consent":  # ingest applies the consent
                 await asyncio.sleep(0.1)
                 response = await lis.get(f"/v1/samples/{view['sample_id']}")
@@ -497,8 +567,11 @@ def platform_run(services: Services, token: str, reference_id: str, r1: Path, r2
         await consumer.start()
         try:
             await consumer.topics()  # metadata for every topic, so the partitions are known
-            parts = [TopicPartition(t.name, p) for t in watched
-                     for p in (consumer.partitions_for_topic(t.name) or range(t.partitions))]
+            parts = [
+                TopicPartition(t.name, p)
+                for t in watched
+                for p in (consumer.partitions_for_topic(t.name) or range(t.partitions))
+            ]
             consumer.assign(parts)
             await consumer.seek_to_end(*parts)
             for tp in parts:
@@ -508,16 +581,20 @@ def platform_run(services: Services, token: str, reference_id: str, r1: Path, r2
             try:
                 sample_id = await asyncio.wait_for(ingest(), timeout_s)
             except TimeoutError:
-                raise BenchStopped(f"timeout: ingest of the {label} sample took longer than "
-                                   f"{timeout_s:.0f}s (--timeout)") from None
+                raise BenchStopped(
+                    f"timeout: ingest of the {label} sample took longer than "
+                    f"{timeout_s:.0f}s (--timeout)"
+                ) from None
             times = {"ingest": time.perf_counter() - started}
             aligned: SampleAligned | None = None
             called: VariantsCalled | None = None
             while called is None:
                 if time.monotonic() > deadline:
                     where = "aligned, not called" if aligned else "not aligned"
-                    raise BenchStopped(f"timeout: the {label} sample ({sample_id}) is {where} after "
-                                       f"{timeout_s:.0f}s (--timeout)")
+                    raise BenchStopped(
+                        f"timeout: the {label} sample ({sample_id}) is {where} after "
+                        f"{timeout_s:.0f}s (--timeout)"
+                    )
                 services.check_alive()
                 for tp, batch in (await consumer.getmany(timeout_ms=500)).items():
                     for record in batch:
@@ -552,7 +629,9 @@ def platform_run(services: Services, token: str, reference_id: str, r1: Path, r2
     return asyncio.run(go())
 
 
-def give_consent(services: Services, token: str, settings: ServiceSettings, pseudonym_key: str) -> None:
+def give_consent(
+    services: Services, token: str, settings: ServiceSettings, pseudonym_key: str
+) -> None:
     """The bench patient's written consent, recorded once (not part of the timed runs).
 
     Consent takes it only from a hospital that treats the patient: the bench hospital is made
@@ -566,22 +645,35 @@ def give_consent(services: Services, token: str, settings: ServiceSettings, pseu
     async def registered() -> None:
         broker = create_broker(settings)
         async with broker:
-            await publish_event(broker, SampleRegistered(
-                correlation_id="bench-patient", sample_id=f"{HOSPITAL}.bench-patient",
-                patient_pseudonym=Pseudonymiser.from_secret(pseudonym_key).pseudonym(parse_cpr(national_id)),
-                hospital_id=HOSPITAL,
-            ))
+            await publish_event(
+                broker,
+                SampleRegistered(
+                    correlation_id="bench-patient",
+                    sample_id=f"{HOSPITAL}.bench-patient",
+                    patient_pseudonym=Pseudonymiser.from_secret(pseudonym_key).pseudonym(
+                        parse_cpr(national_id)
+                    ),
+                    hospital_id=HOSPITAL,
+                ),
+            )
 
     asyncio.run(registered())
     deadline = time.monotonic() + 60
     while True:
         response = httpx.post(
             f"{services.first('consent').url}/v1/consents",
-            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "bench-patient-consent"},
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Idempotency-Key": "bench-patient-consent",
+            },
             json={
-                "national_id": national_id, "analysis_consent_given": True,
-                "consent_document": "BENCH-DOC", "consent_date": "2026-01-01",
-                "secondary_findings": "do_not_report", "research_use": "allowed", "recorded_by": "bench",
+                "national_id": national_id,
+                "analysis_consent_given": True,
+                "consent_document": "BENCH-DOC",
+                "consent_date": "2026-01-01",
+                "secondary_findings": "do_not_report",
+                "research_use": "allowed",
+                "recorded_by": "bench",
             },
             timeout=30,
         )
@@ -589,7 +681,9 @@ def give_consent(services: Services, token: str, settings: ServiceSettings, pseu
             break
         time.sleep(0.5)  # until consent has taken the registration from Kafka
     if response.status_code not in (200, 201):
-        raise BenchStopped(f"consent refused the bench patient's consent: {response.status_code} {response.text}")
+        raise BenchStopped(
+            f"consent refused the bench patient's consent: {response.status_code} {response.text}"
+        )
 
 
 def fmt_times(times: dict[str, float]) -> str:
@@ -617,7 +711,9 @@ def projected(run: PlatformRun, workers: int) -> tuple[float, float]:
     for name, stage in run.stages.items():
         # plan, gather, the bus: the stage's time outside its units (units run one after the
         # other with one worker), at least the recorded plan and gather times
-        outside = max(run.times[name] - sum(stage.unit_seconds), stage.plan_seconds + stage.gather_seconds)
+        outside = max(
+            run.times[name] - sum(stage.unit_seconds), stage.plan_seconds + stage.gather_seconds
+        )
         serial += outside
         total += makespan(stage.unit_seconds, workers)
     return serial + total, serial
@@ -654,14 +750,20 @@ class Bench:
         self.data = folder / "bench-data"
         self.logs = folder / "logs" / "bench"
         stack = endpoints()
-        settings = ServiceSettings(**{k.removeprefix("GENOMEBUS_").lower(): v for k, v in stack.items()}, _env_file=None)  # type: ignore[call-arg]
+        settings = ServiceSettings(
+            **{k.removeprefix("GENOMEBUS_").lower(): v for k, v in stack.items()}, _env_file=None
+        )  # type: ignore[call-arg]
         self.settings = settings  # the stack's administrator: the bench watches every topic
         self.store = ObjectStore.from_settings(settings)
         self.env = {
             **stack,
             "GENOMEBUS_PSEUDONYM_KEY": "be" * 32,
-            "GENOMEBUS_HOSPITAL_TOKENS": json.dumps({HOSPITAL: hashlib.sha256(self.token.encode()).hexdigest()}),
-            "GENOMEBUS_CONSENT_CLIENTS": json.dumps({HOSPITAL: hashlib.sha256(self.token.encode()).hexdigest()}),
+            "GENOMEBUS_HOSPITAL_TOKENS": json.dumps(
+                {HOSPITAL: hashlib.sha256(self.token.encode()).hexdigest()}
+            ),
+            "GENOMEBUS_CONSENT_CLIENTS": json.dumps(
+                {HOSPITAL: hashlib.sha256(self.token.encode()).hexdigest()}
+            ),
             "GENOMEBUS_THREADS": str(args.threads),
             "GENOMEBUS_LOG_LEVEL": "WARNING",
             "GENOMEBUS_CHUNK_BASES": str(args.chunk_bases),
@@ -673,23 +775,38 @@ class Bench:
 
     def prepare(self) -> None:
         args = self.args
-        print(f"machine: {self.cores} cores; tools use {args.threads} threads in parts 1-2", flush=True)
-        print(f"data: {args.pairs:,} pairs on {args.length / 1e6:g} Mb at 1x; scales "
-              f"{', '.join(f'{s}x' for s in self.scales)}; chunks of {args.chunk_bases:,} bases "
-              f"(bwa -K {args.batch_bases:,})", flush=True)
+        print(
+            f"machine: {self.cores} cores; tools use {args.threads} threads in parts 1-2",
+            flush=True,
+        )
+        print(
+            f"data: {args.pairs:,} pairs on {args.length / 1e6:g} Mb at 1x; scales "
+            f"{', '.join(f'{s}x' for s in self.scales)}; chunks of {args.chunk_bases:,} bases "
+            f"(bwa -K {args.batch_bases:,})",
+            flush=True,
+        )
         self.bwa = bwa_binary()
         self.read_offset = takes_read_offset(self.bwa)
-        print(f"raw tools: {self.bwa}{' (has -J: chunks number their reads as in the whole sample)' if self.read_offset else ''}"
-              f", samtools, bcftools from PATH", flush=True)
+        print(
+            f"raw tools: {self.bwa}{' (has -J: chunks number their reads as in the whole sample)' if self.read_offset else ''}"
+            f", samtools, bcftools from PATH",
+            flush=True,
+        )
         self.reference = make_reference(self.data / "reference", length=args.length)
         wanted = set() if args.workers_only else set(self.scales)
         wanted |= {self.workers_scale} if args.workers else set()
         self.samples = {
-            s: simulate_sample(self.reference, self.data / f"x{s}-{args.pairs}", read_pairs=args.pairs * s, seed=10 + s)
+            s: simulate_sample(
+                self.reference,
+                self.data / f"x{s}-{args.pairs}",
+                read_pairs=args.pairs * s,
+                seed=10 + s,
+            )
             for s in sorted(wanted)
         }
         manifest = ReferenceRegistry(self.store, self.data / "refcache").register(
-            self.reference.stem, self.reference, self.data / "work")
+            self.reference.stem, self.reference, self.data / "work"
+        )
         self.reference_id = manifest.reference.id
         if not Path(f"{self.reference}.bwt").exists():
             subprocess.run(["bwa", "index", str(self.reference)], check=True, capture_output=True)
@@ -702,9 +819,16 @@ class Bench:
     def timeout_for(self, pairs: int) -> float:
         return self.args.timeout or 600 + pairs / 1000
 
-    def services(self, tag: str, *, workers: int = 1, worker_env: dict[str, str] | None = None) -> Services:
-        services = start_services(self.env, self.out / tag, self.logs / tag if workers > 1 else self.logs,
-                                  workers=workers, worker_env=worker_env)
+    def services(
+        self, tag: str, *, workers: int = 1, worker_env: dict[str, str] | None = None
+    ) -> Services:
+        services = start_services(
+            self.env,
+            self.out / tag,
+            self.logs / tag if workers > 1 else self.logs,
+            workers=workers,
+            worker_env=worker_env,
+        )
         try:
             give_consent(services, self.token, self.settings, self.env["GENOMEBUS_PSEUDONYM_KEY"])
             if problem := wait_for_consumers(services, self.args.exclusive_wait):
@@ -714,32 +838,55 @@ class Bench:
             raise
         return services
 
-    def platform(self, services: Services, scale: int, label: str, *, batch: int, chunk_bases: int) -> PlatformRun:
+    def platform(
+        self, services: Services, scale: int, label: str, *, batch: int, chunk_bases: int
+    ) -> PlatformRun:
         sample = self.samples[scale]
         if problem := wait_idle(services, self.args.exclusive_wait):
             self.warn(f"{label}: services {problem}")
-        run = platform_run(services, self.token, self.reference_id, sample.reads_1, sample.reads_2,
-                           self.settings, self.store, self.out, timeout_s=self.timeout_for(sample.read_pairs),
-                           label=label)
+        run = platform_run(
+            services,
+            self.token,
+            self.reference_id,
+            sample.reads_1,
+            sample.reads_2,
+            self.settings,
+            self.store,
+            self.out,
+            timeout_s=self.timeout_for(sample.read_pairs),
+            label=label,
+        )
         expected = expected_chunks(sample.read_pairs, sample.read_length, batch, chunk_bases)
         got = run.stages.get("alignment")
         if got is not None and got.scattered and got.units != expected:
-            self.warn(f"{label}: the alignment plan has {got.units} chunks, this bench's settings give "
-                      f"{expected}: another alignment service on this stack planned the sample?")
+            self.warn(
+                f"{label}: the alignment plan has {got.units} chunks, this bench's settings give "
+                f"{expected}: another alignment service on this stack planned the sample?"
+            )
         return run
 
     def raw_chunks(self, scale: int) -> list[Chunk]:
         sample = self.samples[scale]
         folder = self.out / f"chunks{scale}"
-        chunks = split_chunks(sample.reads_1, sample.reads_2, self.args.batch_bases, self.args.chunk_bases, folder)
+        chunks = split_chunks(
+            sample.reads_1, sample.reads_2, self.args.batch_bases, self.args.chunk_bases, folder
+        )
         if len(chunks) == 1:  # one chunk is the sample itself: the plain raw pipeline
             shutil.rmtree(folder)
             return [(sample.reads_1, sample.reads_2, 0)]
         return chunks
 
     def raw(self, scale: int, chunks: list[Chunk], folder: Path) -> dict[str, float]:
-        return raw_run(self.reference, chunks, folder, self.args.threads, self.args.batch_bases,
-                       self.timeout_for(self.samples[scale].read_pairs), self.bwa, self.read_offset)
+        return raw_run(
+            self.reference,
+            chunks,
+            folder,
+            self.args.threads,
+            self.args.batch_bases,
+            self.timeout_for(self.samples[scale].read_pairs),
+            self.bwa,
+            self.read_offset,
+        )
 
     # -- the parts --
 
@@ -762,7 +909,11 @@ class Bench:
             growth = max(self.rss[top][n] / self.rss[1][n] for n in MEASURED)
             print(f"ratio: {ratio:.3f}")
             print(f"identical: {'yes' if all(self.identical.values()) else 'no'}")
-            print(f"rss_growth_10x: {growth:.3f}" if top == 10 else "rss_growth_10x: n/a (10x not run)")
+            print(
+                f"rss_growth_10x: {growth:.3f}"
+                if top == 10
+                else "rss_growth_10x: n/a (10x not run)"
+            )
             if top not in (1, 10):
                 print(f"rss_growth_{top}x: {growth:.3f}")
         if 1 in runs and 4 in runs:
@@ -790,12 +941,21 @@ class Bench:
                 run = self.platform(services, 1, "1x", batch=batch, chunk_bases=chunk_bases)
                 platform_times.append(run.times)
                 print(f"round {round_} platform {fmt_times(run.times)}", flush=True)
-                if round_ == 1:  # a fresh process that has seen one 1x sample, as at the other scales
+                if (
+                    round_ == 1
+                ):  # a fresh process that has seen one 1x sample, as at the other scales
                     self.rss[1] = {name: peak_rss_mb(services.first(name)) for name in MEASURED}
                     self.identical[1], detail = same_calls(out / "raw1-1" / "raw.vcf.gz", run.vcf)
-                    print(f"calls identical to the raw pipeline ({len(chunks_1x)} chunk(s)): "
-                          f"{'yes' if self.identical[1] else 'NO'} ({detail})", flush=True)
-                    print("units: " + " / ".join(f"{k} {v.describe()}" for k, v in run.stages.items()), flush=True)
+                    print(
+                        f"calls identical to the raw pipeline ({len(chunks_1x)} chunk(s)): "
+                        f"{'yes' if self.identical[1] else 'NO'} ({detail})",
+                        flush=True,
+                    )
+                    print(
+                        "units: "
+                        + " / ".join(f"{k} {v.describe()}" for k, v in run.stages.items()),
+                        flush=True,
+                    )
                 shutil.rmtree(out / f"raw1-{round_}", ignore_errors=True)
                 run.vcf.unlink(missing_ok=True)
         finally:
@@ -803,26 +963,40 @@ class Bench:
         totals[1] = statistics.median(t["total"] for t in platform_times)
         raw_median = statistics.median(t["total"] for t in raw_times)
         paired = [p["total"] / r["total"] for r, p in zip(raw_times, platform_times)]
-        print(f"raw median {raw_median:.1f}s, platform median {totals[1]:.1f}s; "
-              f"per-round ratios {', '.join(f'{x:.3f}' for x in paired)}", flush=True)
+        print(
+            f"raw median {raw_median:.1f}s, platform median {totals[1]:.1f}s; "
+            f"per-round ratios {', '.join(f'{x:.3f}' for x in paired)}",
+            flush=True,
+        )
 
         if len(self.scales) > 1:
-            print("\n2. scales (fresh services each; raw tools on the platform's chunks)", flush=True)
+            print(
+                "\n2. scales (fresh services each; raw tools on the platform's chunks)", flush=True
+            )
         for scale in self.scales[1:]:
             services = self.services(f"x{scale}")
             try:
-                run = self.platform(services, scale, f"{scale}x", batch=batch, chunk_bases=chunk_bases)
+                run = self.platform(
+                    services, scale, f"{scale}x", batch=batch, chunk_bases=chunk_bases
+                )
                 self.rss[scale] = {name: peak_rss_mb(services.first(name)) for name in MEASURED}
             finally:
                 services.stop()
             totals[scale] = run.times["total"]
             print(f"{scale}x platform {fmt_times(run.times)}", flush=True)
-            print(f"{scale}x units: " + " / ".join(f"{k} {v.describe()}" for k, v in run.stages.items()), flush=True)
+            print(
+                f"{scale}x units: "
+                + " / ".join(f"{k} {v.describe()}" for k, v in run.stages.items()),
+                flush=True,
+            )
             chunks = self.raw_chunks(scale)
             raw = self.raw(scale, chunks, out / f"raw{scale}")
             self.identical[scale], detail = same_calls(out / f"raw{scale}" / "raw.vcf.gz", run.vcf)
-            print(f"{scale}x raw on the same {len(chunks)} chunk(s) {fmt_times(raw)} (split not timed); "
-                  f"calls identical: {'yes' if self.identical[scale] else 'NO'} ({detail})", flush=True)
+            print(
+                f"{scale}x raw on the same {len(chunks)} chunk(s) {fmt_times(raw)} (split not timed); "
+                f"calls identical: {'yes' if self.identical[scale] else 'NO'} ({detail})",
+                flush=True,
+            )
             shutil.rmtree(out / f"raw{scale}", ignore_errors=True)
             shutil.rmtree(out / f"chunks{scale}", ignore_errors=True)
             run.vcf.unlink(missing_ok=True)
@@ -830,14 +1004,18 @@ class Bench:
         print("\ntime and peak RSS per scale (VmHWM of each service process, tools excluded)")
         for scale in self.scales:
             linear = totals[scale] / (scale * totals[1])
-            print(f"  {scale:3d}x {self.samples[scale].read_pairs:>10,} pairs  platform {totals[scale]:7.1f}s"
-                  f"  time/(scale x 1x) {linear:.2f}  RSS "
-                  + "  ".join(f"{name} {self.rss[scale][name]:6.1f} MB" for name in MEASURED))
+            print(
+                f"  {scale:3d}x {self.samples[scale].read_pairs:>10,} pairs  platform {totals[scale]:7.1f}s"
+                f"  time/(scale x 1x) {linear:.2f}  RSS "
+                + "  ".join(f"{name} {self.rss[scale][name]:6.1f} MB" for name in MEASURED)
+            )
         top = self.scales[-1]
         if top > 1:
-            print(f"  RSS growth {top}x/1x: "
-                  + "  ".join(f"{n} {self.rss[top][n] / self.rss[1][n]:.2f}x" for n in MEASURED)
-                  + "  (goal <= 1.10x)")
+            print(
+                f"  RSS growth {top}x/1x: "
+                + "  ".join(f"{n} {self.rss[top][n] / self.rss[1][n]:.2f}x" for n in MEASURED)
+                + "  (goal <= 1.10x)"
+            )
         return statistics.median(paired)
 
     def workers(self) -> dict[int, PlatformRun]:
@@ -845,7 +1023,9 @@ class Bench:
         sample = self.samples[scale]
         total_bases = 2 * sample.read_pairs * sample.read_length
         batch, note = args.batch_bases, ""
-        if total_bases < 4 * batch:  # a small sample: smaller bwa batches, so it still makes 4 chunks
+        if (
+            total_bases < 4 * batch
+        ):  # a small sample: smaller bwa batches, so it still makes 4 chunks
             batch = total_bases // 4
             note = f" (bwa -K lowered to {batch:,} so this small sample makes 4 chunks)"
         chunk_bases = max(1, total_bases // batch // 4) * batch
@@ -857,17 +1037,29 @@ class Bench:
             "GENOMEBUS_REGION_SIZE_BP": str(region),
         }
         chunks = expected_chunks(sample.read_pairs, sample.read_length, batch, chunk_bases)
-        print(f"\n3. workers: the {scale}x sample ({sample.read_pairs:,} pairs) with "
-              f"{', '.join(map(str, args.workers))} alignment and calling workers, GENOMEBUS_THREADS=1 each;"
-              f" {chunks} read chunks of {chunk_bases // batch} bwa batch(es) of {batch:,} bases{note}; "
-              f"calling regions of {region:,} bp ({math.ceil(args.length / region)} regions)", flush=True)
-        print(f"   this machine has {self.cores} cores: more than {self.cores} single-threaded workers share "
-              f"cores, so the speed-up here is bounded by {self.cores}x, not by the worker count", flush=True)
+        print(
+            f"\n3. workers: the {scale}x sample ({sample.read_pairs:,} pairs) with "
+            f"{', '.join(map(str, args.workers))} alignment and calling workers, GENOMEBUS_THREADS=1 each;"
+            f" {chunks} read chunks of {chunk_bases // batch} bwa batch(es) of {batch:,} bases{note}; "
+            f"calling regions of {region:,} bp ({math.ceil(args.length / region)} regions)",
+            flush=True,
+        )
+        print(
+            f"   this machine has {self.cores} cores: more than {self.cores} single-threaded workers share "
+            f"cores, so the speed-up here is bounded by {self.cores}x, not by the worker count",
+            flush=True,
+        )
         runs: dict[int, PlatformRun] = {}
         for n in args.workers:
             services = self.services(f"workers{n}", workers=n, worker_env=worker_env)
             try:
-                run = self.platform(services, scale, f"{scale}x, {n} worker{'s' * (n != 1)}", batch=batch, chunk_bases=chunk_bases)
+                run = self.platform(
+                    services,
+                    scale,
+                    f"{scale}x, {n} worker{'s' * (n != 1)}",
+                    batch=batch,
+                    chunk_bases=chunk_bases,
+                )
             finally:
                 services.stop()
             runs[n] = run
@@ -884,50 +1076,93 @@ class Bench:
         base = one.times["total"]
         for n, run in runs.items():
             model, _ = projected(one, min(n, self.cores))
-            print(f"   {n} / 1 worker: time ratio {run.times['total'] / base:.3f} (speed-up "
-                  f"{base / run.times['total']:.2f}x; model on {self.cores} cores {base / model:.2f}x)")
+            print(
+                f"   {n} / 1 worker: time ratio {run.times['total'] / base:.3f} (speed-up "
+                f"{base / run.times['total']:.2f}x; model on {self.cores} cores {base / model:.2f}x)"
+            )
         wall, serial = projected(one, PROJECTION_CORES)
         parallel = base - serial
         many = serial + parallel / PROJECTION_CORES
         units = " + ".join(f"{s.units} {k}" for k, s in one.stages.items())
-        print(f"   projection to a {PROJECTION_CORES}-core node ({PROJECTION_CORES} workers x 1 thread per stage;"
-              f" assumes units scale until cores or the serial parts dominate; serial parts = ingest, plan/split,"
-              f" gathers (merge+markdup, concat+norm) and the bus, at their measured 1-thread times):")
-        print(f"     1-worker run: serial {serial:.1f}s ({serial / base:.0%}), units {parallel:.1f}s;"
-              f" this sample ({units} units) {wall:.1f}s = {base / wall:.1f}x, capped by its longest units;"
-              f" cut into >= {PROJECTION_CORES} units per stage {many:.1f}s = {base / many:.1f}x"
-              f" (Amdahl bound {base / serial if serial else float('inf'):.1f}x)")
+        print(
+            f"   projection to a {PROJECTION_CORES}-core node ({PROJECTION_CORES} workers x 1 thread per stage;"
+            f" assumes units scale until cores or the serial parts dominate; serial parts = ingest, plan/split,"
+            f" gathers (merge+markdup, concat+norm) and the bus, at their measured 1-thread times):"
+        )
+        print(
+            f"     1-worker run: serial {serial:.1f}s ({serial / base:.0%}), units {parallel:.1f}s;"
+            f" this sample ({units} units) {wall:.1f}s = {base / wall:.1f}x, capped by its longest units;"
+            f" cut into >= {PROJECTION_CORES} units per stage {many:.1f}s = {base / many:.1f}x"
+            f" (Amdahl bound {base / serial if serial else float('inf'):.1f}x)"
+        )
         return runs
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="make bench-overhead: genomebus vs the raw tools, "
-                                     "growth with the data, speed-up with workers",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[1:]))
+    parser = argparse.ArgumentParser(
+        description="make bench-overhead: genomebus vs the raw tools, "
+        "growth with the data, speed-up with workers",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[1:]),
+    )
     parser.add_argument("--length", type=int, default=5_000_000, help="reference slice, bp")
     parser.add_argument("--pairs", type=int, default=500_000, help="read pairs at 1x")
     parser.add_argument("--rounds", type=int, default=3, help="paired raw/platform rounds at 1x")
-    parser.add_argument("--scales", "--scale", type=positive_ints, default=[1, 4, 10],
-                        help="data sizes, multiples of --pairs (default 1,4,10; 1 is always run)")
-    parser.add_argument("--workers", type=positive_ints, default=[1, 2, 4],
-                        help="alignment and calling workers per stage to time (default 1,2,4; '' skips)")
-    parser.add_argument("--workers-scale", type=int, default=None,
-                        help="the sample the workers part uses (default 4x, or the largest scale)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2,
-                        help="tool threads for the raw tools and the services (parts 1, 2)")
-    parser.add_argument("--chunk-bases", type=int, default=500_000_000, help="GENOMEBUS_CHUNK_BASES (parts 1, 2)")
-    parser.add_argument("--batch-bases", type=int, default=100_000_000, help="bwa mem -K, GENOMEBUS_BWA_BATCH_BASES")
-    parser.add_argument("--timeout", type=float, default=None,
-                        help="seconds one run (raw or platform) may take; default 600 + 1 ms per read pair")
-    parser.add_argument("--exclusive-wait", type=float, default=1800,
-                        help="seconds to wait, before timing, for other services on the stack to leave "
-                        "the bench's consumer groups and for leftover work to finish (then go on, "
-                        "with a warning)")
-    parser.add_argument("--workers-only", action="store_true",
-                        help="run part 3 alone (the other figures print as n/a)")
-    parser.add_argument("--quick", action="store_true",
-                        help="try it out: --pairs 50000 --rounds 1 --scales 1,4 (unless given)")
+    parser.add_argument(
+        "--scales",
+        "--scale",
+        type=positive_ints,
+        default=[1, 4, 10],
+        help="data sizes, multiples of --pairs (default 1,4,10; 1 is always run)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_ints,
+        default=[1, 2, 4],
+        help="alignment and calling workers per stage to time (default 1,2,4; '' skips)",
+    )
+    parser.add_argument(
+        "--workers-scale",
+        type=int,
+        default=None,
+        help="the sample the workers part uses (default 4x, or the largest scale)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="tool threads for the raw tools and the services (parts 1, 2)",
+    )
+    parser.add_argument(
+        "--chunk-bases", type=int, default=500_000_000, help="GENOMEBUS_CHUNK_BASES (parts 1, 2)"
+    )
+    parser.add_argument(
+        "--batch-bases", type=int, default=100_000_000, help="bwa mem -K, GENOMEBUS_BWA_BATCH_BASES"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds one run (raw or platform) may take; default 600 + 1 ms per read pair",
+    )
+    parser.add_argument(
+        "--exclusive-wait",
+        type=float,
+        default=1800,
+        help="seconds to wait, before timing, for other services on the stack to leave "
+        "the bench's consumer groups and for leftover work to finish (then go on, "
+        "with a warning)",
+    )
+    parser.add_argument(
+        "--workers-only",
+        action="store_true",
+        help="run part 3 alone (the other figures print as n/a)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="try it out: --pairs 50000 --rounds 1 --scales 1,4 (unless given)",
+    )
     args = parser.parse_args()
     if args.quick:
         given = {a.split("=")[0] for a in sys.argv}

@@ -25,7 +25,9 @@ def infrastructure() -> Iterator[tuple[str, dict[str, str]]]:
             source, found = infra.resolve(stack)
         except infra.InfrastructureMissing as exc:
             pytest.fail(str(exc), pytrace=False)
-        print(f"\nintegration endpoints from the {source}: {found['GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS']}")
+        print(
+            f"\nintegration endpoints from the {source}: {found['GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS']}"
+        )
         yield source, found
 
 
@@ -139,3 +141,11 @@ def pytest_configure(config: pytest.Config) -> None:
         use_patched_bwa()
     except StackError as exc:
         config.issue_config_time_warning(pytest.PytestWarning(str(exc)), stacklevel=2)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Any test that reaches the real stack, through any fixture, is an integration test, so
+    `make test-unit` (`-m "not integration"`) never needs Kafka, MinIO or PostgreSQL."""
+    for item in items:
+        if "infrastructure" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)

@@ -51,8 +51,11 @@ def from_environment() -> dict[str, str] | None:
             f"some endpoints are set in the environment but not these: {', '.join(missing)}"
         )
     optional = {k: os.environ[k] for k in OPTIONAL_KEYS if os.environ.get(k)}
-    return {**present, **optional,
-            "GENOMEBUS_S3_SECURE": os.environ.get("GENOMEBUS_S3_SECURE", "false")}
+    return {
+        **present,
+        **optional,
+        "GENOMEBUS_S3_SECURE": os.environ.get("GENOMEBUS_S3_SECURE", "false"),
+    }
 
 
 def docker_engine_answers() -> bool:
@@ -96,8 +99,11 @@ def with_database_roles(found: dict[str, str]) -> dict[str, str]:
     made as `genomebus stack up` makes them (fresh passwords for this run), unless given."""
     from genomebus_devstack import dbroles
 
-    wanted = [k for s in dbroles.DATABASE_SERVICES
-              for k in (dbroles.dsn_key(s), dbroles.migrate_dsn_key(s))]
+    wanted = [
+        k
+        for s in dbroles.DATABASE_SERVICES
+        for k in (dbroles.dsn_key(s), dbroles.migrate_dsn_key(s))
+    ]
     given = {k: os.environ[k] for k in wanted if os.environ.get(k)}
     if len(given) == len(wanted):
         return {**found, **given, dbroles.PROFILE_KEY: "dev"}

@@ -49,13 +49,17 @@ def cut(r1: bytes, r2: bytes, rule: ChunkRule, block: int = 7) -> list[Sink]:
 def test_chunks_close_where_bwa_closes_its_batches() -> None:
     # 2 x 100 bases a pair; a batch of 450 bases closes after the 3rd pair (600 >= 450), as
     # bwa's bseq_read does (the check follows each whole pair).
-    sinks = cut(fastq(10, mate=1), fastq(10, mate=2), ChunkRule(batch_bases=450, batches_per_chunk=2))
+    sinks = cut(
+        fastq(10, mate=1), fastq(10, mate=2), ChunkRule(batch_bases=450, batches_per_chunk=2)
+    )
     assert [s.closed for s in sinks] == [(6, 1200), (4, 800)]
 
 
 def test_variable_read_lengths_count_as_bwa_counts_them() -> None:
     lengths = [150, 30, 75]
-    sinks = cut(fastq(9, lengths), fastq(9, lengths), ChunkRule(batch_bases=500, batches_per_chunk=1))
+    sinks = cut(
+        fastq(9, lengths), fastq(9, lengths), ChunkRule(batch_bases=500, batches_per_chunk=1)
+    )
     # pair bases 300, 60, 150 (sum 510 >= 500: close), then again
     assert [s.closed[0] for s in sinks] == [3, 3, 3]
 

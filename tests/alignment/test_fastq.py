@@ -6,16 +6,13 @@ import gzip
 import io
 import os
 
-
 import pytest
 
 from genomebus_alignment.fastq import FastqCount, InvalidReads, counted_fastq, gunzip_members
 
 
 def _fastq(n: int, start: int = 0) -> bytes:
-    return b"".join(
-        b"@r%d/1\nACGTACGTAC\n+\nIIIIIIIIII\n" % i for i in range(start, start + n)
-    )
+    return b"".join(b"@r%d/1\nACGTACGTAC\n+\nIIIIIIIIII\n" % i for i in range(start, start + n))
 
 
 def _consume(data: bytes, label: str = "R1") -> tuple[bytes, FastqCount]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import gzip
 import os
 import stat
-import time
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -87,13 +87,19 @@ def test_provenance_has_versions_and_no_paths(
         assert tool.command
         assert str(small_dataset.reference.parent) not in tool.command
         assert "/tmp" not in tool.command and READ_GROUP.sample not in tool.command
-    assert tools["bwa"].command.startswith("bwa mem -K 100000000 -J <first-read> -t 2 -R <read-group> <reference>")
+    assert tools["bwa"].command.startswith(
+        "bwa mem -K 100000000 -J <first-read> -t 2 -R <read-group> <reference>"
+    )
     assert "samtools markdup" in tools["samtools"].command
 
 
 def test_minimap2_from_paths(small_dataset: SmallDataset, tmp_path: Path) -> None:
     result = align(
-        small_dataset.r1, small_dataset.r2, small_dataset.reference, READ_GROUP, tmp_path,
+        small_dataset.r1,
+        small_dataset.r2,
+        small_dataset.reference,
+        READ_GROUP,
+        tmp_path,
         aligner="minimap2",
     )
     assert has_bgzf_eof(result.bam) and result.bai.is_file()
@@ -142,16 +148,18 @@ def test_fastq_cut_between_lines_is_refused(
         align(bad, r2, small_dataset.reference, READ_GROUP, tmp_path / "work")
 
 
-def test_plain_fastq_is_refused(small_pair: tuple[Path, Path], tmp_path: Path,
-                                small_dataset: SmallDataset) -> None:
+def test_plain_fastq_is_refused(
+    small_pair: tuple[Path, Path], tmp_path: Path, small_dataset: SmallDataset
+) -> None:
     plain = tmp_path / "plain.fq"
     plain.write_bytes(gzip.decompress(small_pair[0].read_bytes()))
     with pytest.raises(InvalidReads, match="not gzip-compressed"):
         align(plain, small_pair[1], small_dataset.reference, READ_GROUP, tmp_path / "work")
 
 
-def test_unindexed_reference_is_refused(small_pair: tuple[Path, Path], tmp_path: Path,
-                                        small_dataset: SmallDataset) -> None:
+def test_unindexed_reference_is_refused(
+    small_pair: tuple[Path, Path], tmp_path: Path, small_dataset: SmallDataset
+) -> None:
     bare = tmp_path / "bare.fa"
     bare.write_bytes(small_dataset.reference.read_bytes())
     with pytest.raises(ReferenceNotIndexed, match=r"not indexed \(missing bare\.fa\.fai"):
@@ -166,7 +174,9 @@ def _fake_tool(bin_dir: Path, name: str, script: str) -> None:
 
 
 def test_killed_aligner_is_transient(
-    small_pair: tuple[Path, Path], tmp_path: Path, small_dataset: SmallDataset,
+    small_pair: tuple[Path, Path],
+    tmp_path: Path,
+    small_dataset: SmallDataset,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An OOM kill looks like SIGKILL: the same input may well succeed on retry."""
@@ -177,7 +187,9 @@ def test_killed_aligner_is_transient(
 
 
 def test_aligner_rejecting_input_is_permanent_with_stderr(
-    small_pair: tuple[Path, Path], tmp_path: Path, small_dataset: SmallDataset,
+    small_pair: tuple[Path, Path],
+    tmp_path: Path,
+    small_dataset: SmallDataset,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     message = "[E::bwa_idx_load_from_disk] fail to locate the index"
@@ -190,13 +202,18 @@ def test_aligner_rejecting_input_is_permanent_with_stderr(
 
 
 def test_missing_aligner_is_transient(
-    small_pair: tuple[Path, Path], tmp_path: Path, small_dataset: SmallDataset,
+    small_pair: tuple[Path, Path],
+    tmp_path: Path,
+    small_dataset: SmallDataset,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Not installed on this host is a deployment fault: another attempt (host) may succeed."""
     monkeypatch.setattr(
-        pipeline_module, "_aligner_command",
-        lambda aligner, threads, batch_bases=0, **_kw: Command.of("genomebus-no-such-aligner", Data("r1.fastq")),
+        pipeline_module,
+        "_aligner_command",
+        lambda aligner, threads, batch_bases=0, **_kw: Command.of(
+            "genomebus-no-such-aligner", Data("r1.fastq")
+        ),
     )
     with pytest.raises(ToolFailedTransiently, match="not installed") as info:
         align(*small_pair, small_dataset.reference, READ_GROUP, tmp_path / "work")
@@ -217,7 +234,9 @@ def test_retry_in_the_same_workdir_succeeds(
 
 
 def test_a_feeder_that_cannot_start_leaves_no_aligner_behind(
-    small_pair: tuple[Path, Path], tmp_path: Path, small_dataset: SmallDataset,
+    small_pair: tuple[Path, Path],
+    tmp_path: Path,
+    small_dataset: SmallDataset,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """No thread to be had for R2's feeder: the error comes back at once, and bwa, which would

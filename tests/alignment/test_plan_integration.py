@@ -25,7 +25,9 @@ class KnownReference:
 
 
 def fastq(n: int, mate: int) -> bytes:
-    return gzip.compress("".join(f"@r{i}/{mate}\n{'A' * 100}\n+\n{'I' * 100}\n" for i in range(n)).encode())
+    return gzip.compress(
+        "".join(f"@r{i}/{mate}\n{'A' * 100}\n+\n{'I' * 100}\n" for i in range(n)).encode()
+    )
 
 
 @pytest.mark.parametrize("declared", [10, 11])
@@ -35,7 +37,9 @@ async def test_a_sample_cut_into_chunks_or_refused_leaves_only_what_its_plan_nam
     r1 = store.put_stream(bucket, "in/r1.fq.gz", io.BytesIO(fastq(10, 1)))
     r2 = store.put_stream(bucket, "in/r2.fq.gz", io.BytesIO(fastq(10, 2)))
     source = sample_received(reads_r1=r1, reads_r2=r2, read_pairs=declared)
-    settings = AlignmentSettings(chunk_bases=400, bwa_batch_bases=400, profile="dev", _env_file=None)  # type: ignore[call-arg]
+    settings = AlignmentSettings(
+        chunk_bases=400, bwa_batch_bases=400, profile="dev", _env_file=None
+    )  # type: ignore[call-arg]
     work = AlignmentWork(settings, store, KnownReference())  # type: ignore[arg-type]
     scatter = ScatterStore(store, bucket, f"samples/{source.sample_id}/alignment")
     if declared == 10:

@@ -30,7 +30,7 @@ class FileSink:
             f.close()
 
 
-def gz_blocks(path: Path):  # noqa: ANN201
+def gz_blocks(path: Path):
     with gzip.open(path, "rb") as handle:
         while block := handle.read(1 << 16):
             yield block
@@ -44,30 +44,53 @@ def scattered(data: SmallDataset, folder: Path, aligner: str, batches_per_chunk:
         sinks.append(FileSink(folder, index))
         return sinks[-1]
 
-    pairs = split_pairs(gz_blocks(data.r1), gz_blocks(data.r2), ChunkRule(BATCH, batches_per_chunk), open_chunk)
+    pairs = split_pairs(
+        gz_blocks(data.r1), gz_blocks(data.r2), ChunkRule(BATCH, batches_per_chunk), open_chunk
+    )
     bams = []
     for i, sink in enumerate(sinks):
-        unit = align_unit(sink.paths[0], sink.paths[1], data.reference, READ_GROUP, folder / f"u{i}",
-                          aligner=aligner, threads=2, batch_bases=BATCH,  # type: ignore[arg-type]
-                          first_pair=sum(pairs[:i]))
+        unit = align_unit(
+            sink.paths[0],
+            sink.paths[1],
+            data.reference,
+            READ_GROUP,
+            folder / f"u{i}",
+            aligner=aligner,
+            threads=2,
+            batch_bases=BATCH,  # type: ignore[arg-type]
+            first_pair=sum(pairs[:i]),
+        )
         assert unit.read_pairs == pairs[i]
         bams.append(unit.bam)
     bam, *_ = gather_alignments(bams, data.reference, folder / "gather", expected_pairs=sum(pairs))
-    records = subprocess.run(["samtools", "view", str(bam)], capture_output=True, text=True, check=True)
+    records = subprocess.run(
+        ["samtools", "view", str(bam)], capture_output=True, text=True, check=True
+    )
     assert len(sinks) == 8 // batches_per_chunk
     return records.stdout.splitlines()
 
 
 @pytest.mark.parametrize("aligner", ["minimap2", "bwa"])
-def test_the_records_do_not_depend_on_how_many_chunks(small_dataset: SmallDataset, tmp_path: Path, aligner: str) -> None:
+def test_the_records_do_not_depend_on_how_many_chunks(
+    small_dataset: SmallDataset, tmp_path: Path, aligner: str
+) -> None:
     """minimap2 aligns each pair alone: identical in any chunking. bwa estimates insert sizes
     per batch, so chunks are cut at its batches."""
     whole = scattered(small_dataset, tmp_path / "one", aligner, 8)
     assert len(whole) >= 60_000
     # a sample of one chunk streams through markdup in one pipeline: the same records again
-    streamed = align(small_dataset.r1, small_dataset.r2, small_dataset.reference, READ_GROUP,
-                     tmp_path / "streamed", aligner=aligner, batch_bases=BATCH)  # type: ignore[arg-type]
-    records = subprocess.run(["samtools", "view", str(streamed.bam)], capture_output=True, text=True, check=True)
+    streamed = align(
+        small_dataset.r1,
+        small_dataset.r2,
+        small_dataset.reference,
+        READ_GROUP,
+        tmp_path / "streamed",
+        aligner=aligner,
+        batch_bases=BATCH,
+    )  # type: ignore[arg-type]
+    records = subprocess.run(
+        ["samtools", "view", str(streamed.bam)], capture_output=True, text=True, check=True
+    )
     assert records.stdout.splitlines() == whole
     for per_chunk in (4, 2):
         assert scattered(small_dataset, tmp_path / f"by{per_chunk}", aligner, per_chunk) == whole

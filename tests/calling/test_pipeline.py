@@ -17,7 +17,6 @@ from genomebus_calling.pipeline import (
 )
 from genomebus_common.errors import PermanentError
 from genomebus_common.tools import has_bgzf_eof
-
 from tests.alignment.data import (
     CONTIGS,
     REFERENCE_SEED,
@@ -54,7 +53,9 @@ def test_vcf_is_complete_indexed_and_counts_match_the_file(called: CallingResult
     assert called.counts.snv + called.counts.indel <= called.counts.records
     # The index answers a region query.
     out = subprocess.run(
-        ["bcftools", "view", "-H", str(called.vcf), "chrB"], check=True, capture_output=True,
+        ["bcftools", "view", "-H", str(called.vcf), "chrB"],
+        check=True,
+        capture_output=True,
         text=True,
     ).stdout
     assert len(out.splitlines()) == sum(1 for r in records if r[0] == "chrB")
@@ -130,8 +131,9 @@ def test_bam_against_reference_of_other_names_is_refused(
     assert isinstance(info.value, PermanentError) and info.value.code == "reference_mismatch"
 
 
-def test_truncated_bam_is_refused(aligned_bwa: AlignmentResult, tmp_path: Path,
-                                  small_dataset: SmallDataset) -> None:
+def test_truncated_bam_is_refused(
+    aligned_bwa: AlignmentResult, tmp_path: Path, small_dataset: SmallDataset
+) -> None:
     cut = tmp_path / "cut.bam"
     data = aligned_bwa.bam.read_bytes()
     cut.write_bytes(data[: len(data) // 2])
@@ -139,16 +141,18 @@ def test_truncated_bam_is_refused(aligned_bwa: AlignmentResult, tmp_path: Path,
         call_variants(cut, small_dataset.reference, tmp_path / "work")
 
 
-def test_unsorted_bam_is_refused(aligned_bwa: AlignmentResult, tmp_path: Path,
-                                 small_dataset: SmallDataset) -> None:
+def test_unsorted_bam_is_refused(
+    aligned_bwa: AlignmentResult, tmp_path: Path, small_dataset: SmallDataset
+) -> None:
     by_name = tmp_path / "byname.bam"
     subprocess.run(["samtools", "sort", "-n", "-o", str(by_name), str(aligned_bwa.bam)], check=True)
     with pytest.raises(InvalidAlignment, match="not coordinate-sorted"):
         call_variants(by_name, small_dataset.reference, tmp_path / "work")
 
 
-def test_missing_reference_index_is_permanent(aligned_bwa: AlignmentResult, tmp_path: Path,
-                                              small_dataset: SmallDataset) -> None:
+def test_missing_reference_index_is_permanent(
+    aligned_bwa: AlignmentResult, tmp_path: Path, small_dataset: SmallDataset
+) -> None:
     bare = tmp_path / "bare.fa"
     shutil.copy(small_dataset.reference, bare)
     with pytest.raises(PermanentError, match=r"\.fai index is missing"):

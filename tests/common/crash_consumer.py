@@ -19,7 +19,10 @@ from genomebus_common.inbox import once
 from genomebus_common.settings import ServiceSettings
 
 EFFECTS = Migration(
-    "crashtest", 1, "0001_effects.sql", "CREATE TABLE effects (sample_id text NOT NULL, pid int NOT NULL)"
+    "crashtest",
+    1,
+    "0001_effects.sql",
+    "CREATE TABLE effects (sample_id text NOT NULL, pid int NOT NULL)",
 )
 
 
@@ -36,7 +39,9 @@ async def main(topic: str, group: str, dsn: str, markers: Path, mode: str) -> No
                 if conn is None:
                     (markers / f"repeat-{os.getpid()}").write_text(str(event.event_id))
                     return
-                await conn.execute("INSERT INTO effects VALUES ($1, $2)", event.sample_id, os.getpid())
+                await conn.execute(
+                    "INSERT INTO effects VALUES ($1, $2)", event.sample_id, os.getpid()
+                )
                 if mode == "hang-in-transaction":
                     (markers / "in-transaction").touch()
                     await asyncio.sleep(3600)

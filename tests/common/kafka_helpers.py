@@ -78,13 +78,17 @@ async def read_until(
         await consumer.stop()
 
 
-async def wait_for(condition: Callable[[], bool], *, timeout_s: float = 30.0, what: str = "") -> None:
+async def wait_for(
+    condition: Callable[[], bool], *, timeout_s: float = 30.0, what: str = ""
+) -> None:
     try:
         async with asyncio.timeout(timeout_s):
             while not condition():
                 await asyncio.sleep(0.05)
     except TimeoutError:
-        raise AssertionError(f"timed out after {timeout_s}s waiting for {what or condition}") from None
+        raise AssertionError(
+            f"timed out after {timeout_s}s waiting for {what or condition}"
+        ) from None
 
 
 def headers(record: ConsumerRecord) -> dict[str, str]:

@@ -32,7 +32,7 @@ from .kafka_helpers import create_topics, headers, read_topic, read_until, wait_
 pytestmark = pytest.mark.integration
 
 
-def _consumer(settings: ServiceSettings, unique: str, attempts: int = 3):  # noqa: ANN202
+def _consumer(settings: ServiceSettings, unique: str, attempts: int = 3):
     broker = create_broker(settings)
     consumer = ReliableConsumer(
         broker,
@@ -181,8 +181,14 @@ async def test_a_removal_is_retried_past_the_budget_without_asking(
             raise ObjectStoreUnavailable("down for longer than the retry budget")
 
     consumer.subscribe(SampleRemoved, handle, topic)  # no flag
-    removal = SampleRemoved(correlation_id=f"c-{unique}", sample_id=f"S-{unique}", patient_pseudonym="pk1_" + "a" * 64,
-                            hospital_id="RH", reason="the hospital withdrew it", requested_by="RH")
+    removal = SampleRemoved(
+        correlation_id=f"c-{unique}",
+        sample_id=f"S-{unique}",
+        patient_pseudonym="pk1_" + "a" * 64,
+        hospital_id="RH",
+        reason="the hospital withdrew it",
+        requested_by="RH",
+    )
     async with broker:
         await broker.start()
         await broker.publish(removal.to_bytes(), topic=topic, key=b"S")
@@ -192,7 +198,9 @@ async def test_a_removal_is_retried_past_the_budget_without_asking(
         await read_topic(settings, f"{topic}.dlq", count=1, timeout_s=2)
 
 
-async def test_the_consent_topic_is_compacted_wherever_it_is_made(settings: ServiceSettings) -> None:
+async def test_the_consent_topic_is_compacted_wherever_it_is_made(
+    settings: ServiceSettings,
+) -> None:
     """Time-based deletion (the broker's default) would let consent views forget withdrawals:
     ensure_topics makes, or corrects, the consent topic as compacted."""
     from aiokafka.admin import AIOKafkaAdminClient
@@ -204,17 +212,26 @@ async def test_the_consent_topic_is_compacted_wherever_it_is_made(settings: Serv
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
+
         async def policy(name: str) -> dict[str, str]:
-            [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+            [response] = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name)]
+            )
             entries = response.resources[0][4]
             wanted = ("cleanup.policy", "retention.ms", "max.message.bytes")
             return {e[0]: e[1] for e in entries if e[0] in wanted}
 
         # As an older version (or a broker's auto-create) left it, with an operator's own
         # override beside: corrected on the next start, the operator's setting kept.
-        await admin.alter_configs([ConfigResource(
-            ConfigResourceType.TOPIC, CONSENT_CHANGED.name,
-            configs={"cleanup.policy": "delete", "max.message.bytes": "2000000"})])
+        await admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC,
+                    CONSENT_CHANGED.name,
+                    configs={"cleanup.policy": "delete", "max.message.bytes": "2000000"},
+                )
+            ]
+        )
         assert (await policy(CONSENT_CHANGED.name))["cleanup.policy"] == "delete"
         await ensure_topics(settings)
         corrected = await policy(CONSENT_CHANGED.name)
@@ -222,7 +239,9 @@ async def test_the_consent_topic_is_compacted_wherever_it_is_made(settings: Serv
         assert corrected["max.message.bytes"] == "2000000", "AlterConfigs must not wipe overrides"
         aligned = await policy(SAMPLE_ALIGNED.name)
         assert (aligned["cleanup.policy"], aligned["retention.ms"]) == (
-            "delete", str(30 * 24 * 3600 * 1000))
+            "delete",
+            str(30 * 24 * 3600 * 1000),
+        )
     finally:
         await admin.close()
 
@@ -293,7 +312,9 @@ async def test_a_stopping_service_neither_retries_nor_dead_letters_and_the_messa
     # The broker waits graceful_timeout (15 s by default) for the parked handler, then cancels it.
     broker = create_broker(settings, graceful_timeout=1.0)
     consumer = ReliableConsumer(
-        broker, stage=Stage.ALIGNMENT, group_id=f"test-{unique}",
+        broker,
+        stage=Stage.ALIGNMENT,
+        group_id=f"test-{unique}",
         retry=RetryPolicy(max_attempts=5, initial_backoff_s=0.05, max_backoff_s=0.1),
     )
     started, attempts = asyncio.Event(), []
@@ -313,8 +334,9 @@ async def test_a_stopping_service_neither_retries_nor_dead_letters_and_the_messa
         await asyncio.sleep(1.0)
     assert attempts == [1], "no retry once the service is stopping"
 
-    reader = AIOKafkaConsumer(**client_options(settings),
-                              group_id=f"test-{unique}", enable_auto_commit=False)
+    reader = AIOKafkaConsumer(
+        **client_options(settings), group_id=f"test-{unique}", enable_auto_commit=False
+    )
     await reader.start()
     try:
         tp = TopicPartition(topic, 0)
@@ -365,8 +387,9 @@ async def test_null_or_binary_header_values_do_not_block_the_partition(
     producer = AIOKafkaProducer(**client_options(settings))
     await producer.start()
     try:
-        await producer.send_and_wait(topic, odd.to_bytes(), key=b"k",
-                                     headers=[("x-null", None), ("x-binary", b"\xff\xfe")])
+        await producer.send_and_wait(
+            topic, odd.to_bytes(), key=b"k", headers=[("x-null", None), ("x-binary", b"\xff\xfe")]
+        )
         await producer.send_and_wait(topic, after.to_bytes(), key=b"k")
     finally:
         await producer.stop()
@@ -374,7 +397,9 @@ async def test_null_or_binary_header_values_do_not_block_the_partition(
         await broker.start()
         await wait_for(lambda: len(handled) >= 2, timeout_s=30)
         await asyncio.sleep(0.5)
-    assert [sample for sample, _ in handled] == [odd.sample_id, after.sample_id], "once each, in order"
+    assert [sample for sample, _ in handled] == [odd.sample_id, after.sample_id], (
+        "once each, in order"
+    )
     assert handled[0][1]["x-null"] == "" and handled[0][1]["x-binary"] == "\ufffd\ufffd"
 
 

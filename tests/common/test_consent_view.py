@@ -13,8 +13,11 @@ from .factories import PSEUDONYM
 
 def version(n: int, *, given: bool = True, withdrawn: bool = False) -> ConsentChanged:
     return ConsentChanged(
-        correlation_id=f"C-{n}", patient_pseudonym=PSEUDONYM, version=n,
-        analysis_consent_given=given, withdrawn=withdrawn,
+        correlation_id=f"C-{n}",
+        patient_pseudonym=PSEUDONYM,
+        version=n,
+        analysis_consent_given=given,
+        withdrawn=withdrawn,
         research_use=ResearchUse.OWN_TREATMENT_ONLY if withdrawn else ResearchUse.ALLOWED,
         recorded_by="counsellor",
     )

@@ -26,14 +26,28 @@ def test_production_is_the_default_and_accepts_authenticated_verified_dsns() -> 
     assert registry(postgres_dsn=RUNTIME).postgres_migrate_dsn is None  # an init container migrates
 
 
-@pytest.mark.parametrize(("dsn", "problem"), [
-    ("postgresql://postgres@127.0.0.1:5432/genomebus", "has no password"),
-    (f"postgresql://genomebus_registry_runtime@pg:5432/genomebus_registry?{TLS}", "has no password"),
-    ("postgresql://r:s3cret@pg:5432/genomebus_registry", "sslmode is 'unset'"),
-    ("postgresql://r:s3cret@pg:5432/genomebus_registry?sslmode=require", "sslmode is 'require'"),
-    ("postgresql://r:s3cret@pg:5432/genomebus_registry?sslmode=verify-ca", "sslmode is 'verify-ca'"),
-])
-def test_production_refuses_a_dsn_without_password_or_full_verification(dsn: str, problem: str) -> None:
+@pytest.mark.parametrize(
+    ("dsn", "problem"),
+    [
+        ("postgresql://postgres@127.0.0.1:5432/genomebus", "has no password"),
+        (
+            f"postgresql://genomebus_registry_runtime@pg:5432/genomebus_registry?{TLS}",
+            "has no password",
+        ),
+        ("postgresql://r:s3cret@pg:5432/genomebus_registry", "sslmode is 'unset'"),
+        (
+            "postgresql://r:s3cret@pg:5432/genomebus_registry?sslmode=require",
+            "sslmode is 'require'",
+        ),
+        (
+            "postgresql://r:s3cret@pg:5432/genomebus_registry?sslmode=verify-ca",
+            "sslmode is 'verify-ca'",
+        ),
+    ],
+)
+def test_production_refuses_a_dsn_without_password_or_full_verification(
+    dsn: str, problem: str
+) -> None:
     with pytest.raises(ValidationError, match=problem):
         registry(postgres_dsn=dsn)
     with pytest.raises(ValidationError, match=f"GENOMEBUS_POSTGRES_MIGRATE_DSN: .*{problem}"):
@@ -41,8 +55,10 @@ def test_production_refuses_a_dsn_without_password_or_full_verification(dsn: str
 
 
 def test_production_accepts_a_client_certificate_instead_of_a_password() -> None:
-    registry(postgres_dsn=f"postgresql://r@pg:5432/genomebus_registry?{TLS}"
-                          "&sslcert=/c/tls.crt&sslkey=/c/tls.key")
+    registry(
+        postgres_dsn=f"postgresql://r@pg:5432/genomebus_registry?{TLS}"
+        "&sslcert=/c/tls.crt&sslkey=/c/tls.key"
+    )
 
 
 def test_production_refuses_the_owner_as_runtime_role() -> None:
@@ -74,6 +90,10 @@ def test_minios_default_keys_are_refused_outside_development() -> None:
 
     with pytest.raises(ValueError, match="MinIO's default"):
         ServiceSettings(_env_file=None, profile="production")  # type: ignore[call-arg]
-    ServiceSettings(_env_file=None, profile="production", s3_access_key="svc-ingest",  # type: ignore[call-arg]
-                    s3_secret_key="a-real-secret")
+    ServiceSettings(
+        _env_file=None,
+        profile="production",
+        s3_access_key="svc-ingest",  # type: ignore[call-arg]
+        s3_secret_key="a-real-secret",
+    )
     ServiceSettings(_env_file=None, profile="dev")  # type: ignore[call-arg]

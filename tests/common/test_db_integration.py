@@ -26,7 +26,9 @@ def _write(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
-async def test_migrations_apply_once_in_order_and_the_pool_is_ready(fresh_dsn: str, tmp_path: Path) -> None:
+async def test_migrations_apply_once_in_order_and_the_pool_is_ready(
+    fresh_dsn: str, tmp_path: Path
+) -> None:
     folder = _write(
         tmp_path / "m",
         {
@@ -42,7 +44,12 @@ async def test_migrations_apply_once_in_order_and_the_pool_is_ready(fresh_dsn: s
     async with connect_pool(fresh_dsn, migrations) as pool:  # a restart: nothing reapplied
         rows = await pool.fetch("SELECT component, version FROM genomebus_migrations ORDER BY 1, 2")
     assert [(r["component"], r["version"]) for r in rows] == [
-        ("common", 1), ("common", 2), ("common", 3), ("common", 4), ("svc", 1), ("svc", 2)
+        ("common", 1),
+        ("common", 2),
+        ("common", 3),
+        ("common", 4),
+        ("svc", 1),
+        ("svc", 2),
     ]
 
 
@@ -72,12 +79,17 @@ async def test_a_failing_migration_leaves_no_trace(fresh_dsn: str, tmp_path: Pat
     conn = await asyncpg.connect(fresh_dsn)
     try:
         assert await conn.fetchval("SELECT to_regclass('half')") is None
-        assert await conn.fetchval("SELECT count(*) FROM genomebus_migrations WHERE component='svc'") == 0
+        assert (
+            await conn.fetchval("SELECT count(*) FROM genomebus_migrations WHERE component='svc'")
+            == 0
+        )
     finally:
         await conn.close()
 
 
-async def test_replicas_starting_together_apply_each_migration_once(fresh_dsn: str, tmp_path: Path) -> None:
+async def test_replicas_starting_together_apply_each_migration_once(
+    fresh_dsn: str, tmp_path: Path
+) -> None:
     folder = _write(tmp_path / "m", {"0001_t.sql": "CREATE TABLE t (a int); SELECT pg_sleep(0.3);"})
     migrations = [*common_migrations(), *load_migrations("svc", folder)]
 

@@ -13,7 +13,11 @@ from genomebus_common.energy import METHOD, EnergySettings, estimate, total
 from genomebus_common.events import EnergyEstimate
 from genomebus_common.tools import metered, run_pipeline
 
-BURN = [sys.executable, "-c", "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass"]
+BURN = [
+    sys.executable,
+    "-c",
+    "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass",
+]
 SLEEP = [sys.executable, "-c", "import time; time.sleep(0.4)"]
 
 
@@ -51,7 +55,9 @@ def test_outside_a_meter_pipelines_run_as_before() -> None:
     assert run_pipeline([["printf", "x"]], capture=True) == b"x"
 
 
-def test_estimate_converts_cpu_seconds_with_the_configured_power_and_node_fraction(tmp_path: Path) -> None:
+def test_estimate_converts_cpu_seconds_with_the_configured_power_and_node_fraction(
+    tmp_path: Path,
+) -> None:
     recovery = tmp_path / "recovery.json"
     recovery.write_text(json.dumps({"node-a": 0.8, "node-b": 0.0}))
     settings = EnergySettings(
@@ -67,10 +73,17 @@ def test_estimate_converts_cpu_seconds_with_the_configured_power_and_node_fracti
     assert figure.node == "node-a"
 
 
-def test_an_unreadable_or_silent_recovery_file_falls_back_to_the_configured_fraction(tmp_path: Path) -> None:
+def test_an_unreadable_or_silent_recovery_file_falls_back_to_the_configured_fraction(
+    tmp_path: Path,
+) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    assert EnergySettings(node_name="n", heat_recovery_file=str(broken), heat_recovery_fraction=0.3).recovery_fraction() == 0.3
+    assert (
+        EnergySettings(
+            node_name="n", heat_recovery_file=str(broken), heat_recovery_fraction=0.3
+        ).recovery_fraction()
+        == 0.3
+    )
     silent = tmp_path / "silent.json"
     silent.write_text(json.dumps({"other": 0.9}))
     assert EnergySettings(node_name="n", heat_recovery_file=str(silent)).recovery_fraction() == 0.0
@@ -79,8 +92,14 @@ def test_an_unreadable_or_silent_recovery_file_falls_back_to_the_configured_frac
 def _part(cpu: float, fraction: float, node: str) -> EnergyEstimate:
     kwh = cpu * 10 / 3.6e6
     return EnergyEstimate(
-        method=METHOD, cpu_seconds=cpu, wall_seconds=cpu, watts_per_core=10, kwh=kwh,
-        heat_recovery_fraction=fraction, heat_recovered_kwh=kwh * fraction, node=node,
+        method=METHOD,
+        cpu_seconds=cpu,
+        wall_seconds=cpu,
+        watts_per_core=10,
+        kwh=kwh,
+        heat_recovery_fraction=fraction,
+        heat_recovered_kwh=kwh * fraction,
+        node=node,
     )
 
 

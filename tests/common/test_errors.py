@@ -27,8 +27,10 @@ def _s3(code: str) -> S3Error:
         (kafka_errors.TopicAuthorizationFailedError(), errors.PermanentError),
         (ConnectionRefusedError(111, "refused"), errors.BrokerUnavailable),
         # Publishing while this process's broker is (re)connecting: the message is not at fault.
-        (IncorrectState("You can't use producer here, please connect broker first."),
-         errors.BrokerUnavailable),
+        (
+            IncorrectState("You can't use producer here, please connect broker first."),
+            errors.BrokerUnavailable,
+        ),
     ],
 )
 def test_kafka(exc: BaseException, expected: type) -> None:
@@ -57,14 +59,21 @@ def test_minio(exc: BaseException, expected: type) -> None:
         (asyncpg.exceptions.UniqueViolationError("x"), errors.DataConflict),
         (asyncpg.exceptions.UndefinedTableError("x"), errors.DatabaseRejected),
         # asyncpg's client-side argument error is an InterfaceError, yet no retry will help
-        (asyncpg.exceptions._base.DataError("invalid input for query argument $1"),
-         errors.DatabaseRejected),
+        (
+            asyncpg.exceptions._base.DataError("invalid input for query argument $1"),
+            errors.DatabaseRejected,
+        ),
         (ConnectionResetError(104, "reset"), errors.DatabaseUnavailable),
         # The database's name does not resolve for a moment (DNS or its Service restarting).
         (socket.gaierror(-3, "Temporary failure in name resolution"), errors.DatabaseUnavailable),
         # asyncio's connect to "localhost" (two addresses), both refused: one errno-less error.
-        (OSError("Multiple exceptions: [Errno 111] Connect call failed ('127.0.0.1', 5432), "
-                 "[Errno 99] Cannot assign requested address"), errors.DatabaseUnavailable),
+        (
+            OSError(
+                "Multiple exceptions: [Errno 111] Connect call failed ('127.0.0.1', 5432), "
+                "[Errno 99] Cannot assign requested address"
+            ),
+            errors.DatabaseUnavailable,
+        ),
     ],
 )
 def test_postgres(exc: BaseException, expected: type) -> None:
@@ -72,7 +81,11 @@ def test_postgres(exc: BaseException, expected: type) -> None:
 
 
 def test_every_cause_is_either_transient_or_permanent() -> None:
-    leaves = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.GenomebusError)]
+    leaves = [
+        c
+        for c in vars(errors).values()
+        if isinstance(c, type) and issubclass(c, errors.GenomebusError)
+    ]
     for cls in leaves:
         if cls in (errors.GenomebusError,):
             continue
@@ -100,6 +113,8 @@ def test_a_version_probe_that_times_out_is_retried_not_dead_lettered(
 def test_a_database_error_no_adapter_mapped_is_classified_as_the_database_adapter_would() -> None:
     """A handler's query outside a mapped block: a failover is retried, not dead-lettered."""
     assert type(errors.from_unexpected(asyncpg.exceptions.AdminShutdownError("x"))) is (
-        errors.DatabaseUnavailable)
+        errors.DatabaseUnavailable
+    )
     assert type(errors.from_unexpected(asyncpg.exceptions.UndefinedTableError("x"))) is (
-        errors.DatabaseRejected)
+        errors.DatabaseRejected
+    )

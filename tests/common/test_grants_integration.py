@@ -15,13 +15,17 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from genomebus_common.db import MigrationError, Migration, connect_pool, migrate, with_database
+from genomebus_common.db import Migration, MigrationError, connect_pool, migrate, with_database
 from genomebus_common.grants import APPEND_ONLY, UPDATABLE, GrantsError, RuntimeGrants
 from genomebus_common.settings import ServiceSettings
 
-THINGS = Migration("svc", 1, "0001_things.sql",
-                   "CREATE TABLE things (id bigserial PRIMARY KEY, note text);"
-                   "CREATE TABLE history (id bigserial PRIMARY KEY, what text)")
+THINGS = Migration(
+    "svc",
+    1,
+    "0001_things.sql",
+    "CREATE TABLE things (id bigserial PRIMARY KEY, note text);"
+    "CREATE TABLE history (id bigserial PRIMARY KEY, what text)",
+)
 MORE = Migration("svc", 2, "0002_more.sql", "CREATE TABLE more (x integer)")
 GRANTS = RuntimeGrants({"things": UPDATABLE, "history": APPEND_ONLY})
 
@@ -64,22 +68,31 @@ async def roles(settings: ServiceSettings) -> AsyncIterator[Roles]:
         await conn.close()
 
 
-async def test_runtime_pool_serves_after_the_migrate_step_with_only_its_grants(roles: Roles) -> None:
+async def test_runtime_pool_serves_after_the_migrate_step_with_only_its_grants(
+    roles: Roles,
+) -> None:
     applied = await migrate(roles.owner_dsn, [THINGS], GRANTS, roles.runtime)
     assert "svc/0001_things.sql" in applied
     async with connect_pool(roles.runtime_dsn, [THINGS], forbid_owner=True) as pool:
         await pool.execute("INSERT INTO things (note) VALUES ('a')")
         await pool.execute("UPDATE things SET note = 'b'")
         await pool.execute("INSERT INTO history (what) VALUES ('a')")
-        for statement in ("UPDATE history SET what = 'x'", "DELETE FROM history",
-                          "DELETE FROM things", "TRUNCATE things"):
+        for statement in (
+            "UPDATE history SET what = 'x'",
+            "DELETE FROM history",
+            "DELETE FROM things",
+            "TRUNCATE things",
+        ):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await pool.execute(statement)
 
 
-async def test_a_pool_given_the_owner_dsn_migrates_first_then_serves_as_runtime(roles: Roles) -> None:
-    async with connect_pool(roles.runtime_dsn, [THINGS], migrate_dsn=roles.owner_dsn,
-                            grants=GRANTS) as pool:
+async def test_a_pool_given_the_owner_dsn_migrates_first_then_serves_as_runtime(
+    roles: Roles,
+) -> None:
+    async with connect_pool(
+        roles.runtime_dsn, [THINGS], migrate_dsn=roles.owner_dsn, grants=GRANTS
+    ) as pool:
         assert await pool.fetchval("SELECT current_user") == roles.runtime
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await pool.execute("CREATE TABLE intruder (x integer)")
@@ -146,4 +159,5 @@ def test_grants_refuse_privileges_a_service_never_needs() -> None:
 def test_with_database_keeps_credentials_and_options() -> None:
     dsn = "postgresql://u:p@pg:5432/one?sslmode=verify-full&sslrootcert=/etc/ca/ca.crt"
     assert with_database(dsn, "two") == (
-        "postgresql://u:p@pg:5432/two?sslmode=verify-full&sslrootcert=/etc/ca/ca.crt")
+        "postgresql://u:p@pg:5432/two?sslmode=verify-full&sslrootcert=/etc/ca/ca.crt"
+    )

@@ -27,8 +27,10 @@ async def _post(app: FastAPI) -> httpx.Response:
 
 async def test_a_failover_or_deadlock_is_a_503_the_client_retries() -> None:
     """Not a bare 500, which a LIS may take as final: the sample would never be sent again."""
-    for error in (asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
-                  asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")):
+    for error in (
+        asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
+    ):
         response = await _post(_app(error))
         assert response.status_code == 503, error
         assert response.headers["Retry-After"] == "5"

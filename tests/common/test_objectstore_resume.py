@@ -27,8 +27,15 @@ def _protocol_error(read: int, left: int) -> Exception:
 class FakeResponse:
     """A body that delivers ``data`` up to ``cut_at`` (absolute offset), then breaks."""
 
-    def __init__(self, data: bytes, offset: int, etag: str, cut_at: int | None, failure: Exception,
-                 enforce_length: bool) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        offset: int,
+        etag: str,
+        cut_at: int | None,
+        failure: Exception,
+        enforce_length: bool,
+    ) -> None:
         self.data, self.pos, self.cut_at, self.failure = data, offset, cut_at, failure
         self.enforce_length = enforce_length
         self.headers = {"ETag": etag, "Content-Length": str(len(data) - offset)}
@@ -57,8 +64,14 @@ class FakeResponse:
 class FakeMinio:
     """Serves one object; each response breaks at the next offset of ``cuts``."""
 
-    def __init__(self, data: bytes, cuts: list[int] | None = None, *,
-                 failure: Exception | None = None, enforce_length: bool = True) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        cuts: list[int] | None = None,
+        *,
+        failure: Exception | None = None,
+        enforce_length: bool = True,
+    ) -> None:
         self.data = data
         self.etag = '"' + hashlib.md5(data).hexdigest() + '"'
         self.cuts = list(cuts or [])
@@ -72,17 +85,32 @@ class FakeMinio:
         self.data = data
         self.etag = '"' + hashlib.md5(data).hexdigest() + '"'
 
-    def get_object(self, bucket: str, key: str, offset: int = 0, length: int = 0,
-                   request_headers: dict[str, str] | None = None) -> FakeResponse:
+    def get_object(
+        self,
+        bucket: str,
+        key: str,
+        offset: int = 0,
+        length: int = 0,
+        request_headers: dict[str, str] | None = None,
+    ) -> FakeResponse:
         if_match = (request_headers or {}).get("If-Match")
         self.requests.append((offset, if_match))
         if self.reopen_failures and self.requests[1:]:
             raise self.reopen_failures.pop(0)
         if if_match is not None and if_match != self.etag:
-            raise S3Error(None, "PreconditionFailed", "At least one of the pre-conditions you "  # type: ignore[arg-type]
-                          "specified did not hold", f"/{bucket}/{key}", "req", "host")
+            raise S3Error(
+                None,
+                "PreconditionFailed",
+                "At least one of the pre-conditions you "  # type: ignore[arg-type]
+                "specified did not hold",
+                f"/{bucket}/{key}",
+                "req",
+                "host",
+            )
         cut = self.cuts.pop(0) if self.cuts else None
-        response = FakeResponse(self.data, offset, self.etag, cut, self.failure, self.enforce_length)
+        response = FakeResponse(
+            self.data, offset, self.etag, cut, self.failure, self.enforce_length
+        )
         self.responses.append(response)
         return response
 
@@ -91,8 +119,9 @@ DATA = os.urandom(1_000_003)
 
 
 def _ref(data: bytes = DATA) -> ObjectRef:
-    return ObjectRef(bucket="reads", key="s/1.fastq.gz", sha256=hashlib.sha256(data).hexdigest(),
-                     size=len(data))
+    return ObjectRef(
+        bucket="reads", key="s/1.fastq.gz", sha256=hashlib.sha256(data).hexdigest(), size=len(data)
+    )
 
 
 def _read_all(store: ObjectStore, ref: ObjectRef, chunk: int = 65536) -> tuple[bytes, int]:
@@ -142,12 +171,14 @@ def test_download_resumes(tmp_path: Path, sleeps: list[float]) -> None:
     assert target.read_bytes() == DATA and len(client.requests) == 3
 
 
-def test_the_checksum_spans_the_resumed_bytes(sleeps: list[float], caplog: pytest.LogCaptureFixture) -> None:
+def test_the_checksum_spans_the_resumed_bytes(
+    sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
     """A server that resumes with other bytes under the same ETag is still caught at the end."""
     client = FakeMinio(DATA, [400_000])
     original_get = client.get_object
 
-    def corrupting_get(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def corrupting_get(*args, **kwargs):
         response = original_get(*args, **kwargs)
         if kwargs.get("offset"):
             response.data = DATA[:-1] + bytes([DATA[-1] ^ 1])
@@ -176,7 +207,9 @@ def test_an_object_replaced_while_read_is_refused_not_spliced(sleeps: list[float
 def test_resumes_without_progress_give_up_after_the_bound(sleeps: list[float]) -> None:
     # the first response breaks after 1000 bytes, then every re-open breaks at once
     client = FakeMinio(DATA, [1000, 1000, 1000, 1000, 1000, 1000, 1000])
-    client.reopen_failures = [ServerError("503 Service Unavailable", 503)]  # one re-open fails outright
+    client.reopen_failures = [
+        ServerError("503 Service Unavailable", 503)
+    ]  # one re-open fails outright
     with pytest.raises(ObjectStoreUnavailable, match="gave up after 5 resumes from byte 1000"):
         _read_all(ObjectStore(client), _ref())  # type: ignore[arg-type]
     assert client.requests == [(0, None)] + [(1000, client.etag)] * 5

@@ -37,7 +37,9 @@ async def test_committed_events_are_published_once_and_rolled_back_ones_never(
             relay = OutboxRelay(pool, broker)
             assert await relay.publish_pending() == 3
             assert await relay.publish_pending() == 0
-        unsent = await pool.fetchval("SELECT count(*) FROM genomebus_outbox WHERE published_at IS NULL")
+        unsent = await pool.fetchval(
+            "SELECT count(*) FROM genomebus_outbox WHERE published_at IS NULL"
+        )
     assert unsent == 0
 
     topic = sample_received_topic(kept[0].priority)
@@ -68,7 +70,10 @@ async def test_a_row_kafka_refuses_for_good_is_set_aside_and_the_rest_flows(
         broker = create_broker(settings)
         async with broker:
             assert await OutboxRelay(pool, broker).publish_pending() == 1
-        failed = await pool.fetchrow("SELECT failed_at, last_error FROM genomebus_outbox WHERE event_id = $1", too_big.event_id)
+        failed = await pool.fetchrow(
+            "SELECT failed_at, last_error FROM genomebus_outbox WHERE event_id = $1",
+            too_big.event_id,
+        )
     assert failed["failed_at"] is not None and failed["last_error"]
     await read_until(
         settings,
@@ -83,19 +88,22 @@ async def test_replicas_relaying_together_keep_one_key_in_order(
     """Every replica runs a relay; one patient's consent versions must still reach Kafka in
     the order they were recorded (a compacted topic keeps the last one it was given)."""
     import asyncio
+    import hashlib
 
     from genomebus_common.events import ConsentChanged, ResearchUse
     from genomebus_common.topics import CONSENT_CHANGED
 
     from .kafka_helpers import read_until
 
-    import hashlib
-
     patient = "pk1_" + hashlib.sha256(unique.encode()).hexdigest()
     versions = [
         ConsentChanged(
-            correlation_id=f"C-{unique}-{n}", patient_pseudonym=patient, version=n,
-            analysis_consent_given=True, research_use=ResearchUse.ALLOWED, withdrawn=False,
+            correlation_id=f"C-{unique}-{n}",
+            patient_pseudonym=patient,
+            version=n,
+            analysis_consent_given=True,
+            research_use=ResearchUse.ALLOWED,
+            withdrawn=False,
             recorded_by="test",
         )
         for n in range(1, 121)

@@ -49,14 +49,18 @@ def test_digest_depends_on_content_not_layout(tmp_path: Path) -> None:
     )
     assert a == b
     assert len({a, renamed, changed}) == 3
-    assert fasta_digests(tmp_path / "a.fa")[0].digest == "SQ." + sha512t24u(seqs["chr1"].upper().encode())
+    assert fasta_digests(tmp_path / "a.fa")[0].digest == "SQ." + sha512t24u(
+        seqs["chr1"].upper().encode()
+    )
 
 
 @pytest.mark.integration
 def test_register_once_materialise_verified_and_refuse_unknowns(
     store: ObjectStore, bucket: str, tmp_path: Path
 ) -> None:
-    fasta = _fasta(tmp_path / "ref.fa", {"c1": _random_sequence(5000, 1), "c2": _random_sequence(3000, 2)})
+    fasta = _fasta(
+        tmp_path / "ref.fa", {"c1": _random_sequence(5000, 1), "c2": _random_sequence(3000, 2)}
+    )
     registry = ReferenceRegistry(store, tmp_path / "cache", bucket=bucket)
     manifest = registry.register("toy-1", fasta, tmp_path / "work")
     assert manifest.total_length == 8000

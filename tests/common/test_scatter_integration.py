@@ -42,51 +42,79 @@ class UppercaseWork:
         self.calls: dict[str, list[int]] = {"plan": [], "work": [], "gather": []}
         self.fail_once: set[int] = set()
 
-    def plan(self, source: SampleEvent, scatter: ScatterStore, workdir: Path) -> list[dict[str, Any]]:
+    def plan(
+        self, source: SampleEvent, scatter: ScatterStore, workdir: Path
+    ) -> list[dict[str, Any]]:
         self.calls["plan"].append(1)
         return [{"text": f"piece {i}"} for i in range(self.units)]
 
     def time_limit(self, plan: ScatterPlan, index: int) -> float:
         return 60.0
 
-    def work(self, plan: ScatterPlan, index: int, scatter: ScatterStore, workdir: Path) -> UnitResult:
+    def work(
+        self, plan: ScatterPlan, index: int, scatter: ScatterStore, workdir: Path
+    ) -> UnitResult:
         self.calls["work"].append(index)
         if index in self.fail_once:
             self.fail_once.discard(index)
             raise TransientError(f"unit {index} failed once")
         data = plan.units[index]["text"].upper().encode()
-        ref = self.store.put_stream(scatter.bucket, scatter.work_key(index, "out.txt"), io.BytesIO(data))
+        ref = self.store.put_stream(
+            scatter.bucket, scatter.work_key(index, "out.txt"), io.BytesIO(data)
+        )
         return UnitResult(index=index, outputs={"out": ref}, cpu_seconds=0, wall_seconds=0)
 
-    def gather(self, plan: ScatterPlan, results: list[UnitResult], scatter: ScatterStore,
-               workdir: Path, meter: ResourceMeter) -> SampleAligned:
+    def gather(
+        self,
+        plan: ScatterPlan,
+        results: list[UnitResult],
+        scatter: ScatterStore,
+        workdir: Path,
+        meter: ResourceMeter,
+    ) -> SampleAligned:
         self.calls["gather"].append(1)
         source = sample_received(plan.sample_id)
         parts = [r.outputs["out"] for r in results]
         return SampleAligned(
-            correlation_id=source.correlation_id, sample_id=source.sample_id,
-            patient_pseudonym=source.patient_pseudonym, reference=source.reference,
-            bam=parts[0], bam_index=parts[-1],  # type: ignore[arg-type]
-            metrics=AlignmentMetrics(reads_total=2, mapping_rate=1, duplicate_rate=0, mean_coverage=1),
+            correlation_id=source.correlation_id,
+            sample_id=source.sample_id,
+            patient_pseudonym=source.patient_pseudonym,
+            reference=source.reference,
+            bam=parts[0],
+            bam_index=parts[-1],  # type: ignore[arg-type]
+            metrics=AlignmentMetrics(
+                reads_total=2, mapping_rate=1, duplicate_rate=0, mean_coverage=1
+            ),
             tools=[],
         )
 
 
 def published(broker: RecordingBroker, kind: type) -> list[Any]:
-    return [kind.model_validate_json(p["body"]) for p in broker.published
-            if p["body"].startswith(b"{") and kind.event_type.encode() in p.get("headers", {}).get(
-                "x-genomebus-event-type", "").encode()]
+    return [
+        kind.model_validate_json(p["body"])
+        for p in broker.published
+        if p["body"].startswith(b"{")
+        and kind.event_type.encode()
+        in p.get("headers", {}).get("x-genomebus-event-type", "").encode()
+    ]
 
 
 @pytest.fixture
 def stage(store: ObjectStore, bucket: str, tmp_path: Path) -> ScatteredStage:
     return ScatteredStage(
-        broker=RecordingBroker(), store=store, bucket=bucket, work=UppercaseWork(store),  # type: ignore[arg-type]
-        producer=PRODUCER, scratch=tmp_path / "scratch", record_name="done.json",
+        broker=RecordingBroker(),
+        store=store,
+        bucket=bucket,
+        work=UppercaseWork(store),  # type: ignore[arg-type]
+        producer=PRODUCER,
+        scratch=tmp_path / "scratch",
+        record_name="done.json",
     )
 
 
-async def test_units_once_gather_once_and_intermediates_removed(stage: ScatteredStage, store: ObjectStore, bucket: str) -> None:
+async def test_units_once_gather_once_and_intermediates_removed(
+    stage: ScatteredStage, store: ObjectStore, bucket: str
+) -> None:
     source = sample_received()
     work: UppercaseWork = stage.work  # type: ignore[assignment]
     await stage.on_source(source, source.priority)
@@ -157,7 +185,9 @@ async def test_a_failed_unit_is_retried_alone(stage: ScatteredStage) -> None:
     assert work.calls["work"] == [0, 1, 2, 1]
 
 
-async def test_a_sample_removed_mid_scatter_gets_no_more_work(stage: ScatteredStage, store: ObjectStore, bucket: str) -> None:
+async def test_a_sample_removed_mid_scatter_gets_no_more_work(
+    stage: ScatteredStage, store: ObjectStore, bucket: str
+) -> None:
     source = sample_received()
     work: UppercaseWork = stage.work  # type: ignore[assignment]
     await stage.on_source(source, source.priority)
@@ -170,7 +200,9 @@ async def test_a_sample_removed_mid_scatter_gets_no_more_work(stage: ScatteredSt
     assert store.list_keys(bucket, f"{folder}/") == [f"{folder}/removed.json"]
 
 
-async def test_units_of_an_earlier_plan_are_skipped(stage: ScatteredStage, store: ObjectStore, bucket: str) -> None:
+async def test_units_of_an_earlier_plan_are_skipped(
+    stage: ScatteredStage, store: ObjectStore, bucket: str
+) -> None:
     """A plan written again (the first planner died after writing it, say) changes its digest:
     units carrying the old digest are not run against the new plan."""
     source = sample_received()
@@ -192,7 +224,9 @@ async def test_a_removal_during_planning_leaves_nothing_and_publishes_no_unit(
     work: UppercaseWork = stage.work  # type: ignore[assignment]
     planned = work.plan
 
-    def plan_then_removed(src: SampleEvent, scatter: ScatterStore, workdir: Path) -> list[dict[str, Any]]:
+    def plan_then_removed(
+        src: SampleEvent, scatter: ScatterStore, workdir: Path
+    ) -> list[dict[str, Any]]:
         store.put_stream(bucket, scatter.work_key(0, "chunk.fq.gz"), io.BytesIO(b"reads"))
         remove_outputs(store, bucket, folder, src.sample_id, "wrong patient")  # arrives mid-split
         store.put_stream(bucket, scatter.work_key(1, "chunk.fq.gz"), io.BytesIO(b"more reads"))
@@ -222,7 +256,9 @@ async def test_two_gathers_of_one_sample_leave_one_result(
     def gather_while_another_wins(*args: Any) -> SampleAligned:
         ours = gather(*args)
         # meanwhile the other worker's gather recorded its own result, in objects of its own
-        other_ref = store.put_stream(bucket, f"{folder}/attempt-other/out.txt", io.BytesIO(b"OTHER"))
+        other_ref = store.put_stream(
+            bucket, f"{folder}/attempt-other/out.txt", io.BytesIO(b"OTHER")
+        )
         winner = ours.model_copy(update={"bam": other_ref, "bam_index": other_ref})
         store.write_model(bucket, f"{folder}/done.json", winner)
         theirs.append(winner)

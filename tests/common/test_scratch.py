@@ -26,8 +26,9 @@ with sample_workdir(Path(sys.argv[1]), sys.argv[2]) as work:
 
 
 def hold(root: Path, sample_id: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(root), sample_id],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(root), sample_id], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
     return proc
 

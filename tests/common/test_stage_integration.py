@@ -41,8 +41,12 @@ async def test_second_delivery_republishes_the_recorded_event_without_recomputin
         calls.append(1)
         return sample_received("S-stage")
 
-    first, computed = await compute_once_then_publish(broker, store, bucket, "s/record.json", SampleReceived, compute)  # type: ignore[arg-type]
-    again, recomputed = await compute_once_then_publish(broker, store, bucket, "s/record.json", SampleReceived, compute)  # type: ignore[arg-type]
+    first, computed = await compute_once_then_publish(
+        broker, store, bucket, "s/record.json", SampleReceived, compute
+    )  # type: ignore[arg-type]
+    again, recomputed = await compute_once_then_publish(
+        broker, store, bucket, "s/record.json", SampleReceived, compute
+    )  # type: ignore[arg-type]
     assert (computed, recomputed) == (True, False) and calls == [1]
     assert again == first
     assert [p["body"] for p in broker.published] == [first.to_bytes(), first.to_bytes()]
@@ -100,7 +104,9 @@ async def test_a_withdrawal_in_flight_quarantines_instead_of_publishing(
 
             def compute() -> SampleReceived:
                 # the patient withdraws while the (long) work runs
-                asyncio.run_coroutine_threadsafe(publish_event(kafka, _consent(patient, 2, withdrawn=True)), loop).result()
+                asyncio.run_coroutine_threadsafe(
+                    publish_event(kafka, _consent(patient, 2, withdrawn=True)), loop
+                ).result()
                 deadline = time.monotonic() + 30
                 while view.withdrawn(patient) is None and time.monotonic() < deadline:
                     time.sleep(0.05)
@@ -108,24 +114,42 @@ async def test_a_withdrawal_in_flight_quarantines_instead_of_publishing(
 
             loop = asyncio.get_running_loop()
             published, computed = await compute_once_then_publish(
-                broker, store, bucket, "s/out/record.json", SampleReceived, compute,  # type: ignore[arg-type]
-                source=source, consent=view,
+                broker,
+                store,
+                bucket,
+                "s/out/record.json",
+                SampleReceived,
+                compute,  # type: ignore[arg-type]
+                source=source,
+                consent=view,
             )
         assert published is None and computed and broker.published == []
         record = store.read_model(bucket, "s/out/quarantine.json", Quarantine)
-        assert record is not None and record.consent_version == 2 and record.sample_id == source.sample_id
+        assert (
+            record is not None
+            and record.consent_version == 2
+            and record.sample_id == source.sample_id
+        )
 
         # A redelivery after the withdrawal does no work and publishes nothing either.
         again, recomputed = await compute_once_then_publish(
-            broker, store, bucket, "s/out/record.json", SampleReceived, compute,  # type: ignore[arg-type]
-            source=source, consent=view,
+            broker,
+            store,
+            bucket,
+            "s/out/record.json",
+            SampleReceived,
+            compute,  # type: ignore[arg-type]
+            source=source,
+            consent=view,
         )
         assert again is None and not recomputed and broker.published == []
     finally:
         await view.stop()
 
 
-async def test_a_removed_sample_loses_its_outputs_and_is_never_redone(store: ObjectStore, bucket: str) -> None:
+async def test_a_removed_sample_loses_its_outputs_and_is_never_redone(
+    store: ObjectStore, bucket: str
+) -> None:
     from genomebus_common.stage import REMOVED_RECORD, remove_outputs
 
     broker = RecordingBroker()
@@ -136,10 +160,14 @@ async def test_a_removed_sample_loses_its_outputs_and_is_never_redone(store: Obj
         store.write_model(bucket, "s/x/output.bam", sample_received("S-out"))  # an output file
         return sample_received("S-removed")
 
-    await compute_once_then_publish(broker, store, bucket, "s/x/record.json", SampleReceived, compute)  # type: ignore[arg-type]
+    await compute_once_then_publish(
+        broker, store, bucket, "s/x/record.json", SampleReceived, compute
+    )  # type: ignore[arg-type]
     deleted = remove_outputs(store, bucket, "s/x", "S-removed", "the lab mixed up two samples")
     assert deleted == 2
     left = [o.object_name for o in store.client.list_objects(bucket, prefix="s/x/", recursive=True)]
     assert left == [f"s/x/{REMOVED_RECORD}"]
-    again, computed = await compute_once_then_publish(broker, store, bucket, "s/x/record.json", SampleReceived, compute)  # type: ignore[arg-type]
+    again, computed = await compute_once_then_publish(
+        broker, store, bucket, "s/x/record.json", SampleReceived, compute
+    )  # type: ignore[arg-type]
     assert again is None and not computed and calls == [1] and len(broker.published) == 1

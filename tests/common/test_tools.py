@@ -15,21 +15,21 @@ import pytest
 
 from genomebus_common.errors import ToolFailed, ToolFailedTransiently
 from genomebus_common.tools import (
-    ToolTimedOut,
-    time_limit,
-    time_limit_for,
     BGZF_EOF,
     Command,
     Data,
     FifoFeeder,
     Pipeline,
     ProcessOutcome,
+    ToolTimedOut,
     classify_failure,
     has_bgzf_eof,
     make_fifo,
     read_fai,
     run_pipeline,
     run_tool,
+    time_limit,
+    time_limit_for,
     tool_version,
 )
 
@@ -103,16 +103,20 @@ def test_abort_from_another_thread_stops_everything() -> None:
 
 
 def test_exception_inside_context_kills_the_processes() -> None:
-    with pytest.raises(RuntimeError):
-        with Pipeline([["sleep", "30"]]) as pipeline:
-            raise RuntimeError("handler failed")
+    with pytest.raises(RuntimeError), Pipeline([["sleep", "30"]]) as pipeline:
+        raise RuntimeError("handler failed")
     assert pipeline.outcomes[0].returncode < 0
 
 
 def test_command_renders_argv_and_pathless_display() -> None:
     cmd = Command.of("bwa", "mem", "-R", Data("read-group"), Data("ref"), "it's")
     assert cmd.argv({"read-group": "@RG\\tID:x", "ref": Path("/data/ref.fa")}) == [
-        "bwa", "mem", "-R", "@RG\\tID:x", "/data/ref.fa", "it's",
+        "bwa",
+        "mem",
+        "-R",
+        "@RG\\tID:x",
+        "/data/ref.fa",
+        "it's",
     ]
     assert cmd.display() == "bwa mem -R <read-group> <ref> 'it'\"'\"'s'"
     with pytest.raises(KeyError, match="<ref>"):
@@ -192,7 +196,9 @@ def test_stopping_the_service_kills_running_tools_and_leaves_no_orphans(
     from genomebus_common import tools
     from genomebus_common.tools import abort_all
 
-    monkeypatch.setattr(tools, "_stopping", threading.Event())  # this process goes on after the test
+    monkeypatch.setattr(
+        tools, "_stopping", threading.Event()
+    )  # this process goes on after the test
 
     pipeline = Pipeline([["sleep", "60"], ["cat"]]).start()
     pids = [p.pid for p in pipeline._procs]
@@ -210,7 +216,9 @@ def test_stopping_the_service_kills_running_tools_and_leaves_no_orphans(
     assert abort_all() >= 1
     worker.join(timeout=10)
     assert not worker.is_alive() and time.monotonic() - started < 5
-    assert errors and isinstance(errors[0], ToolFailedTransiently), "a stop is not the input's fault"
+    assert errors and isinstance(errors[0], ToolFailedTransiently), (
+        "a stop is not the input's fault"
+    )
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
@@ -259,9 +267,11 @@ def test_a_tool_that_fails_on_a_full_scratch_disk_is_retried_not_dead_lettered(
 
 def test_a_hung_tool_is_killed_at_its_time_limit_and_the_unit_is_retried() -> None:
     started = time.monotonic()
-    with time_limit(0.5, "unit 3 of sample S"):
-        with pytest.raises(ToolTimedOut, match=r"unit 3 of sample S: time limit of 0 s reached") as err:
-            run_pipeline([["sleep", "30"], ["cat"]])
+    with (
+        time_limit(0.5, "unit 3 of sample S"),
+        pytest.raises(ToolTimedOut, match=r"unit 3 of sample S: time limit of 0 s reached") as err,
+    ):
+        run_pipeline([["sleep", "30"], ["cat"]])
     assert time.monotonic() - started < 5
     assert isinstance(err.value, ToolFailedTransiently)  # retried, not dead-lettered at once
 

@@ -80,12 +80,14 @@ async def treats(app: Any, hospital: str, national_id: str) -> None:
     from genomebus_common.identifiers import parse_cpr
 
     service = app.state.resources
-    await service.sample_registered(SampleRegistered(
-        correlation_id=f"{hospital}.treats",
-        sample_id=f"{hospital}.S{secrets.token_hex(4)}x",
-        patient_pseudonym=service.pseudonymiser.pseudonym(parse_cpr(national_id)),
-        hospital_id=hospital,
-    ))
+    await service.sample_registered(
+        SampleRegistered(
+            correlation_id=f"{hospital}.treats",
+            sample_id=f"{hospital}.S{secrets.token_hex(4)}x",
+            patient_pseudonym=service.pseudonymiser.pseudonym(parse_cpr(national_id)),
+            hospital_id=hospital,
+        )
+    )
 
 
 def registering_first(app: Any, hospital: str) -> Any:

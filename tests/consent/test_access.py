@@ -12,12 +12,18 @@ from genomebus_consent.access import (
     may_write,
 )
 
-RH, OUH, PORTAL = Client("RH", ClientKind.HOSPITAL), Client("OUH", ClientKind.HOSPITAL), Client("portal", ClientKind.PORTAL)
+RH, OUH, PORTAL = (
+    Client("RH", ClientKind.HOSPITAL),
+    Client("OUH", ClientKind.HOSPITAL),
+    Client("portal", ClientKind.PORTAL),
+)
 NEW = PatientRecord(False, frozenset(), frozenset(), None, False)
 REGISTERED_AT_OUH = PatientRecord(False, frozenset(), frozenset({"OUH"}), None, False)
 RH_PATIENT = PatientRecord(True, frozenset({"RH"}), frozenset({"RH"}), None, False)
 RESTRICTED_BY_RH = PatientRecord(True, frozenset({"RH"}), frozenset(), "RH", False)
-RESTRICTED_BY_PATIENT = PatientRecord(True, frozenset({"RH", "portal"}), frozenset({"RH"}), "portal", True)
+RESTRICTED_BY_PATIENT = PatientRecord(
+    True, frozenset({"RH", "portal"}), frozenset({"RH"}), "portal", True
+)
 
 
 def test_hospitals_read_and_write_only_for_patients_they_treat() -> None:
@@ -34,4 +40,6 @@ def test_who_may_lift_a_research_restriction() -> None:
     assert lifts_restriction_without_right(OUH, RESTRICTED_BY_RH, allowed)
     assert lifts_restriction_without_right(RH, RESTRICTED_BY_PATIENT, allowed)
     assert not lifts_restriction_without_right(PORTAL, RESTRICTED_BY_PATIENT, allowed)
-    assert not lifts_restriction_without_right(RH, RESTRICTED_BY_PATIENT, ResearchUse.OWN_TREATMENT_ONLY)
+    assert not lifts_restriction_without_right(
+        RH, RESTRICTED_BY_PATIENT, ResearchUse.OWN_TREATMENT_ONLY
+    )

@@ -107,7 +107,9 @@ async def test_concurrent_changes_get_distinct_consecutive_versions(
 
 
 async def test_events_arrive_in_version_order_keyed_by_pseudonym_and_the_national_id_nowhere(
-    hospital: httpx.AsyncClient, consent_settings: ConsentSettings, settings: ServiceSettings,
+    hospital: httpx.AsyncClient,
+    consent_settings: ConsentSettings,
+    settings: ServiceSettings,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)

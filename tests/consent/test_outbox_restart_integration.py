@@ -16,8 +16,8 @@ from genomebus_common.topics import CONSENT_CHANGED
 from genomebus_consent.config import ConsentSettings
 from genomebus_consent.main import build_app
 
-from ..registry.conftest import pseudonym
 from ..common.kafka_helpers import read_until
+from ..registry.conftest import pseudonym
 
 pytestmark = pytest.mark.integration
 
@@ -28,9 +28,14 @@ async def test_rows_waiting_at_start_are_published_not_set_aside(
     # What consent's outbox holds: consent versions (its Kafka user may publish nothing else).
     patient = pseudonym(f"outbox-restart-{unique}")
     waiting = [
-        ConsentChanged(correlation_id=f"restart-{unique}", patient_pseudonym=patient, version=v,
-                       analysis_consent_given=True, research_use=ResearchUse.ALLOWED,
-                       recorded_by="tests")
+        ConsentChanged(
+            correlation_id=f"restart-{unique}",
+            patient_pseudonym=patient,
+            version=v,
+            analysis_consent_given=True,
+            research_use=ResearchUse.ALLOWED,
+            recorded_by="tests",
+        )
         for v in range(1, 6)
     ]
     dsn = consent_settings.postgres_dsn.get_secret_value()
@@ -50,7 +55,9 @@ async def test_rows_waiting_at_start_are_published_not_set_aside(
                 if all(s["sent"] or s["failed"] for s in states):
                     break
                 await asyncio.sleep(0.05)
-        assert [(s["sent"], s["failed"], s["last_error"]) for s in states] == [(True, False, None)] * 5
+        assert [(s["sent"], s["failed"], s["last_error"]) for s in states] == [
+            (True, False, None)
+        ] * 5
 
     last = await read_until(  # read as the administrator: consent's user only writes
         settings,

@@ -24,9 +24,10 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -51,23 +52,32 @@ class CrdSource:
 
 CRD_SOURCES = (
     CrdSource(
-        "github.com/kedacore/keda/v2", "v2.18.1", "config/crd/bases/keda.sh_scaledobjects.yaml",
-        "44e8d3444bb884ed5c8dc4f1b118944a54fe9c81534048793c20b9394ae1de2c", "ScaledObject",
+        "github.com/kedacore/keda/v2",
+        "v2.18.1",
+        "config/crd/bases/keda.sh_scaledobjects.yaml",
+        "44e8d3444bb884ed5c8dc4f1b118944a54fe9c81534048793c20b9394ae1de2c",
+        "ScaledObject",
     ),
     CrdSource(
-        "github.com/kedacore/keda/v2", "v2.18.1",
+        "github.com/kedacore/keda/v2",
+        "v2.18.1",
         "config/crd/bases/keda.sh_triggerauthentications.yaml",
-        "e0849ab935c926e88413060ae7f262268d23f5bfcf6df85bbc6708e882ac11c6", "TriggerAuthentication",
+        "e0849ab935c926e88413060ae7f262268d23f5bfcf6df85bbc6708e882ac11c6",
+        "TriggerAuthentication",
     ),
     CrdSource(
-        "github.com/prometheus-operator/prometheus-operator", "v0.85.0",
+        "github.com/prometheus-operator/prometheus-operator",
+        "v0.85.0",
         "example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml",
-        "8ce88c52c51209993511cae093089c9525f5552def88119e3f559123ee9d454b", "PodMonitor",
+        "8ce88c52c51209993511cae093089c9525f5552def88119e3f559123ee9d454b",
+        "PodMonitor",
     ),
     CrdSource(
-        "github.com/prometheus-operator/prometheus-operator", "v0.85.0",
+        "github.com/prometheus-operator/prometheus-operator",
+        "v0.85.0",
         "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
-        "98fd16c9ab79fba8dcd6ef62c957c98cd6546ab74ce0a4ecf09ddf2fda03020e", "PrometheusRule",
+        "98fd16c9ab79fba8dcd6ef62c957c98cd6546ab74ce0a4ecf09ddf2fda03020e",
+        "PrometheusRule",
     ),
 )
 
@@ -90,7 +100,10 @@ def kustomize_binary() -> Path:
 def render(target: Path) -> list[dict[str, Any]]:
     proc = subprocess.run(
         [str(kustomize_binary()), "build", str(target)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, f"kustomize build {target} failed:\n{proc.stderr}"
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
@@ -116,7 +129,9 @@ class Manifests:
     def configmap(self, base_name: str) -> dict[str, Any]:
         """A generated ConfigMap by its name without kustomize's hash suffix."""
         found = [d for d in self.of("ConfigMap") if _unhash(d["metadata"]["name"]) == base_name]
-        assert len(found) == 1, f"{self.name}: expected one ConfigMap {base_name}*, found {len(found)}"
+        assert len(found) == 1, (
+            f"{self.name}: expected one ConfigMap {base_name}*, found {len(found)}"
+        )
         return found[0]
 
     def deployments(self, service: str | None = None) -> list[dict[str, Any]]:
@@ -173,8 +188,18 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 
 QUANTITY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
-SUFFIX = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+SUFFIX = {
+    "": 1,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
 
 
 def quantity(value: str | int | float) -> float:
@@ -199,13 +224,20 @@ def crd_file(source: CrdSource) -> Path:
             raise SchemaUnavailable(f"{cached} is not cached and `go` is not installed")
         gomodcache.mkdir(parents=True, exist_ok=True)
         ref = f"{source.module}@{source.version}"
-        proc = subprocess.run([go, "mod", "download", "-json", ref], env=_go_env(gomodcache),
-                              cwd=gomodcache, capture_output=True, text=True, timeout=300,
-                              check=False)
+        proc = subprocess.run(
+            [go, "mod", "download", "-json", ref],
+            env=_go_env(gomodcache),
+            cwd=gomodcache,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         info = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
         if proc.returncode != 0 or "Dir" not in info or info.get("Error"):
-            raise SchemaUnavailable(f"go mod download {ref} failed: "
-                                    f"{info.get('Error') or proc.stderr.strip()}")
+            raise SchemaUnavailable(
+                f"go mod download {ref} failed: {info.get('Error') or proc.stderr.strip()}"
+            )
         cached = Path(info["Dir"]) / source.path
     digest = hashlib.sha256(cached.read_bytes()).hexdigest()
     if digest != source.sha256:
@@ -217,9 +249,12 @@ def _strict(schema: Any) -> Any:
     """Unknown fields become errors (kubeconform's --strict for CRDs)."""
     if isinstance(schema, dict):
         out = {k: _strict(v) for k, v in schema.items()}
-        if (out.get("type") == "object" and "properties" in out
-                and "additionalProperties" not in out
-                and not out.get("x-kubernetes-preserve-unknown-fields")):
+        if (
+            out.get("type") == "object"
+            and "properties" in out
+            and "additionalProperties" not in out
+            and not out.get("x-kubernetes-preserve-unknown-fields")
+        ):
             out["additionalProperties"] = False
         return out
     if isinstance(schema, list):

@@ -23,7 +23,9 @@ def _slug(heading: str) -> str:
 
 @pytest.fixture(scope="module")
 def alerts() -> list[dict[str, Any]]:
-    rules = [d for d in render(K8S_DIR / "overlays" / "production") if d["kind"] == "PrometheusRule"]
+    rules = [
+        d for d in render(K8S_DIR / "overlays" / "production") if d["kind"] == "PrometheusRule"
+    ]
     assert rules, "the production overlay ships the alert rules"
     found = [r for doc in rules for g in doc["spec"]["groups"] for r in g["rules"] if "alert" in r]
     assert found

@@ -423,8 +423,9 @@ def test_one_dockerfile_builds_every_service():
     entrypoint = [i for i in final if i.keyword == "ENTRYPOINT"]
     assert entrypoint and entrypoint[-1].exec_form() == ["genomebus-service"]
     links = [w for w in df.run_words() if "ln" in w]
-    assert any("genomebus-${SERVICE}" in w and "/app/.venv/bin/genomebus-service" in w
-               for w in links), "genomebus-service must point at genomebus-${SERVICE}"
+    assert any(
+        "genomebus-${SERVICE}" in w and "/app/.venv/bin/genomebus-service" in w for w in links
+    ), "genomebus-service must point at genomebus-${SERVICE}"
     assert [i for i in final if i.keyword == "HEALTHCHECK"], "no HEALTHCHECK"
     assert "8080" in " ".join(i.args for i in final if i.keyword == "EXPOSE")
     env = " ".join(i.args for i in final if i.keyword == "ENV")
@@ -440,7 +441,9 @@ def test_each_service_can_be_built_from_the_shared_dockerfile(name):
     df = Dockerfile.parse(DOCKERFILE)
     installed = _tools_by_service(df).get(name, set())
     # bwa is genomebus's build (Debian's plus `bwa mem -J`), copied from the bwa stage.
-    if name == "alignment" and any("--from=bwa" in i.args for i in df.final_stage() if i.keyword == "COPY"):
+    if name == "alignment" and any(
+        "--from=bwa" in i.args for i in df.final_stage() if i.keyword == "COPY"
+    ):
         installed |= {"bwa"}
     assert needed <= installed, f"{name}: runtime image lacks {needed - installed}"
     assert not (REPO / "services" / name / "Dockerfile").exists(), (

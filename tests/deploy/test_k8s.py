@@ -10,7 +10,6 @@ really read, and the heat controller wired to what it steers.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,6 @@ from .k8s_support import (
     Manifests,
     crd_validators,
     errors,
-    names,
     only_container,
     quantity,
     render,
@@ -46,10 +44,15 @@ LANE_DEPLOYMENT = {p: f"alignment-{p.value.replace('_', '-')}" for p in Priority
 #: Where the DB services' pods find PostgreSQL's CA (the DSNs' sslrootcert).
 POSTGRES_CA = "/etc/genomebus/postgres-ca/ca.crt"
 SECRET_SETTINGS = {
-    "GENOMEBUS_S3_ACCESS_KEY", "GENOMEBUS_S3_SECRET_KEY", "GENOMEBUS_POSTGRES_DSN",
+    "GENOMEBUS_S3_ACCESS_KEY",
+    "GENOMEBUS_S3_SECRET_KEY",
+    "GENOMEBUS_POSTGRES_DSN",
     "GENOMEBUS_POSTGRES_MIGRATE_DSN",
-    "GENOMEBUS_PSEUDONYM_KEY", "GENOMEBUS_HOSPITAL_TOKENS", "GENOMEBUS_CONSENT_CLIENTS",
-    "GENOMEBUS_REGISTRY_CLIENTS", "GENOMEBUS_KAFKA_SASL_PASSWORD",
+    "GENOMEBUS_PSEUDONYM_KEY",
+    "GENOMEBUS_HOSPITAL_TOKENS",
+    "GENOMEBUS_CONSENT_CLIENTS",
+    "GENOMEBUS_REGISTRY_CLIENTS",
+    "GENOMEBUS_KAFKA_SASL_PASSWORD",
 }
 
 
@@ -71,8 +74,14 @@ def settings_class(service: str) -> type:
     from genomebus_ingest.config import IngestSettings
     from genomebus_registry.config import RegistrySettings
 
-    return {"ingest": IngestSettings, "consent": ConsentSettings, "registry": RegistrySettings,
-            "alignment": AlignmentSettings, "calling": CallingSettings, "heat": HeatSettings}[service]
+    return {
+        "ingest": IngestSettings,
+        "consent": ConsentSettings,
+        "registry": RegistrySettings,
+        "alignment": AlignmentSettings,
+        "calling": CallingSettings,
+        "heat": HeatSettings,
+    }[service]
 
 
 def literal_settings(m: Manifests, deployment: dict[str, Any]) -> dict[str, str]:
@@ -86,7 +95,7 @@ def load_settings(m: Manifests, deployment: dict[str, Any], **secrets: Any) -> A
     env = literal_settings(m, deployment)
     cls = settings_class(service_of(deployment))
     prefix = "GENOMEBUS_"
-    values = {k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix)}
+    values = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
     if "GENOMEBUS_KAFKA_SASL_PASSWORD" in m.container_env(deployment):
         secrets.setdefault("kafka_sasl_password", "from-the-kafkauser-secret")
     if "GENOMEBUS_S3_SECRET_KEY" in m.container_env(deployment):
@@ -99,8 +108,14 @@ def load_settings(m: Manifests, deployment: dict[str, Any], **secrets: Any) -> A
 # schemas
 # ================================================================================================
 
-CORE_GROUPS = ("v1", "apps/v1", "policy/v1", "networking.k8s.io/v1", "rbac.authorization.k8s.io/v1",
-               "scheduling.k8s.io/v1")
+CORE_GROUPS = (
+    "v1",
+    "apps/v1",
+    "policy/v1",
+    "networking.k8s.io/v1",
+    "rbac.authorization.k8s.io/v1",
+    "scheduling.k8s.io/v1",
+)
 
 
 def test_core_kinds_pass_strict_kubernetes_schemas(m: Manifests) -> None:
@@ -132,8 +147,10 @@ def test_every_kind_has_a_schema_and_passes_it(m: Manifests, operator_validators
         if doc["apiVersion"] in CORE_GROUPS:
             continue
         assert key in operator_validators, f"no schema for {key}: add one, never skip a kind"
-        failures += [f"{doc['kind']}/{doc['metadata']['name']}{e}"
-                     for e in errors(operator_validators[key], doc)]
+        failures += [
+            f"{doc['kind']}/{doc['metadata']['name']}{e}"
+            for e in errors(operator_validators[key], doc)
+        ]
     assert not failures, "\n".join(failures)
 
 
@@ -175,7 +192,8 @@ def test_no_secret_values_anywhere(m: Manifests) -> None:
             for name, source in m.container_env(deployment, container).items():
                 if name in SECRET_SETTINGS:
                     assert "secretKeyRef" in source.get("valueFrom", {}), (
-                        f"{deployment['metadata']['name']}: {name} must come from a Secret")
+                        f"{deployment['metadata']['name']}: {name} must come from a Secret"
+                    )
                     assert source["valueFrom"]["secretKeyRef"].get("optional") is not True
 
 
@@ -191,7 +209,8 @@ def test_topics_file_is_generated_from_the_code() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.OUTPUT.read_text() == module.render(), (
-        "deploy/k8s/base/kafka/topics.yaml is stale: run .venv/bin/python deploy/k8s/generate.py")
+        "deploy/k8s/base/kafka/topics.yaml is stale: run .venv/bin/python deploy/k8s/generate.py"
+    )
 
 
 def test_users_file_is_generated_from_the_code() -> None:
@@ -201,7 +220,8 @@ def test_users_file_is_generated_from_the_code() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.USERS_OUTPUT.read_text() == module.render_users(), (
-        "deploy/k8s/base/kafka/users.yaml is stale: run .venv/bin/python deploy/k8s/generate.py")
+        "deploy/k8s/base/kafka/users.yaml is stale: run .venv/bin/python deploy/k8s/generate.py"
+    )
 
 
 def test_every_topic_and_dead_letter_topic_exists_as_the_code_declares(m: Manifests) -> None:
@@ -211,11 +231,16 @@ def test_every_topic_and_dead_letter_topic_exists_as_the_code_declares(m: Manife
     for name, partitions in wanted.items():
         spec = topics[name]["spec"]
         assert spec["partitions"] == partitions, name
-        assert topics[name]["metadata"]["labels"]["strimzi.io/cluster"] == m.of("Kafka")[0]["metadata"]["name"]
+        assert (
+            topics[name]["metadata"]["labels"]["strimzi.io/cluster"]
+            == m.of("Kafka")[0]["metadata"]["name"]
+        )
 
 
 def test_topic_retention_and_replication(m: Manifests) -> None:
-    brokers = sum(p["spec"]["replicas"] for p in m.of("KafkaNodePool") if "broker" in p["spec"]["roles"])
+    brokers = sum(
+        p["spec"]["replicas"] for p in m.of("KafkaNodePool") if "broker" in p["spec"]["roles"]
+    )
     for topic in m.of("KafkaTopic"):
         spec, config = topic["spec"], topic["spec"]["config"]
         name = spec["topicName"]
@@ -227,7 +252,9 @@ def test_topic_retention_and_replication(m: Manifests) -> None:
             assert config["cleanup.policy"] == "compact"
             assert "retention.ms" not in config
         else:
-            assert config["cleanup.policy"] == "delete" and config["retention.ms"] >= 7 * 86400_000, name
+            assert (
+                config["cleanup.policy"] == "delete" and config["retention.ms"] >= 7 * 86400_000
+            ), name
 
 
 def subscriptions(deployment_settings: Any, service: str) -> list[tuple[tuple[str, ...], str]]:
@@ -289,15 +316,22 @@ def test_scaling_never_exceeds_partitions_and_urgent_never_waits(m: Manifests) -
     for so in m.of("ScaledObject"):
         spec = so["spec"]
         widest = max(partitions[t["metadata"]["topic"]] for t in spec["triggers"])
-        assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= widest, so["metadata"]["name"]
+        assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= widest, so["metadata"][
+            "name"
+        ]
         target = m.get("Deployment", spec["scaleTargetRef"]["name"])
-        assert "replicas" not in target["spec"], "KEDA owns the replica count of a scaled Deployment"
+        assert "replicas" not in target["spec"], (
+            "KEDA owns the replica count of a scaled Deployment"
+        )
     urgent = m.get("ScaledObject", LANE_DEPLOYMENT[Priority.URGENT_CLINICAL])
     assert urgent["spec"]["minReplicaCount"] >= 1
     # Urgent samples get the width: as many pods as their work topic has partitions (in the
     # production overlay; the dev overlay caps every lane at two pods).
     if urgent["spec"]["maxReplicaCount"] > 2:
-        assert urgent["spec"]["maxReplicaCount"] == WORK_LANES[(Stage.ALIGNMENT, Priority.URGENT_CLINICAL)].partitions
+        assert (
+            urgent["spec"]["maxReplicaCount"]
+            == WORK_LANES[(Stage.ALIGNMENT, Priority.URGENT_CLINICAL)].partitions
+        )
     # One pod each always consumes sample.removed for its stage.
     assert m.get("ScaledObject", "calling")["spec"]["minReplicaCount"] >= 1
 
@@ -310,14 +344,24 @@ def test_scaling_never_exceeds_partitions_and_urgent_never_waits(m: Manifests) -
 def test_cpu_heavy_pods_prefer_heat_reuse_nodes(m: Manifests) -> None:
     for deployment in m.deployments():
         affinity = deployment["spec"]["template"]["spec"].get("affinity", {})
-        preferred = affinity.get("nodeAffinity", {}).get("preferredDuringSchedulingIgnoredDuringExecution", [])
-        heat_terms = [t for t in preferred if t["weight"] > 0 and {
-            "key": "genomebus.dk/heat-reuse", "operator": "In", "values": ["true"]}
-            in t["preference"].get("matchExpressions", [])]
+        preferred = affinity.get("nodeAffinity", {}).get(
+            "preferredDuringSchedulingIgnoredDuringExecution", []
+        )
+        heat_terms = [
+            t
+            for t in preferred
+            if t["weight"] > 0
+            and {"key": "genomebus.dk/heat-reuse", "operator": "In", "values": ["true"]}
+            in t["preference"].get("matchExpressions", [])
+        ]
         if service_of(deployment) in CPU_HEAVY:
             assert heat_terms, f"{deployment['metadata']['name']} does not prefer heat-reuse nodes"
-            required = affinity.get("nodeAffinity", {}).get("requiredDuringSchedulingIgnoredDuringExecution")
-            assert required is None, "a preference, not a requirement: work must run without heat reuse"
+            required = affinity.get("nodeAffinity", {}).get(
+                "requiredDuringSchedulingIgnoredDuringExecution"
+            )
+            assert required is None, (
+                "a preference, not a requirement: work must run without heat reuse"
+            )
 
 
 def test_priority_classes(m: Manifests) -> None:
@@ -352,12 +396,19 @@ def test_probes_hit_the_real_endpoints_on_the_served_port(m: Manifests) -> None:
         name = deployment["metadata"]["name"]
         container = only_container(deployment)
         settings = literal_settings(m, deployment)
-        port = int(settings.get("GENOMEBUS_HTTP_PORT", ServiceSettings.model_fields["http_port"].default))
-        assert settings.get("GENOMEBUS_HTTP_HOST") == "0.0.0.0", f"{name}: kubelet cannot reach 127.0.0.1"
+        port = int(
+            settings.get("GENOMEBUS_HTTP_PORT", ServiceSettings.model_fields["http_port"].default)
+        )
+        assert settings.get("GENOMEBUS_HTTP_HOST") == "0.0.0.0", (
+            f"{name}: kubelet cannot reach 127.0.0.1"
+        )
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert ports["http"] == port
-        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"),
-                            ("startupProbe", "/healthz")):
+        for probe, path in (
+            ("livenessProbe", "/healthz"),
+            ("readinessProbe", "/readyz"),
+            ("startupProbe", "/healthz"),
+        ):
             get = container[probe]["httpGet"]
             assert get["path"] == path, f"{name} {probe}"
             assert ports.get(get["port"], get["port"]) == port, f"{name} {probe}"
@@ -375,7 +426,9 @@ def test_podmonitor_scrapes_every_pod_in_production(overlays: dict[str, Manifest
     (pm,) = m.of("PodMonitor")
     for deployment in m.deployments():
         assert selects(pm["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"])
-    assert [(e["port"], e["path"]) for e in pm["spec"]["podMetricsEndpoints"]] == [("http", "/metrics")]
+    assert [(e["port"], e["path"]) for e in pm["spec"]["podMetricsEndpoints"]] == [
+        ("http", "/metrics")
+    ]
 
 
 def test_resources_requests_limits_and_scratch(m: Manifests) -> None:
@@ -396,7 +449,9 @@ def test_resources_requests_limits_and_scratch(m: Manifests) -> None:
             assert threads <= quantity(limits["cpu"]), f"{name}: more threads than CPUs"
             if service_of(deployment) == "alignment":
                 sort_mb = int(literal_settings(m, deployment)["GENOMEBUS_SORT_MEMORY_MB"])
-                assert threads * sort_mb * 2**20 < quantity(limits["memory"]), f"{name}: sort memory"
+                assert threads * sort_mb * 2**20 < quantity(limits["memory"]), (
+                    f"{name}: sort memory"
+                )
 
 
 def test_pods_run_non_root_read_only_without_privileges(m: Manifests) -> None:
@@ -425,7 +480,9 @@ def test_every_deployment_has_a_service_and_a_disruption_budget(m: Manifests) ->
     for deployment in m.deployments():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert selects(deployment["spec"]["selector"], labels)
-        services = [s for s in m.of("Service") if selects({"matchLabels": s["spec"]["selector"]}, labels)]
+        services = [
+            s for s in m.of("Service") if selects({"matchLabels": s["spec"]["selector"]}, labels)
+        ]
         assert len(services) == 1, deployment["metadata"]["name"]
         assert services[0]["spec"]["ports"][0]["targetPort"] == "http"
         pdbs = [p for p in m.of("PodDisruptionBudget") if selects(p["spec"]["selector"], labels)]
@@ -445,7 +502,9 @@ def _peer_kind(m: Manifests, rule: dict[str, Any]) -> set[str]:
     cluster = m.of("Cluster")[0]["metadata"]["name"]
     ports = {p["port"] for p in rule.get("ports", [])}
     if "to" not in rule:
-        assert ports and ports <= {443, 6443}, f"egress anywhere only to the API server ports: {rule}"
+        assert ports and ports <= {443, 6443}, (
+            f"egress anywhere only to the API server ports: {rule}"
+        )
         return {"kube-api"}
     kinds = set()
     for peer in rule["to"]:
@@ -457,10 +516,17 @@ def _peer_kind(m: Manifests, rule: dict[str, Any]) -> set[str]:
             kinds.add("minio")
         elif labels == {"cnpg.io/cluster": cluster} and ports == {5432}:
             kinds.add("postgres")
-        elif labels == {"k8s-app": "kube-dns"} and ns == {"kubernetes.io/metadata.name": "kube-system"} and ports == {53}:
+        elif (
+            labels == {"k8s-app": "kube-dns"}
+            and ns == {"kubernetes.io/metadata.name": "kube-system"}
+            and ports == {53}
+        ):
             kinds.add("dns")
-        elif (labels == {"app.kubernetes.io/name": "opentelemetry-collector"}
-              and ns == {"kubernetes.io/metadata.name": "monitoring"} and ports == {4318}):
+        elif (
+            labels == {"app.kubernetes.io/name": "opentelemetry-collector"}
+            and ns == {"kubernetes.io/metadata.name": "monitoring"}
+            and ports == {4318}
+        ):
             kinds.add("otlp")
         else:
             raise AssertionError(f"unexpected egress peer {peer} ports {ports}")
@@ -478,18 +544,26 @@ def test_network_policies_allow_exactly_what_each_service_needs(m: Manifests) ->
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         service = service_of(deployment)
         policies = [p for p in m.of("NetworkPolicy") if selects(p["spec"]["podSelector"], labels)]
-        assert any(set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"} and not p["spec"].get("ingress")
-                   and not p["spec"].get("egress") for p in policies), f"{service}: no default deny"
+        assert any(
+            set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+            and not p["spec"].get("ingress")
+            and not p["spec"].get("egress")
+            for p in policies
+        ), f"{service}: no default deny"
         egress = set()
         ingress_from = set()
         for policy in policies:
             for rule in policy["spec"].get("egress", []):
                 egress |= _peer_kind(m, rule)
             for rule in policy["spec"].get("ingress", []):
-                assert {p["port"] for p in rule["ports"]} == {8080}, f"{service}: ingress beyond http"
+                assert {p["port"] for p in rule["ports"]} == {8080}, (
+                    f"{service}: ingress beyond http"
+                )
                 for peer in rule["from"]:
                     assert set(peer) == {"namespaceSelector"}, f"{service}: ingress from {peer}"
-                    ingress_from.add(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"])
+                    ingress_from.add(
+                        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                    )
         assert egress == expected_egress[service], service
         wanted_from = {"monitoring", "ingress-nginx"} if service in API_SERVICES else {"monitoring"}
         assert ingress_from == wanted_from, service
@@ -502,10 +576,15 @@ def test_kafka_listener_admits_every_genomebus_pod(m: Manifests) -> None:
         assert peers, f"listener {listener['name']} open to the whole cluster"
         for deployment in m.deployments():
             labels = deployment["spec"]["template"]["metadata"]["labels"]
-            assert any(selects(p.get("podSelector", {"matchLabels": {"x": "never"}}), labels)
-                       and "namespaceSelector" not in p for p in peers), deployment["metadata"]["name"]
+            assert any(
+                selects(p.get("podSelector", {"matchLabels": {"x": "never"}}), labels)
+                and "namespaceSelector" not in p
+                for p in peers
+            ), deployment["metadata"]["name"]
         # KEDA reads the lag from its own namespace; without it nothing would ever scale.
-        assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}} in peers
+        assert {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}
+        } in peers
 
 
 # ================================================================================================
@@ -528,7 +607,10 @@ def test_kafka_takes_only_tls_clients_with_scram_users_and_enforces_acls(m: Mani
     assert kafka["spec"]["entityOperator"].get("userOperator") is not None, "who makes the users?"
     port = listeners[0]["port"]
     common = m.configmap("genomebus-common")["data"]
-    assert common["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"] == f"{kafka['metadata']['name']}-kafka-bootstrap:{port}"
+    assert (
+        common["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"]
+        == f"{kafka['metadata']['name']}-kafka-bootstrap:{port}"
+    )
     assert common["GENOMEBUS_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
     assert common["GENOMEBUS_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
 
@@ -547,15 +629,28 @@ def test_kafka_users_are_the_tables_clients_with_its_acls(m: Manifests) -> None:
         assert user["metadata"]["labels"]["strimzi.io/cluster"] == cluster
         assert user["spec"]["authentication"]["type"] == "scram-sha-512"
         rendered = {
-            (acl["resource"]["type"], acl["resource"]["name"], pattern[acl["resource"]["patternType"]], op)
+            (
+                acl["resource"]["type"],
+                acl["resource"]["name"],
+                pattern[acl["resource"]["patternType"]],
+                op,
+            )
             for acl in user["spec"]["authorization"]["acls"]
             for op in acl["operations"]
         }
-        assert all(acl.get("type", "allow") == "allow" and acl["host"] == "*"
-                   for acl in user["spec"]["authorization"]["acls"])
-        assert rendered == {(r.resource, r.name, r.pattern, r.operation) for r in rules_for(client)}, client.name
-    writers = {name for name, u in users.items() for acl in u["spec"]["authorization"]["acls"]
-               if acl["resource"]["name"] == CONSENT_CHANGED.name and "Write" in acl["operations"]}
+        assert all(
+            acl.get("type", "allow") == "allow" and acl["host"] == "*"
+            for acl in user["spec"]["authorization"]["acls"]
+        )
+        assert rendered == {
+            (r.resource, r.name, r.pattern, r.operation) for r in rules_for(client)
+        }, client.name
+    writers = {
+        name
+        for name, u in users.items()
+        for acl in u["spec"]["authorization"]["acls"]
+        if acl["resource"]["name"] == CONSENT_CHANGED.name and "Write" in acl["operations"]
+    }
     assert writers == {"genomebus-consent"}
 
 
@@ -568,10 +663,18 @@ def test_every_deployment_is_its_own_kafka_user_over_verified_tls(m: Manifests) 
         assert user == f"genomebus-{service}" and user in users, name
         # Strimzi's User Operator makes a Secret named after the KafkaUser, key `password`
         assert env["GENOMEBUS_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-            "name": user, "key": "password"}, name
-        secret = {"pseudonym_key": "x" * 64} if "pseudonym_key" in settings_class(service).model_fields else {}
+            "name": user,
+            "key": "password",
+        }, name
+        secret = (
+            {"pseudonym_key": "x" * 64}
+            if "pseudonym_key" in settings_class(service).model_fields
+            else {}
+        )
         settings = load_settings(m, deployment, **secret, **database_secrets(service))
-        assert settings.kafka_security_protocol == "SASL_SSL" and settings.kafka_sasl_username == user
+        assert (
+            settings.kafka_security_protocol == "SASL_SSL" and settings.kafka_sasl_username == user
+        )
         cafile = Path(settings.kafka_ssl_cafile)
         spec = deployment["spec"]["template"]["spec"]
         mounts = {v["mountPath"]: v["name"] for v in only_container(deployment)["volumeMounts"]}
@@ -612,10 +715,18 @@ def test_every_variable_is_a_setting_the_service_reads(m: Manifests) -> None:
         service = service_of(deployment)
         fields = {f"GENOMEBUS_{n.upper()}" for n in settings_class(service).model_fields}
         unknown = {n for n in m.container_env(deployment) if n.startswith("GENOMEBUS_")} - fields
-        assert not unknown, f"{deployment['metadata']['name']} sets variables {service} never reads: {unknown}"
+        assert not unknown, (
+            f"{deployment['metadata']['name']} sets variables {service} never reads: {unknown}"
+        )
         assert literal_settings(m, deployment)["GENOMEBUS_SERVICE_NAME"] == service
-        secret = {n: "x" * 64 for n in ("pseudonym_key",) if "pseudonym_key" in settings_class(service).model_fields}
-        load_settings(m, deployment, **secret, **database_secrets(service))  # every literal value parses
+        secret = {
+            n: "x" * 64
+            for n in ("pseudonym_key",)
+            if "pseudonym_key" in settings_class(service).model_fields
+        }
+        load_settings(
+            m, deployment, **secret, **database_secrets(service)
+        )  # every literal value parses
 
 
 def database_secrets(service: str) -> dict[str, str]:
@@ -623,8 +734,10 @@ def database_secrets(service: str) -> dict[str, str]:
     if service not in DB_SERVICES:
         return {}
     tls = f"sslmode=verify-full&sslrootcert={POSTGRES_CA}"
-    return {"postgres_dsn": f"postgresql://genomebus_{service}_runtime:pw@genomebus-pg-rw:5432/"
-                            f"genomebus_{service}?{tls}"}
+    return {
+        "postgres_dsn": f"postgresql://genomebus_{service}_runtime:pw@genomebus-pg-rw:5432/"
+        f"genomebus_{service}?{tls}"
+    }
 
 
 def secret_of(env: dict[str, dict[str, Any]], name: str) -> str:
@@ -650,19 +763,31 @@ def test_database_secrets_roles_and_databases_line_up(m: Manifests) -> None:
     for d in m.of("Database"):
         assert d["spec"]["cluster"]["name"] == cluster["metadata"]["name"]
     for service in DB_SERVICES:
-        db, owner, runtime = f"genomebus_{service}", f"genomebus_{service}", f"genomebus_{service}_runtime"
+        db, owner, runtime = (
+            f"genomebus_{service}",
+            f"genomebus_{service}",
+            f"genomebus_{service}_runtime",
+        )
         assert databases.get(db) == owner, f"{service}: its own database, owned by its own role"
         role = managed[runtime]
         assert role["login"] is True and role.get("ensure", "present") == "present"
-        assert not any(role.get(a) for a in ("superuser", "createdb", "createrole", "replication",
-                                              "inRoles")), f"{runtime}: plain LOGIN only"
+        assert not any(
+            role.get(a) for a in ("superuser", "createdb", "createrole", "replication", "inRoles")
+        ), f"{runtime}: plain LOGIN only"
         assert roles[runtime] != roles[owner]
         (deployment,) = m.deployments(service)
         env = m.container_env(deployment)
-        assert secret_of(env, "GENOMEBUS_POSTGRES_DSN") == roles[runtime], f"{service} runs as {runtime}"
-        assert "GENOMEBUS_POSTGRES_MIGRATE_DSN" not in env, f"{service}: the owner only in the migrate step"
-        assert roles[owner] not in {source["valueFrom"]["secretKeyRef"]["name"]
-                                    for source in env.values() if "secretKeyRef" in source.get("valueFrom", {})}
+        assert secret_of(env, "GENOMEBUS_POSTGRES_DSN") == roles[runtime], (
+            f"{service} runs as {runtime}"
+        )
+        assert "GENOMEBUS_POSTGRES_MIGRATE_DSN" not in env, (
+            f"{service}: the owner only in the migrate step"
+        )
+        assert roles[owner] not in {
+            source["valueFrom"]["secretKeyRef"]["name"]
+            for source in env.values()
+            if "secretKeyRef" in source.get("valueFrom", {})
+        }
         init = migrate_container(deployment)
         init_env = m.container_env(deployment, init)
         assert init["command"] == ["genomebus-migrate"]
@@ -691,7 +816,9 @@ def test_database_connections_verify_the_server_and_use_tls(m: Manifests) -> Non
     for service in DB_SERVICES:
         (deployment,) = m.deployments(service)
         pod = deployment["spec"]["template"]["spec"]
-        volume = next(v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == ca_secret)
+        volume = next(
+            v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == ca_secret
+        )
         assert volume["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}], "never ca.key"
         for container in (only_container(deployment), migrate_container(deployment)):
             mount = next(v for v in container["volumeMounts"] if v["name"] == volume["name"])
@@ -702,14 +829,21 @@ def test_database_connections_verify_the_server_and_use_tls(m: Manifests) -> Non
         env = literal_settings_of(m.container_env(deployment, migrate_container(deployment)))
         assert env.get("GENOMEBUS_PROFILE", "production") == "production"
         prefix = "GENOMEBUS_"
-        values = {k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix)}
+        values = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
         owner_dsn = database_secrets(service)["postgres_dsn"].replace("_runtime:pw", ":ownerpw")
-        MigrateSettings(_env_file=None, **values, **database_secrets(service),  # type: ignore[call-arg]
-                        postgres_migrate_dsn=owner_dsn)
+        MigrateSettings(
+            _env_file=None,
+            **values,
+            **database_secrets(service),  # type: ignore[call-arg]
+            postgres_migrate_dsn=owner_dsn,
+        )
         with pytest.raises(ValueError, match="verify-full"):
-            MigrateSettings(_env_file=None, **values,  # type: ignore[call-arg]
-                            postgres_dsn=f"postgresql://r:pw@genomebus-pg-rw:5432/genomebus_{service}",
-                            postgres_migrate_dsn=owner_dsn)
+            MigrateSettings(
+                _env_file=None,
+                **values,  # type: ignore[call-arg]
+                postgres_dsn=f"postgresql://r:pw@genomebus-pg-rw:5432/genomebus_{service}",
+                postgres_migrate_dsn=owner_dsn,
+            )
     readme = (K8S_DIR / "README.md").read_text()
     assert f"sslrootcert={POSTGRES_CA}" in readme and "sslmode=verify-full" in readme
 
@@ -723,8 +857,11 @@ def test_pseudonym_key_is_one_secret_for_ingest_and_consent_only(m: Manifests) -
             refs[service_of(deployment)] = (ref["name"], ref["key"])
     assert set(refs) == {"ingest", "consent"}
     assert len(set(refs.values())) == 1
-    versions = {literal_settings(m, d).get("GENOMEBUS_PSEUDONYM_KEY_VERSION") for d in m.deployments()
-                if service_of(d) in refs}
+    versions = {
+        literal_settings(m, d).get("GENOMEBUS_PSEUDONYM_KEY_VERSION")
+        for d in m.deployments()
+        if service_of(d) in refs
+    }
     assert len(versions) == 1, f"ingest and consent use different key versions: {versions}"
 
 
@@ -771,11 +908,22 @@ def test_heat_controller_settings_steer_the_research_lane(m: Manifests) -> None:
     assert research["spec"]["scaleTargetRef"]["name"] == LANE_DEPLOYMENT[Priority.RESEARCH]
     lane = SAMPLE_RECEIVED_LANES[Priority.RESEARCH]
     trigger = research["spec"]["triggers"][0]["metadata"]
-    assert (settings.heat_research_topic, settings.heat_research_group) == (trigger["topic"], trigger["consumerGroup"])
-    assert settings.heat_min_replicas <= research["spec"]["maxReplicaCount"] <= settings.heat_max_replicas
+    assert (settings.heat_research_topic, settings.heat_research_group) == (
+        trigger["topic"],
+        trigger["consumerGroup"],
+    )
+    assert (
+        settings.heat_min_replicas
+        <= research["spec"]["maxReplicaCount"]
+        <= settings.heat_max_replicas
+    )
     assert settings.heat_max_replicas <= lane.partitions
-    retention_ms = next(t for t in m.of("KafkaTopic") if t["spec"]["topicName"] == lane.name)["spec"]["config"]["retention.ms"]
-    assert settings.heat_max_research_wait_s * 1000 < retention_ms, "research samples would age out first"
+    retention_ms = next(t for t in m.of("KafkaTopic") if t["spec"]["topicName"] == lane.name)[
+        "spec"
+    ]["config"]["retention.ms"]
+    assert settings.heat_max_research_wait_s * 1000 < retention_ms, (
+        "research samples would age out first"
+    )
     demand = m.get("ConfigMap", settings.heat_demand_configmap)
     parse_forecast(demand["data"])  # the sample forecast is one the controller accepts
     # the recovery table it writes reaches the CPU-heavy pods as a live (no subPath) volume
@@ -785,16 +933,31 @@ def test_heat_controller_settings_steer_the_research_lane(m: Manifests) -> None:
         assert env["GENOMEBUS_NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
         path = Path(env["GENOMEBUS_HEAT_RECOVERY_FILE"]["value"])
         assert path.name == RECOVERY_KEY
-        volume = next(v for v in pod["volumes"] if v.get("configMap", {}).get("name") == settings.heat_recovery_configmap)
-        assert volume["configMap"].get("optional") is True, "pods start before the controller writes it"
-        mount = next(v for v in only_container(worker)["volumeMounts"] if v["name"] == volume["name"])
+        volume = next(
+            v
+            for v in pod["volumes"]
+            if v.get("configMap", {}).get("name") == settings.heat_recovery_configmap
+        )
+        assert volume["configMap"].get("optional") is True, (
+            "pods start before the controller writes it"
+        )
+        mount = next(
+            v for v in only_container(worker)["volumeMounts"] if v["name"] == volume["name"]
+        )
         assert Path(mount["mountPath"]) == path.parent and "subPath" not in mount
         assert float(env["GENOMEBUS_ENERGY_WATTS_PER_CORE"]["value"]) > 0
 
 
-def _allowed(rules: list[dict[str, Any]], group: str, resource: str, verb: str, name: str | None) -> bool:
-    return any(group in r.get("apiGroups", []) and resource in r["resources"] and verb in r["verbs"]
-               and (not r.get("resourceNames") or name in r["resourceNames"]) for r in rules)
+def _allowed(
+    rules: list[dict[str, Any]], group: str, resource: str, verb: str, name: str | None
+) -> bool:
+    return any(
+        group in r.get("apiGroups", [])
+        and resource in r["resources"]
+        and verb in r["verbs"]
+        and (not r.get("resourceNames") or name in r["resourceNames"])
+        for r in rules
+    )
 
 
 def test_heat_controller_rbac_is_what_it_calls_and_no_more(m: Manifests) -> None:
@@ -806,21 +969,35 @@ def test_heat_controller_rbac_is_what_it_calls_and_no_more(m: Manifests) -> None
     def bound(kind: str, binding_kind: str) -> list[dict[str, Any]]:
         rules = []
         for b in m.of(binding_kind):
-            if any(s["kind"] == "ServiceAccount" and s["name"] == account
-                   and s.get("namespace", namespace) == namespace for s in b["subjects"]):
+            if any(
+                s["kind"] == "ServiceAccount"
+                and s["name"] == account
+                and s.get("namespace", namespace) == namespace
+                for s in b["subjects"]
+            ):
                 assert b["roleRef"]["kind"] == kind
                 rules += m.get(kind, b["roleRef"]["name"])["rules"]
         return rules
 
     role, cluster = bound("Role", "RoleBinding"), bound("ClusterRole", "ClusterRoleBinding")
-    so, demand, recovery = settings.heat_scaledobject, settings.heat_demand_configmap, settings.heat_recovery_configmap
+    so, demand, recovery = (
+        settings.heat_scaledobject,
+        settings.heat_demand_configmap,
+        settings.heat_recovery_configmap,
+    )
     for verb in ("get", "patch"):
         assert _allowed(role, "keda.sh", "scaledobjects", verb, so)
-        assert not _allowed(role, "keda.sh", "scaledobjects", verb, LANE_DEPLOYMENT[Priority.URGENT_CLINICAL])
+        assert not _allowed(
+            role, "keda.sh", "scaledobjects", verb, LANE_DEPLOYMENT[Priority.URGENT_CLINICAL]
+        )
     assert _allowed(role, "", "configmaps", "get", demand)
     assert not _allowed(role, "", "configmaps", "patch", demand), "the forecast is the importer's"
     for verb in ("get", "patch", "create"):
         assert _allowed(role, "", "configmaps", verb, recovery)
     assert _allowed(cluster, "", "nodes", "list", None)
-    assert not any(set(r["verbs"]) - {"get", "list", "watch"} for r in cluster), "nodes are read-only"
-    assert not any("secrets" in r["resources"] or "*" in r["resources"] + r["verbs"] for r in role + cluster)
+    assert not any(set(r["verbs"]) - {"get", "list", "watch"} for r in cluster), (
+        "nodes are read-only"
+    )
+    assert not any(
+        "secrets" in r["resources"] or "*" in r["resources"] + r["verbs"] for r in role + cluster
+    )

@@ -24,8 +24,11 @@ K8S_EVERYWHERE = {
     "GENOMEBUS_KAFKA_CREATE_TOPICS",
     # Kubernetes: each service its own SCRAM user over TLS, with its ACLs (Strimzi KafkaUsers);
     # compose runs a broker without identities (the local dev stack has them: `genomebus stack`).
-    "GENOMEBUS_KAFKA_SECURITY_PROTOCOL", "GENOMEBUS_KAFKA_SASL_MECHANISM",
-    "GENOMEBUS_KAFKA_SASL_USERNAME", "GENOMEBUS_KAFKA_SASL_PASSWORD", "GENOMEBUS_KAFKA_SSL_CAFILE",
+    "GENOMEBUS_KAFKA_SECURITY_PROTOCOL",
+    "GENOMEBUS_KAFKA_SASL_MECHANISM",
+    "GENOMEBUS_KAFKA_SASL_USERNAME",
+    "GENOMEBUS_KAFKA_SASL_PASSWORD",
+    "GENOMEBUS_KAFKA_SSL_CAFILE",
 }
 # Variables only compose sets, and why.
 COMPOSE_EVERYWHERE = {
@@ -40,11 +43,20 @@ K8S_ONLY_VARIABLES: dict[str, set[str]] = {
     "registry": {"GENOMEBUS_MIN_CELL_COUNT"},
     # Per-lane Deployments, CPU sized to the container, energy per node from the downward API
     # and the heat controller's ConfigMap.
-    "alignment": {"GENOMEBUS_LANES", "GENOMEBUS_THREADS", "GENOMEBUS_SORT_MEMORY_MB",
-                  "GENOMEBUS_NODE_NAME", "GENOMEBUS_ENERGY_WATTS_PER_CORE",
-                  "GENOMEBUS_HEAT_RECOVERY_FILE"},
-    "calling": {"GENOMEBUS_THREADS", "GENOMEBUS_NODE_NAME", "GENOMEBUS_ENERGY_WATTS_PER_CORE",
-                "GENOMEBUS_HEAT_RECOVERY_FILE"},
+    "alignment": {
+        "GENOMEBUS_LANES",
+        "GENOMEBUS_THREADS",
+        "GENOMEBUS_SORT_MEMORY_MB",
+        "GENOMEBUS_NODE_NAME",
+        "GENOMEBUS_ENERGY_WATTS_PER_CORE",
+        "GENOMEBUS_HEAT_RECOVERY_FILE",
+    },
+    "calling": {
+        "GENOMEBUS_THREADS",
+        "GENOMEBUS_NODE_NAME",
+        "GENOMEBUS_ENERGY_WATTS_PER_CORE",
+        "GENOMEBUS_HEAT_RECOVERY_FILE",
+    },
 }
 
 
@@ -77,7 +89,9 @@ def compose_env(service: dict) -> dict[str, str]:
 def k8s_env(m: Manifests, service: str) -> dict[str, dict]:
     env: dict[str, dict] = {}
     for deployment in m.deployments(service):
-        env.update({k: v for k, v in m.container_env(deployment).items() if k.startswith("GENOMEBUS_")})
+        env.update(
+            {k: v for k, v in m.container_env(deployment).items() if k.startswith("GENOMEBUS_")}
+        )
     return env
 
 
@@ -93,7 +107,7 @@ def test_the_same_settings_per_service(compose: dict, base: Manifests) -> None:
         in_k8s = set(k8s_env(base, name))
         missing = in_compose - in_k8s - COMPOSE_EVERYWHERE
         assert not missing, f"{name}: compose sets {missing}, Kubernetes does not"
-        assert COMPOSE_EVERYWHERE <= in_compose and not COMPOSE_EVERYWHERE & in_k8s, name
+        assert in_compose >= COMPOSE_EVERYWHERE and not COMPOSE_EVERYWHERE & in_k8s, name
         extra = in_k8s - in_compose - K8S_EVERYWHERE - K8S_ONLY_VARIABLES.get(name, set())
         assert not extra, f"{name}: Kubernetes sets {extra}, compose does not (or list why here)"
         stale = (K8S_EVERYWHERE | K8S_ONLY_VARIABLES.get(name, set())) - in_k8s
@@ -104,8 +118,15 @@ def test_the_same_service_names_and_images(compose: dict, base: Manifests, dev: 
     for name, service in compose_services(compose).items():
         values = {k: v.get("value") for k, v in k8s_env(base, name).items()}
         # The service name is also the consumer group: it must be the same everywhere.
-        assert values["GENOMEBUS_SERVICE_NAME"] == compose_env(service)["GENOMEBUS_SERVICE_NAME"] == name
-        assert compose_env(service)["GENOMEBUS_S3_SECURE"].lower() == values["GENOMEBUS_S3_SECURE"].lower()
+        assert (
+            values["GENOMEBUS_SERVICE_NAME"]
+            == compose_env(service)["GENOMEBUS_SERVICE_NAME"]
+            == name
+        )
+        assert (
+            compose_env(service)["GENOMEBUS_S3_SECURE"].lower()
+            == values["GENOMEBUS_S3_SECURE"].lower()
+        )
         repository, _, tag = service["image"].partition(":")
         for deployment in dev.deployments(name):
             image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]

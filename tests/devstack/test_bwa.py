@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from genomebus_devstack import bwabuild, pins, services, tools
 from genomebus_devstack.paths import Layout
 
@@ -29,7 +30,8 @@ def _fake_bwa(folder: Path, *, with_j: bool, version: str = "0.7.17-r1188") -> P
         "#!/bin/sh\n"
         f'if [ "$1" = mem ]; then echo "       -K INT        process INT input bases" >&2; '
         f'echo "{j_line}" >&2; exit 1; fi\n'
-        f'echo "Program: bwa" >&2; echo "Version: {version}" >&2; exit 1\n')
+        f'echo "Program: bwa" >&2; echo "Version: {version}" >&2; exit 1\n'
+    )
     script.chmod(0o755)
     return script
 
@@ -48,11 +50,13 @@ def test_nothing_bwa_related_names_a_host() -> None:
     repo = Path(__file__).resolve().parents[2]
     package = repo / "libs" / "devstack" / "src" / "genomebus_devstack"
     dockerfile = (repo / "deploy" / "docker" / "Dockerfile").read_text()
-    stage = dockerfile[dockerfile.index("AS bwa"):dockerfile.index("AS runtime")]
-    for name, text in [("bwabuild.py", (package / "bwabuild.py").read_text()),
-                       ("pins.py", (package / "pins.py").read_text()),
-                       (pins.BWA_DRIVER_SOURCE, bwabuild.driver_source().decode()),
-                       ("Dockerfile's bwa stage", stage)]:
+    stage = dockerfile[dockerfile.index("AS bwa") : dockerfile.index("AS runtime")]
+    for name, text in [
+        ("bwabuild.py", (package / "bwabuild.py").read_text()),
+        ("pins.py", (package / "pins.py").read_text()),
+        (pins.BWA_DRIVER_SOURCE, bwabuild.driver_source().decode()),
+        ("Dockerfile's bwa stage", stage),
+    ]:
         assert "://" not in text, name
 
 
@@ -116,7 +120,8 @@ def test_use_patched_bwa_needs_the_build(tmp_path: Path) -> None:
 
 
 def test_service_process_runs_with_the_build_first_in_path(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GENOMEBUS_TOOLS_DIR", str(tmp_path / "t"))
     _fake_bwa(Layout(state=tmp_path, tools=tmp_path / "t").bwa_bin_dir, with_j=True)
     seen: dict[str, str] = {}
@@ -131,7 +136,8 @@ def test_service_process_runs_with_the_build_first_in_path(
 
 
 def test_alignment_refuses_to_start_without_the_build(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GENOMEBUS_TOOLS_DIR", str(tmp_path / "t"))
     with pytest.raises(services.StackError, match="patched bwa"):
         services.ServiceProcess("alignment", {}, tmp_path / "logs").start()
@@ -150,9 +156,14 @@ def test_installed_build_takes_j_and_reinstall_is_a_no_op() -> None:
 
 def test_cli_install_twice_is_fast() -> None:
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "genomebus_devstack.cli", "stack", "install"],
-                            capture_output=True, text=True, timeout=120, check=False,
-                            env=dict(os.environ))
+    result = subprocess.run(
+        [sys.executable, "-m", "genomebus_devstack.cli", "stack", "install"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=dict(os.environ),
+    )
     assert result.returncode == 0, result.stderr
     assert "install  bwa       ok              cached: " in result.stdout
     assert time.monotonic() - started < 5.0  # every step cached (apt skipped, nothing built)
@@ -199,7 +210,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory, driver: Path) -> Path:
     sequence = "".join(source.read_text().splitlines()[1:])
     with open(work / "ref.fa", "w") as fasta:
         for name, seq in (("main", sequence), ("copy", sequence[50_000:80_000])):
-            lines = (seq[i:i + 60] + "\n" for i in range(0, len(seq), 60))
+            lines = (seq[i : i + 60] + "\n" for i in range(0, len(seq), 60))
             fasta.write(f">{name}\n" + "".join(lines))
     reads = simulate_sample(work / "ref.fa", work / "sim", read_pairs=PAIRS, seed=7)
     for mate, gz in (("1", reads.reads_1), ("2", reads.reads_2)):
@@ -207,10 +218,16 @@ def sample(tmp_path_factory: pytest.TempPathFactory, driver: Path) -> Path:
         lines = gzip.decompress(gz.read_bytes()).decode().splitlines(keepends=True)
         assert len(lines) == 4 * PAIRS
         (work / f"r{mate}.fq").write_text("".join(lines))
-        (work / f"a{mate}.fq").write_text("".join(lines[:4 * FIRST_PAIRS]))
-        (work / f"b{mate}.fq").write_text("".join(lines[4 * FIRST_PAIRS:]))
-    done = subprocess.run([str(driver), "index", "ref.fa"], cwd=work, capture_output=True,
-                          text=True, timeout=120, check=False)
+        (work / f"a{mate}.fq").write_text("".join(lines[: 4 * FIRST_PAIRS]))
+        (work / f"b{mate}.fq").write_text("".join(lines[4 * FIRST_PAIRS :]))
+    done = subprocess.run(
+        [str(driver), "index", "ref.fa"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "[bwa_index]" in done.stderr and (work / "ref.fa.sa").is_file()
     return work
@@ -218,22 +235,27 @@ def sample(tmp_path_factory: pytest.TempPathFactory, driver: Path) -> Path:
 
 def _mem(bwa: Path | str, args: list[str], cwd: Path) -> tuple[list[str], list[str]]:
     """(header lines, records) of `bwa mem args`."""
-    done = subprocess.run([str(bwa), "mem", *args], cwd=cwd, capture_output=True, timeout=300,
-                          check=False)
+    done = subprocess.run(
+        [str(bwa), "mem", *args], cwd=cwd, capture_output=True, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
     lines = done.stdout.decode().splitlines(keepends=True)
     header = [line for line in lines if line.startswith("@")]
-    return header, lines[len(header):]
+    return header, lines[len(header) :]
 
 
-@pytest.mark.parametrize("args", [
-    ["-K", BATCH, "-t", "2", "-R", READ_GROUP, "ref.fa", "r1.fq", "r2.fq"],
-    ["-K", BATCH, "-t", "1", "-R", READ_GROUP, "ref.fa", "r1.fq", "r2.fq"],
-    ["-K", "100000000", "-t", "2", "-R", READ_GROUP, "ref.fa", "r1.fq", "r2.fq"],
-    ["-t", "2", "-R", READ_GROUP, "ref.fa", "r1.fq", "r2.fq"],
-    ["-K", BATCH, "-t", "2", "-R", READ_GROUP, "ref.fa", "r1.fq.gz", "r2.fq.gz"],
-    ["-K", BATCH, "-t", "2", "ref.fa", "r1.fq"],
-], ids=["K-t2", "K-t1", "one-batch", "no-K", "gzip", "single-end"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-K", BATCH, "-t", "2", "-R", READ_GROUP, "ref.fa", "r1.fq", "r2.fq"],
+        ["-K", BATCH, "-t", "1", "-R", READ_GROUP, "ref.fa", "r1.fq", "r2.fq"],
+        ["-K", "100000000", "-t", "2", "-R", READ_GROUP, "ref.fa", "r1.fq", "r2.fq"],
+        ["-t", "2", "-R", READ_GROUP, "ref.fa", "r1.fq", "r2.fq"],
+        ["-K", BATCH, "-t", "2", "-R", READ_GROUP, "ref.fa", "r1.fq.gz", "r2.fq.gz"],
+        ["-K", BATCH, "-t", "2", "ref.fa", "r1.fq"],
+    ],
+    ids=["K-t2", "K-t1", "one-batch", "no-K", "gzip", "single-end"],
+)
 def test_records_equal_debian_bwa(driver: Path, sample: Path, args: list[str]) -> None:
     stock_header, stock = _mem(pins.BWA_STOCK, args, sample)
     ours_header, ours = _mem(driver, args, sample)
@@ -266,10 +288,16 @@ def test_usage_version_and_refusals(driver: Path) -> None:
     assert re.search(r"Version:\s*(\S+)", bare.stderr)[1] == pins.BWA_VERSION_STRING
     mem = subprocess.run([str(driver), "mem"], capture_output=True, text=True, check=False)
     assert mem.returncode == 1 and re.search(r"^\s*-J INT", mem.stderr, re.MULTILINE)
-    for args in (["-J", "x", "r.fa", "1.fq"], ["-J", "-2", "r.fa", "1.fq"], ["-M", "r.fa", "1.fq"],
-                 ["-R", "no-rg-line", "r.fa", "1.fq"], ["-K"]):
-        refused = subprocess.run([str(driver), "mem", *args], capture_output=True, text=True,
-                                 check=False)
+    for args in (
+        ["-J", "x", "r.fa", "1.fq"],
+        ["-J", "-2", "r.fa", "1.fq"],
+        ["-M", "r.fa", "1.fq"],
+        ["-R", "no-rg-line", "r.fa", "1.fq"],
+        ["-K"],
+    ):
+        refused = subprocess.run(
+            [str(driver), "mem", *args], capture_output=True, text=True, check=False
+        )
         assert refused.returncode == 1 and refused.stdout == "", args
     assert "not offered" in refused.stderr or "needs a value" in refused.stderr
     other = subprocess.run([str(driver), "index"], capture_output=True, text=True, check=False)

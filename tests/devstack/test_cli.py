@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from genomebus_devstack import cli
 
 
-def test_env_without_stack_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_env_without_stack_fails_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.main(["stack", "--state-dir", str(tmp_path), "env"]) == 1
     assert "not up" in capsys.readouterr().err
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+
 from genomebus_common.db import connect_pool, migrate, with_database
 from genomebus_devstack import dbroles
 from genomebus_registry.schema import GRANTS, migrations
@@ -24,13 +25,14 @@ def test_passwords_are_generated_once_and_kept_private(tmp_path: Path) -> None:
 
 
 def test_service_dsns_name_each_role_and_database() -> None:
-    entries = dbroles.service_dsns("postgresql://postgres@127.0.0.1:5999/genomebus", "consent",
-                                   dbroles.RolePasswords(owner="o" * 20, runtime="r" * 20))
+    entries = dbroles.service_dsns(
+        "postgresql://postgres@127.0.0.1:5999/genomebus",
+        "consent",
+        dbroles.RolePasswords(owner="o" * 20, runtime="r" * 20),
+    )
     assert entries == {
-        "GENOMEBUS_CONSENT_POSTGRES_DSN":
-            f"postgresql://genomebus_consent_runtime:{'r' * 20}@127.0.0.1:5999/genomebus_consent",
-        "GENOMEBUS_CONSENT_POSTGRES_MIGRATE_DSN":
-            f"postgresql://genomebus_consent:{'o' * 20}@127.0.0.1:5999/genomebus_consent",
+        "GENOMEBUS_CONSENT_POSTGRES_DSN": f"postgresql://genomebus_consent_runtime:{'r' * 20}@127.0.0.1:5999/genomebus_consent",
+        "GENOMEBUS_CONSENT_POSTGRES_MIGRATE_DSN": f"postgresql://genomebus_consent:{'o' * 20}@127.0.0.1:5999/genomebus_consent",
     }
 
 
@@ -42,13 +44,16 @@ async def test_a_runtime_role_needs_its_password(endpoints: dict[str, str], serv
     conn = await asyncpg.connect(good)
     await conn.close()
     parts = urlsplit(good)
-    wrong = urlunsplit(parts._replace(
-        netloc=f"{parts.username}:not-the-password@{parts.hostname}:{parts.port}"))
+    wrong = urlunsplit(
+        parts._replace(netloc=f"{parts.username}:not-the-password@{parts.hostname}:{parts.port}")
+    )
     with pytest.raises(asyncpg.InvalidPasswordError):
         await asyncpg.connect(wrong)
 
 
-async def test_a_database_made_before_the_roles_is_adopted_by_its_owner(endpoints: dict[str, str]) -> None:
+async def test_a_database_made_before_the_roles_is_adopted_by_its_owner(
+    endpoints: dict[str, str],
+) -> None:
     """A stack's registry database from before the roles: the superuser owns every table.
     Adopted, the owner can migrate it further and set the runtime role's grants."""
     admin = endpoints["GENOMEBUS_POSTGRES_DSN"]
@@ -71,13 +76,16 @@ async def test_a_database_made_before_the_roles_is_adopted_by_its_owner(endpoint
             assert await dbroles.adopt(target, owner) == 0
             strays = await target.fetch(
                 "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = 'public' AND pg_get_userbyid(c.relowner) <> $1", owner)
+                "WHERE n.nspname = 'public' AND pg_get_userbyid(c.relowner) <> $1",
+                owner,
+            )
             assert strays == []
         finally:
             await target.close()
         parts = urlsplit(legacy)
-        as_owner = urlunsplit(parts._replace(
-            netloc=f"{owner}:{password}@{parts.hostname}:{parts.port}"))
+        as_owner = urlunsplit(
+            parts._replace(netloc=f"{owner}:{password}@{parts.hostname}:{parts.port}")
+        )
         applied = await migrate(as_owner, migrations(), GRANTS, runtime)
         assert applied == [f"registry/{migrations()[-1].name}"]
     finally:

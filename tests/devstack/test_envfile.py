@@ -6,18 +6,29 @@ import shlex
 import subprocess
 from pathlib import Path
 
-import genomebus_devstack
 import pytest
+
+import genomebus_devstack
 from genomebus_devstack import dbroles, envfile
 
-PASSWORDS = {s: dbroles.RolePasswords(owner=f"{s}-owner-password", runtime=f"{s}-runtime-password")
-             for s in dbroles.DATABASE_SERVICES}
+PASSWORDS = {
+    s: dbroles.RolePasswords(owner=f"{s}-owner-password", runtime=f"{s}-runtime-password")
+    for s in dbroles.DATABASE_SERVICES
+}
 
 
 def _values() -> dict[str, str]:
-    return envfile.build_env(host="127.0.0.1", kafka_port=21001, kafka_admin_password="k4fka",
-                             minio_port=21002, access_key="genomebus", secret_key="s3cr-et_x",
-                             postgres_port=21003, database="genomebus", role_passwords=PASSWORDS)
+    return envfile.build_env(
+        host="127.0.0.1",
+        kafka_port=21001,
+        kafka_admin_password="k4fka",
+        minio_port=21002,
+        access_key="genomebus",
+        secret_key="s3cr-et_x",
+        postgres_port=21003,
+        database="genomebus",
+        role_passwords=PASSWORDS,
+    )
 
 
 def test_exact_names_and_values() -> None:
@@ -34,12 +45,14 @@ def test_exact_names_and_values() -> None:
         "GENOMEBUS_S3_SECURE": "false",
         "GENOMEBUS_POSTGRES_DSN": "postgresql://postgres@127.0.0.1:21003/genomebus",
         "GENOMEBUS_PROFILE": "dev",
-        **{key: value for s in dbroles.DATABASE_SERVICES for key, value in {
-            f"GENOMEBUS_{s.upper()}_POSTGRES_DSN":
-                f"postgresql://genomebus_{s}_runtime:{s}-runtime-password@127.0.0.1:21003/genomebus_{s}",
-            f"GENOMEBUS_{s.upper()}_POSTGRES_MIGRATE_DSN":
-                f"postgresql://genomebus_{s}:{s}-owner-password@127.0.0.1:21003/genomebus_{s}",
-        }.items()},
+        **{
+            key: value
+            for s in dbroles.DATABASE_SERVICES
+            for key, value in {
+                f"GENOMEBUS_{s.upper()}_POSTGRES_DSN": f"postgresql://genomebus_{s}_runtime:{s}-runtime-password@127.0.0.1:21003/genomebus_{s}",
+                f"GENOMEBUS_{s.upper()}_POSTGRES_MIGRATE_DSN": f"postgresql://genomebus_{s}:{s}-owner-password@127.0.0.1:21003/genomebus_{s}",
+            }.items()
+        },
     }
     assert tuple(_values()) == envfile.ENV_KEYS
 
@@ -88,5 +101,7 @@ def test_shell_exports_are_evaluable() -> None:
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
     assert out == "a b'c$d"
     assert all(line.startswith("export ") for line in envfile.shell_exports(values).splitlines())
-    assert shlex.split(envfile.shell_exports(_values()).splitlines()[0])[1] == \
-        "GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:21001"
+    assert (
+        shlex.split(envfile.shell_exports(_values()).splitlines()[0])[1]
+        == "GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:21001"
+    )

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from genomebus_devstack import kafka, minio, procs, stack
 from genomebus_devstack.paths import Layout
 from genomebus_devstack.procs import StackError
@@ -18,7 +19,9 @@ def layout(tmp_path: Path) -> Layout:
 
 def _hide(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
     real = procs.shutil.which
-    monkeypatch.setattr(procs.shutil, "which", lambda n, *a, **k: None if n in names else real(n, *a, **k))
+    monkeypatch.setattr(
+        procs.shutil, "which", lambda n, *a, **k: None if n in names else real(n, *a, **k)
+    )
 
 
 def test_missing_java(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,7 +46,9 @@ def test_missing_go(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
 def _starting(layout: Layout, code: str) -> stack._Starting:
     log = layout.log("minio")
     process = procs.spawn([sys.executable, "-c", code], log=log)
-    return stack._Starting("minio", stack.time.monotonic(), process, procs.PidRecord.capture(process.pid))
+    return stack._Starting(
+        "minio", stack.time.monotonic(), process, procs.PidRecord.capture(process.pid)
+    )
 
 
 def _closed_ports() -> dict[str, int]:
@@ -56,7 +61,10 @@ def _closed_ports() -> dict[str, int]:
 
 
 def test_server_exiting_during_startup_shows_its_log(layout: Layout) -> None:
-    item = _starting(layout, "import time; print('minio: fatal: bad disk', flush=True); time.sleep(0.5); raise SystemExit(3)")
+    item = _starting(
+        layout,
+        "import time; print('minio: fatal: bad disk', flush=True); time.sleep(0.5); raise SystemExit(3)",
+    )
     with pytest.raises(StackError) as info:
         stack._wait_new(layout, item, _closed_ports(), echo=lambda _: None)
     text = str(info.value)
@@ -64,7 +72,9 @@ def test_server_exiting_during_startup_shows_its_log(layout: Layout) -> None:
     assert "fatal: bad disk" in text and str(layout.log("minio")) in text
 
 
-def test_server_not_ready_in_time_is_stopped(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_server_not_ready_in_time_is_stopped(
+    layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(stack.READY_TIMEOUT, "minio", 1.0)
     item = _starting(layout, "import time; print('still booting', flush=True); time.sleep(60)")
     with pytest.raises(StackError) as info:

@@ -6,6 +6,7 @@ import base64
 from pathlib import Path
 
 import pytest
+
 from genomebus_devstack import kafka
 from genomebus_devstack.procs import StackError
 
@@ -16,8 +17,11 @@ def _props(text: str) -> dict[str, str]:
 
 
 def _render(tmp_path: Path) -> dict[str, str]:
-    return _props(kafka.render_properties(port=21001, controller_port=21002, data_dir=tmp_path,
-                                          admin_password="s3cret"))
+    return _props(
+        kafka.render_properties(
+            port=21001, controller_port=21002, data_dir=tmp_path, admin_password="s3cret"
+        )
+    )
 
 
 def test_properties_single_kraft_node(tmp_path: Path) -> None:
@@ -32,9 +36,13 @@ def test_properties_single_kraft_node(tmp_path: Path) -> None:
     # --standalone formatting and static voters are mutually exclusive.
     assert "controller.quorum.voters" not in props
     assert props["log.dirs"] == str(tmp_path)
-    for key in ("offsets.topic.replication.factor", "transaction.state.log.replication.factor",
-                "transaction.state.log.min.isr", "share.coordinator.state.topic.replication.factor",
-                "share.coordinator.state.topic.min.isr"):
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "share.coordinator.state.topic.replication.factor",
+        "share.coordinator.state.topic.min.isr",
+    ):
         assert props[key] == "1", key
     assert props["group.initial.rebalance.delay.ms"] == "0"
     assert props["num.partitions"] == "3"
@@ -45,15 +53,19 @@ def test_properties_identities_and_acls_as_in_production(tmp_path: Path) -> None
     """SCRAM-SHA-512 users on the client listener, StandardAuthorizer denying what no ACL
     allows, admin the one super user; no listener accepts an unauthenticated client."""
     props = _render(tmp_path)
-    assert props["listener.security.protocol.map"] == "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"
+    assert (
+        props["listener.security.protocol.map"] == "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"
+    )
     assert props["sasl.enabled.mechanisms"].split(",")[0] == "SCRAM-SHA-512"
     assert props["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
-    assert props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert (
+        props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
     assert props["super.users"] == "User:admin"
     assert props["allow.everyone.if.no.acl.found"] == "false"
     assert props["sasl.mechanism.controller.protocol"] == "PLAIN"
     # PLAIN (for Debian's kcat) knows the administrator alone
-    assert props["listener.name.client.plain.sasl.jaas.config"].count('user_') == 1
+    assert props["listener.name.client.plain.sasl.jaas.config"].count("user_") == 1
     assert 'user_admin="s3cret"' in props["listener.name.controller.plain.sasl.jaas.config"]
 
 
@@ -67,8 +79,10 @@ def test_format_argument_carries_no_clear_password() -> None:
     arg = kafka_users.format_argument("genomebus-ingest", "pw-123", salt=salt)
     assert "pw-123" not in arg
     salted = base64.b64encode(hashlib.pbkdf2_hmac("sha512", b"pw-123", salt, 4096)).decode()
-    assert arg == (f'SCRAM-SHA-512=[name=genomebus-ingest,iterations=4096,'
-                   f'salt="{base64.b64encode(salt).decode()}",saltedpassword="{salted}"]')
+    assert arg == (
+        f"SCRAM-SHA-512=[name=genomebus-ingest,iterations=4096,"
+        f'salt="{base64.b64encode(salt).decode()}",saltedpassword="{salted}"]'
+    )
 
 
 def test_users_file_is_private_and_stable(tmp_path: Path) -> None:
@@ -100,11 +114,14 @@ def test_invalid_cluster_ids(bad: str) -> None:
     assert not kafka.is_valid_cluster_id(bad)
 
 
-@pytest.mark.parametrize(("text", "major"), [
-    ('openjdk version "17.0.15" 2025-04-15', 17),
-    ('openjdk version "21" 2023-09-19', 21),
-    ('java version "1.8.0_392"', 8),
-])
+@pytest.mark.parametrize(
+    ("text", "major"),
+    [
+        ('openjdk version "17.0.15" 2025-04-15', 17),
+        ('openjdk version "21" 2023-09-19', 21),
+        ('java version "1.8.0_392"', 8),
+    ],
+)
 def test_parse_java_major(text: str, major: int) -> None:
     assert kafka.parse_java_major(text) == major
 

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from genomebus_devstack import kustomize, pins, procs, stack
 from genomebus_devstack.paths import Layout
 from genomebus_devstack.procs import StackError
@@ -23,16 +24,19 @@ def _fake_go(tmp_path: Path, script: str) -> Path:
     bindir = tmp_path / "fakebin"
     bindir.mkdir()
     go = bindir / "go"
-    go.write_text("#!/bin/sh\n"
-                  'if [ "$1" = version ]; then echo "go version go1.99 linux/amd64"; exit 0; fi\n'
-                  f'echo "$@" > "{tmp_path}/go-args"; env > "{tmp_path}/go-env"\n' + script)
+    go.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = version ]; then echo "go version go1.99 linux/amd64"; exit 0; fi\n'
+        f'echo "$@" > "{tmp_path}/go-args"; env > "{tmp_path}/go-env"\n' + script
+    )
     go.chmod(go.stat().st_mode | stat.S_IEXEC)
     return bindir
 
 
 def test_layout_is_keyed_by_the_pinned_version(layout: Layout) -> None:
-    assert layout.kustomize_bin == (layout.tools / "kustomize" / pins.KUSTOMIZE_VERSION
-                                    / "bin" / "kustomize")
+    assert layout.kustomize_bin == (
+        layout.tools / "kustomize" / pins.KUSTOMIZE_VERSION / "bin" / "kustomize"
+    )
     assert kustomize.module_ref() == f"sigs.k8s.io/kustomize/kustomize/v5@{pins.KUSTOMIZE_VERSION}"
 
 
@@ -45,7 +49,9 @@ def test_installed_binary_is_not_rebuilt(layout: Layout, monkeypatch: pytest.Mon
 
 def test_missing_go_says_how_to_fix(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
     real = procs.shutil.which
-    monkeypatch.setattr(procs.shutil, "which", lambda n, *a, **k: None if n == "go" else real(n, *a, **k))
+    monkeypatch.setattr(
+        procs.shutil, "which", lambda n, *a, **k: None if n == "go" else real(n, *a, **k)
+    )
     with pytest.raises(StackError, match=r"`go` not found.*Go toolchain"):
         kustomize.install(layout, echo=lambda _: None)
     assert not layout.kustomize_bin.exists()
@@ -55,8 +61,11 @@ def test_builds_the_pinned_module_with_a_local_toolchain(
     layout: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The fake build writes a binary that reports the pinned version, as the real one does.
-    bindir = _fake_go(tmp_path, f'printf "#!/bin/sh\\necho {pins.KUSTOMIZE_VERSION}\\n" > "$GOBIN/kustomize"\n'
-                                'chmod +x "$GOBIN/kustomize"\n')
+    bindir = _fake_go(
+        tmp_path,
+        f'printf "#!/bin/sh\\necho {pins.KUSTOMIZE_VERSION}\\n" > "$GOBIN/kustomize"\n'
+        'chmod +x "$GOBIN/kustomize"\n',
+    )
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     summary = kustomize.install(layout, echo=lambda _: None)
     assert summary.startswith("built in ")
@@ -64,7 +73,9 @@ def test_builds_the_pinned_module_with_a_local_toolchain(
     assert kustomize.binary(layout) == layout.kustomize_bin
     args = (tmp_path / "go-args").read_text().split()
     assert args[0] == "install" and args[-1] == kustomize.module_ref()
-    env = dict(line.split("=", 1) for line in (tmp_path / "go-env").read_text().splitlines() if "=" in line)
+    env = dict(
+        line.split("=", 1) for line in (tmp_path / "go-env").read_text().splitlines() if "=" in line
+    )
     assert env["GOTOOLCHAIN"] == "local"  # never downloads a toolchain
     assert env["GOMODCACHE"] == str(layout.go_modcache)
     assert not (layout.kustomize_root / "gobin.tmp").exists()
@@ -73,8 +84,10 @@ def test_builds_the_pinned_module_with_a_local_toolchain(
 def test_a_binary_reporting_another_version_is_refused(
     layout: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bindir = _fake_go(tmp_path, 'printf "#!/bin/sh\\necho v5.0.0\\n" > "$GOBIN/kustomize"\n'
-                                'chmod +x "$GOBIN/kustomize"\n')
+    bindir = _fake_go(
+        tmp_path,
+        'printf "#!/bin/sh\\necho v5.0.0\\n" > "$GOBIN/kustomize"\nchmod +x "$GOBIN/kustomize"\n',
+    )
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     with pytest.raises(StackError, match="expected " + pins.KUSTOMIZE_VERSION):
         kustomize.install(layout, echo=lambda _: None)
@@ -98,8 +111,12 @@ def test_missing_binary_is_an_error_naming_the_install_command(layout: Layout) -
 
 def test_stack_install_includes_kustomize(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
     done: list[str] = []
-    for module, name in ((stack.tools, "tools"), (stack.kafka, "kafka"), (stack.minio, "minio"),
-                         (stack.kustomize, "kustomize")):
+    for module, name in (
+        (stack.tools, "tools"),
+        (stack.kafka, "kafka"),
+        (stack.minio, "minio"),
+        (stack.kustomize, "kustomize"),
+    ):
         monkeypatch.setattr(module, "install", lambda *a, _n=name, **k: done.append(_n) or "ok")
     monkeypatch.setattr(stack, "_install_postgres", lambda *a: done.append("postgres") or "ok")
     stack.install(layout, echo=lambda _: None)

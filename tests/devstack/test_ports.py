@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
+
 from genomebus_devstack.ports import (
     DEFAULT_PORTS,
     PORT_NAMES,
@@ -44,8 +45,9 @@ def test_taken_port_is_replaced_and_reported(tmp_path: Path) -> None:
     taken = first["kafka"]
     second, notes = resolve_ports(path, needed=PORT_NAMES, is_free=lambda p: p != taken)
     assert second["kafka"] != taken
-    assert {k: v for k, v in second.items() if k != "kafka"} == \
-        {k: v for k, v in first.items() if k != "kafka"}
+    assert {k: v for k, v in second.items() if k != "kafka"} == {
+        k: v for k, v in first.items() if k != "kafka"
+    }
     assert len(notes) == 1 and str(taken) in notes[0] and "kafka" in notes[0]
     assert load_ports(path) == second
 
@@ -54,8 +56,9 @@ def test_ports_of_running_components_are_kept_even_if_bound(tmp_path: Path) -> N
     path = tmp_path / "ports.json"
     first, _ = resolve_ports(path, needed=PORT_NAMES)
     # Our own running postgres holds its port: it must not be "moved".
-    second, notes = resolve_ports(path, needed=["kafka"], keep=["postgres"],
-                                  is_free=lambda p: p != first["postgres"])
+    second, notes = resolve_ports(
+        path, needed=["kafka"], keep=["postgres"], is_free=lambda p: p != first["postgres"]
+    )
     assert second == first and notes == []
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from genomebus_devstack import postgres
 from genomebus_devstack.paths import Layout
 

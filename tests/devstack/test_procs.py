@@ -11,8 +11,9 @@ from genomebus_devstack import procs
 
 
 def _sleeper(tmp_path: Path) -> subprocess.Popen[bytes]:
-    return procs.spawn([sys.executable, "-c", "import time; time.sleep(60)"],
-                       log=tmp_path / "logs" / "sleeper.log")
+    return procs.spawn(
+        [sys.executable, "-c", "import time; time.sleep(60)"], log=tmp_path / "logs" / "sleeper.log"
+    )
 
 
 def test_record_round_trip_and_ownership(tmp_path: Path) -> None:
@@ -36,7 +37,9 @@ def test_foreign_command_line_is_not_ours(tmp_path: Path) -> None:
     proc = _sleeper(tmp_path)
     try:
         real = procs.PidRecord.capture(proc.pid)
-        forged = procs.PidRecord(pid=proc.pid, argv=["java", "kafka.Kafka"], starttime=real.starttime)
+        forged = procs.PidRecord(
+            pid=proc.pid, argv=["java", "kafka.Kafka"], starttime=real.starttime
+        )
         assert not forged.is_ours()
         assert procs.terminate(forged) == "not running"
         assert proc.poll() is None  # still alive: terminate refused to signal it
@@ -85,8 +88,9 @@ def test_failure_carries_log_tail(tmp_path: Path) -> None:
 def test_run_logged_failure_is_clear(tmp_path: Path) -> None:
     log = tmp_path / "install.log"
     try:
-        procs.run_logged([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], log=log,
-                         what="the step")
+        procs.run_logged(
+            [sys.executable, "-c", "print('boom'); raise SystemExit(3)"], log=log, what="the step"
+        )
     except procs.StackError as exc:
         assert "the step failed (exit code 3)" in str(exc) and "boom" in str(exc)
     else:

@@ -14,8 +14,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-import genomebus_devstack
 import pytest
+
+import genomebus_devstack
 from genomebus_devstack import kafka, postgres
 from genomebus_devstack.paths import Layout
 
@@ -26,12 +27,20 @@ COMPONENTS = ("kafka", "minio", "postgres", "tools")
 
 
 def _cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "genomebus_devstack.cli", "stack", *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "genomebus_devstack.cli", "stack", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def _explain(result: subprocess.CompletedProcess[str]) -> str:
-    return f"exit code {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    return (
+        f"exit code {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +59,9 @@ def _status_json() -> dict[str, dict[str, object]]:
 
 def test_status_reports_all_healthy(stack_up: subprocess.CompletedProcess[str]) -> None:
     result = _cli("status", timeout=60)
-    assert result.returncode == 0, f"`genomebus stack status` is not all healthy:\n{_explain(result)}"
+    assert result.returncode == 0, (
+        f"`genomebus stack status` is not all healthy:\n{_explain(result)}"
+    )
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:] if line.strip()}
     assert set(lines) == set(COMPONENTS)
     for component in COMPONENTS:
@@ -102,12 +113,21 @@ def test_endpoints_answer_plain_clients(stack_up: subprocess.CompletedProcess[st
     kcat = shutil.which("kcat")
     assert kcat, "kcat is missing; `genomebus stack install` should have installed it"
     config = kafka.kcat_config(Layout.discover())  # the administrator over PLAIN
-    listing = subprocess.run([kcat, "-F", str(config), "-L", "-b",
-                              ep["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"], "-m", "5"],
-                             capture_output=True, text=True, timeout=30, check=False)
+    listing = subprocess.run(
+        [kcat, "-F", str(config), "-L", "-b", ep["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"], "-m", "5"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert "1 brokers:" in listing.stdout, listing.stdout + listing.stderr
-    anonymous = subprocess.run([kcat, "-L", "-b", ep["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"], "-m", "5"],
-                               capture_output=True, text=True, timeout=30, check=False)
+    anonymous = subprocess.run(
+        [kcat, "-L", "-b", ep["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"], "-m", "5"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert "1 brokers:" not in anonymous.stdout, "Kafka answered a client without credentials"
 
     url = f"http://{ep['GENOMEBUS_S3_ENDPOINT']}/minio/health/live"

@@ -61,9 +61,13 @@ def reference_fasta(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def registered_reference(store: ObjectStore, reference_fasta: Path, tmp_path_factory: pytest.TempPathFactory) -> Manifest:
+def registered_reference(
+    store: ObjectStore, reference_fasta: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Manifest:
     folder = tmp_path_factory.mktemp("e2e-registry")
-    return ReferenceRegistry(store, folder / "cache").register(reference_fasta.stem, reference_fasta, folder)
+    return ReferenceRegistry(store, folder / "cache").register(
+        reference_fasta.stem, reference_fasta, folder
+    )
 
 
 @pytest.fixture(scope="session")
@@ -94,11 +98,15 @@ def pipeline(
     env = {
         **endpoints,
         "GENOMEBUS_PSEUDONYM_KEY": PSEUDONYM_KEY,
-        "GENOMEBUS_HOSPITAL_TOKENS": json.dumps({HOSPITAL: hashlib.sha256(LIS_TOKEN.encode()).hexdigest()}),
+        "GENOMEBUS_HOSPITAL_TOKENS": json.dumps(
+            {HOSPITAL: hashlib.sha256(LIS_TOKEN.encode()).hexdigest()}
+        ),
         "GENOMEBUS_LOG_LEVEL": "INFO",
         "GENOMEBUS_HANDLER_MAX_ATTEMPTS": "2",
         "GENOMEBUS_HANDLER_RETRY_INITIAL_S": "0.2",
-        "GENOMEBUS_CONSENT_CLIENTS": json.dumps({HOSPITAL: hashlib.sha256(CONSENT_TOKEN.encode()).hexdigest()}),
+        "GENOMEBUS_CONSENT_CLIENTS": json.dumps(
+            {HOSPITAL: hashlib.sha256(CONSENT_TOKEN.encode()).hexdigest()}
+        ),
         "GENOMEBUS_OTLP_ENDPOINT": traces.url,
         "OTEL_BSP_SCHEDULE_DELAY": "200",  # spans reach the receiver within a fraction of a second
         # Every e2e sample is scattered: the 30x sample (30 Mbp) is 3 chunks of 3 bwa batches,
@@ -115,7 +123,6 @@ def pipeline(
         yield Pipeline(group, env, work / "logs")
 
 
-
 def consent_for(national_id: str, version: int = 1, *, withdrawn: bool = False) -> ConsentChanged:
     """The consent.changed event the consent service would publish for this patient."""
     from genomebus_common.events import ResearchUse
@@ -123,7 +130,9 @@ def consent_for(national_id: str, version: int = 1, *, withdrawn: bool = False) 
 
     return ConsentChanged(
         correlation_id=f"e2e-consent-{version}",
-        patient_pseudonym=Pseudonymiser.from_secret(PSEUDONYM_KEY).pseudonym(parse_cpr(national_id)),
+        patient_pseudonym=Pseudonymiser.from_secret(PSEUDONYM_KEY).pseudonym(
+            parse_cpr(national_id)
+        ),
         version=version,
         analysis_consent_given=not withdrawn,
         consent_document="DOC-1",
@@ -179,7 +188,10 @@ def post_sample(
         "read_group": {"id": f"{specimen}.L1", "library": "LIB1"},
         "priority": priority,
         "reference_id": reference_id,
-        "reads": {"r1_sha256": file_sha256(sample.reads_1), "r2_sha256": file_sha256(sample.reads_2)},
+        "reads": {
+            "r1_sha256": file_sha256(sample.reads_1),
+            "r2_sha256": file_sha256(sample.reads_2),
+        },
     }
     view = lis.post("/v1/samples", json=body)
     assert view.status_code == 201, view.text

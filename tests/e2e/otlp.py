@@ -50,7 +50,9 @@ class Receiver:
     def trace(self, trace_id: str) -> list[ReceivedSpan]:
         return [s for s in self.snapshot() if s.trace_id == trace_id]
 
-    def wait_for(self, predicate: Callable[[list[ReceivedSpan]], bool], timeout_s: float) -> list[ReceivedSpan]:
+    def wait_for(
+        self, predicate: Callable[[list[ReceivedSpan]], bool], timeout_s: float
+    ) -> list[ReceivedSpan]:
         deadline = time.monotonic() + timeout_s
         while True:
             spans = self.snapshot()
@@ -82,7 +84,9 @@ def _decode(body: bytes) -> list[ReceivedSpan]:
                         span_id=span.span_id.hex(),
                         parent_span_id=span.parent_span_id.hex(),
                         attributes={a.key: _value(a.value) for a in span.attributes},
-                        links=tuple((link.trace_id.hex(), link.span_id.hex()) for link in span.links),
+                        links=tuple(
+                            (link.trace_id.hex(), link.span_id.hex()) for link in span.links
+                        ),
                         error=span.status.code == 2,
                     )
                 )
@@ -95,7 +99,7 @@ def otlp_receiver() -> Iterator[Receiver]:
     receiver = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             encoding = self.headers.get("Content-Encoding", "")
             if encoding == "gzip":
@@ -112,7 +116,7 @@ def otlp_receiver() -> Iterator[Receiver]:
             self.end_headers()
             self.wfile.write(answer)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (quiet)
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

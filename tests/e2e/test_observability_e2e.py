@@ -31,7 +31,7 @@ from genomebus_testdata import SimulatedSample, read_pairs_for, simulate_sample
 
 from ..common.kafka_helpers import read_until
 from .conftest import HOSPITAL, Pipeline
-from .otlp import Receiver, ReceivedSpan
+from .otlp import ReceivedSpan, Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,9 @@ SERVICES = ("ingest", "consent", "alignment", "calling", "registry")
 
 
 @pytest.fixture(scope="module")
-def small_sample(reference_fasta: Path, tmp_path_factory: pytest.TempPathFactory) -> SimulatedSample:
+def small_sample(
+    reference_fasta: Path, tmp_path_factory: pytest.TempPathFactory
+) -> SimulatedSample:
     """2x: enough for every stage to do real work, quick enough for a trace test."""
     return simulate_sample(
         reference_fasta,
@@ -71,7 +73,9 @@ def value(samples: dict, name: str, **labels: str) -> float:
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
 
 
-def register_and_upload(lis: httpx.Client, sample: SimulatedSample, reference_id: str, specimen: str) -> dict:
+def register_and_upload(
+    lis: httpx.Client, sample: SimulatedSample, reference_id: str, specimen: str
+) -> dict:
     body = {
         "hospital_id": HOSPITAL,
         "specimen_id": specimen,
@@ -81,7 +85,10 @@ def register_and_upload(lis: httpx.Client, sample: SimulatedSample, reference_id
         "read_group": {"id": f"{specimen}.L1", "library": "LIB1"},
         "priority": "routine",
         "reference_id": reference_id,
-        "reads": {"r1_sha256": file_sha256(sample.reads_1), "r2_sha256": file_sha256(sample.reads_2)},
+        "reads": {
+            "r1_sha256": file_sha256(sample.reads_1),
+            "r2_sha256": file_sha256(sample.reads_2),
+        },
     }
     view = lis.post("/v1/samples", json=body)
     assert view.status_code == 201, view.text
@@ -149,14 +156,20 @@ async def test_one_trace_from_the_lis_post_to_variants_ready_and_the_metrics_mov
 
     # --- the trace ---------------------------------------------------------------------------
     def sample_trace(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
-        ids = {s.trace_id for s in spans if s.attributes.get("genomebus.sample_id") == sample_id
-               and s.service == "genomebus-ingest"}
+        ids = {
+            s.trace_id
+            for s in spans
+            if s.attributes.get("genomebus.sample_id") == sample_id
+            and s.service == "genomebus-ingest"
+        }
         return [s for s in spans if s.trace_id in ids]
 
     def complete(spans: list[ReceivedSpan]) -> bool:
         mine = sample_trace(spans)
         return _tree_is_whole(mine) and any(
-            s.service == "genomebus-registry" and s.kind == "PRODUCER" and VARIANTS_READY.name in s.name
+            s.service == "genomebus-registry"
+            and s.kind == "PRODUCER"
+            and VARIANTS_READY.name in s.name
             for s in mine
         )
 
@@ -172,7 +185,10 @@ async def test_one_trace_from_the_lis_post_to_variants_ready_and_the_metrics_mov
     ], summary
     assert _tree_is_whole(spans), "a span's parent is missing: a hop lost the context\n" + summary
     assert {s.service for s in spans} >= {
-        "genomebus-ingest", "genomebus-alignment", "genomebus-calling", "genomebus-registry"
+        "genomebus-ingest",
+        "genomebus-alignment",
+        "genomebus-calling",
+        "genomebus-registry",
     }, summary
     # Every hop: ingest's outbox publish, each stage's consume and publish, the registry's outbox.
     for service, kind, topic in (
@@ -198,7 +214,8 @@ async def test_one_trace_from_the_lis_post_to_variants_ready_and_the_metrics_mov
     consent_trace = {t for t, _ in decision.links} - trace_ids
     assert len(consent_trace) == 1
     consent_spans = traces.wait_for(
-        lambda all_: any(s.trace_id in consent_trace and s.kind == "SERVER" for s in all_), timeout_s=10
+        lambda all_: any(s.trace_id in consent_trace and s.kind == "SERVER" for s in all_),
+        timeout_s=10,
     )
     consent_spans = [s for s in consent_spans if s.trace_id in consent_trace]
     assert any(
@@ -215,24 +232,78 @@ async def test_one_trace_from_the_lis_post_to_variants_ready_and_the_metrics_mov
         return value(after[service], name, **labels) - value(before[service], name, **labels)
 
     ok = {"outcome": "ok"}
-    assert moved("ingest", "genomebus_handle_seconds_count", stage="ingest", topic="genomebus.consent.changed", **ok) >= 1
-    assert moved("alignment", "genomebus_handle_seconds_count", stage="alignment", topic="genomebus.sample.received.routine", **ok) >= 1
-    assert moved("calling", "genomebus_handle_seconds_count", stage="calling", topic="genomebus.sample.aligned", **ok) >= 1
-    assert moved("registry", "genomebus_handle_seconds_count", stage="registry", topic=VARIANTS_CALLED.name, **ok) >= 1
+    assert (
+        moved(
+            "ingest",
+            "genomebus_handle_seconds_count",
+            stage="ingest",
+            topic="genomebus.consent.changed",
+            **ok,
+        )
+        >= 1
+    )
+    assert (
+        moved(
+            "alignment",
+            "genomebus_handle_seconds_count",
+            stage="alignment",
+            topic="genomebus.sample.received.routine",
+            **ok,
+        )
+        >= 1
+    )
+    assert (
+        moved(
+            "calling",
+            "genomebus_handle_seconds_count",
+            stage="calling",
+            topic="genomebus.sample.aligned",
+            **ok,
+        )
+        >= 1
+    )
+    assert (
+        moved(
+            "registry",
+            "genomebus_handle_seconds_count",
+            stage="registry",
+            topic=VARIANTS_CALLED.name,
+            **ok,
+        )
+        >= 1
+    )
     reads_size = small_sample.reads_1.stat().st_size + small_sample.reads_2.stat().st_size
     assert moved("ingest", "genomebus_object_bytes_total", direction="put") >= reads_size
     assert moved("alignment", "genomebus_object_bytes_total", direction="get") >= reads_size
     assert moved("alignment", "genomebus_object_bytes_total", direction="put") > 0
     assert moved("registry", "genomebus_object_bytes_total", direction="get") >= ready.vcf.size
-    assert moved("ingest", "genomebus_outbox_published_total", topic="genomebus.sample.received.routine") >= 1
-    assert moved("consent", "genomebus_outbox_published_total", topic="genomebus.consent.changed") >= 1
+    assert (
+        moved(
+            "ingest", "genomebus_outbox_published_total", topic="genomebus.sample.received.routine"
+        )
+        >= 1
+    )
+    assert (
+        moved("consent", "genomebus_outbox_published_total", topic="genomebus.consent.changed") >= 1
+    )
     assert moved("registry", "genomebus_outbox_published_total", topic=VARIANTS_READY.name) >= 1
-    assert moved("ingest", "genomebus_http_request_seconds_count", route="/v1/samples", method="POST", status="201") == 1
+    assert (
+        moved(
+            "ingest",
+            "genomebus_http_request_seconds_count",
+            route="/v1/samples",
+            method="POST",
+            status="201",
+        )
+        == 1
+    )
     assert value(after["ingest"], "genomebus_samples", state="received") >= 1
     for service in ("ingest", "consent", "registry"):  # the services with an outbox
         assert ("genomebus_outbox_backlog", frozenset()) in after[service], service
     lagging = [k for k in after["alignment"] if k[0] == "genomebus_consumer_lag_messages"]
-    assert lagging and all(dict(labels)["group"].startswith("genomebus.alignment") for _, labels in lagging)
+    assert lagging and all(
+        dict(labels)["group"].startswith("genomebus.alignment") for _, labels in lagging
+    )
 
 
 async def test_a_dead_lettered_message_shows_in_the_metrics(
@@ -245,19 +316,32 @@ async def test_a_dead_lettered_message_shows_in_the_metrics(
     before = scrape(pipeline)["registry"]
     calling = ServiceSettings(**{**settings.model_dump(), **as_service("calling")})
     async with create_broker(calling) as broker:  # a broken calling worker's publish
-        await broker.publish(b'{"not": "an event"}', topic=VARIANTS_CALLED.name, key=uuid.uuid4().hex.encode())
+        await broker.publish(
+            b'{"not": "an event"}', topic=VARIANTS_CALLED.name, key=uuid.uuid4().hex.encode()
+        )
     deadline = time.monotonic() + 30
     while True:
         after = scrape(pipeline)["registry"]
-        if value(after, "genomebus_dead_letters_total", **labels) > value(before, "genomebus_dead_letters_total", **labels):
+        if value(after, "genomebus_dead_letters_total", **labels) > value(
+            before, "genomebus_dead_letters_total", **labels
+        ):
             break
         assert time.monotonic() < deadline, "the dead letter was not counted"
         time.sleep(0.3)
     assert value(after, "genomebus_dead_letters_total", cause="invalid_event", **labels) == (
         value(before, "genomebus_dead_letters_total", cause="invalid_event", **labels) + 1
     )
-    assert value(after, "genomebus_handler_failures_total", cause="invalid_event", kind="permanent", **labels) == (
-        value(before, "genomebus_handler_failures_total", cause="invalid_event", kind="permanent", **labels) + 1
+    assert value(
+        after, "genomebus_handler_failures_total", cause="invalid_event", kind="permanent", **labels
+    ) == (
+        value(
+            before,
+            "genomebus_handler_failures_total",
+            cause="invalid_event",
+            kind="permanent",
+            **labels,
+        )
+        + 1
     )
     assert value(after, "genomebus_handle_seconds_count", outcome="dead_lettered", **labels) == (
         value(before, "genomebus_handle_seconds_count", outcome="dead_lettered", **labels) + 1

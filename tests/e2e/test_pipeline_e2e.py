@@ -13,11 +13,22 @@ from typing import Any
 
 import pytest
 
-from genomebus_common.events import Priority, SampleAligned, SampleReceived, StageFailed, VariantsCalled
+from genomebus_common.events import (
+    Priority,
+    SampleAligned,
+    SampleReceived,
+    StageFailed,
+    VariantsCalled,
+)
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import Manifest
 from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import SAMPLE_ALIGNED, STAGE_FAILED, VARIANTS_CALLED, sample_received_topic
+from genomebus_common.topics import (
+    SAMPLE_ALIGNED,
+    STAGE_FAILED,
+    VARIANTS_CALLED,
+    sample_received_topic,
+)
 from genomebus_devstack import kafka
 from genomebus_devstack.paths import Layout
 from genomebus_testdata import SimulatedSample, evaluate
@@ -39,15 +50,29 @@ async def test_post_to_variants_called_with_checked_objects_and_accurate_calls(
 ) -> None:
     specimen = f"A{uuid.uuid4().hex[:8]}"
     with pipeline.lis() as lis:
-        view = post_sample(lis, sample_30x, registered_reference.reference.id, specimen, priority="urgent_clinical")
+        view = post_sample(
+            lis, sample_30x, registered_reference.reference.id, specimen, priority="urgent_clinical"
+        )
     sample_id = view["sample_id"]
     key = sample_id.encode()
 
     received = SampleReceived.from_bytes(
-        (await read_until(settings, sample_received_topic("urgent_clinical"), lambda r: r.key == key)).value  # type: ignore[arg-type]
+        (
+            await read_until(
+                settings, sample_received_topic("urgent_clinical"), lambda r: r.key == key
+            )
+        ).value  # type: ignore[arg-type]
     )
-    aligned = SampleAligned.from_bytes((await read_until(settings, SAMPLE_ALIGNED.name, lambda r: r.key == key, timeout_s=240)).value)
-    called = VariantsCalled.from_bytes((await read_until(settings, VARIANTS_CALLED.name, lambda r: r.key == key, timeout_s=240)).value)
+    aligned = SampleAligned.from_bytes(
+        (
+            await read_until(settings, SAMPLE_ALIGNED.name, lambda r: r.key == key, timeout_s=240)
+        ).value
+    )
+    called = VariantsCalled.from_bytes(
+        (
+            await read_until(settings, VARIANTS_CALLED.name, lambda r: r.key == key, timeout_s=240)
+        ).value
+    )
 
     assert received.read_pairs == sample_30x.read_pairs
     assert aligned.correlation_id == called.correlation_id == sample_id
@@ -62,8 +87,10 @@ async def test_post_to_variants_called_with_checked_objects_and_accurate_calls(
     assert aligned.scatter is not None and aligned.scatter.units == 3
     assert called.scatter is not None and called.scatter.units == 3
     assert aligned.priority == Priority.URGENT_CLINICAL
-    for bucket, folder in (("genomebus-alignments", f"samples/{sample_id}/alignment"),
-                           ("genomebus-variants", f"samples/{sample_id}/calling")):
+    for bucket, folder in (
+        ("genomebus-alignments", f"samples/{sample_id}/alignment"),
+        ("genomebus-variants", f"samples/{sample_id}/calling"),
+    ):
         deadline = time.monotonic() + 30  # removed just after the event is published
         while store.list_keys(bucket, f"{folder}/scatter/work/") and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -81,23 +108,47 @@ async def test_post_to_variants_called_with_checked_objects_and_accurate_calls(
     assert progress["calling"]["done"] == progress["calling"]["total"] == 3, progress
 
     # Every object is there with the checksum its event declares (download verifies it).
-    for ref, name in ((aligned.bam, "a.bam"), (aligned.bam_index, "a.bam.bai"), (called.vcf, "c.vcf.gz"), (called.vcf_index, "c.vcf.gz.tbi")):
+    for ref, name in (
+        (aligned.bam, "a.bam"),
+        (aligned.bam_index, "a.bam.bai"),
+        (called.vcf, "c.vcf.gz"),
+        (called.vcf_index, "c.vcf.gz.tbi"),
+    ):
         store.download(ref, tmp_path / name)
     # ...and the VCF is accurate against the simulation's truth.
     accuracy = evaluate(tmp_path / "c.vcf.gz", sample_30x.truth_vcf, reference_fasta)
     print("\n" + accuracy.summary())
     assert accuracy.snv.f1 >= 0.99, accuracy.summary()
     assert accuracy.indel.f1 >= 0.95, accuracy.summary()
-    assert called.counts.snv == accuracy.snv.call_count and called.counts.indel == accuracy.indel.call_count
+    assert (
+        called.counts.snv == accuracy.snv.call_count
+        and called.counts.indel == accuracy.indel.call_count
+    )
 
     # An outside consumer (kcat, from Debian) sees the events too.
     kcat = shutil.which("kcat")
     assert kcat, "kcat is missing: run `make install`"
     config = kafka.kcat_config(Layout.discover())  # the stack's administrator, over PLAIN
     out = subprocess.run(
-        [kcat, "-F", str(config), "-C", "-b", settings.kafka_bootstrap_servers,
-         "-t", VARIANTS_CALLED.name, "-o", "beginning", "-e", "-J", "-q"],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            kcat,
+            "-F",
+            str(config),
+            "-C",
+            "-b",
+            settings.kafka_bootstrap_servers,
+            "-t",
+            VARIANTS_CALLED.name,
+            "-o",
+            "beginning",
+            "-e",
+            "-J",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     seen = [json.loads(line) for line in out.splitlines() if line.strip()]
     mine = [m for m in seen if m["key"] == sample_id]
@@ -112,7 +163,9 @@ async def test_post_to_variants_called_with_checked_objects_and_accurate_calls(
 
 
 async def test_unknown_reference_is_a_clear_permanent_error_in_the_dlq(
-    pipeline: Pipeline, registered_reference: Manifest, settings: ServiceSettings,
+    pipeline: Pipeline,
+    registered_reference: Manifest,
+    settings: ServiceSettings,
     as_service: Callable[[str], dict[str, Any]],
 ) -> None:
     """A sample for a reference nobody registered goes to the DLQ with the reason, not a loop."""
@@ -130,8 +183,14 @@ async def test_unknown_reference_is_a_clear_permanent_error_in_the_dlq(
     async with create_broker(ingest) as broker:  # as ingest publishes a sample
         await publish_event(broker, event)
     failed = StageFailed.from_bytes(
-        (await read_until(settings, STAGE_FAILED.name,
-                          lambda r: r.key == event.sample_id.encode(), timeout_s=60)).value
+        (
+            await read_until(
+                settings,
+                STAGE_FAILED.name,
+                lambda r: r.key == event.sample_id.encode(),
+                timeout_s=60,
+            )
+        ).value
     )
     assert failed.stage.value == "alignment" and failed.error_code == "unknown_reference"
     assert "'GRCh99' is not registered" in failed.reason and not failed.retriable

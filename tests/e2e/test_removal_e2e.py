@@ -55,12 +55,22 @@ async def test_a_removed_sample_leaves_no_reads_bam_vcf_or_genotypes(
     sample = simulate_sample(reference_fasta, tmp_path / "s", read_pairs=20000, seed=21)
     with pipeline.lis() as lis:
         sample_id = post_sample(
-            lis, sample, registered_reference.reference.id, f"R{uuid.uuid4().hex[:8]}",
+            lis,
+            sample,
+            registered_reference.reference.id,
+            f"R{uuid.uuid4().hex[:8]}",
             national_id=PATIENT,
         )["sample_id"]
-        ready = VariantsReady.from_bytes((await read_until(
-            settings, VARIANTS_READY.name, lambda r: r.key == sample_id.encode(), timeout_s=180
-        )).value)  # type: ignore[arg-type]
+        ready = VariantsReady.from_bytes(
+            (
+                await read_until(
+                    settings,
+                    VARIANTS_READY.name,
+                    lambda r: r.key == sample_id.encode(),
+                    timeout_s=180,
+                )
+            ).value
+        )  # type: ignore[arg-type]
         assert ready.genotypes_loaded > 0
         for service, (bucket, prefix) in PLACES.items():
             assert _objects(store, bucket, prefix.format(id=sample_id)), f"{service} kept nothing"
@@ -74,8 +84,11 @@ async def test_a_removed_sample_leaves_no_reads_bam_vcf_or_genotypes(
     async def what_is_left() -> dict[str, object]:
         left: dict[str, object] = {}
         for service, (bucket, prefix) in PLACES.items():
-            kept = [n for n in _objects(store, bucket, prefix.format(id=sample_id))
-                    if not n.endswith(REMOVED_RECORD)]
+            kept = [
+                n
+                for n in _objects(store, bucket, prefix.format(id=sample_id))
+                if not n.endswith(REMOVED_RECORD)
+            ]
             if kept:
                 left[service] = kept
         conn = await asyncpg.connect(registry_dsn)

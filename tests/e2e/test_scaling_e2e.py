@@ -13,10 +13,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
 from genomebus_common.events import Priority, SampleAligned
+from genomebus_common.kafka_client import client_options
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import Manifest
 from genomebus_common.scatter import ScatterStore
-from genomebus_common.kafka_client import client_options
 from genomebus_common.settings import ServiceSettings
 from genomebus_common.topics import SAMPLE_ALIGNED, SAMPLE_RECEIVED_LANES
 from genomebus_testdata import simulate_sample
@@ -46,7 +46,11 @@ def _specimens_on_distinct_partitions(count: int) -> list[str]:
 
 
 async def _stable_member_ids(
-    settings: ServiceSettings, group: str, *, new_beyond: frozenset[str] = frozenset(), timeout_s: float = 60
+    settings: ServiceSettings,
+    group: str,
+    *,
+    new_beyond: frozenset[str] = frozenset(),
+    timeout_s: float = 60,
 ) -> frozenset[str]:
     """Member ids of ``group`` once it is Stable and has a member not in ``new_beyond``
     (members that died meanwhile may have left: only the newcomer counts)."""
@@ -84,11 +88,16 @@ async def test_two_workers_share_four_samples_and_align_each_once(
         await _stable_member_ids(settings, group, new_beyond=before)
         specimens = _specimens_on_distinct_partitions(4)
         with pipeline.lis() as lis:
-            ids = [post_sample(lis, sample, registered_reference.reference.id, s)["sample_id"] for s in specimens]
+            ids = [
+                post_sample(lis, sample, registered_reference.reference.id, s)["sample_id"]
+                for s in specimens
+            ]
         for sample_id in ids:
             record = await read_until(
-                settings, SAMPLE_ALIGNED.name,
-                lambda r, k=sample_id.encode(): r.key == k, timeout_s=120,
+                settings,
+                SAMPLE_ALIGNED.name,
+                lambda r, k=sample_id.encode(): r.key == k,
+                timeout_s=120,
             )
             aligned = SampleAligned.from_bytes(record.value)
             assert aligned.metrics.reads_total == 8000
@@ -103,6 +112,15 @@ async def test_two_workers_share_four_samples_and_align_each_once(
     # Both workers log into the same file (one per service name): their pids tell them apart.
     log = pipeline.services["alignment"].log_path
     entries = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
-    work = [(e["pid"], e["sample_id"]) for e in entries if e.get("message") == "planning" and e.get("sample_id") in ids]
-    assert sorted(s for _, s in work) == sorted(ids), "each sample planned (cut into chunks) exactly once"
-    assert {pid for pid, _ in work} == {pipeline.services["alignment"].process.pid, second.process.pid}  # type: ignore[union-attr]
+    work = [
+        (e["pid"], e["sample_id"])
+        for e in entries
+        if e.get("message") == "planning" and e.get("sample_id") in ids
+    ]
+    assert sorted(s for _, s in work) == sorted(ids), (
+        "each sample planned (cut into chunks) exactly once"
+    )
+    assert {pid for pid, _ in work} == {
+        pipeline.services["alignment"].process.pid,
+        second.process.pid,
+    }  # type: ignore[union-attr]

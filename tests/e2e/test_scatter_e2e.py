@@ -38,7 +38,10 @@ async def test_two_workers_per_stage_share_one_samples_units(
 ) -> None:
     groups = ("genomebus.alignment.work.routine", "genomebus.calling.work.routine")
     before = {g: await _stable_member_ids(settings, g) for g in groups}
-    extra = [pipeline.extra_worker(name, tmp_path / f"second-{name}").start() for name in ("alignment", "calling")]
+    extra = [
+        pipeline.extra_worker(name, tmp_path / f"second-{name}").start()
+        for name in ("alignment", "calling")
+    ]
     try:
         for worker in extra:
             worker.wait_ready()
@@ -47,12 +50,24 @@ async def test_two_workers_per_stage_share_one_samples_units(
         with pipeline.lis() as lis:
             # a new specimen each run: the stack's ingest database outlives a test session
             specimen = f"SCAT{uuid.uuid4().hex[:8]}"
-            sample_id = post_sample(lis, sample_30x, registered_reference.reference.id, specimen)["sample_id"]
+            sample_id = post_sample(lis, sample_30x, registered_reference.reference.id, specimen)[
+                "sample_id"
+            ]
         key = sample_id.encode()
         aligned = SampleAligned.from_bytes(
-            (await read_until(settings, SAMPLE_ALIGNED.name, lambda r: r.key == key, timeout_s=300)).value)
+            (
+                await read_until(
+                    settings, SAMPLE_ALIGNED.name, lambda r: r.key == key, timeout_s=300
+                )
+            ).value
+        )
         called = VariantsCalled.from_bytes(
-            (await read_until(settings, VARIANTS_CALLED.name, lambda r: r.key == key, timeout_s=300)).value)
+            (
+                await read_until(
+                    settings, VARIANTS_CALLED.name, lambda r: r.key == key, timeout_s=300
+                )
+            ).value
+        )
     finally:
         for worker in extra:
             worker.stop()
@@ -65,4 +80,6 @@ async def test_two_workers_per_stage_share_one_samples_units(
     assert {w.rsplit(":", 1)[1] for w in workers if w} == pids, "both alignment workers took chunks"
     calling_pids = {str(pipeline.services["calling"].process.pid), str(extra[1].process.pid)}  # type: ignore[union-attr]
     workers = unit_workers(store, "genomebus-variants", f"samples/{sample_id}/calling")
-    assert {w.rsplit(":", 1)[1] for w in workers if w} == calling_pids, "both calling workers took regions"
+    assert {w.rsplit(":", 1)[1] for w in workers if w} == calling_pids, (
+        "both calling workers took regions"
+    )

@@ -39,22 +39,37 @@ async def test_withdrawal_mid_pipeline_quarantines_and_nothing_is_research_visib
     await publish_consent(consent_kafka, consent_for(PATIENT, 1))
     sample = simulate_sample(reference_fasta, tmp_path / "s", read_pairs=20000, seed=9)
     with pipeline.lis() as lis:
-        sample_id = post_sample(lis, sample, registered_reference.reference.id, f"Q{uuid.uuid4().hex[:8]}", national_id=PATIENT)["sample_id"]
+        sample_id = post_sample(
+            lis,
+            sample,
+            registered_reference.reference.id,
+            f"Q{uuid.uuid4().hex[:8]}",
+            national_id=PATIENT,
+        )["sample_id"]
     received = SampleReceived.from_bytes(
-        (await read_until(settings, sample_received_topic("routine"), lambda r: r.key == sample_id.encode())).value  # type: ignore[arg-type]
+        (
+            await read_until(
+                settings, sample_received_topic("routine"), lambda r: r.key == sample_id.encode()
+            )
+        ).value  # type: ignore[arg-type]
     )
     await publish_consent(consent_kafka, consent_for(PATIENT, 2, withdrawn=True))
 
     registry_dsn = with_database(endpoints["GENOMEBUS_POSTGRES_DSN"], "genomebus_registry")
 
     async def where_quarantined() -> str | None:
-        for bucket, stage in (("genomebus-alignments", "alignment"), ("genomebus-variants", "calling")):
+        for bucket, stage in (
+            ("genomebus-alignments", "alignment"),
+            ("genomebus-variants", "calling"),
+        ):
             key = f"samples/{sample_id}/{stage}/{QUARANTINE_RECORD}"
             if store.read_model(bucket, key, Quarantine) is not None:
                 return stage
         conn = await asyncpg.connect(registry_dsn)
         try:
-            if await conn.fetchval("SELECT quarantined FROM samples WHERE sample_id = $1", sample_id):
+            if await conn.fetchval(
+                "SELECT quarantined FROM samples WHERE sample_id = $1", sample_id
+            ):
                 return "registry"
         finally:
             await conn.close()
@@ -68,11 +83,14 @@ async def test_withdrawal_mid_pipeline_quarantines_and_nothing_is_research_visib
     print(f"\nquarantined by {stage}")
 
     with pytest.raises(AssertionError, match="no matching record"):
-        await read_until(settings, VARIANTS_READY.name, lambda r: r.key == sample_id.encode(), timeout_s=8)
+        await read_until(
+            settings, VARIANTS_READY.name, lambda r: r.key == sample_id.encode(), timeout_s=8
+        )
     conn = await asyncpg.connect(registry_dsn)
     try:
         visible = await conn.fetchval(
-            "SELECT count(*) FROM research_genotypes WHERE patient_pseudonym = $1", received.patient_pseudonym
+            "SELECT count(*) FROM research_genotypes WHERE patient_pseudonym = $1",
+            received.patient_pseudonym,
         )
     finally:
         await conn.close()

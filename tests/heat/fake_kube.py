@@ -52,7 +52,12 @@ class FakeKube:
         return httpx.MockTransport(self.handle)
 
     def add_scaled_object(
-        self, ns: str, name: str, max_replicas: int | None, *, min_replicas: int | None = None,
+        self,
+        ns: str,
+        name: str,
+        max_replicas: int | None,
+        *,
+        min_replicas: int | None = None,
         annotations: dict[str, str] | None = None,
     ) -> str:
         spec: dict[str, Any] = {"scaleTargetRef": {"name": name}, "triggers": [{"type": "kafka"}]}
@@ -62,7 +67,8 @@ class FakeKube:
             spec["minReplicaCount"] = min_replicas
         path = SO_PATH.format(ns=ns, name=name)
         self.objects[path] = {
-            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
             "metadata": {"name": name, "namespace": ns, "annotations": annotations or {}},
             "spec": spec,
         }
@@ -70,8 +76,12 @@ class FakeKube:
 
     def add_configmap(self, ns: str, name: str, data: dict[str, str]) -> str:
         path = CM_PATH.format(ns=ns, name=name)
-        self.objects[path] = {"apiVersion": "v1", "kind": "ConfigMap",
-                              "metadata": {"name": name, "namespace": ns}, "data": data}
+        self.objects[path] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": ns},
+            "data": data,
+        }
         return path
 
     def writes(self) -> list[Call]:
@@ -79,15 +89,24 @@ class FakeKube:
 
     @staticmethod
     def _status(code: int, message: str) -> httpx.Response:
-        return httpx.Response(code, json={"kind": "Status", "status": "Failure",
-                                          "message": message, "code": code})
+        return httpx.Response(
+            code, json={"kind": "Status", "status": "Failure", "message": message, "code": code}
+        )
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         auth = request.headers.get("authorization", "")
         body = json.loads(request.content) if request.content else None
-        self.calls.append(Call(request.method, path, request.headers.get("content-type"), body,
-                               auth.removeprefix("Bearer ") or None, dict(request.url.params)))
+        self.calls.append(
+            Call(
+                request.method,
+                path,
+                request.headers.get("content-type"),
+                body,
+                auth.removeprefix("Bearer ") or None,
+                dict(request.url.params),
+            )
+        )
         queued = self.failures.get(path)
         if queued:
             return self._status(queued.pop(0), f"injected failure on {path}")
@@ -117,7 +136,11 @@ class FakeKube:
         start = int(request.url.params.get("continue") or 0)
         page = self.nodes[start : start + size]
         more = start + size < len(self.nodes)
-        return httpx.Response(200, json={
-            "kind": "NodeList", "items": page,
-            "metadata": {"continue": str(start + size)} if more else {},
-        })
+        return httpx.Response(
+            200,
+            json={
+                "kind": "NodeList",
+                "items": page,
+                "metadata": {"continue": str(start + size)} if more else {},
+            },
+        )

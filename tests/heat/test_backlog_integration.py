@@ -12,7 +12,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 from genomebus_common.kafka_client import client_options
 from genomebus_common.settings import ServiceSettings
 from genomebus_heat.backlog import BacklogError, BacklogProbe
-
 from tests.common.kafka_helpers import create_topics
 
 pytestmark = pytest.mark.integration
@@ -26,16 +25,22 @@ async def produce(settings: ServiceSettings, topic: str, stamps: dict[int, list[
         for partition, times in stamps.items():
             for n, t in enumerate(times):
                 await producer.send_and_wait(
-                    topic, f"sample-{partition}-{n}".encode(), partition=partition,
+                    topic,
+                    f"sample-{partition}-{n}".encode(),
+                    partition=partition,
                     timestamp_ms=int(t * 1000),
                 )
     finally:
         await producer.stop()
 
 
-async def commit(settings: ServiceSettings, group: str, topic: str, offsets: dict[int, int]) -> None:
+async def commit(
+    settings: ServiceSettings, group: str, topic: str, offsets: dict[int, int]
+) -> None:
     """Commit as alignment's group would after handling those records."""
-    consumer = AIOKafkaConsumer(**client_options(settings), group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        **client_options(settings), group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in offsets]
@@ -49,7 +54,10 @@ async def committed(settings: ServiceSettings, group: str) -> dict[int, int]:
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
-        return {tp.partition: m.offset for tp, m in (await admin.list_consumer_group_offsets(group)).items()}
+        return {
+            tp.partition: m.offset
+            for tp, m in (await admin.list_consumer_group_offsets(group)).items()
+        }
     finally:
         await admin.close()
 
@@ -60,18 +68,24 @@ async def test_oldest_waiting_sample_is_the_first_unconsumed_record(
     topic, group = f"heat-research-{unique}", f"heat-group-{unique}"
     await create_topics(settings, topic, partitions=3)
     now = time.time()
-    await produce(settings, topic, {
-        0: [now - 3000, now - 2000, now - 1000],  # first one consumed: 2000 s waits
-        1: [now - 5000, now - 4000],  # all consumed: older, but no longer waiting
-        2: [now - 1500],  # never committed: waits from the log start
-    })
+    await produce(
+        settings,
+        topic,
+        {
+            0: [now - 3000, now - 2000, now - 1000],  # first one consumed: 2000 s waits
+            1: [now - 5000, now - 4000],  # all consumed: older, but no longer waiting
+            2: [now - 1500],  # never committed: waits from the log start
+        },
+    )
     await commit(settings, group, topic, {0: 1, 1: 2})
 
     backlog = await BacklogProbe(settings, topic, group).measure()
 
     by_partition = {p.partition: p for p in backlog.partitions}
     assert [(by_partition[p].next_offset, by_partition[p].end_offset) for p in (0, 1, 2)] == [
-        (1, 3), (2, 2), (0, 1)
+        (1, 3),
+        (2, 2),
+        (0, 1),
     ]
     assert by_partition[0].oldest_timestamp_ms == int((now - 2000) * 1000)
     assert by_partition[1].oldest_timestamp_ms is None

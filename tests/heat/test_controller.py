@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -23,7 +23,7 @@ NS = "genomebus-test"
 SO = SO_PATH.format(ns=NS, name="alignment-research")
 DEMAND = CM_PATH.format(ns=NS, name="genomebus-heat-demand")
 RECOVERY = CM_PATH.format(ns=NS, name="genomebus-heat-recovery")
-T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 class FakeProbe:
@@ -52,26 +52,37 @@ class Clock:
 
 def settings(**overrides: object) -> HeatSettings:
     values: dict[str, object] = dict(
-        heat_namespace=NS, heat_min_replicas=1, heat_max_replicas=6,
-        heat_max_research_wait_s=4 * 3600, heat_escalation_margin_s=600, heat_hold_s=900,
+        heat_namespace=NS,
+        heat_min_replicas=1,
+        heat_max_replicas=6,
+        heat_max_research_wait_s=4 * 3600,
+        heat_escalation_margin_s=600,
+        heat_hold_s=900,
         heat_interval_s=1,
     )
     return HeatSettings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
 
 
 def demand_cm(fake: FakeKube, demand_kw: float, capacity_kw: float = 200.0) -> None:
-    points = [{"start": (T0 + timedelta(hours=h)).isoformat(), "demand_kw": demand_kw}
-              for h in range(-2, 24)]
-    fake.add_configmap(NS, "genomebus-heat-demand",
-                       {"forecast.json": json.dumps(points), "capacity_kw": str(capacity_kw)})
+    points = [
+        {"start": (T0 + timedelta(hours=h)).isoformat(), "demand_kw": demand_kw}
+        for h in range(-2, 24)
+    ]
+    fake.add_configmap(
+        NS,
+        "genomebus-heat-demand",
+        {"forecast.json": json.dumps(points), "capacity_kw": str(capacity_kw)},
+    )
 
 
 @pytest.fixture
 def world() -> tuple[FakeKube, FakeProbe, Clock, HeatController]:
-    fake = FakeKube(nodes=[
-        {"metadata": {"name": "water-1", "labels": {LABEL: "0.9"}}},
-        {"metadata": {"name": "air-1", "labels": {}}},
-    ])
+    fake = FakeKube(
+        nodes=[
+            {"metadata": {"name": "water-1", "labels": {LABEL: "0.9"}}},
+            {"metadata": {"name": "air-1", "labels": {}}},
+        ]
+    )
     fake.add_scaled_object(NS, "alignment-research", 6, min_replicas=1)
     probe, clock = FakeProbe(), Clock()
     kube = KubeClient("https://kube.test", lambda: "tok", transport=fake.transport())
@@ -82,18 +93,21 @@ def so_patches(fake: FakeKube) -> list[dict[str, object]]:
     return [c.body for c in fake.writes() if c.path == SO]
 
 
-async def test_low_demand_lowers_the_ceiling_and_records_why_and_when(world, caplog) -> None:  # noqa: ANN001
+async def test_low_demand_lowers_the_ceiling_and_records_why_and_when(world, caplog) -> None:
     fake, probe, clock, controller = world
     demand_cm(fake, 0.0)
     with caplog.at_level(logging.INFO, logger="genomebus_heat"):
         status = await controller.run_round()
     assert status.steer.ok and status.recovery.ok
     reason = "heat demand 0.00 wants 1: lowering 6 -> 5 (one step per window)"
-    assert so_patches(fake) == [{
-        "spec": {"maxReplicaCount": 5},
-        "metadata": {"annotations": {REASON_ANNOTATION: reason,
-                                     HOLD_FROM_ANNOTATION: T0.isoformat()}},
-    }]
+    assert so_patches(fake) == [
+        {
+            "spec": {"maxReplicaCount": 5},
+            "metadata": {
+                "annotations": {REASON_ANNOTATION: reason, HOLD_FROM_ANNOTATION: T0.isoformat()}
+            },
+        }
+    ]
     logged = [r for r in caplog.records if getattr(r, "ceiling", None) == 5]
     assert logged and logged[0].reason == reason and logged[0].previous_ceiling == 6
     assert "was 6" in logged[0].getMessage()
@@ -108,7 +122,7 @@ async def test_low_demand_lowers_the_ceiling_and_records_why_and_when(world, cap
     assert fake.objects[SO]["spec"]["maxReplicaCount"] == 4
 
 
-async def test_high_demand_raises_the_ceiling(world) -> None:  # noqa: ANN001
+async def test_high_demand_raises_the_ceiling(world) -> None:
     fake, probe, clock, controller = world
     fake.objects[SO]["spec"]["maxReplicaCount"] = 2
     demand_cm(fake, 180.0)  # 0.9 of capacity: 1 + 0.9 x 5 = 5.5 -> 6
@@ -116,7 +130,7 @@ async def test_high_demand_raises_the_ceiling(world) -> None:  # noqa: ANN001
     assert fake.objects[SO]["spec"]["maxReplicaCount"] == 6
 
 
-async def test_over_age_backlog_takes_the_maximum_inside_the_window(world) -> None:  # noqa: ANN001
+async def test_over_age_backlog_takes_the_maximum_inside_the_window(world) -> None:
     fake, probe, clock, controller = world
     fake.objects[SO]["spec"]["maxReplicaCount"] = 1
     fake.objects[SO]["metadata"]["annotations"][HOLD_FROM_ANNOTATION] = T0.isoformat()
@@ -124,10 +138,13 @@ async def test_over_age_backlog_takes_the_maximum_inside_the_window(world) -> No
     probe.wait_s = 4 * 3600 - 600  # the wait limit less the escalation margin
     await controller.run_round()
     assert fake.objects[SO]["spec"]["maxReplicaCount"] == 6
-    assert "regardless of heat demand" in fake.objects[SO]["metadata"]["annotations"][REASON_ANNOTATION]
+    assert (
+        "regardless of heat demand"
+        in fake.objects[SO]["metadata"]["annotations"][REASON_ANNOTATION]
+    )
 
 
-async def test_escalation_keeps_the_window_open_while_the_backlog_is_old(world) -> None:  # noqa: ANN001
+async def test_escalation_keeps_the_window_open_while_the_backlog_is_old(world) -> None:
     fake, probe, clock, controller = world
     demand_cm(fake, 0.0)
     probe.wait_s = 5 * 3600
@@ -143,7 +160,7 @@ async def test_escalation_keeps_the_window_open_while_the_backlog_is_old(world) 
     assert fake.objects[SO]["spec"]["maxReplicaCount"] == 5
 
 
-async def test_missing_or_broken_forecast_holds_the_ceiling(world, caplog) -> None:  # noqa: ANN001
+async def test_missing_or_broken_forecast_holds_the_ceiling(world, caplog) -> None:
     fake, probe, clock, controller = world
     fake.objects[SO]["spec"]["maxReplicaCount"] = 3
     with caplog.at_level(logging.WARNING, logger="genomebus_heat"):
@@ -157,7 +174,7 @@ async def test_missing_or_broken_forecast_holds_the_ceiling(world, caplog) -> No
     assert "heat-demand ConfigMap unusable: holding the ceiling" in messages
 
 
-async def test_scaled_object_minimum_raises_the_floor(world) -> None:  # noqa: ANN001
+async def test_scaled_object_minimum_raises_the_floor(world) -> None:
     fake, probe, clock, controller = world
     fake.objects[SO]["spec"] |= {"maxReplicaCount": 2, "minReplicaCount": 3}
     demand_cm(fake, 0.0)
@@ -165,24 +182,37 @@ async def test_scaled_object_minimum_raises_the_floor(world) -> None:  # noqa: A
     assert fake.objects[SO]["spec"]["maxReplicaCount"] == 3  # KEDA refuses max < min
 
 
-async def test_recovery_table_is_created_then_written_only_when_it_changes(world) -> None:  # noqa: ANN001
+async def test_recovery_table_is_created_then_written_only_when_it_changes(world) -> None:
     fake, probe, clock, controller = world
     demand_cm(fake, 100.0)
     await controller.run_round()
-    assert json.loads(fake.objects[RECOVERY]["data"]["recovery.json"]) == {"air-1": 0.0, "water-1": 0.9}
-    assert fake.objects[RECOVERY]["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "genomebus-heat"}
+    assert json.loads(fake.objects[RECOVERY]["data"]["recovery.json"]) == {
+        "air-1": 0.0,
+        "water-1": 0.9,
+    }
+    assert fake.objects[RECOVERY]["metadata"]["labels"] == {
+        "app.kubernetes.io/managed-by": "genomebus-heat"
+    }
     await controller.run_round()
-    assert [c.method for c in fake.writes() if c.path.startswith(RECOVERY.rsplit("/", 1)[0])] == ["POST"]
+    assert [c.method for c in fake.writes() if c.path.startswith(RECOVERY.rsplit("/", 1)[0])] == [
+        "POST"
+    ]
 
     fake.nodes[1]["metadata"]["labels"][LABEL] = "0.5"
     fake.nodes.append({"metadata": {"name": "new-1", "labels": {LABEL: "bogus"}}})
     await controller.run_round()
     (patch,) = [c for c in fake.writes() if c.path == RECOVERY]
-    assert patch.body == {"data": {"recovery.json": json.dumps(
-        {"air-1": 0.5, "new-1": 0.0, "water-1": 0.9}, sort_keys=True, indent=1) + "\n"}}
+    assert patch.body == {
+        "data": {
+            "recovery.json": json.dumps(
+                {"air-1": 0.5, "new-1": 0.0, "water-1": 0.9}, sort_keys=True, indent=1
+            )
+            + "\n"
+        }
+    }
 
 
-async def test_a_failing_part_is_logged_and_retried_and_the_other_still_runs(world, caplog) -> None:  # noqa: ANN001
+async def test_a_failing_part_is_logged_and_retried_and_the_other_still_runs(world, caplog) -> None:
     fake, probe, clock, controller = world
     demand_cm(fake, 0.0)
     fake.failures[SO] = [500]
@@ -204,8 +234,13 @@ async def test_a_failing_part_is_logged_and_retried_and_the_other_still_runs(wor
 
     # The API server unreachable: both parts fail, nothing raises.
     probe.error = None
-    broken = KubeClient("https://kube.test", lambda: "tok", transport=httpx.MockTransport(
-        lambda request: (_ for _ in ()).throw(httpx.ConnectError("connection refused"))))
+    broken = KubeClient(
+        "https://kube.test",
+        lambda: "tok",
+        transport=httpx.MockTransport(
+            lambda request: (_ for _ in ()).throw(httpx.ConnectError("connection refused"))
+        ),
+    )
     controller.kube = broken
     status = await controller.run_round()
     assert not status.steer.ok and not status.recovery.ok
@@ -218,7 +253,7 @@ async def test_a_failing_part_is_logged_and_retried_and_the_other_still_runs(wor
     assert fake.objects[SO]["spec"]["maxReplicaCount"] == controller.settings.heat_max_replicas
 
 
-async def test_loop_runs_rounds_until_stopped(world) -> None:  # noqa: ANN001
+async def test_loop_runs_rounds_until_stopped(world) -> None:
     fake, probe, clock, controller = world
     fake.failures[SO] = [503, 503]
     stop = asyncio.Event()

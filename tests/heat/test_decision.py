@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from genomebus_heat.decision import Bounds, Decision, decide
 from genomebus_heat.demand import Forecast
 
-T0 = datetime(2026, 11, 26, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 26, 0, 0, tzinfo=UTC)
 BOUNDS = Bounds(min_replicas=1, max_replicas=6, escalate_after_s=3600, hold_s=900)
 
 
@@ -36,7 +36,10 @@ ceiling_st = st.none() | st.integers(-2, 12)
 
 @given(bounds_st, demand_st, wait_st, ceiling_st, st.none() | st.floats(0, 7200))
 def test_ceiling_is_always_within_bounds(
-    bounds: Bounds, demand: float | None, wait: float | None, current: int | None,
+    bounds: Bounds,
+    demand: float | None,
+    wait: float | None,
+    current: int | None,
     changed_ago: float | None,
 ) -> None:
     last = None if changed_ago is None else T0 - timedelta(seconds=changed_ago)
@@ -48,7 +51,10 @@ def test_ceiling_is_always_within_bounds(
 
 @given(bounds_st, demand_st, st.floats(0, 48 * 3600), ceiling_st, st.none() | st.floats(0, 7200))
 def test_over_age_backlog_always_gets_the_maximum(
-    bounds: Bounds, demand: float | None, extra: float, current: int | None,
+    bounds: Bounds,
+    demand: float | None,
+    extra: float,
+    current: int | None,
     changed_ago: float | None,
 ) -> None:
     last = None if changed_ago is None else T0 - timedelta(seconds=changed_ago)
@@ -70,9 +76,15 @@ def test_young_backlog_does_not_escalate() -> None:
     assert d.ceiling == 1 and not d.escalated
 
 
-@given(bounds_st, st.floats(0, 1), st.floats(0, 1), st.integers(1, 6), st.none() | st.floats(0, 7200))
+@given(
+    bounds_st, st.floats(0, 1), st.floats(0, 1), st.integers(1, 6), st.none() | st.floats(0, 7200)
+)
 def test_more_demand_never_means_less_research_capacity(
-    bounds: Bounds, d1: float, d2: float, current: int, changed_ago: float | None,
+    bounds: Bounds,
+    d1: float,
+    d2: float,
+    current: int,
+    changed_ago: float | None,
 ) -> None:
     low, high = sorted((d1, d2))
     current = bounds.clamp(current)
@@ -148,7 +160,8 @@ def test_bounds_reject_nonsense() -> None:
     ),
 )
 def test_no_demand_change_within_the_hysteresis_window(
-    bounds: Bounds, series: list[tuple[float, float, float | None]],
+    bounds: Bounds,
+    series: list[tuple[float, float, float | None]],
 ) -> None:
     """Run the controller over a random series, keeping its state as the ScaledObject would.
     Every change not forced by the wait bound comes at least hold_s after the last change or

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from genomebus_heat.demand import ForecastError, parse_forecast
 from genomebus_heat.recovery import LABEL, RECOVERY_KEY, fraction_from_label, recovery_table
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def cm(points: list[dict[str, object]], capacity: str = "400") -> dict[str, str]:
@@ -20,11 +20,15 @@ def cm(points: list[dict[str, object]], capacity: str = "400") -> dict[str, str]
 
 
 def test_forecast_points_hold_until_the_next_and_the_last_for_an_hour() -> None:
-    f = parse_forecast(cm([
-        # Out of order and in two offsets: sorted by instant.
-        {"start": "2026-11-26T08:00:00+01:00", "demand_kw": 400},  # 07:00Z
-        {"start": "2026-11-26T06:00:00Z", "demand_kw": 100.0},
-    ]))
+    f = parse_forecast(
+        cm(
+            [
+                # Out of order and in two offsets: sorted by instant.
+                {"start": "2026-11-26T08:00:00+01:00", "demand_kw": 400},  # 07:00Z
+                {"start": "2026-11-26T06:00:00Z", "demand_kw": 100.0},
+            ]
+        )
+    )
     at = lambda h, m=0: datetime(2026, 11, 26, h, m, tzinfo=UTC)  # noqa: E731
     assert f.demand_at(at(5, 59)) is None  # before the forecast
     assert f.demand_at(at(6)) == 0.25
@@ -54,8 +58,15 @@ def test_demand_beyond_capacity_is_clamped() -> None:
         (cm([{"start": "2026-11-26T06:00:00Z", "demand_kw": "NaN"}]), "not finite"),
         (cm([{"start": "2026-11-26T06:00:00Z", "demand_kw": True}]), "not a number"),
         (cm([{"start": "2026-11-26T06:00:00Z"}]), "needs start and demand_kw"),
-        (cm([{"start": "2026-11-26T06:00:00Z", "demand_kw": 1},
-             {"start": "2026-11-26T07:00:00+01:00", "demand_kw": 2}]), "second point"),
+        (
+            cm(
+                [
+                    {"start": "2026-11-26T06:00:00Z", "demand_kw": 1},
+                    {"start": "2026-11-26T07:00:00+01:00", "demand_kw": 2},
+                ]
+            ),
+            "second point",
+        ),
     ],
 )
 def test_unusable_forecasts_say_what_is_wrong(data: dict[str, str], complaint: str) -> None:
@@ -66,19 +77,25 @@ def test_unusable_forecasts_say_what_is_wrong(data: dict[str, str], complaint: s
 @given(
     st.lists(
         st.tuples(st.integers(0, 200), st.floats(0, 1e6, allow_nan=False)),
-        min_size=1, max_size=30, unique_by=lambda p: p[0],
+        min_size=1,
+        max_size=30,
+        unique_by=lambda p: p[0],
     ),
     st.floats(0.1, 1e6),
     st.integers(-60, 260 * 60),
 )
 def test_normalised_demand_is_always_between_0_and_1(
-    points: list[tuple[int, float]], capacity: float, minute: int,
+    points: list[tuple[int, float]],
+    capacity: float,
+    minute: int,
 ) -> None:
     t0 = datetime(2026, 11, 26, tzinfo=UTC)
-    f = parse_forecast(cm(
-        [{"start": (t0 + timedelta(hours=h)).isoformat(), "demand_kw": d} for h, d in points],
-        capacity=repr(capacity),
-    ))
+    f = parse_forecast(
+        cm(
+            [{"start": (t0 + timedelta(hours=h)).isoformat(), "demand_kw": d} for h, d in points],
+            capacity=repr(capacity),
+        )
+    )
     value = f.demand_at(t0 + timedelta(minutes=minute))
     assert value is None or 0.0 <= value <= 1.0
 
@@ -89,26 +106,35 @@ def node(name: str, fraction: str | None = None) -> dict[str, object]:
 
 
 def test_recovery_table_from_node_labels() -> None:
-    table = recovery_table([
-        node("water-1", "0.85"),
-        node("air-1"),  # unlabelled: no heat reused
-        node("typo-1", "0,85"),  # invalid: 0.0 and a problem to log
-        node("over-1", "1.7"),  # clamped
-        node("under-1", "-0.2"),
-        node("nan-1", "nan"),
-        node("inf-1", "inf"),
-        node("spaces-1", " 0.5 "),
-        {"metadata": {"name": "bare-1"}},  # no labels at all
-    ])
+    table = recovery_table(
+        [
+            node("water-1", "0.85"),
+            node("air-1"),  # unlabelled: no heat reused
+            node("typo-1", "0,85"),  # invalid: 0.0 and a problem to log
+            node("over-1", "1.7"),  # clamped
+            node("under-1", "-0.2"),
+            node("nan-1", "nan"),
+            node("inf-1", "inf"),
+            node("spaces-1", " 0.5 "),
+            {"metadata": {"name": "bare-1"}},  # no labels at all
+        ]
+    )
     assert table.fractions == {
-        "water-1": 0.85, "air-1": 0.0, "typo-1": 0.0, "over-1": 1.0, "under-1": 0.0,
-        "nan-1": 0.0, "inf-1": 0.0, "spaces-1": 0.5, "bare-1": 0.0,
+        "water-1": 0.85,
+        "air-1": 0.0,
+        "typo-1": 0.0,
+        "over-1": 1.0,
+        "under-1": 0.0,
+        "nan-1": 0.0,
+        "inf-1": 0.0,
+        "spaces-1": 0.5,
+        "bare-1": 0.0,
     }
     flagged = {p.split(":")[0] for p in table.problems}
     assert flagged == {"node typo-1", "node over-1", "node under-1", "node nan-1", "node inf-1"}
 
 
-def test_rendered_table_is_what_energy_settings_read_and_is_stable(tmp_path) -> None:  # noqa: ANN001
+def test_rendered_table_is_what_energy_settings_read_and_is_stable(tmp_path) -> None:
     from genomebus_common.settings import EnergySettings
 
     a = recovery_table([node("b", "0.5"), node("a", "0.25")]).render()
@@ -117,7 +143,9 @@ def test_rendered_table_is_what_energy_settings_read_and_is_stable(tmp_path) -> 
     path = tmp_path / RECOVERY_KEY
     path.write_text(a)
     for name, expected in (("a", 0.25), ("b", 0.5)):
-        energy = EnergySettings(node_name=name, heat_recovery_file=str(path), heat_recovery_fraction=0.9)
+        energy = EnergySettings(
+            node_name=name, heat_recovery_file=str(path), heat_recovery_fraction=0.9
+        )
         assert energy.recovery_fraction() == expected
 
 

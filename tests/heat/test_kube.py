@@ -30,12 +30,16 @@ async def test_scaled_object_patch_is_a_merge_patch_of_only_the_ceiling_and_anno
     path = fake.add_scaled_object(NS, "alignment-research", 6, min_replicas=1)
     kube = client(fake)
     await kube.patch_scaled_object(
-        NS, "alignment-research", max_replicas=3,
+        NS,
+        "alignment-research",
+        max_replicas=3,
         annotations={"genomebus.dk/heat-reason": "heat demand 0.40"},
     )
     (call,) = fake.calls
     assert call.method == "PATCH"
-    assert call.path == "/apis/keda.sh/v1alpha1/namespaces/genomebus/scaledobjects/alignment-research"
+    assert (
+        call.path == "/apis/keda.sh/v1alpha1/namespaces/genomebus/scaledobjects/alignment-research"
+    )
     assert call.content_type == "application/merge-patch+json"
     assert call.body == {
         "spec": {"maxReplicaCount": 3},
@@ -44,9 +48,12 @@ async def test_scaled_object_patch_is_a_merge_patch_of_only_the_ceiling_and_anno
     assert call.token == "t0k3n"
     # What the manifests own is untouched.
     stored = fake.objects[path]
-    assert stored["spec"] == {"scaleTargetRef": {"name": "alignment-research"},
-                              "triggers": [{"type": "kafka"}], "maxReplicaCount": 3,
-                              "minReplicaCount": 1}
+    assert stored["spec"] == {
+        "scaleTargetRef": {"name": "alignment-research"},
+        "triggers": [{"type": "kafka"}],
+        "maxReplicaCount": 3,
+        "minReplicaCount": 1,
+    }
     await kube.aclose()
 
 
@@ -54,20 +61,34 @@ async def test_configmap_calls() -> None:
     fake = FakeKube()
     kube = client(fake)
     assert await kube.get_configmap(NS, "genomebus-heat-recovery") is None  # 404 is "none"
-    await kube.create_configmap(NS, "genomebus-heat-recovery", {"recovery.json": "{}\n"},
-                                {"app.kubernetes.io/managed-by": "genomebus-heat"})
+    await kube.create_configmap(
+        NS,
+        "genomebus-heat-recovery",
+        {"recovery.json": "{}\n"},
+        {"app.kubernetes.io/managed-by": "genomebus-heat"},
+    )
     await kube.patch_configmap_data(NS, "genomebus-heat-recovery", {"recovery.json": '{"a": 1}'})
     get, post, patch = fake.calls
-    assert (get.method, get.path) == ("GET", "/api/v1/namespaces/genomebus/configmaps/genomebus-heat-recovery")
+    assert (get.method, get.path) == (
+        "GET",
+        "/api/v1/namespaces/genomebus/configmaps/genomebus-heat-recovery",
+    )
     assert (post.method, post.path) == ("POST", "/api/v1/namespaces/genomebus/configmaps")
     assert post.content_type == "application/json"
     assert post.body == {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "genomebus-heat-recovery", "namespace": NS,
-                     "labels": {"app.kubernetes.io/managed-by": "genomebus-heat"}},
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "genomebus-heat-recovery",
+            "namespace": NS,
+            "labels": {"app.kubernetes.io/managed-by": "genomebus-heat"},
+        },
         "data": {"recovery.json": "{}\n"},
     }
-    assert (patch.method, patch.path) == ("PATCH", "/api/v1/namespaces/genomebus/configmaps/genomebus-heat-recovery")
+    assert (patch.method, patch.path) == (
+        "PATCH",
+        "/api/v1/namespaces/genomebus/configmaps/genomebus-heat-recovery",
+    )
     assert patch.content_type == "application/merge-patch+json"
     assert patch.body == {"data": {"recovery.json": '{"a": 1}'}}
     await kube.aclose()
@@ -92,7 +113,9 @@ async def test_list_nodes_follows_continue_pages() -> None:
     nodes = await kube.list_nodes(page_size=2)
     assert [n["metadata"]["name"] for n in nodes] == ["n0", "n1", "n2", "n3", "n4"]
     assert [c.params for c in fake.calls] == [
-        {"limit": "2"}, {"limit": "2", "continue": "2"}, {"limit": "2", "continue": "4"}
+        {"limit": "2"},
+        {"limit": "2", "continue": "2"},
+        {"limit": "2", "continue": "4"},
     ]
     await kube.aclose()
 
@@ -124,20 +147,41 @@ def tls_api(tmp_path: Path) -> Iterator[tuple[int, Path, list[dict[str, Any]]]]:
     account = tmp_path / "serviceaccount"
     account.mkdir()
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(tmp_path / "key.pem"), "-out", str(account / "ca.crt"),
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(tmp_path / "key.pem"),
+            "-out",
+            str(account / "ca.crt"),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     (account / "token").write_text("sa-token-1\n")
     seen: list[dict[str, Any]] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_PATCH(self) -> None:  # noqa: N802 - http.server's naming
+        def do_PATCH(self) -> None:
             length = int(self.headers.get("content-length", 0))
-            seen.append({"path": self.path, "auth": self.headers.get("authorization"),
-                         "type": self.headers.get("content-type"),
-                         "body": json.loads(self.rfile.read(length))})
+            seen.append(
+                {
+                    "path": self.path,
+                    "auth": self.headers.get("authorization"),
+                    "type": self.headers.get("content-type"),
+                    "body": json.loads(self.rfile.read(length)),
+                }
+            )
             payload = b'{"kind": "ScaledObject"}'
             self.send_response(200)
             self.send_header("content-type", "application/json")
@@ -173,26 +217,48 @@ async def test_in_cluster_client_verifies_the_ca_and_sends_the_token(
     await kube.patch_scaled_object(NS, "alignment-research", max_replicas=5)
     await kube.aclose()
     assert seen == [
-        {"path": "/apis/keda.sh/v1alpha1/namespaces/genomebus/scaledobjects/alignment-research",
-         "auth": "Bearer sa-token-1", "type": "application/merge-patch+json",
-         "body": {"spec": {"maxReplicaCount": 4}}},
-        {"path": "/apis/keda.sh/v1alpha1/namespaces/genomebus/scaledobjects/alignment-research",
-         "auth": "Bearer sa-token-2", "type": "application/merge-patch+json",
-         "body": {"spec": {"maxReplicaCount": 5}}},
+        {
+            "path": "/apis/keda.sh/v1alpha1/namespaces/genomebus/scaledobjects/alignment-research",
+            "auth": "Bearer sa-token-1",
+            "type": "application/merge-patch+json",
+            "body": {"spec": {"maxReplicaCount": 4}},
+        },
+        {
+            "path": "/apis/keda.sh/v1alpha1/namespaces/genomebus/scaledobjects/alignment-research",
+            "auth": "Bearer sa-token-2",
+            "type": "application/merge-patch+json",
+            "body": {"spec": {"maxReplicaCount": 5}},
+        },
     ]
 
 
 async def test_in_cluster_client_refuses_a_server_its_ca_did_not_sign(
-    tls_api: tuple[int, Path, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch,
+    tls_api: tuple[int, Path, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     port, account, seen = tls_api
     other = tmp_path / "other"
     other.mkdir()
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(other / "key.pem"), "-out", str(other / "ca.crt"), "-subj", "/CN=other"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(other / "key.pem"),
+            "-out",
+            str(other / "ca.crt"),
+            "-subj",
+            "/CN=other",
+        ],
+        check=True,
+        capture_output=True,
     )
     (other / "token").write_text("secret")
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")

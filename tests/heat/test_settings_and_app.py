@@ -37,15 +37,23 @@ def test_manifest_variable_names_are_read(monkeypatch: pytest.MonkeyPatch) -> No
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     s = HeatSettings(_env_file=None)  # type: ignore[call-arg]
-    assert (s.heat_scaledobject, s.heat_namespace, s.heat_demand_configmap,
-            s.heat_recovery_configmap) == ("research-so", "dc-north", "demand-cm", "recovery-cm")
+    assert (
+        s.heat_scaledobject,
+        s.heat_namespace,
+        s.heat_demand_configmap,
+        s.heat_recovery_configmap,
+    ) == ("research-so", "dc-north", "demand-cm", "recovery-cm")
     assert (s.heat_min_replicas, s.heat_max_replicas) == (2, 5)
     assert (s.heat_max_research_wait_s, s.heat_interval_s) == (7200, 30)
     assert s.escalate_after_s == 7200 - s.heat_escalation_margin_s
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in ("GENOMEBUS_HEAT_NAMESPACE", "GENOMEBUS_HEAT_MAX_REPLICAS", "GENOMEBUS_SERVICE_NAME"):
+    for key in (
+        "GENOMEBUS_HEAT_NAMESPACE",
+        "GENOMEBUS_HEAT_MAX_REPLICAS",
+        "GENOMEBUS_SERVICE_NAME",
+    ):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setattr(config, "POD_NAMESPACE_FILE", tmp_path / "absent")
     s = HeatSettings(_env_file=None)  # type: ignore[call-arg]
@@ -83,17 +91,25 @@ def test_probed_group_is_the_one_alignment_consumes_the_research_lane_in() -> No
     asked: list[str] = []
 
     class RecordingBroker:
-        def subscriber(self, *topics: str, group_id: str, **_: Any):  # noqa: ANN202
+        def subscriber(self, *topics: str, group_id: str, **_: Any):
             if sample_received_topic(Priority.RESEARCH) in topics:
                 asked.append(group_id)
             return lambda fn: fn
 
     alignment = AlignmentSettings(_env_file=None, profile="dev")  # type: ignore[call-arg]
-    consumer = ReliableConsumer(RecordingBroker(), stage=Stage.ALIGNMENT,  # type: ignore[arg-type]
-                                group_id=alignment.consumer_group, retry=RetryPolicy())
+    consumer = ReliableConsumer(
+        RecordingBroker(),
+        stage=Stage.ALIGNMENT,  # type: ignore[arg-type]
+        group_id=alignment.consumer_group,
+        retry=RetryPolicy(),
+    )
     for lane in alignment.lanes:
-        consumer.subscribe(SampleReceived, lambda e, d: None, sample_received_topic(lane),  # type: ignore[arg-type,return-value]
-                           group_suffix=lane.value)
+        consumer.subscribe(
+            SampleReceived,
+            lambda e, d: None,
+            sample_received_topic(lane),  # type: ignore[arg-type,return-value]
+            group_suffix=lane.value,
+        )
     assert asked == [HeatSettings(_env_file=None).heat_research_group]  # type: ignore[call-arg]
     assert asked == ["genomebus.alignment.research"]
 

@@ -47,7 +47,9 @@ def ingest_settings(
             **as_service("ingest"),
             "postgres_dsn": fresh_dsn,
             "pseudonym_key": PSEUDONYM_KEY,
-            "hospital_tokens": {h: hashlib.sha256(t.encode()).hexdigest() for h, t in TOKENS.items()},
+            "hospital_tokens": {
+                h: hashlib.sha256(t.encode()).hexdigest() for h, t in TOKENS.items()
+            },
             "work_dir": str(tmp_path),
         },
         _env_file=None,  # type: ignore[call-arg]
@@ -85,12 +87,15 @@ async def lis_client(settings: IngestSettings) -> AsyncIterator[httpx.AsyncClien
     """A client authenticated as Rigshospitalet's LIS, to an ingest app running its full
     lifespan (``client.app`` is the app)."""
     app = build_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://ingest",
-        headers={"Authorization": f"Bearer {TOKENS['RH']}"},
-        timeout=60,
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://ingest",
+            headers={"Authorization": f"Bearer {TOKENS['RH']}"},
+            timeout=60,
+        ) as client,
+    ):
         client.app = app  # type: ignore[attr-defined]
         yield client
 
@@ -102,7 +107,10 @@ async def lis(ingest_settings: IngestSettings) -> AsyncIterator[httpx.AsyncClien
 
 
 async def upload_with_the_check_dropped(
-    lis: httpx.AsyncClient, reference: Manifest, monkeypatch: pytest.MonkeyPatch, **overrides: object
+    lis: httpx.AsyncClient,
+    reference: Manifest,
+    monkeypatch: pytest.MonkeyPatch,
+    **overrides: object,
 ) -> dict:
     """Register a sample and upload both files, the check breaking off after R2 is stored (the
     object store dropped): the sample is left in awaiting_reads with both files. Returns it."""
@@ -118,7 +126,9 @@ async def upload_with_the_check_dropped(
         raise ObjectStoreUnavailable("connection reset while reading the reads back")
 
     r1, r2 = pair(8)
-    sample = (await lis.post("/v1/samples", json=registration(reference, r1, r2, **overrides))).json()
+    sample = (
+        await lis.post("/v1/samples", json=registration(reference, r1, r2, **overrides))
+    ).json()
     await lis.put(sample["upload"]["R1"], content=r1)
     monkeypatch.setattr(service, "check_pair", dropped)
     failed = await lis.put(sample["upload"]["R2"], content=r2)

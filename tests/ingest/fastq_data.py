@@ -16,4 +16,6 @@ def records(n: int, mate: int, *, seed: int = 1, length: int = 50) -> list[bytes
 
 
 def pair(n: int = 20, **kwargs: int) -> tuple[bytes, bytes]:
-    return gzip.compress(b"".join(records(n, 1, **kwargs))), gzip.compress(b"".join(records(n, 2, **kwargs)))
+    return gzip.compress(b"".join(records(n, 1, **kwargs))), gzip.compress(
+        b"".join(records(n, 2, **kwargs))
+    )

@@ -69,7 +69,9 @@ async def test_register_upload_check_and_publish_without_the_national_id(
     # Repeats are answered at once, and more of them than ingest has worker threads: an upload
     # answered before its body was read must not leave a thread blocked behind it.
     for _ in range(10):
-        assert (await lis.put(sample["upload"]["R2"], content=r2)).status_code == 200, "repeat is fine"
+        assert (await lis.put(sample["upload"]["R2"], content=r2)).status_code == 200, (
+            "repeat is fine"
+        )
 
     record = await read_until(
         settings,
@@ -132,7 +134,9 @@ async def test_invalid_registrations_are_refused_precisely_and_recorded(
     expected: str,
 ) -> None:
     r1, r2 = pair(3)
-    response = await lis.post("/v1/samples", json=registration(toy_reference, r1, r2, **{field: value}))
+    response = await lis.post(
+        "/v1/samples", json=registration(toy_reference, r1, r2, **{field: value})
+    )
     assert response.status_code == 422
     assert expected in response.json()["detail"]
     assert value not in response.text or field == "reference_id", "never echo a national id"
@@ -177,7 +181,9 @@ async def test_bad_reads_reject_the_sample_and_leave_no_objects(
     result = (await lis.put(sample["upload"]["R2"], content=r2)).json()
     assert result["status"] == "rejected"
     assert any(reason in r for r in result["reasons"]), result["reasons"]
-    left = list(store.client.list_objects("genomebus-reads", prefix=f"samples/{sample['sample_id']}/"))
+    left = list(
+        store.client.list_objects("genomebus-reads", prefix=f"samples/{sample['sample_id']}/")
+    )
     assert left == []
 
 
@@ -192,8 +198,11 @@ async def test_an_upload_repeated_after_its_check_failed_finishes_the_check(
 
 
 async def test_reads_taken_from_the_landing_bucket_survive_a_registration_sent_again(
-    lis: httpx.AsyncClient, toy_reference: Manifest, store: ObjectStore,
-    ingest_settings: IngestSettings, monkeypatch: pytest.MonkeyPatch,
+    lis: httpx.AsyncClient,
+    toy_reference: Manifest,
+    store: ObjectStore,
+    ingest_settings: IngestSettings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The LIS put the files in the landing bucket and registers the sample naming them; the
     copy breaks off after R1 and the LIS sends the registration again (and again after the
@@ -206,9 +215,14 @@ async def test_reads_taken_from_the_landing_bucket_survive_a_registration_sent_a
     r1, r2 = pair(8)
     prefix = f"RH/{uuid.uuid4().hex[:8]}"  # a hospital's landing prefix is its own id
     for name, data in (("R1", r1), ("R2", r2)):
-        store.put_stream(ingest_settings.landing_bucket, f"{prefix}/{name}.fastq.gz", io.BytesIO(data))
+        store.put_stream(
+            ingest_settings.landing_bucket, f"{prefix}/{name}.fastq.gz", io.BytesIO(data)
+        )
     body = registration(toy_reference, r1, r2)
-    body["reads"] |= {"landing_r1_key": f"{prefix}/R1.fastq.gz", "landing_r2_key": f"{prefix}/R2.fastq.gz"}
+    body["reads"] |= {
+        "landing_r1_key": f"{prefix}/R1.fastq.gz",
+        "landing_r2_key": f"{prefix}/R2.fastq.gz",
+    }
 
     real_open = objectstore.ObjectStore.open
 
@@ -243,7 +257,9 @@ async def test_wrong_sha256_is_refused_and_nothing_is_stored(
     sample = (await lis.post("/v1/samples", json=registration(toy_reference, r1, r2))).json()
     response = await lis.put(sample["upload"]["R1"], content=r1 + b"tampered")
     assert response.status_code == 422 and "declared sha256" in response.json()["detail"]
-    assert not list(store.client.list_objects("genomebus-reads", prefix=f"samples/{sample['sample_id']}/"))
+    assert not list(
+        store.client.list_objects("genomebus-reads", prefix=f"samples/{sample['sample_id']}/")
+    )
     status = (await lis.get(f"/v1/samples/{sample['sample_id']}")).json()
     assert status["status"] == "awaiting_reads" and status["reads_r1"] is None
 
@@ -257,8 +273,14 @@ async def test_a_hospital_sees_and_posts_only_its_own_samples(
     odense = {"Authorization": f"Bearer {TOKENS['OUH']}"}
     assert (await lis.get(f"/v1/samples/{sample['sample_id']}", headers=odense)).status_code == 404
     assert (await lis.post("/v1/samples", json=body, headers=odense)).status_code == 403
-    assert (await lis.get(f"/v1/samples/{sample['sample_id']}", headers={"Authorization": "Bearer nope"})).status_code == 401
-    assert (await lis.get(f"/v1/samples/{sample['sample_id']}", headers={"Authorization": ""})).status_code == 401
+    assert (
+        await lis.get(
+            f"/v1/samples/{sample['sample_id']}", headers={"Authorization": "Bearer nope"}
+        )
+    ).status_code == 401
+    assert (
+        await lis.get(f"/v1/samples/{sample['sample_id']}", headers={"Authorization": ""})
+    ).status_code == 401
 
 
 async def test_health_and_readiness(lis: httpx.AsyncClient) -> None:
@@ -272,13 +294,17 @@ async def test_a_sample_waits_for_written_consent_and_proceeds_when_it_arrives(
 ) -> None:
     cpr = "150372-1111"
     r1, r2 = pair(6)
-    sample = (await lis.post("/v1/samples", json=registration(toy_reference, r1, r2, national_id=cpr))).json()
+    sample = (
+        await lis.post("/v1/samples", json=registration(toy_reference, r1, r2, national_id=cpr))
+    ).json()
     await lis.put(sample["upload"]["R1"], content=r1)
     waiting = (await lis.put(sample["upload"]["R2"], content=r2)).json()
     assert waiting["status"] == "awaiting_consent" and waiting["event_id"] is None
 
     await give_consent(lis, cpr, 1, given=False)  # a record without written consent: still waits
-    assert (await lis.get(f"/v1/samples/{sample['sample_id']}")).json()["status"] == "awaiting_consent"
+    assert (await lis.get(f"/v1/samples/{sample['sample_id']}")).json()[
+        "status"
+    ] == "awaiting_consent"
 
     await give_consent(lis, cpr, 2)
     released = (await lis.get(f"/v1/samples/{sample['sample_id']}")).json()
@@ -299,7 +325,9 @@ async def test_a_sample_after_withdrawal_is_quarantined_never_processed(
     await give_consent(lis, cpr, 3, withdrawn=True)
     await give_consent(lis, cpr, 2)  # a stale version arriving late changes nothing
     r1, r2 = pair(6)
-    sample = (await lis.post("/v1/samples", json=registration(toy_reference, r1, r2, national_id=cpr))).json()
+    sample = (
+        await lis.post("/v1/samples", json=registration(toy_reference, r1, r2, national_id=cpr))
+    ).json()
     await lis.put(sample["upload"]["R1"], content=r1)
     result = (await lis.put(sample["upload"]["R2"], content=r2)).json()
     assert result["status"] == "quarantined" and result["event_id"] is None
@@ -311,7 +339,9 @@ async def test_waiting_samples_are_quarantined_when_consent_is_withdrawn(
 ) -> None:
     cpr = "150372-3333"
     r1, r2 = pair(6)
-    sample = (await lis.post("/v1/samples", json=registration(toy_reference, r1, r2, national_id=cpr))).json()
+    sample = (
+        await lis.post("/v1/samples", json=registration(toy_reference, r1, r2, national_id=cpr))
+    ).json()
     await lis.put(sample["upload"]["R1"], content=r1)
     await lis.put(sample["upload"]["R2"], content=r2)
     await give_consent(lis, cpr, 1, given=False, withdrawn=True)
@@ -331,11 +361,15 @@ async def test_a_hospital_removes_its_sample_and_the_removal_is_published(
     await lis.put(sample["upload"]["R2"], content=r2)
     odense = {"Authorization": f"Bearer {TOKENS['OUH']}"}
     url = f"/v1/samples/{sample['sample_id']}"
-    assert (await lis.delete(url, params={"reason": "wrong patient"}, headers=odense)).status_code == 404
+    assert (
+        await lis.delete(url, params={"reason": "wrong patient"}, headers=odense)
+    ).status_code == 404
     assert (await lis.delete(url)).status_code == 422, "a reason is required"
     removed = await lis.delete(url, params={"reason": "the lab reported a sample mix-up"})
     assert removed.status_code == 200 and removed.json()["status"] == "removed"
-    assert not list(store.client.list_objects("genomebus-reads", prefix=f"samples/{sample['sample_id']}/"))
+    assert not list(
+        store.client.list_objects("genomebus-reads", prefix=f"samples/{sample['sample_id']}/")
+    )
     record = await read_until(
         settings, SAMPLE_REMOVED.name, lambda r: r.key == sample["sample_id"].encode()
     )
@@ -357,10 +391,14 @@ async def test_progress_reports_from_many_workers_never_go_back(
 
     def report(stage: Stage, done: int, total: int) -> StageProgress:
         return StageProgress(
-            correlation_id=created["sample_id"], sample_id=created["sample_id"],
-            patient_pseudonym=pseudonym_of(CPR), reference=ReferenceGenome.model_validate(toy_reference.reference.model_dump()),
-            stage=stage, unit_kind="read_chunk" if stage is Stage.ALIGNMENT else "region",
-            units_done=done, units_total=total,
+            correlation_id=created["sample_id"],
+            sample_id=created["sample_id"],
+            patient_pseudonym=pseudonym_of(CPR),
+            reference=ReferenceGenome.model_validate(toy_reference.reference.model_dump()),
+            stage=stage,
+            unit_kind="read_chunk" if stage is Stage.ALIGNMENT else "region",
+            units_done=done,
+            units_total=total,
         )
 
     delivery = Delivery(topic="genomebus.stage.progress", partition=0, offset=0, key=None)

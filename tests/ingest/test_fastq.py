@@ -10,7 +10,7 @@ from genomebus_ingest.fastq import check_pair
 from .fastq_data import pair, records
 
 
-def _check(r1: bytes, r2: bytes):  # noqa: ANN202
+def _check(r1: bytes, r2: bytes):
     return check_pair(io.BytesIO(r1), io.BytesIO(r2))
 
 

@@ -26,9 +26,18 @@ async def states(lis: httpx.AsyncClient) -> dict[str, float]:
     }
 
 
-async def test_samples_by_state_follow_the_database(lis: httpx.AsyncClient, toy_reference: Manifest) -> None:
+async def test_samples_by_state_follow_the_database(
+    lis: httpx.AsyncClient, toy_reference: Manifest
+) -> None:
     empty = await states(lis)
-    assert set(empty) >= {"awaiting_reads", "awaiting_consent", "received", "rejected", "quarantined", "removed"}
+    assert set(empty) >= {
+        "awaiting_reads",
+        "awaiting_consent",
+        "received",
+        "rejected",
+        "quarantined",
+        "removed",
+    }
     assert not any(empty.values()), "a fresh database holds no samples"
 
     r1, r2 = pair(10)

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def swept_lis(ingest_settings: IngestSettings) -> AsyncIterator[httpx.AsyncClient]:
     """Ingest with a sweep every 0.2 s of whatever was untouched for 0.5 s."""
-    settings = ingest_settings.model_copy(update={"sweep_interval_s": 0.2, "sweep_stale_after_s": 0.5})
+    settings = ingest_settings.model_copy(
+        update={"sweep_interval_s": 0.2, "sweep_stale_after_s": 0.5}
+    )
     async with lis_client(settings) as client:
         yield client
 
@@ -49,8 +51,11 @@ async def test_a_sample_the_consent_could_not_release_then_is_released_later(
     the reference is back, with no new consent version."""
     cpr = "120383-2222"
     r1, r2 = pair(6)
-    sample = (await swept_lis.post(
-        "/v1/samples", json=registration(toy_reference, r1, r2, national_id=cpr))).json()
+    sample = (
+        await swept_lis.post(
+            "/v1/samples", json=registration(toy_reference, r1, r2, national_id=cpr)
+        )
+    ).json()
     await swept_lis.put(sample["upload"]["R1"], content=r1)
     await swept_lis.put(sample["upload"]["R2"], content=r2)
     ingest = swept_lis.app.state.resources  # type: ignore[attr-defined]
@@ -58,7 +63,9 @@ async def test_a_sample_the_consent_could_not_release_then_is_released_later(
     monkeypatch.setattr(ingest.references, "find", lambda reference_id: None)
     await give_consent(swept_lis, cpr, 1)
     await asyncio.sleep(1.0)  # several sweeps while the reference is still away
-    assert (await swept_lis.get(f"/v1/samples/{sample['sample_id']}")).json()["status"] == "awaiting_consent"
+    assert (await swept_lis.get(f"/v1/samples/{sample['sample_id']}")).json()[
+        "status"
+    ] == "awaiting_consent"
 
     monkeypatch.setattr(ingest.references, "find", real_find)
     released = await status_becomes(swept_lis, sample["sample_id"], "received")

@@ -10,8 +10,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from genomebus_common.settings import ServiceSettings
 from genomebus_common.reference import Manifest
+from genomebus_common.settings import ServiceSettings
 from genomebus_common.topics import sample_received_topic
 
 from ..common.kafka_helpers import read_until, wait_for
@@ -38,7 +38,9 @@ async def test_the_sample_trace_runs_from_the_post_to_the_published_event(
     assert waiting["status"] == "awaiting_consent"
 
     # The consent event arrives in a trace of its own (the consent service's), as Kafka delivers it.
-    with provider.get_tracer("tests").start_as_current_span("consent.changed process") as consent_span:
+    with provider.get_tracer("tests").start_as_current_span(
+        "consent.changed process"
+    ) as consent_span:
         await give_consent(lis, PATIENT, 1)
     consent_context = consent_span.get_span_context()
 
@@ -53,7 +55,9 @@ async def test_the_sample_trace_runs_from_the_post_to_the_published_event(
 
     await wait_for(lambda: any(s.kind == trace.SpanKind.PRODUCER for s in finished()), timeout_s=10)
     spans = finished()
-    post = next(s for s in spans if s.kind == trace.SpanKind.SERVER and s.name == "POST /v1/samples")
+    post = next(
+        s for s in spans if s.kind == trace.SpanKind.SERVER and s.name == "POST /v1/samples"
+    )
     sample_trace = post.context.trace_id
     mine = [s for s in spans if s.context.trace_id == sample_trace]
     names = sorted(s.name for s in mine)
@@ -64,8 +68,10 @@ async def test_the_sample_trace_runs_from_the_post_to_the_published_event(
     assert any(link.context.span_id == consent_context.span_id for link in decision.links), (
         "the release links to the consent event that allowed it"
     )
-    assert any(s.kind == trace.SpanKind.PRODUCER and sample_received_topic("urgent_clinical") in s.name
-               for s in mine), names
+    assert any(
+        s.kind == trace.SpanKind.PRODUCER and sample_received_topic("urgent_clinical") in s.name
+        for s in mine
+    ), names
     # The published message carries the sample's trace, for alignment to continue it.
     traceparent = dict(record.headers)["traceparent"].decode()
     assert traceparent.split("-")[1] == format(sample_trace, "032x")
@@ -73,7 +79,9 @@ async def test_the_sample_trace_runs_from_the_post_to_the_published_event(
     puts = [s for s in spans if s.kind == trace.SpanKind.SERVER and s.name.startswith("PUT ")]
     assert len(puts) == 2 and all(p.context.trace_id != sample_trace for p in puts)
     stores = [s for s in mine if s.name == "ingest.store_reads"]
-    assert {link.context.span_id for s in stores for link in s.links} == {p.context.span_id for p in puts}
+    assert {link.context.span_id for s in stores for link in s.links} == {
+        p.context.span_id for p in puts
+    }
 
 
 async def test_a_lis_that_sends_traceparent_has_the_sample_in_its_own_trace(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from pathlib import Path
-
-import importlib
 
 from genomebus_common import metrics
 from genomebus_common.metrics import metric_names, shared_metric_names
@@ -22,9 +21,24 @@ def defined_metrics() -> set[str]:
         importlib.import_module(f"genomebus_{service}.main")
     return metric_names()
 
+
 # PromQL words that are not metric names (functions are recognised by the "(" after them).
-_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
-             "unless", "offset", "le", "inf", "nan"}
+_KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "le",
+    "inf",
+    "nan",
+}
 _IDENTIFIER = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
@@ -38,7 +52,7 @@ def metrics_in(expr: str) -> set[str]:
     names = set()
     for match in _IDENTIFIER.finditer(expr):
         word = match.group()
-        rest = expr[match.end():].lstrip()
+        rest = expr[match.end() :].lstrip()
         if rest.startswith("(") or word.lower() in _KEYWORDS:
             continue  # a function call or a keyword
         names.add(word)
@@ -95,9 +109,14 @@ def test_the_expression_parser_sees_metric_names_only() -> None:
     assert metrics_in(
         'histogram_quantile(0.95, sum by (le, stage) (rate(genomebus_handle_seconds_bucket{job=~"$job"}[5m])))'
     ) == {"genomebus_handle_seconds_bucket"}
-    assert metrics_in("sum(up) / sum(genomebus_outbox_backlog)") == {"up", "genomebus_outbox_backlog"}
+    assert metrics_in("sum(up) / sum(genomebus_outbox_backlog)") == {
+        "up",
+        "genomebus_outbox_backlog",
+    }
 
 
 def test_every_metric_is_documented_next_to_the_code() -> None:
-    undocumented = {_family(n) for n in shared_metric_names()} - set(re.findall(r"``(genomebus_\w+?)(?:_total)?``", metrics.__doc__ or ""))
+    undocumented = {_family(n) for n in shared_metric_names()} - set(
+        re.findall(r"``(genomebus_\w+?)(?:_total)?``", metrics.__doc__ or "")
+    )
     assert not undocumented, f"not in metrics.py's table: {sorted(undocumented)}"

@@ -55,7 +55,9 @@ async def test_handling_time_failures_dead_letters_and_lag_are_counted(
 
     broker = create_broker(settings)
     consumer = ReliableConsumer(
-        broker, stage=Stage.CALLING, group_id=group,
+        broker,
+        stage=Stage.CALLING,
+        group_id=group,
         retry=RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.01),
     )
     consumer.subscribe(SampleReceived, handle, topic)
@@ -75,15 +77,36 @@ async def test_handling_time_failures_dead_letters_and_lag_are_counted(
 
     assert sample("genomebus_handle_seconds_count", **ok) == 2
     assert sample("genomebus_handle_seconds_bucket", **ok, le="+Inf") == 2
-    assert sample("genomebus_handler_failures_total", stage="calling", topic=topic,
-                  cause="object_store_unavailable", kind="transient") == 1  # retried, then fine
-    assert sample("genomebus_handler_failures_total", stage="calling", topic=topic,
-                  cause="invalid_event", kind="permanent") == 1
-    assert sample("genomebus_dead_letters_total", stage="calling", topic=topic, cause="invalid_event") == 1
+    assert (
+        sample(
+            "genomebus_handler_failures_total",
+            stage="calling",
+            topic=topic,
+            cause="object_store_unavailable",
+            kind="transient",
+        )
+        == 1
+    )  # retried, then fine
+    assert (
+        sample(
+            "genomebus_handler_failures_total",
+            stage="calling",
+            topic=topic,
+            cause="invalid_event",
+            kind="permanent",
+        )
+        == 1
+    )
+    assert (
+        sample("genomebus_dead_letters_total", stage="calling", topic=topic, cause="invalid_event")
+        == 1
+    )
     assert lag == 0, "all three consumed: nothing lags"
 
 
-async def test_lag_is_what_the_consumer_has_not_reached(settings: ServiceSettings, unique: str) -> None:
+async def test_lag_is_what_the_consumer_has_not_reached(
+    settings: ServiceSettings, unique: str
+) -> None:
     topic = f"test.{unique}.lag"
     await create_topics(settings, topic, f"{topic}.dlq")
     group = f"test-{unique}"
@@ -106,7 +129,9 @@ async def test_lag_is_what_the_consumer_has_not_reached(settings: ServiceSetting
 
         async def lag() -> float:
             await consumer.lag.refresh()
-            return sample("genomebus_consumer_lag_messages", group=group, topic=topic, partition="0")
+            return sample(
+                "genomebus_consumer_lag_messages", group=group, topic=topic, partition="0"
+            )
 
         # The first is being handled (position 1) and three wait behind it, though the
         # fetcher, idle while the handler is busy, may not have seen them all.
@@ -142,7 +167,9 @@ async def test_the_outbox_publishes_inside_the_trace_that_enqueued_and_reports_i
         await metrics.read_outbox(pool)
         assert sample("genomebus_outbox_backlog") == 0
         stored = await pool.fetchval("SELECT trace_context FROM genomebus_outbox")
-    assert sample("genomebus_outbox_published_total", topic=topic_for(event)) == published_before + 1
+    assert (
+        sample("genomebus_outbox_published_total", topic=topic_for(event)) == published_before + 1
+    )
 
     wanted = release.get_span_context()
     assert json.loads(stored)["traceparent"].split("-")[1] == format(wanted.trace_id, "032x")
@@ -152,7 +179,9 @@ async def test_the_outbox_publishes_inside_the_trace_that_enqueued_and_reports_i
         settings, topic_for(event), lambda r: r.key == event.sample_id.encode()
     )
     traceparent = dict(record.headers)["traceparent"].decode()
-    assert traceparent.split("-")[1] == format(wanted.trace_id, "032x"), "the trace crossed the outbox"
+    assert traceparent.split("-")[1] == format(wanted.trace_id, "032x"), (
+        "the trace crossed the outbox"
+    )
 
 
 def test_object_bytes_are_counted_both_ways(store: ObjectStore, bucket: str) -> None:
@@ -162,13 +191,17 @@ def test_object_bytes_are_counted_both_ways(store: ObjectStore, bucket: str) -> 
     with store.open(ref) as stream:
         while stream.read(65536):
             pass
-    assert sample("genomebus_object_bytes_total", direction="put", bucket=bucket) == put_before + len(data)
+    assert sample(
+        "genomebus_object_bytes_total", direction="put", bucket=bucket
+    ) == put_before + len(data)
     assert sample("genomebus_object_bytes_total", direction="get", bucket=bucket) == len(data)
 
 
 async def test_every_service_app_serves_metrics(settings: ServiceSettings, unique: str) -> None:
     """What runtime.create_app gives every service (the registry too) without its own wiring."""
-    runtime = ServiceRuntime(settings.model_copy(update={"service_name": f"obs-{unique}"}), Stage.CALLING)
+    runtime = ServiceRuntime(
+        settings.model_copy(update={"service_name": f"obs-{unique}"}), Stage.CALLING
+    )
 
     async def handle(event: SampleReceived, delivery: Delivery) -> None:
         pass
@@ -181,13 +214,23 @@ async def test_every_service_app_serves_metrics(settings: ServiceSettings, uniqu
         event = sample_received(f"S-{unique}-app")
         await runtime.broker.publish(event.to_bytes(), topic=topic, key=b"k")
         labels = {"stage": "calling", "topic": topic, "outcome": "ok"}
-        await wait_for(lambda: sample("genomebus_handle_seconds_count", **labels) == 1, timeout_s=30)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        await wait_for(
+            lambda: sample("genomebus_handle_seconds_count", **labels) == 1, timeout_s=30
+        )
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as http:
             response = await http.get("/metrics")
             await http.get("/healthz")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
-    assert f'genomebus_handle_seconds_count{{outcome="ok",stage="calling",topic="{topic}"}} 1.0' in text
-    assert f'genomebus_consumer_lag_messages{{group="genomebus.obs-{unique}",partition="0",topic="{topic}"}}' in text
+    assert (
+        f'genomebus_handle_seconds_count{{outcome="ok",stage="calling",topic="{topic}"}} 1.0'
+        in text
+    )
+    assert (
+        f'genomebus_consumer_lag_messages{{group="genomebus.obs-{unique}",partition="0",topic="{topic}"}}'
+        in text
+    )
     assert "genomebus_http_request_seconds" in text and 'route="/healthz"' not in text

@@ -59,11 +59,16 @@ def test_a_body_that_breaks_the_contract_stays_unless_forced() -> None:
 
 def test_a_message_replayed_too_often_is_refused_so_poison_cannot_cycle() -> None:
     assert judge(parked(**{H_REPLAY_COUNT: "2"}), Selection(), max_replays=3) is Verdict.REPLAY
-    assert judge(parked(**{H_REPLAY_COUNT: "3"}), Selection(), max_replays=3) is Verdict.SKIP_LOOPING
+    assert (
+        judge(parked(**{H_REPLAY_COUNT: "3"}), Selection(), max_replays=3) is Verdict.SKIP_LOOPING
+    )
 
 
 def test_a_record_claiming_another_topic_is_never_sent_there() -> None:
-    assert judge(parked(**{H_DLQ_TOPIC: "genomebus.consent.changed"}), Selection()) is Verdict.SKIP_UNKNOWN_TOPIC
+    assert (
+        judge(parked(**{H_DLQ_TOPIC: "genomebus.consent.changed"}), Selection())
+        is Verdict.SKIP_UNKNOWN_TOPIC
+    )
 
 
 def test_filters_select_by_error_code_and_dlq_offset() -> None:

@@ -37,7 +37,9 @@ async def test_a_parked_message_is_replayed_once_after_the_fix_and_bad_ones_stay
 
     broker = create_broker(settings)
     consumer = ReliableConsumer(
-        broker, stage=Stage.ALIGNMENT, group_id=f"test-{unique}",
+        broker,
+        stage=Stage.ALIGNMENT,
+        group_id=f"test-{unique}",
         retry=RetryPolicy(max_attempts=2, initial_backoff_s=0.05, max_backoff_s=0.05),
     )
     consumer.subscribe(SampleReceived, handle, topic.name)
@@ -95,16 +97,28 @@ async def test_a_replay_from_the_beginning_never_moves_the_mark_backwards(
         await broker.start()
         for i in range(3):
             event = sample_received(f"S-{unique}-{i}")
-            await broker.publish(event.to_bytes(), topic=topic.dlq, key=event.sample_id.encode(),
-                                 headers={"x-dlq-original-topic": topic.name})
+            await broker.publish(
+                event.to_bytes(),
+                topic=topic.dlq,
+                key=event.sample_id.encode(),
+                headers={"x-dlq-original-topic": topic.name},
+            )
     first = await replay(settings, topic.dlq, Selection(), dry_run=False, topics=[topic])
     assert first.replayed == ["0:0", "0:1", "0:2"]
-    again = await replay(settings, topic.dlq, Selection(offsets=frozenset({(0, 0)})),
-                         dry_run=False, from_beginning=True, topics=[topic])
+    again = await replay(
+        settings,
+        topic.dlq,
+        Selection(offsets=frozenset({(0, 0)})),
+        dry_run=False,
+        from_beginning=True,
+        topics=[topic],
+    )
     assert again.replayed == ["0:0"], "an operator may send one record again on purpose"
     reader = AIOKafkaConsumer(**client_options(settings), group_id=replay_group(topic.dlq, [topic]))
     await reader.start()
     try:
-        assert await reader.committed(TopicPartition(topic.dlq, 0)) == 3, "the mark stays at the end"
+        assert await reader.committed(TopicPartition(topic.dlq, 0)) == 3, (
+            "the mark stays at the end"
+        )
     finally:
         await reader.stop()

@@ -4,7 +4,6 @@ build them, handlers and queries called directly (and, in one test, through the 
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +13,9 @@ import asyncpg
 import httpx
 import pysam
 import pytest
+
 from genomebus_common.broker import Delivery
 from genomebus_common.db import connect_pool
-from genomebus_common.events import new_id
 from genomebus_common.events import (
     ConsentChanged,
     ObjectRef,
@@ -26,21 +25,24 @@ from genomebus_common.events import (
     ToolProvenance,
     VariantCounts,
     VariantsCalled,
+    new_id,
 )
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.settings import ServiceSettings
 from genomebus_registry.config import RegistryClient, RegistrySettings
 from genomebus_registry.handlers import RegistryHandlers
 from genomebus_registry.main import build_app
-from genomebus_registry.schema import migrations
 from genomebus_registry.queries import Caller, Queries
+from genomebus_registry.schema import migrations
 
 from ..common.factories import object_ref
 
 REFERENCE = ReferenceGenome(id="toy-ref", digest="SQC." + "B" * 32)
 CONTIG = "chrT"
 TOKENS = {
-    "rh-lis": "token-rh", "ouh-lis": "token-ouh", "researcher": "token-research",
+    "rh-lis": "token-rh",
+    "ouh-lis": "token-ouh",
+    "researcher": "token-research",
     "citizen-portal": "token-portal",
 }
 CLIENTS = {
@@ -76,7 +78,9 @@ def write_vcf(folder: Path, records: Sequence[Record], sample: str = "SAMPLE") -
         '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
         '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">',
         '##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Genotype quality">',
-        "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", sample]),
+        "\t".join(
+            ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", sample]
+        ),
     ]
     for pos, ref, alt, gt, dp, gq in sorted(records):
         dp_s, gq_s = ("." if dp is None else str(dp)), ("." if gq is None else str(gq))
@@ -133,11 +137,16 @@ def variants_called(
     )
 
 
-def removal(event: VariantsCalled, reason: str = "specimen mix-up reported by the lab") -> SampleRemoved:
+def removal(
+    event: VariantsCalled, reason: str = "specimen mix-up reported by the lab"
+) -> SampleRemoved:
     """Rigshospitalet withdraws the sample of ``event``."""
     return SampleRemoved(
-        correlation_id=event.correlation_id, sample_id=event.sample_id,
-        patient_pseudonym=event.patient_pseudonym, hospital_id="RH", reason=reason,
+        correlation_id=event.correlation_id,
+        sample_id=event.sample_id,
+        patient_pseudonym=event.patient_pseudonym,
+        hospital_id="RH",
+        reason=reason,
         requested_by="RH",
     )
 
@@ -210,8 +219,11 @@ def registry_settings(
 async def app_client(registry_settings: RegistrySettings) -> AsyncIterator[httpx.AsyncClient]:
     """The registry's app, started (pool, migrations) and spoken to over HTTP in-process."""
     app = build_app(registry_settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://registry", timeout=60
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://registry", timeout=60
+        ) as client,
+    ):
         client.app = app  # type: ignore[attr-defined]
         yield client

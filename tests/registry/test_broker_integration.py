@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+
 from genomebus_common.events import VariantsReady
 from genomebus_common.settings import ServiceSettings
 from genomebus_common.topics import VARIANTS_READY
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_variants_called_on_kafka_become_variants_ready_on_kafka(
-    registry_settings: RegistrySettings, settings: ServiceSettings, unique: str,
+    registry_settings: RegistrySettings,
+    settings: ServiceSettings,
+    unique: str,
     upload_vcf: Callable[..., UploadedVcf],
 ) -> None:
     admin = settings
@@ -31,12 +34,15 @@ async def test_variants_called_on_kafka_become_variants_ready_on_kafka(
     await create_topics(admin, called_topic, consent_topic, aligned_topic)
     # On private topics the registry runs as the administrator: its own user reads only the
     # real ones (tests/security checks that it does).
-    settings = registry_settings.model_copy(update={
-        "consume_events": True, "service_name": f"registry-{unique}",
-        "kafka_sasl_username": admin.kafka_sasl_username,
-        "kafka_sasl_password": admin.kafka_sasl_password,
-        "kafka_create_topics": True,
-    })
+    settings = registry_settings.model_copy(
+        update={
+            "consume_events": True,
+            "service_name": f"registry-{unique}",
+            "kafka_sasl_username": admin.kafka_sasl_username,
+            "kafka_sasl_password": admin.kafka_sasl_password,
+            "kafka_create_topics": True,
+        }
+    )
     app = build_app(
         settings,
         variants_called_topic=called_topic,
@@ -44,7 +50,9 @@ async def test_variants_called_on_kafka_become_variants_ready_on_kafka(
         sample_aligned_topic=aligned_topic,
     )
     patient = pseudonym(f"broker-{unique}")
-    event = variants_called(upload_vcf([(10, "A", "G", "0/1", 30, 99)]), patient, sample_id=f"S-{unique}")
+    event = variants_called(
+        upload_vcf([(10, "A", "G", "0/1", 30, 99)]), patient, sample_id=f"S-{unique}"
+    )
 
     async with app.router.lifespan_context(app):
         registry: Registry = app.state.resources
@@ -60,7 +68,9 @@ async def test_variants_called_on_kafka_become_variants_ready_on_kafka(
             lambda r: r.key == event.sample_id.encode(),
             timeout_s=60,
         )
-        consents = await registry.pool.fetchval("SELECT version FROM consents WHERE patient_pseudonym = $1", patient)
+        consents = await registry.pool.fetchval(
+            "SELECT version FROM consents WHERE patient_pseudonym = $1", patient
+        )
         assert consents == 1
         outbox = await registry.pool.fetchval("SELECT count(*) FROM genomebus_outbox")
         for _ in range(50):  # the relay marks the row sent just after publishing it
@@ -80,7 +90,11 @@ async def test_variants_called_on_kafka_become_variants_ready_on_kafka(
             await asyncio.sleep(0.1)
 
     ready = VariantsReady.model_validate_json(record.value)
-    assert (ready.sample_id, ready.patient_pseudonym, ready.genotypes_loaded) == (event.sample_id, patient, 1)
+    assert (ready.sample_id, ready.patient_pseudonym, ready.genotypes_loaded) == (
+        event.sample_id,
+        patient,
+        1,
+    )
     assert record.topic == VARIANTS_READY.name
     assert outbox == 1 and unsent == 0
     assert recorded == ALIGNMENT.cpu_seconds

@@ -21,15 +21,16 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from genomebus_common.db import connect_pool
 from genomebus_common.events import SampleRemoved
 from genomebus_common.objectstore import ObjectStore
 from genomebus_registry.adapters import counts
 from genomebus_registry.handlers import RegistryHandlers
-from genomebus_registry.schema import migrations
 from genomebus_registry.queries import Queries
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from genomebus_registry.schema import migrations
 
 from .conftest import RESEARCHER, UploadedVcf, consent, delivery, pseudonym, variants_called
 
@@ -53,9 +54,13 @@ BACKGROUND_CARRIERS, BACKGROUND_ALLELES = 2, 3
 
 patient = st.integers(0, len(PATIENTS) - 1)
 # The consent service's next version for the patient: grant, restrict research, withdraw...
-next_consent_op = st.tuples(st.just("next"), patient, st.sampled_from(["grant", "restrict", "withdraw", "no_analysis"]))
+next_consent_op = st.tuples(
+    st.just("next"), patient, st.sampled_from(["grant", "restrict", "withdraw", "no_analysis"])
+)
 # ...and a late or repeated version with any content (redelivery, reordering).
-stale_consent_op = st.tuples(st.just("stale"), patient, st.integers(1, 3), st.booleans(), st.booleans(), st.booleans())
+stale_consent_op = st.tuples(
+    st.just("stale"), patient, st.integers(1, 3), st.booleans(), st.booleans(), st.booleans()
+)
 load_op = st.tuples(st.just("load"), patient, st.integers(0, len(VCFS) - 1))
 query_op = st.tuples(st.just("query"), st.sampled_from(["region", 100, 200, 300, 400]))
 # A hospital removes one of the samples loaded so far (by its index among them, modulo).
@@ -64,15 +69,27 @@ remove_op = st.tuples(st.just("remove"), st.integers(0, 20))
 fold_op = st.tuples(st.just("fold"), st.integers(1, 4))
 # Every patient starts with a consent and a loaded sample, so that what follows (withdrawals,
 # restrictions, late versions, more loads) always has data it could wrongly expose.
-opening = st.tuples(*[
-    st.tuples(st.just("next"), st.just(p), st.sampled_from(["grant", "grant", "restrict", "withdraw"]))
-    for p in range(len(PATIENTS))
-]).map(lambda grants: [op for g in grants for op in (g, ("load", g[1], g[1]))])
+opening = st.tuples(
+    *[
+        st.tuples(
+            st.just("next"), st.just(p), st.sampled_from(["grant", "grant", "restrict", "withdraw"])
+        )
+        for p in range(len(PATIENTS))
+    ]
+).map(lambda grants: [op for g in grants for op in (g, ("load", g[1], g[1]))])
 operations = st.tuples(
     opening,
     st.lists(
-        st.one_of(next_consent_op, next_consent_op, stale_consent_op, load_op, query_op, remove_op,
-                  fold_op, fold_op),
+        st.one_of(
+            next_consent_op,
+            next_consent_op,
+            stale_consent_op,
+            load_op,
+            query_op,
+            remove_op,
+            fold_op,
+            fold_op,
+        ),
         min_size=1,
         max_size=12,
     ),
@@ -87,7 +104,9 @@ class Model:
     samples: list[tuple[int, int, bool]] = field(default_factory=list)  # patient, vcf, quarantined
     removed: set[int] = field(default_factory=set)  # indexes into samples
 
-    def consent(self, patient: int, version: int, research: bool, withdrawn: bool, analysis: bool) -> None:
+    def consent(
+        self, patient: int, version: int, research: bool, withdrawn: bool, analysis: bool
+    ) -> None:
         held = self.consents.get(patient)
         if held is None or held[0] < version:
             self.consents[patient] = (version, research, withdrawn, analysis)
@@ -123,8 +142,12 @@ class Model:
 
 
 async def run_example(
-    dsn: str, store: ObjectStore, work: Path, uploads: list[UploadedVcf],
-    background: dict[str, UploadedVcf], ops: list,
+    dsn: str,
+    store: ObjectStore,
+    work: Path,
+    uploads: list[UploadedVcf],
+    background: dict[str, UploadedVcf],
+    ops: list,
 ) -> None:
     async with connect_pool(dsn, migrations(), max_size=3) as pool:
         await pool.execute(
@@ -139,8 +162,12 @@ async def run_example(
         model = Model()
         emitted = [0] * len(PATIENTS)  # the highest version the consent service has issued
         loaded: list[tuple[str, str]] = []  # (sample id, patient) in load order
-        flags = {"grant": (True, False, True), "restrict": (False, False, True),
-                 "withdraw": (True, True, True), "no_analysis": (True, False, False)}
+        flags = {
+            "grant": (True, False, True),
+            "restrict": (False, False, True),
+            "withdraw": (True, True, True),
+            "no_analysis": (True, False, False),
+        }
         for op in [*ops, ("query", "region")]:
             kind = op[0]
             if kind in ("next", "stale"):
@@ -150,7 +177,13 @@ async def run_example(
                     version, (research, withdrawn, analysis) = emitted[patient], flags[change]
                 else:
                     _, patient, version, research, withdrawn, analysis = op
-                event = consent(PATIENTS[patient], version, research=research, withdrawn=withdrawn, analysis=analysis)
+                event = consent(
+                    PATIENTS[patient],
+                    version,
+                    research=research,
+                    withdrawn=withdrawn,
+                    analysis=analysis,
+                )
                 await handlers.consent_changed(event, delivery())
                 model.consent(patient, version, research, withdrawn, analysis)
             elif kind == "load":
@@ -163,8 +196,12 @@ async def run_example(
                 index = op[1] % len(loaded)
                 sample_id, pseudonym_ = loaded[index]
                 removal = SampleRemoved(
-                    correlation_id=sample_id, sample_id=sample_id, patient_pseudonym=pseudonym_,
-                    hospital_id="RH", reason="lab mix-up", requested_by="RH",
+                    correlation_id=sample_id,
+                    sample_id=sample_id,
+                    patient_pseudonym=pseudonym_,
+                    hospital_id="RH",
+                    reason="lab mix-up",
+                    requested_by="RH",
                 )
                 await handlers.sample_removed(removal, delivery())
                 model.remove(index)
@@ -179,22 +216,33 @@ async def run_example(
         await check_counts_are_exact(pool)
         await check_query(pool, queries, model, "region")
         # Every removed sample's blocks went with the folds.
-        assert await pool.fetchval(
-            "SELECT count(*) FROM genotype_blocks b JOIN samples s USING (sample_no) "
-            "WHERE s.removed_at IS NOT NULL") == 0
+        assert (
+            await pool.fetchval(
+                "SELECT count(*) FROM genotype_blocks b JOIN samples s USING (sample_no) "
+                "WHERE s.removed_at IS NOT NULL"
+            )
+            == 0
+        )
 
 
 async def check_counts_are_exact(pool: asyncpg.Pool) -> None:
     """Stored + pending equals the brute-force recount, in one snapshot; so do cohorts."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
         now = [tuple(r) for r in await conn.fetch("SELECT * FROM registry_counts_now() ORDER BY 1")]
-        recounted = [tuple(r) for r in await conn.fetch("SELECT * FROM registry_recount() ORDER BY 1")]
-        cohorts = [tuple(r) for r in await conn.fetch("SELECT * FROM registry_cohorts_now() ORDER BY 1")]
+        recounted = [
+            tuple(r) for r in await conn.fetch("SELECT * FROM registry_recount() ORDER BY 1")
+        ]
+        cohorts = [
+            tuple(r) for r in await conn.fetch("SELECT * FROM registry_cohorts_now() ORDER BY 1")
+        ]
         cohorts_recounted = [
-            tuple(r) for r in await conn.fetch("SELECT * FROM registry_recount_cohorts() ORDER BY 1")]
+            tuple(r)
+            for r in await conn.fetch("SELECT * FROM registry_recount_cohorts() ORDER BY 1")
+        ]
         stored_ok = await conn.fetchval(
             "SELECT bool_and(all_het >= 0 AND all_hom >= 0 AND research_het >= 0 AND research_hom >= 0)"
-            " FROM variant_counts")
+            " FROM variant_counts"
+        )
     assert now == recounted
     assert cohorts == cohorts_recounted
     assert stored_ok is not False
@@ -217,27 +265,39 @@ async def check_query(pool: asyncpg.Pool, queries: Queries, model: Model, what: 
 
     if what == "region":
         answer = await queries.region(RESEARCHER, "chrT", 1, 1000)
-        got = [(v.pos, v.carriers, v.allele_count, v.allele_number, v.suppressed) for v in answer.variants]
+        got = [
+            (v.pos, v.carriers, v.allele_count, v.allele_number, v.suppressed)
+            for v in answer.variants
+        ]
         assert got == [(pos, *expected(pos)) for pos in sorted(ALLELES)]
     else:
         assert isinstance(what, int)
         ref, alt = ALLELES[what]
         answer = await queries.allele(RESEARCHER, "chrT", what, ref, alt)
         (result,) = answer.results
-        assert (result.carriers, result.allele_count, result.allele_number, result.suppressed) == expected(what)
+        assert (
+            result.carriers,
+            result.allele_count,
+            result.allele_number,
+            result.suppressed,
+        ) == expected(what)
     touched = await pool.fetchval(
         "SELECT array_agg(DISTINCT p) FROM audit_log, unnest(patients) AS p "
         "WHERE id > $1 AND action LIKE 'research.%'",
         before,
     )
     allowed = {PATIENTS[p] for p in cohort} | set(BACKGROUND)
-    assert set(touched or ()) <= allowed, "a non-consenting patient contributed to a research answer"
+    assert set(touched or ()) <= allowed, (
+        "a non-consenting patient contributed to a research answer"
+    )
 
 
 async def test_no_research_answer_ever_includes_a_non_consenting_patient(
     fresh_dsn: str, store: ObjectStore, tmp_path: Path, upload_vcf: Callable[..., UploadedVcf]
 ) -> None:
-    uploads = [upload_vcf([(pos, ref, alt, gt, 20, 50) for pos, ref, alt, gt in vcf]) for vcf in VCFS]
+    uploads = [
+        upload_vcf([(pos, ref, alt, gt, 20, 50) for pos, ref, alt, gt in vcf]) for vcf in VCFS
+    ]
     background = {
         patient: upload_vcf([(pos, ref, alt, gt, 20, 50) for pos, ref, alt, gt in vcf])
         for patient, vcf in BACKGROUND.items()
@@ -259,4 +319,3 @@ async def test_no_research_answer_ever_includes_a_non_consenting_patient(
     # Hypothesis drives a synchronous function; each example gets its own event loop in a
     # worker thread, away from the test's own loop.
     await asyncio.to_thread(examples)
-

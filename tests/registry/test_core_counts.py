@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from genomebus_registry.core import keys
 from genomebus_registry.core.counts import (
     Adjustment,
@@ -20,13 +23,16 @@ from genomebus_registry.core.counts import (
     on_load,
     on_removal,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 REFS = ("ref-a", "ref-b")
 # Six small genomes over four variant keys (key -> allele count).
 GENOMES = [
-    {1: 1, 2: 2}, {1: 2, 3: 1}, {2: 1, 3: 1, 4: 1}, {4: 2}, {1: 1, 2: 1, 3: 1, 4: 1}, {3: 2},
+    {1: 1, 2: 2},
+    {1: 2, 3: 1},
+    {2: 1, 3: 1, 4: 1},
+    {4: 2},
+    {1: 1, 2: 1, 3: 1, 4: 1},
+    {3: 2},
 ]
 
 
@@ -35,27 +41,37 @@ class InMemoryRegistry:
     """The adapters' work done with dicts: what the PostgreSQL adapters do with rows."""
 
     research: dict[str, bool] = field(default_factory=dict)
-    samples: dict[int, tuple[str, str, int, bool]] = field(default_factory=dict)  # patient, ref, genome, active
+    samples: dict[int, tuple[str, str, int, bool]] = field(
+        default_factory=dict
+    )  # patient, ref, genome, active
     pending: list[Adjustment] = field(default_factory=list)
     stored: Ledger = field(default_factory=Ledger)
 
     def states(self, patient: str) -> list[SampleState]:
-        return [SampleState(n, ref, active) for n, (p, ref, _, active) in self.samples.items()
-                if p == patient]
+        return [
+            SampleState(n, ref, active)
+            for n, (p, ref, _, active) in self.samples.items()
+            if p == patient
+        ]
 
     def genotypes(self, sample_no: int) -> dict[int, int]:
         return GENOMES[self.samples[sample_no][2]]
 
     def load(self, patient: str, ref: str, genome: int) -> None:
         sample_no = len(self.samples) + 1
-        self.pending += on_load(patient, self.states(patient), SampleState(sample_no, ref, True),
-                                self.research.get(patient, False))
+        self.pending += on_load(
+            patient,
+            self.states(patient),
+            SampleState(sample_no, ref, True),
+            self.research.get(patient, False),
+        )
         self.samples[sample_no] = (patient, ref, genome, True)
 
     def remove(self, sample_no: int) -> None:
         patient, ref, genome, _ = self.samples[sample_no]
-        self.pending += on_removal(patient, self.states(patient), sample_no,
-                                   self.research.get(patient, False))
+        self.pending += on_removal(
+            patient, self.states(patient), sample_no, self.research.get(patient, False)
+        )
         self.samples[sample_no] = (patient, ref, genome, False)
 
     def consent(self, patient: str, research: bool) -> None:
@@ -96,10 +112,16 @@ class InMemoryRegistry:
 
 
 def nonzero(ledger: Ledger) -> tuple[dict[int, tuple[int, ...]], dict[str, tuple[int, int]]]:
-    counts = {k: (v.all_het, v.all_hom, v.research_het, v.research_hom)
-              for k, v in ledger.counts.items() if not v.is_zero()}
-    cohorts = {r: (c.patients, c.research_patients) for r, c in ledger.cohorts.items()
-               if c.patients or c.research_patients}
+    counts = {
+        k: (v.all_het, v.all_hom, v.research_het, v.research_hom)
+        for k, v in ledger.counts.items()
+        if not v.is_zero()
+    }
+    cohorts = {
+        r: (c.patients, c.research_patients)
+        for r, c in ledger.cohorts.items()
+        if c.patients or c.research_patients
+    }
     return counts, cohorts
 
 
@@ -135,16 +157,22 @@ def test_stored_plus_pending_is_always_the_brute_force_count(steps: list[tuple])
     assert nonzero(registry.stored) == nonzero(registry.brute_force())
 
 
-def test_a_second_sample_replaces_the_patients_contribution_and_a_consent_change_moves_research_only() -> None:
+def test_a_second_sample_replaces_the_patients_contribution_and_a_consent_change_moves_research_only() -> (
+    None
+):
     first = SampleState(1, "ref-a", True)
     assert on_load("p", [], first, research=True) == [Adjustment("p", "ref-a", (1,), 1, 1)]
     assert on_load("p", [first], SampleState(2, "ref-a", True), research=False) == [
-        Adjustment("p", "ref-a", (1,), -1, 0), Adjustment("p", "ref-a", (1, 2), 1, 0)]
+        Adjustment("p", "ref-a", (1,), -1, 0),
+        Adjustment("p", "ref-a", (1, 2), 1, 0),
+    ]
     # Another reference is another contribution.
     assert on_load("p", [first], SampleState(2, "ref-b", True), research=True) == [
-        Adjustment("p", "ref-b", (2,), 1, 1)]
+        Adjustment("p", "ref-b", (2,), 1, 1)
+    ]
     assert on_consent("p", [first, SampleState(2, "ref-b", False)], True, False) == [
-        Adjustment("p", "ref-a", (1,), 0, -1)]
+        Adjustment("p", "ref-a", (1,), 0, -1)
+    ]
     assert on_consent("p", [first], True, True) == []
     assert on_removal("p", [first], 1, research=True) == [Adjustment("p", "ref-a", (1,), -1, -1)]
     assert on_removal("p", [SampleState(1, "ref-a", False)], 1, research=True) == []
@@ -157,10 +185,15 @@ def test_an_adjustment_that_changes_nothing_is_refused() -> None:
         Adjustment("p", "ref-a", (), 1, 1)
 
 
-@given(contig=st.integers(0, keys.MAX_CONTIG_NO), pos=st.integers(1, keys.MAX_POS),
-       code=st.integers(1, keys.MAX_CODE), alt_count=st.sampled_from([1, 2]))
-def test_a_call_and_its_block_give_back_the_variant_key(contig: int, pos: int, code: int,
-                                                        alt_count: int) -> None:
+@given(
+    contig=st.integers(0, keys.MAX_CONTIG_NO),
+    pos=st.integers(1, keys.MAX_POS),
+    code=st.integers(1, keys.MAX_CODE),
+    alt_count=st.sampled_from([1, 2]),
+)
+def test_a_call_and_its_block_give_back_the_variant_key(
+    contig: int, pos: int, code: int, alt_count: int
+) -> None:
     call = keys.call(pos, code, alt_count)
     assert 0 <= call < 1 << 31, "a call fits a signed int4"
     key = keys.variant_key(contig, pos, code)

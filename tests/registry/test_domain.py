@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from genomebus_registry.domain import (
     AlleleCounts,
     InvalidVcf,
@@ -72,16 +73,25 @@ def test_small_groups_are_withheld_and_hide_the_frequency() -> None:
     none = AlleleCounts.disclose(carriers=0, allele_count=0, samples=40, threshold=5, **ident)
     assert none == small, "nobody and a few read the same"
     big = AlleleCounts.disclose(carriers=20, allele_count=26, samples=40, threshold=5, **ident)
-    assert (big.carriers, big.allele_count, big.allele_number, big.allele_frequency) == (20, 26, 80, 0.325)
+    assert (big.carriers, big.allele_count, big.allele_number, big.allele_frequency) == (
+        20,
+        26,
+        80,
+        0.325,
+    )
     assert big.suppressed is None
 
 
 def test_a_cohort_of_fewer_than_five_patients_is_not_shown_through_its_allele_number() -> None:
     """Four research patients make an allele number of 8: showing it tells the cohort is four."""
-    ident = dict(variant_id="ga4gh:VA.x", reference_digest="SQC.x", chrom="chr1", pos=1, ref="A", alt="G")
+    ident = dict(
+        variant_id="ga4gh:VA.x", reference_digest="SQC.x", chrom="chr1", pos=1, ref="A", alt="G"
+    )
     tiny = AlleleCounts.disclose(carriers=0, allele_count=0, samples=4, threshold=5, **ident)
     assert tiny.allele_number == "<10" and tiny.allele_frequency is None
-    homozygotes = AlleleCounts.disclose(carriers=4, allele_count=8, samples=40, threshold=5, **ident)
+    homozygotes = AlleleCounts.disclose(
+        carriers=4, allele_count=8, samples=40, threshold=5, **ident
+    )
     assert homozygotes.allele_count == "<10", "8 alleles in fewer than 5 carriers tells too much"
 
 
@@ -91,12 +101,17 @@ def test_in_a_cohort_under_twice_the_threshold_every_allele_reads_the_same() -> 
     ident = dict(variant_id="v", reference_digest="d", chrom="c", pos=1, ref="A", alt="G")
     answers = [
         AlleleCounts.disclose(carriers=c, allele_count=c + h, samples=9, threshold=5, **ident)
-        for c in range(10) for h in range(c + 1)
+        for c in range(10)
+        for h in range(c + 1)
     ]
     only = answers[0]
     assert all(answer == only for answer in answers)
     assert (only.carriers, only.allele_count, only.allele_number, only.allele_frequency) == (
-        "<10", "<20", 18, None)
+        "<10",
+        "<20",
+        18,
+        None,
+    )
 
 
 def test_the_complement_and_the_genotype_groups_are_cells_too() -> None:
@@ -108,7 +123,9 @@ def test_the_complement_and_the_genotype_groups_are_cells_too() -> None:
     assert near_all.allele_frequency is None and near_all.suppressed == "fewer than 5 non-carriers"
     one_hom = AlleleCounts.disclose(carriers=6, allele_count=7, samples=15, threshold=5, **ident)
     assert (one_hom.carriers, one_hom.allele_count, one_hom.allele_frequency) == (6, "6-12", None)
-    five_each = AlleleCounts.disclose(carriers=10, allele_count=15, samples=15, threshold=5, **ident)
+    five_each = AlleleCounts.disclose(
+        carriers=10, allele_count=15, samples=15, threshold=5, **ident
+    )
     assert (five_each.carriers, five_each.allele_count, five_each.allele_frequency) == (10, 15, 0.5)
 
 
@@ -127,11 +144,19 @@ def test_a_vcf_out_of_position_order_is_refused_before_a_duplicate_can_hide_in_i
     def row(chrom: str, pos: int, alt: str = "G", count: int = 1) -> GenotypeRow:
         return GenotypeRow(chrom, pos, "A", alt, count, 30, 99)
 
-    kept = list(unique_calls(iter([row("chr1", 5), row("chr1", 5, count=2), row("chr1", 5, "T"),
-                                   row("chr2", 1)])))
+    kept = list(
+        unique_calls(
+            iter([row("chr1", 5), row("chr1", 5, count=2), row("chr1", 5, "T"), row("chr2", 1)])
+        )
+    )
     assert [(r.chrom, r.pos, r.alt, r.alt_count) for r in kept] == [
-        ("chr1", 5, "G", 2), ("chr1", 5, "T", 1), ("chr2", 1, "G", 1)]
-    for unsorted in ([row("chr1", 5), row("chr1", 4)],
-                     [row("chr1", 5), row("chr2", 1), row("chr1", 9)]):
+        ("chr1", 5, "G", 2),
+        ("chr1", 5, "T", 1),
+        ("chr2", 1, "G", 1),
+    ]
+    for unsorted in (
+        [row("chr1", 5), row("chr1", 4)],
+        [row("chr1", 5), row("chr2", 1), row("chr1", 9)],
+    ):
         with pytest.raises(InvalidVcf, match="not sorted"):
             list(unique_calls(iter(unsorted)))

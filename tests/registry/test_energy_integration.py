@@ -9,6 +9,7 @@ from collections.abc import Callable
 import asyncpg
 import httpx
 import pytest
+
 from genomebus_common.energy import METHOD, TOTAL_METHOD, total
 from genomebus_common.events import (
     AlignmentMetrics,
@@ -29,8 +30,14 @@ pytestmark = pytest.mark.integration
 def estimate(cpu_seconds: float, fraction: float, node: str | None = "node-a") -> EnergyEstimate:
     kwh = cpu_seconds * 10.0 / 3.6e6
     return EnergyEstimate(
-        method=METHOD, cpu_seconds=cpu_seconds, wall_seconds=cpu_seconds / 2, watts_per_core=10.0,
-        kwh=kwh, heat_recovery_fraction=fraction, heat_recovered_kwh=kwh * fraction, node=node,
+        method=METHOD,
+        cpu_seconds=cpu_seconds,
+        wall_seconds=cpu_seconds / 2,
+        watts_per_core=10.0,
+        kwh=kwh,
+        heat_recovery_fraction=fraction,
+        heat_recovered_kwh=kwh * fraction,
+        node=node,
     )
 
 
@@ -47,7 +54,9 @@ def sample_aligned(sample_id: str, patient: str, energy: EnergyEstimate | None) 
         hospital_id="RH",
         bam=object_ref("sample.bam", b"bam-" + sample_id.encode()),
         bam_index=object_ref("sample.bam.bai", b"bai"),
-        metrics=AlignmentMetrics(reads_total=10, mapping_rate=1.0, duplicate_rate=0.0, mean_coverage=30),
+        metrics=AlignmentMetrics(
+            reads_total=10, mapping_rate=1.0, duplicate_rate=0.0, mean_coverage=30
+        ),
         tools=[ToolProvenance(name="bwa", version="0.7.17")],
         energy=energy,
     )
@@ -55,7 +64,8 @@ def sample_aligned(sample_id: str, patient: str, energy: EnergyEstimate | None) 
 
 async def energy_rows(pool: asyncpg.Pool, sample_id: str) -> list[tuple[object, ...]]:
     return [
-        tuple(r) for r in await pool.fetch(
+        tuple(r)
+        for r in await pool.fetch(
             "SELECT stage, cpu_seconds, kwh, heat_recovered_kwh, node, method FROM sample_energy "
             "WHERE sample_id = $1 ORDER BY stage",
             sample_id,
@@ -88,7 +98,9 @@ async def test_both_stages_are_recorded_once_and_variants_ready_carries_their_to
     ]
     (ready,) = await ready_events(pool)
     assert ready.energy == total([ALIGNMENT, CALLING])
-    assert ready.energy is not None and ready.energy.estimate and ready.energy.method == TOTAL_METHOD
+    assert (
+        ready.energy is not None and ready.energy.estimate and ready.energy.method == TOTAL_METHOD
+    )
     assert ready.energy.heat_recovered_kwh == pytest.approx(ALIGNMENT.heat_recovered_kwh)
 
 
@@ -131,7 +143,9 @@ async def test_the_treating_hospital_sees_its_samples_energy_as_labelled_estimat
     patient = pseudonym("energy-api")
     await registry.handlers.consent_changed(consent(patient, 1), delivery())
     called = variants_called(upload_vcf([(10, "A", "G", "0/1", 30, 99)]), patient)
-    await registry.handlers.sample_aligned(sample_aligned(called.sample_id, patient, ALIGNMENT), delivery())
+    await registry.handlers.sample_aligned(
+        sample_aligned(called.sample_id, patient, ALIGNMENT), delivery()
+    )
     url = f"/v1/samples/{called.sample_id}/energy"
 
     # Before calling has reported (the sample is not loaded yet): alignment only, and said so.
@@ -140,11 +154,14 @@ async def test_the_treating_hospital_sees_its_samples_energy_as_labelled_estimat
     assert [s["stage"] for s in early.json()["stages"]] == ["alignment"]
     assert early.json()["missing_stages"] == ["calling"]
 
-    await registry.handlers.variants_called(called.model_copy(update={"energy": CALLING}), delivery())
+    await registry.handlers.variants_called(
+        called.model_copy(update={"energy": CALLING}), delivery()
+    )
     body = (await app_client.get(url, headers=auth("rh-lis"))).json()
     assert body["estimate"] is True and body["missing_stages"] == []
-    assert [(s["stage"], s["estimate"]["estimate"], s["estimate"]["method"]) for s in body["stages"]] == [
-        ("alignment", True, METHOD), ("calling", True, METHOD)]
+    assert [
+        (s["stage"], s["estimate"]["estimate"], s["estimate"]["method"]) for s in body["stages"]
+    ] == [("alignment", True, METHOD), ("calling", True, METHOD)]
     expected = total([ALIGNMENT, CALLING])
     assert expected is not None
     assert body["total"]["method"] == TOTAL_METHOD
@@ -155,10 +172,17 @@ async def test_the_treating_hospital_sees_its_samples_energy_as_labelled_estimat
     other = await app_client.get(url, headers=auth("ouh-lis"))
     assert other.status_code == 404
     assert (await app_client.get(url, headers=auth("researcher"))).status_code == 403
-    assert (await app_client.get("/v1/samples/S-unknown/energy", headers=auth("rh-lis"))).status_code == 404
+    assert (
+        await app_client.get("/v1/samples/S-unknown/energy", headers=auth("rh-lis"))
+    ).status_code == 404
     audit = await registry.pool.fetch(
-        "SELECT actor, outcome, patients FROM audit_log WHERE action = 'treatment.sample_energy' ORDER BY id")
+        "SELECT actor, outcome, patients FROM audit_log WHERE action = 'treatment.sample_energy' ORDER BY id"
+    )
     assert [(a["actor"], a["outcome"]) for a in audit] == [
-        ("rh-lis", "answered"), ("rh-lis", "answered"), ("ouh-lis", "denied: sample_not_found"),
-        ("researcher", "denied: role_forbidden"), ("rh-lis", "denied: sample_not_found")]
+        ("rh-lis", "answered"),
+        ("rh-lis", "answered"),
+        ("ouh-lis", "denied: sample_not_found"),
+        ("researcher", "denied: role_forbidden"),
+        ("rh-lis", "denied: sample_not_found"),
+    ]
     assert audit[0]["patients"] == [patient] and audit[2]["patients"] == []

@@ -10,12 +10,13 @@ from collections.abc import Callable
 
 import asyncpg
 import pytest
+
 from genomebus_common.errors import ChecksumMismatch, DataConflict
 from genomebus_common.events import VariantsReady
-from genomebus_registry.domain import InvalidVcf
-from genomebus_registry.handlers import RegistryHandlers
 from genomebus_registry import loader
 from genomebus_registry.adapters import counts
+from genomebus_registry.domain import InvalidVcf
+from genomebus_registry.handlers import RegistryHandlers
 from genomebus_registry.loader import apply_consent
 
 from .conftest import (
@@ -30,23 +31,42 @@ from .conftest import (
 
 pytestmark = pytest.mark.integration
 
-RECORDS = [(100, "A", "G", "0/1", 30, 99), (250, "C", "T", "1/1", 12, 40), (900, "GA", "G", "0/1", 8, None)]
+RECORDS = [
+    (100, "A", "G", "0/1", 30, 99),
+    (250, "C", "T", "1/1", 12, 40),
+    (900, "GA", "G", "0/1", 8, None),
+]
 
 
 async def snapshot(pool: asyncpg.Pool) -> dict[str, list]:
     """Everything a load may change, in a comparable form."""
     return {
-        "alleles": [tuple(r) for r in await pool.fetch("SELECT * FROM variant_alleles ORDER BY 1, 2, 3")],
-        "genotypes": [tuple(r) for r in await pool.fetch(
-            "SELECT sample_id, chrom, pos, ref, alt, alt_count, dp, gq FROM genotype_rows "
-            "ORDER BY 1, 2, 3, 4, 5")],
-        "pending": [tuple(r) for r in await pool.fetch(
-            "SELECT patient_pseudonym, samples, w_all, w_research FROM pending_adjustments ORDER BY id")],
-        "samples": [
-            tuple(r) for r in await pool.fetch(
-                "SELECT sample_id, quarantined, genotypes_loaded, variants_loaded FROM samples ORDER BY 1")
+        "alleles": [
+            tuple(r) for r in await pool.fetch("SELECT * FROM variant_alleles ORDER BY 1, 2, 3")
         ],
-        "outbox": [tuple(r) for r in await pool.fetch("SELECT event_id, topic FROM genomebus_outbox ORDER BY id")],
+        "genotypes": [
+            tuple(r)
+            for r in await pool.fetch(
+                "SELECT sample_id, chrom, pos, ref, alt, alt_count, dp, gq FROM genotype_rows "
+                "ORDER BY 1, 2, 3, 4, 5"
+            )
+        ],
+        "pending": [
+            tuple(r)
+            for r in await pool.fetch(
+                "SELECT patient_pseudonym, samples, w_all, w_research FROM pending_adjustments ORDER BY id"
+            )
+        ],
+        "samples": [
+            tuple(r)
+            for r in await pool.fetch(
+                "SELECT sample_id, quarantined, genotypes_loaded, variants_loaded FROM samples ORDER BY 1"
+            )
+        ],
+        "outbox": [
+            tuple(r)
+            for r in await pool.fetch("SELECT event_id, topic FROM genomebus_outbox ORDER BY id")
+        ],
     }
 
 
@@ -85,8 +105,13 @@ async def test_a_sample_loads_by_copy_once_however_often_it_is_delivered(
     provenance = await pool.fetchrow("SELECT * FROM samples")
     assert provenance["patient_pseudonym"] == patient and provenance["hospital_id"] == "RH"
     assert provenance["reference_digest"] == REFERENCE.digest and provenance["consent_version"] == 1
-    assert provenance["vcf_sha256"] == event.vcf.sha256 and provenance["bam_sha256"] == event.bam.sha256
-    assert json.loads(provenance["tools"]) == [{"name": "bcftools", "version": "1.21", "command": None}]
+    assert (
+        provenance["vcf_sha256"] == event.vcf.sha256
+        and provenance["bam_sha256"] == event.bam.sha256
+    )
+    assert json.loads(provenance["tools"]) == [
+        {"name": "bcftools", "version": "1.21", "command": None}
+    ]
 
     # The same event again (a redelivery), and the same VCF under a new event id (a republish).
     await handlers.variants_called(event, delivery())
@@ -95,18 +120,30 @@ async def test_a_sample_loads_by_copy_once_however_often_it_is_delivered(
     payloads = await pool.fetch("SELECT payload FROM genomebus_outbox")
     ready = [VariantsReady.model_validate_json(bytes(r["payload"])) for r in payloads]
     assert len(ready) == 1
-    assert (ready[0].sample_id, ready[0].genotypes_loaded, ready[0].variants_loaded) == (event.sample_id, 3, 3)
+    assert (ready[0].sample_id, ready[0].genotypes_loaded, ready[0].variants_loaded) == (
+        event.sample_id,
+        3,
+        3,
+    )
     assert ready[0].correlation_id == event.correlation_id and ready[0].vcf == event.vcf
 
     # A second sample sharing variants adds genotypes but no duplicate variants.
     other = variants_called(upload_vcf(RECORDS[:2] + [(300, "T", "C", "0/1", 9, 9)]), patient)
     await handlers.variants_called(other, delivery())
     assert await pool.fetchval("SELECT count(*) FROM variant_alleles") == 1, "the deletion, once"
-    assert await pool.fetchval("SELECT variants_loaded FROM samples WHERE sample_id = $1", other.sample_id) == 3
+    assert (
+        await pool.fetchval(
+            "SELECT variants_loaded FROM samples WHERE sample_id = $1", other.sample_id
+        )
+        == 3
+    )
     # The patient's contribution goes from the first sample to both, by two entries.
-    assert [tuple(r) for r in await pool.fetch(
-        "SELECT samples, w_all, w_research FROM pending_adjustments ORDER BY id")] == [
-        ([1], 1, 1), ([1], -1, -1), ([1, 3], 1, 1)]
+    assert [
+        tuple(r)
+        for r in await pool.fetch(
+            "SELECT samples, w_all, w_research FROM pending_adjustments ORDER BY id"
+        )
+    ] == [([1], 1, 1), ([1], -1, -1), ([1, 3], 1, 1)]
 
     # The same sample id with another VCF is a conflict, not an overwrite.
     clash = variants_called(upload_vcf(RECORDS[:1]), patient, sample_id=event.sample_id)
@@ -129,9 +166,13 @@ async def test_a_late_sample_of_a_withdrawn_patient_is_quarantined(
     assert await pool.fetchval("SELECT count(*) FROM genotype_blocks") == 0
     assert await pool.fetchval("SELECT count(*) FROM pending_adjustments") == 0
     assert await pool.fetchval("SELECT count(*) FROM genomebus_outbox") == 0
-    assert await pool.fetchval(
-        "SELECT count(*) FROM audit_log WHERE action = 'sample.quarantined' AND $1 = ANY(patients)", patient
-    ) == 1
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'sample.quarantined' AND $1 = ANY(patients)",
+            patient,
+        )
+        == 1
+    )
 
 
 async def test_a_withdrawal_committing_during_a_load_quarantines_it(
@@ -182,7 +223,8 @@ async def test_a_consent_given_again_during_a_load_is_the_one_that_decides(
     sample = await pool.fetchrow("SELECT * FROM samples WHERE sample_id = $1", event.sample_id)
     assert not sample["quarantined"] and sample["consent_version"] == 3
     assert await pool.fetchval(
-        "SELECT count(*) FROM genotype_rows WHERE sample_id = $1", event.sample_id) == len(RECORDS)
+        "SELECT count(*) FROM genotype_rows WHERE sample_id = $1", event.sample_id
+    ) == len(RECORDS)
     assert await pool.fetchval("SELECT count(*) FROM genomebus_outbox") == 2
 
 
@@ -195,7 +237,11 @@ async def test_consent_versions_only_grow_and_every_change_is_audited(
     await handlers.consent_changed(consent(patient, 1), delivery())  # late, older
     await handlers.consent_changed(v2, delivery())  # redelivered
     row = await pool.fetchrow("SELECT * FROM consents WHERE patient_pseudonym = $1", patient)
-    assert (row["version"], row["research_use"], row["withdrawn"]) == (2, "own_treatment_only", False)
+    assert (row["version"], row["research_use"], row["withdrawn"]) == (
+        2,
+        "own_treatment_only",
+        False,
+    )
     audit = await pool.fetch("SELECT * FROM audit_log WHERE action = 'consent.changed' ORDER BY id")
     assert [a["outcome"] for a in audit] == ["applied", "ignored_not_newer"]
     assert all(a["patients"] == [patient] and a["actor"] == "consent-desk" for a in audit)
@@ -210,11 +256,18 @@ async def test_a_broken_or_corrupted_vcf_leaves_nothing_behind(
         await handlers.variants_called(broken, delivery())
     good = upload_vcf(RECORDS)
     corrupted = variants_called(good, patient)
-    corrupted = corrupted.model_copy(update={"vcf": good.vcf.model_copy(update={"sha256": "0" * 64})})
+    corrupted = corrupted.model_copy(
+        update={"vcf": good.vcf.model_copy(update={"sha256": "0" * 64})}
+    )
     with pytest.raises(ChecksumMismatch):
         await handlers.variants_called(corrupted, delivery())
-    for table in ("samples", "genotype_blocks", "pending_adjustments", "genomebus_inbox",
-                  "genomebus_outbox"):
+    for table in (
+        "samples",
+        "genotype_blocks",
+        "pending_adjustments",
+        "genomebus_inbox",
+        "genomebus_outbox",
+    ):
         assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table
 
 
@@ -229,10 +282,13 @@ async def test_a_sample_removed_before_its_variants_arrive_is_never_loaded(
 
     assert await pool.fetchval("SELECT count(*) FROM genotype_rows") == 0
     assert await pool.fetchval("SELECT count(*) FROM genomebus_outbox") == 0, "no variants.ready"
-    assert await pool.fetchval(
-        "SELECT count(*) FROM audit_log WHERE action = 'sample.load_refused' AND $1 = ANY(patients)",
-        patient,
-    ) == 1
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'sample.load_refused' AND $1 = ANY(patients)",
+            patient,
+        )
+        == 1
+    )
 
 
 async def test_a_vcf_called_again_for_a_removed_sample_is_refused_not_parked(
@@ -250,19 +306,31 @@ async def test_a_vcf_called_again_for_a_removed_sample_is_refused_not_parked(
     await handlers.variants_called(recalled, delivery())  # must not raise DataConflict
 
     await counts.fold(pool)  # the removed sample's blocks go with the fold
-    assert await pool.fetchval(
-        "SELECT count(*) FROM genotype_blocks g JOIN samples s USING (sample_no) WHERE s.sample_id = $1",
-        event.sample_id) == 0
-    assert await pool.fetchval(
-        "SELECT count(*) FROM audit_log WHERE action = 'sample.load_refused' AND $1 = ANY(patients)",
-        patient,
-    ) == 1
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM genotype_blocks g JOIN samples s USING (sample_no) WHERE s.sample_id = $1",
+            event.sample_id,
+        )
+        == 0
+    )
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'sample.load_refused' AND $1 = ANY(patients)",
+            patient,
+        )
+        == 1
+    )
 
     # The hospital sends the removal again (a new event): audited as already removed.
     await handlers.sample_removed(removal(event, "consent form lost"), delivery())
-    outcomes = [r["outcome"] for r in await pool.fetch(
-        "SELECT outcome FROM audit_log WHERE action = 'sample.removed' AND $1 = ANY(patients) "
-        "ORDER BY id", patient)]
+    outcomes = [
+        r["outcome"]
+        for r in await pool.fetch(
+            "SELECT outcome FROM audit_log WHERE action = 'sample.removed' AND $1 = ANY(patients) "
+            "ORDER BY id",
+            patient,
+        )
+    ]
     assert outcomes == ["removed", "already_removed"]
 
 
@@ -284,18 +352,26 @@ async def test_a_load_waits_for_no_other_patient_and_a_withdrawal_for_no_load(
         sample_no = await loader.next_sample_no(conn)
         await loader.read_consent(conn, loading, lock=True)
         await conn.execute(
-            "INSERT INTO genotype_blocks VALUES ($1, 1, 0, '{4}', '{30}', '{99}')", sample_no)
+            "INSERT INTO genotype_blocks VALUES ($1, 1, 0, '{4}', '{30}', '{99}')", sample_no
+        )
         await conn.execute(
             "INSERT INTO pending_adjustments (patient_pseudonym, reference_digest, samples, w_all,"
-            " w_research) VALUES ($1, $2, ARRAY[$3::int], 1, 1)", loading, REFERENCE.digest, sample_no)
+            " w_research) VALUES ($1, $2, ARRAY[$3::int], 1, 1)",
+            loading,
+            REFERENCE.digest,
+            sample_no,
+        )
         try:
             await asyncio.wait_for(
-                handlers.consent_changed(consent(withdrawing, 2, withdrawn=True), delivery()), 5)
+                handlers.consent_changed(consent(withdrawing, 2, withdrawn=True), delivery()), 5
+            )
             assert (await asyncio.wait_for(counts.fold(pool), 5)).entries >= 1
         finally:
             await tx.rollback()
     assert await pool.fetchval(
-        "SELECT withdrawn FROM consents WHERE patient_pseudonym = $1", withdrawing)
+        "SELECT withdrawn FROM consents WHERE patient_pseudonym = $1", withdrawing
+    )
     await handlers.variants_called(event, delivery())
     assert await pool.fetchval(
-        "SELECT count(*) FROM genotype_rows WHERE sample_id = $1", event.sample_id) == len(RECORDS)
+        "SELECT count(*) FROM genotype_rows WHERE sample_id = $1", event.sample_id
+    ) == len(RECORDS)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import asyncpg
 import pytest
+
 from genomebus_registry.adapters import counts as counts_adapter
 from genomebus_registry.handlers import RegistryHandlers
 from genomebus_registry.queries import Queries
@@ -27,10 +28,16 @@ HIDDEN = (3000, "G", "C", "0/1", 30, 99)  # carried only by patients who may not
 FAR = (200_000, "T", "A", "0/1", 30, 99)  # the "others" group: outside every region asked for
 
 
-async def cohort(handlers: RegistryHandlers, upload_vcf: Callable[..., UploadedVcf]) -> dict[str, list[str]]:
+async def cohort(
+    handlers: RegistryHandlers, upload_vcf: Callable[..., UploadedVcf]
+) -> dict[str, list[str]]:
     """Eighteen research-consenting patients (six carry SHARED once and HOM twice, six carry
     SHARED twice, six carry neither) and four who must never be counted."""
-    vcfs = {"het": upload_vcf([SHARED, HOM]), "hom": upload_vcf([SHARED_TWICE]), "others": upload_vcf([FAR])}
+    vcfs = {
+        "het": upload_vcf([SHARED, HOM]),
+        "hom": upload_vcf([SHARED_TWICE]),
+        "others": upload_vcf([FAR]),
+    }
     hidden = upload_vcf([SHARED, HOM, HIDDEN])
     groups = {
         **{group: [pseudonym(f"q-{group}-{i}") for i in range(6)] for group in vcfs},
@@ -61,7 +68,10 @@ async def cohort(handlers: RegistryHandlers, upload_vcf: Callable[..., UploadedV
 
 
 async def test_research_answers_count_only_consenting_patients(
-    handlers: RegistryHandlers, queries: Queries, pool: asyncpg.Pool, upload_vcf: Callable[..., UploadedVcf]
+    handlers: RegistryHandlers,
+    queries: Queries,
+    pool: asyncpg.Pool,
+    upload_vcf: Callable[..., UploadedVcf],
 ) -> None:
     groups = await cohort(handlers, upload_vcf)
     # Their genotypes are really in the table: only the views keep them out.
@@ -70,8 +80,12 @@ async def test_research_answers_count_only_consenting_patients(
     # Twelve carriers of 18 (the four excluded would make 16 of 22), six with two copies.
     answer = await queries.allele(RESEARCHER, "chrT", 1000, "A", "G")
     (result,) = answer.results
-    assert (result.carriers, result.allele_count, result.allele_number, result.allele_frequency) == (
-        12, 18, 36, 0.5)
+    assert (
+        result.carriers,
+        result.allele_count,
+        result.allele_number,
+        result.allele_frequency,
+    ) == (12, 18, 36, 0.5)
     # Six carriers, all homozygous: no heterozygote, so the allele count would say "all six
     # carry two copies"; it is withheld (a range), the carriers are not.
     hom = (await queries.allele(RESEARCHER, "chrT", 2000, "C", "T")).results[0]
@@ -81,7 +95,10 @@ async def test_research_answers_count_only_consenting_patients(
     (hidden,) = (await queries.allele(RESEARCHER, "chrT", 3000, "G", "C")).results
     assert (hidden.carriers, hidden.allele_count, hidden.allele_frequency) == ("<5", "<10", None)
     region = await queries.region(RESEARCHER, "chrT", 1, 100_000)
-    assert [(v.pos, v.carriers, v.allele_count) for v in region.variants] == [(1000, 12, 18), (2000, 6, "6-12")]
+    assert [(v.pos, v.carriers, v.allele_count) for v in region.variants] == [
+        (1000, 12, 18),
+        (2000, 6, "6-12"),
+    ]
 
     # Only consenting carriers are recorded as touched by the research questions.
     touched = await pool.fetch(
@@ -100,30 +117,49 @@ async def test_a_withdrawal_takes_effect_on_the_very_next_query(
     await handlers.consent_changed(consent(first, 2, withdrawn=True), delivery())
     after = (await queries.allele(RESEARCHER, "chrT", 1000, "A", "G")).results[0]
     assert (after.carriers, after.allele_count, after.allele_number, after.allele_frequency) == (
-        11, 17, 34, 0.5)
+        11,
+        17,
+        34,
+        0.5,
+    )
 
     # Restricting research (not a withdrawal) also removes the patient from research at once,
     # and then four heterozygotes remain: the allele count (16) minus the carriers (10) would
     # say so, so the count and the frequency are withheld.
     await handlers.consent_changed(consent(second, 2, research=False), delivery())
     masked = (await queries.allele(RESEARCHER, "chrT", 1000, "A", "G")).results[0]
-    assert (masked.carriers, masked.allele_count, masked.allele_number, masked.allele_frequency) == (
-        10, "10-20", 32, None)
+    assert (
+        masked.carriers,
+        masked.allele_count,
+        masked.allele_number,
+        masked.allele_frequency,
+    ) == (10, "10-20", 32, None)
     # HOM's carriers are down to four: it leaves the region answer altogether.
     region = await queries.region(RESEARCHER, "chrT", 900, 2100)
     assert [(v.pos, v.carriers, v.allele_count) for v in region.variants] == [(1000, 10, "10-20")]
 
 
 async def test_the_audit_log_records_who_why_and_whom_and_cannot_be_changed(
-    handlers: RegistryHandlers, queries: Queries, pool: asyncpg.Pool, upload_vcf: Callable[..., UploadedVcf]
+    handlers: RegistryHandlers,
+    queries: Queries,
+    pool: asyncpg.Pool,
+    upload_vcf: Callable[..., UploadedVcf],
 ) -> None:
     groups = await cohort(handlers, upload_vcf)
     await queries.region(RESEARCHER, "chrT", 900, 1100)
     row = await pool.fetchrow("SELECT * FROM audit_log WHERE action = 'research.region'")
     assert (row["actor"], row["role"], row["purpose"], row["outcome"]) == (
-        "researcher", "research", "allele frequency study", "answered")
-    assert sorted(row["patients"]) == sorted(groups["het"] + groups["hom"]) and row["at"] is not None
-    consent_rows = await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'consent.changed'")
+        "researcher",
+        "research",
+        "allele frequency study",
+        "answered",
+    )
+    assert (
+        sorted(row["patients"]) == sorted(groups["het"] + groups["hom"]) and row["at"] is not None
+    )
+    consent_rows = await pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE action = 'consent.changed'"
+    )
     assert consent_rows == 22  # every consent event of the cohort
 
     for statement in (
@@ -134,11 +170,17 @@ async def test_the_audit_log_records_who_why_and_whom_and_cannot_be_changed(
             await pool.execute(statement, row["id"])
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
         await pool.execute("TRUNCATE audit_log")
-    assert await pool.fetchval("SELECT purpose FROM audit_log WHERE id = $1", row["id"]) == "allele frequency study"
+    assert (
+        await pool.fetchval("SELECT purpose FROM audit_log WHERE id = $1", row["id"])
+        == "allele frequency study"
+    )
 
 
 async def test_a_removed_sample_leaves_the_counts_at_once(
-    handlers: RegistryHandlers, queries: Queries, pool: asyncpg.Pool, upload_vcf: Callable[..., UploadedVcf]
+    handlers: RegistryHandlers,
+    queries: Queries,
+    pool: asyncpg.Pool,
+    upload_vcf: Callable[..., UploadedVcf],
 ) -> None:
     from genomebus_common.events import SampleRemoved
 
@@ -164,15 +206,25 @@ async def test_a_removed_sample_leaves_the_counts_at_once(
     assert after.allele_number == before.allele_number - 2, "the cohort shrinks too"
     # Out of every answer at commit; its genotypes are deleted by the next fold.
     await counts_adapter.fold(pool)
-    assert await pool.fetchval("SELECT count(*) FROM genotype_rows WHERE sample_id = $1", gone["sample_id"]) == 0
-    row = await pool.fetchrow("SELECT removed_at, removal_reason FROM samples WHERE sample_id = $1", gone["sample_id"])
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM genotype_rows WHERE sample_id = $1", gone["sample_id"]
+        )
+        == 0
+    )
+    row = await pool.fetchrow(
+        "SELECT removed_at, removal_reason FROM samples WHERE sample_id = $1", gone["sample_id"]
+    )
     assert row["removed_at"] is not None and "mix-up" in row["removal_reason"]
     audits = await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'sample.removed'")
     assert audits == 1
 
 
 async def test_a_patient_sequenced_twice_counts_once_and_the_counts_follow_every_change(
-    handlers: RegistryHandlers, queries: Queries, pool: asyncpg.Pool, upload_vcf: Callable[..., UploadedVcf]
+    handlers: RegistryHandlers,
+    queries: Queries,
+    pool: asyncpg.Pool,
+    upload_vcf: Callable[..., UploadedVcf],
 ) -> None:
     """Counts are kept per variant, not counted per question: a second sample of a patient adds
     only what it carries beyond the first, its removal takes exactly that away again, and a
@@ -198,14 +250,18 @@ async def test_a_patient_sequenced_twice_counts_once_and_the_counts_follow_every
         for _ in range(2):
             async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
                 kept = await conn.fetch("SELECT * FROM registry_counts_now() ORDER BY 1")
-                exact.append(kept == await conn.fetch("SELECT * FROM registry_recount() ORDER BY 1"))
+                exact.append(
+                    kept == await conn.fetch("SELECT * FROM registry_recount() ORDER BY 1")
+                )
             await counts_adapter.fold(pool)
         return all(exact)
 
     async def kept(pos: int, columns: str) -> int:
         return await pool.fetchval(
             f"SELECT coalesce(sum({columns}), 0) FROM registry_counts_now() "
-            "WHERE (key >> 11) & 4294967295 = $1", pos)
+            "WHERE (key >> 11) & 4294967295 = $1",
+            pos,
+        )
 
     assert await counts(1000, "A", "G") == (11, 16, 32)
     assert await recount_changes_nothing()
@@ -218,8 +274,12 @@ async def test_a_patient_sequenced_twice_counts_once_and_the_counts_follow_every
     assert await recount_changes_nothing()
 
     removal = SampleRemoved(
-        correlation_id=second.sample_id, sample_id=second.sample_id, patient_pseudonym=twice,
-        hospital_id="RH", reason="sample swap", requested_by="RH",
+        correlation_id=second.sample_id,
+        sample_id=second.sample_id,
+        patient_pseudonym=twice,
+        hospital_id="RH",
+        reason="sample swap",
+        requested_by="RH",
     )
     await handlers.sample_removed(removal, delivery())
     assert await counts(1000, "A", "G") == (11, 16, 32)
@@ -234,7 +294,10 @@ async def test_a_patient_sequenced_twice_counts_once_and_the_counts_follow_every
 
 
 async def test_a_region_comes_a_page_at_a_time_and_the_pages_add_up_to_the_whole(
-    handlers: RegistryHandlers, queries: Queries, pool: asyncpg.Pool, upload_vcf: Callable[..., UploadedVcf]
+    handlers: RegistryHandlers,
+    queries: Queries,
+    pool: asyncpg.Pool,
+    upload_vcf: Callable[..., UploadedVcf],
 ) -> None:
     from genomebus_registry.domain import RegionCursor
 
@@ -243,18 +306,23 @@ async def test_a_region_comes_a_page_at_a_time_and_the_pages_add_up_to_the_whole
     # Two references with a contig of the same name: pages go reference by reference.
     other = REFERENCE.model_copy(update={"id": "toy-ref-2", "digest": "SQC." + "C" * 32})
     for reference, positions in ((REFERENCE, range(100, 160, 10)), (other, range(105, 125, 10))):
-        vcf = upload_vcf([(pos, "A", alt, "0/1", 30, 99) for pos in positions for alt in ("C", "G")])
+        vcf = upload_vcf(
+            [(pos, "A", alt, "0/1", 30, 99) for pos in positions for alt in ("C", "G")]
+        )
         # Five carriers and five who carry none of them (a variant far away), so that no
         # variant is withheld from the listing (disclosure rules 0 and 1).
         for i, records in enumerate([vcf] * 5 + [upload_vcf([FAR])] * 5):
             patient = pseudonym(f"q-paged-{reference.id}-{i}")
             await handlers.consent_changed(consent(patient, 1), delivery())
-            await handlers.variants_called(variants_called(records, patient, reference=reference), delivery())
+            await handlers.variants_called(
+                variants_called(records, patient, reference=reference), delivery()
+            )
 
     whole = await queries.region(RESEARCHER, "chrT", 1, 1000, limit=1000)
     assert whole.next_cursor is None and len(whole.variants) == 16
     assert [(v.reference_digest, v.pos, v.alt) for v in whole.variants] == sorted(
-        (v.reference_digest, v.pos, v.alt) for v in whole.variants)
+        (v.reference_digest, v.pos, v.alt) for v in whole.variants
+    )
     pages, after = [], None
     while True:
         page = await queries.region(RESEARCHER, "chrT", 1, 1000, limit=5, after=after)

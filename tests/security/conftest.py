@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from genomebus_registry.main import Registry
 
 from genomebus_devstack.services import ServiceProcess
+from genomebus_registry.main import Registry
 
 from ..ingest.conftest import ingest_settings, lis, toy_reference  # noqa: F401  (fixtures)
 
@@ -23,9 +23,9 @@ from ..ingest.conftest import ingest_settings, lis, toy_reference  # noqa: F401 
 # test clients), shared rather than copied.
 from ..registry.conftest import (  # noqa: F401
     TOKENS,
-    app_client,
     Record,
     UploadedVcf,
+    app_client,
     consent,
     delivery,
     pseudonym,
@@ -38,11 +38,15 @@ HOSPITAL_TOKENS = {"RH": secrets.token_urlsafe(16), "OUH": secrets.token_urlsafe
 
 
 def digests(tokens: dict[str, str]) -> str:
-    return json.dumps({who: hashlib.sha256(token.encode()).hexdigest() for who, token in tokens.items()})
+    return json.dumps(
+        {who: hashlib.sha256(token.encode()).hexdigest() for who, token in tokens.items()}
+    )
 
 
 @pytest.fixture(scope="session")
-def ingest_process(endpoints: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+def ingest_process(
+    endpoints: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
     """Ingest as its own process on the real stack, serving two hospitals."""
     work: Path = tmp_path_factory.mktemp("security-ingest")
     env = {

@@ -30,7 +30,7 @@ def _pid(process: ServiceProcess) -> int:
     return process.process.pid
 
 
-def _zeros(total: int, chunk: int = 1 << 20):  # noqa: ANN202
+def _zeros(total: int, chunk: int = 1 << 20):
     block = b"0" * chunk
     for _ in range(total // chunk):
         yield block
@@ -51,14 +51,19 @@ def test_an_unauthenticated_200_mb_post_is_refused_before_it_is_read(
         body = (b"%x\r\n%s\r\n" % (len(block), block) for block in _zeros(size))
     answer = post_raw(ingest_process.url, "/v1/samples", headers, body)
     growth = peak_rss_mb(_pid(ingest_process)) - before
-    assert answer.sent < 32 * 2**20, f"the server read {answer.sent / 2**20:.0f} MiB before answering"
+    assert answer.sent < 32 * 2**20, (
+        f"the server read {answer.sent / 2**20:.0f} MiB before answering"
+    )
     assert answer.status in (413, None), f"answered {answer.status}, not 413"
     assert growth < GROWTH_LIMIT_MB, f"ingest's peak RSS grew by {growth:.0f} MB"
 
 
 def test_a_declared_oversized_body_gets_a_413_problem(ingest_process: ServiceProcess) -> None:
-    response = httpx.post(f"{ingest_process.url}/v1/samples", content=b"{" + b" " * (2 * 2**20) + b"}",
-                          headers={"Content-Type": "application/json"})
+    response = httpx.post(
+        f"{ingest_process.url}/v1/samples",
+        content=b"{" + b" " * (2 * 2**20) + b"}",
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 413
     assert response.headers["content-type"].startswith("application/problem+json")
 
@@ -66,7 +71,9 @@ def test_a_declared_oversized_body_gets_a_413_problem(ingest_process: ServicePro
 def test_json_nested_100k_deep_is_a_422_not_a_500(ingest_process: ServiceProcess) -> None:
     deep = b"[" * 100_000 + b"]" * 100_000
     for token in (None, HOSPITAL_TOKENS["RH"]):
-        headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+        headers = {"Content-Type": "application/json"} | (
+            {"Authorization": f"Bearer {token}"} if token else {}
+        )
         response = httpx.post(f"{ingest_process.url}/v1/samples", content=deep, headers=headers)
         assert response.status_code == 422, response.text[:200]
         assert "nests deeper" in response.json()["detail"]
@@ -85,15 +92,19 @@ def _one_endless_line(size: int) -> bytes:
 
 
 def test_a_fastq_with_an_endless_line_is_refused_as_soon_as_seen(
-    ingest_process: ServiceProcess, toy_reference: object,
+    ingest_process: ServiceProcess,
+    toy_reference: object,
 ) -> None:
     from ..ingest.test_api_integration import registration
 
     bomb = _one_endless_line(300 * 2**20)
     assert len(bomb) < 1_000_000
     _, r2 = pair(4, seed=61)
-    lis = httpx.Client(base_url=ingest_process.url, timeout=120,
-                       headers={"Authorization": f"Bearer {HOSPITAL_TOKENS['RH']}"})
+    lis = httpx.Client(
+        base_url=ingest_process.url,
+        timeout=120,
+        headers={"Authorization": f"Bearer {HOSPITAL_TOKENS['RH']}"},
+    )
     body = registration(toy_reference, bomb, r2)  # type: ignore[arg-type]
     sample = lis.post("/v1/samples", json=body).json()
     before = peak_rss_mb(_pid(ingest_process))

@@ -35,8 +35,11 @@ PSEUDONYM_KEY = "ab" * 32
 def _settings(service: str) -> Any:
     """The service's own settings class, enough to build its app (nothing is connected)."""
     config = importlib.import_module(f"genomebus_{service}.config")
-    cls = next(v for k, v in vars(config).items()
-               if k.endswith("Settings") and k.lower().startswith(service))
+    cls = next(
+        v
+        for k, v in vars(config).items()
+        if k.endswith("Settings") and k.lower().startswith(service)
+    )
     extra: dict[str, Any] = {"profile": "dev"}  # default DSNs: a development stack's
     if service in ("ingest", "consent"):
         extra["pseudonym_key"] = PSEUDONYM_KEY
@@ -57,7 +60,7 @@ def subscriptions(service: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Subscr
     views: list[str] = []
 
     class RecordingBroker:
-        def subscriber(self, *topics: str, group_id: str, **_: Any):  # noqa: ANN202
+        def subscriber(self, *topics: str, group_id: str, **_: Any):
             calls.append((topics, group_id))
             return lambda fn: fn
 
@@ -100,12 +103,18 @@ def test_every_subscription_is_granted_with_its_group(
 def _constructed_events(package: Path) -> Iterator[type[events.Event]]:
     """Event classes the package's code constructs (``SampleReceived(...)``): what it may
     publish. Events it receives are parsed, never constructed."""
-    known = {name: cls for name, cls in vars(events).items()
-             if isinstance(cls, type) and issubclass(cls, events.Event) and cls is not events.Event}
+    known = {
+        name: cls
+        for name, cls in vars(events).items()
+        if isinstance(cls, type) and issubclass(cls, events.Event) and cls is not events.Event
+    }
     for path in package.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id in known):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in known
+            ):
                 yield known[node.func.id]
 
 
@@ -142,8 +151,9 @@ def test_heat_reads_the_lane_and_group_it_is_configured_with() -> None:
 
 
 def test_only_the_consent_service_writes_consent() -> None:
-    writers = {r.user for r in all_rules()
-               if r.name == CONSENT_CHANGED.name and r.operation == "Write"}
+    writers = {
+        r.user for r in all_rules() if r.name == CONSENT_CHANGED.name and r.operation == "Write"
+    }
     assert writers == {BUS_CLIENTS["consent"].user}
 
 
@@ -184,4 +194,6 @@ def test_rules_for_a_client_are_its_table_entry() -> None:
     read = {r.name for r in rules if r.operation == "Read" and r.resource == "topic"}
     assert read == alignment.reads
     assert {(r.name, r.pattern) for r in rules if r.resource == "group"} == {
-        ("genomebus.alignment", "literal"), ("genomebus.alignment.", "prefixed")}
+        ("genomebus.alignment", "literal"),
+        ("genomebus.alignment.", "prefixed"),
+    }

@@ -33,8 +33,13 @@ SERVICES = dbroles.DATABASE_SERVICES
 #: History, never rewritten: what each service's runtime role may only read and append to.
 APPEND_ONLY_TABLES: dict[str, tuple[str, ...]] = {
     "ingest": ("rejected_registrations", "genomebus_inbox"),
-    "consent": ("consent_versions", "idempotency_keys", "genomebus_inbox", "consent_access_log",
-                "treating_hospitals"),
+    "consent": (
+        "consent_versions",
+        "idempotency_keys",
+        "genomebus_inbox",
+        "consent_access_log",
+        "treating_hospitals",
+    ),
     "registry": ("audit_log", "removed_samples", "genomebus_inbox"),
 }
 #: Append-only tables whose triggers refuse changes even to the owner: the runtime role must
@@ -57,8 +62,9 @@ def migrated(endpoints: dict[str, str]) -> dict[str, str]:
             "GENOMEBUS_POSTGRES_DSN": endpoints[dbroles.dsn_key(service)],
             "GENOMEBUS_POSTGRES_MIGRATE_DSN": endpoints[dbroles.migrate_dsn_key(service)],
         }
-        done = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=120,
-                              check=False)
+        done = subprocess.run(
+            [str(script)], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
         assert done.returncode == 0, f"genomebus-migrate {service}: {done.stderr[-2000:]}"
     return {service: endpoints[dbroles.dsn_key(service)] for service in SERVICES}
 
@@ -78,7 +84,8 @@ async def rolled_back(dsn: str) -> AsyncIterator[asyncpg.Connection]:
 
 async def first_column(conn: asyncpg.Connection, table: str) -> str:
     return await conn.fetchval(
-        "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum = 1", table)
+        "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum = 1", table
+    )
 
 
 @pytest.mark.parametrize(("service", "table"), APPEND_ONLY_CASES)
@@ -105,26 +112,35 @@ async def test_runtime_role_may_not_disable_the_append_only_triggers(
     migrated: dict[str, str], service: str, table: str, which: str
 ) -> None:
     async with rolled_back(migrated[service]) as conn:
-        with pytest.raises(asyncpg.InsufficientPrivilegeError, match=f"must be owner of table {table}"):
+        with pytest.raises(
+            asyncpg.InsufficientPrivilegeError, match=f"must be owner of table {table}"
+        ):
             await conn.execute(f'ALTER TABLE "{table}" DISABLE TRIGGER {which}')
 
 
 @pytest.mark.parametrize("service", SERVICES)
-@pytest.mark.parametrize("ddl", [
-    "CREATE TABLE genomebus_intruder (x integer)",
-    "CREATE TABLE public.genomebus_intruder (x integer)",
-    "CREATE VIEW genomebus_intruder AS SELECT 1 AS x",
-    "CREATE FUNCTION genomebus_intruder() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
-])
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        "CREATE TABLE genomebus_intruder (x integer)",
+        "CREATE TABLE public.genomebus_intruder (x integer)",
+        "CREATE VIEW genomebus_intruder AS SELECT 1 AS x",
+        "CREATE FUNCTION genomebus_intruder() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
+    ],
+)
 async def test_runtime_role_may_not_create_in_the_schema(
     migrated: dict[str, str], service: str, ddl: str
 ) -> None:
     async with rolled_back(migrated[service]) as conn:
-        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for schema public"):
+        with pytest.raises(
+            asyncpg.InsufficientPrivilegeError, match="permission denied for schema public"
+        ):
             await conn.execute(ddl)
 
 
-@pytest.mark.parametrize(("service", "other"), [(a, b) for a in SERVICES for b in SERVICES if a != b])
+@pytest.mark.parametrize(
+    ("service", "other"), [(a, b) for a in SERVICES for b in SERVICES if a != b]
+)
 async def test_runtime_role_cannot_read_another_services_tables(
     migrated: dict[str, str], endpoints: dict[str, str], service: str, other: str
 ) -> None:
@@ -132,7 +148,9 @@ async def test_runtime_role_cannot_read_another_services_tables(
     from genomebus_common.db import with_database
 
     elsewhere = with_database(migrated[service], dbroles.database(other))
-    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for (database|table)"):
+    with pytest.raises(
+        asyncpg.InsufficientPrivilegeError, match="permission denied for (database|table)"
+    ):
         conn = await asyncpg.connect(elsewhere)
         try:  # only reached if the connection was let in: then no table may be readable either
             table = APPEND_ONLY_TABLES[other][0]
@@ -148,16 +166,21 @@ async def test_runtime_role_owns_nothing_and_has_no_special_attributes(
     async with rolled_back(migrated[service]) as conn:
         role = await conn.fetchrow(
             "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls "
-            "FROM pg_roles WHERE rolname = current_user")
+            "FROM pg_roles WHERE rolname = current_user"
+        )
         assert role["rolname"] == dbroles.runtime_role(service)
-        assert not any(role[k] for k in ("rolsuper", "rolcreaterole", "rolcreatedb",
-                                          "rolreplication", "rolbypassrls")), dict(role)
+        assert not any(
+            role[k]
+            for k in ("rolsuper", "rolcreaterole", "rolcreatedb", "rolreplication", "rolbypassrls")
+        ), dict(role)
         owned = await conn.fetch(
-            "SELECT relname FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)")
+            "SELECT relname FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)"
+        )
         assert owned == []
         # not a member of the owner role either (it would inherit the owner's rights)
-        assert not await conn.fetchval("SELECT pg_has_role(current_user, $1, 'MEMBER')",
-                                       dbroles.owner_role(service))
+        assert not await conn.fetchval(
+            "SELECT pg_has_role(current_user, $1, 'MEMBER')", dbroles.owner_role(service)
+        )
 
 
 def test_append_only_tables_are_append_only_in_the_grants_too() -> None:
@@ -166,8 +189,11 @@ def test_append_only_tables_are_append_only_in_the_grants_too() -> None:
         grants = COMMON_GRANTS + service_schema(service).grants
         append_only = {t for t, privileges in grants.tables.items() if privileges == APPEND_ONLY}
         assert append_only >= set(APPEND_ONLY_TABLES[service]), service
-        assert all("DELETE" not in p and "UPDATE" not in p
-                   for t, p in grants.tables.items() if t in APPEND_ONLY_TABLES[service])
+        assert all(
+            "DELETE" not in p and "UPDATE" not in p
+            for t, p in grants.tables.items()
+            if t in APPEND_ONLY_TABLES[service]
+        )
 
 
 async def test_what_the_registry_needs_still_works(migrated: dict[str, str]) -> None:
@@ -177,18 +203,27 @@ async def test_what_the_registry_needs_still_works(migrated: dict[str, str]) -> 
     async with rolled_back(migrated["registry"]) as conn:
         await conn.execute(
             "INSERT INTO audit_log (actor, role, action, purpose, outcome) "
-            "VALUES ('tests', 'service', 'check', 'roles test', 'rolled back')")
+            "VALUES ('tests', 'service', 'check', 'roles test', 'rolled back')"
+        )
         await conn.execute("CREATE TEMP TABLE registry_staging_check (x integer) ON COMMIT DROP")
         await conn.execute("SELECT registry_lock_alleles()")
         await conn.execute(
-            "INSERT INTO variant_alleles (contig_no, pos, code, ref, alt) VALUES (-1, 1, 16, 'AT', 'A')")
-        await conn.execute("INSERT INTO genotype_blocks VALUES (-1, -1, 0, '{16453}', '{30}', '{99}')")
+            "INSERT INTO variant_alleles (contig_no, pos, code, ref, alt) VALUES (-1, 1, 16, 'AT', 'A')"
+        )
+        await conn.execute(
+            "INSERT INTO genotype_blocks VALUES (-1, -1, 0, '{16453}', '{30}', '{99}')"
+        )
         await conn.execute(
             "INSERT INTO pending_adjustments (patient_pseudonym, reference_digest, samples, w_all, "
-            "w_research) VALUES ('pk1_check', 'SQC.check', '{-1}', 1, 0)")
+            "w_research) VALUES ('pk1_check', 'SQC.check', '{-1}', 1, 0)"
+        )
         assert await conn.fetchval("SELECT registry_fold(1000000)") >= 1
-        assert await conn.fetchval(
-            "SELECT all_het FROM variant_counts WHERE key = registry_key(-1, 0, 16453)") is not None
+        assert (
+            await conn.fetchval(
+                "SELECT all_het FROM variant_counts WHERE key = registry_key(-1, 0, 16453)"
+            )
+            is not None
+        )
         await conn.execute("DELETE FROM genotype_blocks WHERE sample_no = -1")
 
 
@@ -203,21 +238,28 @@ async def test_services_run_as_their_runtime_roles(
         "GENOMEBUS_LOG_LEVEL": "INFO",
         "GENOMEBUS_REGISTRY_CLIENTS": json.dumps({}),
     }
-    group = ServiceGroup([
-        ServiceProcess(name, {**env, "GENOMEBUS_WORK_DIR": str(tmp_path / name)}, tmp_path / "logs")
-        for name in SERVICES
-    ])
+    group = ServiceGroup(
+        [
+            ServiceProcess(
+                name, {**env, "GENOMEBUS_WORK_DIR": str(tmp_path / name)}, tmp_path / "logs"
+            )
+            for name in SERVICES
+        ]
+    )
     with group:
         admin = await asyncpg.connect(endpoints["GENOMEBUS_POSTGRES_DSN"])
         try:
             rows = await admin.fetch(
                 "SELECT datname, usename FROM pg_stat_activity WHERE datname = ANY($1::text[]) "
                 "AND pid <> pg_backend_pid()",
-                [dbroles.database(s) for s in SERVICES])
+                [dbroles.database(s) for s in SERVICES],
+            )
         finally:
             await admin.close()
     by_database: dict[str, set[str]] = {}
     for row in rows:
         by_database.setdefault(row["datname"], set()).add(row["usename"])
     for service in SERVICES:
-        assert by_database.get(dbroles.database(service)) == {dbroles.runtime_role(service)}, by_database
+        assert by_database.get(dbroles.database(service)) == {dbroles.runtime_role(service)}, (
+            by_database
+        )

@@ -50,15 +50,14 @@ def genotypes_of(i: int) -> list[tuple[int, str, str, str, int, int]]:
 
 @pytest.fixture
 async def cohort(api: httpx.AsyncClient, upload_vcf: Callable[..., UploadedVcf]) -> list[str]:
-    return [
-        await enrol(api, upload_vcf, f"disclosure-{i}", genotypes_of(i)) for i in range(COHORT)
-    ]
+    return [await enrol(api, upload_vcf, f"disclosure-{i}", genotypes_of(i)) for i in range(COHORT)]
 
 
 async def allele(api: httpx.AsyncClient, variant: tuple[int, str, str]) -> dict[str, Any]:
     pos, ref, alt = variant
     answer = await api.get(
-        "/v1/research/alleles", headers=auth("researcher", RESEARCH),
+        "/v1/research/alleles",
+        headers=auth("researcher", RESEARCH),
         params={"chrom": "chrT", "pos": pos, "ref": ref, "alt": alt},
     )
     assert answer.status_code == 200, answer.text
@@ -67,7 +66,8 @@ async def allele(api: httpx.AsyncClient, variant: tuple[int, str, str]) -> dict[
 
 async def region(api: httpx.AsyncClient, start: int, end: int) -> dict[str, Any]:
     answer = await api.get(
-        "/v1/research/regions", headers=auth("researcher", RESEARCH),
+        "/v1/research/regions",
+        headers=auth("researcher", RESEARCH),
         params={"chrom": "chrT", "start": start, "end": end},
     )
     assert answer.status_code == 200, answer.text
@@ -76,7 +76,9 @@ async def region(api: httpx.AsyncClient, start: int, end: int) -> dict[str, Any]
 
 def without_identity(result: dict[str, Any]) -> dict[str, Any]:
     """What an answer says about a variant, leaving out which variant was asked for."""
-    return {k: v for k, v in result.items() if k not in ("variant_id", "chrom", "pos", "ref", "alt")}
+    return {
+        k: v for k, v in result.items() if k not in ("variant_id", "chrom", "pos", "ref", "alt")
+    }
 
 
 def backed_out(result: dict[str, Any]) -> dict[str, int]:
@@ -84,7 +86,11 @@ def backed_out(result: dict[str, Any]) -> dict[str, int]:
     result: the numbers shown, and what arithmetic on them gives."""
     known: dict[str, int] = {}
     number, carriers, count, frequency = (
-        result["allele_number"], result["carriers"], result["allele_count"], result["allele_frequency"])
+        result["allele_number"],
+        result["carriers"],
+        result["allele_count"],
+        result["allele_frequency"],
+    )
     if isinstance(number, int):
         known["cohort"] = number // 2
         if frequency is not None:
@@ -161,8 +167,12 @@ async def test_counts_with_no_small_cell_are_shown_exactly_in_both_answers(
 ) -> None:
     """The control: the rules hide small cells, not everything."""
     (result,) = (await allele(api, SHOWN))["results"]
-    assert (result["carriers"], result["allele_count"], result["allele_number"],
-            result["allele_frequency"]) == (10, 15, 2 * COHORT, 0.5)
+    assert (
+        result["carriers"],
+        result["allele_count"],
+        result["allele_number"],
+        result["allele_frequency"],
+    ) == (10, 15, 2 * COHORT, 0.5)
     whole = await region(api, 1, 1000)
     assert [v["pos"] for v in whole["variants"]] == [ALL_BUT_2[0], ONE_HOM[0], SHOWN[0]]
     for listed in whole["variants"]:

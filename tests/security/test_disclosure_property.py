@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from functools import cache
 
-from genomebus_registry.disclosure import Cells, Disclosed, disclose, listed
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from genomebus_registry.disclosure import Cells, Disclosed, disclose, listed
 
 GROUPS = ("carriers", "non_carriers", "homozygotes", "heterozygotes")
 
@@ -75,7 +76,9 @@ def test_a_rare_allele_answers_as_one_no_one_carries(truth: Cells, threshold: in
 
 @settings(max_examples=400, deadline=None, database=None, derandomize=True)
 @given(truth=cells(max_cohort=10_000), threshold=thresholds)
-def test_withheld_counts_are_true_bounds_and_the_rest_is_exact(truth: Cells, threshold: int) -> None:
+def test_withheld_counts_are_true_bounds_and_the_rest_is_exact(
+    truth: Cells, threshold: int
+) -> None:
     shown = disclose(truth, threshold)
     assert holds(shown.carriers, truth.carriers)
     assert holds(shown.allele_count, truth.allele_count)
@@ -83,8 +86,13 @@ def test_withheld_counts_are_true_bounds_and_the_rest_is_exact(truth: Cells, thr
     small = [g for g in GROUPS if getattr(truth, g) < threshold]
     assert (shown.suppressed is None) == (not small)
     if not small:
-        assert shown == (truth.carriers, truth.allele_count, 2 * truth.cohort,
-                         round(truth.allele_count / (2 * truth.cohort), 6), None)
+        assert shown == (
+            truth.carriers,
+            truth.allele_count,
+            2 * truth.cohort,
+            round(truth.allele_count / (2 * truth.cohort), 6),
+            None,
+        )
     else:
         assert shown.allele_frequency is None
         assert not isinstance(shown.allele_count, int)

@@ -85,8 +85,11 @@ async def test_only_the_consent_user_publishes_consent(
     event = consent_version(unique)
     await produce(service("consent"), CONSENT_CHANGED.name, event.to_bytes(), message_key(event))
     ours = event.correlation_id
-    found = await read_until(settings, CONSENT_CHANGED.name,
-                             lambda r: ConsentChanged.from_bytes(r.value).correlation_id == ours)
+    found = await read_until(
+        settings,
+        CONSENT_CHANGED.name,
+        lambda r: ConsentChanged.from_bytes(r.value).correlation_id == ours,
+    )
     assert found.key == message_key(event)
     # A user that may write some topic is refused this one; one that may write none (heat) is
     # refused even the idempotent producer's id, a cluster-level grant nobody has.
@@ -109,8 +112,13 @@ async def test_a_service_cannot_read_a_topic_it_does_not_consume(
 ) -> None:
     assert topic not in BUS_CLIENTS[name].reads
     # No consumer group (the topic's partitions assigned directly): only the topic is at stake.
-    consumer = AIOKafkaConsumer(topic, **client_options(service(name)), group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        **client_options(service(name)),
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     try:
         with pytest.raises(TopicAuthorizationFailedError):
             await consumer.start()
@@ -123,8 +131,12 @@ async def test_a_service_cannot_join_another_services_consumer_group(service: Se
     """Joining alignment's group would take its partitions (and commit its offsets)."""
     ingest = service("ingest")
     assert CONSENT_CHANGED.name in BUS_CLIENTS["ingest"].reads
-    consumer = AIOKafkaConsumer(CONSENT_CHANGED.name, **client_options(ingest),
-                                group_id="genomebus.alignment.routine", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        CONSENT_CHANGED.name,
+        **client_options(ingest),
+        group_id="genomebus.alignment.routine",
+        enable_auto_commit=False,
+    )
     try:
         with pytest.raises(GroupAuthorizationFailedError):
             await consumer.start()
@@ -140,8 +152,12 @@ async def test_a_wrong_password_is_refused(settings: ServiceSettings, user: str)
     host, port = settings.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)
     with pytest.raises(SaslAuthenticationFailed):
         conn = await create_conn(
-            host, int(port), security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
-            sasl_plain_username=user, sasl_plain_password="not-the-password",
+            host,
+            int(port),
+            security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_plain_username=user,
+            sasl_plain_password="not-the-password",
         )
         conn.close()
 

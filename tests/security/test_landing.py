@@ -25,7 +25,9 @@ from ..ingest.test_api_integration import registration
 pytestmark = pytest.mark.integration
 
 
-def _landing(store: ObjectStore, settings: IngestSettings, prefix: str, r1: bytes, r2: bytes) -> tuple[str, str]:
+def _landing(
+    store: ObjectStore, settings: IngestSettings, prefix: str, r1: bytes, r2: bytes
+) -> tuple[str, str]:
     keys = f"{prefix}/R1.fastq.gz", f"{prefix}/R2.fastq.gz"
     for key, data in zip(keys, (r1, r2)):
         store.put_stream(settings.landing_bucket, key, io.BytesIO(data))
@@ -34,19 +36,30 @@ def _landing(store: ObjectStore, settings: IngestSettings, prefix: str, r1: byte
 
 def _naming(reference: Manifest, keys: tuple[str, str], r1_sha: str, r2_sha: str) -> dict:
     body = registration(reference, b"", b"")
-    body["reads"] = {"r1_sha256": r1_sha, "r2_sha256": r2_sha,
-                     "landing_r1_key": keys[0], "landing_r2_key": keys[1]}
+    body["reads"] = {
+        "r1_sha256": r1_sha,
+        "r2_sha256": r2_sha,
+        "landing_r1_key": keys[0],
+        "landing_r2_key": keys[1],
+    }
     return body
 
 
 def _secrets_of(r1: bytes, r2: bytes) -> list[str]:
     """What an answer must never carry about files the caller did not send."""
-    sizes = [form.format(n) for n in (len(r1), len(r2)) for form in ("{} bytes", '"size":{}', '"size": {}')]
+    sizes = [
+        form.format(n)
+        for n in (len(r1), len(r2))
+        for form in ("{} bytes", '"size":{}', '"size": {}')
+    ]
     return [hashlib.sha256(r1).hexdigest(), hashlib.sha256(r2).hexdigest(), *sizes]
 
 
 async def test_another_hospitals_landing_keys_are_answered_as_missing_and_never_taken(
-    lis: httpx.AsyncClient, toy_reference: Manifest, store: ObjectStore, ingest_settings: IngestSettings,
+    lis: httpx.AsyncClient,
+    toy_reference: Manifest,
+    store: ObjectStore,
+    ingest_settings: IngestSettings,
 ) -> None:
     r1, r2 = pair(6, seed=41)
     theirs = _landing(store, ingest_settings, f"OUH/{uuid.uuid4().hex[:8]}", r1, r2)
@@ -54,27 +67,44 @@ async def test_another_hospitals_landing_keys_are_answered_as_missing_and_never_
 
     probe = await lis.post("/v1/samples", json=_naming(toy_reference, theirs, wrong, wrong))
     answer = probe.text
-    assert not any(secret in answer for secret in _secrets_of(r1, r2)), "a digest of OUH's file leaked"
+    assert not any(secret in answer for secret in _secrets_of(r1, r2)), (
+        "a digest of OUH's file leaked"
+    )
     assert probe.json()["status"] == "rejected"
 
     missing = (f"OUH/{uuid.uuid4().hex[:8]}/R1.fastq.gz", f"OUH/{uuid.uuid4().hex[:8]}/R2.fastq.gz")
-    absent = (await lis.post("/v1/samples", json=_naming(toy_reference, missing, wrong, wrong))).json()
-    reasons = [r.replace(missing[0], theirs[0]).replace(missing[1], theirs[1]) for r in absent["reasons"]]
-    assert reasons == probe.json()["reasons"], "an existing foreign key is told apart from a missing one"
+    absent = (
+        await lis.post("/v1/samples", json=_naming(toy_reference, missing, wrong, wrong))
+    ).json()
+    reasons = [
+        r.replace(missing[0], theirs[0]).replace(missing[1], theirs[1]) for r in absent["reasons"]
+    ]
+    assert reasons == probe.json()["reasons"], (
+        "an existing foreign key is told apart from a missing one"
+    )
 
     # Knowing the real digests (stolen elsewhere) does not help either.
-    real = _naming(toy_reference, theirs, hashlib.sha256(r1).hexdigest(), hashlib.sha256(r2).hexdigest())
+    real = _naming(
+        toy_reference, theirs, hashlib.sha256(r1).hexdigest(), hashlib.sha256(r2).hexdigest()
+    )
     taken = (await lis.post("/v1/samples", json=real)).json()
     assert taken["status"] == "rejected" and "not found" in json.dumps(taken["reasons"])
-    assert not list(store.client.list_objects(
-        ingest_settings.reads_bucket, prefix=f"samples/{taken['sample_id']}/", recursive=True
-    )), "OUH's reads were copied into RH's sample"
+    assert not list(
+        store.client.list_objects(
+            ingest_settings.reads_bucket, prefix=f"samples/{taken['sample_id']}/", recursive=True
+        )
+    ), "OUH's reads were copied into RH's sample"
 
 
-@pytest.mark.parametrize("escape", ["RH/../OUH/{run}/R1.fastq.gz", "RH//{run}/R1.fastq.gz", "RH/./{run}/R1.fastq.gz"])
+@pytest.mark.parametrize(
+    "escape", ["RH/../OUH/{run}/R1.fastq.gz", "RH//{run}/R1.fastq.gz", "RH/./{run}/R1.fastq.gz"]
+)
 async def test_a_key_that_climbs_out_of_the_own_prefix_is_missing(
-    lis: httpx.AsyncClient, toy_reference: Manifest, store: ObjectStore,
-    ingest_settings: IngestSettings, escape: str,
+    lis: httpx.AsyncClient,
+    toy_reference: Manifest,
+    store: ObjectStore,
+    ingest_settings: IngestSettings,
+    escape: str,
 ) -> None:
     r1, r2 = pair(4, seed=43)
     run = uuid.uuid4().hex[:8]
@@ -86,7 +116,10 @@ async def test_a_key_that_climbs_out_of_the_own_prefix_is_missing(
 
 
 async def test_the_own_wrong_file_is_refused_without_telling_what_it_holds(
-    lis: httpx.AsyncClient, toy_reference: Manifest, store: ObjectStore, ingest_settings: IngestSettings,
+    lis: httpx.AsyncClient,
+    toy_reference: Manifest,
+    store: ObjectStore,
+    ingest_settings: IngestSettings,
 ) -> None:
     r1, r2 = pair(5, seed=47)
     mine = _landing(store, ingest_settings, f"RH/{uuid.uuid4().hex[:8]}", r1, r2)
@@ -98,7 +131,8 @@ async def test_the_own_wrong_file_is_refused_without_telling_what_it_holds(
 
 
 async def test_an_upload_with_the_wrong_digest_does_not_echo_the_received_one(
-    lis: httpx.AsyncClient, toy_reference: Manifest,
+    lis: httpx.AsyncClient,
+    toy_reference: Manifest,
 ) -> None:
     r1, r2 = pair(5, seed=53)
     sample = (await lis.post("/v1/samples", json=registration(toy_reference, r1, r2))).json()
@@ -109,22 +143,35 @@ async def test_an_upload_with_the_wrong_digest_does_not_echo_the_received_one(
 
 
 async def test_removing_a_sample_deletes_its_landing_originals(
-    lis: httpx.AsyncClient, toy_reference: Manifest, store: ObjectStore, ingest_settings: IngestSettings,
+    lis: httpx.AsyncClient,
+    toy_reference: Manifest,
+    store: ObjectStore,
+    ingest_settings: IngestSettings,
 ) -> None:
     r1, r2 = pair(5, seed=59)
     mine = _landing(store, ingest_settings, f"RH/{uuid.uuid4().hex[:8]}", r1, r2)
-    body = _naming(toy_reference, mine, hashlib.sha256(r1).hexdigest(), hashlib.sha256(r2).hexdigest())
+    body = _naming(
+        toy_reference, mine, hashlib.sha256(r1).hexdigest(), hashlib.sha256(r2).hexdigest()
+    )
     sample = (await lis.post("/v1/samples", json=body)).json()
     assert sample["status"] == "awaiting_consent", sample
-    removed = await lis.delete(f"/v1/samples/{sample['sample_id']}", params={"reason": "sample mix-up"})
+    removed = await lis.delete(
+        f"/v1/samples/{sample['sample_id']}", params={"reason": "sample mix-up"}
+    )
     assert removed.json()["status"] == "removed"
-    left = [o.object_name for key in mine
-            for o in store.client.list_objects(ingest_settings.landing_bucket, prefix=key)]
+    left = [
+        o.object_name
+        for key in mine
+        for o in store.client.list_objects(ingest_settings.landing_bucket, prefix=key)
+    ]
     assert left == [], f"the landing originals outlived the removal: {left}"
 
 
 async def test_landing_originals_another_live_sample_names_are_kept(
-    lis: httpx.AsyncClient, toy_reference: Manifest, store: ObjectStore, ingest_settings: IngestSettings,
+    lis: httpx.AsyncClient,
+    toy_reference: Manifest,
+    store: ObjectStore,
+    ingest_settings: IngestSettings,
 ) -> None:
     r1, r2 = pair(5, seed=67)
     mine = _landing(store, ingest_settings, f"RH/{uuid.uuid4().hex[:8]}", r1, r2)

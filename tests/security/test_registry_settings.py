@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from pydantic import ValidationError
+
 from genomebus_registry.config import RegistryClient, RegistrySettings
 from genomebus_registry.disclosure import DEFAULT_MIN_CELL, MIN_CELL_FLOOR
-from pydantic import ValidationError
 
 TOKEN = hashlib.sha256(b"t").hexdigest()
 
@@ -17,7 +18,9 @@ def settings(**values: object) -> RegistrySettings:
     return RegistrySettings(_env_file=None, **{"profile": "dev", **values})  # type: ignore[call-arg]
 
 
-def test_the_threshold_defaults_to_five_and_cannot_go_under_the_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_threshold_defaults_to_five_and_cannot_go_under_the_floor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert (DEFAULT_MIN_CELL, MIN_CELL_FLOOR) == (5, 3)
     monkeypatch.delenv("GENOMEBUS_MIN_CELL_COUNT", raising=False)
     assert settings().min_cell_count == 5
@@ -39,5 +42,7 @@ def test_client_roles() -> None:
         RegistryClient(token_sha256=TOKEN, role="hospital")
     with pytest.raises(ValidationError):
         RegistryClient(token_sha256=TOKEN, role="admin")  # type: ignore[arg-type]
-    parsed = settings(registry_clients=f'{{"portal": {{"token_sha256": "{TOKEN}", "role": "portal"}}}}')
+    parsed = settings(
+        registry_clients=f'{{"portal": {{"token_sha256": "{TOKEN}", "role": "portal"}}}}'
+    )
     assert parsed.registry_clients["portal"].role == "portal"

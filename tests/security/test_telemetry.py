@@ -22,23 +22,34 @@ pytestmark = pytest.mark.integration
 def _exported_text(exporter: InMemorySpanExporter) -> str:
     """Everything an exporter could send, with non-ASCII kept as it is (not JSON-escaped)."""
     return "\n".join(
-        repr((s.name, dict(s.attributes or {}), [(e.name, dict(e.attributes or {})) for e in s.events],
-              s.status.description))
+        repr(
+            (
+                s.name,
+                dict(s.attributes or {}),
+                [(e.name, dict(e.attributes or {})) for e in s.events],
+                s.status.description,
+            )
+        )
         for s in exporter.get_finished_spans()
     )
 
 
 async def test_spans_hold_no_query_string_no_reason_and_no_national_id(
-    lis: httpx.AsyncClient, toy_reference: Manifest,
+    lis: httpx.AsyncClient,
+    toy_reference: Manifest,
 ) -> None:
     exporter = InMemorySpanExporter()
     lis.app.state.runtime.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))  # type: ignore[attr-defined]
     r1, r2 = pair(3, seed=83)
     sample = (await lis.post("/v1/samples", json=registration(toy_reference, r1, r2))).json()
-    removed = await lis.delete(f"/v1/samples/{sample['sample_id']}",
-                               params={"reason": "the patient moved to Aarhus and asked us"})
+    removed = await lis.delete(
+        f"/v1/samples/{sample['sample_id']}",
+        params={"reason": "the patient moved to Aarhus and asked us"},
+    )
     assert removed.status_code == 200
-    await lis.get("/v1/samples/RH.x", params={"lookup": "010190-1234", "other": "0101\u201390\u20131234"})
+    await lis.get(
+        "/v1/samples/RH.x", params={"lookup": "010190-1234", "other": "0101\u201390\u20131234"}
+    )
     text = _exported_text(exporter)
     assert exporter.get_finished_spans(), "no spans were exported at all"
     assert "Aarhus" not in text, "a removal reason reached a span"
@@ -48,7 +59,9 @@ async def test_spans_hold_no_query_string_no_reason_and_no_national_id(
 def test_log_lines_carry_no_national_id_in_any_spelling() -> None:
     formatter = JsonFormatter("tests")
     for spelling in ("010190-1234", "010190\u20131234", "0101.90.1234"):
-        record = logging.makeLogRecord({"msg": f"looked up {spelling}", "levelname": "INFO", "extra_field": spelling})
+        record = logging.makeLogRecord(
+            {"msg": f"looked up {spelling}", "levelname": "INFO", "extra_field": spelling}
+        )
         record.patient_hint = spelling
         record.reasons = [f"mate {spelling}", {"nested": (spelling,)}]  # logged lists and dicts too
         line = formatter.format(record)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from genomebus_testdata import SimulatedSample, make_reference, read_pairs_for, simulate_sample
 
 LENGTH = 200_000

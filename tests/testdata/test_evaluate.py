@@ -4,6 +4,7 @@ import gzip
 from pathlib import Path
 
 import pytest
+
 from genomebus_testdata import SimulatedSample, ToolFailed, describe, evaluate
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from genomebus_testdata import describe, make_reference
 from genomebus_testdata.reference import DEFAULT_START
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from genomebus_testdata import ToolFailed, ToolMissing, find_source
 from genomebus_testdata.tools import PACKAGES, find_tool, run, run_pipeline
 

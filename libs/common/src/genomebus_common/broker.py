@@ -23,7 +23,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -139,9 +139,7 @@ async def ensure_topics(
         if missing:
             await admin.create_topics(missing)
         if settings.kafka_create_topics:
-            await _align_retention(
-                admin, {n: c for n, (_, c) in wanted.items() if n in existing}
-            )
+            await _align_retention(admin, {n: c for n, (_, c) in wanted.items() if n in existing})
         return [t.name for t in missing]
     except TopicsMissing:
         raise
@@ -174,7 +172,9 @@ async def _align_retention(admin: AIOKafkaAdminClient, wanted: dict[str, dict[st
                 raise BrokerUnavailable(f"Kafka: cannot read the config of {name}: {message}")
             # entry: (name, value, read_only, config_source, is_sensitive, ...); source 1 is
             # DYNAMIC_TOPIC_CONFIG: an override on this topic
-            own = {e[0]: e[1] for e in entries if e[3] == _DYNAMIC_TOPIC_CONFIG and e[1] is not None}
+            own = {
+                e[0]: e[1] for e in entries if e[3] == _DYNAMIC_TOPIC_CONFIG and e[1] is not None
+            }
             held = {e[0]: e[1] for e in entries}
             if any(held.get(key) != value for key, value in wanted[name].items()):
                 differing.append(
@@ -234,7 +234,7 @@ class RetryPolicy:
     max_backoff_s: float = 30.0
 
     @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> "RetryPolicy":
+    def from_settings(cls, settings: ServiceSettings) -> RetryPolicy:
         return cls(
             settings.handler_max_attempts,
             settings.handler_retry_initial_s,
@@ -257,9 +257,7 @@ async def _tolerant_headers(
     first (null -> empty), so the record reaches the handler, or the DLQ, like any other."""
     headers = record.headers or ()
     if any(v is None or not _is_utf8(v) for _, v in headers):
-        safe = tuple(
-            (k, (v or b"").decode("utf-8", errors="replace").encode()) for k, v in headers
-        )
+        safe = tuple((k, (v or b"").decode("utf-8", errors="replace").encode()) for k, v in headers)
         patched = replace(record, headers=safe)
         if hasattr(record, "consumer"):
             patched.consumer = record.consumer  # set by FastStream, not a dataclass field
@@ -412,8 +410,10 @@ class ReliableConsumer:
                     # redelivered to this very consumer in a tight loop until the broker closes;
                     # waiting to be cancelled by that close leaves it uncommitted, for the next
                     # worker, just the same.
-                    log.warning("stopping: message left for redelivery",
-                                extra={"topic": delivery.topic, "offset": delivery.offset})
+                    log.warning(
+                        "stopping: message left for redelivery",
+                        extra={"topic": delivery.topic, "offset": delivery.offset},
+                    )
                     await asyncio.Event().wait()
                 if attempt >= self.retry.max_attempts and not forever:
                     await self.dead_letter(
@@ -423,16 +423,21 @@ class ReliableConsumer:
                 pause = self.retry.backoff(attempt)
                 log.warning(
                     "transient failure, retrying",
-                    extra={"error": str(exc), "attempt": attempt, "retry_in_s": pause,
-                           "topic": delivery.topic, "offset": delivery.offset},
+                    extra={
+                        "error": str(exc),
+                        "attempt": attempt,
+                        "retry_in_s": pause,
+                        "topic": delivery.topic,
+                        "offset": delivery.offset,
+                    },
                 )
                 await asyncio.sleep(pause)
                 attempt += 1
             except PermanentError as exc:
                 self._failed(delivery, exc)
                 await self.dead_letter(
-                        body, delivery, exc, attempts=attempt, event=event, group_id=group_id
-                    )
+                    body, delivery, exc, attempts=attempt, event=event, group_id=group_id
+                )
                 return "dead_lettered"
             except asyncio.CancelledError:
                 raise
@@ -476,12 +481,17 @@ class ReliableConsumer:
             H_DLQ_OFFSET: str(delivery.offset),
             H_DLQ_GROUP: group_id or self.group_id,
             H_DLQ_ATTEMPTS: str(attempts),
-            H_DLQ_FAILED_AT: datetime.now(timezone.utc).isoformat(),
+            H_DLQ_FAILED_AT: datetime.now(UTC).isoformat(),
         }
         log.error(
             "dead-lettered",
-            extra={"reason": error.reason, "code": error.code, "topic": delivery.topic,
-                   "partition": delivery.partition, "offset": delivery.offset},
+            extra={
+                "reason": error.reason,
+                "code": error.code,
+                "topic": delivery.topic,
+                "partition": delivery.partition,
+                "offset": delivery.offset,
+            },
         )
         await self.broker.publish(
             body, topic=dead_letter_topic(delivery.topic), key=delivery.key, headers=headers
@@ -492,7 +502,6 @@ class ReliableConsumer:
         span.set_attribute("genomebus.dead_lettered", True)
         span.set_attribute("error.type", error.code)
         span.set_status(trace.Status(trace.StatusCode.ERROR, _safe_reason(error.reason)[:200]))
-
 
     async def _announce(self, failed: StageFailed, attempts: int = 3) -> None:
         """Publish ``stage.failed``, retrying; give up with an error log, never by raising.
@@ -514,8 +523,11 @@ class ReliableConsumer:
                 if attempt == attempts:
                     log.error(
                         "stage.failed not announced (the message is in the DLQ)",
-                        extra={"error": str(exc), "source_topic": failed.source_topic,
-                               "source_offset": failed.source_offset},
+                        extra={
+                            "error": str(exc),
+                            "source_topic": failed.source_topic,
+                            "source_offset": failed.source_offset,
+                        },
                     )
                     return
                 await asyncio.sleep(0.5 * attempt)

@@ -65,7 +65,7 @@ class ConsentView:
         return self.ready
 
     @contextlib.asynccontextmanager
-    async def following(self, catch_up_timeout_s: float = 300.0) -> AsyncIterator["ConsentView"]:
+    async def following(self, catch_up_timeout_s: float = 300.0) -> AsyncIterator[ConsentView]:
         """Read the topic up to now before yielding (consumers start after), follow it after."""
         await self.start()
         try:
@@ -94,7 +94,9 @@ class ConsentView:
         self._consumer = consumer
         self._task = asyncio.create_task(self._follow(consumer, ends), name="consent-view")
 
-    async def _partitions(self, consumer: AIOKafkaConsumer, timeout_s: float) -> list[TopicPartition]:
+    async def _partitions(
+        self, consumer: AIOKafkaConsumer, timeout_s: float
+    ) -> list[TopicPartition]:
         """The topic's partitions, waiting for them: a topic created a moment ago may have no
         leaders yet, and a view that assigned no partitions would be "ready" while following
         nothing, deaf to every withdrawal."""
@@ -197,6 +199,8 @@ def _decision_only(value: bytes) -> ConsentChanged | None:
     if type(withdrawn) is not bool or type(given) is not bool:
         return None
     return ConsentChanged.model_construct(
-        patient_pseudonym=pseudonym, version=version, withdrawn=withdrawn,
+        patient_pseudonym=pseudonym,
+        version=version,
+        withdrawn=withdrawn,
         analysis_consent_given=given,
     )

@@ -21,10 +21,10 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -252,8 +252,12 @@ async def connect_pool(
     try:
         async with pool.acquire() as conn:
             if migrate_dsn is not None:
-                await migrate(migrate_dsn, migrations or [], grants or RuntimeGrants({}),
-                              await _current_user(conn))
+                await migrate(
+                    migrate_dsn,
+                    migrations or [],
+                    grants or RuntimeGrants({}),
+                    await _current_user(conn),
+                )
             await apply_migrations(conn, [*common_migrations(), *(migrations or [])])
             if forbid_owner:
                 await refuse_owner(conn)
@@ -263,7 +267,7 @@ async def connect_pool(
 
 
 def service_pool(
-    settings: "ServiceSettings", schema: Schema
+    settings: ServiceSettings, schema: Schema
 ) -> AbstractAsyncContextManager[asyncpg.Pool]:
     """The pool a service serves from, as its settings say (see :func:`connect_pool`)."""
     migrate_dsn = settings.postgres_migrate_dsn
@@ -286,8 +290,10 @@ async def close_pool(pool: asyncpg.Pool, timeout_s: float = 10.0) -> None:
     try:
         await asyncio.wait_for(pool.close(), timeout=timeout_s)
     except TimeoutError:
-        log.warning("database pool did not close in time; terminating its connections",
-                    extra={"timeout_s": timeout_s})
+        log.warning(
+            "database pool did not close in time; terminating its connections",
+            extra={"timeout_s": timeout_s},
+        )
         pool.terminate()
 
 

@@ -180,8 +180,13 @@ def from_minio_error(exc: BaseException) -> GenomebusError:
     if isinstance(exc, S3Error):
         if exc.code in {"NoSuchKey", "NoSuchBucket", "NoSuchObject"}:
             return ObjectNotFound(f"object store: {exc.code}: {exc.resource or exc.message}")
-        if exc.code in {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout",
-                        "XMinioServerNotInitialized"}:
+        if exc.code in {
+            "SlowDown",
+            "InternalError",
+            "ServiceUnavailable",
+            "RequestTimeout",
+            "XMinioServerNotInitialized",
+        }:
             return ObjectStoreUnavailable(f"object store: {exc.code}: {exc.message}")
         return ObjectStoreRejected(f"object store: {exc.code}: {exc.message}")
     if isinstance(exc, ServerError):

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -63,7 +62,7 @@ Identifier = Annotated[
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Contract(BaseModel):
@@ -134,7 +133,7 @@ class Event(Contract):
     producer: Producer | None = None
 
     @model_validator(mode="after")
-    def _aware_time(self) -> "Event":
+    def _aware_time(self) -> Event:
         if self.occurred_at.tzinfo is None:
             raise ValueError("occurred_at must carry a time zone")
         return self
@@ -143,7 +142,7 @@ class Event(Contract):
         return self.model_dump_json().encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes | str) -> "Event":
+    def from_bytes(cls, data: bytes | str) -> Event:
         return cls.model_validate_json(data)
 
 
@@ -395,7 +394,7 @@ class WorkUnit(SampleEvent):
     plan: ObjectRef = Field(description="The stage's plan for the sample: every unit's inputs.")
 
     @model_validator(mode="after")
-    def _index_in_range(self) -> "WorkUnit":
+    def _index_in_range(self) -> WorkUnit:
         if self.unit_index >= self.unit_count:
             raise ValueError("unit_index must be below unit_count")
         return self
@@ -418,7 +417,7 @@ class StageProgress(SampleEvent):
     units_total: int = Field(ge=1)
 
     @model_validator(mode="after")
-    def _done_within_total(self) -> "StageProgress":
+    def _done_within_total(self) -> StageProgress:
         if self.units_done > self.units_total:
             raise ValueError("units_done must not exceed units_total")
         return self

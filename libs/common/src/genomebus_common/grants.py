@@ -56,29 +56,34 @@ class RuntimeGrants:
         for table, privileges in self.tables.items():
             unknown = set(privileges) - _TABLE_PRIVILEGES
             if unknown or "SELECT" not in privileges:
-                raise GrantsError(f"{table}: privileges {sorted(privileges)} (SELECT and any of "
-                                  f"INSERT, UPDATE, DELETE; never TRUNCATE, TRIGGER, REFERENCES)")
+                raise GrantsError(
+                    f"{table}: privileges {sorted(privileges)} (SELECT and any of "
+                    f"INSERT, UPDATE, DELETE; never TRUNCATE, TRIGGER, REFERENCES)"
+                )
 
     def __add__(self, other: RuntimeGrants) -> RuntimeGrants:
         overlap = set(self.tables) & set(other.tables)
         if overlap:
             raise GrantsError(f"grants listed twice: {sorted(overlap)}")
-        return RuntimeGrants({**self.tables, **other.tables}, (*self.functions, *other.functions),
-                             self.schema)
+        return RuntimeGrants(
+            {**self.tables, **other.tables}, (*self.functions, *other.functions), self.schema
+        )
 
     def privileges(self, table: str) -> frozenset[str]:
         return self.tables.get(table, frozenset())
 
 
 #: The shared mechanisms' tables, present in every service's database (``common`` migrations).
-COMMON_GRANTS = RuntimeGrants({
-    # Which events a consumer has applied: a record, never rewritten (replays rely on it).
-    "genomebus_inbox": APPEND_ONLY,
-    # Events to publish: the relay marks rows published or failed.
-    "genomebus_outbox": UPDATABLE,
-    # Read at start-up to check that nothing is pending; only the owner writes it.
-    "genomebus_migrations": READ_ONLY,
-})
+COMMON_GRANTS = RuntimeGrants(
+    {
+        # Which events a consumer has applied: a record, never rewritten (replays rely on it).
+        "genomebus_inbox": APPEND_ONLY,
+        # Events to publish: the relay marks rows published or failed.
+        "genomebus_outbox": UPDATABLE,
+        # Read at start-up to check that nothing is pending; only the owner writes it.
+        "genomebus_migrations": READ_ONLY,
+    }
+)
 
 
 async def apply_grants(conn: asyncpg.Connection, grants: RuntimeGrants, runtime_role: str) -> None:
@@ -91,23 +96,36 @@ async def apply_grants(conn: asyncpg.Connection, grants: RuntimeGrants, runtime_
     """
     me = await conn.fetchval("SELECT current_user")
     if runtime_role == me:
-        raise GrantsError(f"the runtime role {runtime_role!r} is the role that migrates (the "
-                          "owner): give the service a role of its own")
+        raise GrantsError(
+            f"the runtime role {runtime_role!r} is the role that migrates (the "
+            "owner): give the service a role of its own"
+        )
     if not await conn.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", runtime_role):
-        raise GrantsError(f"role {runtime_role!r} does not exist: create it first (LOGIN, no other "
-                          "attributes); see docs/security.md")
-    existing = {r["relname"] for r in await conn.fetch(
-        """
+        raise GrantsError(
+            f"role {runtime_role!r} does not exist: create it first (LOGIN, no other "
+            "attributes); see docs/security.md"
+        )
+    existing = {
+        r["relname"]
+        for r in await conn.fetch(
+            """
         SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = $1 AND c.relkind::text = ANY($2::text[]) AND NOT c.relispartition""",
-        grants.schema, list(_RELKINDS))}
+            grants.schema,
+            list(_RELKINDS),
+        )
+    }
     unlisted, stale = existing - set(grants.tables), set(grants.tables) - existing
     if unlisted or stale:
         raise GrantsError(
             "the runtime grants do not match the schema: "
-            + (f"not listed (decide their class in the service's schema.py): {sorted(unlisted)}; "
-               if unlisted else "")
-            + (f"listed but missing: {sorted(stale)}" if stale else ""))
+            + (
+                f"not listed (decide their class in the service's schema.py): {sorted(unlisted)}; "
+                if unlisted
+                else ""
+            )
+            + (f"listed but missing: {sorted(stale)}" if stale else "")
+        )
     database = await conn.fetchval("SELECT current_database()")
     async with conn.transaction():
         for statement in _statements(grants, runtime_role, database):

@@ -16,19 +16,29 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-import asyncpg
-
-from .errors import DatabaseRejected, GenomebusError, PermanentError, TransientError, from_asyncpg_error
+from .errors import (
+    DatabaseRejected,
+    GenomebusError,
+    PermanentError,
+    TransientError,
+    from_asyncpg_error,
+)
 
 PROBLEM = "application/problem+json"
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": f"urn:genomebus:problem:{code}", "title": title, "status": status, "detail": detail}
+    body = {
+        "type": f"urn:genomebus:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     return JSONResponse({**body, **extra}, status_code=status, media_type=PROBLEM)
 
 
@@ -70,7 +80,9 @@ def install_error_handlers(app: FastAPI, mapping: ErrorMapping = ()) -> None:
         for cls, status, title in table:
             if isinstance(exc, cls):
                 reasons = getattr(exc, "reasons", None)
-                response = problem(status, exc.code, title, exc.reason, **({"errors": reasons} if reasons else {}))
+                response = problem(
+                    status, exc.code, title, exc.reason, **({"errors": reasons} if reasons else {})
+                )
                 if status == 503:
                     response.headers["Retry-After"] = "5"
                 return response
@@ -133,7 +145,7 @@ def json_depth(raw: bytes, *, stop_above: int | None = None) -> int:
         at = match.start()
         if at < skip_to:
             continue
-        char = raw[at:at + 1]
+        char = raw[at : at + 1]
         if in_string:
             if char == b"\\":
                 skip_to = at + 2
@@ -161,8 +173,14 @@ class BoundedBodies:
     whatever content type they claim. Paths
     matching ``streamed`` (uploads whose handler streams the bytes to storage) are exempt."""
 
-    def __init__(self, app: Any, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_JSON_DEPTH,
-                 streamed: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        max_bytes: int = MAX_BODY_BYTES,
+        max_depth: int = MAX_JSON_DEPTH,
+        streamed: Sequence[str] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_depth = max_depth
@@ -172,11 +190,18 @@ class BoundedBodies:
         if scope["type"] != "http" or any(p.match(scope.get("path", "")) for p in self.streamed):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
         declared = headers.get("content-length", "")
         if declared and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(send, 413, "body_too_large", "Request body too large",
-                               f"request bodies here are at most {self.max_bytes} bytes")
+            await self._refuse(
+                send,
+                413,
+                "body_too_large",
+                "Request body too large",
+                f"request bodies here are at most {self.max_bytes} bytes",
+            )
             return
         body = bytearray()
         more = True
@@ -187,12 +212,24 @@ class BoundedBodies:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.max_bytes:
-                await self._refuse(send, 413, "body_too_large", "Request body too large",
-                                   f"request bodies here are at most {self.max_bytes} bytes")
+                await self._refuse(
+                    send,
+                    413,
+                    "body_too_large",
+                    "Request body too large",
+                    f"request bodies here are at most {self.max_bytes} bytes",
+                )
                 return
-        if json_depth(bytes(body), stop_above=self.max_depth) > self.max_depth:  # every bounded body here is JSON
-            await self._refuse(send, 422, "validation_error", "The request is invalid",
-                               f"body: JSON nests deeper than {self.max_depth} levels")
+        if (
+            json_depth(bytes(body), stop_above=self.max_depth) > self.max_depth
+        ):  # every bounded body here is JSON
+            await self._refuse(
+                send,
+                422,
+                "validation_error",
+                "The request is invalid",
+                f"body: JSON nests deeper than {self.max_depth} levels",
+            )
             return
         replayed = False
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import sys
-import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
@@ -68,10 +66,14 @@ def parse_cpr(raw: str) -> NationalId:
         born = date(year, mm, dd)
     except ValueError:
         # Never echo the digits: a mistyped number is still most of a real one.
-        raise InvalidNationalId("national id has no real birth date in its first six digits") from None
+        raise InvalidNationalId(
+            "national id has no real birth date in its first six digits"
+        ) from None
     if born > date.today():
         raise InvalidNationalId("national id has a birth date in the future")
-    return NationalId(value=f"{match[1]}{match[2]}{match[3]}{tail}", birth_date=born, replacement=replacement)
+    return NationalId(
+        value=f"{match[1]}{match[2]}{match[3]}{tail}", birth_date=born, replacement=replacement
+    )
 
 
 class Pseudonymiser:
@@ -87,7 +89,7 @@ class Pseudonymiser:
         self.current_version = current_version
 
     @classmethod
-    def from_secret(cls, secret: str, version: int = 1) -> "Pseudonymiser":
+    def from_secret(cls, secret: str, version: int = 1) -> Pseudonymiser:
         """One key given as hex (64+ hex digits) or as text of 32+ bytes."""
         try:
             key = bytes.fromhex(secret)
@@ -156,8 +158,10 @@ def _is_shape(found: re.Match[str]) -> bool:
     four digits or a replacement tail with a letter."""
     chars = "".join(_ALNUM.findall(found.group(0)))
     day, month = int(chars[0:2]), int(chars[2:4])
-    return 1 <= day <= 31 and 1 <= month <= 12 and (
-        found.group("cpr") is not None or any(c.isalpha() for c in chars[7:])
+    return (
+        1 <= day <= 31
+        and 1 <= month <= 12
+        and (found.group("cpr") is not None or any(c.isalpha() for c in chars[7:]))
     )
 
 
@@ -180,7 +184,7 @@ def _spans(text: str) -> list[tuple[int, int]]:
         kept, compact = range(len(text)), text
     for match in _DIGIT_RUN.finditer(compact):
         run = match.group(0)
-        if any(_is_day_month(run[o:o + 4]) for o in range(len(run) - 9)):
+        if any(_is_day_month(run[o : o + 4]) for o in range(len(run) - 9)):
             found.append((kept[match.start()], kept[match.end() - 1] + 1))
     return found
 
@@ -208,5 +212,7 @@ def redact_national_ids(text: str, replacement: str = "<redacted>") -> str:
     out.append(text[at:])
     redacted = "".join(out)
     if _non_ascii_digit(redacted):
-        redacted = "".join(replacement if not c.isascii() and c.isnumeric() else c for c in redacted)
+        redacted = "".join(
+            replacement if not c.isascii() and c.isnumeric() else c for c in redacted
+        )
     return redacted

@@ -37,6 +37,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 (re-exported)
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -45,8 +47,6 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 (re-exported)
-from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 if TYPE_CHECKING:
     import asyncpg
@@ -187,7 +187,9 @@ async def refresh() -> None:
         try:
             await asyncio.wait_for(refresher(), _REFRESH_TIMEOUT_S)
         except Exception as exc:  # a stale reading beats a failed scrape
-            log.warning("metrics refresh failed", extra={"owner": type(owner).__name__, "error": str(exc)})
+            log.warning(
+                "metrics refresh failed", extra={"owner": type(owner).__name__, "error": str(exc)}
+            )
 
 
 async def render() -> bytes:
@@ -244,7 +246,7 @@ class LagReader:
         self._seen = current
 
 
-async def read_outbox(pool: "asyncpg.Pool") -> None:
+async def read_outbox(pool: asyncpg.Pool) -> None:
     """Outbox backlog from the partial index on unsent rows: cheap while the backlog is small,
     and bounded by the statement timeout when it is not."""
     async with pool.acquire() as conn, conn.transaction():

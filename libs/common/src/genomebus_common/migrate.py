@@ -41,15 +41,21 @@ async def run(settings: ServiceSettings) -> None:
     schema = service_schema(settings.service_name)
     async with service_pool(settings.model_copy(update={"postgres_pool_max": 1}), schema):
         pass
-    log.info("database migrated and runtime grants applied",
-             extra={"component": schema.component, "migrations": len(schema.migrations)})
+    log.info(
+        "database migrated and runtime grants applied",
+        extra={"component": schema.component, "migrations": len(schema.migrations)},
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="genomebus-migrate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("service", nargs="?", help="ingest, consent or registry "
-                        "(default: GENOMEBUS_SERVICE_NAME)")
+    parser = argparse.ArgumentParser(
+        prog="genomebus-migrate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "service", nargs="?", help="ingest, consent or registry (default: GENOMEBUS_SERVICE_NAME)"
+    )
     args = parser.parse_args(argv)
     overrides = {"service_name": args.service} if args.service else {}
     settings = MigrateSettings.load(**overrides)

@@ -103,7 +103,7 @@ class _Drained:
         pass
 
 
-def _etag_of(response) -> str | None:  # noqa: ANN001 (urllib3 response)
+def _etag_of(response) -> str | None:
     """The object version's ETag, as the server quoted it (``If-Match`` wants it quoted)."""
     etag = (getattr(response, "headers", None) or {}).get("ETag")
     if not etag:
@@ -111,7 +111,7 @@ def _etag_of(response) -> str | None:  # noqa: ANN001 (urllib3 response)
     return etag if etag.startswith(('"', "W/")) else f'"{etag}"'
 
 
-def _declared_end(response, offset: int) -> int | None:  # noqa: ANN001
+def _declared_end(response, offset: int) -> int | None:
     """The byte offset at which ``response`` (starting at ``offset``) says it ends."""
     length = (getattr(response, "headers", None) or {}).get("Content-Length")
     try:
@@ -142,7 +142,7 @@ class VerifiedStream(io.RawIOBase):
 
     def __init__(
         self,
-        response,  # noqa: ANN001 (urllib3 response)
+        response,
         ref: ObjectRef,
         *,
         client: Minio | None = None,
@@ -179,7 +179,9 @@ class VerifiedStream(io.RawIOBase):
                 continue
             if not data and self._end is not None and self._size < self._end:
                 # a client that does not enforce Content-Length sees a cut as an early end
-                self._resume(ConnectionResetError(f"response ended at byte {self._size} of {self._end}"))
+                self._resume(
+                    ConnectionResetError(f"response ended at byte {self._size} of {self._end}")
+                )
                 continue
             break
         if data:
@@ -216,7 +218,9 @@ class VerifiedStream(io.RawIOBase):
                     f"brought no data)"
                 ) from error
             if self._fruitless:
-                time.sleep(min(self._resume_backoff_s * 2 ** (self._fruitless - 1), _RESUME_BACKOFF_MAX_S))
+                time.sleep(
+                    min(self._resume_backoff_s * 2 ** (self._fruitless - 1), _RESUME_BACKOFF_MAX_S)
+                )
             self._close_response()
             self.resumes += 1
             self._opened_at = self._size
@@ -267,8 +271,13 @@ class VerifiedStream(io.RawIOBase):
             # what the object holds.
             log.warning(
                 "object differs from its reference",
-                extra={"bucket": self._ref.bucket, "key": self._ref.key, "expected_bytes": self._ref.size,
-                       "read_bytes": self._size, "read_sha256": digest},
+                extra={
+                    "bucket": self._ref.bucket,
+                    "key": self._ref.key,
+                    "expected_bytes": self._ref.size,
+                    "read_bytes": self._size,
+                    "read_sha256": digest,
+                },
             )
             raise ChecksumMismatch(
                 f"s3://{self._ref.bucket}/{self._ref.key}: the bytes read do not have the expected "
@@ -302,7 +311,7 @@ class ObjectStore:
         self.resume_backoff_s = resume_backoff_s
 
     @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> "ObjectStore":
+    def from_settings(cls, settings: ServiceSettings) -> ObjectStore:
         client = Minio(
             settings.s3_endpoint,
             access_key=settings.s3_access_key,
@@ -329,7 +338,10 @@ class ObjectStore:
             try:
                 self.client.make_bucket(bucket)
             except Exception as exc:  # another replica may have made it meanwhile
-                if getattr(exc, "code", None) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                if getattr(exc, "code", None) not in {
+                    "BucketAlreadyOwnedByYou",
+                    "BucketAlreadyExists",
+                }:
                     raise from_minio_error(exc) from exc
 
     def put_stream(
@@ -375,7 +387,7 @@ class ObjectStore:
             bucket=bucket, key=key, sha256=digest, size=reader.size, content_type=content_type
         )
 
-    def put_file(self, bucket: str, key: str, path: Path, **kwargs) -> ObjectRef:  # noqa: ANN003
+    def put_file(self, bucket: str, key: str, path: Path, **kwargs) -> ObjectRef:
         with path.open("rb") as stream:
             return self.put_stream(bucket, key, stream, **kwargs)
 
@@ -447,7 +459,7 @@ class ObjectStore:
             return False
         return True
 
-    def stat(self, bucket: str, key: str):  # noqa: ANN201 (minio's Object)
+    def stat(self, bucket: str, key: str):
         """The object's metadata; ``ObjectNotFound`` when there is none."""
         return self._call(lambda: self.client.stat_object(bucket, key))
 

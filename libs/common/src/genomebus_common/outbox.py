@@ -16,8 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
-
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 from faststream.kafka import KafkaBroker
@@ -106,7 +105,10 @@ class OutboxRelay:
                         mapped = from_kafka_error(exc)
                         if not isinstance(mapped, PermanentError):
                             raise mapped from exc
-                        log.error("outbox row refused by Kafka", extra={"id": row["id"], "error": mapped.reason})
+                        log.error(
+                            "outbox row refused by Kafka",
+                            extra={"id": row["id"], "error": mapped.reason},
+                        )
                         await conn.execute(
                             "UPDATE genomebus_outbox SET failed_at = now(), last_error = $2 WHERE id = $1",
                             row["id"],
@@ -122,7 +124,7 @@ class OutboxRelay:
                     published += 1
                     metrics.OUTBOX_PUBLISHED.labels(row["topic"]).inc()
                     metrics.OUTBOX_DELAY.observe(
-                        max(0.0, (datetime.now(timezone.utc) - row["created_at"]).total_seconds())
+                        max(0.0, (datetime.now(UTC) - row["created_at"]).total_seconds())
                     )
         except GenomebusError:
             raise

@@ -30,7 +30,13 @@ from .broker import ReliableConsumer, RetryPolicy, create_broker, ensure_topics
 from .events import Stage
 from .http import BoundedBodies
 from .settings import ServiceSettings
-from .telemetry import HttpMetrics, configure_logging, fastapi_telemetry, make_tracer_provider, tracer
+from .telemetry import (
+    HttpMetrics,
+    configure_logging,
+    fastapi_telemetry,
+    make_tracer_provider,
+    tracer,
+)
 from .topics import bus_client
 
 log = logging.getLogger(__name__)
@@ -84,7 +90,7 @@ class ServiceRuntime:
         self.workers.append(worker)
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator["ServiceRuntime"]:
+    async def running(self) -> AsyncIterator[ServiceRuntime]:
         """Connect and start consuming; stop cleanly on exit."""
         tools.resume()  # a process that stopped a service before may start one again (tests)
         await self.broker.start()
@@ -127,7 +133,8 @@ class ServiceRuntime:
 def create_app(
     runtime: ServiceRuntime,
     *,
-    resources: Callable[[ServiceRuntime], contextlib.AbstractAsyncContextManager[Any]] | None = None,
+    resources: Callable[[ServiceRuntime], contextlib.AbstractAsyncContextManager[Any]]
+    | None = None,
     title: str | None = None,
     streamed_bodies: Sequence[str] = (),
 ) -> FastAPI:

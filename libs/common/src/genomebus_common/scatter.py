@@ -28,13 +28,13 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .events import ObjectRef, Priority, Producer, SampleEvent, Stage, WorkUnit, new_id
 from .errors import ObjectNotFound
+from .events import ObjectRef, Priority, Producer, SampleEvent, Stage, WorkUnit, new_id
 from .objectstore import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ _UNIT_NAMESPACE = uuid.UUID("5b0f9d7e-3c1a-4f47-9a55-2f1e7f3a9c21")
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class ScatterPlan(BaseModel):
@@ -134,8 +134,11 @@ class ScatterStore:
         if raw is None:
             return None
         ref = ObjectRef(
-            bucket=self.bucket, key=self.plan_key, sha256=hashlib.sha256(raw).hexdigest(),
-            size=len(raw), content_type="application/json",
+            bucket=self.bucket,
+            key=self.plan_key,
+            sha256=hashlib.sha256(raw).hexdigest(),
+            size=len(raw),
+            content_type="application/json",
         )
         return ScatterPlan.model_validate_json(raw), ref
 
@@ -161,8 +164,11 @@ class ScatterStore:
 
     def progress(self, total: int) -> Progress:
         """Units done so far: one listing, no reads."""
-        done = sum(1 for key in self.store.list_keys(self.bucket, self.results_prefix)
-                   if key.endswith(".json"))
+        done = sum(
+            1
+            for key in self.store.list_keys(self.bucket, self.results_prefix)
+            if key.endswith(".json")
+        )
         return Progress(done=min(done, total), total=total)
 
     def results(self, plan: ScatterPlan, plan_sha256: str) -> list[UnitResult] | None:
@@ -184,7 +190,10 @@ class ScatterStore:
 
 
 def unit_events(
-    plan: ScatterPlan, plan_ref: ObjectRef, source: SampleEvent, producer: Producer,
+    plan: ScatterPlan,
+    plan_ref: ObjectRef,
+    source: SampleEvent,
+    producer: Producer,
     indices: Iterable[int] | None = None,
 ) -> list[WorkUnit]:
     """The ``WorkUnit`` events of a plan (of ``indices`` only, when given), with event ids that

@@ -98,5 +98,7 @@ def remove_abandoned(root: Path) -> list[str]:
                 removed.append(name)
             lock_path.unlink(missing_ok=True)
     if removed:
-        log.warning("removed scratch left by killed runs", extra={"root": str(root), "samples": removed})
+        log.warning(
+            "removed scratch left by killed runs", extra={"root": str(root), "samples": removed}
+        )
     return removed

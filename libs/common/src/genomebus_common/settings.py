@@ -150,8 +150,10 @@ class ServiceSettings(BaseSettings):
         SecretStr("postgresql://postgres@127.0.0.1:5432/genomebus"),
         description="PostgreSQL DSN of this service's own database, as its runtime role (only "
         "the privileges the service needs; see docs/security.md).",
-        examples=["postgresql://genomebus_registry_runtime:secret@postgres:5432/genomebus_registry"
-                  "?sslmode=verify-full&sslrootcert=/etc/genomebus/postgres-ca/ca.crt"],
+        examples=[
+            "postgresql://genomebus_registry_runtime:secret@postgres:5432/genomebus_registry"
+            "?sslmode=verify-full&sslrootcert=/etc/genomebus/postgres-ca/ca.crt"
+        ],
     )
     postgres_migrate_dsn: SecretStr | None = Field(
         None,
@@ -160,8 +162,10 @@ class ServiceSettings(BaseSettings):
         "serves as GENOMEBUS_POSTGRES_DSN's role. Leave unset where a migrate step "
         "(`genomebus-migrate`, a Kubernetes init container) does that, so the service never "
         "holds the owner's password.",
-        examples=["postgresql://genomebus_registry:secret@postgres:5432/genomebus_registry"
-                  "?sslmode=verify-full&sslrootcert=/etc/genomebus/postgres-ca/ca.crt"],
+        examples=[
+            "postgresql://genomebus_registry:secret@postgres:5432/genomebus_registry"
+            "?sslmode=verify-full&sslrootcert=/etc/genomebus/postgres-ca/ca.crt"
+        ],
     )
     postgres_pool_max: int = Field(10, ge=1, description="Largest PostgreSQL connection pool.")
 
@@ -183,42 +187,53 @@ class ServiceSettings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _database_credentials(self) -> "ServiceSettings":
+    def _database_credentials(self) -> ServiceSettings:
         """Outside development, a service's DSNs must authenticate and verify the server."""
         if self.profile == "dev" or not self.uses_database:
             return self
         dsns = {"GENOMEBUS_POSTGRES_DSN": self.postgres_dsn}
         if self.postgres_migrate_dsn is not None:
             dsns["GENOMEBUS_POSTGRES_MIGRATE_DSN"] = self.postgres_migrate_dsn
-        problems = [f"{name}: {problem}" for name, dsn in dsns.items()
-                    for problem in dsn_problems(dsn.get_secret_value())]
+        problems = [
+            f"{name}: {problem}"
+            for name, dsn in dsns.items()
+            for problem in dsn_problems(dsn.get_secret_value())
+        ]
         users = {urlsplit(d.get_secret_value()).username for d in dsns.values()}
         if len(dsns) == 2 and len(users) == 1:
-            problems.append("GENOMEBUS_POSTGRES_DSN and GENOMEBUS_POSTGRES_MIGRATE_DSN log in as "
-                            "the same role: the service must run as a runtime role, not the owner")
+            problems.append(
+                "GENOMEBUS_POSTGRES_DSN and GENOMEBUS_POSTGRES_MIGRATE_DSN log in as "
+                "the same role: the service must run as a runtime role, not the owner"
+            )
         if problems:
-            raise ValueError("; ".join(problems) + " (GENOMEBUS_PROFILE=dev allows this on a "
-                             "development stack only)")
+            raise ValueError(
+                "; ".join(problems) + " (GENOMEBUS_PROFILE=dev allows this on a "
+                "development stack only)"
+            )
         return self
 
     @model_validator(mode="after")
-    def _no_default_object_store_keys(self) -> "ServiceSettings":
+    def _no_default_object_store_keys(self) -> ServiceSettings:
         """MinIO's well-known ``minioadmin`` keys work only on a development stack: anywhere
         else a service starting with them is misconfigured (or talks to an open store)."""
         if self.profile == "dev" or not self.uses_object_store:
             return self
         if "minioadmin" in (self.s3_access_key, self.s3_secret_key.get_secret_value()):
-            raise ValueError("GENOMEBUS_S3_ACCESS_KEY/GENOMEBUS_S3_SECRET_KEY are MinIO's default "
-                             "credentials (GENOMEBUS_PROFILE=dev allows this on a development "
-                             "stack only): give the service its own S3 identity")
+            raise ValueError(
+                "GENOMEBUS_S3_ACCESS_KEY/GENOMEBUS_S3_SECRET_KEY are MinIO's default "
+                "credentials (GENOMEBUS_PROFILE=dev allows this on a development "
+                "stack only): give the service its own S3 identity"
+            )
         return self
 
     @model_validator(mode="after")
-    def _sasl_needs_a_user(self) -> "ServiceSettings":
+    def _sasl_needs_a_user(self) -> ServiceSettings:
         """Fail at start, naming the variables, not at the first connection with an obscure
         handshake error."""
-        if self.uses_kafka and self.kafka_security_protocol.startswith("SASL_") and not (
-            self.kafka_sasl_username and self.kafka_sasl_password
+        if (
+            self.uses_kafka
+            and self.kafka_security_protocol.startswith("SASL_")
+            and not (self.kafka_sasl_username and self.kafka_sasl_password)
         ):
             raise ValueError(
                 f"GENOMEBUS_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
@@ -231,7 +246,7 @@ class ServiceSettings(BaseSettings):
         return f"genomebus.{self.service_name}"
 
     @classmethod
-    def load(cls, **overrides: Any) -> "ServiceSettings":
+    def load(cls, **overrides: Any) -> ServiceSettings:
         """Read the environment (and the local stack's env file, if any)."""
         return cls(_env_file=_default_env_files() or None, **overrides)  # type: ignore[call-arg]
 
@@ -270,7 +285,7 @@ class PseudonymSettings(BaseSettings):
     )
     pseudonym_key_version: int = Field(1, ge=1, description="Version written into pseudonyms.")
 
-    def pseudonymiser(self) -> "Pseudonymiser":
+    def pseudonymiser(self) -> Pseudonymiser:
         from .identifiers import Pseudonymiser
 
         return Pseudonymiser.from_secret(
@@ -337,7 +352,13 @@ def settings_table(
         default = field.get_default(call_default_factory=True)
         if isinstance(default, SecretStr):
             default = default.get_secret_value() if name.endswith("_dsn") else "(secret)"
-        shown = "(required)" if field.is_required() else f"`{default}`" if default not in (None, "") else "unset"
+        shown = (
+            "(required)"
+            if field.is_required()
+            else f"`{default}`"
+            if default not in (None, "")
+            else "unset"
+        )
         rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {shown} | {field.description or ''} |")
     return "\n".join(rows)
 

@@ -24,16 +24,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
 from . import metrics
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-
 from .broker import Delivery, ReliableConsumer, publish_event
 from .consent_view import ConsentView
 from .errors import TransientError
@@ -54,8 +53,8 @@ from .objectstore import ObjectStore
 from .scatter import ScatterPlan, ScatterStore, UnitResult, unit_events
 from .scratch import SampleBusy, sample_workdir
 from .telemetry import tracer
-from .topics import SAMPLE_REMOVED, work_topic
 from .tools import ResourceMeter, metered, time_limit, time_limit_for
+from .topics import SAMPLE_REMOVED, work_topic
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +76,7 @@ def _remove_refs_not_in(store: ObjectStore, ours: Event, theirs: Event) -> None:
 def _refs(event: Event) -> list[ObjectRef]:
     return [value for value in dict(event).values() if isinstance(value, ObjectRef)]
 
+
 #: The event each scattered stage receives (and keeps in its plan).
 _SOURCE_TYPES: dict[Stage, type[SampleEvent]] = {
     Stage.ALIGNMENT: SampleReceived,
@@ -94,7 +94,9 @@ class Removal(BaseModel):
     removed_at: datetime
 
 
-def remove_outputs(store: ObjectStore, bucket: str, folder: str, sample_id: str, reason: str) -> int:
+def remove_outputs(
+    store: ObjectStore, bucket: str, folder: str, sample_id: str, reason: str
+) -> int:
     """Leave a tombstone, so that a late or redelivered input never recreates anything, then
     delete everything a stage keeps for a sample. Returns how many objects went.
 
@@ -103,7 +105,7 @@ def remove_outputs(store: ObjectStore, bucket: str, folder: str, sample_id: str,
     check when the tombstone landed removes what it wrote itself (``ScatteredStage``)."""
     existing = store.read_model(bucket, f"{folder}/{REMOVED_RECORD}", Removal)
     if existing is None:
-        record = Removal(sample_id=sample_id, reason=reason, removed_at=datetime.now(timezone.utc))
+        record = Removal(sample_id=sample_id, reason=reason, removed_at=datetime.now(UTC))
         store.write_model(bucket, f"{folder}/{REMOVED_RECORD}", record)
     names = [
         name for name in store.list_keys(bucket, f"{folder}/") if not name.endswith(REMOVED_RECORD)
@@ -130,7 +132,7 @@ def _quarantine(
         sample_id=event.sample_id,
         patient_pseudonym=event.patient_pseudonym,
         consent_version=withdrawal.version,  # type: ignore[attr-defined]
-        quarantined_at=datetime.now(timezone.utc),
+        quarantined_at=datetime.now(UTC),
     )
     folder = record_key.rpartition("/")[0]
     store.write_model(bucket, f"{folder}/{QUARANTINE_RECORD}", record)
@@ -153,6 +155,7 @@ async def compute_once_then_publish(
     sample is quarantined instead: before the work if the withdrawal is known, else before the
     result is published.
     """
+
     def withdrawn() -> Event | None:
         return consent.withdrawn(source.patient_pseudonym) if consent and source else None
 
@@ -186,7 +189,12 @@ async def compute_once_then_publish(
             store.read_model, bucket, f"{folder}/{REMOVED_RECORD}", Removal
         )
         await asyncio.to_thread(
-            remove_outputs, store, bucket, folder, tombstone.sample_id, tombstone.reason  # type: ignore[union-attr]
+            remove_outputs,
+            store,
+            bucket,
+            folder,
+            tombstone.sample_id,
+            tombstone.reason,  # type: ignore[union-attr]
         )
         return None, computed
     if consent is not None:
@@ -208,11 +216,15 @@ class ScatterWork(Protocol[E_co]):
     stage: Stage
     event_type: type[E_co]
 
-    def plan(self, source: SampleEvent, scatter: ScatterStore, workdir: Path) -> list[dict[str, Any]]:
+    def plan(
+        self, source: SampleEvent, scatter: ScatterStore, workdir: Path
+    ) -> list[dict[str, Any]]:
         """Cut the sample's work into units; store what they need; return each unit's inputs."""
         ...
 
-    def work(self, plan: ScatterPlan, index: int, scatter: ScatterStore, workdir: Path) -> UnitResult:
+    def work(
+        self, plan: ScatterPlan, index: int, scatter: ScatterStore, workdir: Path
+    ) -> UnitResult:
         """Do unit ``index``: store its outputs under ``scatter.work_key`` and say what they are."""
         ...
 
@@ -221,7 +233,11 @@ class ScatterWork(Protocol[E_co]):
         ...
 
     def gather(
-        self, plan: ScatterPlan, results: list[UnitResult], scatter: ScatterStore, workdir: Path,
+        self,
+        plan: ScatterPlan,
+        results: list[UnitResult],
+        scatter: ScatterStore,
+        workdir: Path,
         meter: ResourceMeter,
     ) -> E_co:
         """Merge the units' outputs into the sample's result; the stage's event, not yet
@@ -271,14 +287,24 @@ class ScatteredStage:
     async def handle_unit(self, unit: WorkUnit, delivery: Delivery) -> None:
         published = await self.on_unit(unit)
         if published is not None:
-            log.info("gathered", extra={"sample_id": unit.sample_id, "units": unit.unit_count,
-                                        "stage": self.work.stage.value})
+            log.info(
+                "gathered",
+                extra={
+                    "sample_id": unit.sample_id,
+                    "units": unit.unit_count,
+                    "stage": self.work.stage.value,
+                },
+            )
 
     async def handle_removal(self, event: SampleRemoved, delivery: Delivery) -> None:
         """The hospital withdrew the sample: delete what this stage keeps of it."""
         removed = await asyncio.to_thread(
-            remove_outputs, self.store, self.bucket, self.folder(event.sample_id),
-            event.sample_id, event.reason,
+            remove_outputs,
+            self.store,
+            self.bucket,
+            self.folder(event.sample_id),
+            event.sample_id,
+            event.reason,
         )
         log.info("sample removed", extra={"sample_id": event.sample_id, "objects_deleted": removed})
 
@@ -308,8 +334,15 @@ class ScatteredStage:
         progress = await asyncio.to_thread(scatter.progress, len(plan.units))
         if progress.complete:
             return await self._gather(source, scatter)
-        done = {i for i in range(len(plan.units))
-                if await asyncio.to_thread(scatter.result, i) is not None} if progress.done else set()
+        done = (
+            {
+                i
+                for i in range(len(plan.units))
+                if await asyncio.to_thread(scatter.result, i) is not None
+            }
+            if progress.done
+            else set()
+        )
         pending = [i for i in range(len(plan.units)) if i not in done]
         for unit in unit_events(plan, plan_ref, source, self.producer, pending):
             await publish_event(self.broker, unit)
@@ -317,15 +350,24 @@ class ScatteredStage:
         metrics.SCATTER_UNITS.labels(self.work.stage.value, priority.value, "published").inc(
             len(pending)
         )
-        log.info("scattered", extra={"sample_id": source.sample_id, "units": len(plan.units),
-                                     "published": len(pending)})
+        log.info(
+            "scattered",
+            extra={
+                "sample_id": source.sample_id,
+                "units": len(plan.units),
+                "published": len(pending),
+            },
+        )
         return None
 
     def _plan(
         self, source: SampleEvent, priority: Priority, scatter: ScatterStore
     ) -> tuple[ScatterPlan, ObjectRef]:
         started = time.monotonic()
-        with sample_workdir(self.scratch, f"{source.sample_id}.plan") as workdir, metered() as meter:
+        with (
+            sample_workdir(self.scratch, f"{source.sample_id}.plan") as workdir,
+            metered() as meter,
+        ):
             units = self.work.plan(source, scatter, workdir)
         plan = ScatterPlan(
             sample_id=source.sample_id,
@@ -360,8 +402,10 @@ class ScatteredStage:
         if planned is None or planned[1].sha256 != unit.plan.sha256:
             # The sample was planned again (a crash before its plan was complete) or removed:
             # the current plan published its own units.
-            log.info("unit of an earlier plan: skipped",
-                     extra={"sample_id": unit.sample_id, "unit": unit.unit_index})
+            log.info(
+                "unit of an earlier plan: skipped",
+                extra={"sample_id": unit.sample_id, "unit": unit.unit_index},
+            )
             return None
         plan, _ = planned
         source = self.source_of(plan)
@@ -383,8 +427,10 @@ class ScatteredStage:
             except SampleBusy:
                 # another process on this node works on this very unit (a copy handed over by
                 # a rebalance): it records the result; this copy has nothing to add
-                log.info("unit in progress here already: skipped",
-                         extra={"sample_id": unit.sample_id, "unit": unit.unit_index})
+                log.info(
+                    "unit in progress here already: skipped",
+                    extra={"sample_id": unit.sample_id, "unit": unit.unit_index},
+                )
                 return None
             if await asyncio.to_thread(self.store.exists_key, self.bucket, record_key):
                 # A copy of this unit, delivered twice, finished first and the sample was
@@ -401,8 +447,15 @@ class ScatteredStage:
                 result.wall_seconds
             )
         progress = await asyncio.to_thread(scatter.progress, len(plan.units))
-        log.info("unit done", extra={"sample_id": unit.sample_id, "unit": unit.unit_index,
-                                     "units_done": progress.done, "units": progress.total})
+        log.info(
+            "unit done",
+            extra={
+                "sample_id": unit.sample_id,
+                "unit": unit.unit_index,
+                "units_done": progress.done,
+                "units": progress.total,
+            },
+        )
         await self._progress(source, progress.done, progress.total)
         if not progress.complete:
             return None
@@ -458,12 +511,20 @@ class ScatteredStage:
                 time_limit(seconds, f"{self.work.stage.value} gather of {len(results)} units"),
             ):
                 meter.cpu_seconds += plan.planning_cpu_seconds + sum(r.cpu_seconds for r in results)
-                meter.wall_seconds += plan.planning_wall_seconds + sum(r.wall_seconds for r in results)
+                meter.wall_seconds += plan.planning_wall_seconds + sum(
+                    r.wall_seconds for r in results
+                )
                 event = self.work.gather(plan, results, scatter, workdir, meter)
             # One event id per plan: two gathers of one sample (a rebalance during an hours-long
             # gather) publish one event as far as any consumer can tell.
-            event = event.model_copy(update={"event_id": uuid.uuid5(
-                _GATHER_NAMESPACE, f"{self.work.stage.value}/{plan.sample_id}/{plan_ref.sha256}")})
+            event = event.model_copy(
+                update={
+                    "event_id": uuid.uuid5(
+                        _GATHER_NAMESPACE,
+                        f"{self.work.stage.value}/{plan.sample_id}/{plan_ref.sha256}",
+                    )
+                }
+            )
             won = self.store.read_model(self.bucket, record_key, self.work.event_type)
             if won is not None:  # another gather recorded first: ours goes, theirs stands
                 _remove_refs_not_in(self.store, event, won)
@@ -472,25 +533,37 @@ class ScatteredStage:
 
         try:
             published, computed = await compute_once_then_publish(
-                self.broker, self.store, self.bucket, record_key,
-                self.work.event_type, compute, source=source, consent=self.consent,
+                self.broker,
+                self.store,
+                self.bucket,
+                record_key,
+                self.work.event_type,
+                compute,
+                source=source,
+                consent=self.consent,
             )
         except SampleBusy:
-            log.info("gather in progress here already: skipped",
-                     extra={"sample_id": source.sample_id})
+            log.info(
+                "gather in progress here already: skipped", extra={"sample_id": source.sample_id}
+            )
             return None
         if published is not None:
             # also when only republished: a gather that died after its publish left them
             removed = await asyncio.to_thread(scatter.remove_work)
             if computed or removed:
-                log.info("gathered", extra={"sample_id": source.sample_id,
-                                            "intermediates_removed": removed})
+                log.info(
+                    "gathered",
+                    extra={"sample_id": source.sample_id, "intermediates_removed": removed},
+                )
         return published if computed else None
 
     async def _removed(self, folder: str) -> bool:
-        return await asyncio.to_thread(
-            self.store.read_model, self.bucket, f"{folder}/{REMOVED_RECORD}", Removal
-        ) is not None
+        return (
+            await asyncio.to_thread(
+                self.store.read_model, self.bucket, f"{folder}/{REMOVED_RECORD}", Removal
+            )
+            is not None
+        )
 
     def _remove_again(self, folder: str) -> None:
         tombstone = self.store.read_model(self.bucket, f"{folder}/{REMOVED_RECORD}", Removal)
@@ -510,8 +583,9 @@ class ScatteredStage:
         try:
             await publish_event(self.broker, event)
         except Exception as exc:  # noqa: BLE001 - advisory, see above
-            log.warning("progress not published", extra={"sample_id": source.sample_id,
-                                                        "error": str(exc)})
+            log.warning(
+                "progress not published", extra={"sample_id": source.sample_id, "error": str(exc)}
+            )
 
     async def _stopped(self, source: SampleEvent, folder: str) -> bool:
         """True when the sample must not be worked on: withdrawn (quarantined) or removed."""
@@ -523,7 +597,11 @@ class ScatteredStage:
             await self.consent.caught_up()
             if (withdrawal := self.consent.withdrawn(source.patient_pseudonym)) is not None:
                 await asyncio.to_thread(
-                    _quarantine, self.store, self.bucket, f"{folder}/{self.record_name}", source,
+                    _quarantine,
+                    self.store,
+                    self.bucket,
+                    f"{folder}/{self.record_name}",
+                    source,
                     withdrawal,
                 )
                 return True

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -56,7 +56,9 @@ def _scrub_value(key: str, value: Any) -> Any:
 
 def scrub_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     """What a span may export: no query strings, and nothing shaped like a national id."""
-    return {k: _scrub_value(k, v) for k, v in (attributes or {}).items() if k not in _QUERY_ATTRIBUTES}
+    return {
+        k: _scrub_value(k, v) for k, v in (attributes or {}).items() if k not in _QUERY_ATTRIBUTES
+    }
 
 
 def scrub_span(span: ReadableSpan) -> ReadableSpan:
@@ -109,10 +111,15 @@ class ScrubbingTracerProvider(TracerProvider):
 
 
 def make_tracer_provider(
-    service_name: str, *, processors: list[SpanProcessor] | None = None, otlp_endpoint: str | None = None
+    service_name: str,
+    *,
+    processors: list[SpanProcessor] | None = None,
+    otlp_endpoint: str | None = None,
 ) -> TracerProvider:
     """A tracer provider for one service; exports to OTLP when an endpoint is configured."""
-    provider = ScrubbingTracerProvider(resource=Resource.create({"service.name": f"genomebus-{service_name}"}))
+    provider = ScrubbingTracerProvider(
+        resource=Resource.create({"service.name": f"genomebus-{service_name}"})
+    )
     for processor in processors or ():
         provider.add_span_processor(processor)
     if otlp_endpoint:
@@ -224,7 +231,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "service": self.service_name,
             "pid": record.process,

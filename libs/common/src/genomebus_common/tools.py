@@ -26,8 +26,8 @@ import functools
 import os
 import re
 import shlex
-import signal
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -175,9 +175,11 @@ def classify_failure(
     others = [o for o in failed if o is not first]
     message = first.describe()
     if others:
-        message += " (also: " + ", ".join(
-            f"{o.name} {o.signal_name or o.returncode}" for o in others
-        ) + ")"
+        message += (
+            " (also: "
+            + ", ".join(f"{o.name} {o.signal_name or o.returncode}" for o in others)
+            + ")"
+        )
     if first.returncode < 0:
         return ToolFailedTransiently(message)
     if any(p in first.stderr_tail for p in _RESOURCE_EXHAUSTION):
@@ -439,7 +441,11 @@ class Pipeline:
                 err = tempfile.TemporaryFile()
                 try:
                     proc = subprocess.Popen(
-                        argv, stdin=upstream, stdout=stdout, stderr=err, cwd=self._cwd,
+                        argv,
+                        stdin=upstream,
+                        stdout=stdout,
+                        stderr=err,
+                        cwd=self._cwd,
                         env=self._env,
                     )
                 except (FileNotFoundError, PermissionError) as exc:

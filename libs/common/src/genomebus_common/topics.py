@@ -68,14 +68,18 @@ SAMPLE_REMOVED = Topic(
     "genomebus.sample.removed", SampleRemoved, 6, "Samples a hospital withdrew: delete their data."
 )
 SAMPLE_REGISTERED = Topic(
-    "genomebus.sample.registered", SampleRegistered, 6,
+    "genomebus.sample.registered",
+    SampleRegistered,
+    6,
     "A hospital registered a sample of a patient: who treats whom, for consent's access rules.",
 )
 STAGE_FAILED = Topic(
     "genomebus.stage.failed", StageFailed, 3, "A stage gave up on an event (see its DLQ)."
 )
 STAGE_PROGRESS = Topic(
-    "genomebus.stage.progress", StageProgress, 3,
+    "genomebus.stage.progress",
+    StageProgress,
+    3,
     "Units done of a sample's scattered work, per stage (ingest shows it in the sample's status).",
 )
 
@@ -284,8 +288,12 @@ BUS_CLIENTS: dict[str, BusClient] = {
         BusClient(
             "registry",
             produces=(VARIANTS_READY.name,),
-            consumes=(VARIANTS_CALLED.name, SAMPLE_REMOVED.name, SAMPLE_ALIGNED.name,
-                      CONSENT_CHANGED.name),
+            consumes=(
+                VARIANTS_CALLED.name,
+                SAMPLE_REMOVED.name,
+                SAMPLE_ALIGNED.name,
+                CONSENT_CHANGED.name,
+            ),
         ),
         BusClient(
             "heat",

@@ -46,16 +46,29 @@ def probe(binary: str | Path) -> tuple[str | None, bool]:
 
     bwa has no --version: bare ``bwa`` and bare ``bwa mem`` print their usage on stderr.
     """
+
     def usage(*args: str) -> str:
         try:
-            result = subprocess.run([str(binary), *args], capture_output=True, text=True,
-                                    errors="replace", timeout=30, check=False)
+            result = subprocess.run(
+                [str(binary), *args],
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=30,
+                check=False,
+            )
         except OSError:
             return ""
         return result.stdout + result.stderr
 
-    version = next((line.split(":", 1)[1].strip() for line in usage().splitlines()
-                    if line.startswith("Version:")), None)
+    version = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in usage().splitlines()
+            if line.startswith("Version:")
+        ),
+        None,
+    )
     return version, J_USAGE_MARK in usage("mem")
 
 
@@ -76,16 +89,22 @@ def _sha256(path: Path) -> str:
 def fingerprint() -> dict[str, str | None]:
     """What the build is made of: sha256 of the C source and of libbwa.a (None when absent)."""
     library = Path(pins.BWA_LIBRARY)
-    return {"source_sha256": hashlib.sha256(driver_source()).hexdigest(),
-            "libbwa_sha256": _sha256(library) if library.is_file() else None}
+    return {
+        "source_sha256": hashlib.sha256(driver_source()).hexdigest(),
+        "libbwa_sha256": _sha256(library) if library.is_file() else None,
+    }
 
 
 def _debian_versions(*packages: str) -> dict[str, str | None]:
     """{package: installed version or None}, from dpkg-query."""
     found: dict[str, str | None] = dict.fromkeys(packages)
     try:
-        out = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Version}\n", *packages],
-                             capture_output=True, text=True, check=False).stdout
+        out = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Package} ${Version}\n", *packages],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
     except OSError:
         return found
     for line in out.splitlines():
@@ -102,20 +121,31 @@ def _gcc_version(gcc: str) -> str:
 
 def compile_command(gcc: str, source: Path, output: Path) -> list[str]:
     """The gcc line (the Dockerfile's bwa stage repeats it; tests/devstack/test_bwa.py checks)."""
-    return [gcc, *pins.BWA_CFLAGS.split(), f"-I{pins.BWA_INCLUDE_DIR}", str(source),
-            pins.BWA_LIBRARY, *pins.BWA_LIBS.split(), *pins.BWA_LDFLAGS.split(), "-o", str(output)]
+    return [
+        gcc,
+        *pins.BWA_CFLAGS.split(),
+        f"-I{pins.BWA_INCLUDE_DIR}",
+        str(source),
+        pins.BWA_LIBRARY,
+        *pins.BWA_LIBS.split(),
+        *pins.BWA_LDFLAGS.split(),
+        "-o",
+        str(output),
+    ]
 
 
 # --- install -------------------------------------------------------------------------------------
 def describe(layout: Layout) -> str:
-    """"bwa 0.7.17-r1188+genomebus.1: <path> (built in 1s with gcc 12.2.0, libbwa-dev ...)"."""
+    """ "bwa 0.7.17-r1188+genomebus.1: <path> (built in 1s with gcc 12.2.0, libbwa-dev ...)"."""
     detail = ""
     info_path = layout.bwa_root / BUILD_INFO
     if info_path.is_file():
         info = json.loads(info_path.read_text())
         libbwa = info.get("debian", {}).get("libbwa-dev") or "?"
-        detail = (f" (built in {info['build_seconds']:.1f}s with gcc {info.get('gcc', '?')}, "
-                  f"libbwa-dev {libbwa})")
+        detail = (
+            f" (built in {info['build_seconds']:.1f}s with gcc {info.get('gcc', '?')}, "
+            f"libbwa-dev {libbwa})"
+        )
     return f"bwa {pins.BWA_VERSION_STRING}: {layout.bwa_bin}{detail}"
 
 
@@ -127,9 +157,12 @@ def installed(layout: Layout) -> bool:
     except (FileNotFoundError, ValueError):
         return False
     now = fingerprint()
-    return (layout.bwa_bin.is_file() and os.access(layout.bwa_bin, os.X_OK)
-            and now["libbwa_sha256"] is not None
-            and all(info.get(key) == value for key, value in now.items()))
+    return (
+        layout.bwa_bin.is_file()
+        and os.access(layout.bwa_bin, os.X_OK)
+        and now["libbwa_sha256"] is not None
+        and all(info.get(key) == value for key, value in now.items())
+    )
 
 
 def install(layout: Layout, echo: Callable[[str], None] = print) -> str:
@@ -161,7 +194,8 @@ def _require_debian_bwa() -> dict[str, str | None]:
             raise StackError(
                 f"Debian's {package} is {version}; genomebus's bwa mem re-does bwa "
                 f"{pins.BWA_UPSTREAM_VERSION}'s front end (bwabuild.py): check it against the new "
-                f"version's fastmap.c before changing pins.BWA_UPSTREAM_VERSION")
+                f"version's fastmap.c before changing pins.BWA_UPSTREAM_VERSION"
+            )
     if not (Path(pins.BWA_INCLUDE_DIR) / "bwamem.h").is_file():
         raise StackError(f"{pins.BWA_INCLUDE_DIR}/bwamem.h is missing: reinstall libbwa-dev")
     return versions
@@ -173,8 +207,10 @@ def build(layout: Layout, echo: Callable[[str], None]) -> float:
     versions = _require_debian_bwa()
     log = layout.log("install")
     log.parent.mkdir(parents=True, exist_ok=True)
-    echo(f"building bwa {pins.BWA_BUILD}: {pins.BWA_DRIVER_SOURCE} on Debian's libbwa "
-         f"(output in {log})")
+    echo(
+        f"building bwa {pins.BWA_BUILD}: {pins.BWA_DRIVER_SOURCE} on Debian's libbwa "
+        f"(output in {log})"
+    )
     started = time.monotonic()
     parent = layout.bwa_root.parent
     scratch = parent / f"{pins.BWA_BUILD}.tmp"
@@ -184,25 +220,38 @@ def build(layout: Layout, echo: Callable[[str], None]) -> float:
     source.write_bytes(driver_source())
     fingerprint_before = fingerprint()
     built = scratch / "root" / "bin" / "bwa"
-    run_logged(compile_command(gcc, source, built), log=log, cwd=scratch,
-               what=f"gcc {pins.BWA_DRIVER_SOURCE}", timeout=300)
+    run_logged(
+        compile_command(gcc, source, built),
+        log=log,
+        cwd=scratch,
+        what=f"gcc {pins.BWA_DRIVER_SOURCE}",
+        timeout=300,
+    )
     version, has_j = probe(built)
     if version != pins.BWA_VERSION_STRING or not has_j:
-        raise StackError(f"{built}: reports version {version!r}, -J "
-                         f"{'present' if has_j else 'absent'}; expected "
-                         f"{pins.BWA_VERSION_STRING} with -J")
+        raise StackError(
+            f"{built}: reports version {version!r}, -J "
+            f"{'present' if has_j else 'absent'}; expected "
+            f"{pins.BWA_VERSION_STRING} with -J"
+        )
     seconds = time.monotonic() - started
-    (scratch / "root" / BUILD_INFO).write_text(json.dumps({
-        "build_seconds": round(seconds, 2),
-        "version": version,
-        "source": pins.BWA_DRIVER_SOURCE,
-        **fingerprint_before,
-        "library": pins.BWA_LIBRARY,
-        "debian": versions,
-        "gcc": _gcc_version(gcc),
-        "command": compile_command("gcc", Path(source.name), Path("bin/bwa")),
-        "size_bytes": built.stat().st_size,
-    }, indent=1) + "\n")
+    (scratch / "root" / BUILD_INFO).write_text(
+        json.dumps(
+            {
+                "build_seconds": round(seconds, 2),
+                "version": version,
+                "source": pins.BWA_DRIVER_SOURCE,
+                **fingerprint_before,
+                "library": pins.BWA_LIBRARY,
+                "debian": versions,
+                "gcc": _gcc_version(gcc),
+                "command": compile_command("gcc", Path(source.name), Path("bin/bwa")),
+                "size_bytes": built.stat().st_size,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     if layout.bwa_root.exists():  # incomplete or from other inputs: never reached by rename
         shutil.rmtree(layout.bwa_root)
     (scratch / "root").rename(layout.bwa_root)  # one step: the folder is complete or absent

@@ -24,14 +24,23 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genomebus", description="genomebus developer tools")
     groups = parser.add_subparsers(dest="group", required=True)
     stack_parser = groups.add_parser(
-        "stack", help="the local Kafka + MinIO + PostgreSQL + bio tools stack",
+        "stack",
+        help="the local Kafka + MinIO + PostgreSQL + bio tools stack",
         description="Run a real local stack as plain processes. State lives in "
-                    "$GENOMEBUS_STACK_DIR (default <repo>/.stack), downloads and builds in "
-                    "$GENOMEBUS_TOOLS_DIR (default ~/.cache/genomebus).")
-    stack_parser.add_argument("--state-dir", type=Path, default=None,
-                              help="state directory (overrides GENOMEBUS_STACK_DIR)")
+        "$GENOMEBUS_STACK_DIR (default <repo>/.stack), downloads and builds in "
+        "$GENOMEBUS_TOOLS_DIR (default ~/.cache/genomebus).",
+    )
+    stack_parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="state directory (overrides GENOMEBUS_STACK_DIR)",
+    )
     commands = stack_parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("install", help="install Kafka jars, build MinIO, kustomize and the patched bwa, apt-install the tools")
+    commands.add_parser(
+        "install",
+        help="install Kafka jars, build MinIO, kustomize and the patched bwa, apt-install the tools",
+    )
     commands.add_parser("up", help="install, then start everything and wait until it answers")
     commands.add_parser("down", help="stop the processes `up` started")
     st = commands.add_parser("status", help="health of each component; exit 0 only if all healthy")
@@ -40,8 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("component", nargs="?", choices=LOG_NAMES, help="default: all servers")
     logs.add_argument("-n", "--lines", type=int, default=40, help="lines per log (default 40)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
-    commands.add_parser("env", help="print `export` lines for the endpoints and a PATH with the "
-                                    "patched bwa first (eval \"$(...)\")")
+    commands.add_parser(
+        "env",
+        help="print `export` lines for the endpoints and a PATH with the "
+        'patched bwa first (eval "$(...)")',
+    )
     return parser
 
 
@@ -58,8 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 stack.up(layout)
             except StackError:
-                print("genomebus: `up` failed; components it already started keep running "
-                      "(`genomebus stack down` stops them)", file=sys.stderr)
+                print(
+                    "genomebus: `up` failed; components it already started keep running "
+                    "(`genomebus stack down` stops them)",
+                    file=sys.stderr,
+                )
                 raise
             return 0
         if args.command == "down":

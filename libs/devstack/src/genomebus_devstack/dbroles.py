@@ -85,6 +85,7 @@ def load_passwords(path: Path) -> dict[str, RolePasswords]:
 
 def service_dsns(admin_dsn: str, service: str, passwords: RolePasswords) -> dict[str, str]:
     """The env entries of one service: its runtime and owner DSNs on the admin DSN's server."""
+
     def dsn(user: str, password: str) -> str:
         parts = urlsplit(admin_dsn)
         host = parts.hostname or "127.0.0.1"
@@ -109,8 +110,10 @@ def provision(admin_dsn: str, passwords: Mapping[str, RolePasswords]) -> None:
     """Create (or bring back in line) every service's roles and database. Idempotent."""
     for value in (v for p in passwords.values() for v in (p.owner, p.runtime)):
         if not _SAFE_PASSWORD.match(value):
-            raise StackError("a stack database password is not URL-safe; delete "
-                             "postgres-roles.json from the state dir and run `genomebus stack up`")
+            raise StackError(
+                "a stack database password is not URL-safe; delete "
+                "postgres-roles.json from the state dir and run `genomebus stack up`"
+            )
     _run(_provision(admin_dsn, passwords))
 
 
@@ -120,8 +123,10 @@ async def _provision(admin_dsn: str, passwords: Mapping[str, RolePasswords]) -> 
     conn = await asyncpg.connect(admin_dsn)
     try:
         for service in DATABASE_SERVICES:
-            for role, password in ((owner_role(service), passwords[service].owner),
-                                   (runtime_role(service), passwords[service].runtime)):
+            for role, password in (
+                (owner_role(service), passwords[service].owner),
+                (runtime_role(service), passwords[service].runtime),
+            ):
                 await _ensure_role(conn, role, password)
             await _ensure_database(conn, database(service), owner_role(service))
     finally:
@@ -148,8 +153,13 @@ async def _ensure_role(conn: asyncpg.Connection, role: str, password: str) -> No
     if not exists:
         await _execute_formatted(conn, "CREATE ROLE %I", role)
     # Plain LOGIN and nothing else, whatever an earlier version of the stack gave it.
-    await _execute_formatted(conn, "ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                             "NOREPLICATION NOBYPASSRLS INHERIT PASSWORD %L", role, password)
+    await _execute_formatted(
+        conn,
+        "ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+        "NOREPLICATION NOBYPASSRLS INHERIT PASSWORD %L",
+        role,
+        password,
+    )
 
 
 async def _ensure_database(conn: asyncpg.Connection, name: str, owner: str) -> None:
@@ -217,5 +227,6 @@ def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     worker.start()
     worker.join()
     if errors:
-        raise StackError(f"cannot provision the services' database roles: {errors[0]}") \
-            from errors[0]
+        raise StackError(f"cannot provision the services' database roles: {errors[0]}") from errors[
+            0
+        ]

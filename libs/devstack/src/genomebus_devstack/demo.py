@@ -97,20 +97,32 @@ def _secrets(folder: Path) -> dict[str, str]:
     return held
 
 
-
 def _grant_landing(settings: ServiceSettings, folder: Path) -> Path:
     """The demo hospital's S3 credentials for its landing prefix, as an operator grants them
     (``genomebus-landing grant``); kept 0600 in the state dir. Returns where."""
     from genomebus_ops.landing import admin_client, grant_landing
 
     ObjectStore.from_settings(settings).ensure_bucket("genomebus-landing")
-    admin = admin_client(settings.s3_endpoint, settings.s3_access_key,
-                         settings.s3_secret_key.get_secret_value(), secure=settings.s3_secure)
+    admin = admin_client(
+        settings.s3_endpoint,
+        settings.s3_access_key,
+        settings.s3_secret_key.get_secret_value(),
+        secure=settings.s3_secure,
+    )
     granted = grant_landing(admin, "genomebus-landing", HOSPITAL)
     path = folder / f"landing-{HOSPITAL}.json"
-    write_private(path, json.dumps({"bucket": granted.bucket, "prefix": granted.prefix,
-                                    "access_key": granted.access_key,
-                                    "secret_key": granted.secret_key}) + "\n")
+    write_private(
+        path,
+        json.dumps(
+            {
+                "bucket": granted.bucket,
+                "prefix": granted.prefix,
+                "access_key": granted.access_key,
+                "secret_key": granted.secret_key,
+            }
+        )
+        + "\n",
+    )
     return path
 
 
@@ -129,8 +141,9 @@ async def _record_consent(url: str, auth: dict[str, str], specimen: str) -> http
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient(base_url=url, headers=auth, timeout=60) as consent:
         while True:
-            recorded = await consent.post("/v1/consents", json=body,
-                                          headers={"Idempotency-Key": f"demo-{specimen}"})
+            recorded = await consent.post(
+                "/v1/consents", json=body, headers={"Idempotency-Key": f"demo-{specimen}"}
+            )
             if recorded.status_code != 404 or time.monotonic() > deadline:
                 return recorded
             await asyncio.sleep(0.5)
@@ -174,10 +187,14 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 async def run(args: argparse.Namespace) -> int:
     folder = state_dir()
     stack = endpoints()
-    settings = ServiceSettings(**{k.removeprefix("GENOMEBUS_").lower(): v for k, v in stack.items()}, _env_file=None)  # type: ignore[call-arg]
+    settings = ServiceSettings(
+        **{k.removeprefix("GENOMEBUS_").lower(): v for k, v in stack.items()}, _env_file=None
+    )  # type: ignore[call-arg]
     timeline = Timeline()
 
-    say(f"1/6 data: {args.length / 1e6:g} Mb of GRCh37 chrX from smalt-examples, {args.coverage:g}x, seed {args.seed}")
+    say(
+        f"1/6 data: {args.length / 1e6:g} Mb of GRCh37 chrX from smalt-examples, {args.coverage:g}x, seed {args.seed}"
+    )
     data = folder / "demo-data"
     reference_fasta = make_reference(data / "reference", length=args.length)
     sample = simulate_sample(
@@ -195,7 +212,9 @@ async def run(args: argparse.Namespace) -> int:
     store = ObjectStore.from_settings(settings)
     registry = ReferenceRegistry(store, folder / "demo-work" / "references")
     manifest = registry.register(reference_fasta.stem, reference_fasta, folder / "demo-work")
-    say(f"    {manifest.reference.id} = {manifest.reference.digest} ({timeline.mark('reference'):.1f}s)")
+    say(
+        f"    {manifest.reference.id} = {manifest.reference.digest} ({timeline.mark('reference'):.1f}s)"
+    )
 
     keys = _secrets(folder)
     lis_sha = hashlib.sha256(keys["lis_token"].encode()).hexdigest()
@@ -216,11 +235,15 @@ async def run(args: argparse.Namespace) -> int:
         "GENOMEBUS_ALIGNER": args.aligner,
         "GENOMEBUS_LOG_LEVEL": "INFO",
     }
-    say(f"    landing credentials for {HOSPITAL}'s LIS (its own prefix only): "
-        f"{_grant_landing(settings, folder)}")
+    say(
+        f"    landing credentials for {HOSPITAL}'s LIS (its own prefix only): "
+        f"{_grant_landing(settings, folder)}"
+    )
     logs = folder / "logs"
     services = [
-        ServiceProcess(name, {**common, "GENOMEBUS_WORK_DIR": str(folder / "demo-work" / name)}, logs)
+        ServiceProcess(
+            name, {**common, "GENOMEBUS_WORK_DIR": str(folder / "demo-work" / name)}, logs
+        )
         for name in ("consent", "ingest", "alignment", "calling", "registry")
     ]
     say("3/6 services: consent, ingest, alignment, calling, registry (logs in .stack/logs/)")
@@ -228,12 +251,24 @@ async def run(args: argparse.Namespace) -> int:
         say(f"    ready ({timeline.mark('services'):.1f}s); ingest at {group['ingest'].url}")
         watcher = await _watch_from_now(settings)
         try:
-            return await _post_and_follow(args, group, watcher, keys, sample, reference_fasta, store, manifest.reference.id, timeline)
+            return await _post_and_follow(
+                args,
+                group,
+                watcher,
+                keys,
+                sample,
+                reference_fasta,
+                store,
+                manifest.reference.id,
+                timeline,
+            )
         finally:
             await watcher.stop()
 
 
-async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, store, reference_id, timeline) -> int:  # noqa: ANN001, PLR0913
+async def _post_and_follow(
+    args, group, watcher, keys, sample, reference_fasta, store, reference_id, timeline
+) -> int:
     specimen = f"SPEC{int(time.time())}"
     registration = {
         "hospital_id": HOSPITAL,
@@ -241,13 +276,22 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
         "lis_order_id": f"ORDER-{specimen}",
         "national_id": DEMO_CPR,
         "sequencing_run": "DEMO-RUN-1",
-        "read_group": {"id": f"{specimen}.L1", "library": f"{specimen}.LIB", "platform": "ILLUMINA"},
+        "read_group": {
+            "id": f"{specimen}.L1",
+            "library": f"{specimen}.LIB",
+            "platform": "ILLUMINA",
+        },
         "priority": args.priority,
         "reference_id": reference_id,
-        "reads": {"r1_sha256": file_sha256(sample.reads_1), "r2_sha256": file_sha256(sample.reads_2)},
+        "reads": {
+            "r1_sha256": file_sha256(sample.reads_1),
+            "r2_sha256": file_sha256(sample.reads_2),
+        },
     }
     auth = {"Authorization": f"Bearer {keys['lis_token']}"}
-    say(f"4/6 post: hospital {HOSPITAL} registers specimen {specimen} ({args.priority}) and streams its reads")
+    say(
+        f"4/6 post: hospital {HOSPITAL} registers specimen {specimen} ({args.priority}) and streams its reads"
+    )
     async with httpx.AsyncClient(base_url=group["ingest"].url, headers=auth, timeout=600) as lis:
         created = await lis.post("/v1/samples", json=registration)
         if created.status_code not in (200, 201):
@@ -262,14 +306,18 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
             view = response.json()
         say(f"    {view['sample_id']}: {view['status']} ({timeline.mark('posted'):.1f}s)")
 
-        say("5/6 consent: the hospital records the patient's written consent (research use allowed)")
+        say(
+            "5/6 consent: the hospital records the patient's written consent (research use allowed)"
+        )
         recorded = await _record_consent(group["consent"].url, auth, specimen)
         if recorded.status_code != 201:
             say(f"    consent refused: {recorded.status_code} {recorded.text}")
             return 1
         pseudonym = recorded.json()["patient_pseudonym"]
-        say(f"    version {recorded.json()['version']} for patient {pseudonym[:16]}... "
-            f"({timeline.mark('consent'):.1f}s)")
+        say(
+            f"    version {recorded.json()['version']} for patient {pseudonym[:16]}... "
+            f"({timeline.mark('consent'):.1f}s)"
+        )
         while view["status"] == "awaiting_consent":  # ingest applies the consent event
             await asyncio.sleep(0.2)
             view = (await lis.get(f"/v1/samples/{view['sample_id']}")).json()
@@ -319,7 +367,9 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
                         f"genotypes in the national registry"
                     )
                 elif isinstance(event, StageFailed):
-                    say(f"    [{timeline.mark('failed'):6.1f}s] {event.stage.value} FAILED: {event.error_code}: {event.reason}")
+                    say(
+                        f"    [{timeline.mark('failed'):6.1f}s] {event.stage.value} FAILED: {event.error_code}: {event.reason}"
+                    )
                     return 1
         if time.monotonic() - last_note > 15:
             stage = "loading" if called else "calling" if aligned else "aligning"
@@ -346,7 +396,8 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
             if cursor is None:
                 break
             page = await client.get(
-                f"/v1/patients/{pseudonym}/variants", params={"limit": 10_000, "cursor": cursor},
+                f"/v1/patients/{pseudonym}/variants",
+                params={"limit": 10_000, "cursor": cursor},
                 headers={**auth, "X-Purpose": "demo: the treating physician reviews the results"},
             )
         research = None
@@ -354,26 +405,45 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
             research = await client.get(
                 "/v1/research/alleles",
                 params={k: first[k] for k in ("chrom", "pos", "ref", "alt")},
-                headers={"Authorization": f"Bearer {keys['research_token']}", "X-Purpose": "demo: allele frequency"},
+                headers={
+                    "Authorization": f"Bearer {keys['research_token']}",
+                    "X-Purpose": "demo: allele frequency",
+                },
             )
         # The patient, through the citizens' portal: who has read my data, and why?
         access = await client.get(
             f"/v1/patients/{pseudonym}/access-log",
-            headers={"Authorization": f"Bearer {keys['portal_token']}",
-                     "X-Purpose": "demo: the patient looks at who read their data"},
+            headers={
+                "Authorization": f"Bearer {keys['portal_token']}",
+                "X-Purpose": "demo: the patient looks at who read their data",
+            },
         )
     say("")
     say("summary")
     say(f"  sample       {sample_id} (patient {called.patient_pseudonym[:16]}...)")
-    say(f"  ingest       {timeline.between('services', 'posted'):6.1f}s  register + upload + checks")
-    say(f"  alignment    {timeline.between('consent', 'aligned'):6.1f}s  {', '.join(f'{t.name} {t.version}' for t in aligned.tools)}")  # type: ignore[union-attr]
-    say(f"  calling      {timeline.between('aligned', 'called'):6.1f}s  {', '.join(f'{t.name} {t.version}' for t in called.tools)}")
-    say(f"  registry     {timeline.between('called', 'ready'):6.1f}s  COPY load, consent re-checked at commit")
-    say(f"  BAM          s3://{aligned.bam.bucket}/{aligned.bam.key} ({aligned.bam.size / 1e6:.1f} MB, sha256 {aligned.bam.sha256[:12]}...)")  # type: ignore[union-attr]
-    say(f"  VCF          s3://{called.vcf.bucket}/{called.vcf.key} ({called.vcf.size / 1e3:.0f} kB)")
+    say(
+        f"  ingest       {timeline.between('services', 'posted'):6.1f}s  register + upload + checks"
+    )
+    say(
+        f"  alignment    {timeline.between('consent', 'aligned'):6.1f}s  {', '.join(f'{t.name} {t.version}' for t in aligned.tools)}"
+    )  # type: ignore[union-attr]
+    say(
+        f"  calling      {timeline.between('aligned', 'called'):6.1f}s  {', '.join(f'{t.name} {t.version}' for t in called.tools)}"
+    )
+    say(
+        f"  registry     {timeline.between('called', 'ready'):6.1f}s  COPY load, consent re-checked at commit"
+    )
+    say(
+        f"  BAM          s3://{aligned.bam.bucket}/{aligned.bam.key} ({aligned.bam.size / 1e6:.1f} MB, sha256 {aligned.bam.sha256[:12]}...)"
+    )  # type: ignore[union-attr]
+    say(
+        f"  VCF          s3://{called.vcf.bucket}/{called.vcf.key} ({called.vcf.size / 1e3:.0f} kB)"
+    )
     c = called.counts
     ratio = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
-    say(f"  variants     {c.snv:,} SNVs, {c.indel:,} indels, Ti/Tv {ratio(c.ti_tv)}, het/hom {ratio(c.het_hom_ratio)}")
+    say(
+        f"  variants     {c.snv:,} SNVs, {c.indel:,} indels, Ti/Tv {ratio(c.ti_tv)}, het/hom {ratio(c.het_hom_ratio)}"
+    )
     for line in accuracy.summary().splitlines():
         say(f"  accuracy     {line}")
     energy = ready.energy if ready is not None else None  # type: ignore[union-attr]
@@ -406,7 +476,7 @@ async def _post_and_follow(args, group, watcher, keys, sample, reference_fasta, 
         newest = entries[0] if entries else {}
         say(
             f"  patient      the portal shows {len(entries)} read(s) of their data (a page, newest first); "
-            f"{newest.get('client_id')} ({newest.get('role')}) for \"{newest.get('purpose')}\""
+            f'{newest.get("client_id")} ({newest.get("role")}) for "{newest.get("purpose")}"'
         )
     else:
         say(f"  patient      access log: {access.status_code} {access.text}")
@@ -420,7 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coverage", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--aligner", choices=["bwa", "minimap2"], default="bwa")
-    parser.add_argument("--priority", default="urgent_clinical", choices=["urgent_clinical", "routine", "research"])
+    parser.add_argument(
+        "--priority", default="urgent_clinical", choices=["urgent_clinical", "routine", "research"]
+    )
     parser.add_argument("--timeout", type=int, default=900, help="seconds to wait for the pipeline")
     args = parser.parse_args(argv)
     # Stop the services we started when we are stopped ourselves, not only on Ctrl-C.

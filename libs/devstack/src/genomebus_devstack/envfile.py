@@ -25,12 +25,23 @@ S3_SECRET_KEY = "GENOMEBUS_S3_SECRET_KEY"
 S3_SECURE = "GENOMEBUS_S3_SECURE"
 POSTGRES_DSN = "GENOMEBUS_POSTGRES_DSN"
 ENV_KEYS: tuple[str, ...] = (
-    KAFKA_BOOTSTRAP, KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
-    KAFKA_SASL_PASSWORD, S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, S3_SECURE, POSTGRES_DSN,
+    KAFKA_BOOTSTRAP,
+    KAFKA_SECURITY_PROTOCOL,
+    KAFKA_SASL_MECHANISM,
+    KAFKA_SASL_USERNAME,
+    KAFKA_SASL_PASSWORD,
+    S3_ENDPOINT,
+    S3_ACCESS_KEY,
+    S3_SECRET_KEY,
+    S3_SECURE,
+    POSTGRES_DSN,
     # The database services' own roles (dbroles): what the service launcher hands each of them.
     dbroles.PROFILE_KEY,
-    *(key for s in dbroles.DATABASE_SERVICES
-      for key in (dbroles.dsn_key(s), dbroles.migrate_dsn_key(s))),
+    *(
+        key
+        for s in dbroles.DATABASE_SERVICES
+        for key in (dbroles.dsn_key(s), dbroles.migrate_dsn_key(s))
+    ),
 )
 
 
@@ -38,9 +49,18 @@ class StackNotUpError(RuntimeError):
     """Raised by :func:`endpoints` when there is no running stack to point at."""
 
 
-def build_env(*, host: str, kafka_port: int, kafka_admin_password: str, minio_port: int,
-              access_key: str, secret_key: str, postgres_port: int, database: str,
-              role_passwords: Mapping[str, dbroles.RolePasswords]) -> dict[str, str]:
+def build_env(
+    *,
+    host: str,
+    kafka_port: int,
+    kafka_admin_password: str,
+    minio_port: int,
+    access_key: str,
+    secret_key: str,
+    postgres_port: int,
+    database: str,
+    role_passwords: Mapping[str, dbroles.RolePasswords],
+) -> dict[str, str]:
     """The endpoint variables for a stack listening on ``host`` (ordered as in ENV_KEYS).
 
     Like the MinIO root and the PostgreSQL superuser, the Kafka identity here is the stack's
@@ -82,7 +102,7 @@ def parse_env(text: str) -> dict[str, str]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("export "):
-            line = line[len("export "):].lstrip()
+            line = line[len("export ") :].lstrip()
         key, sep, value = line.partition("=")
         if not sep:
             raise ValueError(f"not a KEY=VALUE line: {raw!r}")

@@ -40,22 +40,36 @@ def go_install(
     with it, or None. A build record (seconds, Go version, size) is left beside ``target``'s
     folder for ``describe``.
     """
-    go = require_binary("go", f"Building {what} needs a Go toolchain on PATH, e.g. /usr/local/go/bin.")
-    go_version = subprocess.run([go, "version"], capture_output=True, text=True,
-                                check=False).stdout.strip()
+    go = require_binary(
+        "go", f"Building {what} needs a Go toolchain on PATH, e.g. /usr/local/go/bin."
+    )
+    go_version = subprocess.run(
+        [go, "version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     log = layout.log("install")
     echo(f"building {module_ref} with {go_version} ({how_long}; output in {log})")
     scratch = target.parent.parent / "gobin.tmp"
     scratch.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, GOBIN=str(scratch), GOMODCACHE=str(layout.go_modcache),
-               GOCACHE=str(layout.go_buildcache), CGO_ENABLED="0", GOTOOLCHAIN="local",
-               **(extra_env or {}))
+    env = dict(
+        os.environ,
+        GOBIN=str(scratch),
+        GOMODCACHE=str(layout.go_modcache),
+        GOCACHE=str(layout.go_buildcache),
+        CGO_ENABLED="0",
+        GOTOOLCHAIN="local",
+        **(extra_env or {}),
+    )
     started = time.monotonic()
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        result = subprocess.run([go, "install", "-trimpath", "-ldflags", "-s -w", module_ref],
-                                env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, check=False)
+        result = subprocess.run(
+            [go, "install", "-trimpath", "-ldflags", "-s -w", module_ref],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
     seconds = time.monotonic() - started
     built = scratch / target.name
     if result.returncode != 0 or not built.is_file():
@@ -66,14 +80,21 @@ def go_install(
     target.parent.mkdir(parents=True, exist_ok=True)
     built.replace(target)
     scratch.rmdir()
-    (target.parent.parent / BUILD_INFO).write_text(json.dumps(
-        {"build_seconds": round(seconds, 1), "go": (go_version.split()[2:3] or ["go"])[0],
-         "size_bytes": target.stat().st_size}) + "\n")
+    (target.parent.parent / BUILD_INFO).write_text(
+        json.dumps(
+            {
+                "build_seconds": round(seconds, 1),
+                "go": (go_version.split()[2:3] or ["go"])[0],
+                "size_bytes": target.stat().st_size,
+            }
+        )
+        + "\n"
+    )
     return seconds
 
 
 def describe(target: Path) -> str:
-    """", built in 23s with go1.26.8" from the build record, or "" when there is none."""
+    """ ", built in 23s with go1.26.8" from the build record, or "" when there is none."""
     info_path = target.parent.parent / BUILD_INFO
     if not info_path.is_file():
         return ""

@@ -13,7 +13,9 @@ def _file(layout: Layout) -> Path:
     return layout.minio_home / "service-identities.json"
 
 
-def ensure_s3_identities(layout: Layout, endpoint: str, access: str, secret: str) -> dict[str, dict[str, str]]:
+def ensure_s3_identities(
+    layout: Layout, endpoint: str, access: str, secret: str
+) -> dict[str, dict[str, str]]:
     """Create every service's S3 user and policy (idempotent: kept secrets are re-applied, so
     a restarted MinIO and an updated policy table both end up right)."""
     from genomebus_ops.landing import admin_client
@@ -41,5 +43,11 @@ def service_s3_env(service: str, layout: Layout | None = None) -> dict[str, str]
     made = json.loads(path.read_text())
     own = made.get(service)
     if own is None:
-        return {"GENOMEBUS_S3_ACCESS_KEY": f"none-{service}", "GENOMEBUS_S3_SECRET_KEY": "no-object-access"}
-    return {"GENOMEBUS_S3_ACCESS_KEY": own["access_key"], "GENOMEBUS_S3_SECRET_KEY": own["secret_key"]}
+        return {
+            "GENOMEBUS_S3_ACCESS_KEY": f"none-{service}",
+            "GENOMEBUS_S3_SECRET_KEY": "no-object-access",
+        }
+    return {
+        "GENOMEBUS_S3_ACCESS_KEY": own["access_key"],
+        "GENOMEBUS_S3_SECRET_KEY": own["secret_key"],
+    }

@@ -34,8 +34,9 @@ _CLUSTER_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{21}$")
 # --- install ----------------------------------------------------------------------------------------
 def java_major(java: str) -> int:
     """Major version of ``java`` (``java -version`` prints e.g. ``openjdk version "17.0.15"``)."""
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, errors="replace",
-                         check=False)
+    out = subprocess.run(
+        [java, "-version"], capture_output=True, text=True, errors="replace", check=False
+    )
     return parse_java_major(out.stderr + out.stdout)
 
 
@@ -49,12 +50,17 @@ def parse_java_major(text: str) -> int:
 
 
 def check_java() -> str:
-    java = require_binary("java", f"Kafka needs a JRE >= {pins.JAVA_MIN_MAJOR}: "
-                                  "`apt-get install -y openjdk-17-jre-headless`.")
+    java = require_binary(
+        "java",
+        f"Kafka needs a JRE >= {pins.JAVA_MIN_MAJOR}: "
+        "`apt-get install -y openjdk-17-jre-headless`.",
+    )
     major = java_major(java)
     if major < pins.JAVA_MIN_MAJOR:
-        raise StackError(f"{java} is Java {major}; Kafka {pins.KAFKA_VERSION} needs Java "
-                         f">= {pins.JAVA_MIN_MAJOR} (`apt-get install -y openjdk-17-jre-headless`).")
+        raise StackError(
+            f"{java} is Java {major}; Kafka {pins.KAFKA_VERSION} needs Java "
+            f">= {pins.JAVA_MIN_MAJOR} (`apt-get install -y openjdk-17-jre-headless`)."
+        )
     return java
 
 
@@ -72,19 +78,30 @@ def install(layout: Layout) -> str:
     jars = installed_jars(lib)
     if jars:
         return f"cached: {len(jars)} jars in {lib}"
-    mvn = require_binary("mvn", "Resolving Kafka from Maven Central needs Maven: "
-                                "`apt-get install -y maven`.")
+    mvn = require_binary(
+        "mvn", "Resolving Kafka from Maven Central needs Maven: `apt-get install -y maven`."
+    )
     staging = lib.with_name(f"lib.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     started = time.monotonic()
     with resources.as_file(resources.files(__package__) / "kafka-pom.xml") as pom:
         run_logged(
-            [mvn, "-B", "-q", "-f", str(pom),
-             f"-Dkafka.version={pins.KAFKA_VERSION}", f"-Dlog4j.version={pins.LOG4J_VERSION}",
-             f"{pins.MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies",
-             "-DincludeScope=runtime", f"-DoutputDirectory={staging}"],
-            log=layout.log("install"), what="resolving Kafka jars with Maven", timeout=1800,
+            [
+                mvn,
+                "-B",
+                "-q",
+                "-f",
+                str(pom),
+                f"-Dkafka.version={pins.KAFKA_VERSION}",
+                f"-Dlog4j.version={pins.LOG4J_VERSION}",
+                f"{pins.MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={staging}",
+            ],
+            log=layout.log("install"),
+            what="resolving Kafka jars with Maven",
+            timeout=1800,
         )
     jars = sorted(staging.glob("*.jar"))
     if not any(j.name == f"kafka_2.13-{pins.KAFKA_VERSION}.jar" for j in jars):
@@ -111,8 +128,9 @@ def is_valid_cluster_id(value: str) -> bool:
     return bool(_CLUSTER_ID_RE.match(value))
 
 
-def render_properties(*, port: int, controller_port: int, data_dir: Path, admin_password: str,
-                      host: str = HOST) -> str:
+def render_properties(
+    *, port: int, controller_port: int, data_dir: Path, admin_password: str, host: str = HOST
+) -> str:
     """server.properties for a single combined broker+controller, with identities and ACLs.
 
     Replication factors are 1 because there is one node (the defaults of 3 make the internal
@@ -143,17 +161,14 @@ def render_properties(*, port: int, controller_port: int, data_dir: Path, admin_
         "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
         "sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN",
         "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
-        "listener.name.client.scram-sha-512.sasl.jaas.config":
-            f"org.apache.kafka.common.security.scram.ScramLoginModule required {admin_login};",
+        "listener.name.client.scram-sha-512.sasl.jaas.config": f"org.apache.kafka.common.security.scram.ScramLoginModule required {admin_login};",
         # PLAIN knows the administrator alone: for Debian's kcat (see the docstring).
-        "listener.name.client.plain.sasl.jaas.config":
-            "org.apache.kafka.common.security.plain.PlainLoginModule required "
-            f'user_admin="{admin_password}";',
+        "listener.name.client.plain.sasl.jaas.config": "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'user_admin="{admin_password}";',
         "sasl.mechanism.controller.protocol": "PLAIN",
         "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.controller.plain.sasl.jaas.config":
-            "org.apache.kafka.common.security.plain.PlainLoginModule required "
-            f'{admin_login} user_admin="{admin_password}";',
+        "listener.name.controller.plain.sasl.jaas.config": "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'{admin_login} user_admin="{admin_password}";',
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users": "User:admin",
         "allow.everyone.if.no.acl.found": "false",
@@ -244,8 +259,10 @@ def write_kcat_config(layout: Layout) -> Path:
 def render_kcat_config(admin_password: str) -> str:
     """librdkafka settings for Debian's kcat: the administrator over PLAIN, since its SCRAM
     does not work with Kafka 4 (see ``render_properties``)."""
-    return ("security.protocol=SASL_PLAINTEXT\nsasl.mechanisms=PLAIN\n"
-            f"sasl.username={kafka_users.ADMIN}\nsasl.password={admin_password}\n")
+    return (
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanisms=PLAIN\n"
+        f"sasl.username={kafka_users.ADMIN}\nsasl.password={admin_password}\n"
+    )
 
 
 def prepare(layout: Layout, *, port: int, controller_port: int) -> list[str]:
@@ -263,9 +280,15 @@ def prepare(layout: Layout, *, port: int, controller_port: int) -> list[str]:
     layout.kafka_data.mkdir(parents=True, exist_ok=True)
     known = kafka_users.load(home)
     users = kafka_users.ensure(home, kafka_users.bus_users())
-    _write_private(home / "server.properties", render_properties(
-        port=port, controller_port=controller_port, data_dir=layout.kafka_data,
-        admin_password=users[kafka_users.ADMIN]))
+    _write_private(
+        home / "server.properties",
+        render_properties(
+            port=port,
+            controller_port=controller_port,
+            data_dir=layout.kafka_data,
+            admin_password=users[kafka_users.ADMIN],
+        ),
+    )
     (home / "log4j2.properties").write_text(render_log4j2(layout.log("kafka")))
     if (layout.kafka_data / "meta.properties").is_file():
         held = formatted_users(layout)
@@ -276,21 +299,40 @@ def prepare(layout: Layout, *, port: int, controller_port: int) -> list[str]:
             return notes
         shutil.rmtree(layout.kafka_data)
         layout.kafka_data.mkdir(parents=True)
-        why = ("was formatted without users (before SASL/ACLs)" if held is None
-               else f"has an administrator whose password {kafka_users.users_file(home)} lost")
+        why = (
+            "was formatted without users (before SASL/ACLs)"
+            if held is None
+            else f"has an administrator whose password {kafka_users.users_file(home)} lost"
+        )
         notes.append(f"storage {why}: formatted it again; local topics and messages are gone")
     id_file = home / "cluster.id"
     cluster_id = id_file.read_text().strip() if id_file.is_file() else ""
     if not is_valid_cluster_id(cluster_id):
         cluster_id = new_cluster_id()
         id_file.write_text(cluster_id + "\n")
-    scram = [arg for name, password in users.items()
-             for arg in ("--add-scram", kafka_users.format_argument(name, password))]
+    scram = [
+        arg
+        for name, password in users.items()
+        for arg in ("--add-scram", kafka_users.format_argument(name, password))
+    ]
     run_logged(
-        ["java", "-cp", _classpath(layout), "kafka.tools.StorageTool", "format", "--standalone",
-         "--cluster-id", cluster_id, "--config", str(home / "server.properties"),
-         "--ignore-formatted", *scram],
-        log=layout.log("kafka"), what="formatting Kafka storage", timeout=120,
+        [
+            "java",
+            "-cp",
+            _classpath(layout),
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "--cluster-id",
+            cluster_id,
+            "--config",
+            str(home / "server.properties"),
+            "--ignore-formatted",
+            *scram,
+        ],
+        log=layout.log("kafka"),
+        what="formatting Kafka storage",
+        timeout=120,
     )
     _write_formatted_users(layout, list(users))
     return notes
@@ -302,11 +344,14 @@ def start(
     """Spawn the broker; returns it and ``prepare``'s notes."""
     notes = prepare(layout, port=port, controller_port=controller_port)
     argv = [
-        "java", *JVM_OPTS,
+        "java",
+        *JVM_OPTS,
         f"-Dlog4j2.configurationFile={layout.kafka_home / 'log4j2.properties'}",
         f"-Dkafka.logs.dir={layout.logs}",
-        "-cp", _classpath(layout),
-        "kafka.Kafka", str(layout.kafka_home / "server.properties"),
+        "-cp",
+        _classpath(layout),
+        "kafka.Kafka",
+        str(layout.kafka_home / "server.properties"),
     ]
     return spawn(argv, log=layout.log("kafka"), cwd=layout.kafka_home), notes
 
@@ -315,10 +360,16 @@ def admin_options(layout: Layout) -> dict[str, str]:
     """aiokafka keyword arguments that authenticate as the stack's administrator."""
     password = kafka_users.load(layout.kafka_home).get(kafka_users.ADMIN)
     if password is None:
-        raise StackError(f"no Kafka administrator in {kafka_users.users_file(layout.kafka_home)}; "
-                         "run `genomebus stack up`")
-    return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": kafka_users.MECHANISM,
-            "sasl_plain_username": kafka_users.ADMIN, "sasl_plain_password": password}
+        raise StackError(
+            f"no Kafka administrator in {kafka_users.users_file(layout.kafka_home)}; "
+            "run `genomebus stack up`"
+        )
+    return {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": kafka_users.MECHANISM,
+        "sasl_plain_username": kafka_users.ADMIN,
+        "sasl_plain_password": password,
+    }
 
 
 def add_missing_users(layout: Layout, bootstrap: str) -> list[str]:
@@ -333,23 +384,43 @@ def add_missing_users(layout: Layout, bootstrap: str) -> list[str]:
         return []
     home = layout.kafka_home
     admin = users[kafka_users.ADMIN]
-    _write_private(home / "admin-client.properties", (
-        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
-        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
-        f'username="admin" password="{admin}";\n'))
+    _write_private(
+        home / "admin-client.properties",
+        (
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="admin" password="{admin}";\n'
+        ),
+    )
     try:
         for name in missing:
-            _write_private(home / "new-user.properties",
-                           # a properties file: no brackets around the value, unlike the CLI
-                           f"{kafka_users.MECHANISM}=iterations={kafka_users.ITERATIONS},"
-                           f"password={users[name]}\n")
+            _write_private(
+                home / "new-user.properties",
+                # a properties file: no brackets around the value, unlike the CLI
+                f"{kafka_users.MECHANISM}=iterations={kafka_users.ITERATIONS},"
+                f"password={users[name]}\n",
+            )
             run_logged(
-                ["java", "-cp", _classpath(layout), "kafka.admin.ConfigCommand",
-                 "--bootstrap-server", bootstrap,
-                 "--command-config", str(home / "admin-client.properties"),
-                 "--alter", "--entity-type", "users", "--entity-name", name,
-                 "--add-config-file", str(home / "new-user.properties")],
-                log=layout.log("kafka"), what=f"adding Kafka user {name}", timeout=120,
+                [
+                    "java",
+                    "-cp",
+                    _classpath(layout),
+                    "kafka.admin.ConfigCommand",
+                    "--bootstrap-server",
+                    bootstrap,
+                    "--command-config",
+                    str(home / "admin-client.properties"),
+                    "--alter",
+                    "--entity-type",
+                    "users",
+                    "--entity-name",
+                    name,
+                    "--add-config-file",
+                    str(home / "new-user.properties"),
+                ],
+                log=layout.log("kafka"),
+                what=f"adding Kafka user {name}",
+                timeout=120,
             )
             held.append(name)
             _write_formatted_users(layout, held)
@@ -361,8 +432,9 @@ def add_missing_users(layout: Layout, bootstrap: str) -> list[str]:
 async def _describe(bootstrap: str, timeout: float, options: dict[str, str]) -> list[str]:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap,
-                                 request_timeout_ms=int(timeout * 1000), **options)
+    client = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000), **options
+    )
     try:
         await asyncio.wait_for(client.start(), timeout)
         cluster = await asyncio.wait_for(client.describe_cluster(), timeout)

@@ -36,8 +36,15 @@ Binding = tuple[int, str, int, str, str, int, int]
 
 
 def binding(rule: AclRule) -> Binding:
-    return (RESOURCE_CODES[rule.resource], rule.name, PATTERN_CODES[rule.pattern],
-            rule.principal, ALL_HOSTS, OPERATION_CODES[rule.operation], ALLOW)
+    return (
+        RESOURCE_CODES[rule.resource],
+        rule.name,
+        PATTERN_CODES[rule.pattern],
+        rule.principal,
+        ALL_HOSTS,
+        OPERATION_CODES[rule.operation],
+        ALLOW,
+    )
 
 
 def _managed(principal: str) -> bool:
@@ -91,8 +98,10 @@ async def sync(admin: Any, rules: Iterable[AclRule], *, settle_s: float = 20.0) 
     deadline = time.monotonic() + settle_s
     while (now := await describe(admin)) != wanted:
         if time.monotonic() > deadline:
-            raise StackError(f"Kafka still lists {len(wanted - now)} missing and "
-                             f"{len(now - wanted)} stale ACLs after {settle_s:.0f}s")
+            raise StackError(
+                f"Kafka still lists {len(wanted - now)} missing and "
+                f"{len(now - wanted)} stale ACLs after {settle_s:.0f}s"
+            )
         await asyncio.sleep(0.2)
     return len(wanted - held), len(held - wanted)
 
@@ -122,5 +131,7 @@ async def provision(bootstrap: str, options: dict[str, str]) -> str:
         created, deleted = await sync(admin, rules)
     finally:
         await admin.close()
-    return (f"{len(created_topics)} topics created; {len(rules)} ACLs "
-            f"({created} created, {deleted} stale removed)")
+    return (
+        f"{len(created_topics)} topics created; {len(rules)} ACLs "
+        f"({created} created, {deleted} stale removed)"
+    )

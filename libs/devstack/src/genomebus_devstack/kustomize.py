@@ -10,16 +10,13 @@ version (about 40 s cold on 2 cores), and a no-op afterwards. The manifest tests
 from __future__ import annotations
 
 import fcntl
-import json
-import os
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from . import gobuild, pins
 from .paths import Layout
-from .procs import StackError, failure, require_binary
+from .procs import StackError
 
 BUILD_INFO = "build.json"
 
@@ -31,16 +28,19 @@ def module_ref() -> str:
 def version_of(binary: Path) -> str:
     """What ``kustomize version`` prints (``v5.7.1``), or "" when it does not run."""
     try:
-        out = subprocess.run([str(binary), "version"], capture_output=True, text=True,
-                             timeout=30, check=False)
+        out = subprocess.run(
+            [str(binary), "version"], capture_output=True, text=True, timeout=30, check=False
+        )
     except OSError:
         return ""
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def _describe(layout: Layout) -> str:
-    return (f"kustomize {pins.KUSTOMIZE_VERSION}: {layout.kustomize_bin}"
-            f"{gobuild.describe(layout.kustomize_bin)}")
+    return (
+        f"kustomize {pins.KUSTOMIZE_VERSION}: {layout.kustomize_bin}"
+        f"{gobuild.describe(layout.kustomize_bin)}"
+    )
 
 
 def install(layout: Layout, echo: Callable[[str], None] = print) -> str:
@@ -57,10 +57,18 @@ def install(layout: Layout, echo: Callable[[str], None] = print) -> str:
         if layout.kustomize_bin.is_file():
             return f"built by another process: {_describe(layout)}"
         seconds = gobuild.go_install(
-            layout, module_ref(), layout.kustomize_bin, what="kustomize",
-            how_long="under a minute", echo=echo, extra_env={"GOFLAGS": "-mod=mod"},
-            check=lambda built: None if (v := version_of(built)) == pins.KUSTOMIZE_VERSION
-            else f"reports version {v!r}, expected {pins.KUSTOMIZE_VERSION}",
+            layout,
+            module_ref(),
+            layout.kustomize_bin,
+            what="kustomize",
+            how_long="under a minute",
+            echo=echo,
+            extra_env={"GOFLAGS": "-mod=mod"},
+            check=lambda built: (
+                None
+                if (v := version_of(built)) == pins.KUSTOMIZE_VERSION
+                else f"reports version {v!r}, expected {pins.KUSTOMIZE_VERSION}"
+            ),
         )
         return f"built in {seconds:.0f}s: {_describe(layout)}"
 
@@ -69,6 +77,8 @@ def binary(layout: Layout | None = None) -> Path:
     """The installed pinned kustomize; a StackError saying how to get it when it is missing."""
     layout = layout or Layout.discover()
     if not layout.kustomize_bin.is_file():
-        raise StackError(f"{layout.kustomize_bin} is missing: run `genomebus stack install` "
-                         f"(or `make install`) to build kustomize {pins.KUSTOMIZE_VERSION}")
+        raise StackError(
+            f"{layout.kustomize_bin} is missing: run `genomebus stack install` "
+            f"(or `make install`) to build kustomize {pins.KUSTOMIZE_VERSION}"
+        )
     return layout.kustomize_bin

@@ -22,7 +22,7 @@ from typing import IO
 
 from . import gobuild, pins
 from .paths import Layout, write_private
-from .procs import StackError, failure, pid_alive, proc_cmdline, require_binary, spawn
+from .procs import StackError, pid_alive, proc_cmdline, spawn
 
 HOST = "127.0.0.1"
 ACCESS_KEY = "genomebus"
@@ -61,8 +61,12 @@ def install(layout: Layout, echo: Callable[[str], None] = print) -> str:
         if layout.minio_bin.is_file():
             return f"built by another process (waited {waited:.0f}s): {describe_binary(layout)}"
         seconds = gobuild.go_install(
-            layout, module_ref(), layout.minio_bin, what="MinIO",
-            how_long="takes several minutes on 2 cores", echo=echo,
+            layout,
+            module_ref(),
+            layout.minio_bin,
+            what="MinIO",
+            how_long="takes several minutes on 2 cores",
+            echo=echo,
         )
         return f"built in {seconds:.0f}s: {describe_binary(layout)}"
 
@@ -78,8 +82,10 @@ def _wait_for_other_builds(lock: IO[str], layout: Layout, echo: Callable[[str], 
     announced: set[int] = set()
     while not layout.minio_bin.is_file() and (pids := foreign_builds(module_ref())):
         for pid in set(pids) - announced:
-            echo(f"a build of {module_ref()} is already running (pid {pid}); waiting for it "
-                 f"instead of starting a second one")
+            echo(
+                f"a build of {module_ref()} is already running (pid {pid}); waiting for it "
+                f"instead of starting a second one"
+            )
             announced.add(pid)
         while any(pid_alive(pid) for pid in pids):
             time.sleep(2)
@@ -118,12 +124,26 @@ def start(layout: Layout, *, port: int, console_port: int) -> subprocess.Popen[b
         raise StackError(f"{layout.minio_bin} is missing; run `genomebus stack install`")
     layout.minio_data.mkdir(parents=True, exist_ok=True)
     access, secret = credentials(layout)
-    env = dict(os.environ, MINIO_ROOT_USER=access, MINIO_ROOT_PASSWORD=secret, MINIO_CI_CD="1",
-               MINIO_UPDATE="off", MINIO_BROWSER="on",
-               # server-side encryption of every object, with the stack's own key
-               MINIO_KMS_SECRET_KEY=kms_key(layout), MINIO_KMS_AUTO_ENCRYPTION="on")
-    argv = [str(layout.minio_bin), "server", str(layout.minio_data),
-            "--address", f"{HOST}:{port}", "--console-address", f"{HOST}:{console_port}"]
+    env = dict(
+        os.environ,
+        MINIO_ROOT_USER=access,
+        MINIO_ROOT_PASSWORD=secret,
+        MINIO_CI_CD="1",
+        MINIO_UPDATE="off",
+        MINIO_BROWSER="on",
+        # server-side encryption of every object, with the stack's own key
+        MINIO_KMS_SECRET_KEY=kms_key(layout),
+        MINIO_KMS_AUTO_ENCRYPTION="on",
+    )
+    argv = [
+        str(layout.minio_bin),
+        "server",
+        str(layout.minio_data),
+        "--address",
+        f"{HOST}:{port}",
+        "--console-address",
+        f"{HOST}:{console_port}",
+    ]
     return spawn(argv, log=layout.log("minio"), env=env, cwd=layout.minio_home)
 
 

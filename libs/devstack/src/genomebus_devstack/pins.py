@@ -48,8 +48,9 @@ BWA_BUILD: Final = f"{BWA_DEBIAN_VERSION}+{BWA_PATCH_LEVEL}"
 BWA_VERSION_STRING: Final = f"0.7.17-r1188+{BWA_PATCH_LEVEL}"  # what our `bwa` prints
 BWA_DRIVER_SOURCE: Final = "bwa/genomebus_bwa.c"  # inside the genomebus_devstack package
 # Debian's own hardening flags (dpkg-buildflags, hardening=+all) for a small C program.
-BWA_CFLAGS: Final = ("-O2 -g -Wall -Wformat -Werror=format-security -fstack-protector-strong "
-                     "-D_FORTIFY_SOURCE=2")
+BWA_CFLAGS: Final = (
+    "-O2 -g -Wall -Wformat -Werror=format-security -fstack-protector-strong -D_FORTIFY_SOURCE=2"
+)
 BWA_LDFLAGS: Final = "-Wl,-z,relro -Wl,-z,now"
 BWA_INCLUDE_DIR: Final = "/usr/include/bwa"  # libbwa-dev's headers
 BWA_LIBRARY: Final = "/usr/lib/libbwa.a"  # libbwa-dev's static library

@@ -37,8 +37,13 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def pick_port(taken: Iterable[int], *, is_free: Callable[[int], bool] = port_is_free,
-              rng: random.Random | None = None, attempts: int = 500) -> int:
+def pick_port(
+    taken: Iterable[int],
+    *,
+    is_free: Callable[[int], bool] = port_is_free,
+    rng: random.Random | None = None,
+    attempts: int = 500,
+) -> int:
     """A free port in PORT_RANGE that is neither a well-known default nor in ``taken``."""
     rng = rng or random.Random()
     avoid = set(taken) | DEFAULT_PORTS
@@ -66,9 +71,14 @@ def save_ports(path: Path, ports: dict[str, int]) -> None:
     tmp.replace(path)
 
 
-def resolve_ports(path: Path, *, needed: Iterable[str], keep: Iterable[str] = (),
-                  is_free: Callable[[int], bool] = port_is_free,
-                  rng: random.Random | None = None) -> tuple[dict[str, int], list[str]]:
+def resolve_ports(
+    path: Path,
+    *,
+    needed: Iterable[str],
+    keep: Iterable[str] = (),
+    is_free: Callable[[int], bool] = port_is_free,
+    rng: random.Random | None = None,
+) -> tuple[dict[str, int], list[str]]:
     """Ports for all of PORT_NAMES, persisted, plus notes about ports that had to change.
 
     ``needed`` are the names of ports about to be bound (their component is not running): a
@@ -85,8 +95,10 @@ def resolve_ports(path: Path, *, needed: Iterable[str], keep: Iterable[str] = ()
             ports[name] = pick_port(_others(ports, name), is_free=is_free, rng=rng)
         elif name in needed and name not in keep and not is_free(current):
             ports[name] = pick_port(_others(ports, name) | {current}, is_free=is_free, rng=rng)
-            notes.append(f"port {current} ({name}) is taken by another process; "
-                         f"using {ports[name]} instead (saved in {path.name})")
+            notes.append(
+                f"port {current} ({name}) is taken by another process; "
+                f"using {ports[name]} instead (saved in {path.name})"
+            )
     if ports != load_ports(path):
         save_ports(path, ports)
     return ports, notes

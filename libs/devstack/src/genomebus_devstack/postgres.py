@@ -30,8 +30,9 @@ def bin_path(tool: str) -> str:
 
 
 def installed() -> bool:
-    return all(Path(bin_path(t)).is_file() for t in ("initdb", "pg_ctl", "postgres", "psql",
-                                                     "pg_isready"))
+    return all(
+        Path(bin_path(t)).is_file() for t in ("initdb", "pg_ctl", "postgres", "psql", "pg_isready")
+    )
 
 
 def _as_server_user() -> list[str]:
@@ -39,8 +40,10 @@ def _as_server_user() -> list[str]:
     if os.geteuid() != 0:
         return []
     if shutil.which("runuser") is None:
-        raise StackError("running as root needs `runuser` (util-linux) to start PostgreSQL as "
-                         f"the {SERVER_USER} user")
+        raise StackError(
+            "running as root needs `runuser` (util-linux) to start PostgreSQL as "
+            f"the {SERVER_USER} user"
+        )
     return ["runuser", "-u", SERVER_USER, "--"]
 
 
@@ -51,8 +54,10 @@ def _server_owner() -> tuple[int, int] | None:
     try:
         entry = pwd.getpwnam(SERVER_USER)
     except KeyError:
-        raise StackError(f"user {SERVER_USER!r} does not exist; it comes with "
-                         f"`apt-get install -y {pins.POSTGRES_PACKAGE}`") from None
+        raise StackError(
+            f"user {SERVER_USER!r} does not exist; it comes with "
+            f"`apt-get install -y {pins.POSTGRES_PACKAGE}`"
+        ) from None
     return entry.pw_uid, entry.pw_gid
 
 
@@ -111,16 +116,34 @@ def prepare(layout: Layout) -> None:
     _owned_dir(where, owner)
     _owned_dir(socket_dir(layout), owner)
     if owner is not None:
-        check = subprocess.run([*_as_server_user(), "test", "-w", str(where)],
-                               capture_output=True, check=False)
+        check = subprocess.run(
+            [*_as_server_user(), "test", "-w", str(where)], capture_output=True, check=False
+        )
         if check.returncode != 0:
-            raise StackError(f"user {SERVER_USER} cannot write {where}; set GENOMEBUS_STACK_DIR "
-                             f"to a directory it can reach, e.g. /var/tmp/genomebus-stack")
+            raise StackError(
+                f"user {SERVER_USER} cannot write {where}; set GENOMEBUS_STACK_DIR "
+                f"to a directory it can reach, e.g. /var/tmp/genomebus-stack"
+            )
     if (where / "data" / "PG_VERSION").is_file():
         return
-    run_logged([*_as_server_user(), bin_path("initdb"), "-D", str(where / "data"),
-                "-A", "trust", "-U", SERVER_USER, "--no-locale", "-E", "UTF8"],
-               log=layout.log("postgres"), what="initdb", timeout=120)
+    run_logged(
+        [
+            *_as_server_user(),
+            bin_path("initdb"),
+            "-D",
+            str(where / "data"),
+            "-A",
+            "trust",
+            "-U",
+            SERVER_USER,
+            "--no-locale",
+            "-E",
+            "UTF8",
+        ],
+        log=layout.log("postgres"),
+        what="initdb",
+        timeout=120,
+    )
 
 
 #: Server settings beyond the defaults, for the registry's bulk loads: 128 MB of shared buffers
@@ -142,9 +165,23 @@ def start(layout: Layout, *, port: int, timeout: int = 60) -> PidRecord:
     prepare(layout)
     settings = " ".join(f"-c {name}={value}" for name, value in SERVER_SETTINGS.items())
     options = f"-p {port} -k {socket_dir(layout)} -c listen_addresses={HOST} {settings}"
-    run_logged([*_as_server_user(), bin_path("pg_ctl"), "-D", str(data_dir(layout)),
-                "-w", "-t", str(timeout), "-o", options, "start"],
-               log=layout.log("postgres"), what="pg_ctl start", timeout=timeout + 15)
+    run_logged(
+        [
+            *_as_server_user(),
+            bin_path("pg_ctl"),
+            "-D",
+            str(data_dir(layout)),
+            "-w",
+            "-t",
+            str(timeout),
+            "-o",
+            options,
+            "start",
+        ],
+        log=layout.log("postgres"),
+        what="pg_ctl start",
+        timeout=timeout + 15,
+    )
     pid = postmaster_pid(layout)
     if pid is None:
         raise failure("PostgreSQL started but wrote no postmaster.pid", layout.log("postgres"))
@@ -179,8 +216,10 @@ def configure_auth(layout: Layout, port: int) -> bool:
     reloaded = _psql(port, "SELECT pg_reload_conf()")
     errors = _psql(port, "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL")
     if reloaded.returncode != 0 or errors.stdout.strip() != "0":
-        raise StackError(f"PostgreSQL did not take {path}: {reloaded.stderr.strip()} "
-                         f"{errors.stdout.strip()} {errors.stderr.strip()}")
+        raise StackError(
+            f"PostgreSQL did not take {path}: {reloaded.stderr.strip()} "
+            f"{errors.stdout.strip()} {errors.stderr.strip()}"
+        )
     return True
 
 
@@ -193,16 +232,48 @@ def postmaster_pid(layout: Layout) -> int | None:
 
 def stop(layout: Layout, timeout: int = 30) -> None:
     """``pg_ctl stop -m fast``: a clean shutdown of *our* data dir only."""
-    subprocess.run([*_as_server_user(), bin_path("pg_ctl"), "-D", str(data_dir(layout)),
-                    "-m", "fast", "-w", "-t", str(timeout), "stop"],
-                   stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    subprocess.run(
+        [
+            *_as_server_user(),
+            bin_path("pg_ctl"),
+            "-D",
+            str(data_dir(layout)),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            str(timeout),
+            "stop",
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+    )
 
 
 def _psql(port: int, sql: str, database: str = "postgres") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [bin_path("psql"), "-X", "-h", HOST, "-p", str(port), "-U", SERVER_USER, "-d", database,
-         "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql],
-        capture_output=True, text=True, check=False, env=dict(os.environ, PGCONNECT_TIMEOUT="5"),
+        [
+            bin_path("psql"),
+            "-X",
+            "-h",
+            HOST,
+            "-p",
+            str(port),
+            "-U",
+            SERVER_USER,
+            "-d",
+            database,
+            "-tA",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=dict(os.environ, PGCONNECT_TIMEOUT="5"),
     )
 
 

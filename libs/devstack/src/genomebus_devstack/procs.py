@@ -103,7 +103,9 @@ def read_pidfile(path: Path) -> PidRecord | None:
     """The record, or None if absent or unreadable (a corrupt pid file is treated as stale)."""
     try:
         data = json.loads(path.read_text())
-        return PidRecord(pid=int(data["pid"]), argv=list(data["argv"]), starttime=data.get("starttime"))
+        return PidRecord(
+            pid=int(data["pid"]), argv=list(data["argv"]), starttime=data.get("starttime")
+        )
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
 
@@ -120,8 +122,9 @@ def running_record(path: Path) -> PidRecord | None:
 
 
 # --- start / stop ----------------------------------------------------------------------------------
-def spawn(argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None,
-          cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start a long-running server detached from our terminal, stdout+stderr appended to ``log``.
 
     ``start_new_session`` keeps Ctrl-C in the shell that ran ``genomebus stack up`` from
@@ -207,8 +210,15 @@ def require_binary(name: str, hint: str) -> str:
     return found
 
 
-def run_logged(argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None,
-               what: str, cwd: Path | None = None, timeout: float | None = None) -> None:
+def run_logged(
+    argv: Sequence[str],
+    *,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    what: str,
+    cwd: Path | None = None,
+    timeout: float | None = None,
+) -> None:
     """Run a setup command (mvn, go, apt-get, initdb...) appending its output to ``log``.
 
     Setup output is long and rarely interesting; on failure the tail is shown instead.
@@ -218,9 +228,16 @@ def run_logged(argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None 
         out.write(f"\n$ {' '.join(argv)}\n".encode())
         out.flush()
         try:
-            result = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, env=dict(env) if env else None,
-                                    cwd=cwd, timeout=timeout, check=False)
+            result = subprocess.run(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(env) if env else None,
+                cwd=cwd,
+                timeout=timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired as exc:
             raise failure(f"{what} timed out after {timeout:.0f}s", log) from exc
     if result.returncode != 0:

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import dbroles
-from .identities import service_s3_env
 from .envfile import KAFKA_BOOTSTRAP, StackNotUpError, endpoints
+from .identities import service_s3_env
 from .kafka_users import identity_env
 from .paths import Layout
 from .ports import port_is_free
@@ -54,8 +54,10 @@ def database_env(env: Mapping[str, str], service: str) -> dict[str, str]:
     """
     runtime, owner = env.get(dbroles.dsn_key(service)), env.get(dbroles.migrate_dsn_key(service))
     if not runtime or not owner:
-        raise StackError(f"{service}: no database credentials ({dbroles.dsn_key(service)}, "
-                         f"{dbroles.migrate_dsn_key(service)}): run `genomebus stack up`")
+        raise StackError(
+            f"{service}: no database credentials ({dbroles.dsn_key(service)}, "
+            f"{dbroles.migrate_dsn_key(service)}): run `genomebus stack up`"
+        )
     return {"GENOMEBUS_POSTGRES_DSN": runtime, "GENOMEBUS_POSTGRES_MIGRATE_DSN": owner}
 
 
@@ -77,7 +79,7 @@ class ServiceProcess:
     def log_path(self) -> Path:
         return self.log_dir / f"{self.name}.log"
 
-    def start(self) -> "ServiceProcess":
+    def start(self) -> ServiceProcess:
         if not port_is_free(self.port):
             raise StackError(f"{self.name}: port {self.port} is taken")
         script = Path(sys.executable).with_name(f"genomebus-{self.name}")
@@ -85,18 +87,22 @@ class ServiceProcess:
             raise StackError(f"{script} is missing: run `make install`")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if self.name in BWA_SERVICES and not (bwa_bin_dir() / "bwa").is_file():
-            raise StackError(f"{self.name}: {bwa_bin_dir() / 'bwa'} (the patched bwa) is missing: "
-                             f"run `genomebus stack install`")
-        env = with_service_path({
-            # a development stack: DSNs without TLS are allowed (settings refuse them otherwise)
-            dbroles.PROFILE_KEY: "dev",
-            **os.environ,
-            **self.env,
-            **service_s3_env(self.name),  # its own S3 identity, never the stack's root
-            **self.kafka_identity(),  # its own Kafka user, never the stack's admin
-            "GENOMEBUS_SERVICE_NAME": self.name,
-            "GENOMEBUS_HTTP_PORT": str(self.port),
-        })
+            raise StackError(
+                f"{self.name}: {bwa_bin_dir() / 'bwa'} (the patched bwa) is missing: "
+                f"run `genomebus stack install`"
+            )
+        env = with_service_path(
+            {
+                # a development stack: DSNs without TLS are allowed (settings refuse them otherwise)
+                dbroles.PROFILE_KEY: "dev",
+                **os.environ,
+                **self.env,
+                **service_s3_env(self.name),  # its own S3 identity, never the stack's root
+                **self.kafka_identity(),  # its own Kafka user, never the stack's admin
+                "GENOMEBUS_SERVICE_NAME": self.name,
+                "GENOMEBUS_HTTP_PORT": str(self.port),
+            }
+        )
         if self.name in DATABASE_SERVICES:
             env |= database_env(env, self.name)
         with self.log_path.open("ab") as log:
@@ -163,7 +169,7 @@ class ServiceGroup:
     def __getitem__(self, name: str) -> ServiceProcess:
         return self.services[name]
 
-    def __enter__(self) -> "ServiceGroup":
+    def __enter__(self) -> ServiceGroup:
         try:
             for service in self.services.values():
                 service.start()

@@ -55,7 +55,9 @@ def default_echo(line: str) -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
-def line(phase: str, component: str, state: str, detail: str = "", seconds: float | None = None) -> str:
+def line(
+    phase: str, component: str, state: str, detail: str = "", seconds: float | None = None
+) -> str:
     """One progress line; fixed columns so a run reads as a table."""
     timing = f" ({seconds:.1f}s)" if seconds is not None else ""
     return f"{phase:<8} {component:<9} {state:<15} {detail}{timing}".rstrip()
@@ -80,11 +82,26 @@ def install(layout: Layout, echo: Echo = default_echo) -> None:
     layout.state.mkdir(parents=True, exist_ok=True)
     steps: list[tuple[str, Callable[[], str]]] = [
         ("tools", lambda: tools.install(layout)),
-        ("bwa", lambda: bwabuild.install(layout, echo=lambda msg: echo(line("install", "bwa", "in progress", msg)))),
+        (
+            "bwa",
+            lambda: bwabuild.install(
+                layout, echo=lambda msg: echo(line("install", "bwa", "in progress", msg))
+            ),
+        ),
         ("postgres", lambda: _install_postgres(layout)),
         ("kafka", lambda: kafka.install(layout)),
-        ("minio", lambda: minio.install(layout, echo=lambda msg: echo(line("install", "minio", "in progress", msg)))),
-        ("kustomize", lambda: kustomize.install(layout, echo=lambda msg: echo(line("install", "kustomize", "in progress", msg)))),
+        (
+            "minio",
+            lambda: minio.install(
+                layout, echo=lambda msg: echo(line("install", "minio", "in progress", msg))
+            ),
+        ),
+        (
+            "kustomize",
+            lambda: kustomize.install(
+                layout, echo=lambda msg: echo(line("install", "kustomize", "in progress", msg))
+            ),
+        ),
     ]
     for name, step in steps:
         started = time.monotonic()
@@ -97,8 +114,10 @@ def _install_postgres(layout: Layout) -> str:
         return f"PostgreSQL {pins.POSTGRES_MAJOR} in {pins.POSTGRES_BIN_DIR}"
     tools.apt_install([pins.POSTGRES_PACKAGE], layout)
     if not postgres.installed():
-        raise StackError(f"{pins.POSTGRES_PACKAGE} installed but {pins.POSTGRES_BIN_DIR} lacks "
-                         "initdb/pg_ctl/psql")
+        raise StackError(
+            f"{pins.POSTGRES_PACKAGE} installed but {pins.POSTGRES_BIN_DIR} lacks "
+            "initdb/pg_ctl/psql"
+        )
     return f"installed {pins.POSTGRES_PACKAGE}"
 
 
@@ -138,7 +157,9 @@ def probe(layout: Layout, component: str, ports: dict[str, int]) -> tuple[bool, 
         brokers = kafka.probe(endpoint("kafka", ports), options)
         return (brokers is not None, f"brokers: {', '.join(brokers)}" if brokers else "")
     if component == "minio":
-        return minio.probe(endpoint("minio", ports)), f"console http://{HOST}:{ports['minio_console']}"
+        return minio.probe(
+            endpoint("minio", ports)
+        ), f"console http://{HOST}:{ports['minio_console']}"
     if component == "postgres":
         return postgres.probe(ports["postgres"]), f"database {pins.POSTGRES_DATABASE}"
     raise ValueError(component)
@@ -184,31 +205,57 @@ def up(layout: Layout, echo: Echo = default_echo) -> dict[str, str]:
         if alive["postgres"] is None:
             began = time.monotonic()
             where = postgres.home(layout)
-            elsewhere = f" (cluster in {where}: user postgres cannot reach the state dir)" \
-                if where != layout.postgres_home else ""
+            elsewhere = (
+                f" (cluster in {where}: user postgres cannot reach the state dir)"
+                if where != layout.postgres_home
+                else ""
+            )
             echo(line("up", "postgres", "starting", endpoint("postgres", ports) + elsewhere))
             record = postgres.start(layout, port=ports["postgres"])
             write_pidfile(layout.pidfile("postgres"), record)
-            echo(line("up", "postgres", "healthy", f"{endpoint('postgres', ports)} pid {record.pid}",
-                      time.monotonic() - began))
+            echo(
+                line(
+                    "up",
+                    "postgres",
+                    "healthy",
+                    f"{endpoint('postgres', ports)} pid {record.pid}",
+                    time.monotonic() - began,
+                )
+            )
         for item in sorted(starting, key=lambda s: s.component != "minio"):
             _wait_new(layout, item, ports, echo)
 
         began = time.monotonic()
         passwords = _database_roles(layout, ports["postgres"])
-        echo(line("up", "postgres", "roles ok", f"owner and runtime role of "
-                  f"{', '.join(dbroles.DATABASE_SERVICES)}", time.monotonic() - began))
+        echo(
+            line(
+                "up",
+                "postgres",
+                "roles ok",
+                f"owner and runtime role of {', '.join(dbroles.DATABASE_SERVICES)}",
+                time.monotonic() - began,
+            )
+        )
         _provision_kafka(layout, ports, echo)
         access, secret = minio.credentials(layout)
         identities.ensure_s3_identities(layout, endpoint("minio", ports), access, secret)
         admin = kafka.admin_options(layout)["sasl_plain_password"]
-        values = envfile.build_env(host=HOST, kafka_port=ports["kafka"], kafka_admin_password=admin,
-                                   minio_port=ports["minio"], access_key=access, secret_key=secret,
-                                   postgres_port=ports["postgres"], database=pins.POSTGRES_DATABASE,
-                                   role_passwords=passwords)
+        values = envfile.build_env(
+            host=HOST,
+            kafka_port=ports["kafka"],
+            kafka_admin_password=admin,
+            minio_port=ports["minio"],
+            access_key=access,
+            secret_key=secret,
+            postgres_port=ports["postgres"],
+            database=pins.POSTGRES_DATABASE,
+            role_passwords=passwords,
+        )
         envfile.write_env(layout.env_file, values)
-    echo(f"stack up in {time.monotonic() - overall:.1f}s; endpoints in {layout.env_file} "
-         f"(`genomebus stack env` prints them as exports)")
+    echo(
+        f"stack up in {time.monotonic() - overall:.1f}s; endpoints in {layout.env_file} "
+        f"(`genomebus stack env` prints them as exports)"
+    )
     return values
 
 
@@ -237,8 +284,10 @@ def _provision_kafka(layout: Layout, ports: dict[str, int], echo: Echo) -> None:
     except StackError:
         raise
     except Exception as exc:
-        raise failure(f"kafka: topics or ACLs could not be made: {type(exc).__name__}: {exc}",
-                      layout.log("kafka")) from exc
+        raise failure(
+            f"kafka: topics or ACLs could not be made: {type(exc).__name__}: {exc}",
+            layout.log("kafka"),
+        ) from exc
     kafka.write_kcat_config(layout)
     echo(line("up", "kafka", "access", summary, time.monotonic() - began))
 
@@ -247,8 +296,9 @@ def _spawn(layout: Layout, component: str, ports: dict[str, int], echo: Echo) ->
     began = time.monotonic()
     echo(line("up", component, "starting", endpoint(component, ports)))
     if component == "kafka":
-        process, notes = kafka.start(layout, port=ports["kafka"],
-                                     controller_port=ports["kafka_controller"])
+        process, notes = kafka.start(
+            layout, port=ports["kafka"], controller_port=ports["kafka_controller"]
+        )
         for note in notes:
             echo(line("up", "kafka", "note", note))
     else:
@@ -257,8 +307,9 @@ def _spawn(layout: Layout, component: str, ports: dict[str, int], echo: Echo) ->
         record = PidRecord.capture(process.pid)
     except StackError:
         process.wait()
-        raise failure(f"{component} exited at once (exit code {process.returncode})",
-                      layout.log(component)) from None
+        raise failure(
+            f"{component} exited at once (exit code {process.returncode})", layout.log(component)
+        ) from None
     write_pidfile(layout.pidfile(component), record)
     return _Starting(component, began, process, record)
 
@@ -270,38 +321,63 @@ def _wait_new(layout: Layout, item: _Starting, ports: dict[str, int], echo: Echo
     while True:
         healthy, detail = probe(layout, component, ports)
         if healthy:
-            echo(line("up", component, "healthy", f"{endpoint(component, ports)} pid {record.pid}; {detail}",
-                      time.monotonic() - item.started))
+            echo(
+                line(
+                    "up",
+                    component,
+                    "healthy",
+                    f"{endpoint(component, ports)} pid {record.pid}; {detail}",
+                    time.monotonic() - item.started,
+                )
+            )
             return
         if process.poll() is not None:
             layout.pidfile(component).unlink(missing_ok=True)
-            raise failure(f"{component} exited during startup (exit code {process.returncode})",
-                          layout.log(component))
+            raise failure(
+                f"{component} exited during startup (exit code {process.returncode})",
+                layout.log(component),
+            )
         if time.monotonic() > deadline:
             terminate(record, grace=STOP_GRACE[component])
             layout.pidfile(component).unlink(missing_ok=True)
-            raise failure(f"{component} did not become ready within {READY_TIMEOUT[component]:.0f}s "
-                          f"(stopped it again)", layout.log(component))
+            raise failure(
+                f"{component} did not become ready within {READY_TIMEOUT[component]:.0f}s "
+                f"(stopped it again)",
+                layout.log(component),
+            )
         time.sleep(0.3)
 
 
-def _wait_existing(layout: Layout, component: str, record: PidRecord, ports: dict[str, int],
-                   echo: Echo) -> None:
+def _wait_existing(
+    layout: Layout, component: str, record: PidRecord, ports: dict[str, int], echo: Echo
+) -> None:
     """A process of ours is already there: fine if healthy, else give it time (it may be starting)."""
     began = time.monotonic()
     deadline = began + READY_TIMEOUT[component]
     while True:
         healthy, _ = probe(layout, component, ports)
         if healthy:
-            echo(line("up", component, "already running", f"{endpoint(component, ports)} pid {record.pid}",
-                      time.monotonic() - began))
+            echo(
+                line(
+                    "up",
+                    component,
+                    "already running",
+                    f"{endpoint(component, ports)} pid {record.pid}",
+                    time.monotonic() - began,
+                )
+            )
             return
         if not record.is_ours():
-            raise failure(f"{component} (pid {record.pid}) died; run `genomebus stack up` again",
-                          layout.log(component))
+            raise failure(
+                f"{component} (pid {record.pid}) died; run `genomebus stack up` again",
+                layout.log(component),
+            )
         if time.monotonic() > deadline:
-            raise failure(f"{component} (pid {record.pid}) runs but does not answer; "
-                          f"try `genomebus stack down && genomebus stack up`", layout.log(component))
+            raise failure(
+                f"{component} (pid {record.pid}) runs but does not answer; "
+                f"try `genomebus stack down && genomebus stack up`",
+                layout.log(component),
+            )
         time.sleep(0.3)
 
 
@@ -353,11 +429,25 @@ def status(layout: Layout) -> list[ComponentStatus]:
             rows.append(ComponentStatus(component, "stopped", where, None, ""))
             continue
         healthy, detail = probe(layout, component, ports)
-        rows.append(ComponentStatus(component, "healthy" if healthy else "unhealthy", where,
-                                    record.pid, detail if healthy else "process runs but does not answer"))
+        rows.append(
+            ComponentStatus(
+                component,
+                "healthy" if healthy else "unhealthy",
+                where,
+                record.pid,
+                detail if healthy else "process runs but does not answer",
+            )
+        )
     report = tools.health(layout)
-    rows.append(ComponentStatus("tools", "healthy" if report.ok else "unhealthy", "-", None,
-                                report.summary() if report.ok else "; ".join(report.problems)))
+    rows.append(
+        ComponentStatus(
+            "tools",
+            "healthy" if report.ok else "unhealthy",
+            "-",
+            None,
+            report.summary() if report.ok else "; ".join(report.problems),
+        )
+    )
     return rows
 
 
@@ -365,5 +455,7 @@ def format_status(rows: list[ComponentStatus]) -> str:
     out = []
     for row in rows:
         pid = f"pid {row.pid}" if row.pid else "-"
-        out.append(f"{row.component:<9} {row.state:<10} {row.endpoint:<16} {pid:<11} {row.detail}".rstrip())
+        out.append(
+            f"{row.component:<9} {row.state:<10} {row.endpoint:<16} {pid:<11} {row.detail}".rstrip()
+        )
     return "\n".join(out)

@@ -36,12 +36,21 @@ def missing_packages(packages: Iterable[str]) -> list[str]:
     """The Debian packages among ``packages`` that are not installed (one dpkg-query call)."""
     packages = list(packages)
     if shutil.which("dpkg-query") is None:
-        raise StackError("dpkg-query not found: the dev stack installs tools from Debian packages "
-                         "and needs a Debian/Ubuntu machine")
-    result = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages],
-                            capture_output=True, text=True, check=False)
-    installed = {line.split()[0] for line in result.stdout.splitlines()
-                 if line.strip().endswith(" installed")}
+        raise StackError(
+            "dpkg-query not found: the dev stack installs tools from Debian packages "
+            "and needs a Debian/Ubuntu machine"
+        )
+    result = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    installed = {
+        line.split()[0]
+        for line in result.stdout.splitlines()
+        if line.strip().endswith(" installed")
+    }
     return [p for p in packages if p not in installed]
 
 
@@ -52,15 +61,22 @@ def apt_install(packages: list[str], layout: Layout) -> None:
     """``apt-get update`` (once per process) and install ``packages``; root only."""
     global _apt_updated
     if os.geteuid() != 0:
-        raise StackError(f"missing Debian packages: {' '.join(packages)}. Install them with\n"
-                         f"    sudo apt-get update && sudo apt-get install -y {' '.join(packages)}")
+        raise StackError(
+            f"missing Debian packages: {' '.join(packages)}. Install them with\n"
+            f"    sudo apt-get update && sudo apt-get install -y {' '.join(packages)}"
+        )
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     log = layout.log("install")
     if not _apt_updated:
         run_logged(["apt-get", "update"], log=log, env=env, what="apt-get update", timeout=900)
         _apt_updated = True
-    run_logged(["apt-get", "install", "-y", "--no-install-recommends", *packages], log=log,
-               env=env, what=f"apt-get install {' '.join(packages)}", timeout=1800)
+    run_logged(
+        ["apt-get", "install", "-y", "--no-install-recommends", *packages],
+        log=log,
+        env=env,
+        what=f"apt-get install {' '.join(packages)}",
+        timeout=1800,
+    )
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -84,8 +100,14 @@ def tool_version(tool: str, path: str | None = None) -> str | None:
     found = shutil.which(argv[0], path=path)
     if found is None:
         return None
-    result = subprocess.run([found, *argv[1:]], capture_output=True, text=True, errors="replace",
-                            check=False, timeout=30)
+    result = subprocess.run(
+        [found, *argv[1:]],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        check=False,
+        timeout=30,
+    )
     match = re.search(pattern, result.stdout + "\n" + result.stderr, re.MULTILINE)
     return match.group(1) if match else None
 
@@ -128,10 +150,16 @@ def install(layout: Layout) -> str:
             raise StackError(f"apt-get install finished but these are still missing: {still}")
     report = check_versions()
     if not report.ok:
-        raise StackError("tool versions too old for the pipeline:\n  " + "\n  ".join(report.problems)
-                         + "\n  (this Debian release's packages are too old: use Debian 12+)")
-    how = f"installed {' '.join(missing)}" if missing else \
-        f"all {len(pins.DEBIAN_PACKAGES)} Debian packages present"
+        raise StackError(
+            "tool versions too old for the pipeline:\n  "
+            + "\n  ".join(report.problems)
+            + "\n  (this Debian release's packages are too old: use Debian 12+)"
+        )
+    how = (
+        f"installed {' '.join(missing)}"
+        if missing
+        else f"all {len(pins.DEBIAN_PACKAGES)} Debian packages present"
+    )
     return f"{how}; {report.summary()}"
 
 
@@ -154,8 +182,9 @@ def with_service_path(env: Mapping[str, str], layout: Layout | None = None) -> d
     return {**env, "PATH": service_path(env.get("PATH", os.defpath), layout)}
 
 
-def use_patched_bwa(environ: MutableMapping[str, str] | None = None,
-                    layout: Layout | None = None) -> Path:
+def use_patched_bwa(
+    environ: MutableMapping[str, str] | None = None, layout: Layout | None = None
+) -> Path:
     """Put the patched bwa first in ``environ``'s PATH (default: this process's, e.g. from a
     test session's conftest) and return its folder; a StackError if it is not built."""
     layout = layout or Layout.discover()
@@ -173,11 +202,14 @@ def bwa_check(path: str) -> tuple[str, str | None]:
     if found is None:
         return "bwa: none on PATH", "no `bwa` on the services' PATH: run `genomebus stack install`"
     version, has_j = bwabuild.probe(found)
-    note = (f"services' first bwa: {found} ({version or 'version ?'}, "
-            f"{'with' if has_j else 'no'} -J)")
+    note = (
+        f"services' first bwa: {found} ({version or 'version ?'}, {'with' if has_j else 'no'} -J)"
+    )
     if not has_j:
-        return note, (f"{found}, first `bwa` on the services' PATH, lacks `bwa mem -J` (needs "
-                      f"{pins.BWA_VERSION_STRING}): run `genomebus stack install`")
+        return note, (
+            f"{found}, first `bwa` on the services' PATH, lacks `bwa mem -J` (needs "
+            f"{pins.BWA_VERSION_STRING}): run `genomebus stack install`"
+        )
     return note, None
 
 
@@ -192,7 +224,10 @@ def health(layout: Layout | None = None) -> ToolReport:
     notes = [note]
     own = shutil.which("bwa")
     if own is not None and own != shutil.which("bwa", path=path):
-        notes.append(f"this shell's PATH finds {own} first (`eval \"$(genomebus stack env)\"` "
-                     f"puts the patched one first)")
-    return ToolReport(report.versions, problems + report.problems + ([problem] if problem else []),
-                      notes)
+        notes.append(
+            f'this shell\'s PATH finds {own} first (`eval "$(genomebus stack env)"` '
+            f"puts the patched one first)"
+        )
+    return ToolReport(
+        report.versions, problems + report.problems + ([problem] if problem else []), notes
+    )

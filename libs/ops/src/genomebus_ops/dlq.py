@@ -171,8 +171,11 @@ class ReplayReport:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"dry_run": self.dry_run, "counts": self.counts, "replayed": self.replayed,
-             "skipped": self.skipped},
+            {
+                "dry_run": self.dry_run,
+                "counts": self.counts,
+                "replayed": self.replayed,
+                "skipped": self.skipped,
+            },
             indent=2,
         )
-

@@ -43,16 +43,33 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("dlq_topic")
     again = commands.add_parser("replay", help="send parked records back to their topic")
     again.add_argument("dlq_topic")
-    again.add_argument("--error-code", action="append", default=[], help="only this code (repeatable)")
-    again.add_argument("--offset", action="append", default=[], type=_offset,
-                       help="only this PARTITION:OFFSET of the DLQ (repeatable)")
+    again.add_argument(
+        "--error-code", action="append", default=[], help="only this code (repeatable)"
+    )
+    again.add_argument(
+        "--offset",
+        action="append",
+        default=[],
+        type=_offset,
+        help="only this PARTITION:OFFSET of the DLQ (repeatable)",
+    )
     again.add_argument("--dry-run", action="store_true", help="judge and report; publish nothing")
-    again.add_argument("--force", action="store_true",
-                       help="replay bodies that do not parse as the topic's event (after a fix)")
-    again.add_argument("--from-beginning", action="store_true",
-                       help="ignore how far earlier replays got; look at the whole DLQ")
-    again.add_argument("--max-replays", type=int, default=DEFAULT_MAX_REPLAYS,
-                       help="refuse records already replayed this many times (loop guard)")
+    again.add_argument(
+        "--force",
+        action="store_true",
+        help="replay bodies that do not parse as the topic's event (after a fix)",
+    )
+    again.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="ignore how far earlier replays got; look at the whole DLQ",
+    )
+    again.add_argument(
+        "--max-replays",
+        type=int,
+        default=DEFAULT_MAX_REPLAYS,
+        help="refuse records already replayed this many times (loop guard)",
+    )
     again.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
 

@@ -42,8 +42,12 @@ def landing_policy(bucket: str, hospital_id: str) -> dict[str, Any]:
         "Statement": [
             {
                 "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload",
-                           "s3:ListMultipartUploadParts"],
+                "Action": [
+                    "s3:PutObject",
+                    "s3:GetObject",
+                    "s3:AbortMultipartUpload",
+                    "s3:ListMultipartUploadParts",
+                ],
                 "Resource": [own],
             },
             {
@@ -61,8 +65,12 @@ def landing_policy(bucket: str, hospital_id: str) -> dict[str, Any]:
     }
 
 
-def admin_client(endpoint: str, access_key: str, secret_key: str, *, secure: bool = False) -> MinioAdmin:
-    return MinioAdmin(endpoint=endpoint, credentials=StaticProvider(access_key, secret_key), secure=secure)
+def admin_client(
+    endpoint: str, access_key: str, secret_key: str, *, secure: bool = False
+) -> MinioAdmin:
+    return MinioAdmin(
+        endpoint=endpoint, credentials=StaticProvider(access_key, secret_key), secure=secure
+    )
 
 
 def grant_landing(admin: MinioAdmin, bucket: str, hospital_id: str) -> LandingCredentials:
@@ -91,10 +99,22 @@ def main(argv: list[str] | None = None) -> int:
     grant.add_argument("--bucket", default="genomebus-landing")
     args = parser.parse_args(argv)
     settings = ServiceSettings.load()
-    admin = admin_client(settings.s3_endpoint, settings.s3_access_key,
-                         settings.s3_secret_key.get_secret_value(), secure=settings.s3_secure)
+    admin = admin_client(
+        settings.s3_endpoint,
+        settings.s3_access_key,
+        settings.s3_secret_key.get_secret_value(),
+        secure=settings.s3_secure,
+    )
     credentials = grant_landing(admin, args.bucket, args.hospital_id)
-    print(json.dumps({"hospital_id": credentials.hospital_id, "bucket": credentials.bucket,
-                      "prefix": credentials.prefix, "access_key": credentials.access_key,
-                      "secret_key": credentials.secret_key}))
+    print(
+        json.dumps(
+            {
+                "hospital_id": credentials.hospital_id,
+                "bucket": credentials.bucket,
+                "prefix": credentials.prefix,
+                "access_key": credentials.access_key,
+                "secret_key": credentials.secret_key,
+            }
+        )
+    )
     return 0

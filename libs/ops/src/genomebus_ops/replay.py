@@ -144,9 +144,7 @@ async def replay(
             if message.partition not in reached:
                 tp = TopicPartition(dlq_topic, message.partition)
                 reached[message.partition] = await consumer.committed(tp) or 0
-            verdict = judge(
-                message, selection, max_replays=max_replays, force=force, topics=topics
-            )
+            verdict = judge(message, selection, max_replays=max_replays, force=force, topics=topics)
             if verdict is Verdict.REPLAY and not dry_run:
                 await producer.send_and_wait(
                     message.original_topic,  # type: ignore[arg-type]  # judge checked it
@@ -159,8 +157,11 @@ async def replay(
                 progress(message, verdict)
             if verdict is Verdict.SKIP_FILTERED:
                 held_back.add(message.partition)
-            elif (not dry_run and message.partition not in held_back
-                  and message.offset + 1 > reached[message.partition]):
+            elif (
+                not dry_run
+                and message.partition not in held_back
+                and message.offset + 1 > reached[message.partition]
+            ):
                 tp = TopicPartition(dlq_topic, message.partition)
                 await consumer.commit({tp: OffsetAndMetadata(message.offset + 1, "")})
                 reached[message.partition] = message.offset + 1

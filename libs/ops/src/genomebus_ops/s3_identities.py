@@ -15,7 +15,11 @@ from typing import Any
 from minio import MinioAdmin
 
 READS, LANDING = "genomebus-reads", "genomebus-landing"
-ALIGNMENTS, VARIANTS, REFERENCES = "genomebus-alignments", "genomebus-variants", "genomebus-references"
+ALIGNMENTS, VARIANTS, REFERENCES = (
+    "genomebus-alignments",
+    "genomebus-variants",
+    "genomebus-references",
+)
 
 
 @dataclass(frozen=True)
@@ -42,28 +46,49 @@ def service_policy(service: str) -> dict[str, Any] | None:
     if access.writes:
         # Object actions only, and the bucket's own existence: never its policy, lifecycle or
         # deletion (a pod that could set a bucket public or expire it could lose everything).
-        statements.append({
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
-                       "s3:ListMultipartUploadParts"],
-            "Resource": [f"arn:aws:s3:::{b}/*" for b in access.writes],
-        })
-        statements.append({
-            "Effect": "Allow",
-            "Action": ["s3:ListBucket", "s3:GetBucketLocation", "s3:CreateBucket",
-                       "s3:ListBucketMultipartUploads"],
-            "Resource": [f"arn:aws:s3:::{b}" for b in access.writes],
-        })
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "s3:GetObject",
+                    "s3:PutObject",
+                    "s3:DeleteObject",
+                    "s3:AbortMultipartUpload",
+                    "s3:ListMultipartUploadParts",
+                ],
+                "Resource": [f"arn:aws:s3:::{b}/*" for b in access.writes],
+            }
+        )
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "s3:ListBucket",
+                    "s3:GetBucketLocation",
+                    "s3:CreateBucket",
+                    "s3:ListBucketMultipartUploads",
+                ],
+                "Resource": [f"arn:aws:s3:::{b}" for b in access.writes],
+            }
+        )
     if access.reads:
-        statements.append({
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"],
-            "Resource": [arn for b in access.reads for arn in (f"arn:aws:s3:::{b}", f"arn:aws:s3:::{b}/*")],
-        })
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": [
+                    arn
+                    for b in access.reads
+                    for arn in (f"arn:aws:s3:::{b}", f"arn:aws:s3:::{b}/*")
+                ],
+            }
+        )
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def grant_service(admin: MinioAdmin, service: str, secret_key: str | None = None) -> tuple[str, str] | None:
+def grant_service(
+    admin: MinioAdmin, service: str, secret_key: str | None = None
+) -> tuple[str, str] | None:
     """Create (or update) ``service``'s S3 user and policy; (access key, secret key), or None
     for a service that gets no identity."""
     policy = service_policy(service)

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from genomebus_common.events import Priority
 from genomebus_common.energy import EnergySettings
+from genomebus_common.events import Priority
 from genomebus_common.settings import ScatterSettings, ServiceSettings
 
 from .core.chunks import BWA_BATCH_BASES
@@ -19,9 +19,13 @@ class AlignmentSettings(ServiceSettings, EnergySettings, ScatterSettings):
     aligner: Literal["bwa", "minimap2"] = Field(
         "bwa", description="bwa mem (default), or minimap2 -ax sr as the fast option."
     )
-    threads: int = Field(os.cpu_count() or 2, ge=1, description="Threads for the aligner and samtools.")
+    threads: int = Field(
+        os.cpu_count() or 2, ge=1, description="Threads for the aligner and samtools."
+    )
     sort_memory_mb: int = Field(
-        512, ge=64, description="samtools sort memory per thread: bounds memory whatever the sample size."
+        512,
+        ge=64,
+        description="samtools sort memory per thread: bounds memory whatever the sample size.",
     )
     chunk_bases: int = Field(
         500_000_000,
@@ -35,7 +39,9 @@ class AlignmentSettings(ServiceSettings, EnergySettings, ScatterSettings):
         description="bwa mem -K: bases per batch. Part of what the alignments are (the "
         "insert-size model is per batch): change it only with a new pipeline version.",
     )
-    alignments_bucket: str = Field("genomebus-alignments", description="Bucket for BAMs and indexes.")
+    alignments_bucket: str = Field(
+        "genomebus-alignments", description="Bucket for BAMs and indexes."
+    )
     lanes: list[Priority] = Field(
         default_factory=lambda: list(Priority),
         description="Which priority lanes this worker consumes (comma-separated); run dedicated "
@@ -45,4 +51,6 @@ class AlignmentSettings(ServiceSettings, EnergySettings, ScatterSettings):
     @field_validator("lanes", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        return (
+            [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        )

@@ -66,9 +66,11 @@ class _UploadingSink:
         for path in self.paths:
             key = self.scatter.work_key(self.index, f"{self.plan}/{path.name.split('.', 1)[1]}")
             self.uploaded.append(key)  # before the upload: a half-done one is removed too
-            refs.append(self.scatter.store.put_file(
-                self.scatter.bucket, key, path, content_type="application/gzip"
-            ))
+            refs.append(
+                self.scatter.store.put_file(
+                    self.scatter.bucket, key, path, content_type="application/gzip"
+                )
+            )
         for path in self.paths:
             path.unlink()
         self.unit = {
@@ -93,22 +95,29 @@ class AlignmentWork:
     def rule(self) -> ChunkRule:
         return ChunkRule.for_bases(self.settings.chunk_bases, self.settings.bwa_batch_bases)
 
-    def plan(self, source: SampleEvent, scatter: ScatterStore, workdir: Path) -> list[dict[str, Any]]:
+    def plan(
+        self, source: SampleEvent, scatter: ScatterStore, workdir: Path
+    ) -> list[dict[str, Any]]:
         """Stream both FASTQ files once, cutting them into chunks of whole bwa batches."""
         assert isinstance(source, SampleReceived)
         self.references.materialise(source.reference)  # an unknown reference fails here, first
         rule = self.rule
-        if source.read_bases is not None and source.read_bases < rule.batch_bases * rule.batches_per_chunk:
+        if (
+            source.read_bases is not None
+            and source.read_bases < rule.batch_bases * rule.batches_per_chunk
+        ):
             # Fewer bases than one chunk's batches can hold: one chunk, exactly the files as
             # sent, so nothing is read, cut or stored twice.
-            return [{
-                "r1": source.reads_r1.model_dump(mode="json"),
-                "r2": source.reads_r2.model_dump(mode="json"),
-                "pairs": source.read_pairs,
-                "bases": source.read_bases,
-                "first_pair": 0,
-                **self._identity(),
-            }]
+            return [
+                {
+                    "r1": source.reads_r1.model_dump(mode="json"),
+                    "r2": source.reads_r2.model_dump(mode="json"),
+                    "pairs": source.read_pairs,
+                    "bases": source.read_bases,
+                    "first_pair": 0,
+                    **self._identity(),
+                }
+            ]
         sinks: list[_UploadingSink] = []
         attempt = new_attempt()  # two plans of one sample never share chunk objects
 
@@ -121,8 +130,10 @@ class AlignmentWork:
             with self.store.open(source.reads_r1) as r1, self.store.open(source.reads_r2) as r2:
                 try:
                     pairs = split_pairs(
-                        counted_fastq(r1.read, counts[0]), counted_fastq(r2.read, counts[1]),
-                        rule, open_chunk,
+                        counted_fastq(r1.read, counts[0]),
+                        counted_fastq(r2.read, counts[1]),
+                        rule,
+                        open_chunk,
                     )
                 except InvalidPairs as exc:
                     raise InvalidReads(str(exc)) from exc
@@ -160,11 +171,14 @@ class AlignmentWork:
         unit = plan.units[index]
         size = unit["r1"]["size"] + unit["r2"]["size"]
         return time_limit_for(
-            size, floor_s=self.settings.unit_time_floor_s,
+            size,
+            floor_s=self.settings.unit_time_floor_s,
             bytes_per_s=self.settings.unit_min_bytes_per_s,
         )
 
-    def work(self, plan: ScatterPlan, index: int, scatter: ScatterStore, workdir: Path) -> UnitResult:
+    def work(
+        self, plan: ScatterPlan, index: int, scatter: ScatterStore, workdir: Path
+    ) -> UnitResult:
         source = SampleReceived.model_validate(plan.source)
         unit = plan.units[index]
         reference_fasta, _ = self.references.materialise(source.reference)
@@ -191,18 +205,29 @@ class AlignmentWork:
                 f"chunk {index} was cut with {unit['pairs']} pairs, alignment read {aligned.read_pairs}"
             )
         bam = self.store.put_file(
-            scatter.bucket, scatter.work_key(index, f"{new_attempt()}/sorted.bam"), aligned.bam,
+            scatter.bucket,
+            scatter.work_key(index, f"{new_attempt()}/sorted.bam"),
+            aligned.bam,
             content_type="application/x-bam",
         )
         return UnitResult(
-            index=index, outputs={"bam": bam}, cpu_seconds=0, wall_seconds=0,
-            details={"pairs": aligned.read_pairs,
-                     "tools": [t.model_dump(mode="json") for t in aligned.tools]},
+            index=index,
+            outputs={"bam": bam},
+            cpu_seconds=0,
+            wall_seconds=0,
+            details={
+                "pairs": aligned.read_pairs,
+                "tools": [t.model_dump(mode="json") for t in aligned.tools],
+            },
         )
 
     def _whole(
-        self, source: SampleReceived, unit: dict[str, Any], reference_fasta: Path,
-        scatter: ScatterStore, workdir: Path,
+        self,
+        source: SampleReceived,
+        unit: dict[str, Any],
+        reference_fasta: Path,
+        scatter: ScatterStore,
+        workdir: Path,
     ) -> UnitResult:
         """A sample that is one chunk: its unit streams through duplicate marking and stores
         the sample's BAM itself, so its gather has nothing to merge."""
@@ -226,43 +251,68 @@ class AlignmentWork:
                 f"ingest counted {source.read_pairs} read pairs, alignment read {result.read_pairs}"
             )
         bucket, attempt = self.settings.alignments_bucket, new_attempt()
-        bam = self.store.put_file(bucket, scatter.output_key(attempt, f"{source.sample_id}.bam"),
-                                  result.bam, content_type="application/x-bam")
+        bam = self.store.put_file(
+            bucket,
+            scatter.output_key(attempt, f"{source.sample_id}.bam"),
+            result.bam,
+            content_type="application/x-bam",
+        )
         bai = self.store.put_file(
             bucket, scatter.output_key(attempt, f"{source.sample_id}.bam.bai"), result.bai
         )
         return UnitResult(
-            index=0, outputs={"bam": bam, "bai": bai}, cpu_seconds=0, wall_seconds=0,
-            details={"pairs": result.read_pairs, "whole": True,
-                     "metrics": result.metrics.model_dump(mode="json"),
-                     "tools": [t.model_dump(mode="json") for t in result.tools]},
+            index=0,
+            outputs={"bam": bam, "bai": bai},
+            cpu_seconds=0,
+            wall_seconds=0,
+            details={
+                "pairs": result.read_pairs,
+                "whole": True,
+                "metrics": result.metrics.model_dump(mode="json"),
+                "tools": [t.model_dump(mode="json") for t in result.tools],
+            },
         )
 
     def gather(
-        self, plan: ScatterPlan, results: list[UnitResult], scatter: ScatterStore, workdir: Path,
+        self,
+        plan: ScatterPlan,
+        results: list[UnitResult],
+        scatter: ScatterStore,
+        workdir: Path,
         meter: ResourceMeter,
     ) -> SampleAligned:
         started = time.monotonic()
         source = SampleReceived.model_validate(plan.source)
         if len(results) == 1 and results[0].details.get("whole"):
             return self._aligned(
-                source, results[0].outputs["bam"], results[0].outputs["bai"],
+                source,
+                results[0].outputs["bam"],
+                results[0].outputs["bai"],
                 AlignmentMetrics.model_validate(results[0].details["metrics"]),
-                results[0].details["tools"], meter, units=1, gather_seconds=0.0,
+                results[0].details["tools"],
+                meter,
+                units=1,
+                gather_seconds=0.0,
             )
         reference_fasta, _ = self.references.materialise(source.reference)
         inputs = workdir / "units"
         inputs.mkdir()
         bams = [
-            self.store.download(r.outputs["bam"], inputs / f"unit{r.index:06d}.bam") for r in results
+            self.store.download(r.outputs["bam"], inputs / f"unit{r.index:06d}.bam")
+            for r in results
         ]
         bam, bai, _stats, metrics, merged = gather_alignments(
-            bams, reference_fasta, workdir / "gather",
-            expected_pairs=source.read_pairs, threads=self.settings.threads,
+            bams,
+            reference_fasta,
+            workdir / "gather",
+            expected_pairs=source.read_pairs,
+            threads=self.settings.threads,
         )
         bucket, attempt = self.settings.alignments_bucket, new_attempt()
         bam_ref = self.store.put_file(
-            bucket, scatter.output_key(attempt, f"{source.sample_id}.bam"), bam,
+            bucket,
+            scatter.output_key(attempt, f"{source.sample_id}.bam"),
+            bam,
             content_type="application/x-bam",
         )
         bai_ref = self.store.put_file(
@@ -273,12 +323,28 @@ class AlignmentWork:
             unit_tools[0],
             {**unit_tools[1], "command": f"{unit_tools[1]['command']} | {merged.command}"},
         ]
-        return self._aligned(source, bam_ref, bai_ref, metrics, tools, meter, units=len(results),
-                             gather_seconds=time.monotonic() - started)
+        return self._aligned(
+            source,
+            bam_ref,
+            bai_ref,
+            metrics,
+            tools,
+            meter,
+            units=len(results),
+            gather_seconds=time.monotonic() - started,
+        )
 
     def _aligned(
-        self, source: SampleReceived, bam: ObjectRef, bai: ObjectRef, metrics: AlignmentMetrics,
-        tools: list[dict[str, Any]], meter: ResourceMeter, *, units: int, gather_seconds: float,
+        self,
+        source: SampleReceived,
+        bam: ObjectRef,
+        bai: ObjectRef,
+        metrics: AlignmentMetrics,
+        tools: list[dict[str, Any]],
+        meter: ResourceMeter,
+        *,
+        units: int,
+        gather_seconds: float,
     ) -> SampleAligned:
         return SampleAligned(
             **source.carried(PRODUCER),

@@ -12,8 +12,8 @@ from genomebus_common.consent_view import ConsentView
 from genomebus_common.events import SampleReceived, Stage
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.reference import ReferenceRegistry
-from genomebus_common.scratch import remove_abandoned
 from genomebus_common.runtime import ServiceRuntime, create_app, serve
+from genomebus_common.scratch import remove_abandoned
 from genomebus_common.topics import sample_received_topic
 
 from .config import AlignmentSettings

@@ -135,8 +135,9 @@ def bwa_takes_read_offset() -> bool:
     are in the sample, and chunked output is the one-piece output, record for record.
     """
     try:
-        done = subprocess.run(["bwa", "mem"], capture_output=True, timeout=30,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            ["bwa", "mem"], capture_output=True, timeout=30, stdin=subprocess.DEVNULL
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return re.search(rb"^\s*-J INT", done.stdout + done.stderr, flags=re.MULTILINE) is not None
@@ -171,8 +172,19 @@ def _sort_commands(threads: int, sort_memory_mb: int) -> list[Command]:
         Command.of("samtools", "fixmate", "-u", "-m", "-", "-"),
         # -l 1: the sorted chunk is an intermediate, read once by the gather.
         Command.of(
-            "samtools", "sort", "-l", "1", "-@", str(threads), "-m", f"{per_thread_mb}M",
-            "-T", Data("tmp/sort"), "-o", Data("sorted.bam"), "-",
+            "samtools",
+            "sort",
+            "-l",
+            "1",
+            "-@",
+            str(threads),
+            "-m",
+            f"{per_thread_mb}M",
+            "-T",
+            Data("tmp/sort"),
+            "-o",
+            Data("sorted.bam"),
+            "-",
         ),
     ]
 
@@ -185,8 +197,17 @@ def _gather_commands(threads: int, units: int) -> list[Command]:
     return [
         Command.of("samtools", "merge", "-u", "-c", "-p", "-@", extra, "-o", "-", *inputs),
         Command.of(
-            "samtools", "markdup", "-@", extra, "-T", Data("tmp/markdup"),
-            "-f", Data("markdup.stats"), "--write-index", "-", Data("bam##idx##bai"),
+            "samtools",
+            "markdup",
+            "-@",
+            extra,
+            "-T",
+            Data("tmp/markdup"),
+            "-f",
+            Data("markdup.stats"),
+            "--write-index",
+            "-",
+            Data("bam##idx##bai"),
         ),
     ]
 
@@ -430,8 +451,16 @@ def align(
     samtools_cmds = [
         Command.of("samtools", "fixmate", "-u", "-m", "-", "-"),
         Command.of(
-            "samtools", "sort", "-u", "-@", str(threads), "-m", f"{per_thread_mb}M",
-            "-T", Data("tmp/sort"), "-",
+            "samtools",
+            "sort",
+            "-u",
+            "-@",
+            str(threads),
+            "-m",
+            f"{per_thread_mb}M",
+            "-T",
+            Data("tmp/sort"),
+            "-",
         ),
         # merge | markdup exactly as the gather runs them (merge re-appends each record's RG
         # tag, so even a sample of one chunk gets the byte-identical records of many chunks)
@@ -454,7 +483,8 @@ def align(
     tools = [
         ToolProvenance(name=aligner, version=tool_version(aligner), command=align_cmd.display()),
         ToolProvenance(
-            name="samtools", version=tool_version("samtools"),
+            name="samtools",
+            version=tool_version("samtools"),
             command=display_pipeline(samtools_cmds),
         ),
     ]

@@ -29,4 +29,6 @@ class CallingSettings(ServiceSettings, EnergySettings, ScatterSettings):
     @field_validator("lanes", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        return (
+            [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        )

@@ -58,7 +58,9 @@ class CallingWork:
     def htslib(self) -> HtslibS3:
         return HtslibS3(self.settings)
 
-    def plan(self, source: SampleEvent, scatter: ScatterStore, workdir: Path) -> list[dict[str, Any]]:
+    def plan(
+        self, source: SampleEvent, scatter: ScatterStore, workdir: Path
+    ) -> list[dict[str, Any]]:
         """Check the BAM (complete, sorted, this reference's) and cut its contigs into regions."""
         assert isinstance(source, SampleAligned)
         reference_fasta, _ = self.references.materialise(source.reference)
@@ -76,29 +78,42 @@ class CallingWork:
 
     def time_limit(self, plan: ScatterPlan, index: int) -> float:
         return time_limit_for(
-            plan.units[index]["bam_share_bytes"], floor_s=self.settings.unit_time_floor_s,
+            plan.units[index]["bam_share_bytes"],
+            floor_s=self.settings.unit_time_floor_s,
             bytes_per_s=self.settings.unit_min_bytes_per_s,
         )
 
-    def work(self, plan: ScatterPlan, index: int, scatter: ScatterStore, workdir: Path) -> UnitResult:
+    def work(
+        self, plan: ScatterPlan, index: int, scatter: ScatterStore, workdir: Path
+    ) -> UnitResult:
         source = SampleAligned.model_validate(plan.source)
         reference_fasta, _ = self.references.materialise(source.reference)
         bai = self.store.download(source.bam_index, workdir / "input.bam.bai")
         bam = f"{self.htslib.url(source.bam)}##idx##{bai}"
         bcf, tool = call_unit(
-            bam, reference_fasta, workdir / "out", regions=plan.units[index]["regions"],
+            bam,
+            reference_fasta,
+            workdir / "out",
+            regions=plan.units[index]["regions"],
             env=self.htslib.env(),
         )
         ref = self.store.put_file(
             scatter.bucket, scatter.work_key(index, f"{new_attempt()}/calls.bcf"), bcf
         )
         return UnitResult(
-            index=index, outputs={"bcf": ref}, cpu_seconds=0, wall_seconds=0,
+            index=index,
+            outputs={"bcf": ref},
+            cpu_seconds=0,
+            wall_seconds=0,
             details={"tool": tool.model_dump(mode="json")},
         )
 
     def gather(
-        self, plan: ScatterPlan, results: list[UnitResult], scatter: ScatterStore, workdir: Path,
+        self,
+        plan: ScatterPlan,
+        results: list[UnitResult],
+        scatter: ScatterStore,
+        workdir: Path,
         meter: ResourceMeter,
     ) -> VariantsCalled:
         started = time.monotonic()
@@ -107,14 +122,17 @@ class CallingWork:
         inputs = workdir / "units"
         inputs.mkdir()
         bcfs = [
-            self.store.download(r.outputs["bcf"], inputs / f"unit{r.index:06d}.bcf") for r in results
+            self.store.download(r.outputs["bcf"], inputs / f"unit{r.index:06d}.bcf")
+            for r in results
         ]
         vcf, tbi, counts, tools = gather_calls(
             bcfs, reference_fasta, workdir / "gather", threads=self.settings.threads
         )
         bucket, attempt = self.settings.variants_bucket, new_attempt()
         vcf_ref = self.store.put_file(
-            bucket, scatter.output_key(attempt, f"{source.sample_id}.vcf.gz"), vcf,
+            bucket,
+            scatter.output_key(attempt, f"{source.sample_id}.vcf.gz"),
+            vcf,
             content_type="application/gzip",
         )
         tbi_ref = self.store.put_file(

@@ -167,8 +167,9 @@ def _unit_commands(regions: bool) -> list[Command]:
     ref, bam, bcf = Data("reference"), Data("bam"), Data("unit.bcf")
     where = ["-r", Data("regions")] if regions else []
     return [
-        Command.of("bcftools", "mpileup", "--no-version", "-f", ref, "-a", "AD,DP", *where,
-                   "-Ou", bam),
+        Command.of(
+            "bcftools", "mpileup", "--no-version", "-f", ref, "-a", "AD,DP", *where, "-Ou", bam
+        ),
         Command.of("bcftools", "call", "--no-version", "-mv", "-Ob", "-o", bcf),
     ]
 
@@ -179,15 +180,27 @@ def _gather_commands(threads: int, units: int) -> list[Command]:
     return [
         Command.of("bcftools", "concat", "--no-version", "-Ou", *inputs),
         Command.of(
-            "bcftools", "norm", "-f", ref, "-m", "-any", "--check-ref", "e",
-            "--threads", str(max(threads - 1, 0)), "-Oz", "-o", vcf,
+            "bcftools",
+            "norm",
+            "-f",
+            ref,
+            "-m",
+            "-any",
+            "--check-ref",
+            "e",
+            "--threads",
+            str(max(threads - 1, 0)),
+            "-Oz",
+            "-o",
+            vcf,
         ),
     ]
 
 
 def _index_command(threads: int) -> Command:
-    return Command.of("bcftools", "index", "-t", "-f", "--threads", str(max(threads - 1, 0)),
-                      Data("vcf.gz"))
+    return Command.of(
+        "bcftools", "index", "-t", "-f", "--threads", str(max(threads - 1, 0)), Data("vcf.gz")
+    )
 
 
 def call_unit(
@@ -242,9 +255,7 @@ def gather_calls(
     counts = variant_counts(vcf)
     indexed = int(run_tool(["bcftools", "index", "-n", str(vcf)]).strip() or 0)
     if indexed != counts.records:
-        raise ToolFailed(
-            f"the VCF holds {counts.records} records but its index counts {indexed}"
-        )
+        raise ToolFailed(f"the VCF holds {counts.records} records but its index counts {indexed}")
     version = tool_version("bcftools")
     tools = [
         ToolProvenance(name="bcftools", version=version, command=display_pipeline(commands)),
@@ -270,7 +281,8 @@ def call_variants(
     vcf, tbi, counts, tools = gather_calls([bcf], reference_fasta, workdir, threads=threads)
     bcf.unlink(missing_ok=True)
     merged = ToolProvenance(
-        name="bcftools", version=tools[0].version,
+        name="bcftools",
+        version=tools[0].version,
         command=f"{unit_tool.command} | {tools[0].command}",
     )
     return CallingResult(vcf=vcf, index=tbi, counts=counts, tools=[merged, tools[1]])

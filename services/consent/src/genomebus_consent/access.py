@@ -56,7 +56,9 @@ def may_write(client: Client, patient: PatientRecord) -> bool:
     return treats(client, patient)
 
 
-def lifts_restriction_without_right(client: Client, patient: PatientRecord, research_use: ResearchUse) -> bool:
+def lifts_restriction_without_right(
+    client: Client, patient: PatientRecord, research_use: ResearchUse
+) -> bool:
     """True if this version would lift a research restriction the client may not lift."""
     if research_use is not ResearchUse.ALLOWED or patient.restricted_by is None:
         return False

@@ -36,7 +36,9 @@ def build_app(settings: ConsentSettings) -> FastAPI:
             rt.readiness["postgres"] = lambda: pool.fetchval("SELECT true")
             rt.keep_running(relay)  # publishes only while Kafka is connected
             yield ConsentService(
-                pool=pool, pseudonymiser=pseudonymiser, relay=relay,
+                pool=pool,
+                pseudonymiser=pseudonymiser,
+                relay=relay,
                 portal_clients=frozenset(settings.consent_portal_clients),
             )
 

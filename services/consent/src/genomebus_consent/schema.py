@@ -14,14 +14,16 @@ from importlib import resources
 from genomebus_common.db import Migration, Schema, load_migrations
 from genomebus_common.grants import APPEND_ONLY, RuntimeGrants
 
-GRANTS = RuntimeGrants({
-    "consent_versions": APPEND_ONLY,
-    "idempotency_keys": APPEND_ONLY,
-    # every read and write of a patient's consent, allowed or refused (the patient reads it)
-    "consent_access_log": APPEND_ONLY,
-    # who treats whom, from ingest's sample.registered (only ever added to)
-    "treating_hospitals": APPEND_ONLY,
-})
+GRANTS = RuntimeGrants(
+    {
+        "consent_versions": APPEND_ONLY,
+        "idempotency_keys": APPEND_ONLY,
+        # every read and write of a patient's consent, allowed or refused (the patient reads it)
+        "consent_access_log": APPEND_ONLY,
+        # who treats whom, from ingest's sample.registered (only ever added to)
+        "treating_hospitals": APPEND_ONLY,
+    }
+)
 
 
 def migrations() -> list[Migration]:

@@ -18,7 +18,14 @@ from genomebus_common.events import SampleRegistered
 from genomebus_common.identifiers import InvalidNationalId, Pseudonymiser, parse_cpr
 from genomebus_common.outbox import OutboxRelay, enqueue
 
-from .access import Client, ClientKind, PatientRecord, lifts_restriction_without_right, may_read, may_write
+from .access import (
+    Client,
+    ClientKind,
+    PatientRecord,
+    lifts_restriction_without_right,
+    may_read,
+    may_write,
+)
 from .domain import (
     ConsentFacts,
     ConsentHistory,
@@ -109,8 +116,14 @@ class ConsentService:
                     await _lock(conn, f"idempotency:{client}:{idempotency_key}")
                     replay = await self._replay(conn, client, idempotency_key, fingerprint)
                     if replay is not None:
-                        await _log(conn, pseudonym, self.client(client), "record", "allowed",
-                                   f"record consent ({source}), replayed")
+                        await _log(
+                            conn,
+                            pseudonym,
+                            self.client(client),
+                            "record",
+                            "allowed",
+                            f"record consent ({source}), replayed",
+                        )
                         return Recorded(replay, created=False)
                 await _lock(conn, f"patient:{pseudonym}")
                 current = await conn.fetchrow(
@@ -130,10 +143,12 @@ class ConsentService:
                 if problems := rule_violations(facts):
                     raise ConsentRejected(problems)
                 if lifts_restriction_without_right(who, patient, facts.research_use):
-                    raise _Refused(RestrictionNotYours(
-                        "the patient restricted research use; only the patient (through the "
-                        "citizens' portal) or the hospital that recorded the restriction may lift it"
-                    ))
+                    raise _Refused(
+                        RestrictionNotYours(
+                            "the patient restricted research use; only the patient (through the "
+                            "citizens' portal) or the hospital that recorded the restriction may lift it"
+                        )
+                    )
                 await _log(conn, pseudonym, who, "record", "allowed", purpose)
                 number = (current["version"] if current else 0) + 1
                 event = consent_changed(facts, pseudonym=pseudonym, version=number)
@@ -174,7 +189,14 @@ class ConsentService:
                 await enqueue(conn, event)
         except _Refused as refused:
             # the transaction is rolled back; the refusal is logged on its own
-            await _log(self.pool, pseudonym, self.client(client), "record", "refused", f"record consent ({source})")
+            await _log(
+                self.pool,
+                pseudonym,
+                self.client(client),
+                "record",
+                "refused",
+                f"record consent ({source})",
+            )
             raise refused.error from None
         except GenomebusError:
             raise
@@ -221,8 +243,14 @@ class ConsentService:
             )
             patient = await self._patient(conn, pseudonym, rows[-1] if rows else None)
             allowed = bool(rows) and may_read(who, patient)
-            await _log(conn, pseudonym, who, "read_history", "allowed" if allowed else "refused",
-                       "read consent history")
+            await _log(
+                conn,
+                pseudonym,
+                who,
+                "read_history",
+                "allowed" if allowed else "refused",
+                "read consent history",
+            )
         if not allowed:
             raise ConsentNotFound(NOT_FOUND)
         log.info("consent history read", extra={"patient_pseudonym": pseudonym, "client": client})
@@ -231,7 +259,6 @@ class ConsentService:
             patient_pseudonym=pseudonym, current_version=versions[-1].version, versions=versions
         )
 
-
     async def sample_registered(self, event: SampleRegistered) -> None:
         """A hospital registered a sample of the patient: it treats the patient from now on."""
         async with self.pool.acquire() as conn, conn.transaction():
@@ -239,13 +266,23 @@ class ConsentService:
                 """
                 INSERT INTO treating_hospitals (patient_pseudonym, hospital_id, first_sample_id)
                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true""",
-                event.patient_pseudonym, event.hospital_id, event.sample_id,
+                event.patient_pseudonym,
+                event.hospital_id,
+                event.sample_id,
             )
             if became:  # the patient sees who claims to treat them, in the same log as reads
-                await _log(conn, event.patient_pseudonym, Client(event.hospital_id, ClientKind.HOSPITAL),
-                           "became_treating", "allowed", f"registered sample {event.sample_id}")
+                await _log(
+                    conn,
+                    event.patient_pseudonym,
+                    Client(event.hospital_id, ClientKind.HOSPITAL),
+                    "became_treating",
+                    "allowed",
+                    f"registered sample {event.sample_id}",
+                )
 
-    async def access_log(self, pseudonym: str, *, client: str, limit: int = 500) -> list[dict[str, object]]:
+    async def access_log(
+        self, pseudonym: str, *, client: str, limit: int = 500
+    ) -> list[dict[str, object]]:
         """Who read or changed the patient's consent, newest first: for the portal only."""
         who = self.client(client)
         if who.kind is not ClientKind.PORTAL:
@@ -259,7 +296,9 @@ class ConsentService:
                 pseudonym,
                 limit,
             )
-            await _log(conn, pseudonym, who, "read_access_log", "allowed", "patient reads who looked")
+            await _log(
+                conn, pseudonym, who, "read_access_log", "allowed", "patient reads who looked"
+            )
         return [dict(row) for row in rows]
 
     async def _patient(
@@ -280,14 +319,17 @@ class ConsentService:
             # who recorded the current restriction: every restricted version since the last
             # one that allowed research use (the first started it; the portal confirming it
             # later makes it the patient's own)
-            restricting = await conn.fetchval(
-                """
+            restricting = (
+                await conn.fetchval(
+                    """
                 SELECT array_agg(recorded_by_client ORDER BY version) FROM consent_versions
                 WHERE patient_pseudonym = $1 AND research_use = 'own_treatment_only'
                   AND version > coalesce((SELECT max(version) FROM consent_versions
                                           WHERE patient_pseudonym = $1 AND research_use = 'allowed'), 0)""",
-                pseudonym,
-            ) or []
+                    pseudonym,
+                )
+                or []
+            )
         return PatientRecord(
             has_versions=True,
             recorded_by=frozenset(recorders or ()),
@@ -305,13 +347,23 @@ class _Refused(Exception):
 
 
 async def _log(
-    conn: asyncpg.Connection | asyncpg.Pool, pseudonym: str, client: Client, action: str, outcome: str, purpose: str
+    conn: asyncpg.Connection | asyncpg.Pool,
+    pseudonym: str,
+    client: Client,
+    action: str,
+    outcome: str,
+    purpose: str,
 ) -> None:
     await conn.execute(
         """
         INSERT INTO consent_access_log (patient_pseudonym, client_id, client_kind, action, outcome, purpose)
         VALUES ($1, $2, $3, $4, $5, $6)""",
-        pseudonym, client.id, client.kind.value, action, outcome, purpose,
+        pseudonym,
+        client.id,
+        client.kind.value,
+        action,
+        outcome,
+        purpose,
     )
 
 

@@ -56,7 +56,9 @@ class Backlog:
     def oldest_wait_s(self) -> float | None:
         """Age of the oldest waiting record; None when nothing waits. Never negative (a
         producer's clock ahead of ours would otherwise give a sample negative age)."""
-        stamps = [p.oldest_timestamp_ms for p in self.partitions if p.oldest_timestamp_ms is not None]
+        stamps = [
+            p.oldest_timestamp_ms for p in self.partitions if p.oldest_timestamp_ms is not None
+        ]
         if not stamps:
             return None
         return max(0.0, self.measured_at - min(stamps) / 1000.0)

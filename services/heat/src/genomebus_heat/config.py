@@ -83,9 +83,7 @@ class HeatSettings(ServiceSettings):
         description="How long before the wait limit the controller escalates: covers its own "
         "interval, KEDA's polling and pod start-up.",
     )
-    heat_interval_s: float = Field(
-        60, ge=1, description="Seconds between control rounds."
-    )
+    heat_interval_s: float = Field(60, ge=1, description="Seconds between control rounds.")
     heat_hold_s: float = Field(
         900,
         ge=0,
@@ -109,7 +107,7 @@ class HeatSettings(ServiceSettings):
     )
 
     @model_validator(mode="after")
-    def _bounds_consistent(self) -> "HeatSettings":
+    def _bounds_consistent(self) -> HeatSettings:
         if self.heat_min_replicas > self.heat_max_replicas:
             raise ValueError(
                 f"GENOMEBUS_HEAT_MIN_REPLICAS ({self.heat_min_replicas}) is above "

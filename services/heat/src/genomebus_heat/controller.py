@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from aiokafka.errors import KafkaError
@@ -82,7 +83,7 @@ class HeatController:
         kube: KubeClient,
         probe: BacklogProbe,
         *,
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
         self.kube = kube
@@ -201,8 +202,10 @@ class HeatController:
         s = self.settings
         table = recovery_table(await self.kube.list_nodes())
         for problem in table.problems:
-            log.warning("heat-recovery label unusable, using 0.0 or the clamped value",
-                        extra={"problem": problem})
+            log.warning(
+                "heat-recovery label unusable, using 0.0 or the clamped value",
+                extra={"problem": problem},
+            )
         rendered = table.render()
         cm = await self.kube.get_configmap(s.heat_namespace, s.heat_recovery_configmap)
         if cm is None:
@@ -217,8 +220,11 @@ class HeatController:
             return False
         log.info(
             "heat-recovery table updated",
-            extra={"configmap": s.heat_recovery_configmap, "nodes": len(table.fractions),
-                   "fractions": table.fractions},
+            extra={
+                "configmap": s.heat_recovery_configmap,
+                "nodes": len(table.fractions),
+                "fractions": table.fractions,
+            },
         )
         return True
 
@@ -251,10 +257,13 @@ class HeatController:
         """Rounds every ``heat_interval_s`` until ``stop`` is set."""
         log.info(
             "heat controller started",
-            extra={"scaledobject": self.settings.heat_scaledobject,
-                   "namespace": self.settings.heat_namespace,
-                   "min": self.settings.heat_min_replicas, "max": self.settings.heat_max_replicas,
-                   "interval_s": self.settings.heat_interval_s},
+            extra={
+                "scaledobject": self.settings.heat_scaledobject,
+                "namespace": self.settings.heat_namespace,
+                "min": self.settings.heat_min_replicas,
+                "max": self.settings.heat_max_replicas,
+                "interval_s": self.settings.heat_interval_s,
+            },
         )
         while not stop.is_set():
             await self.run_round()

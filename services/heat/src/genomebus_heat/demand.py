@@ -84,7 +84,9 @@ def parse_forecast(data: Mapping[str, str]) -> Forecast:
         try:
             start = datetime.fromisoformat(str(point["start"]))
         except ValueError:
-            raise ForecastError(f"point {n}: start is not an ISO time: {point['start']!r}") from None
+            raise ForecastError(
+                f"point {n}: start is not an ISO time: {point['start']!r}"
+            ) from None
         if start.tzinfo is None or start.utcoffset() is None:
             raise ForecastError(f"point {n}: start {point['start']!r} has no UTC offset")
         demand = _number(point["demand_kw"], f"point {n}: demand_kw")

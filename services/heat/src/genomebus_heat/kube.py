@@ -58,7 +58,7 @@ class KubeClient:
         )
 
     @classmethod
-    def in_cluster(cls, account_dir: Path = SERVICE_ACCOUNT_DIR) -> "KubeClient":
+    def in_cluster(cls, account_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeClient:
         """The API server this pod's service account talks to."""
         host = os.environ.get("KUBERNETES_SERVICE_HOST")
         port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
@@ -80,7 +80,12 @@ class KubeClient:
         await self._http.aclose()
 
     async def _request(
-        self, method: str, path: str, *, json_body: Any = None, content_type: str | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        content_type: str | None = None,
         params: dict[str, str] | None = None,
     ) -> httpx.Response:
         headers = {"Accept": "application/json"}

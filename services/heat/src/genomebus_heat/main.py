@@ -73,7 +73,11 @@ def create_app(
         ready = all(checks.values())
         response.status_code = 200 if ready else 503
         body: dict[str, Any] = {"ready": ready, "checks": checks}
-        errors = {k: v.error for k, v in (("steer", status.steer), ("recovery", status.recovery)) if v.error}
+        errors = {
+            k: v.error
+            for k, v in (("steer", status.steer), ("recovery", status.recovery))
+            if v.error
+        }
         if errors:
             body["errors"] = errors
         if status.last_decision is not None:

@@ -73,7 +73,9 @@ async def register_sample(
 
 
 @router.put("/samples/{sample_id}/reads/{mate}", response_model=SampleView)
-async def upload_reads(sample_id: str, mate: Mate, hospital: Hospital, request: Request) -> SampleView:
+async def upload_reads(
+    sample_id: str, mate: Mate, hospital: Hospital, request: Request
+) -> SampleView:
     """Stream one gzip FASTQ mate; its SHA-256 must be the one declared at registration."""
     ingest = ingest_of(request)
     await ingest.get(sample_id, hospital)  # 404 before reading any bytes

@@ -14,7 +14,7 @@ class IngestSettings(PseudonymSettings, ServiceSettings):
     service_name: str = "ingest"
     hospital_tokens: dict[str, str] = Field(
         default_factory=dict,
-        description='JSON object: hospital id -> SHA-256 (hex) of that LIS\'s bearer token, e.g. '
+        description="JSON object: hospital id -> SHA-256 (hex) of that LIS's bearer token, e.g. "
         '{"RH": "9f86d0..."}. Tokens themselves are never stored.',
     )
     reads_bucket: str = Field("genomebus-reads", description="Bucket for accepted FASTQ files.")
@@ -23,12 +23,16 @@ class IngestSettings(PseudonymSettings, ServiceSettings):
     )
 
     sweep_interval_s: float = Field(
-        300.0, gt=0, description="How often ingest looks for samples nothing else would move on "
-        "(a check that died half-way, a consent decision that could not be made then)."
+        300.0,
+        gt=0,
+        description="How often ingest looks for samples nothing else would move on "
+        "(a check that died half-way, a consent decision that could not be made then).",
     )
     sweep_stale_after_s: float = Field(
-        3600.0, gt=0, description="A sample is swept only when untouched this long (longer than "
-        "the longest FASTQ check), so work in progress is left alone."
+        3600.0,
+        gt=0,
+        description="A sample is swept only when untouched this long (longer than "
+        "the longest FASTQ check), so work in progress is left alone.",
     )
 
     @field_validator("hospital_tokens", mode="before")

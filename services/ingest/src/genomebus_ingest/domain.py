@@ -22,7 +22,6 @@ from genomebus_common.events import (
     Sha256Hex,
 )
 
-
 Mate = Literal["R1", "R2"]
 PRODUCER = Producer(service="ingest", version="0.1.0")
 
@@ -55,8 +54,10 @@ def landing_key_of(hospital_id: str, key: str) -> bool:
     """True if ``key`` lies under the hospital's own ``<hospital_id>/`` prefix of the landing
     bucket, with no empty, ``.`` or ``..`` segment that could lead out of it."""
     head, _, rest = key.partition("/")
-    return head == hospital_id and bool(rest) and all(
-        part not in ("", ".", "..") for part in rest.split("/")
+    return (
+        head == hospital_id
+        and bool(rest)
+        and all(part not in ("", ".", "..") for part in rest.split("/"))
     )
 
 
@@ -166,5 +167,3 @@ def sample_received(
         read_pairs=read_pairs,
         read_bases=read_bases,
     )
-
-

@@ -52,7 +52,7 @@ def _mate_name(header: bytes) -> bytes:
     return name
 
 
-class _Mate:  # noqa: PLW1641 (identity hash: used as a dict key)
+class _Mate:
     """One mate's records, a batch at a time, with its problems recorded in the report."""
 
     def __init__(self, label: str, stream: BinaryIO, report: FastqReport) -> None:
@@ -120,7 +120,9 @@ class _Mate:  # noqa: PLW1641 (identity hash: used as a dict key)
         self._explain(headers, seqs, pluses, quals)
         return False
 
-    def _explain(self, headers: list[bytes], seqs: list[bytes], pluses: list[bytes], quals: list[bytes]) -> None:
+    def _explain(
+        self, headers: list[bytes], seqs: list[bytes], pluses: list[bytes], quals: list[bytes]
+    ) -> None:
         """The slow path: find the first bad record of a batch and say what is wrong with it."""
         for i, (header, seq, plus, qual) in enumerate(zip(headers, seqs, pluses, quals)):
             where = f"record {self.count + i + 1}"

@@ -10,8 +10,8 @@ import asyncpg
 from fastapi import FastAPI
 
 from genomebus_common import metrics
-from genomebus_common.db import service_pool
 from genomebus_common.broker import Delivery
+from genomebus_common.db import service_pool
 from genomebus_common.events import ConsentChanged, Stage, StageProgress
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.outbox import OutboxRelay
@@ -56,8 +56,13 @@ def build_app(settings: IngestSettings) -> FastAPI:
                 tracer=rt.tracer,
             )
             rt.keep_running(relay)  # publishes only while Kafka is connected
-            rt.keep_running(Sweeper(ingest, interval_s=settings.sweep_interval_s,
-                                    stale_after_s=settings.sweep_stale_after_s))
+            rt.keep_running(
+                Sweeper(
+                    ingest,
+                    interval_s=settings.sweep_interval_s,
+                    stale_after_s=settings.sweep_stale_after_s,
+                )
+            )
             metrics.on_scrape(ingest, lambda: count_samples(pool))
             try:
                 yield ingest
@@ -69,10 +74,14 @@ def build_app(settings: IngestSettings) -> FastAPI:
 
     # A consent change is never parked for a database outage: it waits, in order.
     runtime.consumer.subscribe(
-        ConsentChanged, on_consent, CONSENT_CHANGED.name, retry_transient_forever=True,
+        ConsentChanged,
+        on_consent,
+        CONSENT_CHANGED.name,
+        retry_transient_forever=True,
         # while it waits, the member stays in its group (no rebalance every 5 minutes)
         max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
     )
+
     async def on_progress(event: StageProgress, delivery: Delivery) -> None:
         await app.state.resources.apply_progress(event, delivery)
 
@@ -80,7 +89,9 @@ def build_app(settings: IngestSettings) -> FastAPI:
         StageProgress, on_progress, STAGE_PROGRESS.name, group_suffix="progress"
     )
     app = create_app(
-        runtime, resources=resources_, title="genomebus ingest: hospital LIS API",
+        runtime,
+        resources=resources_,
+        title="genomebus ingest: hospital LIS API",
         streamed_bodies=(api.STREAMED_UPLOADS,),
     )
     api.install(app, settings.hospital_tokens)

@@ -13,13 +13,15 @@ from importlib import resources
 from genomebus_common.db import Migration, Schema, load_migrations
 from genomebus_common.grants import APPEND_ONLY, UPDATABLE, RuntimeGrants
 
-GRANTS = RuntimeGrants({
-    "rejected_registrations": APPEND_ONLY,
-    # A sample's state moves (awaiting reads, consent, received, quarantined, removed).
-    "samples": UPDATABLE,
-    # The latest consent version seen per patient (a projection of consent.changed).
-    "consents": UPDATABLE,
-})
+GRANTS = RuntimeGrants(
+    {
+        "rejected_registrations": APPEND_ONLY,
+        # A sample's state moves (awaiting reads, consent, received, quarantined, removed).
+        "samples": UPDATABLE,
+        # The latest consent version seen per patient (a projection of consent.changed).
+        "consents": UPDATABLE,
+    }
+)
 
 
 def migrations() -> list[Migration]:

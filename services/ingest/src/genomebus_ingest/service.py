@@ -30,9 +30,9 @@ import asyncpg
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from genomebus_common.errors import ChecksumMismatch, DataConflict, ObjectNotFound, PermanentError
 from genomebus_common.background import BackgroundTask
 from genomebus_common.broker import Delivery
+from genomebus_common.errors import ChecksumMismatch, DataConflict, ObjectNotFound, PermanentError
 from genomebus_common.events import (
     ConsentChanged,
     ObjectRef,
@@ -42,8 +42,8 @@ from genomebus_common.events import (
     SampleRemoved,
     StageProgress,
 )
-from genomebus_common.inbox import once
 from genomebus_common.identifiers import InvalidNationalId, Pseudonymiser, parse_cpr
+from genomebus_common.inbox import once
 from genomebus_common.objectstore import ObjectStore
 from genomebus_common.outbox import OutboxRelay, enqueue
 from genomebus_common.reference import ReferenceRegistry
@@ -110,7 +110,9 @@ class Ingest:
         with self.tracer.start_as_current_span(
             name,
             context=sample_context if sample_context is not None else here,
-            links=links_to(here if sample_context is not None else None, *map(_carrier_of, also_links)),
+            links=links_to(
+                here if sample_context is not None else None, *map(_carrier_of, also_links)
+            ),
             attributes={f"genomebus.{k}": v for k, v in attributes.items() if v is not None},
         ) as span:
             yield span
@@ -159,7 +161,9 @@ class Ingest:
                 "registered with different content"
             )
         view = _view(existing)
-        taking_from_landing = registration.reads.landing_r1_key and registration.reads.landing_r2_key
+        taking_from_landing = (
+            registration.reads.landing_r1_key and registration.reads.landing_r2_key
+        )
         if taking_from_landing and view.status == SampleStatus.AWAITING_READS:
             # first time, or a retry after the object store failed midway
             view = await self._take_from_landing(registration)
@@ -177,7 +181,9 @@ class Ingest:
 
     async def get(self, sample_id: str, hospital_id: str) -> SampleView:
         row = await self.pool.fetchrow(
-            "SELECT * FROM samples WHERE sample_id = $1 AND hospital_id = $2", sample_id, hospital_id
+            "SELECT * FROM samples WHERE sample_id = $1 AND hospital_id = $2",
+            sample_id,
+            hospital_id,
         )
         if row is None:
             raise SampleNotFound(f"no sample {sample_id!r} for hospital {hospital_id}")
@@ -331,12 +337,15 @@ class Ingest:
                 # only once the sample's reads are in and checked (a bare registration naming a
                 # stolen national id makes no one a treating hospital), in the transaction that
                 # says so.
-                await enqueue(conn, SampleRegistered(
-                    correlation_id=sample_id,
-                    sample_id=sample_id,
-                    patient_pseudonym=row["patient_pseudonym"],
-                    hospital_id=row["hospital_id"],
-                ))
+                await enqueue(
+                    conn,
+                    SampleRegistered(
+                        correlation_id=sample_id,
+                        sample_id=sample_id,
+                        patient_pseudonym=row["patient_pseudonym"],
+                        hospital_id=row["hospital_id"],
+                    ),
+                )
                 await self._decide(conn, row["patient_pseudonym"], only_sample=sample_id)
         if self.relay is not None:
             self.relay.notify()
@@ -392,7 +401,10 @@ class Ingest:
                                                            'unit_kind', $5::text))
              WHERE sample_id = $1
                AND coalesce((progress -> $2::text ->> 'done')::int, -1) < $3::int""",
-            event.sample_id, event.stage.value, event.units_done, event.units_total,
+            event.sample_id,
+            event.stage.value,
+            event.units_done,
+            event.units_total,
             event.unit_kind,
         )
 
@@ -447,22 +459,32 @@ class Ingest:
             )
             log.warning("sample quarantined", extra={"sample_id": row["sample_id"]})
             return
-        if row["priority"] == Priority.RESEARCH.value and consent["research_use"] != ResearchUse.ALLOWED.value:
+        if (
+            row["priority"] == Priority.RESEARCH.value
+            and consent["research_use"] != ResearchUse.ALLOWED.value
+        ):
             # Consent applies to the purpose: held with the reason, never processed, until the
             # patient allows research use (the next consent version decides again).
-            held = [f"held: the patient restricted use to own treatment (consent version "
-                    f"{consent['version']}); a research sample runs only if research use is allowed"]
+            held = [
+                f"held: the patient restricted use to own treatment (consent version "
+                f"{consent['version']}); a research sample runs only if research use is allowed"
+            ]
             changed = await conn.execute(
                 """
                 UPDATE samples SET consent_version = $2, reasons = $3::jsonb, updated_at = now()
                 WHERE sample_id = $1 AND reasons IS DISTINCT FROM $3::jsonb""",
-                row["sample_id"], consent["version"], json.dumps(held),
+                row["sample_id"],
+                consent["version"],
+                json.dumps(held),
             )
             if changed.endswith(" 1"):
-                log.warning("research sample held by consent", extra={"sample_id": row["sample_id"]})
+                log.warning(
+                    "research sample held by consent", extra={"sample_id": row["sample_id"]}
+                )
             return
         manifest = await asyncio.to_thread(
-            self.references.find, SampleRegistration.model_validate_json(row["registration"]).reference_id
+            self.references.find,
+            SampleRegistration.model_validate_json(row["registration"]).reference_id,
         )
         if manifest is None:
             return  # stays waiting; the reference must come back before it can run
@@ -484,7 +506,10 @@ class Ingest:
             consent["version"],
         )
         await enqueue(conn, event)
-        log.info("sample released", extra={"sample_id": row["sample_id"], "consent_version": consent["version"]})
+        log.info(
+            "sample released",
+            extra={"sample_id": row["sample_id"], "consent_version": consent["version"]},
+        )
 
     # --- the sweep ---------------------------------------------------------------------------
 
@@ -530,8 +555,9 @@ class Ingest:
         if patients and self.relay is not None:
             self.relay.notify()
         if stuck or patients:
-            log.info("sweep moved samples on",
-                     extra={"checks": len(stuck), "patients": len(patients)})
+            log.info(
+                "sweep moved samples on", extra={"checks": len(stuck), "patients": len(patients)}
+            )
         return len(stuck), len(patients)
 
     async def remove(self, sample_id: str, hospital_id: str, reason: str) -> SampleView:
@@ -578,7 +604,9 @@ class Ingest:
             )
         # The originals the LIS left in the landing bucket go too (only under its own prefix:
         # a registration never takes any other key).
-        stored = await self.pool.fetchval("SELECT registration FROM samples WHERE sample_id = $1", sample_id)
+        stored = await self.pool.fetchval(
+            "SELECT registration FROM samples WHERE sample_id = $1", sample_id
+        )
         reads = SampleRegistration.model_validate_json(stored).reads
         for key in (reads.landing_r1_key, reads.landing_r2_key):
             if not key or not landing_key_of(hospital_id, key):
@@ -590,7 +618,9 @@ class Ingest:
                   AND $3 IN (registration->'reads'->>'landing_r1_key',
                              registration->'reads'->>'landing_r2_key')
                 LIMIT 1""",
-                hospital_id, sample_id, key,
+                hospital_id,
+                sample_id,
+                key,
             )
             if not shared:  # another live sample of the hospital still names it: it stays
                 await asyncio.to_thread(self.store.remove, self.landing_bucket, key)

@@ -99,8 +99,13 @@ async def page(
     more, rows = len(rows) > limit, rows[:limit]
     entries = [
         AccessEntry(
-            at=r["at"], client_id=r["actor"], role=r["role"], hospital_id=r["hospital_id"],
-            action=r["action"], purpose=r["purpose"], outcome=r["outcome"],
+            at=r["at"],
+            client_id=r["actor"],
+            role=r["role"],
+            hospital_id=r["hospital_id"],
+            action=r["action"],
+            purpose=r["purpose"],
+            outcome=r["outcome"],
         )
         for r in rows
     ]

@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
+from pydantic import TypeAdapter, ValidationError
+
 from genomebus_common.errors import PermanentError
 from genomebus_common.events import PSEUDONYM_PATTERN, SafeText
 from genomebus_common.http import ErrorMapping, bearer_identity, install_error_handlers
-from pydantic import TypeAdapter, ValidationError
 
 from . import access_log
 from .config import RegistryClient
@@ -59,9 +60,7 @@ Chrom = Annotated[str, Query(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 Allele = Annotated[str, Query(pattern=r"^[ACGTNacgtn]{1,1000}$")]
 
 
-def caller(
-    request: Request, x_purpose: Annotated[str | None, Header()] = None
-) -> Caller:
+def caller(request: Request, x_purpose: Annotated[str | None, Header()] = None) -> Caller:
     """The authenticated client and its stated purpose (authentication is checked first)."""
     client_id = request.app.state.identify(request)
     client: RegistryClient = request.app.state.clients[client_id]
@@ -73,7 +72,9 @@ def caller(
     try:
         _SAFE_TEXT.validate_python(purpose)
     except ValidationError:
-        raise PurposeRequired("X-Purpose looks like it holds a national id; use pseudonyms only") from None
+        raise PurposeRequired(
+            "X-Purpose looks like it holds a national id; use pseudonyms only"
+        ) from None
     return Caller(client_id, client.role, client.hospital_id, purpose)
 
 

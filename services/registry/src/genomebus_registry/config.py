@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from genomebus_common.settings import ServiceSettings
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from genomebus_common.settings import ServiceSettings
 
 from .disclosure import DEFAULT_MIN_CELL, MIN_CELL_FLOOR
 
@@ -56,7 +57,8 @@ class RegistrySettings(ServiceSettings):
         f"them are withheld (docs/security-registry.md). At least {MIN_CELL_FLOOR}.",
     )
     fold_interval_s: float = Field(
-        5.0, gt=0,
+        5.0,
+        gt=0,
         description="How often an idle registry writer looks for pending count adjustments to "
         "fold into the stored counts (while any are pending it folds batch after batch). "
         "Answers are exact either way; folding keeps them fast and frees removed samples' "

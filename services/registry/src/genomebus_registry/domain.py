@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from pydantic import BaseModel, Field
+
 from genomebus_common.errors import PermanentError
 from genomebus_common.reference import sha512t24u
-from pydantic import BaseModel, Field
 
 from . import disclosure
 
@@ -277,8 +278,11 @@ class PatientCursor(BaseModel):
         """Raises ValueError for anything that is not a cursor this service handed out."""
         try:
             raw = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-            if (not isinstance(raw, list) or len(raw) != 4
-                    or not all(type(v) is int and 0 <= v < 1 << 31 for v in raw)):
+            if (
+                not isinstance(raw, list)
+                or len(raw) != 4
+                or not all(type(v) is int and 0 <= v < 1 << 31 for v in raw)
+            ):
                 raise ValueError("not a position")
             return cls(position=tuple(raw))
         except (ValueError, TypeError) as exc:

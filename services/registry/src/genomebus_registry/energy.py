@@ -11,17 +11,24 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
+from pydantic import BaseModel, Field
+
 from genomebus_common.energy import total
 from genomebus_common.events import EnergyEstimate
-from pydantic import BaseModel, Field
 
 ALIGNMENT = "alignment"
 CALLING = "calling"
 STAGES = (ALIGNMENT, CALLING)
 
 _FIELDS = (
-    "method", "cpu_seconds", "wall_seconds", "watts_per_core", "kwh", "heat_recovery_fraction",
-    "heat_recovered_kwh", "node",
+    "method",
+    "cpu_seconds",
+    "wall_seconds",
+    "watts_per_core",
+    "kwh",
+    "heat_recovery_fraction",
+    "heat_recovered_kwh",
+    "node",
 )
 
 

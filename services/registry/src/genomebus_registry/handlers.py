@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+
 from genomebus_common.broker import Delivery
 from genomebus_common.errors import DataConflict, GenomebusError, from_asyncpg_error
 from genomebus_common.events import (
@@ -137,10 +138,15 @@ class RegistryHandlers:
                     await read_consent(conn, owner, lock=True)
                 # Out of every view and answer at commit; its blocks go with the next fold, once
                 # no pending adjustment names them.
-                await counts.add(conn, decide.on_removal(
-                    owner, await counts.patient_samples(conn, owner), sample["sample_no"],
-                    await counts.research_ok(conn, owner),
-                ))
+                await counts.add(
+                    conn,
+                    decide.on_removal(
+                        owner,
+                        await counts.patient_samples(conn, owner),
+                        sample["sample_no"],
+                        await counts.research_ok(conn, owner),
+                    ),
+                )
                 withdrawn_genotypes = 0 if sample["quarantined"] else sample["genotypes_loaded"]
             marked = await conn.execute(
                 """
@@ -163,8 +169,10 @@ class RegistryHandlers:
                 action="sample.removed",
                 purpose=event.reason,
                 outcome=(
-                    "removed" if marked != "UPDATE 0"
-                    else "already_removed" if sample is not None
+                    "removed"
+                    if marked != "UPDATE 0"
+                    else "already_removed"
+                    if sample is not None
                     else "not_loaded_here"
                 ),
                 # whose data went (the sample's patient here) and whom the hospital named
@@ -280,11 +288,15 @@ class RegistryHandlers:
                 loaded = None
             if reason is None:
                 samples = await counts.patient_samples(conn, event.patient_pseudonym)
-                await counts.add(conn, decide.on_load(
-                    event.patient_pseudonym, samples,
-                    decide.SampleState(sample_no, event.reference.digest, True),
-                    await counts.research_ok(conn, event.patient_pseudonym),
-                ))
+                await counts.add(
+                    conn,
+                    decide.on_load(
+                        event.patient_pseudonym,
+                        samples,
+                        decide.SampleState(sample_no, event.reference.digest, True),
+                        await counts.research_ok(conn, event.patient_pseudonym),
+                    ),
+                )
 
             if event.energy is not None:  # spent whether the sample loads or is quarantined
                 await energy.record(
@@ -320,7 +332,9 @@ class RegistryHandlers:
                 },
             )
             if reason is not None:
-                log.warning("sample quarantined", extra={"sample_id": event.sample_id, "reason": reason})
+                log.warning(
+                    "sample quarantined", extra={"sample_id": event.sample_id, "reason": reason}
+                )
                 return False
             assert loaded is not None
             await enqueue(
@@ -343,14 +357,23 @@ class RegistryHandlers:
             )
         log.info(
             "sample loaded",
-            extra={"sample_id": event.sample_id, "genotypes": loaded.genotypes,
-                   "records": stats.records, "skipped_symbolic": stats.skipped_symbolic},
+            extra={
+                "sample_id": event.sample_id,
+                "genotypes": loaded.genotypes,
+                "records": stats.records,
+                "skipped_symbolic": stats.skipped_symbolic,
+            },
         )
         return True
 
-
-    async def _write_blocks(self, conn: asyncpg.Connection, event: VariantsCalled, vcf: Path,
-                            sample_no: int, stats: ParseStats) -> LoadCounts:
+    async def _write_blocks(
+        self,
+        conn: asyncpg.Connection,
+        event: VariantsCalled,
+        vcf: Path,
+        sample_no: int,
+        stats: ParseStats,
+    ) -> LoadCounts:
         """Stage the VCF, number its new alleles and write the sample's blocks."""
         staged = await stage_genotypes(
             conn, read_genotypes(vcf, event.reference.digest, event.sample_id, stats)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 import asyncpg
+
 from genomebus_common.errors import PermanentError
 from genomebus_common.events import ConsentChanged, VariantsCalled
 
@@ -75,7 +76,8 @@ def unique_calls(rows: Iterator[GenotypeRow]) -> Iterator[GenotypeRow]:
                 backwards = row[0] in done
             if backwards:
                 raise InvalidVcf(
-                    f"the VCF is not sorted by position: {row[0]}:{row[1]} after {chrom}:{pos}")
+                    f"the VCF is not sorted by position: {row[0]}:{row[1]} after {chrom}:{pos}"
+                )
             yield from (group if len(group) == 1 else _largest_per_allele(group))
             group = []
         group.append(row)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 from fastapi import FastAPI
+
 from genomebus_common import metrics
 from genomebus_common.broker import Delivery
 from genomebus_common.db import service_pool
@@ -94,12 +95,14 @@ def build_app(
             variants_called_topic,
             max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,
         )
+
         async def on_sample_removed(event: SampleRemoved, delivery: Delivery) -> None:
             await app.state.resources.handlers.sample_removed(event, delivery)
 
         runtime.consumer.subscribe(
             SampleRemoved, on_sample_removed, SAMPLE_REMOVED.name, group_suffix="removals"
         )
+
         async def on_sample_aligned(event: SampleAligned, delivery: Delivery) -> None:
             await app.state.resources.handlers.sample_aligned(event, delivery)
 
@@ -111,7 +114,10 @@ def build_app(
         # Consent has its own consumer group: a withdrawal never queues behind a large VCF load.
         # A consent change is never parked for a database outage: it waits, in order.
         runtime.consumer.subscribe(
-            ConsentChanged, on_consent_changed, consent_changed_topic, group_suffix="consent",
+            ConsentChanged,
+            on_consent_changed,
+            consent_changed_topic,
+            group_suffix="consent",
             retry_transient_forever=True,
             # while it waits, the member stays in its group (no rebalance every 5 minutes)
             max_poll_interval_ms=settings.kafka_max_poll_interval_s * 1000,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
+
 from genomebus_common.errors import GenomebusError, PermanentError, from_asyncpg_error
 
 from . import access_log, audit, energy
@@ -25,9 +26,9 @@ from .domain import (
     AlleleAnswer,
     AlleleCounts,
     ConsentState,
+    PatientCursor,
     PatientSample,
     PatientVariant,
-    PatientCursor,
     PatientVariants,
     RegionAnswer,
     RegionCursor,
@@ -338,7 +339,9 @@ class Queries:
             if caller.role != "research":
                 return self._denied(RoleForbidden("research queries need a research client"))
             if not 1 <= pos <= keys.MAX_POS:
-                return _Outcome(AlleleAnswer(chrom=chrom, pos=pos, ref=ref, alt=alt, results=[]), [])
+                return _Outcome(
+                    AlleleAnswer(chrom=chrom, pos=pos, ref=ref, alt=alt, results=[]), []
+                )
             rows = await conn.fetch(_ALLELE_SQL, chrom, pos, ref, alt, keys.snv_code(ref, alt))
             results = [
                 AlleleCounts.disclose(
@@ -348,12 +351,17 @@ class Queries:
                     threshold=self.min_cell_count,
                     variant_id=variant_id(r["reference_digest"], chrom, pos, ref, alt),
                     reference_digest=r["reference_digest"],
-                    chrom=chrom, pos=pos, ref=ref, alt=alt,
+                    chrom=chrom,
+                    pos=pos,
+                    ref=ref,
+                    alt=alt,
                 )
                 for r in rows
             ]
             touched = [p for r in rows for p in r["touched"]]
-            return _Outcome(AlleleAnswer(chrom=chrom, pos=pos, ref=ref, alt=alt, results=results), touched)
+            return _Outcome(
+                AlleleAnswer(chrom=chrom, pos=pos, ref=ref, alt=alt, results=results), touched
+            )
 
         return await self._audited(
             caller, "research.allele", {"chrom": chrom, "pos": pos, "ref": ref, "alt": alt}, answer
@@ -385,8 +393,7 @@ class Queries:
             # The audit names the patients counted in this page: the carriers of the variants it
             # lists.
             touched = (
-                await conn.fetchval(_REGION_TOUCHED_SQL, page_keys(rows))
-                if rows else None
+                await conn.fetchval(_REGION_TOUCHED_SQL, page_keys(rows)) if rows else None
             ) or []
             variants = [
                 AlleleCounts.disclose(
@@ -394,24 +401,35 @@ class Queries:
                     allele_count=r["het"] + 2 * r["hom"],
                     samples=r["patients"],
                     threshold=self.min_cell_count,
-                    variant_id=variant_id(r["reference_digest"], chrom, pos_of(r["key"]), r["ref"], r["alt"]),
+                    variant_id=variant_id(
+                        r["reference_digest"], chrom, pos_of(r["key"]), r["ref"], r["alt"]
+                    ),
                     reference_digest=r["reference_digest"],
-                    chrom=chrom, pos=pos_of(r["key"]), ref=r["ref"], alt=r["alt"],
+                    chrom=chrom,
+                    pos=pos_of(r["key"]),
+                    ref=r["ref"],
+                    alt=r["alt"],
                 )
                 for r in rows
             ]
             last = rows[-1] if rows else None
             cursor = (
                 RegionCursor(key=last["key"], reference_digest=last["reference_digest"]).encode()
-                if more and last is not None else None
+                if more and last is not None
+                else None
             )
             page = RegionAnswer(
                 chrom=chrom, start=start, end=end, variants=variants, next_cursor=cursor
             )
             return _Outcome(page, touched)
 
-        details = {"chrom": chrom, "start": start, "end": end, "limit": limit,
-                   "after": after.encode() if after else None}
+        details = {
+            "chrom": chrom,
+            "start": start,
+            "end": end,
+            "limit": limit,
+            "after": after.encode() if after else None,
+        }
         return await self._audited(caller, "research.region", details, answer)
 
     # --- treatment ---------------------------------------------------------------------------
@@ -472,22 +490,37 @@ class Queries:
             variants = []
             for r in rows:
                 sample = ids[r["sample_no"]]
-                variants.append(PatientVariant(
-                    sample_id=sample["sample_id"],
-                    variant_id=variant_id(sample["reference_digest"], r["chrom"], r["pos"], r["ref"], r["alt"]),
-                    reference_digest=sample["reference_digest"], chrom=r["chrom"], pos=r["pos"],
-                    ref=r["ref"], alt=r["alt"], alt_count=r["alt_count"], dp=r["dp"], gq=r["gq"],
-                    zygosity="homozygous" if r["alt_count"] == 2 else "heterozygous",
-                ))
+                variants.append(
+                    PatientVariant(
+                        sample_id=sample["sample_id"],
+                        variant_id=variant_id(
+                            sample["reference_digest"], r["chrom"], r["pos"], r["ref"], r["alt"]
+                        ),
+                        reference_digest=sample["reference_digest"],
+                        chrom=r["chrom"],
+                        pos=r["pos"],
+                        ref=r["ref"],
+                        alt=r["alt"],
+                        alt_count=r["alt_count"],
+                        dp=r["dp"],
+                        gq=r["gq"],
+                        zygosity="homozygous" if r["alt_count"] == 2 else "heterozygous",
+                    )
+                )
             last = rows[-1] if rows else None
             cursor = (
-                PatientCursor(position=(last["sample_no"], last["contig_no"], last["bin"], last["ord"])).encode()
-                if more and last is not None else None
+                PatientCursor(
+                    position=(last["sample_no"], last["contig_no"], last["bin"], last["ord"])
+                ).encode()
+                if more and last is not None
+                else None
             )
             result = PatientVariants(
                 patient_pseudonym=pseudonym,
-                samples=[PatientSample(**{k: v for k, v in s.items() if k != "sample_no"})
-                         for s in samples],
+                samples=[
+                    PatientSample(**{k: v for k, v in s.items() if k != "sample_no"})
+                    for s in samples
+                ],
                 variants=variants,
                 next_cursor=cursor,
             )
@@ -530,7 +563,9 @@ class Queries:
             )
             return _Outcome(result, [patient])
 
-        return await self._audited(caller, "treatment.sample_energy", {"sample_id": sample_id}, answer)
+        return await self._audited(
+            caller, "treatment.sample_energy", {"sample_id": sample_id}, answer
+        )
 
     # --- citizens ----------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
+
 from genomebus_common import metrics
 from genomebus_common.background import BackgroundTask
 
@@ -55,8 +56,10 @@ async def add(conn: asyncpg.Connection, adjustments: Sequence[Adjustment]) -> No
     await conn.executemany(
         "INSERT INTO pending_adjustments (patient_pseudonym, reference_digest, samples, w_all, "
         "w_research) VALUES ($1, $2, $3, $4, $5)",
-        [(a.patient, a.reference_digest, list(a.samples), a.w_all, a.w_research)
-         for a in adjustments],
+        [
+            (a.patient, a.reference_digest, list(a.samples), a.w_all, a.w_research)
+            for a in adjustments
+        ],
     )
 
 
@@ -107,8 +110,9 @@ class Folder(BackgroundTask):
 
     name = "registry-folder"
 
-    def __init__(self, pool: asyncpg.Pool, *, interval: float = 5.0,
-                 max_entries: int = FOLD_BATCH) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, interval: float = 5.0, max_entries: int = FOLD_BATCH
+    ) -> None:
         self.pool = pool
         self.interval = interval
         self.max_entries = max_entries
@@ -118,13 +122,17 @@ class Folder(BackgroundTask):
             try:
                 result = await fold(self.pool, self.max_entries)
             except Exception as exc:  # a folder that stops leaves answers exact but slower: go on
-                log.warning("fold failed; retrying", extra={"error": type(exc).__name__},
-                            exc_info=not isinstance(exc, (asyncpg.PostgresError, OSError)))
+                log.warning(
+                    "fold failed; retrying",
+                    extra={"error": type(exc).__name__},
+                    exc_info=not isinstance(exc, (asyncpg.PostgresError, OSError)),
+                )
                 await asyncio.sleep(self.interval)
                 continue
             if result.entries:
                 metrics.REGISTRY_FOLDED.inc(result.entries)
-                log.info("folded", extra={"entries": result.entries,
-                                          "seconds": round(result.seconds, 3)})
+                log.info(
+                    "folded", extra={"entries": result.entries, "seconds": round(result.seconds, 3)}
+                )
             if result.entries < self.max_entries:
                 await asyncio.sleep(self.interval)

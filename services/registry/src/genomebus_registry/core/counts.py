@@ -55,12 +55,18 @@ class SampleState:
 
 def contribution(samples: Iterable[SampleState], reference_digest: str) -> tuple[int, ...]:
     """The samples whose blocks make up a patient's contribution on one reference."""
-    return tuple(sorted(s.sample_no for s in samples
-                        if s.active and s.reference_digest == reference_digest))
+    return tuple(
+        sorted(s.sample_no for s in samples if s.active and s.reference_digest == reference_digest)
+    )
 
 
-def replace(patient: str, reference_digest: str, before: tuple[int, ...], after: tuple[int, ...],
-            research: bool) -> list[Adjustment]:
+def replace(
+    patient: str,
+    reference_digest: str,
+    before: tuple[int, ...],
+    after: tuple[int, ...],
+    research: bool,
+) -> list[Adjustment]:
     """The patient's contribution on a reference goes from ``before`` to ``after``."""
     if before == after:
         return []
@@ -73,16 +79,18 @@ def replace(patient: str, reference_digest: str, before: tuple[int, ...], after:
     return out
 
 
-def on_load(patient: str, samples: Iterable[SampleState], loaded: SampleState,
-            research: bool) -> list[Adjustment]:
+def on_load(
+    patient: str, samples: Iterable[SampleState], loaded: SampleState, research: bool
+) -> list[Adjustment]:
     """A sample of the patient loads (``samples``: the patient's samples before it)."""
     before = contribution(samples, loaded.reference_digest)
     after = tuple(sorted((*before, loaded.sample_no)))
     return replace(patient, loaded.reference_digest, before, after, research)
 
 
-def on_removal(patient: str, samples: Iterable[SampleState], removed: int,
-               research: bool) -> list[Adjustment]:
+def on_removal(
+    patient: str, samples: Iterable[SampleState], removed: int, research: bool
+) -> list[Adjustment]:
     """The hospital removes one of the patient's samples (``samples``: before the removal)."""
     samples = list(samples)
     gone = next((s for s in samples if s.sample_no == removed and s.active), None)
@@ -93,8 +101,9 @@ def on_removal(patient: str, samples: Iterable[SampleState], removed: int,
     return replace(patient, gone.reference_digest, before, after, research)
 
 
-def on_consent(patient: str, samples: Iterable[SampleState], was_research: bool,
-               now_research: bool) -> list[Adjustment]:
+def on_consent(
+    patient: str, samples: Iterable[SampleState], was_research: bool, now_research: bool
+) -> list[Adjustment]:
     """A consent change lets the patient into research or takes them out of it (the
     unrestricted counts do not move)."""
     if was_research == now_research:
@@ -156,8 +165,12 @@ class Ledger:
     counts: dict[int, Counts] = field(default_factory=dict)
     cohorts: dict[str, Cohort] = field(default_factory=dict)
 
-    def apply(self, adjustment: Adjustment, genotypes_of: Callable[[int], Genotypes],
-              keys: Callable[[int], bool] = lambda key: True) -> None:
+    def apply(
+        self,
+        adjustment: Adjustment,
+        genotypes_of: Callable[[int], Genotypes],
+        keys: Callable[[int], bool] = lambda key: True,
+    ) -> None:
         """Add one adjustment (only the variants ``keys`` accepts, for a partial answer)."""
         for key, alt in genotype(adjustment.samples, genotypes_of).items():
             if not keys(key):
@@ -180,8 +193,12 @@ class Ledger:
         )
 
 
-def answer(stored: Ledger, pending: Iterable[Adjustment], genotypes_of: Callable[[int], Genotypes],
-           keys: Callable[[int], bool] = lambda key: True) -> Ledger:
+def answer(
+    stored: Ledger,
+    pending: Iterable[Adjustment],
+    genotypes_of: Callable[[int], Genotypes],
+    keys: Callable[[int], bool] = lambda key: True,
+) -> Ledger:
     """Stored + pending: what every research answer reads (and what a fold leaves stored)."""
     out = stored.copy()
     for adjustment in pending:

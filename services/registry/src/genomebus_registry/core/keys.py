@@ -52,10 +52,14 @@ BASES = "ACGT"
 SNVS: tuple[tuple[str, str] | None, ...] = (
     None,
     *((ref, alt) for ref in BASES for alt in BASES if ref != alt),
-    None, None, None,
+    None,
+    None,
+    None,
 )
 #: (ref, alt) -> code of the twelve SNVs.
-SNV_CODES: dict[tuple[str, str], int] = {pair: code for code, pair in enumerate(SNVS) if pair is not None}
+SNV_CODES: dict[tuple[str, str], int] = {
+    pair: code for code, pair in enumerate(SNVS) if pair is not None
+}
 
 
 class InvalidAllele(ValueError):
