@@ -12,7 +12,7 @@ VENV := .venv
 GENOMEBUS := $(VENV)/bin/genomebus
 PYTEST_ARGS ?=
 
-.PHONY: install demo test stack stack-down stack-status contracts bench-overhead bench-registry clean
+.PHONY: install demo test test-unit lint stack stack-down stack-status contracts bench-overhead bench-registry clean
 
 ## install: the Python workspace (.venv, from uv.lock) and the system parts of the local stack
 install: $(VENV)/.synced
@@ -44,6 +44,17 @@ demo: stack
 ## test: the whole suite, integration tests against the real stack
 test: stack
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+## test-unit: the tests that need no Kafka, MinIO, PostgreSQL or bio tool (the cores, with in-memory adapters); under a minute
+test-unit: $(VENV)/.synced
+	$(VENV)/bin/python -m pytest -m "not integration and not tools" -p no:cacheprovider $(PYTEST_ARGS)
+
+## lint: the gate CI runs before the tests: ruff (rules in pyproject.toml), ruff format, mypy --strict, import-linter contracts
+lint: $(VENV)/.synced
+	$(VENV)/bin/ruff check libs services tests bench
+	$(VENV)/bin/ruff format --check libs services tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 ## contracts: regenerate the JSON Schemas and AsyncAPI document from the event models
 contracts: $(VENV)/.synced

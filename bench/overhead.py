@@ -63,12 +63,12 @@ from typing import Any
 
 import httpx
 
-from genomebus_common.events import ObjectRef, SampleAligned, StageFailed, VariantsCalled
-from genomebus_common.kafka_client import client_options
-from genomebus_common.objectstore import ObjectStore, file_sha256
-from genomebus_common.reference import ReferenceRegistry
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import SAMPLE_ALIGNED, STAGE_FAILED, VARIANTS_CALLED
+from genomebus_common.contracts.events import ObjectRef, SampleAligned, StageFailed, VariantsCalled
+from genomebus_common.contracts.topics import SAMPLE_ALIGNED, STAGE_FAILED, VARIANTS_CALLED
+from genomebus_common.runtime.kafka_client import client_options
+from genomebus_common.runtime.objectstore import ObjectStore, file_sha256
+from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.stagekit.reference import ReferenceRegistry
 from genomebus_devstack import procs
 from genomebus_devstack.envfile import endpoints
 from genomebus_devstack.paths import state_dir
@@ -162,7 +162,7 @@ def peak_rss_mb(service: ServiceProcess) -> float:
 
 def partition_counts() -> dict[str, int]:
     """Every genomebus topic's partition count (as ``ensure_topics`` creates them)."""
-    from genomebus_common.topics import ALL_TOPICS
+    from genomebus_common.contracts.topics import ALL_TOPICS
 
     return {t.name: t.partitions for t in ALL_TOPICS}
 
@@ -469,7 +469,7 @@ def stage_units(store: ObjectStore, ref: ObjectRef, event: Any, stage_seconds: f
     summary = getattr(event, "scatter", None)
     planned = None
     try:
-        from genomebus_common.scatter import ScatterStore
+        from genomebus_common.stagekit.scatter import ScatterStore
 
         # the stage's folder is samples/<id>/<stage>; its outputs may sit deeper (attempt-<n>/)
         folder = ref.key
@@ -636,9 +636,9 @@ def give_consent(
 
     Consent takes it only from a hospital that treats the patient: the bench hospital is made
     one by the sample.registered event ingest would publish for a sample of the patient."""
-    from genomebus_common.broker import create_broker, publish_event
-    from genomebus_common.events import SampleRegistered
-    from genomebus_common.identifiers import Pseudonymiser, parse_cpr
+    from genomebus_common.contracts.events import SampleRegistered
+    from genomebus_common.contracts.identifiers import Pseudonymiser, parse_cpr
+    from genomebus_common.runtime.broker import create_broker, publish_event
 
     national_id = "010190-1234"
 

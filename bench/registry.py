@@ -43,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import genomes
 
-from genomebus_common.db import connect_pool, load_migrations
-from genomebus_common.events import ConsentChanged, ResearchUse
+from genomebus_common.contracts.events import ConsentChanged, ResearchUse
+from genomebus_common.runtime.db import connect_pool, load_migrations
 from genomebus_devstack.envfile import endpoints
 from genomebus_registry.adapters import counts
 from genomebus_registry.core import keys

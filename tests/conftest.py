@@ -11,8 +11,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.settings import ServiceSettings
 
 from . import infra
 
@@ -66,7 +66,7 @@ def as_service(kafka_users: dict[str, str]) -> Callable[[str], dict[str, Any]]:
     """``as_service("consent")``: the settings that make a test's client that service's bus
     client, with that service's Kafka user and so its ACLs (and no topic creation: the stack
     made the topics, as Strimzi does). Merge into a service's settings."""
-    from genomebus_common.topics import BUS_CLIENTS
+    from genomebus_common.contracts.topics import BUS_CLIENTS
 
     def overrides(name: str) -> dict[str, Any]:
         user = BUS_CLIENTS[name].user
@@ -115,7 +115,7 @@ async def fresh_dsn(settings: ServiceSettings) -> AsyncIterator[str]:
 def unique() -> str:
     """A short unique suffix for topic, group and sample names, so tests never share state
     (never hex: the event contracts refuse anything that looks like a CPR number)."""
-    from genomebus_common.events import new_id
+    from genomebus_common.contracts.events import new_id
 
     return new_id("")[:10]
 
@@ -125,9 +125,9 @@ def a_fresh_process() -> None:
     """Each test starts as a fresh process would: not stopping. A service that stopped in an
     earlier test leaves its process stopping on purpose (no tool may start after a stop), and
     only a service starting again clears that; tests that drive a consumer directly do not."""
-    from genomebus_common import tools
+    from genomebus_common import shutdown
 
-    tools.resume()
+    shutdown.resume()
 
 
 def pytest_configure(config: pytest.Config) -> None:

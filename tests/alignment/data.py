@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 import pytest
 
 from genomebus_alignment.pipeline import AlignmentResult, align, index_reference
-from genomebus_common.events import ReadGroup
+from genomebus_common.contracts.events import ReadGroup
 
 CONTIGS = (("chrA", 120_000), ("chrB", 80_000))
 REFERENCE_SEED = 20240611

@@ -19,10 +19,12 @@ from genomebus_alignment.pipeline import (
     ReferenceNotIndexed,
     align,
 )
-from genomebus_common.errors import PermanentError, ToolFailed, ToolFailedTransiently
-from genomebus_common.tools import Command, Data, has_bgzf_eof, tool_version
+from genomebus_common.contracts.errors import PermanentError, ToolFailed, ToolFailedTransiently
+from genomebus_common.stagekit.tools import Command, Data, has_bgzf_eof, tool_version
 
 from .data import READ_GROUP, SmallDataset, write_subset
+
+pytestmark = pytest.mark.tools  # runs the real bio tools
 
 
 def _samtools(*args: str) -> str:
@@ -241,7 +243,7 @@ def test_a_feeder_that_cannot_start_leaves_no_aligner_behind(
 ) -> None:
     """No thread to be had for R2's feeder: the error comes back at once, and bwa, which would
     wait for R2's FIFO for ever, is not left running."""
-    from genomebus_common import tools
+    from genomebus_common.stagekit import tools
 
     real_start = tools.FifoFeeder.start
     started: list[str] = []

@@ -11,8 +11,8 @@ import pytest
 from genomebus_alignment.config import AlignmentSettings
 from genomebus_alignment.handlers import AlignmentWork
 from genomebus_alignment.pipeline import ReadCountMismatch
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.scatter import ScatterStore
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.stagekit.scatter import ScatterStore
 
 from ..common.factories import sample_received
 

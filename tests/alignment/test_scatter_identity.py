@@ -14,6 +14,8 @@ from genomebus_alignment.pipeline import align, align_unit, gather_alignments
 
 from .data import READ_GROUP, SmallDataset
 
+pytestmark = pytest.mark.tools  # runs the real bio tools
+
 BATCH = 750_000  # 30k pairs x 200 bases = 6 Mbp: 8 batches
 
 

@@ -15,8 +15,8 @@ from genomebus_calling.pipeline import (
     ReferenceMismatch,
     call_variants,
 )
-from genomebus_common.errors import PermanentError
-from genomebus_common.tools import has_bgzf_eof
+from genomebus_common.contracts.errors import PermanentError
+from genomebus_common.stagekit.tools import has_bgzf_eof
 from tests.alignment.data import (
     CONTIGS,
     REFERENCE_SEED,
@@ -25,6 +25,8 @@ from tests.alignment.data import (
     require_tools,
     write_reference,
 )
+
+pytestmark = pytest.mark.tools  # runs the real bio tools
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ from genomebus_calling.core.regions import plan_regions
 from genomebus_calling.pipeline import bam_contigs, call_unit, call_variants, gather_calls
 from tests.alignment.data import SmallDataset
 
+pytestmark = pytest.mark.tools  # runs the real bio tools
+
 
 def records(vcf: Path) -> list[str]:
     return subprocess.run(

@@ -12,11 +12,11 @@ import asyncio
 import sys
 from pathlib import Path
 
-from genomebus_common.broker import Delivery, ReliableConsumer, RetryPolicy, create_broker
-from genomebus_common.db import Migration, connect_pool
-from genomebus_common.events import SampleReceived, Stage
-from genomebus_common.inbox import once
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.contracts.events import SampleReceived, Stage
+from genomebus_common.runtime.broker import Delivery, ReliableConsumer, RetryPolicy, create_broker
+from genomebus_common.runtime.db import Migration, connect_pool
+from genomebus_common.runtime.inbox import once
+from genomebus_common.runtime.settings import ServiceSettings
 
 EFFECTS = Migration(
     "crashtest",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from genomebus_common.events import (
+from genomebus_common.contracts.events import (
     ObjectRef,
     Priority,
     ReadGroup,

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from genomebus_common.kafka_client import client_options
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.runtime.kafka_client import client_options
+from genomebus_common.runtime.settings import ServiceSettings
 
 
 async def create_topics(settings: ServiceSettings, *names: str, partitions: int = 1) -> None:

@@ -13,8 +13,8 @@ import resource
 import sys
 import time
 
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.settings import ServiceSettings
 
 CHUNK = 1024 * 1024
 

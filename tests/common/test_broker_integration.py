@@ -7,24 +7,26 @@ import json
 
 import pytest
 
-from genomebus_common.broker import (
+from genomebus_common.contracts.errors import ObjectStoreUnavailable
+from genomebus_common.contracts.events import SampleReceived, Stage, StageFailed
+from genomebus_common.contracts.headers import (
     H_DLQ_ERROR_CODE,
     H_DLQ_ERROR_KIND,
     H_DLQ_OFFSET,
     H_DLQ_PARTITION,
     H_DLQ_REASON,
     H_DLQ_TOPIC,
+)
+from genomebus_common.contracts.topics import ALL_TOPICS, STAGE_FAILED
+from genomebus_common.runtime.broker import (
     Delivery,
     ReliableConsumer,
     RetryPolicy,
     create_broker,
     ensure_topics,
 )
-from genomebus_common.errors import ObjectStoreUnavailable
-from genomebus_common.events import SampleReceived, Stage, StageFailed
-from genomebus_common.kafka_client import client_options
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import ALL_TOPICS, STAGE_FAILED
+from genomebus_common.runtime.kafka_client import client_options
+from genomebus_common.runtime.settings import ServiceSettings
 
 from .factories import sample_received
 from .kafka_helpers import create_topics, headers, read_topic, read_until, wait_for
@@ -168,7 +170,7 @@ async def test_a_removal_is_retried_past_the_budget_without_asking(
 ) -> None:
     """A sample.removed subscriber that forgot retry_transient_forever still never parks a
     removal for an outage: the event type decides (a parked removal leaves data behind)."""
-    from genomebus_common.events import SampleRemoved
+    from genomebus_common.contracts.events import SampleRemoved
 
     topic = f"test.{unique}.removed"
     await create_topics(settings, topic, f"{topic}.dlq")
@@ -206,7 +208,7 @@ async def test_the_consent_topic_is_compacted_wherever_it_is_made(
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-    from genomebus_common.topics import CONSENT_CHANGED, SAMPLE_ALIGNED
+    from genomebus_common.contracts.topics import CONSENT_CHANGED, SAMPLE_ALIGNED
 
     await ensure_topics(settings)
     admin = AIOKafkaAdminClient(**client_options(settings))
@@ -304,7 +306,8 @@ async def test_a_stopping_service_neither_retries_nor_dead_letters_and_the_messa
 
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from genomebus_common import tools
+    from genomebus_common import shutdown
+    from genomebus_common.stagekit import tools
 
     monkeypatch.setattr(tools, "_stopping", threading.Event())  # the test process goes on
     topic = f"test.{unique}.stopping"
@@ -330,7 +333,7 @@ async def test_a_stopping_service_neither_retries_nor_dead_letters_and_the_messa
         await broker.start()
         await broker.publish(sample_received(f"S-{unique}").to_bytes(), topic=topic, key=b"k")
         await asyncio.wait_for(started.wait(), timeout=30)
-        assert tools.abort_all() == 1  # what the runtime does first when it stops
+        assert shutdown.begin() == 1  # what the runtime does first when it stops
         await asyncio.sleep(1.0)
     assert attempts == [1], "no retry once the service is stopping"
 
@@ -352,8 +355,8 @@ async def test_where_an_operator_owns_the_topics_a_missing_one_is_named_not_crea
 ) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from genomebus_common.errors import TopicsMissing
-    from genomebus_common.topics import Topic
+    from genomebus_common.contracts.errors import TopicsMissing
+    from genomebus_common.contracts.topics import Topic
 
     lane = Topic(f"test.{unique}.owned", SampleReceived, 2, "owned by an operator")
     owned = settings.model_copy(update={"kafka_create_topics": False})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from genomebus_common.consent_view import ConsentView
-from genomebus_common.errors import TransientError
-from genomebus_common.events import ConsentChanged, ResearchUse
+from genomebus_common.contracts.errors import TransientError
+from genomebus_common.contracts.events import ConsentChanged, ResearchUse
+from genomebus_common.stagekit.consent_view import ConsentView
 
 from .factories import PSEUDONYM
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.runtime.settings import ServiceSettings
 
 from .factories import sample_received
 from .kafka_helpers import create_topics, wait_for
@@ -41,7 +41,7 @@ async def test_killed_consumer_redelivers_and_the_effect_happens_once(
     first = _spawn(endpoints, topic, group, fresh_dsn, str(tmp_path), crash_point)
     second: subprocess.Popen[bytes] | None = None
     try:
-        from genomebus_common.broker import create_broker
+        from genomebus_common.runtime.broker import create_broker
 
         async with create_broker(settings) as producer:
             await producer.publish(event.to_bytes(), topic=topic, key=event.sample_id.encode())

@@ -86,7 +86,7 @@ def test_the_profile_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch)
 
 def test_minios_default_keys_are_refused_outside_development() -> None:
     """A service that would start against an object store with MinIO's well-known keys."""
-    from genomebus_common.settings import ServiceSettings
+    from genomebus_common.runtime.settings import ServiceSettings
 
     with pytest.raises(ValueError, match="MinIO's default"):
         ServiceSettings(_env_file=None, profile="production")  # type: ignore[call-arg]

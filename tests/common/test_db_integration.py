@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from genomebus_common.db import (
+from genomebus_common.runtime.db import (
     MigrationError,
     apply_migrations,
     common_migrations,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from genomebus_common.energy import METHOD, EnergySettings, estimate, total
-from genomebus_common.events import EnergyEstimate
-from genomebus_common.tools import metered, run_pipeline
+from genomebus_common.contracts.events import EnergyEstimate
+from genomebus_common.stagekit.energy import METHOD, EnergySettings, estimate, total
+from genomebus_common.stagekit.tools import metered, run_pipeline
 
 BURN = [
     sys.executable,

@@ -19,7 +19,7 @@ SERVICES = ("ingest", "alignment", "calling", "consent", "registry", "heat")
 def test_the_console_script_starts_the_http_server(
     service: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from genomebus_common import runtime
+    from genomebus_common.runtime import service as runtime
 
     monkeypatch.setenv("GENOMEBUS_PSEUDONYM_KEY", "ab" * 32)
     monkeypatch.setattr(runtime.trace, "set_tracer_provider", lambda provider: None)

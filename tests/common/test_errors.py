@@ -12,7 +12,8 @@ from faststream.exceptions import IncorrectState
 from minio.error import S3Error
 from urllib3.exceptions import MaxRetryError
 
-from genomebus_common import errors
+from genomebus_common.contracts import errors
+from genomebus_common.runtime import failures
 
 
 def _s3(code: str) -> S3Error:
@@ -34,7 +35,7 @@ def _s3(code: str) -> S3Error:
     ],
 )
 def test_kafka(exc: BaseException, expected: type) -> None:
-    assert type(errors.from_kafka_error(exc)) is expected
+    assert type(failures.from_kafka_error(exc)) is expected
 
 
 @pytest.mark.parametrize(
@@ -47,7 +48,7 @@ def test_kafka(exc: BaseException, expected: type) -> None:
     ],
 )
 def test_minio(exc: BaseException, expected: type) -> None:
-    assert type(errors.from_minio_error(exc)) is expected
+    assert type(failures.from_minio_error(exc)) is expected
 
 
 @pytest.mark.parametrize(
@@ -77,7 +78,7 @@ def test_minio(exc: BaseException, expected: type) -> None:
     ],
 )
 def test_postgres(exc: BaseException, expected: type) -> None:
-    assert type(errors.from_asyncpg_error(exc)) is expected
+    assert type(failures.from_asyncpg_error(exc)) is expected
 
 
 def test_every_cause_is_either_transient_or_permanent() -> None:
@@ -96,7 +97,7 @@ def test_a_version_probe_that_times_out_is_retried_not_dead_lettered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """It runs after hours of alignment: an overloaded host must not fail the sample."""
-    from genomebus_common import tools
+    from genomebus_common.stagekit import tools
 
     def slow(*args: object, **kwargs: object) -> None:
         raise subprocess.TimeoutExpired(cmd="samtools --version", timeout=30)
@@ -112,9 +113,9 @@ def test_a_version_probe_that_times_out_is_retried_not_dead_lettered(
 
 def test_a_database_error_no_adapter_mapped_is_classified_as_the_database_adapter_would() -> None:
     """A handler's query outside a mapped block: a failover is retried, not dead-lettered."""
-    assert type(errors.from_unexpected(asyncpg.exceptions.AdminShutdownError("x"))) is (
+    assert type(failures.from_unexpected(asyncpg.exceptions.AdminShutdownError("x"))) is (
         errors.DatabaseUnavailable
     )
-    assert type(errors.from_unexpected(asyncpg.exceptions.UndefinedTableError("x"))) is (
+    assert type(failures.from_unexpected(asyncpg.exceptions.UndefinedTableError("x"))) is (
         errors.DatabaseRejected
     )

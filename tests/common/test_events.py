@@ -7,15 +7,15 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from genomebus_common import contracts
-from genomebus_common.events import (
+from genomebus_common.contracts import schemas as contracts
+from genomebus_common.contracts.events import (
     ALL_EVENTS,
     ConsentChanged,
     ResearchUse,
     SampleReceived,
     schema_id,
 )
-from genomebus_common.topics import (
+from genomebus_common.contracts.topics import (
     CONSENT_CHANGED,
     message_key,
     sample_received_topic,
@@ -43,7 +43,7 @@ def test_a_national_id_never_travels_in_an_identifier(cpr: str) -> None:
 
 @pytest.mark.parametrize("cpr", ["010190 1234", "010190-1AB2", "0101901234", "0101904abc"])
 def test_a_national_id_never_travels_in_free_text(cpr: str) -> None:
-    from genomebus_common.events import ToolProvenance
+    from genomebus_common.contracts.events import ToolProvenance
 
     with pytest.raises(ValidationError, match="national id"):
         ToolProvenance(name="bwa", version="0.7.17", command=f"bwa mem -R @RG\\tSM:{cpr}")
@@ -129,7 +129,7 @@ def test_asyncapi_names_every_topic_and_its_dead_letter_topic() -> None:
 
 
 def test_readme_configuration_table_is_current() -> None:
-    from genomebus_common.settings import settings_table
+    from genomebus_common.runtime.settings import settings_table
 
     from ..infra import REPO_ROOT
 

@@ -15,9 +15,15 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from genomebus_common.db import Migration, MigrationError, connect_pool, migrate, with_database
-from genomebus_common.grants import APPEND_ONLY, UPDATABLE, GrantsError, RuntimeGrants
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.runtime.db import (
+    Migration,
+    MigrationError,
+    connect_pool,
+    migrate,
+    with_database,
+)
+from genomebus_common.runtime.grants import APPEND_ONLY, UPDATABLE, GrantsError, RuntimeGrants
+from genomebus_common.runtime.settings import ServiceSettings
 
 THINGS = Migration(
     "svc",

@@ -6,7 +6,7 @@ import asyncpg
 import httpx
 from fastapi import FastAPI
 
-from genomebus_common.http import install_error_handlers
+from genomebus_common.runtime.http import install_error_handlers
 
 
 def _app(error: Exception) -> FastAPI:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from genomebus_common.events import PSEUDONYM_PATTERN
-from genomebus_common.identifiers import InvalidNationalId, Pseudonymiser, parse_cpr
+from genomebus_common.contracts.events import PSEUDONYM_PATTERN
+from genomebus_common.contracts.identifiers import InvalidNationalId, Pseudonymiser, parse_cpr
 
 KEY = "ab" * 32
 
@@ -78,7 +78,7 @@ def test_short_keys_are_refused() -> None:
 def test_whatever_parse_cpr_accepts_the_bus_refuses(text: str) -> None:
     """The bus's national-id screen and ingest's parser never disagree: an id that ingest would
     take as a patient's can never travel in an event's text or identifier fields."""
-    from genomebus_common.events import _refuse_national_id
+    from genomebus_common.contracts.events import _refuse_national_id
 
     try:
         parse_cpr(text)

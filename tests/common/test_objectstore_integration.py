@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from genomebus_common.errors import ChecksumMismatch, ObjectNotFound
-from genomebus_common.objectstore import ObjectStore
+from genomebus_common.contracts.errors import ChecksumMismatch, ObjectNotFound
+from genomebus_common.runtime.objectstore import ObjectStore
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,14 @@ import pytest
 from minio.error import S3Error, ServerError
 from urllib3.exceptions import IncompleteRead, ProtocolError, ReadTimeoutError
 
-from genomebus_common import objectstore
-from genomebus_common.errors import ChecksumMismatch, ObjectNotFound, ObjectStoreUnavailable
-from genomebus_common.events import ObjectRef
-from genomebus_common.objectstore import ObjectStore
+from genomebus_common.contracts.errors import (
+    ChecksumMismatch,
+    ObjectNotFound,
+    ObjectStoreUnavailable,
+)
+from genomebus_common.contracts.events import ObjectRef
+from genomebus_common.runtime import objectstore
+from genomebus_common.runtime.objectstore import ObjectStore
 
 
 def _protocol_error(read: int, left: int) -> Exception:

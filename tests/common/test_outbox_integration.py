@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from genomebus_common.broker import create_broker
-from genomebus_common.db import connect_pool
-from genomebus_common.events import SampleReceived
-from genomebus_common.outbox import OutboxRelay, enqueue
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import sample_received_topic
+from genomebus_common.contracts.events import SampleReceived
+from genomebus_common.contracts.topics import sample_received_topic
+from genomebus_common.runtime.broker import create_broker
+from genomebus_common.runtime.db import connect_pool
+from genomebus_common.runtime.outbox import OutboxRelay, enqueue
+from genomebus_common.runtime.settings import ServiceSettings
 
 from .factories import sample_received
 from .kafka_helpers import read_until
@@ -90,8 +90,8 @@ async def test_replicas_relaying_together_keep_one_key_in_order(
     import asyncio
     import hashlib
 
-    from genomebus_common.events import ConsentChanged, ResearchUse
-    from genomebus_common.topics import CONSENT_CHANGED
+    from genomebus_common.contracts.events import ConsentChanged, ResearchUse
+    from genomebus_common.contracts.topics import CONSENT_CHANGED
 
     from .kafka_helpers import read_until
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from genomebus_common.errors import DataConflict
-from genomebus_common.events import ReferenceGenome
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.reference import (
+from genomebus_common.contracts.errors import DataConflict
+from genomebus_common.contracts.events import ReferenceGenome
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.stagekit.reference import (
     ReferenceRegistry,
     UnknownReference,
     collection_digest,

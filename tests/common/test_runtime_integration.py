@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from genomebus_common import tools
-from genomebus_common.errors import ToolFailedTransiently
-from genomebus_common.events import Stage
-from genomebus_common.runtime import ServiceRuntime
-from genomebus_common.settings import ServiceSettings
+from genomebus_common import shutdown
+from genomebus_common.contracts.errors import ToolFailedTransiently
+from genomebus_common.contracts.events import Stage
+from genomebus_common.runtime.service import ServiceRuntime
+from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.stagekit import tools
 
 pytestmark = pytest.mark.integration
 
@@ -37,11 +38,11 @@ async def test_publishing_workers_run_only_while_kafka_is_connected_and_no_tool_
     assert log == ["start, connected=True", "stop, connected=True"]
 
     # A handler's worker thread outlives the broker's stop: it must find the process stopping.
-    assert tools.stopping()
+    assert shutdown.stopping()
     with pytest.raises(ToolFailedTransiently, match="shutting down"):
         tools.run_pipeline([["true"]])
 
     again = ServiceRuntime(settings, Stage.ALIGNMENT)  # a test process may start another
     async with again.running():
-        assert not tools.stopping()
+        assert not shutdown.stopping()
         assert tools.run_pipeline([["printf", "ok"]], capture=True) == b"ok"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from genomebus_common.errors import TransientError
-from genomebus_common.events import (
+from genomebus_common.contracts.errors import TransientError
+from genomebus_common.contracts.events import (
     AlignmentMetrics,
     Producer,
     SampleAligned,
@@ -19,10 +19,10 @@ from genomebus_common.events import (
     StageProgress,
     WorkUnit,
 )
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.scatter import ScatterPlan, ScatterStore, UnitResult
-from genomebus_common.stage import ScatteredStage, remove_outputs
-from genomebus_common.tools import ResourceMeter
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.stagekit.scatter import ScatterPlan, ScatterStore, UnitResult
+from genomebus_common.stagekit.stage import ScatteredStage, remove_outputs
+from genomebus_common.stagekit.tools import ResourceMeter
 
 from .factories import sample_received
 from .test_stage_integration import RecordingBroker
@@ -144,7 +144,7 @@ async def test_a_gather_whose_publish_failed_is_published_by_the_unit_redelivere
 ) -> None:
     """The record is written before the publish: a Kafka error (or a kill) between the two
     must not lose the sample's event, and the intermediates still go."""
-    from genomebus_common.errors import BrokerUnavailable
+    from genomebus_common.contracts.errors import BrokerUnavailable
 
     source = sample_received()
     work: UppercaseWork = stage.work  # type: ignore[assignment]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from genomebus_common.events import Priority, Stage, WorkUnit
-from genomebus_common.scatter import ScatterPlan, unit_events
-from genomebus_common.topics import (
+from genomebus_common.contracts.events import Priority, Stage, WorkUnit
+from genomebus_common.contracts.topics import (
     SCATTER_WIDTH,
     WORK_LANES,
     message_key,
     topic_for,
     work_partition,
 )
+from genomebus_common.stagekit.scatter import ScatterPlan, unit_events
 
 from .factories import object_ref, sample_received
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from genomebus_common.scratch import SampleBusy, remove_abandoned, sample_workdir
+from genomebus_common.stagekit.scratch import SampleBusy, remove_abandoned, sample_workdir
 
 # A run in another process that holds its sample's scratch until killed.
 _HOLDER = """
 import sys, time
 from pathlib import Path
-from genomebus_common.scratch import sample_workdir
+from genomebus_common.stagekit.scratch import sample_workdir
 with sample_workdir(Path(sys.argv[1]), sys.argv[2]) as work:
     (work / "part.bam").write_bytes(b"x" * 1024)
     print("holding", flush=True)

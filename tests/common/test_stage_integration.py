@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from genomebus_common.consent_view import ConsentView
-from genomebus_common.events import ConsentChanged, ResearchUse, SampleReceived
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.stage import Quarantine, compute_once_then_publish
-from genomebus_common.topics import CONSENT_CHANGED
+from genomebus_common.contracts.events import ConsentChanged, ResearchUse, SampleReceived
+from genomebus_common.contracts.topics import CONSENT_CHANGED
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.stagekit.consent_view import ConsentView
+from genomebus_common.stagekit.stage import Quarantine, compute_once_then_publish
 
 from .factories import PSEUDONYM, sample_received
 
@@ -89,7 +89,7 @@ async def test_a_withdrawal_in_flight_quarantines_instead_of_publishing(
     settings: ServiceSettings, store: ObjectStore, bucket: str, unique: str
 ) -> None:
     """The view reads the real consent topic; the withdrawal lands while the stage computes."""
-    from genomebus_common.broker import create_broker, ensure_topics, publish_event
+    from genomebus_common.runtime.broker import create_broker, ensure_topics, publish_event
 
     await ensure_topics(settings, [CONSENT_CHANGED])
     patient = "pk1_" + hashlib.sha256(unique.encode()).hexdigest()
@@ -150,7 +150,7 @@ async def test_a_withdrawal_in_flight_quarantines_instead_of_publishing(
 async def test_a_removed_sample_loses_its_outputs_and_is_never_redone(
     store: ObjectStore, bucket: str
 ) -> None:
-    from genomebus_common.stage import REMOVED_RECORD, remove_outputs
+    from genomebus_common.stagekit.stage import REMOVED_RECORD, remove_outputs
 
     broker = RecordingBroker()
     calls: list[int] = []

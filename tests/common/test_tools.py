@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from genomebus_common.errors import ToolFailed, ToolFailedTransiently
-from genomebus_common.tools import (
+from genomebus_common.contracts.errors import ToolFailed, ToolFailedTransiently
+from genomebus_common.stagekit.tools import (
     BGZF_EOF,
     Command,
     Data,
@@ -193,11 +193,10 @@ def test_bgzf_eof_and_fai(tmp_path: Path) -> None:
 def test_stopping_the_service_kills_running_tools_and_leaves_no_orphans(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from genomebus_common import tools
-    from genomebus_common.tools import abort_all
+    from genomebus_common import shutdown
 
     monkeypatch.setattr(
-        tools, "_stopping", threading.Event()
+        shutdown, "_stopping", threading.Event()
     )  # this process goes on after the test
 
     pipeline = Pipeline([["sleep", "60"], ["cat"]]).start()
@@ -213,7 +212,7 @@ def test_stopping_the_service_kills_running_tools_and_leaves_no_orphans(
     worker = threading.Thread(target=handler)
     worker.start()
     started = time.monotonic()
-    assert abort_all() >= 1
+    assert shutdown.begin() >= 1
     worker.join(timeout=10)
     assert not worker.is_alive() and time.monotonic() - started < 5
     assert errors and isinstance(errors[0], ToolFailedTransiently), (
@@ -222,19 +221,20 @@ def test_stopping_the_service_kills_running_tools_and_leaves_no_orphans(
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-    assert abort_all() == 0, "a finished pipeline is forgotten"
+    assert shutdown.begin() == 0, "a finished pipeline is forgotten"
     with pytest.raises(ToolFailedTransiently, match="shutting down"):
         Pipeline([["true"]]).start()
 
 
 def test_after_a_stop_the_process_can_run_tools_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    from genomebus_common import tools
+    from genomebus_common import shutdown
+    from genomebus_common.stagekit import tools
 
-    monkeypatch.setattr(tools, "_stopping", threading.Event())
-    tools.abort_all()
-    assert tools.stopping()
-    tools.resume()
-    assert not tools.stopping()
+    monkeypatch.setattr(shutdown, "_stopping", threading.Event())
+    shutdown.begin()
+    assert shutdown.stopping()
+    shutdown.resume()
+    assert not shutdown.stopping()
     assert tools.run_pipeline([["printf", "ok"]], capture=True) == b"ok"
 
 
@@ -245,8 +245,8 @@ def test_a_tool_that_fails_on_a_full_scratch_disk_is_retried_not_dead_lettered(
     that disk too, nothing): the sample is not at fault, another attempt or node may do."""
     import collections
 
-    from genomebus_common import tools as tools_module
-    from genomebus_common.errors import ToolFailed, ToolFailedTransiently
+    from genomebus_common.contracts.errors import ToolFailed, ToolFailedTransiently
+    from genomebus_common.stagekit import tools as tools_module
 
     usage = collections.namedtuple("usage", "total used free")
     plenty_free = usage(10**12, 0, 10**12)

@@ -11,10 +11,10 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from genomebus_common.broker import Delivery, ReliableConsumer, RetryPolicy, create_broker
-from genomebus_common.events import SampleReceived, Stage
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.telemetry import JsonFormatter, make_tracer_provider
+from genomebus_common.contracts.events import SampleReceived, Stage
+from genomebus_common.runtime.broker import Delivery, ReliableConsumer, RetryPolicy, create_broker
+from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.runtime.telemetry import JsonFormatter, make_tracer_provider
 
 from .factories import sample_received
 from .kafka_helpers import create_topics, wait_for

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.runtime.settings import ServiceSettings
 from genomebus_consent.config import ConsentSettings
 from genomebus_consent.main import build_app
 
@@ -76,8 +76,8 @@ def consent_settings(
 async def treats(app: Any, hospital: str, national_id: str) -> None:
     """``hospital`` registered a sample of this patient: the sample.registered event ingest
     publishes, delivered to the consent app as its consumer would."""
-    from genomebus_common.events import SampleRegistered
-    from genomebus_common.identifiers import parse_cpr
+    from genomebus_common.contracts.events import SampleRegistered
+    from genomebus_common.contracts.identifiers import parse_cpr
 
     service = app.state.resources
     await service.sample_registered(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genomebus_common.events import ResearchUse
+from genomebus_common.contracts.events import ResearchUse
 from genomebus_consent.access import (
     Client,
     ClientKind,

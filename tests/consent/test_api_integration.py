@@ -11,11 +11,11 @@ import asyncpg
 import httpx
 import pytest
 
-from genomebus_common.broker import H_CORRELATION_ID, H_EVENT_TYPE
-from genomebus_common.events import ConsentChanged
-from genomebus_common.identifiers import Pseudonymiser, parse_cpr
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import CONSENT_CHANGED
+from genomebus_common.contracts.events import ConsentChanged
+from genomebus_common.contracts.headers import H_CORRELATION_ID, H_EVENT_TYPE
+from genomebus_common.contracts.identifiers import Pseudonymiser, parse_cpr
+from genomebus_common.contracts.topics import CONSENT_CHANGED
+from genomebus_common.runtime.settings import ServiceSettings
 from genomebus_consent.config import ConsentSettings
 from genomebus_ingest.config import IngestSettings
 

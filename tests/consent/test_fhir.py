@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genomebus_common.events import ResearchUse, SecondaryFindings
+from genomebus_common.contracts.events import ResearchUse, SecondaryFindings
 from genomebus_consent.domain import ConsentFacts, ConsentRejected, ResearchUseChange
 from genomebus_consent.fhir import ACT_REASON, SCOPE_SYSTEM, from_fhir
 

@@ -8,11 +8,11 @@ from importlib import resources
 
 import pytest
 
-from genomebus_common.db import connect_pool, load_migrations
-from genomebus_common.events import ConsentChanged, ResearchUse
-from genomebus_common.outbox import enqueue
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import CONSENT_CHANGED
+from genomebus_common.contracts.events import ConsentChanged, ResearchUse
+from genomebus_common.contracts.topics import CONSENT_CHANGED
+from genomebus_common.runtime.db import connect_pool, load_migrations
+from genomebus_common.runtime.outbox import enqueue
+from genomebus_common.runtime.settings import ServiceSettings
 from genomebus_consent.config import ConsentSettings
 from genomebus_consent.main import build_app
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from genomebus_common.metrics import metric_names
+from genomebus_common.runtime.metrics import metric_names
 
 from ..observability.test_dashboard import metrics_in
 from .k8s_support import K8S_DIR, REPO, render

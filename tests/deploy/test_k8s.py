@@ -16,8 +16,13 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from genomebus_common.events import Priority, Stage
-from genomebus_common.topics import ALL_TOPICS, CONSENT_CHANGED, SAMPLE_RECEIVED_LANES, WORK_LANES
+from genomebus_common.contracts.events import Priority, Stage
+from genomebus_common.contracts.topics import (
+    ALL_TOPICS,
+    CONSENT_CHANGED,
+    SAMPLE_RECEIVED_LANES,
+    WORK_LANES,
+)
 
 from . import operator_schemas
 from .compose_spec import SchemaUnavailable
@@ -259,7 +264,7 @@ def test_topic_retention_and_replication(m: Manifests) -> None:
 
 def subscriptions(deployment_settings: Any, service: str) -> list[tuple[tuple[str, ...], str]]:
     """(topics, group_id) of every subscription the service's real build_app makes."""
-    import genomebus_common.runtime as runtime
+    import genomebus_common.runtime.service as runtime
 
     calls: list[tuple[tuple[str, ...], str]] = []
 
@@ -390,7 +395,7 @@ def test_priority_classes(m: Manifests) -> None:
 
 
 def test_probes_hit_the_real_endpoints_on_the_served_port(m: Manifests) -> None:
-    from genomebus_common.settings import ServiceSettings
+    from genomebus_common.runtime.settings import ServiceSettings
 
     for deployment in m.deployments():
         name = deployment["metadata"]["name"]
@@ -588,7 +593,7 @@ def test_kafka_listener_admits_every_genomebus_pod(m: Manifests) -> None:
 
 
 # ================================================================================================
-# Kafka identities: TLS, one SCRAM user per service, ACLs from genomebus_common.topics
+# Kafka identities: TLS, one SCRAM user per service, ACLs from genomebus_common.contracts.topics
 # ================================================================================================
 
 
@@ -617,8 +622,8 @@ def test_kafka_takes_only_tls_clients_with_scram_users_and_enforces_acls(m: Mani
 
 def test_kafka_users_are_the_tables_clients_with_its_acls(m: Manifests) -> None:
     """Read back from the rendered manifests (not the generator): the rules are the table's."""
-    from genomebus_common.kafka_acls import rules_for
-    from genomebus_common.topics import BUS_CLIENTS
+    from genomebus_common.contracts.topics import BUS_CLIENTS
+    from genomebus_common.runtime.kafka_acls import rules_for
 
     cluster = m.of("Kafka")[0]["metadata"]["name"]
     users = {u["metadata"]["name"]: u for u in m.of("KafkaUser")}
@@ -808,7 +813,7 @@ def literal_settings_of(env: dict[str, dict[str, Any]]) -> dict[str, str]:
 def test_database_connections_verify_the_server_and_use_tls(m: Manifests) -> None:
     """sslmode=verify-full needs the cluster's CA in every pod that connects; the server
     refuses plain TCP; the settings (production profile) refuse a DSN without both."""
-    from genomebus_common.migrate import MigrateSettings
+    from genomebus_common.runtime.migrate import MigrateSettings
 
     (cluster,) = m.of("Cluster")
     assert "hostnossl all all all reject" in cluster["spec"]["postgresql"]["pg_hba"]
@@ -866,7 +871,7 @@ def test_pseudonym_key_is_one_secret_for_ingest_and_consent_only(m: Manifests) -
 
 
 def test_s3_user_is_the_tenants_and_every_bucket_exists(m: Manifests) -> None:
-    from genomebus_common.reference import REFERENCE_BUCKET
+    from genomebus_common.stagekit.reference import REFERENCE_BUCKET
 
     (tenant,) = m.of("Tenant")
     users = {u["name"] for u in tenant["spec"]["users"]}

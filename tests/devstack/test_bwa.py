@@ -20,6 +20,8 @@ import pytest
 from genomebus_devstack import bwabuild, pins, services, tools
 from genomebus_devstack.paths import Layout
 
+pytestmark = pytest.mark.tools  # runs the real bio tools
+
 
 def _fake_bwa(folder: Path, *, with_j: bool, version: str = "0.7.17-r1188") -> Path:
     """A script answering like bwa: bare `bwa` and bare `bwa mem` print usage on stderr."""

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from genomebus_common.db import connect_pool, migrate, with_database
+from genomebus_common.runtime.db import connect_pool, migrate, with_database
 from genomebus_devstack import dbroles
 from genomebus_registry.schema import GRANTS, migrations
 

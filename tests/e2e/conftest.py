@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from genomebus_common.events import ConsentChanged
-from genomebus_common.objectstore import ObjectStore, file_sha256
-from genomebus_common.reference import Manifest, ReferenceRegistry
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.contracts.events import ConsentChanged
+from genomebus_common.runtime.objectstore import ObjectStore, file_sha256
+from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.stagekit.reference import Manifest, ReferenceRegistry
 from genomebus_devstack.services import ServiceGroup, ServiceProcess
 from genomebus_testdata import SimulatedSample, make_reference, read_pairs_for, simulate_sample
 
@@ -125,8 +125,8 @@ def pipeline(
 
 def consent_for(national_id: str, version: int = 1, *, withdrawn: bool = False) -> ConsentChanged:
     """The consent.changed event the consent service would publish for this patient."""
-    from genomebus_common.events import ResearchUse
-    from genomebus_common.identifiers import Pseudonymiser, parse_cpr
+    from genomebus_common.contracts.events import ResearchUse
+    from genomebus_common.contracts.identifiers import Pseudonymiser, parse_cpr
 
     return ConsentChanged(
         correlation_id=f"e2e-consent-{version}",
@@ -145,8 +145,8 @@ def consent_for(national_id: str, version: int = 1, *, withdrawn: bool = False) 
 async def publish_consent(consent: ServiceSettings, event: ConsentChanged) -> None:
     """Publish a consent version as the consent service would (``consent``: its settings, so
     its Kafka user: the only one that may write consent.changed)."""
-    from genomebus_common.broker import create_broker, ensure_topics, publish_event
-    from genomebus_common.topics import BUS_CLIENTS
+    from genomebus_common.contracts.topics import BUS_CLIENTS
+    from genomebus_common.runtime.broker import create_broker, ensure_topics, publish_event
 
     await ensure_topics(consent, needed=BUS_CLIENTS["consent"].topics)
     async with create_broker(consent) as broker:

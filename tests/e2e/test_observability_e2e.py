@@ -22,11 +22,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from genomebus_common.events import VariantsReady
-from genomebus_common.objectstore import file_sha256
-from genomebus_common.reference import Manifest
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import VARIANTS_CALLED, VARIANTS_READY
+from genomebus_common.contracts.events import VariantsReady
+from genomebus_common.contracts.topics import VARIANTS_CALLED, VARIANTS_READY
+from genomebus_common.runtime.objectstore import file_sha256
+from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.stagekit.reference import Manifest
 from genomebus_testdata import SimulatedSample, read_pairs_for, simulate_sample
 
 from ..common.kafka_helpers import read_until
@@ -310,7 +310,7 @@ async def test_a_dead_lettered_message_shows_in_the_metrics(
     pipeline: Pipeline, settings: ServiceSettings, as_service: Callable[[str], dict[str, Any]]
 ) -> None:
     """Not an event at all, on the registry's topic: dead-lettered at once, and counted."""
-    from genomebus_common.broker import create_broker
+    from genomebus_common.runtime.broker import create_broker
 
     labels = {"stage": "registry", "topic": VARIANTS_CALLED.name}
     before = scrape(pipeline)["registry"]

@@ -13,22 +13,22 @@ from typing import Any
 
 import pytest
 
-from genomebus_common.events import (
+from genomebus_common.contracts.events import (
     Priority,
     SampleAligned,
     SampleReceived,
     StageFailed,
     VariantsCalled,
 )
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.reference import Manifest
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import (
+from genomebus_common.contracts.topics import (
     SAMPLE_ALIGNED,
     STAGE_FAILED,
     VARIANTS_CALLED,
     sample_received_topic,
 )
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.stagekit.reference import Manifest
 from genomebus_devstack import kafka
 from genomebus_devstack.paths import Layout
 from genomebus_testdata import SimulatedSample, evaluate
@@ -169,8 +169,8 @@ async def test_unknown_reference_is_a_clear_permanent_error_in_the_dlq(
     as_service: Callable[[str], dict[str, Any]],
 ) -> None:
     """A sample for a reference nobody registered goes to the DLQ with the reason, not a loop."""
-    from genomebus_common.broker import create_broker, publish_event
-    from genomebus_common.events import ReferenceGenome
+    from genomebus_common.contracts.events import ReferenceGenome
+    from genomebus_common.runtime.broker import create_broker, publish_event
 
     from ..common.factories import sample_received
 

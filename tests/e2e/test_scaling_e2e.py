@@ -12,13 +12,13 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
-from genomebus_common.events import Priority, SampleAligned
-from genomebus_common.kafka_client import client_options
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.reference import Manifest
-from genomebus_common.scatter import ScatterStore
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import SAMPLE_ALIGNED, SAMPLE_RECEIVED_LANES
+from genomebus_common.contracts.events import Priority, SampleAligned
+from genomebus_common.contracts.topics import SAMPLE_ALIGNED, SAMPLE_RECEIVED_LANES
+from genomebus_common.runtime.kafka_client import client_options
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.stagekit.reference import Manifest
+from genomebus_common.stagekit.scatter import ScatterStore
 from genomebus_testdata import simulate_sample
 
 from ..common.kafka_helpers import read_until

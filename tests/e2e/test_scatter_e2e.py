@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from genomebus_common.events import SampleAligned, VariantsCalled
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.reference import Manifest
-from genomebus_common.scatter import UnitResult
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import SAMPLE_ALIGNED, VARIANTS_CALLED
+from genomebus_common.contracts.events import SampleAligned, VariantsCalled
+from genomebus_common.contracts.topics import SAMPLE_ALIGNED, VARIANTS_CALLED
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.stagekit.reference import Manifest
+from genomebus_common.stagekit.scatter import UnitResult
 from genomebus_testdata import SimulatedSample
 
 from ..common.kafka_helpers import read_until

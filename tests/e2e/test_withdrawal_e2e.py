@@ -10,13 +10,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from genomebus_common.db import with_database
-from genomebus_common.events import SampleReceived
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.reference import Manifest
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.stage import QUARANTINE_RECORD, Quarantine
-from genomebus_common.topics import VARIANTS_READY, sample_received_topic
+from genomebus_common.contracts.events import SampleReceived
+from genomebus_common.contracts.topics import VARIANTS_READY, sample_received_topic
+from genomebus_common.runtime.db import with_database
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.stagekit.reference import Manifest
+from genomebus_common.stagekit.stage import QUARANTINE_RECORD, Quarantine
 from genomebus_testdata import simulate_sample
 
 from ..common.kafka_helpers import read_until

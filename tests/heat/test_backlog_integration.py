@@ -9,8 +9,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from genomebus_common.kafka_client import client_options
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.runtime.kafka_client import client_options
+from genomebus_common.runtime.settings import ServiceSettings
 from genomebus_heat.backlog import BacklogError, BacklogProbe
 from tests.common.kafka_helpers import create_topics
 

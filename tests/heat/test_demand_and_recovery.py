@@ -135,7 +135,7 @@ def test_recovery_table_from_node_labels() -> None:
 
 
 def test_rendered_table_is_what_energy_settings_read_and_is_stable(tmp_path) -> None:
-    from genomebus_common.settings import EnergySettings
+    from genomebus_common.runtime.settings import EnergySettings
 
     a = recovery_table([node("b", "0.5"), node("a", "0.25")]).render()
     b = recovery_table([node("a", "0.25"), node("b", "0.5")]).render()

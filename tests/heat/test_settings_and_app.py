@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from genomebus_common.broker import ReliableConsumer, RetryPolicy
-from genomebus_common.events import Priority, SampleReceived, Stage
-from genomebus_common.topics import sample_received_topic
+from genomebus_common.contracts.events import Priority, SampleReceived, Stage
+from genomebus_common.contracts.topics import sample_received_topic
+from genomebus_common.runtime.broker import ReliableConsumer, RetryPolicy
 from genomebus_heat import config
 from genomebus_heat.config import HeatSettings
 from genomebus_heat.controller import HeatController

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.reference import Manifest, ReferenceRegistry
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.stagekit.reference import Manifest, ReferenceRegistry
 from genomebus_ingest.config import IngestSettings
 from genomebus_ingest.main import build_app
 
@@ -57,7 +57,7 @@ def ingest_settings(
 
 
 def pseudonym_of(cpr: str) -> str:
-    from genomebus_common.identifiers import Pseudonymiser, parse_cpr
+    from genomebus_common.contracts.identifiers import Pseudonymiser, parse_cpr
 
     return Pseudonymiser.from_secret(PSEUDONYM_KEY).pseudonym(parse_cpr(cpr))
 
@@ -66,8 +66,8 @@ async def give_consent(
     lis: httpx.AsyncClient, cpr: str, version: int, *, given: bool = True, withdrawn: bool = False
 ) -> None:
     """Deliver a consent.changed event to the running ingest, as its Kafka consumer would."""
-    from genomebus_common.broker import Delivery
-    from genomebus_common.events import ConsentChanged, ResearchUse
+    from genomebus_common.contracts.events import ConsentChanged, ResearchUse
+    from genomebus_common.runtime.broker import Delivery
 
     event = ConsentChanged(
         correlation_id=f"consent-{version}",
@@ -115,7 +115,7 @@ async def upload_with_the_check_dropped(
     """Register a sample and upload both files, the check breaking off after R2 is stored (the
     object store dropped): the sample is left in awaiting_reads with both files. Returns it."""
     import genomebus_ingest.service as service
-    from genomebus_common.errors import ObjectStoreUnavailable
+    from genomebus_common.contracts.errors import ObjectStoreUnavailable
 
     from .fastq_data import pair
     from .test_api_integration import registration

@@ -10,11 +10,11 @@ import asyncpg
 import httpx
 import pytest
 
-from genomebus_common.events import SampleReceived
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.reference import Manifest
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import sample_received_topic
+from genomebus_common.contracts.events import SampleReceived
+from genomebus_common.contracts.topics import sample_received_topic
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.stagekit.reference import Manifest
 from genomebus_ingest.config import IngestSettings
 
 from ..common.kafka_helpers import read_until
@@ -209,8 +209,8 @@ async def test_reads_taken_from_the_landing_bucket_survive_a_registration_sent_a
     sample moved on): R1 is not copied twice and no retry ever deletes the sample's reads."""
     import io
 
-    import genomebus_common.objectstore as objectstore
-    from genomebus_common.errors import ObjectStoreUnavailable
+    import genomebus_common.runtime.objectstore as objectstore
+    from genomebus_common.contracts.errors import ObjectStoreUnavailable
 
     r1, r2 = pair(8)
     prefix = f"RH/{uuid.uuid4().hex[:8]}"  # a hospital's landing prefix is its own id
@@ -351,8 +351,8 @@ async def test_waiting_samples_are_quarantined_when_consent_is_withdrawn(
 async def test_a_hospital_removes_its_sample_and_the_removal_is_published(
     lis: httpx.AsyncClient, toy_reference: Manifest, settings: ServiceSettings, store: ObjectStore
 ) -> None:
-    from genomebus_common.events import SampleRemoved
-    from genomebus_common.topics import SAMPLE_REMOVED
+    from genomebus_common.contracts.events import SampleRemoved
+    from genomebus_common.contracts.topics import SAMPLE_REMOVED
 
     r1, r2 = pair(5)
     await give_consent(lis, CPR, 1)
@@ -381,8 +381,8 @@ async def test_progress_reports_from_many_workers_never_go_back(
     lis: httpx.AsyncClient, toy_reference: Manifest
 ) -> None:
     """Workers report a sample's units in any order; the hospital's status shows the most done."""
-    from genomebus_common.broker import Delivery
-    from genomebus_common.events import ReferenceGenome, Stage, StageProgress
+    from genomebus_common.contracts.events import ReferenceGenome, Stage, StageProgress
+    from genomebus_common.runtime.broker import Delivery
 
     r1, r2 = pair(4)
     created = (await lis.post("/v1/samples", json=registration(toy_reference, r1, r2))).json()

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from genomebus_common.reference import Manifest
+from genomebus_common.stagekit.reference import Manifest
 
 from .conftest import give_consent
 from .fastq_data import pair

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from genomebus_common.reference import Manifest
+from genomebus_common.stagekit.reference import Manifest
 from genomebus_ingest.config import IngestSettings
 
 from .conftest import give_consent, lis_client, upload_with_the_check_dropped

@@ -10,9 +10,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from genomebus_common.reference import Manifest
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import sample_received_topic
+from genomebus_common.contracts.topics import sample_received_topic
+from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.stagekit.reference import Manifest
 
 from ..common.kafka_helpers import read_until, wait_for
 from .conftest import give_consent

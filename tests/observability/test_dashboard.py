@@ -7,8 +7,8 @@ import json
 import re
 from pathlib import Path
 
-from genomebus_common import metrics
-from genomebus_common.metrics import metric_names, shared_metric_names
+from genomebus_common.runtime import metrics
+from genomebus_common.runtime.metrics import metric_names, shared_metric_names
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "genomebus.json"
 SERVICES = ("ingest", "consent", "alignment", "calling", "registry")

@@ -16,17 +16,17 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
-from genomebus_common import metrics
-from genomebus_common.broker import Delivery, ReliableConsumer, RetryPolicy, create_broker
-from genomebus_common.db import connect_pool
-from genomebus_common.errors import ObjectStoreUnavailable
-from genomebus_common.events import SampleReceived, Stage
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.outbox import OutboxRelay, enqueue
-from genomebus_common.runtime import ServiceRuntime, create_app
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.telemetry import make_tracer_provider
-from genomebus_common.topics import topic_for
+from genomebus_common.contracts.errors import ObjectStoreUnavailable
+from genomebus_common.contracts.events import SampleReceived, Stage
+from genomebus_common.contracts.topics import topic_for
+from genomebus_common.runtime import metrics
+from genomebus_common.runtime.broker import Delivery, ReliableConsumer, RetryPolicy, create_broker
+from genomebus_common.runtime.db import connect_pool
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.outbox import OutboxRelay, enqueue
+from genomebus_common.runtime.service import ServiceRuntime, create_app
+from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.runtime.telemetry import make_tracer_provider
 
 from ..common.factories import sample_received
 from ..common.kafka_helpers import create_topics, read_until, wait_for

@@ -6,9 +6,14 @@ import json
 
 import pytest
 
-from genomebus_common.broker import H_DLQ_ERROR_CODE, H_DLQ_OFFSET, H_DLQ_REASON, H_DLQ_TOPIC
-from genomebus_common.events import SampleReceived
-from genomebus_common.topics import SAMPLE_RECEIVED_LANES, Topic
+from genomebus_common.contracts.events import SampleReceived
+from genomebus_common.contracts.headers import (
+    H_DLQ_ERROR_CODE,
+    H_DLQ_OFFSET,
+    H_DLQ_REASON,
+    H_DLQ_TOPIC,
+)
+from genomebus_common.contracts.topics import SAMPLE_RECEIVED_LANES, Topic
 from genomebus_ops.dlq import (
     H_REPLAY_COUNT,
     H_REPLAYED_FROM,

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from genomebus_common.broker import Delivery, ReliableConsumer, RetryPolicy, create_broker
-from genomebus_common.errors import ObjectStoreUnavailable
-from genomebus_common.events import SampleReceived, Stage
-from genomebus_common.kafka_client import client_options
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import Topic
+from genomebus_common.contracts.errors import ObjectStoreUnavailable
+from genomebus_common.contracts.events import SampleReceived, Stage
+from genomebus_common.contracts.topics import Topic
+from genomebus_common.runtime.broker import Delivery, ReliableConsumer, RetryPolicy, create_broker
+from genomebus_common.runtime.kafka_client import client_options
+from genomebus_common.runtime.settings import ServiceSettings
 from genomebus_ops.dlq import Selection, Verdict
 from genomebus_ops.replay import list_parked, replay
 

@@ -14,9 +14,7 @@ import httpx
 import pysam
 import pytest
 
-from genomebus_common.broker import Delivery
-from genomebus_common.db import connect_pool
-from genomebus_common.events import (
+from genomebus_common.contracts.events import (
     ConsentChanged,
     ObjectRef,
     ReferenceGenome,
@@ -27,8 +25,10 @@ from genomebus_common.events import (
     VariantsCalled,
     new_id,
 )
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.runtime.broker import Delivery
+from genomebus_common.runtime.db import connect_pool
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.settings import ServiceSettings
 from genomebus_registry.config import RegistryClient, RegistrySettings
 from genomebus_registry.handlers import RegistryHandlers
 from genomebus_registry.main import build_app

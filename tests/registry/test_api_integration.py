@@ -159,7 +159,7 @@ async def test_a_hospital_that_removed_its_only_sample_of_a_patient_no_longer_tr
 ) -> None:
     """OUH sent a sample under the wrong patient and removed it: that gives OUH no view of the
     patient's genome from Rigshospitalet's samples."""
-    from genomebus_common.events import SampleRemoved
+    from genomebus_common.contracts.events import SampleRemoved
 
     registry: Registry = app_client.app.state.resources  # type: ignore[attr-defined]
     patient = pseudonym("api-wrong-patient")

@@ -9,7 +9,7 @@ import random
 import asyncpg
 import pytest
 
-from genomebus_common.db import connect_pool
+from genomebus_common.runtime.db import connect_pool
 from genomebus_registry.adapters import counts
 from genomebus_registry.core import keys
 from genomebus_registry.handlers import project_consent

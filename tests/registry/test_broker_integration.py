@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from genomebus_common.events import VariantsReady
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import VARIANTS_READY
+from genomebus_common.contracts.events import VariantsReady
+from genomebus_common.contracts.topics import VARIANTS_READY
+from genomebus_common.runtime.settings import ServiceSettings
 from genomebus_registry.config import RegistrySettings
 from genomebus_registry.main import Registry, build_app
 

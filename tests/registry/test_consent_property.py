@@ -24,9 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genomebus_common.db import connect_pool
-from genomebus_common.events import SampleRemoved
-from genomebus_common.objectstore import ObjectStore
+from genomebus_common.contracts.events import SampleRemoved
+from genomebus_common.runtime.db import connect_pool
+from genomebus_common.runtime.objectstore import ObjectStore
 from genomebus_registry.adapters import counts
 from genomebus_registry.handlers import RegistryHandlers
 from genomebus_registry.queries import Queries

@@ -10,14 +10,14 @@ import asyncpg
 import httpx
 import pytest
 
-from genomebus_common.energy import METHOD, TOTAL_METHOD, total
-from genomebus_common.events import (
+from genomebus_common.contracts.events import (
     AlignmentMetrics,
     EnergyEstimate,
     SampleAligned,
     ToolProvenance,
     VariantsReady,
 )
+from genomebus_common.stagekit.energy import METHOD, TOTAL_METHOD, total
 from genomebus_registry.handlers import RegistryHandlers
 from genomebus_registry.main import Registry
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 import asyncpg
 import pytest
 
-from genomebus_common.errors import ChecksumMismatch, DataConflict
-from genomebus_common.events import VariantsReady
+from genomebus_common.contracts.errors import ChecksumMismatch, DataConflict
+from genomebus_common.contracts.events import VariantsReady
 from genomebus_registry import loader
 from genomebus_registry.adapters import counts
 from genomebus_registry.domain import InvalidVcf

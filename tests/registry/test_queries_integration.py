@@ -182,7 +182,7 @@ async def test_a_removed_sample_leaves_the_counts_at_once(
     pool: asyncpg.Pool,
     upload_vcf: Callable[..., UploadedVcf],
 ) -> None:
-    from genomebus_common.events import SampleRemoved
+    from genomebus_common.contracts.events import SampleRemoved
 
     groups = await cohort(handlers, upload_vcf)
     before = (await queries.allele(RESEARCHER, "chrT", 1000, "A", "G")).results[0]
@@ -229,7 +229,7 @@ async def test_a_patient_sequenced_twice_counts_once_and_the_counts_follow_every
     """Counts are kept per variant, not counted per question: a second sample of a patient adds
     only what it carries beyond the first, its removal takes exactly that away again, and a
     withdrawal takes the patient out at once; the kept counts always equal a recount."""
-    from genomebus_common.events import SampleRemoved
+    from genomebus_common.contracts.events import SampleRemoved
 
     # Six carry SHARED once, five twice, five carry neither: every group of SHARED five or more.
     patients = [pseudonym(f"twice-{i}") for i in range(16)]

@@ -123,7 +123,7 @@ def test_the_nesting_check_is_linear_on_crafted_bodies() -> None:
     from both, so the test says "not quadratic", not how fast."""
     import time as clock
 
-    from genomebus_common.http import json_depth
+    from genomebus_common.runtime.http import json_depth
 
     def seconds(size: int) -> float:
         body = b'\\"' * (size // 2)

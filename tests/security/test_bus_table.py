@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from genomebus_common import events
-from genomebus_common.kafka_acls import all_rules, rules_for
-from genomebus_common.topics import (
+from genomebus_common.contracts import events
+from genomebus_common.contracts.topics import (
     ALL_TOPICS,
     BUS_CLIENTS,
     CONSENT_CHANGED,
@@ -25,6 +24,7 @@ from genomebus_common.topics import (
     WORK_LANES,
     BusClient,
 )
+from genomebus_common.runtime.kafka_acls import all_rules, rules_for
 
 from ..infra import REPO_ROOT
 
@@ -54,7 +54,7 @@ Subscriptions = list[tuple[tuple[str, ...], str]]
 def subscriptions(service: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Subscriptions, list[str]]:
     """(topics, group_id) of every subscription the real ``build_app`` makes, and the topics
     of the consent views it builds."""
-    import genomebus_common.runtime as runtime
+    import genomebus_common.runtime.service as runtime
 
     calls: Subscriptions = []
     views: list[str] = []

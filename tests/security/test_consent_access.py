@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from genomebus_common.identifiers import Pseudonymiser, parse_cpr
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.contracts.identifiers import Pseudonymiser, parse_cpr
+from genomebus_common.runtime.settings import ServiceSettings
 from genomebus_consent.config import ConsentSettings
 from genomebus_consent.main import build_app
 

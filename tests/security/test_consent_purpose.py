@@ -8,9 +8,9 @@ import random
 import httpx
 import pytest
 
-from genomebus_common.broker import Delivery
-from genomebus_common.events import ConsentChanged, ResearchUse
-from genomebus_common.reference import Manifest
+from genomebus_common.contracts.events import ConsentChanged, ResearchUse
+from genomebus_common.runtime.broker import Delivery
+from genomebus_common.stagekit.reference import Manifest
 
 from ..ingest.conftest import pseudonym_of
 from ..ingest.fastq_data import pair

@@ -23,8 +23,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from genomebus_common.db import service_schema
-from genomebus_common.grants import APPEND_ONLY, COMMON_GRANTS
+from genomebus_common.runtime.db import service_schema
+from genomebus_common.runtime.grants import APPEND_ONLY, COMMON_GRANTS
 from genomebus_devstack import dbroles
 from genomebus_devstack.services import ServiceGroup, ServiceProcess
 
@@ -145,7 +145,7 @@ async def test_runtime_role_cannot_read_another_services_tables(
     migrated: dict[str, str], endpoints: dict[str, str], service: str, other: str
 ) -> None:
     """Each service has a database of its own; another service's role may not even connect."""
-    from genomebus_common.db import with_database
+    from genomebus_common.runtime.db import with_database
 
     elsewhere = with_database(migrated[service], dbroles.database(other))
     with pytest.raises(

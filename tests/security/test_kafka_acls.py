@@ -2,7 +2,7 @@
 it produces and read only what it consumes; a wrong password gets nothing.
 
 The users and their passwords are the stack's (``kafka_users``); the rules come from
-``genomebus_common.topics.BUS_CLIENTS`` through ``kafka_acls``. On a broker without identities
+``genomebus_common.contracts.topics.BUS_CLIENTS`` through ``kafka_acls``. On a broker without identities
 or an authorizer every test here fails: refusals never come, and the ACL listing is refused.
 """
 
@@ -22,18 +22,18 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from genomebus_common.broker import ensure_topics
-from genomebus_common.events import ConsentChanged, Priority, ResearchUse
-from genomebus_common.kafka_acls import all_rules
-from genomebus_common.kafka_client import client_options
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import (
+from genomebus_common.contracts.events import ConsentChanged, Priority, ResearchUse
+from genomebus_common.contracts.topics import (
     BUS_CLIENTS,
     CONSENT_CHANGED,
     SAMPLE_RECEIVED_LANES,
     VARIANTS_CALLED,
     message_key,
 )
+from genomebus_common.runtime.broker import ensure_topics
+from genomebus_common.runtime.kafka_acls import all_rules
+from genomebus_common.runtime.kafka_client import client_options
+from genomebus_common.runtime.settings import ServiceSettings
 
 from ..common.kafka_helpers import read_until
 

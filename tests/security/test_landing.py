@@ -15,8 +15,8 @@ import uuid
 import httpx
 import pytest
 
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.reference import Manifest
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.stagekit.reference import Manifest
 from genomebus_ingest.config import IngestSettings
 
 from ..ingest.fastq_data import pair

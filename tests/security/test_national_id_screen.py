@@ -18,9 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from genomebus_common.events import Identifier, ObjectKey, SafeText
-from genomebus_common.identifiers import looks_like_national_id, parse_cpr, redact_national_ids
-from genomebus_common.reference import Manifest
+from genomebus_common.contracts.events import Identifier, ObjectKey, SafeText
+from genomebus_common.contracts.identifiers import (
+    looks_like_national_id,
+    parse_cpr,
+    redact_national_ids,
+)
+from genomebus_common.stagekit.reference import Manifest
 from genomebus_ingest.config import IngestSettings
 
 from ..ingest.fastq_data import pair

@@ -10,8 +10,8 @@ import pytest
 from minio import Minio
 from minio.error import S3Error
 
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.settings import ServiceSettings
 from genomebus_ops.landing import admin_client, grant_landing
 
 pytestmark = pytest.mark.integration

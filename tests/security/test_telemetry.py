@@ -10,8 +10,8 @@ import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from genomebus_common.reference import Manifest
-from genomebus_common.telemetry import JsonFormatter
+from genomebus_common.runtime.telemetry import JsonFormatter
+from genomebus_common.stagekit.reference import Manifest
 
 from ..ingest.fastq_data import pair
 from ..ingest.test_api_integration import registration

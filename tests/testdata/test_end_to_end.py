@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from genomebus_testdata import SimulatedSample, align_and_call, evaluate
+
+pytestmark = pytest.mark.tools  # runs the real bio tools
 
 
 def test_bwa_bcftools_on_simulated_30x(

@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from genomebus_common.events import (
+from genomebus_common.contracts.events import (
     Event,
     SampleAligned,
     SampleReceived,
@@ -37,17 +37,17 @@ from genomebus_common.events import (
     VariantsCalled,
     VariantsReady,
 )
-from genomebus_common.kafka_client import client_options
-from genomebus_common.objectstore import ObjectStore, file_sha256
-from genomebus_common.reference import ReferenceRegistry
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import (
+from genomebus_common.contracts.topics import (
     SAMPLE_ALIGNED,
     SAMPLE_RECEIVED_LANES,
     STAGE_FAILED,
     VARIANTS_CALLED,
     VARIANTS_READY,
 )
+from genomebus_common.runtime.kafka_client import client_options
+from genomebus_common.runtime.objectstore import ObjectStore, file_sha256
+from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.stagekit.reference import ReferenceRegistry
 from genomebus_testdata import evaluate, make_reference, read_pairs_for, simulate_sample
 
 from .envfile import endpoints

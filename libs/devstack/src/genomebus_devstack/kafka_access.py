@@ -4,7 +4,7 @@ Made at each ``up`` as the administrator, idempotently, like Strimzi's topic and
 make them on Kubernetes: services there neither create topics nor grant themselves anything, and
 here they run with ``GENOMEBUS_KAFKA_CREATE_TOPICS=false`` too.
 
-The ACLs are kept equal to ``genomebus_common.kafka_acls.all_rules()``: missing rules are
+The ACLs are kept equal to ``genomebus_common.runtime.kafka_acls.all_rules()``: missing rules are
 created, rules of ``genomebus-*`` users that the table no longer has are deleted (rules of other
 users are left alone). Why the Kafka protocol through aiokafka: its admin client has no ACL
 methods, but aiokafka ships the CreateAcls/DescribeAcls/DeleteAcls requests (v1, which Kafka 4
@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from genomebus_common.kafka_acls import AclRule, all_rules, managed_user
+from genomebus_common.runtime.kafka_acls import AclRule, all_rules, managed_user
 
 from .procs import StackError
 
@@ -110,8 +110,8 @@ async def provision(bootstrap: str, options: dict[str, str]) -> str:
     """Every topic (and its dead-letter topic) and every bus client's ACLs; a summary line."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from genomebus_common.broker import ensure_topics
-    from genomebus_common.settings import ServiceSettings
+    from genomebus_common.runtime.broker import ensure_topics
+    from genomebus_common.runtime.settings import ServiceSettings
 
     settings = ServiceSettings(  # type: ignore[call-arg]
         _env_file=None,

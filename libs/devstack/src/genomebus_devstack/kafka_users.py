@@ -29,8 +29,8 @@ ITERATIONS = 4096
 
 
 def bus_users() -> list[str]:
-    """The administrator and every bus client of ``genomebus_common.topics.BUS_CLIENTS``."""
-    from genomebus_common.topics import BUS_CLIENTS
+    """The administrator and every bus client of ``genomebus_common.contracts.topics.BUS_CLIENTS``."""
+    from genomebus_common.contracts.topics import BUS_CLIENTS
 
     return [ADMIN, *(client.user for client in BUS_CLIENTS.values())]
 
@@ -81,7 +81,7 @@ def identity_env(service: str, kafka_home: Path) -> dict[str, str]:
     """The variables that make a process ``service``'s bus client on this stack: its own Kafka
     user (so its ACLs apply, as in production) and no topic creation (``up`` made the topics,
     as Strimzi does). {} for a name the table does not know, or a stack without that user."""
-    from genomebus_common.topics import bus_client
+    from genomebus_common.contracts.topics import bus_client
 
     client = bus_client(service)
     password = load(kafka_home).get(client.user) if client is not None else None

@@ -2,7 +2,7 @@
 
 Each service runs from the workspace's console script with the stack's endpoints plus its own
 settings in the environment, as its own Kafka user (``kafka_identity``: the ACLs of
-``genomebus_common.topics.BUS_CLIENTS`` apply to it as on Kubernetes), logs to
+``genomebus_common.contracts.topics.BUS_CLIENTS`` apply to it as on Kubernetes), logs to
 ``<state>/logs/<service>.log``, and counts as started when its ``/readyz`` answers 200 (Kafka
 and its database reachable, consumers subscribed). Its PATH starts with the patched bwa's
 folder (``tools.bwa_bin_dir``): services run ``bwa`` by name and chunked alignment needs its

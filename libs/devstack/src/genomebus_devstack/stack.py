@@ -269,7 +269,7 @@ def _database_roles(layout: Layout, port: int) -> dict[str, dbroles.RolePassword
 
 def _provision_kafka(layout: Layout, ports: dict[str, int], echo: Echo) -> None:
     """Users new to the table, every topic, and the ACLs: on every ``up``, since the table in
-    ``genomebus_common.topics`` may have changed since the broker started (a no-op otherwise)."""
+    ``genomebus_common.contracts.topics`` may have changed since the broker started (a no-op otherwise)."""
     import asyncio
 
     from . import kafka_access

@@ -29,7 +29,7 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from genomebus_common.broker import (
+from genomebus_common.contracts.headers import (
     H_DLQ_ATTEMPTS,
     H_DLQ_ERROR_CODE,
     H_DLQ_ERROR_KIND,
@@ -39,7 +39,7 @@ from genomebus_common.broker import (
     H_DLQ_REASON,
     H_DLQ_TOPIC,
 )
-from genomebus_common.topics import ALL_TOPICS, DLQ_SUFFIX, Topic
+from genomebus_common.contracts.topics import ALL_TOPICS, DLQ_SUFFIX, Topic
 
 H_REPLAY_COUNT = "x-replay-count"
 H_REPLAYED_FROM = "x-replayed-from"

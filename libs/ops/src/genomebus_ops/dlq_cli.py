@@ -16,7 +16,7 @@ import asyncio
 import json
 import sys
 
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.runtime.settings import ServiceSettings
 
 from .dlq import DEFAULT_MAX_REPLAYS, ParkedMessage, Selection, Verdict, topic_of_dlq
 from .replay import list_parked, replay

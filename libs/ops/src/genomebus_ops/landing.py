@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
 
-    from genomebus_common.settings import ServiceSettings
+    from genomebus_common.runtime.settings import ServiceSettings
 
     parser = argparse.ArgumentParser(prog="genomebus-landing", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)

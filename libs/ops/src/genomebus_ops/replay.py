@@ -18,11 +18,11 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from genomebus_common.broker import decode_headers
-from genomebus_common.errors import from_kafka_error
-from genomebus_common.kafka_client import client_options
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import ALL_TOPICS, Topic
+from genomebus_common.contracts.topics import ALL_TOPICS, Topic
+from genomebus_common.runtime.broker import decode_headers
+from genomebus_common.runtime.failures import from_kafka_error
+from genomebus_common.runtime.kafka_client import client_options
+from genomebus_common.runtime.settings import ServiceSettings
 
 from .dlq import (
     DEFAULT_MAX_REPLAYS,

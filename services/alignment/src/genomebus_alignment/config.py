@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from genomebus_common.energy import EnergySettings
-from genomebus_common.events import Priority
-from genomebus_common.settings import ScatterSettings, ServiceSettings
+from genomebus_common.contracts.events import Priority
+from genomebus_common.runtime.settings import ScatterSettings, ServiceSettings
+from genomebus_common.stagekit.energy import EnergySettings
 
 from .core.chunks import BWA_BATCH_BASES
 

@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from genomebus_common.errors import PermanentError
+from genomebus_common.contracts.errors import PermanentError
 
 _IN_CHUNK = 256 * 1024
 _OUT_CHUNK = 1024 * 1024

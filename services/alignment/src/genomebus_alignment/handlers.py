@@ -2,7 +2,7 @@
 aligns a chunk, and the worker that finishes the last chunk gathers them into the sample's one
 checked BAM and publishes SampleAligned.
 
-Idempotent by construction (see ``genomebus_common.scatter`` and ``stage``): the plan, each
+Idempotent by construction (see ``genomebus_common.stagekit.scatter`` and ``stage``): the plan, each
 chunk's result and the sample's event are records beside the outputs, written after them; a
 redelivered event finds them and does no work twice. A chunk that fails is retried alone.
 """
@@ -17,10 +17,7 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from genomebus_common.broker import Delivery
-from genomebus_common.consent_view import ConsentView
-from genomebus_common.energy import estimate
-from genomebus_common.events import (
+from genomebus_common.contracts.events import (
     AlignmentMetrics,
     ObjectRef,
     Producer,
@@ -30,11 +27,14 @@ from genomebus_common.events import (
     ScatterSummary,
     Stage,
 )
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.reference import ReferenceRegistry
-from genomebus_common.scatter import ScatterPlan, ScatterStore, UnitResult, new_attempt
-from genomebus_common.stage import ScatteredStage
-from genomebus_common.tools import ResourceMeter, time_limit_for
+from genomebus_common.runtime.broker import Delivery
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.stagekit.consent_view import ConsentView
+from genomebus_common.stagekit.energy import estimate
+from genomebus_common.stagekit.reference import ReferenceRegistry
+from genomebus_common.stagekit.scatter import ScatterPlan, ScatterStore, UnitResult, new_attempt
+from genomebus_common.stagekit.stage import ScatteredStage
+from genomebus_common.stagekit.tools import ResourceMeter, time_limit_for
 
 from .config import AlignmentSettings
 from .core.chunks import ChunkRule, InvalidPairs, split_pairs

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from genomebus_common.consent_view import ConsentView
-from genomebus_common.events import SampleReceived, Stage
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.reference import ReferenceRegistry
-from genomebus_common.runtime import ServiceRuntime, create_app, serve
-from genomebus_common.scratch import remove_abandoned
-from genomebus_common.topics import sample_received_topic
+from genomebus_common.contracts.events import SampleReceived, Stage
+from genomebus_common.contracts.topics import sample_received_topic
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.service import ServiceRuntime, create_app, serve
+from genomebus_common.stagekit.consent_view import ConsentView
+from genomebus_common.stagekit.reference import ReferenceRegistry
+from genomebus_common.stagekit.scratch import remove_abandoned
 
 from .config import AlignmentSettings
 from .handlers import AlignSample

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from genomebus_common.errors import PermanentError, ToolFailed, ToolFailedTransiently
-from genomebus_common.events import AlignmentMetrics, ReadGroup, ToolProvenance
-from genomebus_common.tools import (
+from genomebus_common.contracts.errors import PermanentError, ToolFailed, ToolFailedTransiently
+from genomebus_common.contracts.events import AlignmentMetrics, ReadGroup, ToolProvenance
+from genomebus_common.stagekit.tools import (
     Command,
     Data,
     FifoFeeder,

@@ -3,7 +3,7 @@ calls a region (reading just that region's reads from the BAM in the object stor
 worker that finishes the last region gathers them into the sample's one normalised, indexed,
 checked VCF and publishes VariantsCalled.
 
-Idempotent by construction (see ``genomebus_common.scatter`` and ``stage``): the plan, each
+Idempotent by construction (see ``genomebus_common.stagekit.scatter`` and ``stage``): the plan, each
 region's result and the sample's event are records beside the outputs, written after them.
 """
 
@@ -17,10 +17,7 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from genomebus_common.broker import Delivery
-from genomebus_common.consent_view import ConsentView
-from genomebus_common.energy import estimate
-from genomebus_common.events import (
+from genomebus_common.contracts.events import (
     Priority,
     Producer,
     SampleAligned,
@@ -29,11 +26,14 @@ from genomebus_common.events import (
     Stage,
     VariantsCalled,
 )
-from genomebus_common.objectstore import HtslibS3, ObjectStore
-from genomebus_common.reference import ReferenceRegistry
-from genomebus_common.scatter import ScatterPlan, ScatterStore, UnitResult, new_attempt
-from genomebus_common.stage import ScatteredStage
-from genomebus_common.tools import ResourceMeter, time_limit_for
+from genomebus_common.runtime.broker import Delivery
+from genomebus_common.runtime.objectstore import HtslibS3, ObjectStore
+from genomebus_common.stagekit.consent_view import ConsentView
+from genomebus_common.stagekit.energy import estimate
+from genomebus_common.stagekit.reference import ReferenceRegistry
+from genomebus_common.stagekit.scatter import ScatterPlan, ScatterStore, UnitResult, new_attempt
+from genomebus_common.stagekit.stage import ScatteredStage
+from genomebus_common.stagekit.tools import ResourceMeter, time_limit_for
 
 from .config import CallingSettings
 from .core.regions import plan_regions

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from genomebus_common.consent_view import ConsentView
-from genomebus_common.events import SampleAligned, Stage
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.reference import ReferenceRegistry
-from genomebus_common.runtime import ServiceRuntime, create_app, serve
-from genomebus_common.scratch import remove_abandoned
-from genomebus_common.topics import SAMPLE_ALIGNED
+from genomebus_common.contracts.events import SampleAligned, Stage
+from genomebus_common.contracts.topics import SAMPLE_ALIGNED
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.service import ServiceRuntime, create_app, serve
+from genomebus_common.stagekit.consent_view import ConsentView
+from genomebus_common.stagekit.reference import ReferenceRegistry
+from genomebus_common.stagekit.scratch import remove_abandoned
 
 from .config import CallingSettings
 from .handlers import CallSample

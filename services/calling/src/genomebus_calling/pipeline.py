@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from genomebus_common.errors import PermanentError, ToolFailed
-from genomebus_common.events import ToolProvenance, VariantCounts
-from genomebus_common.tools import (
+from genomebus_common.contracts.errors import PermanentError, ToolFailed
+from genomebus_common.contracts.events import ToolProvenance, VariantCounts
+from genomebus_common.stagekit.tools import (
     Command,
     Data,
     display_pipeline,

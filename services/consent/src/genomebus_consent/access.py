@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from genomebus_common.events import ResearchUse
+from genomebus_common.contracts.events import ResearchUse
 
 
 class ClientKind(StrEnum):

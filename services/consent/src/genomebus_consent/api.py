@@ -16,9 +16,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
 from pydantic import BaseModel
 
-from genomebus_common.errors import DataConflict
-from genomebus_common.events import PSEUDONYM_PATTERN
-from genomebus_common.http import ErrorMapping, bearer_identity, install_error_handlers
+from genomebus_common.contracts.errors import DataConflict
+from genomebus_common.contracts.events import PSEUDONYM_PATTERN
+from genomebus_common.runtime.http import ErrorMapping, bearer_identity, install_error_handlers
 
 from .domain import ConsentHistory, ConsentRejected, ConsentVersion, RecordConsent
 from .fhir import from_fhir

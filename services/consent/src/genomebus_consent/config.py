@@ -11,7 +11,7 @@ import json
 
 from pydantic import Field, field_validator
 
-from genomebus_common.settings import PseudonymSettings, ServiceSettings
+from genomebus_common.runtime.settings import PseudonymSettings, ServiceSettings
 
 
 class ConsentSettings(PseudonymSettings, ServiceSettings):

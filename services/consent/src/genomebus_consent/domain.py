@@ -17,8 +17,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from genomebus_common.errors import PermanentError
-from genomebus_common.events import (
+from genomebus_common.contracts.errors import PermanentError
+from genomebus_common.contracts.events import (
     ConsentChanged,
     PatientPseudonym,
     Producer,

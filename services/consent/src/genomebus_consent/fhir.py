@@ -30,7 +30,7 @@ from typing import Any
 from fhir.resources.R4B.consent import Consent, ConsentProvision
 from pydantic import TypeAdapter, ValidationError
 
-from genomebus_common.events import ResearchUse, SafeText
+from genomebus_common.contracts.events import ResearchUse, SafeText
 
 from .domain import ConsentFacts, ConsentRejected, ResearchUseChange, as_aware, rule_violations
 

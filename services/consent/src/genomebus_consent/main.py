@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from genomebus_common.broker import Delivery
-from genomebus_common.db import service_pool
-from genomebus_common.events import SampleRegistered, Stage
-from genomebus_common.outbox import OutboxRelay
-from genomebus_common.runtime import ServiceRuntime, create_app, serve
-from genomebus_common.topics import SAMPLE_REGISTERED
+from genomebus_common.contracts.events import SampleRegistered, Stage
+from genomebus_common.contracts.topics import SAMPLE_REGISTERED
+from genomebus_common.runtime.broker import Delivery
+from genomebus_common.runtime.db import service_pool
+from genomebus_common.runtime.outbox import OutboxRelay
+from genomebus_common.runtime.service import ServiceRuntime, create_app, serve
 
 from . import api, schema
 from .config import ConsentSettings

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from genomebus_common.errors import DataConflict, GenomebusError, PermanentError, from_asyncpg_error
-from genomebus_common.events import SampleRegistered
-from genomebus_common.identifiers import InvalidNationalId, Pseudonymiser, parse_cpr
-from genomebus_common.outbox import OutboxRelay, enqueue
+from genomebus_common.contracts.errors import DataConflict, GenomebusError, PermanentError
+from genomebus_common.contracts.events import SampleRegistered
+from genomebus_common.contracts.identifiers import InvalidNationalId, Pseudonymiser, parse_cpr
+from genomebus_common.runtime.failures import from_asyncpg_error
+from genomebus_common.runtime.outbox import OutboxRelay, enqueue
 
 from .access import (
     Client,

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from genomebus_common.kafka_client import client_options
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.runtime.kafka_client import client_options
+from genomebus_common.runtime.settings import ServiceSettings
 
 
 class BacklogError(RuntimeError):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from genomebus_common.events import Priority
-from genomebus_common.settings import ServiceSettings
-from genomebus_common.topics import SAMPLE_RECEIVED_LANES
+from genomebus_common.contracts.events import Priority
+from genomebus_common.contracts.topics import SAMPLE_RECEIVED_LANES
+from genomebus_common.runtime.settings import ServiceSettings
 
 RESEARCH_LANE = SAMPLE_RECEIVED_LANES[Priority.RESEARCH]
 # More consumers than partitions sit idle in a Kafka consumer group, so a ceiling above the

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI, Response
 
-from genomebus_common.runtime import add_metrics_endpoint, serve
+from genomebus_common.runtime.service import add_metrics_endpoint, serve
 
 from .backlog import BacklogProbe
 from .config import HeatSettings

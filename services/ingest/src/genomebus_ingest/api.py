@@ -13,9 +13,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
-from genomebus_common.errors import ChecksumMismatch
-from genomebus_common.events import SafeText
-from genomebus_common.http import ErrorMapping, bearer_identity, install_error_handlers, problem
+from genomebus_common.contracts.errors import ChecksumMismatch
+from genomebus_common.contracts.events import SafeText
+from genomebus_common.runtime.http import (
+    ErrorMapping,
+    bearer_identity,
+    install_error_handlers,
+    problem,
+)
 
 from .domain import Mate, RegisterSample, SampleView
 from .service import (

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from genomebus_common.events import (
+from genomebus_common.contracts.events import (
     Identifier,
     ObjectKey,
     ObjectRef,

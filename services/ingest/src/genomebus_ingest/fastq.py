@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from genomebus_common.identifiers import redact_national_ids
+from genomebus_common.contracts.identifiers import redact_national_ids
 
 MAX_PROBLEMS = 10
 _CHUNK = 4 * 1024 * 1024

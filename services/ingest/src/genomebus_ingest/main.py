@@ -9,15 +9,15 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from genomebus_common import metrics
-from genomebus_common.broker import Delivery
-from genomebus_common.db import service_pool
-from genomebus_common.events import ConsentChanged, Stage, StageProgress
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.outbox import OutboxRelay
-from genomebus_common.reference import ReferenceRegistry
-from genomebus_common.runtime import ServiceRuntime, create_app, serve
-from genomebus_common.topics import CONSENT_CHANGED, STAGE_PROGRESS
+from genomebus_common.contracts.events import ConsentChanged, Stage, StageProgress
+from genomebus_common.contracts.topics import CONSENT_CHANGED, STAGE_PROGRESS
+from genomebus_common.runtime import metrics
+from genomebus_common.runtime.broker import Delivery
+from genomebus_common.runtime.db import service_pool
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.outbox import OutboxRelay
+from genomebus_common.runtime.service import ServiceRuntime, create_app, serve
+from genomebus_common.stagekit.reference import ReferenceRegistry
 
 from . import api, schema
 from .config import IngestSettings

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from importlib import resources
 
-from genomebus_common.db import Migration, Schema, load_migrations
-from genomebus_common.grants import APPEND_ONLY, UPDATABLE, RuntimeGrants
+from genomebus_common.runtime.db import Migration, Schema, load_migrations
+from genomebus_common.runtime.grants import APPEND_ONLY, UPDATABLE, RuntimeGrants
 
 GRANTS = RuntimeGrants(
     {

@@ -30,10 +30,13 @@ import asyncpg
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from genomebus_common.background import BackgroundTask
-from genomebus_common.broker import Delivery
-from genomebus_common.errors import ChecksumMismatch, DataConflict, ObjectNotFound, PermanentError
-from genomebus_common.events import (
+from genomebus_common.contracts.errors import (
+    ChecksumMismatch,
+    DataConflict,
+    ObjectNotFound,
+    PermanentError,
+)
+from genomebus_common.contracts.events import (
     ConsentChanged,
     ObjectRef,
     Priority,
@@ -42,12 +45,14 @@ from genomebus_common.events import (
     SampleRemoved,
     StageProgress,
 )
-from genomebus_common.identifiers import InvalidNationalId, Pseudonymiser, parse_cpr
-from genomebus_common.inbox import once
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.outbox import OutboxRelay, enqueue
-from genomebus_common.reference import ReferenceRegistry
-from genomebus_common.telemetry import carrier, context_from, links_to, tracer
+from genomebus_common.contracts.identifiers import InvalidNationalId, Pseudonymiser, parse_cpr
+from genomebus_common.runtime.background import BackgroundTask
+from genomebus_common.runtime.broker import Delivery
+from genomebus_common.runtime.inbox import once
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.outbox import OutboxRelay, enqueue
+from genomebus_common.runtime.telemetry import carrier, context_from, links_to, tracer
+from genomebus_common.stagekit.reference import ReferenceRegistry
 
 from .domain import (
     Mate,

@@ -13,9 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from pydantic import TypeAdapter, ValidationError
 
-from genomebus_common.errors import PermanentError
-from genomebus_common.events import PSEUDONYM_PATTERN, SafeText
-from genomebus_common.http import ErrorMapping, bearer_identity, install_error_handlers
+from genomebus_common.contracts.errors import PermanentError
+from genomebus_common.contracts.events import PSEUDONYM_PATTERN, SafeText
+from genomebus_common.runtime.http import ErrorMapping, bearer_identity, install_error_handlers
 
 from . import access_log
 from .config import RegistryClient

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from genomebus_common.settings import ServiceSettings
+from genomebus_common.runtime.settings import ServiceSettings
 
 from .disclosure import DEFAULT_MIN_CELL, MIN_CELL_FLOOR
 

@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, Field
 
-from genomebus_common.errors import PermanentError
-from genomebus_common.reference import sha512t24u
+from genomebus_common.contracts.errors import PermanentError
+from genomebus_common.stagekit.reference import sha512t24u
 
 from . import disclosure
 

@@ -13,8 +13,8 @@ import uuid
 import asyncpg
 from pydantic import BaseModel, Field
 
-from genomebus_common.energy import total
-from genomebus_common.events import EnergyEstimate
+from genomebus_common.contracts.events import EnergyEstimate
+from genomebus_common.stagekit.energy import total
 
 ALIGNMENT = "alignment"
 CALLING = "calling"

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import asyncpg
 
-from genomebus_common.broker import Delivery
-from genomebus_common.errors import DataConflict, GenomebusError, from_asyncpg_error
-from genomebus_common.events import (
+from genomebus_common.contracts.errors import DataConflict, GenomebusError
+from genomebus_common.contracts.events import (
     ConsentChanged,
     Producer,
     SampleAligned,
@@ -28,9 +27,11 @@ from genomebus_common.events import (
     VariantsCalled,
     VariantsReady,
 )
-from genomebus_common.inbox import once
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.outbox import OutboxRelay, enqueue
+from genomebus_common.runtime.broker import Delivery
+from genomebus_common.runtime.failures import from_asyncpg_error
+from genomebus_common.runtime.inbox import once
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.outbox import OutboxRelay, enqueue
 
 from . import audit, energy
 from .adapters import counts
@@ -212,7 +213,7 @@ class RegistryHandlers:
         """Load one sample's genotypes, or quarantine it if consent forbids use at commit.
 
         A database error outside the load's transaction (the inbox look, the sample number) is
-        classified by the consumer (``errors.from_unexpected``): a failover is retried."""
+        classified by the consumer (``failures.from_unexpected``): a failover is retried."""
         if await self._already_applied(event):
             return  # a redelivery: do not even download
         self._scratch.mkdir(parents=True, exist_ok=True)

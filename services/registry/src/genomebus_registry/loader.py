@@ -22,8 +22,8 @@ from itertools import islice
 
 import asyncpg
 
-from genomebus_common.errors import PermanentError
-from genomebus_common.events import ConsentChanged, VariantsCalled
+from genomebus_common.contracts.errors import PermanentError
+from genomebus_common.contracts.events import ConsentChanged, VariantsCalled
 
 from .core import keys
 from .domain import ConsentState, GenotypeRow, InvalidVcf

@@ -10,25 +10,25 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from genomebus_common import metrics
-from genomebus_common.broker import Delivery
-from genomebus_common.db import service_pool
-from genomebus_common.events import (
+from genomebus_common.contracts.events import (
     ConsentChanged,
     SampleAligned,
     SampleRemoved,
     Stage,
     VariantsCalled,
 )
-from genomebus_common.objectstore import ObjectStore
-from genomebus_common.outbox import OutboxRelay
-from genomebus_common.runtime import ServiceRuntime, create_app, serve
-from genomebus_common.topics import (
+from genomebus_common.contracts.topics import (
     CONSENT_CHANGED,
     SAMPLE_ALIGNED,
     SAMPLE_REMOVED,
     VARIANTS_CALLED,
 )
+from genomebus_common.runtime import metrics
+from genomebus_common.runtime.broker import Delivery
+from genomebus_common.runtime.db import service_pool
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.outbox import OutboxRelay
+from genomebus_common.runtime.service import ServiceRuntime, create_app, serve
 
 from . import api
 from .adapters.counts import Folder, report_pending

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from genomebus_common.errors import GenomebusError, PermanentError, from_asyncpg_error
+from genomebus_common.contracts.errors import GenomebusError, PermanentError
+from genomebus_common.runtime.failures import from_asyncpg_error
 
 from . import access_log, audit, energy
 from .core import keys

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from genomebus_common import metrics
-from genomebus_common.background import BackgroundTask
+from genomebus_common.runtime import metrics
+from genomebus_common.runtime.background import BackgroundTask
 
 from ..core.counts import Adjustment, SampleState
 

@@ -22,7 +22,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from .identifiers import looks_like_national_id
+from genomebus_common.contracts.identifiers import looks_like_national_id
 
 # Nothing that could be a national id may travel on the bus, in any free-text field either
 # (``identifiers.looks_like_national_id``: any spelling). Generated ids must therefore not be

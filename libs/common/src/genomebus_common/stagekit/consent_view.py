@@ -19,11 +19,12 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from .errors import TransientError, from_kafka_error
-from .events import PSEUDONYM_PATTERN, ConsentChanged
-from .kafka_client import client_options
-from .settings import ServiceSettings
-from .topics import CONSENT_CHANGED
+from genomebus_common.contracts.errors import TransientError
+from genomebus_common.contracts.events import PSEUDONYM_PATTERN, ConsentChanged
+from genomebus_common.contracts.topics import CONSENT_CHANGED
+from genomebus_common.runtime.failures import from_kafka_error
+from genomebus_common.runtime.kafka_client import client_options
+from genomebus_common.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 

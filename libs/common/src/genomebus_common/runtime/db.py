@@ -29,11 +29,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from .errors import PermanentError, from_asyncpg_error
-from .grants import COMMON_GRANTS, RuntimeGrants, apply_grants
+from genomebus_common.contracts.errors import PermanentError
+from genomebus_common.runtime.failures import from_asyncpg_error
+from genomebus_common.runtime.grants import COMMON_GRANTS, RuntimeGrants, apply_grants
 
 if TYPE_CHECKING:
-    from .settings import ServiceSettings
+    from genomebus_common.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 

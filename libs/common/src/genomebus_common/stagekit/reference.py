@@ -28,9 +28,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import DataConflict, PermanentError, ToolFailed
-from .events import ObjectRef, ReferenceGenome
-from .objectstore import ObjectStore
+from genomebus_common.contracts.errors import DataConflict, PermanentError, ToolFailed
+from genomebus_common.contracts.events import ObjectRef, ReferenceGenome
+from genomebus_common.runtime.objectstore import ObjectStore
 
 REFERENCE_BUCKET = "genomebus-references"
 FASTA_NAME = "genome.fa"

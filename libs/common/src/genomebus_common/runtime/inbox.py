@@ -12,9 +12,10 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from .broker import Delivery
-from .errors import GenomebusError, from_asyncpg_error
-from .events import Event
+from genomebus_common.contracts.errors import GenomebusError
+from genomebus_common.contracts.events import Event
+from genomebus_common.runtime.broker import Delivery
+from genomebus_common.runtime.failures import from_asyncpg_error
 
 
 @asynccontextmanager

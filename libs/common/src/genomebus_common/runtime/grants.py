@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from .errors import PermanentError
+from genomebus_common.contracts.errors import PermanentError
 
 #: History that is written once and never changed: the audit trail, consent versions,
 #: tombstones, the record of handled events. The database refuses the runtime role anything else.

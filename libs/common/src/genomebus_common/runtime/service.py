@@ -25,19 +25,25 @@ import uvicorn
 from fastapi import FastAPI, Response
 from opentelemetry import trace
 
-from . import metrics, tools
-from .broker import ReliableConsumer, RetryPolicy, create_broker, ensure_topics
-from .events import Stage
-from .http import BoundedBodies
-from .settings import ServiceSettings
-from .telemetry import (
+from genomebus_common import shutdown
+from genomebus_common.contracts.events import Stage
+from genomebus_common.contracts.topics import bus_client
+from genomebus_common.runtime import metrics
+from genomebus_common.runtime.broker import (
+    ReliableConsumer,
+    RetryPolicy,
+    create_broker,
+    ensure_topics,
+)
+from genomebus_common.runtime.http import BoundedBodies
+from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.runtime.telemetry import (
     HttpMetrics,
     configure_logging,
     fastapi_telemetry,
     make_tracer_provider,
     tracer,
 )
-from .topics import bus_client
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +98,7 @@ class ServiceRuntime:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[ServiceRuntime]:
         """Connect and start consuming; stop cleanly on exit."""
-        tools.resume()  # a process that stopped a service before may start one again (tests)
+        shutdown.resume()  # a process that stopped a service before may start one again (tests)
         await self.broker.start()
         for worker in self.workers:
             worker.start()
@@ -105,7 +111,7 @@ class ServiceRuntime:
             # Tools first: a handler blocked on a long bwa would otherwise hold the shutdown
             # (or, killed later, leave the tool running without a parent). The handler then
             # fails as "stopping" and its message stays uncommitted, for the next worker.
-            stopped = tools.abort_all()
+            stopped = shutdown.begin()
             if stopped:
                 log.warning("stopping: killed running tools", extra={"pipelines": stopped})
             for worker in reversed(self.workers):

@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from .identifiers import Pseudonymiser
+    from genomebus_common.contracts.identifiers import Pseudonymiser
 
 ENV_PREFIX = "GENOMEBUS_"
 
@@ -286,7 +286,7 @@ class PseudonymSettings(BaseSettings):
     pseudonym_key_version: int = Field(1, ge=1, description="Version written into pseudonyms.")
 
     def pseudonymiser(self) -> Pseudonymiser:
-        from .identifiers import Pseudonymiser
+        from genomebus_common.contracts.identifiers import Pseudonymiser
 
         return Pseudonymiser.from_secret(
             self.pseudonym_key.get_secret_value(), self.pseudonym_key_version

@@ -12,8 +12,9 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from . import __name__ as _package
-from .broker import (
+from genomebus_common.contracts import __name__ as _package
+from genomebus_common.contracts.events import ALL_EVENTS, json_schema, schema_id
+from genomebus_common.contracts.headers import (
     H_CORRELATION_ID,
     H_DLQ_ATTEMPTS,
     H_DLQ_ERROR_CODE,
@@ -26,10 +27,9 @@ from .broker import (
     H_EVENT_TYPE,
     H_SCHEMA_VERSION,
 )
-from .events import ALL_EVENTS, json_schema, schema_id
-from .topics import ALL_TOPICS
+from genomebus_common.contracts.topics import ALL_TOPICS
 
-CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
+CONTRACTS_DIR = Path(__file__).resolve().parents[3] / "contracts"
 ASYNCAPI_VERSION = "0.1.0"
 
 
@@ -89,7 +89,7 @@ def asyncapi_document() -> dict[str, Any]:
         name = topic.event.__name__
         channels[_channel_id(topic.name)] = {
             "address": topic.name,
-            "description": f"{topic.description} Key: see genomebus_common.topics.message_key. "
+            "description": f"{topic.description} Key: see genomebus_common.contracts.topics.message_key. "
             f"Partitions: {topic.partitions}.",
             "messages": {name: {"$ref": f"#/components/messages/{name}"}},
         }
@@ -120,34 +120,6 @@ def rendered() -> dict[str, str]:
     }
     files["asyncapi.json"] = json.dumps(asyncapi_document(), indent=2) + "\n"
     return files
-
-
-README = CONTRACTS_DIR.parents[2] / "README.md"
-_TABLE_START, _TABLE_END = "<!-- settings-table:start -->\n", "\n<!-- settings-table:end -->"
-
-
-def update_readme_table(readme: Path = README) -> bool:
-    """Rewrite the README's configuration table from the settings; True if it changed."""
-    from .settings import settings_table
-
-    text = readme.read_text()
-    start, end = text.index(_TABLE_START) + len(_TABLE_START), text.index(_TABLE_END)
-    updated = text[:start] + settings_table() + text[end:]
-    if updated != text:
-        readme.write_text(updated)
-    return updated != text
-
-
-def write(folder: Path = CONTRACTS_DIR) -> list[Path]:
-    written = []
-    if README.is_file() and update_readme_table():
-        written.append(README)
-    for name, text in rendered().items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
-    return written
 
 
 def drift(folder: Path = CONTRACTS_DIR) -> list[str]:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from .topics import BUS_CLIENTS, BusClient
+from genomebus_common.contracts.topics import BUS_CLIENTS, BusClient
 
 ResourceType = Literal["topic", "group"]
 PatternType = Literal["literal", "prefixed"]

@@ -22,12 +22,13 @@ import asyncpg
 from faststream.kafka import KafkaBroker
 from opentelemetry import context as otel_context
 
-from . import metrics
-from .broker import event_headers
-from .errors import GenomebusError, PermanentError, from_asyncpg_error, from_kafka_error
-from .events import Event
-from .telemetry import carrier, context_from
-from .topics import message_key, topic_for
+from genomebus_common.contracts.errors import GenomebusError, PermanentError
+from genomebus_common.contracts.events import Event
+from genomebus_common.contracts.topics import message_key, topic_for
+from genomebus_common.runtime import metrics
+from genomebus_common.runtime.broker import event_headers
+from genomebus_common.runtime.failures import from_asyncpg_error, from_kafka_error
+from genomebus_common.runtime.telemetry import carrier, context_from
 
 log = logging.getLogger(__name__)
 

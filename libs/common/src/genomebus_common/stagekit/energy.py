@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .events import EnergyEstimate
-from .settings import EnergySettings
-from .tools import ResourceMeter
+from genomebus_common.contracts.events import EnergyEstimate
+from genomebus_common.runtime.settings import EnergySettings
+from genomebus_common.stagekit.tools import ResourceMeter
 
 __all__ = ["EnergySettings", "METHOD", "TOTAL_METHOD", "estimate", "total"]
 

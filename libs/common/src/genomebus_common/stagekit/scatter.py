@@ -33,9 +33,17 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .errors import ObjectNotFound
-from .events import ObjectRef, Priority, Producer, SampleEvent, Stage, WorkUnit, new_id
-from .objectstore import ObjectStore
+from genomebus_common.contracts.errors import ObjectNotFound
+from genomebus_common.contracts.events import (
+    ObjectRef,
+    Priority,
+    Producer,
+    SampleEvent,
+    Stage,
+    WorkUnit,
+    new_id,
+)
+from genomebus_common.runtime.objectstore import ObjectStore
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ import sys
 
 import asyncpg
 
-from .db import service_pool, service_schema
-from .errors import GenomebusError
-from .settings import ServiceSettings
+from genomebus_common.contracts.errors import GenomebusError
+from genomebus_common.runtime.db import service_pool, service_schema
+from genomebus_common.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = {"service_name": args.service} if args.service else {}
     settings = MigrateSettings.load(**overrides)
-    from .telemetry import configure_logging
+    from genomebus_common.runtime.telemetry import configure_logging
 
     configure_logging(settings)
     try:

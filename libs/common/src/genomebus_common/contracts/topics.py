@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from .events import (
+from genomebus_common.contracts.events import (
     ConsentChanged,
     Event,
     Priority,

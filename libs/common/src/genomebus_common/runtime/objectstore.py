@@ -29,18 +29,17 @@ from typing import BinaryIO, TypeVar
 from minio import Minio
 from pydantic import BaseModel
 
-from . import metrics
-from .errors import (
+from genomebus_common.contracts.errors import (
     ChecksumMismatch,
     GenomebusError,
     ObjectNotFound,
     ObjectStoreUnavailable,
     TransientError,
-    from_minio_error,
-    from_unexpected,
 )
-from .events import ObjectRef
-from .settings import ServiceSettings
+from genomebus_common.contracts.events import ObjectRef
+from genomebus_common.runtime import metrics
+from genomebus_common.runtime.failures import from_minio_error, from_unexpected
+from genomebus_common.runtime.settings import ServiceSettings
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

@@ -22,7 +22,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import TransientError
+from genomebus_common.contracts.errors import TransientError
 
 log = logging.getLogger(__name__)
 

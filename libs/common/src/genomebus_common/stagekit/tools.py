@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import GenomebusError, ToolFailed, ToolFailedTransiently
+from genomebus_common import shutdown
+from genomebus_common.contracts.errors import GenomebusError, ToolFailed, ToolFailedTransiently
 
 #: How much of a failed tool's stderr goes into the error message.
 STDERR_TAIL_CHARS = 1500
@@ -332,32 +333,16 @@ def time_limit(seconds: float, what: str) -> Iterator[Deadline]:
 
 _running: weakref.WeakSet[Pipeline] = weakref.WeakSet()
 _running_lock = threading.Lock()
-_stopping = threading.Event()
 
 
-def stopping() -> bool:
-    """True between ``abort_all`` and ``resume``: the service is shutting down and starts no
-    more tools."""
-    return _stopping.is_set()
-
-
-def resume() -> None:
-    """End the stopping state: called when a service starts running. Not when it stops: a
-    handler's worker thread that outlives the broker's stop (it is never cancelled) must still
-    find the process stopping and start no tool. A test process that runs one service after
-    another resumes at each start."""
-    _stopping.clear()
-
-
-def abort_all() -> int:
+def _abort_running() -> int:
     """Kill every pipeline still running in this process; returns how many were running.
 
     A service that is stopping (SIGTERM from Kubernetes or an operator) must not leave a bwa or
     bcftools running without a parent: the tool would go on burning CPU and writing scratch
     files for a result nobody will read, since the message is redelivered elsewhere (its
-    offset was never committed). The service runtime calls this on shutdown.
+    offset was never committed). ``shutdown.begin`` calls this (registered below).
     """
-    _stopping.set()
     with _running_lock:
         pipelines = list(_running)
     for pipeline in pipelines:
@@ -420,7 +405,7 @@ class Pipeline:
             self.timed_out = True
             raise self._timeout_error()
         with _running_lock:
-            if _stopping.is_set():
+            if shutdown.stopping():
                 raise ToolFailedTransiently(
                     "not started: the service is shutting down", code="service_stopping"
                 )
@@ -737,3 +722,6 @@ def read_fai(path: Path) -> list[tuple[str, int]]:
                 name, length = line.split("\t")[:2]
                 contigs.append((name, int(length)))
     return contigs
+
+
+shutdown.on_stop(_abort_running)

@@ -21,13 +21,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from .errors import (
+from genomebus_common.contracts.errors import (
     DatabaseRejected,
     GenomebusError,
     PermanentError,
     TransientError,
-    from_asyncpg_error,
 )
+from genomebus_common.runtime.failures import from_asyncpg_error
 
 PROBLEM = "application/problem+json"
 

@@ -27,8 +27,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Link
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from .identifiers import redact_national_ids
-from .settings import ServiceSettings
+from genomebus_common.contracts.identifiers import redact_national_ids
+from genomebus_common.runtime.settings import ServiceSettings
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 TRACER_NAME = "genomebus"
@@ -203,7 +203,7 @@ class HttpMetrics:
         if scope["type"] != "http" or scope.get("path") in UNOBSERVED_PATHS:
             await self.app(scope, receive, send)
             return
-        from .metrics import HTTP_SECONDS, Stopwatch
+        from genomebus_common.runtime.metrics import HTTP_SECONDS, Stopwatch
 
         status = {"code": 500}
 

@@ -32,11 +32,8 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
-from . import metrics
-from .broker import Delivery, ReliableConsumer, publish_event
-from .consent_view import ConsentView
-from .errors import TransientError
-from .events import (
+from genomebus_common.contracts.errors import TransientError
+from genomebus_common.contracts.events import (
     Event,
     ObjectRef,
     Priority,
@@ -49,12 +46,15 @@ from .events import (
     StageProgress,
     WorkUnit,
 )
-from .objectstore import ObjectStore
-from .scatter import ScatterPlan, ScatterStore, UnitResult, unit_events
-from .scratch import SampleBusy, sample_workdir
-from .telemetry import tracer
-from .tools import ResourceMeter, metered, time_limit, time_limit_for
-from .topics import SAMPLE_REMOVED, work_topic
+from genomebus_common.contracts.topics import SAMPLE_REMOVED, work_topic
+from genomebus_common.runtime import metrics
+from genomebus_common.runtime.broker import Delivery, ReliableConsumer, publish_event
+from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.runtime.telemetry import tracer
+from genomebus_common.stagekit.consent_view import ConsentView
+from genomebus_common.stagekit.scatter import ScatterPlan, ScatterStore, UnitResult, unit_events
+from genomebus_common.stagekit.scratch import SampleBusy, sample_workdir
+from genomebus_common.stagekit.tools import ResourceMeter, metered, time_limit, time_limit_for
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from faststream.security import (
     SASLScram512,
 )
 
-from .settings import ServiceSettings
+from genomebus_common.runtime.settings import ServiceSettings
 
 _SASL_SECURITY: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
     "PLAIN": SASLPlaintext,

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from .errors import PermanentError
+from genomebus_common.contracts.errors import PermanentError
 
 _CPR = re.compile(r"^(\d{2})(\d{2})(\d{2})-?([0-9A-Za-z]{4})$", re.ASCII)  # ASCII digits only
 

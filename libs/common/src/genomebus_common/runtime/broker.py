@@ -36,21 +36,31 @@ from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
 from pydantic import ValidationError
 
-from . import metrics, tools
-from .errors import (
+from genomebus_common import shutdown
+from genomebus_common.contracts.errors import (
     BrokerUnavailable,
     GenomebusError,
     InvalidEvent,
     PermanentError,
     TopicsMissing,
     TransientError,
-    from_kafka_error,
-    from_unexpected,
 )
-from .events import Event, Stage, StageFailed, WorkUnit
-from .kafka_client import broker_security, client_options
-from .settings import ServiceSettings
-from .topics import (
+from genomebus_common.contracts.events import Event, Stage, StageFailed, WorkUnit
+from genomebus_common.contracts.headers import (
+    H_CORRELATION_ID,
+    H_DLQ_ATTEMPTS,
+    H_DLQ_ERROR_CODE,
+    H_DLQ_ERROR_KIND,
+    H_DLQ_FAILED_AT,
+    H_DLQ_GROUP,
+    H_DLQ_OFFSET,
+    H_DLQ_PARTITION,
+    H_DLQ_REASON,
+    H_DLQ_TOPIC,
+    H_EVENT_TYPE,
+    H_SCHEMA_VERSION,
+)
+from genomebus_common.contracts.topics import (
     ALL_TOPICS,
     STAGE_FAILED,
     Topic,
@@ -60,24 +70,14 @@ from .topics import (
     topic_for,
     work_partition,
 )
+from genomebus_common.runtime import metrics
+from genomebus_common.runtime.failures import from_kafka_error, from_unexpected
+from genomebus_common.runtime.kafka_client import broker_security, client_options
+from genomebus_common.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event)
-
-# Header names, shared with every tool that reads a dead-letter topic.
-H_EVENT_TYPE = "x-genomebus-event-type"
-H_SCHEMA_VERSION = "x-genomebus-schema-version"
-H_CORRELATION_ID = "x-genomebus-correlation-id"
-H_DLQ_REASON = "x-dlq-reason"
-H_DLQ_ERROR_CODE = "x-dlq-error-code"
-H_DLQ_ERROR_KIND = "x-dlq-error-kind"
-H_DLQ_TOPIC = "x-dlq-original-topic"
-H_DLQ_PARTITION = "x-dlq-original-partition"
-H_DLQ_OFFSET = "x-dlq-original-offset"
-H_DLQ_GROUP = "x-dlq-consumer-group"
-H_DLQ_ATTEMPTS = "x-dlq-attempts"
-H_DLQ_FAILED_AT = "x-dlq-failed-at"
 
 
 def create_broker(
@@ -404,7 +404,7 @@ class ReliableConsumer:
                 return "ok"
             except TransientError as exc:
                 self._failed(delivery, exc)
-                if tools.stopping():
+                if shutdown.stopping():
                     # The service is shutting down (its tools were killed): not the message's
                     # fault, so no retry and no dead letter. Raising would nack it and have it
                     # redelivered to this very consumer in a tight loop until the broker closes;
@@ -563,6 +563,6 @@ class ReliableConsumer:
 
 def _safe_reason(reason: str) -> str:
     """A reason may quote input; keep it short and free of anything shaped like a CPR number."""
-    from .identifiers import redact_national_ids
+    from genomebus_common.contracts.identifiers import redact_national_ids
 
     return redact_national_ids(reason[:4000])[:2000]

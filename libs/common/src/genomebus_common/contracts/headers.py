@@ -1,0 +1,15 @@
+"""Kafka header names: part of the bus contract, read by every subscriber and by every tool that
+reads a dead-letter topic (the AsyncAPI document lists them)."""
+
+H_EVENT_TYPE = "x-genomebus-event-type"
+H_SCHEMA_VERSION = "x-genomebus-schema-version"
+H_CORRELATION_ID = "x-genomebus-correlation-id"
+H_DLQ_REASON = "x-dlq-reason"
+H_DLQ_ERROR_CODE = "x-dlq-error-code"
+H_DLQ_ERROR_KIND = "x-dlq-error-kind"
+H_DLQ_TOPIC = "x-dlq-original-topic"
+H_DLQ_PARTITION = "x-dlq-original-partition"
+H_DLQ_OFFSET = "x-dlq-original-offset"
+H_DLQ_GROUP = "x-dlq-consumer-group"
+H_DLQ_ATTEMPTS = "x-dlq-attempts"
+H_DLQ_FAILED_AT = "x-dlq-failed-at"

@@ -1,0 +1,1 @@
+"""How a service runs: broker, delivery and dead letters, inbox, outbox, HTTP, settings, telemetry, metrics, database, object store."""

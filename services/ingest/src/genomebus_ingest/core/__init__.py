@@ -1,0 +1,1 @@
+"""The domain of this service: pure decisions, no I/O."""
