@@ -114,7 +114,7 @@ async def upload_with_the_check_dropped(
 ) -> dict:
     """Register a sample and upload both files, the check breaking off after R2 is stored (the
     object store dropped): the sample is left in awaiting_reads with both files. Returns it."""
-    import genomebus_ingest.service as service
+    import genomebus_ingest.core.ingest as service
     from genomebus_common.contracts.errors import ObjectStoreUnavailable
 
     from .fastq_data import pair

@@ -87,7 +87,8 @@ async def test_register_upload_check_and_publish_without_the_national_id(
     assert event.reference == toy_reference.reference
     assert event.patient_pseudonym == pseudonym_of(CPR)
 
-    # The national id is nowhere: not on Kafka, not in MinIO keys or metadata, not in ingest's tables.
+    # The national id is nowhere: not on Kafka, not in MinIO keys or metadata, not in ingest's
+    # tables.
     forms = {CPR, CPR.replace("-", "")}
     assert not any(f.encode() in record.value for f in forms)
     for ref in (event.reads_r1, event.reads_r2):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 
-from genomebus_ingest.fastq import check_pair
+from genomebus_ingest.core.fastq import check_pair
 
 from .fastq_data import pair, records
 

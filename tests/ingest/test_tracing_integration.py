@@ -75,7 +75,8 @@ async def test_the_sample_trace_runs_from_the_post_to_the_published_event(
     # The published message carries the sample's trace, for alignment to continue it.
     traceparent = dict(record.headers)["traceparent"].decode()
     assert traceparent.split("-")[1] == format(sample_trace, "032x")
-    # The PUTs were their own requests: their server spans are other traces, linked from the sample's.
+    # The PUTs were their own requests: their server spans are other traces, linked from the
+    # sample's.
     puts = [s for s in spans if s.kind == trace.SpanKind.SERVER and s.name.startswith("PUT ")]
     assert len(puts) == 2 and all(p.context.trace_id != sample_trace for p in puts)
     stores = [s for s in mine if s.name == "ingest.store_reads"]

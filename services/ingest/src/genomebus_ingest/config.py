@@ -1,4 +1,5 @@
-"""Ingest's settings: the shared ones plus hospital credentials and the pseudonym key."""
+"""Ingest's settings: Kafka, the object store, PostgreSQL, HTTP and scratch space, plus hospital
+credentials and the pseudonym key."""
 
 from __future__ import annotations
 
@@ -6,11 +7,24 @@ import json
 
 from pydantic import Field, field_validator
 
-from genomebus_common.runtime.settings import PseudonymSettings, ServiceSettings
+from genomebus_common.runtime.settings import (
+    HttpSettings,
+    KafkaSettings,
+    ObjectStoreSettings,
+    PostgresSettings,
+    PseudonymSettings,
+    WorkDirSettings,
+)
 
 
-class IngestSettings(PseudonymSettings, ServiceSettings):
-    uses_database = True  # its DSNs are checked outside development
+class IngestSettings(
+    PseudonymSettings,
+    KafkaSettings,
+    ObjectStoreSettings,
+    PostgresSettings,
+    HttpSettings,
+    WorkDirSettings,
+):
     service_name: str = "ingest"
     hospital_tokens: dict[str, str] = Field(
         default_factory=dict,

@@ -22,14 +22,10 @@ from genomebus_common.runtime.http import (
     problem,
 )
 
-from .domain import Mate, RegisterSample, SampleView
-from .service import (
-    Ingest,
-    RegistrationRejected,
-    SampleConflict,
-    SampleNotFound,
-    WrongState,
-)
+from ..core.errors import RegistrationRejected, SampleConflict, SampleNotFound, WrongState
+from ..core.ingest import Ingest
+from ..core.registration import Mate, RegisterSample
+from ..core.sample import SampleView
 from .streams import QueueReader, feed
 
 _ERRORS: ErrorMapping = (
@@ -43,14 +39,16 @@ _ERRORS: ErrorMapping = (
 
 def caller_hospital(request: Request) -> str:
     """The hospital whose LIS holds the presented bearer token."""
-    return request.app.state.identify(request)
+    hospital: str = request.app.state.identify(request)
+    return hospital
 
 
 Hospital = Annotated[str, Depends(caller_hospital)]
 
 
 def ingest_of(request: Request) -> Ingest:
-    return request.app.state.resources
+    ingest: Ingest = request.app.state.resources
+    return ingest
 
 
 router = APIRouter(prefix="/v1", tags=["samples"])
@@ -65,7 +63,7 @@ async def register_sample(
 ) -> SampleView:
     """Register a sample. The same registration again returns the same sample (200)."""
     if registration.hospital_id != hospital:
-        return problem(  # type: ignore[return-value]
+        return problem(  # type: ignore[return-value]  # a problem response, not the model
             403,
             "hospital_mismatch",
             "Not your hospital",
@@ -87,7 +85,7 @@ async def upload_reads(
     reader = QueueReader()
     feeding = asyncio.create_task(feed(request.stream(), reader))
     try:
-        view = await ingest.put_reads(sample_id, hospital, mate, reader)  # type: ignore[arg-type]
+        view = await ingest.put_reads(sample_id, hospital, mate, reader)  # type: ignore[arg-type]  # it has read(), all a store reads
     finally:
         reader.abandon()  # a writer blocked on a full queue returns instead of hanging a thread
         if not feeding.done():

@@ -11,6 +11,7 @@ import asyncio
 import queue
 import threading
 from collections.abc import AsyncIterator
+from typing import cast
 
 _END = object()
 
@@ -46,7 +47,7 @@ class QueueReader:
             elif isinstance(item, BaseException):
                 raise item
             else:
-                self._buffer += item  # type: ignore[operator]
+                self._buffer += cast(bytes, item)  # the only other thing a writer offers
         take = len(self._buffer) if size < 0 else min(size, len(self._buffer))
         data = bytes(self._buffer[:take])
         del self._buffer[:take]

@@ -124,7 +124,9 @@ class _Mate:
         self, headers: list[bytes], seqs: list[bytes], pluses: list[bytes], quals: list[bytes]
     ) -> None:
         """The slow path: find the first bad record of a batch and say what is wrong with it."""
-        for i, (header, seq, plus, qual) in enumerate(zip(headers, seqs, pluses, quals)):
+        for i, (header, seq, plus, qual) in enumerate(
+            zip(headers, seqs, pluses, quals, strict=True)
+        ):
             where = f"record {self.count + i + 1}"
             if header[:1] != b"@":
                 return self.problem(f"{where}: header line must start with '@'")
