@@ -1,4 +1,4 @@
-"""A consent app on the real PostgreSQL and Kafka, driven like a hospital or the portal drives it."""
+"""A consent app on the real PostgreSQL and Kafka, driven as a hospital or the portal drives it."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ async def treats(app: Any, hospital: str, national_id: str) -> None:
 def registering_first(app: Any, hospital: str) -> Any:
     """An httpx request hook: before each consent POST, ``hospital`` registers a sample of the
     patient it names, as a LIS does before it records consent (consent's access rule)."""
-    from genomebus_consent.fhir import from_fhir
+    from genomebus_consent.core.fhir import from_fhir
 
     async def hook(request: httpx.Request) -> None:
         if request.method != "POST" or request.url.path not in ("/v1/consents", "/v1/fhir/Consent"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from genomebus_consent.fhir import (
+from genomebus_consent.core.fhir import (
     ACT_REASON,
     CPR_SYSTEM,
     EXT_RECORDED_BY,

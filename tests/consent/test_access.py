@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from genomebus_common.contracts.events import ResearchUse
-from genomebus_consent.access import (
+from genomebus_consent.core.access import (
     Client,
     ClientKind,
     PatientRecord,

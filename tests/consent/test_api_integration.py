@@ -189,7 +189,7 @@ async def test_the_pseudonym_is_ingests_for_the_same_cpr_and_key(
 ) -> None:
     cpr = random_cpr()
     created = await record(hospital, consent_body(cpr))
-    # Ingest's settings read from the same environment, and its pseudonymiser built as its main does.
+    # Ingest's settings read from the same environment; its pseudonymiser built as its main does.
     monkeypatch.setenv("GENOMEBUS_PSEUDONYM_KEY", pseudonym_key)
     monkeypatch.setenv("GENOMEBUS_PSEUDONYM_KEY_VERSION", "1")
     ingest, consent = IngestSettings.load(), ConsentSettings.load()

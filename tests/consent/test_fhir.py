@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from genomebus_common.contracts.events import ResearchUse, SecondaryFindings
-from genomebus_consent.domain import ConsentFacts, ConsentRejected, ResearchUseChange
-from genomebus_consent.fhir import ACT_REASON, SCOPE_SYSTEM, from_fhir
+from genomebus_consent.core.errors import ConsentRejected
+from genomebus_consent.core.fhir import ACT_REASON, SCOPE_SYSTEM, from_fhir
+from genomebus_consent.core.model import ConsentFacts, ResearchUseChange
 
 from .fhir_data import research_deny_consent
 

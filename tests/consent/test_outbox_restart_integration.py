@@ -4,6 +4,7 @@ are published once Kafka is connected, never set aside as refused because it was
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from importlib import resources
 
 import pytest
@@ -17,7 +18,6 @@ from genomebus_consent.config import ConsentSettings
 from genomebus_consent.main import build_app
 
 from ..common.kafka_helpers import read_until
-from ..registry.conftest import pseudonym
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ async def test_rows_waiting_at_start_are_published_not_set_aside(
     consent_settings: ConsentSettings, settings: ServiceSettings, unique: str
 ) -> None:
     # What consent's outbox holds: consent versions (its Kafka user may publish nothing else).
-    patient = pseudonym(f"outbox-restart-{unique}")
+    patient = "pk1_" + hashlib.sha256(f"outbox-restart-{unique}".encode()).hexdigest()
     waiting = [
         ConsentChanged(
             correlation_id=f"restart-{unique}",

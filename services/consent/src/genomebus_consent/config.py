@@ -1,4 +1,5 @@
-"""Consent's settings: the shared ones plus client credentials and the pseudonym key.
+"""Consent's settings: Kafka, PostgreSQL, HTTP, client credentials and the pseudonym key; no
+object store (consent holds no objects, so it has no S3 identity).
 
 The pseudonym key and its version are read from the same variables as ingest's
 (``GENOMEBUS_PSEUDONYM_KEY``, ``GENOMEBUS_PSEUDONYM_KEY_VERSION``): both services must turn one
@@ -11,12 +12,15 @@ import json
 
 from pydantic import Field, field_validator
 
-from genomebus_common.runtime.settings import PseudonymSettings, ServiceSettings
+from genomebus_common.runtime.settings import (
+    HttpSettings,
+    KafkaSettings,
+    PostgresSettings,
+    PseudonymSettings,
+)
 
 
-class ConsentSettings(PseudonymSettings, ServiceSettings):
-    uses_database = True  # its DSNs are checked outside development
-    uses_object_store = False  # consent holds no objects and has no S3 identity
+class ConsentSettings(PseudonymSettings, KafkaSettings, PostgresSettings, HttpSettings):
     service_name: str = "consent"
     consent_clients: dict[str, str] = Field(
         default_factory=dict,

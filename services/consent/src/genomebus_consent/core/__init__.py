@@ -1,1 +1,2 @@
-"""The domain of this service: pure decisions, no I/O."""
+"""Consent's domain: the model and its pure decisions, and the use cases that apply them through
+the ports (``..ports``); no driver, web or bus library."""

@@ -14,6 +14,7 @@ portal acts for the patient and may do everything for the patient it authenticat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -65,3 +66,33 @@ def lifts_restriction_without_right(
     if client.kind is ClientKind.PORTAL:
         return False
     return patient.restricted_by_portal or patient.restricted_by != client.id
+
+
+def client_of(client_id: str, portal_clients: frozenset[str]) -> Client:
+    """The authenticated client, as the decisions see it: the portal, or a hospital."""
+    kind = ClientKind.PORTAL if client_id in portal_clients else ClientKind.HOSPITAL
+    return Client(client_id, kind)
+
+
+def patient_record(
+    *,
+    treating: frozenset[str],
+    recorders: frozenset[str] | None,
+    restricting: Sequence[str],
+    portal_clients: frozenset[str],
+) -> PatientRecord:
+    """The patient as the decisions need it; ``recorders`` is None while no version exists.
+
+    ``restricting``: the clients that recorded the current research restriction, oldest first
+    (every restricted version since the last one that allowed research use). The first started
+    it; the portal confirming it later makes it the patient's own.
+    """
+    if recorders is None:
+        return PatientRecord(False, frozenset(), treating, None, False)
+    return PatientRecord(
+        has_versions=True,
+        recorded_by=recorders,
+        treating=treating,
+        restricted_by=restricting[0] if restricting else None,
+        restricted_by_portal=any(client in portal_clients for client in restricting),
+    )

@@ -1,4 +1,4 @@
-"""Consent's HTTP API for hospitals and the citizen portal.
+"""Consent's HTTP API for hospitals and the citizen portal: the FastAPI router.
 
 Errors are RFC 9457 problem details that say precisely what is wrong and never echo the
 submitted values: a request body carries a national id. Every client authenticates with its own
@@ -10,26 +10,26 @@ created (``Idempotent-Replayed: true``) instead of recording a second one.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
-from pydantic import BaseModel
 
 from genomebus_common.contracts.errors import DataConflict
 from genomebus_common.contracts.events import PSEUDONYM_PATTERN
 from genomebus_common.runtime.http import ErrorMapping, bearer_identity, install_error_handlers
 
-from .domain import ConsentHistory, ConsentRejected, ConsentVersion, RecordConsent
-from .fhir import from_fhir
-from .service import (
+from ..core.consents import ConsentService, Recorded
+from ..core.errors import (
     ConsentNotFound,
-    ConsentService,
+    ConsentRejected,
     IdempotencyConflict,
     PortalOnly,
-    Recorded,
     RestrictionNotYours,
 )
+from ..core.fhir import from_fhir
+from ..core.model import ConsentHistory, ConsentVersion, RecordConsent
+from ..ports import AccessLogEntry
 
 _ERRORS: ErrorMapping = (
     (ConsentRejected, 422, "The consent change is invalid"),
@@ -43,7 +43,8 @@ _ERRORS: ErrorMapping = (
 
 def caller(request: Request) -> str:
     """The client (hospital, citizen portal) whose bearer token was presented."""
-    return request.app.state.identify(request)
+    identify: Callable[[Request], str] = request.app.state.identify
+    return identify(request)
 
 
 Client = Annotated[str, Depends(caller)]
@@ -60,7 +61,8 @@ IdempotencyKey = Annotated[
 
 
 def consents_of(request: Request) -> ConsentService:
-    return request.app.state.resources
+    consents: ConsentService = request.app.state.resources
+    return consents
 
 
 def _created(recorded: Recorded, response: Response) -> ConsentVersion:
@@ -125,15 +127,6 @@ async def consent_history(
     return await consents_of(request).history(pseudonym, client=client)
 
 
-class AccessLogEntry(BaseModel):
-    client_id: str
-    client_kind: str
-    action: str
-    outcome: str
-    purpose: str
-    at: datetime
-
-
 @router.get("/patients/{pseudonym}/access-log", response_model=list[AccessLogEntry])
 async def access_log(
     pseudonym: Annotated[str, Path(pattern=PSEUDONYM_PATTERN)],
@@ -143,8 +136,7 @@ async def access_log(
 ) -> list[AccessLogEntry]:
     """Who read or changed this patient's consent, when and for what, newest first: for the
     citizens' portal (the patient's genotype reads are in the registry's own access log)."""
-    rows = await consents_of(request).access_log(pseudonym, client=client, limit=limit)
-    return [AccessLogEntry.model_validate(row) for row in rows]
+    return await consents_of(request).access_log(pseudonym, client=client, limit=limit)
 
 
 def install(app: FastAPI, clients: dict[str, str]) -> None:

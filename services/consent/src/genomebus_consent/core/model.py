@@ -17,7 +17,6 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from genomebus_common.contracts.errors import PermanentError
 from genomebus_common.contracts.events import (
     ConsentChanged,
     PatientPseudonym,
@@ -27,6 +26,8 @@ from genomebus_common.contracts.events import (
     SecondaryFindings,
     new_id,
 )
+
+from .errors import ConsentRejected
 
 PRODUCER = Producer(service="consent", version="0.1.0")
 
@@ -85,6 +86,11 @@ class ConsentFacts(BaseModel):
             raise ValueError("consent_date needs a time zone (e.g. 2026-03-01T10:00:00+01:00)")
         return value
 
+    def facts(self) -> ConsentFacts:
+        """The consent content alone, without what a subclass adds (a national id, a version's
+        number and provenance)."""
+        return ConsentFacts.model_validate(self.model_dump(include=set(ConsentFacts.model_fields)))
+
     def fingerprint(self, pseudonym: str, source: str) -> str:
         """Identity of a request's content, without the national id: a retry vs a reused key."""
         content = {"facts": self.model_dump(mode="json"), "patient": pseudonym, "source": source}
@@ -99,19 +105,6 @@ class RecordConsent(ConsentFacts):
         "echoed: consent turns it into the patient's pseudonym at once.",
         repr=False,
     )
-
-    def facts(self) -> ConsentFacts:
-        return ConsentFacts.model_validate(self.model_dump(exclude={"national_id"}))
-
-
-class ConsentRejected(PermanentError):
-    """The change itself is invalid; ``reasons`` lists every problem, each naming its field."""
-
-    code = "consent_rejected"
-
-    def __init__(self, reasons: list[str]) -> None:
-        super().__init__("; ".join(reasons))
-        self.reasons = reasons
 
 
 class ResearchUseChange(BaseModel):
@@ -154,7 +147,8 @@ def rule_violations(facts: ConsentFacts, *, now: datetime | None = None) -> list
     if facts.withdrawn:
         if facts.analysis_consent_given:
             problems.append(
-                "analysis_consent_given: a withdrawal cannot also give analysis consent (send false)"
+                "analysis_consent_given: a withdrawal cannot also give analysis consent "
+                "(send false)"
             )
         if facts.research_use == ResearchUse.ALLOWED:
             problems.append(

@@ -30,9 +30,10 @@ from typing import Any
 from fhir.resources.R4B.consent import Consent, ConsentProvision
 from pydantic import TypeAdapter, ValidationError
 
-from genomebus_common.contracts.events import ResearchUse, SafeText
+from genomebus_common.contracts.events import ResearchUse, SafeText, SecondaryFindings
 
-from .domain import ConsentFacts, ConsentRejected, ResearchUseChange, as_aware, rule_violations
+from .errors import ConsentRejected
+from .model import ConsentFacts, ResearchUseChange, as_aware, rule_violations
 
 CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"
 SCOPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/consentscope"
@@ -151,7 +152,7 @@ def from_fhir(body: Any, *, client: str) -> FhirConsent:
                 analysis_consent_given=status == "active",
                 consent_document=_document(consent),
                 consent_date=_date(consent, problems),
-                secondary_findings=extensions.get("secondary_findings"),
+                secondary_findings=_secondary_findings(extensions),
                 research_use=research_use,
                 withdrawn=status == "inactive",
                 recorded_by=recorded_by,
@@ -299,14 +300,20 @@ def _extensions(consent: Consent, problems: list[str]) -> dict[str, str]:
     return found
 
 
+def _secondary_findings(extensions: dict[str, str]) -> SecondaryFindings | None:
+    code = extensions.get("secondary_findings")  # checked by _extensions
+    return SecondaryFindings(code) if code else None
+
+
 def _organisation(consent: Consent) -> str | None:
     organisations = consent.organization or []
     return organisations[0].display if organisations and organisations[0].display else None
 
 
 def _document(consent: Consent) -> str | None:
-    if consent.sourceAttachment is not None:
-        return consent.sourceAttachment.url or consent.sourceAttachment.title
+    attachment = consent.sourceAttachment
+    if attachment is not None:
+        return str(attachment.url) if attachment.url else attachment.title
     reference = consent.sourceReference
     if reference is not None:
         return reference.reference or (reference.identifier.value if reference.identifier else None)
@@ -314,7 +321,8 @@ def _document(consent: Consent) -> str | None:
 
 
 def _date(consent: Consent, problems: list[str]) -> datetime | None:
-    value = consent.dateTime
+    # typed as a datetime, but a partial date ("2026", "2026-03") is parsed as a str
+    value: object = consent.dateTime
     if value is None:
         return None
     if isinstance(value, datetime):
