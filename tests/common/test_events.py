@@ -116,6 +116,16 @@ def test_checked_in_contract_documents_match_the_code() -> None:
     assert contracts.drift() == [], "run: .venv/bin/genomebus-contracts generate"
 
 
+def test_every_generated_document_matches_the_code() -> None:
+    """What ``genomebus-contracts check`` runs: the contracts, the README's settings table and
+    every service's ``docs/config/<service>.md``."""
+    from genomebus_common import contracts_cli
+
+    stale = contracts_cli.drift()
+    assert stale == [], f"run: .venv/bin/genomebus-contracts generate ({stale})"
+    assert contracts_cli.main(["check"]) == 0
+
+
 def test_asyncapi_names_every_topic_and_its_dead_letter_topic() -> None:
     document = contracts.asyncapi_document()
     addresses = {c["address"] for c in document["channels"].values()}

@@ -1,4 +1,5 @@
-"""Alignment's settings: the shared ones plus the aligner and its resources."""
+"""Alignment's settings: Kafka, the object store, HTTP, scratch space, the energy estimate and
+unit bounds, plus the aligner and its resources."""
 
 from __future__ import annotations
 
@@ -8,19 +9,40 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from genomebus_common.contracts.events import Priority
-from genomebus_common.runtime.settings import ScatterSettings, ServiceSettings
-from genomebus_common.stagekit.energy import EnergySettings
+from genomebus_common.runtime.settings import (
+    DOCUMENTED_DEFAULT,
+    EnergySettings,
+    HttpSettings,
+    KafkaSettings,
+    ObjectStoreSettings,
+    ScatterSettings,
+    WorkDirSettings,
+)
 
 from .core.chunks import BWA_BATCH_BASES
 
 
-class AlignmentSettings(ServiceSettings, EnergySettings, ScatterSettings):
+def _cpu_count() -> int:
+    return os.cpu_count() or 2
+
+
+class AlignmentSettings(
+    KafkaSettings,
+    ObjectStoreSettings,
+    HttpSettings,
+    WorkDirSettings,
+    EnergySettings,
+    ScatterSettings,
+):
     service_name: str = "alignment"
     aligner: Literal["bwa", "minimap2"] = Field(
         "bwa", description="bwa mem (default), or minimap2 -ax sr as the fast option."
     )
     threads: int = Field(
-        os.cpu_count() or 2, ge=1, description="Threads for the aligner and samtools."
+        default_factory=_cpu_count,
+        ge=1,
+        description="Threads for the aligner and samtools.",
+        json_schema_extra={DOCUMENTED_DEFAULT: "the machine's CPU count"},
     )
     sort_memory_mb: int = Field(
         512,

@@ -1,4 +1,5 @@
-"""Calling's settings: the shared ones plus the caller's resources."""
+"""Calling's settings: Kafka, the object store, HTTP, scratch space, the energy estimate and unit
+bounds, plus the caller's resources."""
 
 from __future__ import annotations
 
@@ -7,13 +8,36 @@ import os
 from pydantic import Field, field_validator
 
 from genomebus_common.contracts.events import Priority
-from genomebus_common.runtime.settings import ScatterSettings, ServiceSettings
-from genomebus_common.stagekit.energy import EnergySettings
+from genomebus_common.runtime.settings import (
+    DOCUMENTED_DEFAULT,
+    EnergySettings,
+    HttpSettings,
+    KafkaSettings,
+    ObjectStoreSettings,
+    ScatterSettings,
+    WorkDirSettings,
+)
 
 
-class CallingSettings(ServiceSettings, EnergySettings, ScatterSettings):
+def _cpu_count() -> int:
+    return os.cpu_count() or 2
+
+
+class CallingSettings(
+    KafkaSettings,
+    ObjectStoreSettings,
+    HttpSettings,
+    WorkDirSettings,
+    EnergySettings,
+    ScatterSettings,
+):
     service_name: str = "calling"
-    threads: int = Field(os.cpu_count() or 2, ge=1, description="Threads for compression.")
+    threads: int = Field(
+        default_factory=_cpu_count,
+        ge=1,
+        description="Threads for compression.",
+        json_schema_extra={DOCUMENTED_DEFAULT: "the machine's CPU count"},
+    )
     region_size_bp: int = Field(
         10_000_000,
         ge=1,

@@ -1,4 +1,5 @@
-"""The heat controller's settings: the shared ones plus what it steers and within which bounds.
+"""The heat controller's settings: Kafka (to probe the research backlog) and HTTP, plus what it
+steers and within which bounds; no object store, database or scratch space.
 
 The variable names (``GENOMEBUS_HEAT_*``) are also used by the Kubernetes manifests; renaming one
 breaks a deployment silently (pydantic ignores unknown variables), so keep them.
@@ -12,7 +13,7 @@ from pydantic import Field, model_validator
 
 from genomebus_common.contracts.events import Priority
 from genomebus_common.contracts.topics import SAMPLE_RECEIVED_LANES
-from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.runtime.settings import DOCUMENTED_DEFAULT, HttpSettings, KafkaSettings
 
 RESEARCH_LANE = SAMPLE_RECEIVED_LANES[Priority.RESEARCH]
 # More consumers than partitions sit idle in a Kafka consumer group, so a ceiling above the
@@ -33,8 +34,7 @@ def _pod_namespace() -> str:
     return value or "genomebus"
 
 
-class HeatSettings(ServiceSettings):
-    uses_object_store = False  # the controller holds no objects
+class HeatSettings(KafkaSettings, HttpSettings):
     service_name: str = "heat"
 
     heat_scaledobject: str = Field(
@@ -46,6 +46,7 @@ class HeatSettings(ServiceSettings):
         default_factory=_pod_namespace,
         description="Namespace of the ScaledObject and both ConfigMaps; defaults to the pod's own "
         "namespace (service-account mount), else genomebus.",
+        json_schema_extra={DOCUMENTED_DEFAULT: "the pod's namespace, else `genomebus`"},
     )
     heat_demand_configmap: str = Field(
         "genomebus-heat-demand",

@@ -1,4 +1,5 @@
-"""The registry's settings: the shared ones plus its API clients and disclosure limits."""
+"""The registry's settings: Kafka, the object store (it reads called VCFs), PostgreSQL, HTTP and
+scratch space, plus its API clients and disclosure limits."""
 
 from __future__ import annotations
 
@@ -7,9 +8,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.runtime.settings import (
+    HttpSettings,
+    KafkaSettings,
+    ObjectStoreSettings,
+    PostgresSettings,
+    WorkDirSettings,
+)
 
-from .disclosure import DEFAULT_MIN_CELL, MIN_CELL_FLOOR
+from .core.disclosure import DEFAULT_MIN_CELL, MIN_CELL_FLOOR
 
 
 class RegistryClient(BaseModel):
@@ -36,8 +43,9 @@ class RegistryClient(BaseModel):
         return self
 
 
-class RegistrySettings(ServiceSettings):
-    uses_database = True  # its DSNs are checked outside development
+class RegistrySettings(
+    KafkaSettings, ObjectStoreSettings, PostgresSettings, HttpSettings, WorkDirSettings
+):
     service_name: str = "registry"
     registry_clients: dict[str, RegistryClient] = Field(
         default_factory=dict,

@@ -224,7 +224,9 @@ class EnergyEstimate(Contract):
     ``method`` says so in words, so no figure can be mistaken for a meter reading.
     """
 
-    estimate: Literal[True] = Field(True, description="Always true: these are not meter readings.")
+    estimate: Literal[True] = Field(
+        default=True, description="Always true: these are not meter readings."
+    )
     method: SafeText = Field(description="How the figures were derived, in words.")
     cpu_seconds: float = Field(ge=0, description="User + system CPU of the stage's tools.")
     wall_seconds: float = Field(ge=0, description="Wall-clock time of the stage's tool runs.")

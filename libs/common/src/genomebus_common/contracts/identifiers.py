@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -176,6 +177,7 @@ def _spans(text: str) -> list[tuple[int, int]]:
     found = [m.span() for m in _SHAPE.finditer(text) if _is_shape(m)]
     # Runs of digits, read with the separators between them taken out; mapped back.
     cuts = [m.span() for m in _BETWEEN.finditer(text)]
+    kept: Sequence[int]  # compact's index -> text's
     if cuts:
         cut = {i for start, end in cuts for i in range(start, end)}
         kept = [i for i in range(len(text)) if i not in cut]

@@ -26,8 +26,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]  # aiokafka ships no py.typed
+from aiokafka.admin.config_resource import (  # type: ignore[import-untyped]  # aiokafka ships no py.typed
+    ConfigResource,
+    ConfigResourceType,
+)
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -73,7 +76,7 @@ from genomebus_common.contracts.topics import (
 from genomebus_common.runtime import metrics
 from genomebus_common.runtime.failures import from_kafka_error, from_unexpected
 from genomebus_common.runtime.kafka_client import broker_security, client_options
-from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.runtime.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,7 @@ E = TypeVar("E", bound=Event)
 
 
 def create_broker(
-    settings: ServiceSettings,
+    settings: KafkaSettings,
     *,
     tracer_provider: TracerProvider | None = None,
     **kwargs: Any,
@@ -100,7 +103,7 @@ def create_broker(
 
 
 async def ensure_topics(
-    settings: ServiceSettings,
+    settings: KafkaSettings,
     topics: Iterable[Topic] = ALL_TOPICS,
     *,
     replication: int = 1,
@@ -234,7 +237,7 @@ class RetryPolicy:
     max_backoff_s: float = 30.0
 
     @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> RetryPolicy:
+    def from_settings(cls, settings: KafkaSettings) -> RetryPolicy:
         return cls(
             settings.handler_max_attempts,
             settings.handler_retry_initial_s,
@@ -242,7 +245,7 @@ class RetryPolicy:
         )
 
     def backoff(self, attempt: int) -> float:
-        return min(self.max_backoff_s, self.initial_backoff_s * 2 ** min(attempt - 1, 30))
+        return min(self.max_backoff_s, self.initial_backoff_s * 2.0 ** min(attempt - 1, 30))
 
 
 Handler = Callable[[E, Delivery], Awaitable[None]]
@@ -321,6 +324,8 @@ class ReliableConsumer:
 
         async def consume(message: KafkaMessage) -> None:
             record = message.raw_message
+            if isinstance(record, tuple):  # a batch: never, every subscription here takes one
+                raise TypeError("ReliableConsumer handles one record at a time")
             delivery = Delivery(
                 topic=record.topic,
                 partition=record.partition,

@@ -32,9 +32,10 @@ import asyncpg
 from genomebus_common.contracts.errors import PermanentError
 from genomebus_common.runtime.failures import from_asyncpg_error
 from genomebus_common.runtime.grants import COMMON_GRANTS, RuntimeGrants, apply_grants
+from genomebus_common.runtime.pgtypes import Connection
 
 if TYPE_CHECKING:
-    from genomebus_common.runtime.settings import ServiceSettings
+    from genomebus_common.runtime.settings import PostgresSettings
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,7 @@ def common_migrations() -> list[Migration]:
     return load_migrations("common", resources.files(__package__) / "migrations")
 
 
-async def pending_migrations(
-    conn: asyncpg.Connection, migrations: list[Migration]
-) -> list[Migration]:
+async def pending_migrations(conn: Connection, migrations: list[Migration]) -> list[Migration]:
     """The migrations not applied yet, read without any DDL or lock.
 
     Why apart from :func:`apply_migrations`: a service running as its runtime role may read the
@@ -130,7 +129,7 @@ async def pending_migrations(
 
 
 async def apply_migrations(
-    conn: asyncpg.Connection,
+    conn: Connection,
     migrations: list[Migration],
     *,
     grants: RuntimeGrants | None = None,
@@ -185,11 +184,11 @@ async def apply_migrations(
     return applied_now
 
 
-async def _current_user(conn: asyncpg.Connection) -> str:
+async def _current_user(conn: Connection) -> str:
     return str(await conn.fetchval("SELECT current_user"))
 
 
-async def refuse_owner(conn: asyncpg.Connection) -> None:
+async def refuse_owner(conn: Connection) -> None:
     """Refuse to serve as the role that owns the tables (or a superuser).
 
     Outside development a service must run as its runtime role: as the owner it could UPDATE or
@@ -268,7 +267,7 @@ async def connect_pool(
 
 
 def service_pool(
-    settings: ServiceSettings, schema: Schema
+    settings: PostgresSettings, schema: Schema
 ) -> AbstractAsyncContextManager[asyncpg.Pool]:
     """The pool a service serves from, as its settings say (see :func:`connect_pool`)."""
     migrate_dsn = settings.postgres_migrate_dsn

@@ -51,7 +51,7 @@ def from_kafka_error(exc: BaseException) -> GenomebusError:
     """Map an aiokafka error: retriable broker errors and lost connections are transient."""
     if isinstance(exc, GenomebusError):
         return exc
-    from aiokafka import errors as kafka_errors
+    from aiokafka import errors as kafka_errors  # type: ignore[import-untyped]  # aiokafka ships no py.typed
 
     if isinstance(exc, kafka_errors.KafkaError):
         if getattr(exc, "retriable", False) or isinstance(

@@ -20,9 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import asyncpg
-
 from genomebus_common.contracts.errors import PermanentError
+from genomebus_common.runtime.pgtypes import Connection
 
 #: History that is written once and never changed: the audit trail, consent versions,
 #: tombstones, the record of handled events. The database refuses the runtime role anything else.
@@ -86,7 +85,7 @@ COMMON_GRANTS = RuntimeGrants(
 )
 
 
-async def apply_grants(conn: asyncpg.Connection, grants: RuntimeGrants, runtime_role: str) -> None:
+async def apply_grants(conn: Connection, grants: RuntimeGrants, runtime_role: str) -> None:
     """Make the runtime role's privileges exactly ``grants``, as the owner, in one transaction.
 
     Also closes the database to everyone else (PUBLIC loses CONNECT and TEMPORARY, so no other

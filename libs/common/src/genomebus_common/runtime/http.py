@@ -238,7 +238,9 @@ class BoundedBodies:
             if not replayed:
                 replayed = True
                 return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()  # after the body: wait for the disconnect, as the server would
+            # after the body: wait for the disconnect, as the server would
+            message: dict[str, Any] = await receive()
+            return message
 
         await self.app(scope, replay, send)
 

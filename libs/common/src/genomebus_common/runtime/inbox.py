@@ -16,12 +16,13 @@ from genomebus_common.contracts.errors import GenomebusError
 from genomebus_common.contracts.events import Event
 from genomebus_common.runtime.broker import Delivery
 from genomebus_common.runtime.failures import from_asyncpg_error
+from genomebus_common.runtime.pgtypes import Connection
 
 
 @asynccontextmanager
 async def once(
     pool: asyncpg.Pool, consumer: str, event: Event, delivery: Delivery
-) -> AsyncIterator[asyncpg.Connection | None]:
+) -> AsyncIterator[Connection | None]:
     """Yield a connection inside a transaction for a first delivery, or ``None`` for a repeat.
 
     Usage::

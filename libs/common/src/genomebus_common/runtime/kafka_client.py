@@ -19,7 +19,7 @@ from faststream.security import (
     SASLScram512,
 )
 
-from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.runtime.settings import KafkaSettings
 
 _SASL_SECURITY: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
     "PLAIN": SASLPlaintext,
@@ -28,7 +28,7 @@ _SASL_SECURITY: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
 }
 
 
-def ssl_context(settings: ServiceSettings) -> ssl.SSLContext | None:
+def ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
     """A verifying TLS context for the SSL protocols (hostname checked, the configured CA or the
     system's), None for the plain ones."""
     if not settings.kafka_security_protocol.endswith("SSL"):
@@ -36,12 +36,12 @@ def ssl_context(settings: ServiceSettings) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
 
 
-def _password(settings: ServiceSettings) -> str:
+def _password(settings: KafkaSettings) -> str:
     secret = settings.kafka_sasl_password
     return secret.get_secret_value() if secret is not None else ""
 
 
-def client_options(settings: ServiceSettings) -> dict[str, Any]:
+def client_options(settings: KafkaSettings) -> dict[str, Any]:
     """Keyword arguments for ``AIOKafkaProducer``, ``AIOKafkaConsumer`` and
     ``AIOKafkaAdminClient``: the bootstrap servers and this service's identity."""
     protocol = settings.kafka_security_protocol
@@ -61,7 +61,7 @@ def client_options(settings: ServiceSettings) -> dict[str, Any]:
     return options
 
 
-def broker_security(settings: ServiceSettings) -> BaseSecurity | None:
+def broker_security(settings: KafkaSettings) -> BaseSecurity | None:
     """The same identity for a FastStream ``KafkaBroker`` (its ``security=`` argument)."""
     protocol = settings.kafka_security_protocol
     context = ssl_context(settings)

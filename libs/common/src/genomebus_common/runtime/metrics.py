@@ -37,9 +37,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 (re-exported)
-from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client import (
+    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -47,14 +46,18 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 if TYPE_CHECKING:
     import asyncpg
 
 log = logging.getLogger(__name__)
 
+#: The media type of ``render``'s text (Prometheus' text exposition format).
+CONTENT_TYPE: str = CONTENT_TYPE_LATEST
+
 # ``*_created`` series double what Prometheus stores and no dashboard here reads them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
 
 # Handling a message spans milliseconds (a consent event) to hours (a whole genome's alignment).
 _HANDLE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 21600)
@@ -260,6 +263,8 @@ async def read_outbox(pool: asyncpg.Pool) -> None:
         failed = await conn.fetchval(
             "SELECT count(*) FROM genomebus_outbox WHERE published_at IS NULL AND failed_at IS NOT NULL"
         )
+    if unsent is None:  # an aggregate without GROUP BY always returns one row
+        raise RuntimeError("the outbox backlog query returned no row")
     row = {"unsent": unsent["n"], "failed": failed, "oldest": unsent["oldest"]}
     OUTBOX_BACKLOG.set(row["unsent"])
     OUTBOX_FAILED.set(row["failed"])

@@ -22,20 +22,18 @@ import asyncpg
 
 from genomebus_common.contracts.errors import GenomebusError
 from genomebus_common.runtime.db import service_pool, service_schema
-from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.runtime.settings import PostgresSettings
 
 log = logging.getLogger(__name__)
 
 
-class MigrateSettings(ServiceSettings):
-    """A database service's settings: its DSNs are checked as the service's own are."""
-
-    uses_database = True
-    uses_kafka = False  # it migrates and grants; the shared config still names the brokers
-    uses_object_store = False
+class MigrateSettings(PostgresSettings):
+    """A database service's settings: its DSNs are checked as the service's own are. Only the
+    database fragment: the step never talks to Kafka or the object store, so it is not held to
+    (nor given) their credentials; the variables the shared config sets for them are ignored."""
 
 
-async def run(settings: ServiceSettings) -> None:
+async def run(settings: PostgresSettings) -> None:
     if settings.postgres_migrate_dsn is None:
         raise SystemExit("genomebus-migrate needs GENOMEBUS_POSTGRES_MIGRATE_DSN (the owner's DSN)")
     schema = service_schema(settings.service_name)

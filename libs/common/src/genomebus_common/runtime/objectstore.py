@@ -24,9 +24,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
 
 from minio import Minio
+from minio.datatypes import Object as ObjectStat
 from pydantic import BaseModel
 
 from genomebus_common.contracts.errors import (
@@ -39,7 +40,7 @@ from genomebus_common.contracts.errors import (
 from genomebus_common.contracts.events import ObjectRef
 from genomebus_common.runtime import metrics
 from genomebus_common.runtime.failures import from_minio_error, from_unexpected
-from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.runtime.settings import ObjectStoreSettings
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -89,6 +90,17 @@ class _HashingReader(io.RawIOBase):
         return len(data)
 
 
+class ObjectResponse(Protocol):
+    """What a stream reads from: minio's HTTP response (urllib3), or ``_Drained`` at the end.
+    Its ``headers`` are read when present (``_etag_of``, ``_declared_end``)."""
+
+    def read(self, amount: int | None = None) -> bytes: ...
+
+    def close(self) -> None: ...
+
+    def release_conn(self) -> None: ...
+
+
 class _Drained:
     """Stands in for a response once every byte has arrived: reads return nothing."""
 
@@ -102,17 +114,17 @@ class _Drained:
         pass
 
 
-def _etag_of(response) -> str | None:
+def _etag_of(response: ObjectResponse) -> str | None:
     """The object version's ETag, as the server quoted it (``If-Match`` wants it quoted)."""
-    etag = (getattr(response, "headers", None) or {}).get("ETag")
+    etag: str | None = (getattr(response, "headers", None) or {}).get("ETag")
     if not etag:
         return None
     return etag if etag.startswith(('"', "W/")) else f'"{etag}"'
 
 
-def _declared_end(response, offset: int) -> int | None:
+def _declared_end(response: ObjectResponse, offset: int) -> int | None:
     """The byte offset at which ``response`` (starting at ``offset``) says it ends."""
-    length = (getattr(response, "headers", None) or {}).get("Content-Length")
+    length: str | None = (getattr(response, "headers", None) or {}).get("Content-Length")
     try:
         return offset + int(length) if length is not None else None
     except ValueError:
@@ -141,7 +153,7 @@ class VerifiedStream(io.RawIOBase):
 
     def __init__(
         self,
-        response,
+        response: ObjectResponse,
         ref: ObjectRef,
         *,
         client: Minio | None = None,
@@ -166,7 +178,7 @@ class VerifiedStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         amount = None if size is None or size < 0 else size
         if amount == 0:
             return b""
@@ -310,7 +322,7 @@ class ObjectStore:
         self.resume_backoff_s = resume_backoff_s
 
     @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> ObjectStore:
+    def from_settings(cls, settings: ObjectStoreSettings) -> ObjectStore:
         client = Minio(
             settings.s3_endpoint,
             access_key=settings.s3_access_key,
@@ -386,9 +398,25 @@ class ObjectStore:
             bucket=bucket, key=key, sha256=digest, size=reader.size, content_type=content_type
         )
 
-    def put_file(self, bucket: str, key: str, path: Path, **kwargs) -> ObjectRef:
+    def put_file(
+        self,
+        bucket: str,
+        key: str,
+        path: Path,
+        *,
+        content_type: str = "application/octet-stream",
+        expected_sha256: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ObjectRef:
         with path.open("rb") as stream:
-            return self.put_stream(bucket, key, stream, **kwargs)
+            return self.put_stream(
+                bucket,
+                key,
+                stream,
+                content_type=content_type,
+                expected_sha256=expected_sha256,
+                metadata=metadata,
+            )
 
     @contextmanager
     def open(self, ref: ObjectRef) -> Iterator[VerifiedStream]:
@@ -458,7 +486,7 @@ class ObjectStore:
             return False
         return True
 
-    def stat(self, bucket: str, key: str):
+    def stat(self, bucket: str, key: str) -> ObjectStat:
         """The object's metadata; ``ObjectNotFound`` when there is none."""
         return self._call(lambda: self.client.stat_object(bucket, key))
 
@@ -486,7 +514,7 @@ class HtslibS3:
     downloaded verified. Credentials travel in the tool's environment, never on its command line.
     """
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ObjectStoreSettings) -> None:
         self._settings = settings
 
     def url(self, ref: ObjectRef) -> str:

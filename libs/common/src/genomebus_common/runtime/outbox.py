@@ -28,12 +28,13 @@ from genomebus_common.contracts.topics import message_key, topic_for
 from genomebus_common.runtime import metrics
 from genomebus_common.runtime.broker import event_headers
 from genomebus_common.runtime.failures import from_asyncpg_error, from_kafka_error
+from genomebus_common.runtime.pgtypes import Connection
 from genomebus_common.runtime.telemetry import carrier, context_from
 
 log = logging.getLogger(__name__)
 
 
-async def enqueue(conn: asyncpg.Connection, event: Event) -> None:
+async def enqueue(conn: Connection, event: Event) -> None:
     """Add ``event`` to the outbox on ``conn`` (call inside the state change's transaction).
 
     The current trace context is stored with it, so the publish continues this trace.
@@ -133,14 +134,18 @@ class OutboxRelay:
             raise from_asyncpg_error(exc) from exc
         return published
 
+    def _stop_requested(self) -> bool:
+        """Read afresh after each await (``stop`` sets it meanwhile), never narrowed."""
+        return self._stopping
+
     async def run(self) -> None:
-        while not self._stopping:
+        while not self._stop_requested():
             try:
-                while await self.publish_pending() == self.batch and not self._stopping:
+                while await self.publish_pending() == self.batch and not self._stop_requested():
                     pass
             except Exception as exc:  # never stop relaying: the next round may succeed
                 log.warning("outbox relay will retry", extra={"error": str(exc)})
-            if self._stopping:
+            if self._stop_requested():
                 return
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)

@@ -36,7 +36,7 @@ from genomebus_common.runtime.broker import (
     ensure_topics,
 )
 from genomebus_common.runtime.http import BoundedBodies
-from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.runtime.settings import HttpSettings, KafkaSettings
 from genomebus_common.runtime.telemetry import (
     HttpMetrics,
     configure_logging,
@@ -67,7 +67,7 @@ class BrokerWorker(Protocol):
 class ServiceRuntime:
     """The shared parts of one service process; handlers get what they need from here."""
 
-    settings: ServiceSettings
+    settings: KafkaSettings
     stage: Stage
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     workers: list[BrokerWorker] = field(default_factory=list)
@@ -194,7 +194,7 @@ def add_metrics_endpoint(app: FastAPI) -> None:
         return Response(await metrics.render(), media_type=metrics.CONTENT_TYPE)
 
 
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
+def serve(app: FastAPI, settings: HttpSettings) -> None:
     """Run the app until SIGTERM/SIGINT, logging as JSON.
 
     The runtime's tracer provider becomes the process's global one (one service per process),

@@ -28,7 +28,7 @@ from opentelemetry.trace import Link
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from genomebus_common.contracts.identifiers import redact_national_ids
-from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.runtime.settings import CommonSettings
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 TRACER_NAME = "genomebus"
@@ -263,7 +263,7 @@ def _redacted(value: Any) -> Any:
     return value
 
 
-def configure_logging(settings: ServiceSettings) -> None:
+def configure_logging(settings: CommonSettings) -> None:
     """Route all logging to stderr as JSON lines at the configured level."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(settings.service_name))
