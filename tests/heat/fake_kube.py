@@ -117,19 +117,25 @@ class FakeKube:
                 return httpx.Response(200, json=self.objects[path])
             return self._status(404, f"{path} not found")
         if request.method == "PATCH":
-            if request.headers.get("content-type") != "application/merge-patch+json":
-                return self._status(415, "unsupported patch type")
-            if path not in self.objects:
-                return self._status(404, f"{path} not found")
-            self.objects[path] = merge_patch(self.objects[path], body)
-            return httpx.Response(200, json=self.objects[path])
+            return self._patch(request, path, body)
         if request.method == "POST" and path.endswith("/configmaps"):
-            created = f"{path}/{body['metadata']['name']}"
-            if created in self.objects:
-                return self._status(409, "already exists")
-            self.objects[created] = body
-            return httpx.Response(201, json=body)
+            return self._create(path, body)
         return self._status(405, "not supported by the fake")
+
+    def _patch(self, request: httpx.Request, path: str, body: Any) -> httpx.Response:
+        if request.headers.get("content-type") != "application/merge-patch+json":
+            return self._status(415, "unsupported patch type")
+        if path not in self.objects:
+            return self._status(404, f"{path} not found")
+        self.objects[path] = merge_patch(self.objects[path], body)
+        return httpx.Response(200, json=self.objects[path])
+
+    def _create(self, path: str, body: Any) -> httpx.Response:
+        created = f"{path}/{body['metadata']['name']}"
+        if created in self.objects:
+            return self._status(409, "already exists")
+        self.objects[created] = body
+        return httpx.Response(201, json=body)
 
     def _nodes(self, request: httpx.Request) -> httpx.Response:
         size = self.node_page_size or len(self.nodes) or 1

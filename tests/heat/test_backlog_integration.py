@@ -11,7 +11,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from genomebus_common.runtime.kafka_client import client_options
 from genomebus_common.runtime.settings import ServiceSettings
-from genomebus_heat.backlog import BacklogError, BacklogProbe
+from genomebus_heat.adapters.backlog import BacklogProbe
+from genomebus_heat.core.backlog import BacklogError
 from tests.common.kafka_helpers import create_topics
 
 pytestmark = pytest.mark.integration

@@ -11,11 +11,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from genomebus_heat.backlog import Backlog, BacklogError, PartitionBacklog
+from genomebus_heat.adapters.kube import KubeClient
 from genomebus_heat.config import HeatSettings
-from genomebus_heat.controller import HOLD_FROM_ANNOTATION, REASON_ANNOTATION, HeatController
-from genomebus_heat.kube import KubeClient
-from genomebus_heat.recovery import LABEL
+from genomebus_heat.controller import HeatController
+from genomebus_heat.core.backlog import Backlog, BacklogError, PartitionBacklog
+from genomebus_heat.core.recovery import LABEL
+from genomebus_heat.core.steering import HOLD_FROM_ANNOTATION, REASON_ANNOTATION
 
 from .fake_kube import CM_PATH, SO_PATH, FakeKube
 

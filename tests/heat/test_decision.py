@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genomebus_heat.decision import Bounds, Decision, decide
-from genomebus_heat.demand import Forecast
+from genomebus_heat.core.decision import Bounds, Decision, decide
+from genomebus_heat.core.demand import Forecast
 
 T0 = datetime(2026, 11, 26, 0, 0, tzinfo=UTC)
 BOUNDS = Bounds(min_replicas=1, max_replicas=6, escalate_after_s=3600, hold_s=900)

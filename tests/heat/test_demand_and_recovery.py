@@ -9,10 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from genomebus_heat.demand import ForecastError, parse_forecast
-from genomebus_heat.recovery import LABEL, RECOVERY_KEY, fraction_from_label, recovery_table
-
-UTC = UTC
+from genomebus_heat.core.demand import ForecastError, parse_forecast
+from genomebus_heat.core.recovery import LABEL, RECOVERY_KEY, fraction_from_label, recovery_table
 
 
 def cm(points: list[dict[str, object]], capacity: str = "400") -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import subprocess
@@ -14,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from genomebus_heat.kube import KubeClient, KubeError
+from genomebus_heat.adapters.kube import KubeClient, KubeError
 
 from .fake_kube import FakeKube
 
@@ -240,7 +241,8 @@ async def test_in_cluster_client_refuses_a_server_its_ca_did_not_sign(
     port, account, seen = tls_api
     other = tmp_path / "other"
     other.mkdir()
-    subprocess.run(
+    await asyncio.to_thread(
+        subprocess.run,
         [
             "openssl",
             "req",

@@ -14,10 +14,10 @@ from genomebus_common.contracts.events import Priority, SampleReceived, Stage
 from genomebus_common.contracts.topics import sample_received_topic
 from genomebus_common.runtime.broker import ReliableConsumer, RetryPolicy
 from genomebus_heat import config
+from genomebus_heat.adapters.kube import KubeClient
 from genomebus_heat.config import HeatSettings
 from genomebus_heat.controller import HeatController
-from genomebus_heat.kube import KubeClient
-from genomebus_heat.main import create_app
+from genomebus_heat.inject import create_app
 
 from .fake_kube import FakeKube
 from .test_controller import FakeProbe

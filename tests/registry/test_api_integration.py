@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from genomebus_registry.main import Registry
+from genomebus_registry.inject import Registry
 
 from .conftest import TOKENS, UploadedVcf, consent, delivery, pseudonym, variants_called
 

@@ -10,11 +10,11 @@ import asyncpg
 import pytest
 
 from genomebus_common.runtime.db import connect_pool
-from genomebus_registry.adapters import counts
+from genomebus_registry.adapters.postgres import counts
+from genomebus_registry.adapters.postgres.consent import project_consent
+from genomebus_registry.adapters.postgres.queries import Queries
+from genomebus_registry.adapters.postgres.schema import migrations
 from genomebus_registry.core import keys
-from genomebus_registry.handlers import project_consent
-from genomebus_registry.queries import Queries
-from genomebus_registry.schema import migrations
 
 from .conftest import RESEARCHER, pseudonym
 
@@ -44,7 +44,8 @@ async def test_the_sql_functions_encode_exactly_as_core_keys(pool: asyncpg.Pool)
     snvs = {r["code"]: (r["ref"], r["alt"]) for r in await pool.fetch("SELECT * FROM snv_codes")}
     assert snvs == {code: pair for code, pair in enumerate(keys.SNVS) if pair is not None}
     decoded = await pool.fetch(
-        "SELECT registry_call_pos((c.pos >> 18)::int, c.call) AS pos, registry_call_code(c.call) AS code "
+        "SELECT registry_call_pos((c.pos >> 18)::int, c.call) AS pos, registry_call_code(c.call) "
+        "AS code "
         "FROM unnest($1::bigint[], $2::int[]) WITH ORDINALITY AS c (pos, call, i) ORDER BY i",
         [c[1] for c in cases],
         [keys.call(pos, code, alt) for _, pos, code, alt in cases],
@@ -67,12 +68,14 @@ async def test_migration_0013_carries_the_old_layout_over(fresh_dsn: str) -> Non
     async with connect_pool(fresh_dsn, old) as pool:
         # Old loads drew a contig number at every load: the contig kept a high one.
         await pool.execute(
-            "INSERT INTO contigs (contig_no, reference_digest, chrom) VALUES (2000000, 'SQC.M', 'chrT')"
+            "INSERT INTO contigs (contig_no, reference_digest, chrom) VALUES (2000000, 'SQC.M', "
+            "'chrT')"
         )
         alleles = [(100, "A", "G"), (100, "A", "T"), (200, "CA", "C"), (300, "G", "GTT")]
         for pos, ref, alt in alleles:
             await pool.execute(
-                "INSERT INTO variants (variant_id, reference_digest, chrom, contig_no, pos, ref, alt) "
+                "INSERT INTO variants (variant_id, reference_digest, chrom, contig_no, pos, ref, "
+                "alt) "
                 "VALUES ($1, 'SQC.M', 'chrT', 2000000, $2, $3, $4)",
                 f"v{pos}{alt}",
                 pos,
@@ -102,8 +105,9 @@ async def test_migration_0013_carries_the_old_layout_over(fresh_dsn: str) -> Non
         for sample_no, (sample_id, name, removed) in enumerate(samples, 1):
             await pool.execute("SELECT registry_ensure_genotypes_partition($1)", sample_no)
             await pool.execute(
-                """INSERT INTO samples (sample_id, patient_pseudonym, reference_id, reference_digest,
-                   tools, vcf, vcf_sha256, bam_sha256, source_event_id, correlation_id, sample_no,
+                """INSERT INTO samples (sample_id, patient_pseudonym, reference_id,
+                   reference_digest, tools, vcf, vcf_sha256, bam_sha256, source_event_id,
+                   correlation_id, sample_no,
                    removed_at) VALUES ($1, $2, 'm', 'SQC.M', '[]', '{}', 'x', 'x',
                    gen_random_uuid(), $1, $3, CASE WHEN $4 THEN now() END)""",
                 sample_id,
@@ -115,7 +119,8 @@ async def test_migration_0013_carries_the_old_layout_over(fresh_dsn: str) -> Non
         for sample_no, genotypes in calls.items():
             for variant_no, alt_count in genotypes:
                 await pool.execute(
-                    "INSERT INTO genotypes (variant_no, sample_no, contig_no, pos, dp, gq, alt_count) "
+                    "INSERT INTO genotypes (variant_no, sample_no, contig_no, pos, dp, gq, "
+                    "alt_count) "
                     "SELECT variant_no, $1, 1, pos, 30, 99, $3 FROM variants WHERE variant_no = $2",
                     sample_no,
                     variant_no,
@@ -248,7 +253,7 @@ async def test_the_clinical_view_comes_a_page_at_a_time_in_position_order(
     queries: Queries,
     upload_vcf,  # type: ignore[no-untyped-def]
 ) -> None:
-    from genomebus_registry.domain import PatientCursor
+    from genomebus_registry.core.cursors import PatientCursor
 
     from .conftest import Caller, consent, delivery, variants_called
 
@@ -311,7 +316,7 @@ async def test_a_forged_region_cursor_never_reaches_outside_the_region(
     """A researcher who writes their own cursor (a key before the region, or on another contig)
     gets the region asked for, from its start: never variants outside it (which would dodge the
     region size limit and the pending adjustments evaluated only inside it)."""
-    from genomebus_registry.domain import RegionCursor
+    from genomebus_registry.core.cursors import RegionCursor
 
     from .conftest import REFERENCE, consent, delivery, variants_called
 

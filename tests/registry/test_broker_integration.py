@@ -11,8 +11,9 @@ import pytest
 from genomebus_common.contracts.events import VariantsReady
 from genomebus_common.contracts.topics import VARIANTS_READY
 from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_registry.adapters.kafka import Topics
 from genomebus_registry.config import RegistrySettings
-from genomebus_registry.main import Registry, build_app
+from genomebus_registry.inject import Parts, Registry, build_app
 
 from ..common.kafka_helpers import create_topics, read_until
 from .conftest import UploadedVcf, consent, pseudonym, variants_called
@@ -45,9 +46,13 @@ async def test_variants_called_on_kafka_become_variants_ready_on_kafka(
     )
     app = build_app(
         settings,
-        variants_called_topic=called_topic,
-        consent_changed_topic=consent_topic,
-        sample_aligned_topic=aligned_topic,
+        Parts(
+            topics=Topics(
+                variants_called=called_topic,
+                consent_changed=consent_topic,
+                sample_aligned=aligned_topic,
+            )
+        ),
     )
     patient = pseudonym(f"broker-{unique}")
     event = variants_called(
@@ -82,7 +87,8 @@ async def test_variants_called_on_kafka_become_variants_ready_on_kafka(
             await asyncio.sleep(0.1)
         for _ in range(300):  # alignment's estimate comes through its own consumer group
             recorded = await registry.pool.fetchval(
-                "SELECT cpu_seconds FROM sample_energy WHERE sample_id = $1 AND stage = 'alignment'",
+                "SELECT cpu_seconds FROM sample_energy WHERE sample_id = $1 AND stage = "
+                "'alignment'",
                 event.sample_id,
             )
             if recorded is not None:

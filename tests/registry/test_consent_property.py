@@ -27,10 +27,10 @@ from hypothesis import strategies as st
 from genomebus_common.contracts.events import SampleRemoved
 from genomebus_common.runtime.db import connect_pool
 from genomebus_common.runtime.objectstore import ObjectStore
-from genomebus_registry.adapters import counts
-from genomebus_registry.handlers import RegistryHandlers
-from genomebus_registry.queries import Queries
-from genomebus_registry.schema import migrations
+from genomebus_registry.adapters.postgres import counts
+from genomebus_registry.adapters.postgres.handlers import RegistryHandlers
+from genomebus_registry.adapters.postgres.queries import Queries
+from genomebus_registry.adapters.postgres.schema import migrations
 
 from .conftest import RESEARCHER, UploadedVcf, consent, delivery, pseudonym, variants_called
 
@@ -240,7 +240,8 @@ async def check_counts_are_exact(pool: asyncpg.Pool) -> None:
             for r in await conn.fetch("SELECT * FROM registry_recount_cohorts() ORDER BY 1")
         ]
         stored_ok = await conn.fetchval(
-            "SELECT bool_and(all_het >= 0 AND all_hom >= 0 AND research_het >= 0 AND research_hom >= 0)"
+            "SELECT bool_and(all_het >= 0 AND all_hom >= 0 AND research_het >= 0 AND research_hom "
+            ">= 0)"
             " FROM variant_counts"
         )
     assert now == recounted
@@ -249,7 +250,8 @@ async def check_counts_are_exact(pool: asyncpg.Pool) -> None:
     stale_flags = await pool.fetchval(
         "SELECT count(*) FROM samples s LEFT JOIN consents c USING (patient_pseudonym) "
         "WHERE s.removed_at IS NULL AND s.research IS DISTINCT FROM "
-        "coalesce(registry_research_ok(c.research_use, c.analysis_consent_given, c.withdrawn), false)"
+        "coalesce(registry_research_ok(c.research_use, c.analysis_consent_given, c.withdrawn), "
+        "false)"
     )
     assert stale_flags == 0, "a sample in use carries a research flag its consent does not give"
 

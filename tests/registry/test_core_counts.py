@@ -157,9 +157,7 @@ def test_stored_plus_pending_is_always_the_brute_force_count(steps: list[tuple])
     assert nonzero(registry.stored) == nonzero(registry.brute_force())
 
 
-def test_a_second_sample_replaces_the_patients_contribution_and_a_consent_change_moves_research_only() -> (
-    None
-):
+def test_a_second_sample_replaces_the_contribution_and_consent_moves_research_only() -> None:
     first = SampleState(1, "ref-a", True)
     assert on_load("p", [], first, research=True) == [Adjustment("p", "ref-a", (1,), 1, 1)]
     assert on_load("p", [first], SampleState(2, "ref-a", True), research=False) == [

@@ -6,13 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from genomebus_registry.domain import (
-    AlleleCounts,
-    InvalidVcf,
-    ParseStats,
-    read_genotypes,
-    variant_id,
-)
+from genomebus_registry.core.answers import AlleleCounts
+from genomebus_registry.core.variants import variant_id
+from genomebus_registry.core.vcf import InvalidVcf, ParseStats, read_genotypes
 
 from .conftest import REFERENCE, write_vcf
 
@@ -130,7 +126,7 @@ def test_the_complement_and_the_genotype_groups_are_cells_too() -> None:
 
 
 def test_impossible_counts_never_leave() -> None:
-    from genomebus_registry.disclosure import Cells
+    from genomebus_registry.core.disclosure import Cells
 
     for cohort, carriers, count in ((5, 6, 6), (10, 5, 11), (10, 5, 4), (10, -1, 0)):
         with pytest.raises(ValueError):
@@ -138,8 +134,7 @@ def test_impossible_counts_never_leave() -> None:
 
 
 def test_a_vcf_out_of_position_order_is_refused_before_a_duplicate_can_hide_in_it() -> None:
-    from genomebus_registry.domain import GenotypeRow, InvalidVcf
-    from genomebus_registry.loader import unique_calls
+    from genomebus_registry.core.vcf import GenotypeRow, InvalidVcf, unique_calls
 
     def row(chrom: str, pos: int, alt: str = "G", count: int = 1) -> GenotypeRow:
         return GenotypeRow(chrom, pos, "A", alt, count, 30, 99)

@@ -18,8 +18,8 @@ from genomebus_common.contracts.events import (
     VariantsReady,
 )
 from genomebus_common.stagekit.energy import METHOD, TOTAL_METHOD, total
-from genomebus_registry.handlers import RegistryHandlers
-from genomebus_registry.main import Registry
+from genomebus_registry.adapters.postgres.handlers import RegistryHandlers
+from genomebus_registry.inject import Registry
 
 from ..common.factories import object_ref
 from .conftest import REFERENCE, TOKENS, UploadedVcf, consent, delivery, pseudonym, variants_called
@@ -176,7 +176,8 @@ async def test_the_treating_hospital_sees_its_samples_energy_as_labelled_estimat
         await app_client.get("/v1/samples/S-unknown/energy", headers=auth("rh-lis"))
     ).status_code == 404
     audit = await registry.pool.fetch(
-        "SELECT actor, outcome, patients FROM audit_log WHERE action = 'treatment.sample_energy' ORDER BY id"
+        "SELECT actor, outcome, patients FROM audit_log WHERE action = 'treatment.sample_energy' "
+        "ORDER BY id"
     )
     assert [(a["actor"], a["outcome"]) for a in audit] == [
         ("rh-lis", "answered"),

@@ -13,11 +13,11 @@ import pytest
 
 from genomebus_common.contracts.errors import ChecksumMismatch, DataConflict
 from genomebus_common.contracts.events import VariantsReady
-from genomebus_registry import loader
-from genomebus_registry.adapters import counts
-from genomebus_registry.domain import InvalidVcf
-from genomebus_registry.handlers import RegistryHandlers
-from genomebus_registry.loader import apply_consent
+from genomebus_registry.adapters.postgres import consent as consent_sql
+from genomebus_registry.adapters.postgres import counts, loader
+from genomebus_registry.adapters.postgres.consent import apply_consent
+from genomebus_registry.adapters.postgres.handlers import RegistryHandlers
+from genomebus_registry.core.vcf import InvalidVcf
 
 from .conftest import (
     REFERENCE,
@@ -54,13 +54,15 @@ async def snapshot(pool: asyncpg.Pool) -> dict[str, list]:
         "pending": [
             tuple(r)
             for r in await pool.fetch(
-                "SELECT patient_pseudonym, samples, w_all, w_research FROM pending_adjustments ORDER BY id"
+                "SELECT patient_pseudonym, samples, w_all, w_research FROM pending_adjustments "
+                "ORDER BY id"
             )
         ],
         "samples": [
             tuple(r)
             for r in await pool.fetch(
-                "SELECT sample_id, quarantined, genotypes_loaded, variants_loaded FROM samples ORDER BY 1"
+                "SELECT sample_id, quarantined, genotypes_loaded, variants_loaded FROM samples "
+                "ORDER BY 1"
             )
         ],
         "outbox": [
@@ -168,7 +170,8 @@ async def test_a_late_sample_of_a_withdrawn_patient_is_quarantined(
     assert await pool.fetchval("SELECT count(*) FROM genomebus_outbox") == 0
     assert (
         await pool.fetchval(
-            "SELECT count(*) FROM audit_log WHERE action = 'sample.quarantined' AND $1 = ANY(patients)",
+            "SELECT count(*) FROM audit_log WHERE action = 'sample.quarantined' AND $1 = "
+            "ANY(patients)",
             patient,
         )
         == 1
@@ -284,7 +287,8 @@ async def test_a_sample_removed_before_its_variants_arrive_is_never_loaded(
     assert await pool.fetchval("SELECT count(*) FROM genomebus_outbox") == 0, "no variants.ready"
     assert (
         await pool.fetchval(
-            "SELECT count(*) FROM audit_log WHERE action = 'sample.load_refused' AND $1 = ANY(patients)",
+            "SELECT count(*) FROM audit_log WHERE action = 'sample.load_refused' AND $1 = "
+            "ANY(patients)",
             patient,
         )
         == 1
@@ -308,14 +312,16 @@ async def test_a_vcf_called_again_for_a_removed_sample_is_refused_not_parked(
     await counts.fold(pool)  # the removed sample's blocks go with the fold
     assert (
         await pool.fetchval(
-            "SELECT count(*) FROM genotype_blocks g JOIN samples s USING (sample_no) WHERE s.sample_id = $1",
+            "SELECT count(*) FROM genotype_blocks g JOIN samples s USING (sample_no) WHERE "
+            "s.sample_id = $1",
             event.sample_id,
         )
         == 0
     )
     assert (
         await pool.fetchval(
-            "SELECT count(*) FROM audit_log WHERE action = 'sample.load_refused' AND $1 = ANY(patients)",
+            "SELECT count(*) FROM audit_log WHERE action = 'sample.load_refused' AND $1 = "
+            "ANY(patients)",
             patient,
         )
         == 1
@@ -350,7 +356,7 @@ async def test_a_load_waits_for_no_other_patient_and_a_withdrawal_for_no_load(
         await tx.start()
         # What a load holds at its longest: the blocks written, the patient's row locked.
         sample_no = await loader.next_sample_no(conn)
-        await loader.read_consent(conn, loading, lock=True)
+        await consent_sql.read_consent(conn, loading, lock=True)
         await conn.execute(
             "INSERT INTO genotype_blocks VALUES ($1, 1, 0, '{4}', '{30}', '{99}')", sample_no
         )

@@ -13,9 +13,9 @@ from collections.abc import Callable
 import asyncpg
 import pytest
 
-from genomebus_registry.adapters import counts as counts_adapter
-from genomebus_registry.handlers import RegistryHandlers
-from genomebus_registry.queries import Queries
+from genomebus_registry.adapters.postgres import counts as counts_adapter
+from genomebus_registry.adapters.postgres.handlers import RegistryHandlers
+from genomebus_registry.adapters.postgres.queries import Queries
 
 from .conftest import RESEARCHER, UploadedVcf, consent, delivery, pseudonym, variants_called
 
@@ -187,7 +187,8 @@ async def test_a_removed_sample_leaves_the_counts_at_once(
     groups = await cohort(handlers, upload_vcf)
     before = (await queries.allele(RESEARCHER, "chrT", 1000, "A", "G")).results[0]
     gone = await pool.fetchrow(
-        "SELECT s.sample_id, s.patient_pseudonym FROM research_samples s WHERE patient_pseudonym = $1",
+        "SELECT s.sample_id, s.patient_pseudonym FROM research_samples s WHERE patient_pseudonym "
+        "= $1",
         groups["het"][0],
     )
     removal = SampleRemoved(
@@ -299,7 +300,7 @@ async def test_a_region_comes_a_page_at_a_time_and_the_pages_add_up_to_the_whole
     pool: asyncpg.Pool,
     upload_vcf: Callable[..., UploadedVcf],
 ) -> None:
-    from genomebus_registry.domain import RegionCursor
+    from genomebus_registry.core.cursors import RegionCursor
 
     from .conftest import REFERENCE
 

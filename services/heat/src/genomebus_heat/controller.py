@@ -7,38 +7,40 @@ Kafka outage never stops the recovery table from following the nodes, and the re
   ``spec.maxReplicaCount`` when the ceiling changes;
 - recovery: list the nodes, rebuild ``recovery.json``, write the ConfigMap when it differs.
 
-Where the hysteresis window began is kept on the ScaledObject itself (annotation
-``genomebus.dk/heat-hold-from``), so a restarted controller, or a second one during a rolling
-update, honours the window instead of starting afresh. Any error in a part is logged and the
+What to write is decided in ``core`` (``decision``, ``steering``, ``recovery``); this module
+makes the calls through the ports. Any error in a part is logged and the
 part is tried again next round: a transient API error must not become a crash loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-import httpx
-from aiokafka.errors import KafkaError
-
-from .backlog import Backlog, BacklogError, BacklogProbe
 from .config import HeatSettings
-from .decision import Bounds, Decision, decide
-from .demand import Forecast, ForecastError, parse_forecast
-from .kube import KubeClient, KubeError
-from .recovery import RECOVERY_KEY, recovery_table
+from .core.backlog import Backlog, BacklogError
+from .core.decision import Bounds, Decision, decide
+from .core.demand import Forecast, ForecastError, parse_forecast
+from .core.recovery import RECOVERY_KEY, RecoveryWrite, recovery_table, recovery_write
+from .core.steering import (
+    Limits,
+    hold_from,
+    patch_annotations,
+    replica_count,
+    unmeasured,
+)
+from .ports import BacklogMeter, KubeApi
 
 log = logging.getLogger(__name__)
 
-HOLD_FROM_ANNOTATION = "genomebus.dk/heat-hold-from"
-REASON_ANNOTATION = "genomebus.dk/heat-reason"
-# Failures expected in operation: logged in one line. Anything else also gets its traceback.
-EXPECTED_ERRORS = (OSError, TimeoutError, httpx.HTTPError, KubeError, BacklogError, KafkaError)
+# Failures expected in operation whatever the adapters: logged in one line. Anything else also
+# gets its traceback; the adapters add theirs (``adapters.EXPECTED_ERRORS``, passed by inject).
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (OSError, TimeoutError, BacklogError)
 MANAGED_BY = {"app.kubernetes.io/managed-by": "genomebus-heat"}
 
 
@@ -60,57 +62,43 @@ class RoundStatus:
     last_round_end: float | None = None  # monotonic
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 class HeatController:
     """Steers the research lane's ceiling and keeps the recovery table; see the module doc."""
 
     def __init__(
         self,
         settings: HeatSettings,
-        kube: KubeClient,
-        probe: BacklogProbe,
+        kube: KubeApi,
+        probe: BacklogMeter,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        expected_errors: tuple[type[Exception], ...] = EXPECTED_ERRORS,
     ) -> None:
         self.settings = settings
         self.kube = kube
         self.probe = probe
         self.clock = clock
+        self.expected_errors = expected_errors
         self.status = RoundStatus()
 
     def bounds(self, scaled_object_min: int | None) -> Bounds:
         """The configured bounds, with the floor raised to the ScaledObject's own minimum:
         KEDA refuses a maxReplicaCount below minReplicaCount."""
         s = self.settings
-        low = s.heat_min_replicas
-        if scaled_object_min is not None and scaled_object_min > low:
-            if scaled_object_min > s.heat_max_replicas:
-                log.warning(
-                    "ScaledObject minReplicaCount is above GENOMEBUS_HEAT_MAX_REPLICAS; the "
-                    "ceiling stays at the maximum",
-                    extra={"min_replica_count": scaled_object_min},
-                )
-            low = min(scaled_object_min, s.heat_max_replicas)
-        return Bounds(
-            min_replicas=low,
+        if scaled_object_min is not None and scaled_object_min > s.heat_max_replicas:
+            log.warning(
+                "ScaledObject minReplicaCount is above GENOMEBUS_HEAT_MAX_REPLICAS; the "
+                "ceiling stays at the maximum",
+                extra={"min_replica_count": scaled_object_min},
+            )
+        limits = Limits(
+            min_replicas=s.heat_min_replicas,
             max_replicas=s.heat_max_replicas,
             escalate_after_s=s.escalate_after_s,
             hold_s=s.heat_hold_s,
             deadband_replicas=s.heat_deadband_replicas,
         )
+        return limits.bounds(scaled_object_min)
 
     async def read_forecast(self) -> Forecast | None:
         """The forecast, or None (logged) when the ConfigMap is missing or unusable."""
@@ -136,9 +124,9 @@ class HeatController:
         scaled = await self.kube.get_scaled_object(s.heat_namespace, s.heat_scaledobject)
         spec = scaled.get("spec") or {}
         annotations = (scaled.get("metadata") or {}).get("annotations") or {}
-        current = _int_or_none(spec.get("maxReplicaCount"))
+        current = replica_count(spec.get("maxReplicaCount"))
         forecast = await self.read_forecast()
-        bounds = self.bounds(_int_or_none(spec.get("minReplicaCount")))
+        bounds = self.bounds(replica_count(spec.get("minReplicaCount")))
         now = self.clock()
         backlog: Backlog | None = None
         probe_error: Exception | None = None
@@ -147,15 +135,7 @@ class HeatController:
         except Exception as exc:  # noqa: BLE001 - any failure leaves the backlog unknown
             probe_error = exc
         if backlog is None:
-            # Unknown backlog: a research sample might be near its wait bound, so err towards
-            # capacity (KEDA still scales on lag underneath); the round still counts as failed.
-            decision = Decision(
-                ceiling=bounds.max_replicas,
-                reason=f"research backlog could not be measured ({probe_error}): ceiling at "
-                "the maximum so that no research sample outwaits its bound",
-                escalated=True,
-                restart_hold=True,
-            )
+            decision = unmeasured(bounds, probe_error)
         else:
             decision = decide(
                 now,
@@ -163,13 +143,11 @@ class HeatController:
                 backlog.oldest_wait_s,
                 current,
                 bounds,
-                last_change_at=_parse_time(annotations.get(HOLD_FROM_ANNOTATION)),
+                last_change_at=hold_from(annotations),
             )
         changed = decision.ceiling != current
-        if changed or decision.restart_hold:
-            new_annotations = {REASON_ANNOTATION: decision.reason}
-            if decision.restart_hold:
-                new_annotations[HOLD_FROM_ANNOTATION] = now.isoformat()
+        new_annotations = patch_annotations(decision, current, now)
+        if new_annotations is not None:
             await self.kube.patch_scaled_object(
                 s.heat_namespace,
                 s.heat_scaledobject,
@@ -208,11 +186,12 @@ class HeatController:
             )
         rendered = table.render()
         cm = await self.kube.get_configmap(s.heat_namespace, s.heat_recovery_configmap)
-        if cm is None:
+        write = recovery_write(None if cm is None else cm.get("data") or {}, rendered)
+        if write is RecoveryWrite.CREATE:
             await self.kube.create_configmap(
                 s.heat_namespace, s.heat_recovery_configmap, {RECOVERY_KEY: rendered}, MANAGED_BY
             )
-        elif (cm.get("data") or {}).get(RECOVERY_KEY) != rendered:
+        elif write is RecoveryWrite.PATCH:
             await self.kube.patch_configmap_data(
                 s.heat_namespace, s.heat_recovery_configmap, {RECOVERY_KEY: rendered}
             )
@@ -246,7 +225,7 @@ class HeatController:
                 log.error(
                     f"heat controller {name} failed; retrying next round",
                     extra={"part": name, "error": status.error},
-                    exc_info=not isinstance(exc, EXPECTED_ERRORS),
+                    exc_info=not isinstance(exc, self.expected_errors),
                 )
             status.at = time.monotonic()
         self.status.rounds += 1
@@ -267,7 +246,5 @@ class HeatController:
         )
         while not stop.is_set():
             await self.run_round()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.heat_interval_s)
-            except TimeoutError:
-                pass

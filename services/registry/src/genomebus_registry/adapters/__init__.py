@@ -1,1 +1,2 @@
-"""The registry's adapters: SQL for what ``core`` decides."""
+"""The registry's adapters: PostgreSQL (``postgres``) for what ``core`` decides, the HTTP API
+(``http``) and the Kafka subscriptions (``kafka``)."""

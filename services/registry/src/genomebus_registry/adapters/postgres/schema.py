@@ -48,7 +48,7 @@ GRANTS = RuntimeGrants(
 
 
 def migrations() -> list[Migration]:
-    return load_migrations("registry", resources.files(__package__) / "migrations")
+    return load_migrations("registry", resources.files("genomebus_registry") / "migrations")
 
 
 def schema() -> Schema:

@@ -10,11 +10,11 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-import asyncpg
+from . import Connection
 
 
 async def record(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     actor: str,
     role: str,

@@ -17,66 +17,33 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from genomebus_common.contracts.errors import GenomebusError, PermanentError
+from genomebus_common.contracts.errors import GenomebusError
 from genomebus_common.runtime.failures import from_asyncpg_error
 
-from . import access_log, audit, energy
-from .core import keys
-from .disclosure import DEFAULT_MIN_CELL
-from .domain import (
+from ...core import access, keys
+from ...core import energy as stages
+from ...core.access import Caller, Outcome
+from ...core.access_log import PAGE_DEFAULT as ACCESS_PAGE_DEFAULT
+from ...core.access_log import AccessLog
+from ...core.answers import (
+    PATIENT_PAGE_DEFAULT,
+    REGION_PAGE_DEFAULT,
+    REGION_PAGE_MAX,
     AlleleAnswer,
     AlleleCounts,
-    ConsentState,
-    PatientCursor,
     PatientSample,
     PatientVariant,
     PatientVariants,
     RegionAnswer,
-    RegionCursor,
-    variant_id,
+    zygosity,
 )
+from ...core.consent import ConsentState
+from ...core.cursors import AccessCursor, PatientCursor, RegionCursor
+from ...core.disclosure import DEFAULT_MIN_CELL
+from ...core.variants import variant_id
+from . import Connection, access_log, audit, energy
 
 T = TypeVar("T")
-
-
-class PatientNotFound(PermanentError):
-    """Not a patient of the caller's hospital (whether or not the patient exists elsewhere)."""
-
-    code = "patient_not_found"
-
-
-class SampleNotFound(PermanentError):
-    """Not a sample of the caller's hospital (whether or not it exists elsewhere)."""
-
-    code = "sample_not_found"
-
-
-class ConsentForbids(PermanentError):
-    """The patient's consent does not allow this use of the data (withdrawn, or none known)."""
-
-    code = "consent_forbids"
-
-
-class RoleForbidden(PermanentError):
-    code = "role_forbidden"
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who asks and why: written into every audit row."""
-
-    client_id: str
-    role: str
-    hospital_id: str | None
-    purpose: str
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    result: Any
-    patients: list[str]
-    outcome: str = "answered"
-    error: GenomebusError | None = None
 
 
 # Every research count is stored (variant_counts, cohorts) + pending (pending_adjustments,
@@ -139,7 +106,7 @@ LEFT JOIN LATERAL (
 ) p ON true
 WHERE c.patients > 0
 ORDER BY c.reference_digest
-"""
+"""  # noqa: E501 - SQL text left as it was written, not rewrapped
 
 # One page of a region: for each contig of that name (one per reference) whose research cohort
 # is large enough, the variants from the page's key on (keys order by position, then allele),
@@ -204,14 +171,7 @@ LEFT JOIN variant_alleles a ON s.code IS NULL AND a.contig_no = k.contig_no
     AND a.pos = (v.key >> {keys.CODE_BITS}) & {keys.MAX_POS} AND a.code = v.key & {keys.MAX_CODE}
 ORDER BY k.reference_digest, v.key
 LIMIT $6
-"""
-
-#: Region answers come a page at a time (keyset pagination on the answer's order), so that an
-#: answer costs the same whatever the region holds and no client waits for 8,000 rows at once.
-#: 100 by default (``make bench-registry`` prints what a page costs); a client that wants the
-#: whole region at once asks for up to the maximum.
-REGION_PAGE_DEFAULT = 100
-REGION_PAGE_MAX = 10_000
+"""  # noqa: E501 - SQL text left as it was written, not rewrapped
 
 
 def region_args(
@@ -254,12 +214,8 @@ SELECT array_agg(DISTINCT r.patient_pseudonym)
 FROM listed l
 JOIN genotype_blocks b ON b.contig_no = l.contig_no AND b.bin = l.bin AND b.calls && l.calls
 JOIN research_samples r ON r.sample_no = b.sample_no
-"""
+"""  # noqa: E501 - SQL text left as it was written, not rewrapped
 
-
-#: The clinical view comes a page at a time too: a whole genome is ~4.5 million variants.
-PATIENT_PAGE_DEFAULT = 1_000
-PATIENT_PAGE_MAX = 10_000
 
 # One page of a patient's variants: the blocks of the patient's treatment samples in key order
 # (sample, contig, bin), each unnested in position order, from the cursor on. Blocks stream
@@ -285,7 +241,7 @@ WHERE b.sample_no = ANY ($1::int[])
   AND (b.sample_no, b.contig_no, b.bin, x.ord) > ($2, $3, $4, $5::bigint)
 ORDER BY b.sample_no, b.contig_no, b.bin, x.ord
 LIMIT $6
-"""
+"""  # noqa: E501 - SQL text left as it was written, not rewrapped
 
 
 @dataclass
@@ -299,33 +255,29 @@ class Queries:
         caller: Caller,
         action: str,
         details: dict[str, Any],
-        answer: Callable[[asyncpg.Connection], Awaitable[_Outcome]],
-    ) -> Any:
+        answer: Callable[[Connection], Awaitable[Outcome[T]]],
+    ) -> T:
         try:
-            async with self.pool.acquire() as conn:
-                async with conn.transaction(isolation="repeatable_read"):
-                    outcome = await answer(conn)
-                    await audit.record(
-                        conn,
-                        actor=caller.client_id,
-                        role=caller.role,
-                        action=action,
-                        purpose=caller.purpose,
-                        outcome=outcome.outcome,
-                        patients=outcome.patients,
-                        details={**details, "hospital_id": caller.hospital_id},
-                    )
+            async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+                outcome = await answer(conn)
+                await audit.record(
+                    conn,
+                    actor=caller.client_id,
+                    role=caller.role,
+                    action=action,
+                    purpose=caller.purpose,
+                    outcome=outcome.outcome,
+                    patients=outcome.patients,
+                    details={**details, "hospital_id": caller.hospital_id},
+                )
         except GenomebusError:
             raise
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise from_asyncpg_error(exc) from exc
         if outcome.error is not None:
             raise outcome.error
+        assert outcome.result is not None  # an outcome without an error holds its answer
         return outcome.result
-
-    @staticmethod
-    def _denied(error: GenomebusError, patients: list[str] | None = None) -> _Outcome:
-        return _Outcome(None, patients or [], outcome=f"denied: {error.code}", error=error)
 
     # --- research ----------------------------------------------------------------------------
 
@@ -336,13 +288,11 @@ class Queries:
         one result per reference that has any; counts are per patient (a patient sequenced
         twice counts once, with the larger allele count)."""
 
-        async def answer(conn: asyncpg.Connection) -> _Outcome:
-            if caller.role != "research":
-                return self._denied(RoleForbidden("research queries need a research client"))
+        async def answer(conn: Connection) -> Outcome[AlleleAnswer]:
+            if refused := access.research_refusal(caller):
+                return refused
             if not 1 <= pos <= keys.MAX_POS:
-                return _Outcome(
-                    AlleleAnswer(chrom=chrom, pos=pos, ref=ref, alt=alt, results=[]), []
-                )
+                return Outcome(AlleleAnswer(chrom=chrom, pos=pos, ref=ref, alt=alt, results=[]), [])
             rows = await conn.fetch(_ALLELE_SQL, chrom, pos, ref, alt, keys.snv_code(ref, alt))
             results = [
                 AlleleCounts.disclose(
@@ -360,7 +310,7 @@ class Queries:
                 for r in rows
             ]
             touched = [p for r in rows for p in r["touched"]]
-            return _Outcome(
+            return Outcome(
                 AlleleAnswer(chrom=chrom, pos=pos, ref=ref, alt=alt, results=results), touched
             )
 
@@ -383,9 +333,9 @@ class Queries:
         rule 1), with their disclosed counts: up to ``limit`` of them after ``after``;
         ``next_cursor`` asks for the rest."""
 
-        async def answer(conn: asyncpg.Connection) -> _Outcome:
-            if caller.role != "research":
-                return self._denied(RoleForbidden("research queries need a research client"))
+        async def answer(conn: Connection) -> Outcome[RegionAnswer]:
+            if refused := access.research_refusal(caller):
+                return refused
             rows = await conn.fetch(
                 _REGION_SQL,
                 *region_args(chrom, start, end, after, limit + 1, self.min_cell_count),
@@ -422,7 +372,7 @@ class Queries:
             page = RegionAnswer(
                 chrom=chrom, start=start, end=end, variants=variants, next_cursor=cursor
             )
-            return _Outcome(page, touched)
+            return Outcome(page, touched)
 
         details = {
             "chrom": chrom,
@@ -451,9 +401,9 @@ class Queries:
         patient exists.
         """
 
-        async def answer(conn: asyncpg.Connection) -> _Outcome:
-            if caller.role != "hospital" or not caller.hospital_id:
-                return self._denied(RoleForbidden("the patient view is for treating hospitals"))
+        async def answer(conn: Connection) -> Outcome[PatientVariants]:
+            if refused := access.treating_hospital_refusal(caller, "the patient view"):
+                return refused
             # A sample the hospital sent and then removed (the wrong patient, say), or one
             # quarantined, does not make it the patient's treating hospital.
             treating = await conn.fetchval(
@@ -463,20 +413,15 @@ class Queries:
                 caller.hospital_id,
             )
             if not treating:
-                return self._denied(
-                    PatientNotFound(f"no patient {pseudonym} among {caller.hospital_id}'s samples")
-                )
+                return access.not_treating(caller, pseudonym)
             row = await conn.fetchrow(
                 "SELECT version, analysis_consent_given, research_use, withdrawn FROM consents "
                 "WHERE patient_pseudonym = $1",
                 pseudonym,
             )
             consent = ConsentState(*row) if row else ConsentState(None, None, None, None)
-            if consent.version is None or consent.forbids_use:
-                why = consent.forbids_use or "no consent on record"
-                return self._denied(
-                    ConsentForbids(f"the patient's data may not be used: {why}"), [pseudonym]
-                )
+            if refused := access.treatment_consent_refusal(consent, pseudonym):
+                return refused
             samples = await conn.fetch(
                 "SELECT sample_no, sample_id, hospital_id, reference_id, reference_digest "
                 "FROM treatment_samples WHERE patient_pseudonym = $1 ORDER BY sample_id",
@@ -505,7 +450,7 @@ class Queries:
                         alt_count=r["alt_count"],
                         dp=r["dp"],
                         gq=r["gq"],
-                        zygosity="homozygous" if r["alt_count"] == 2 else "heterozygous",
+                        zygosity=zygosity(r["alt_count"]),
                     )
                 )
             last = rows[-1] if rows else None
@@ -525,12 +470,12 @@ class Queries:
                 variants=variants,
                 next_cursor=cursor,
             )
-            return _Outcome(result, [pseudonym])
+            return Outcome(result, [pseudonym])
 
         details = {"patient": pseudonym, "limit": limit, "after": after.encode() if after else None}
         return await self._audited(caller, "treatment.patient_variants", details, answer)
 
-    async def sample_energy(self, caller: Caller, sample_id: str) -> energy.SampleEnergy:
+    async def sample_energy(self, caller: Caller, sample_id: str) -> stages.SampleEnergy:
         """A sample's energy estimates, per stage and in total, for the hospital that sent it.
 
         Energy figures are not genetic data, so consent does not gate them; they are still
@@ -539,30 +484,22 @@ class Queries:
         (alignment's estimate may arrive before the sample loads).
         """
 
-        async def answer(conn: asyncpg.Connection) -> _Outcome:
-            if caller.role != "hospital" or not caller.hospital_id:
-                return self._denied(RoleForbidden("sample energy is for treating hospitals"))
+        async def answer(conn: Connection) -> Outcome[stages.SampleEnergy]:
+            if refused := access.treating_hospital_refusal(caller, "sample energy"):
+                return refused
             patient = await conn.fetchval(
                 """
                 SELECT patient_pseudonym FROM samples WHERE sample_id = $1 AND hospital_id = $2
                 UNION ALL
                 SELECT patient_pseudonym FROM sample_energy WHERE sample_id = $1 AND hospital_id = $2
-                LIMIT 1""",
+                LIMIT 1""",  # noqa: E501 - SQL text left as it was written, not rewrapped
                 sample_id,
                 caller.hospital_id,
             )
             if patient is None:
-                return self._denied(
-                    SampleNotFound(f"no sample {sample_id} among {caller.hospital_id}'s samples")
-                )
-            stages = await energy.stages_of(conn, sample_id)
-            result = energy.SampleEnergy(
-                sample_id=sample_id,
-                stages=[energy.StageEnergy(stage=k, estimate=v) for k, v in stages.items()],
-                missing_stages=[k for k in energy.STAGES if k not in stages],
-                total=energy.total(stages.values()),
-            )
-            return _Outcome(result, [patient])
+                return access.unknown_sample(caller, sample_id)
+            result = stages.sample_energy(sample_id, await energy.stages_of(conn, sample_id))
+            return Outcome(result, [patient])
 
         return await self._audited(
             caller, "treatment.sample_energy", {"sample_id": sample_id}, answer
@@ -575,9 +512,9 @@ class Queries:
         caller: Caller,
         pseudonym: str,
         *,
-        limit: int = access_log.PAGE_DEFAULT,
-        after: access_log.AccessCursor | None = None,
-    ) -> access_log.AccessLog:
+        limit: int = ACCESS_PAGE_DEFAULT,
+        after: AccessCursor | None = None,
+    ) -> AccessLog:
         """Who read the patient's data, when and why: for the citizens' portal only.
 
         Consent does not gate it (a patient who withdrew may still ask who looked before), and
@@ -585,11 +522,11 @@ class Queries:
         portal's read is itself audited, under an action the log does not list.
         """
 
-        async def answer(conn: asyncpg.Connection) -> _Outcome:
-            if caller.role != "portal":
-                return self._denied(RoleForbidden("the access log is for the citizens' portal"))
+        async def answer(conn: Connection) -> Outcome[AccessLog]:
+            if refused := access.portal_refusal(caller):
+                return refused
             page = await access_log.page(conn, pseudonym, limit=limit, after=after)
-            return _Outcome(page, [pseudonym])
+            return Outcome(page, [pseudonym])
 
         details = {"patient": pseudonym, "limit": limit, "after": after.encode() if after else None}
         return await self._audited(caller, "portal.access_log", details, answer)

@@ -103,7 +103,8 @@ class KubeClient:
     @staticmethod
     def _check(response: httpx.Response) -> dict[str, Any]:
         if response.is_success:
-            return response.json()
+            body: dict[str, Any] = response.json()
+            return body
         try:
             detail = response.json().get("message") or response.text
         except ValueError:

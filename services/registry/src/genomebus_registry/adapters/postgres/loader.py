@@ -1,4 +1,4 @@
-"""Writing to the registry's tables: the consent projection, whole-genome loads, quarantine.
+"""Writing a load to the registry's tables: whole-genome blocks, provenance, quarantine.
 
 A load never round-trips per row: the VCF's rows stream through ``COPY`` into a temporary
 staging table (a batch per COPY, parsed in a worker thread), the alleles that are not SNVs get
@@ -23,10 +23,12 @@ from itertools import islice
 import asyncpg
 
 from genomebus_common.contracts.errors import PermanentError
-from genomebus_common.contracts.events import ConsentChanged, VariantsCalled
+from genomebus_common.contracts.events import VariantsCalled
 
-from .core import keys
-from .domain import ConsentState, GenotypeRow, InvalidVcf
+from ...core import keys
+from ...core.loading import LoadCounts
+from ...core.vcf import GenotypeRow, unique_calls
+from . import Connection
 
 STAGING_TABLE = "registry_staging"
 OTHER_STAGING_TABLE = "registry_staging_other"
@@ -39,10 +41,8 @@ class TooManyAlleles(PermanentError):
     code = "too_many_alleles"
 
 
-@dataclass(frozen=True)
-class LoadCounts:
-    variants_new: int
-    genotypes: int
+#: An SNV as staged: chrom, pos, its fixed code, alt count, depth, genotype quality.
+_StagedSnv = tuple[str, int, int, int, int | None, int | None]
 
 
 @dataclass
@@ -53,47 +53,13 @@ class Staged:
     rows: int = 0
 
 
-async def next_sample_no(db: asyncpg.Connection | asyncpg.Pool) -> int:
+async def next_sample_no(db: Connection | asyncpg.Pool) -> int:
     """A sample's integer key, drawn before its load begins (its row is written last). A number
     drawn for a load that then rolls back is simply never used."""
     return int(await db.fetchval("SELECT nextval('samples_sample_no_seq')"))
 
 
-def unique_calls(rows: Iterator[GenotypeRow]) -> Iterator[GenotypeRow]:
-    """The rows with each allele once (the largest allele count kept): a block must hold a
-    variant once. Rows must come position-sorted (a tabix-indexed VCF is), so only the rows of
-    the current position are held; a position with one row (nearly all) passes straight
-    through. Unsorted rows are refused (a duplicate could hide anywhere in them)."""
-    group: list[GenotypeRow] = []
-    done: set[str] = set()
-    for row in rows:
-        if group and (row[1] != group[0][1] or row[0] != group[0][0]):
-            chrom, pos = group[0][0], group[0][1]
-            if row[0] == chrom:
-                backwards = row[1] < pos
-            else:
-                done.add(chrom)
-                backwards = row[0] in done
-            if backwards:
-                raise InvalidVcf(
-                    f"the VCF is not sorted by position: {row[0]}:{row[1]} after {chrom}:{pos}"
-                )
-            yield from (group if len(group) == 1 else _largest_per_allele(group))
-            group = []
-        group.append(row)
-    yield from (group if len(group) <= 1 else _largest_per_allele(group))
-
-
-def _largest_per_allele(group: list[GenotypeRow]) -> list[GenotypeRow]:
-    held: dict[tuple[str, str], GenotypeRow] = {}
-    for row in group:
-        seen = held.get((row[2], row[3]))
-        if seen is None or row[4] > seen[4]:
-            held[(row[2], row[3])] = row
-    return list(held.values())
-
-
-async def stage_genotypes(conn: asyncpg.Connection, rows: Iterator[GenotypeRow]) -> Staged:
+async def stage_genotypes(conn: Connection, rows: Iterator[GenotypeRow]) -> Staged:
     """COPY ``rows`` into two fresh staging tables (dropped at commit): the SNVs (~87 % of a
     genome) with their fixed codes and no allele text, the other alleles as they are.
 
@@ -115,8 +81,8 @@ async def stage_genotypes(conn: asyncpg.Connection, rows: Iterator[GenotypeRow])
     calls = unique_calls(rows)
     snv = keys.SNV_CODES
 
-    def next_batch() -> tuple[list[tuple[object, ...]], list[GenotypeRow]]:
-        snvs: list[tuple[object, ...]] = []
+    def next_batch() -> tuple[list[_StagedSnv], list[GenotypeRow]]:
+        snvs: list[_StagedSnv] = []
         others: list[GenotypeRow] = []
         for row in islice(calls, _BATCH):
             code = snv.get((row[2], row[3]))
@@ -141,7 +107,7 @@ async def stage_genotypes(conn: asyncpg.Connection, rows: Iterator[GenotypeRow])
             await conn.copy_records_to_table(OTHER_STAGING_TABLE, records=others)
 
 
-async def register_alleles(conn: asyncpg.Connection, reference_digest: str, staged: Staged) -> int:
+async def register_alleles(conn: Connection, reference_digest: str, staged: Staged) -> int:
     """Number the staged contigs and the staged alleles that are not SNVs (in the load's
     transaction). Under one lock, held to the load's commit: two loads never give one code to two
     alleles; a second load waits here for the first's last seconds, and nothing else ever does
@@ -209,7 +175,7 @@ _CODED_CALLS = f"""
         FROM {OTHER_STAGING_TABLE} o
         JOIN contigs k ON k.reference_digest = $2 AND k.chrom = o.chrom
         CROSS JOIN LATERAL ({_CODE_OF.format(staged="o")}) a
-    ) g"""
+    ) g"""  # noqa: E501 - SQL text left as it was written, not rewrapped
 
 # The sample's blocks: the calls grouped by contig and bin before the contig's number is looked
 # up (a join per block, not per call). Both arrays take the rows in one order, so a call and its
@@ -237,7 +203,7 @@ WHERE c.dp >= {keys.DEEP_QUAL} OR c.gq >= {keys.DEEP_QUAL}
 """
 
 
-async def write_blocks(conn: asyncpg.Connection, sample_no: int, reference_digest: str) -> int:
+async def write_blocks(conn: Connection, sample_no: int, reference_digest: str) -> int:
     """Move the staged rows into the sample's blocks (in the load's transaction); returns the
     blocks written."""
     await conn.execute("SET LOCAL work_mem = '256MB'")  # the grouping stays in memory
@@ -247,76 +213,20 @@ async def write_blocks(conn: asyncpg.Connection, sample_no: int, reference_diges
     return int(status.split()[-1])
 
 
-async def delete_blocks(conn: asyncpg.Connection, sample_no: int) -> None:
+async def delete_blocks(conn: Connection, sample_no: int) -> None:
     """Take back the blocks of a load that ends quarantined (in its transaction)."""
     await conn.execute("DELETE FROM genotype_blocks WHERE sample_no = $1", sample_no)
     await conn.execute("DELETE FROM deep_calls WHERE sample_no = $1", sample_no)
 
 
-async def read_consent(conn: asyncpg.Connection, pseudonym: str, *, lock: bool) -> ConsentState:
-    """The patient's consent projection; with ``lock``, the row held until commit.
-
-    Locking first makes sure the row exists (a placeholder without a version), so there is always
-    a row for a concurrent consent change to wait on. The lock is ``FOR NO KEY UPDATE``, not
-    ``FOR SHARE``: two loads (or a load and a removal) of one patient must not interleave either,
-    since each measures its change to the counts against the patient's other samples.
-    """
-    if lock:
-        await conn.execute(
-            "INSERT INTO consents (patient_pseudonym) VALUES ($1) ON CONFLICT DO NOTHING",
-            pseudonym,
-        )
-    row = await conn.fetchrow(
-        "SELECT version, analysis_consent_given, research_use, withdrawn FROM consents "
-        "WHERE patient_pseudonym = $1" + (" FOR NO KEY UPDATE" if lock else ""),
-        pseudonym,
-    )
-    if row is None:
-        return ConsentState(None, None, None, None)
-    return ConsentState(
-        row["version"], row["analysis_consent_given"], row["research_use"], row["withdrawn"]
-    )
-
-
-async def apply_consent(conn: asyncpg.Connection, event: ConsentChanged) -> bool:
-    """Project a consent version; True if applied, False if an equal or newer one is held.
-
-    Versions only grow, so a redelivered or late event never overwrites a newer decision.
-    """
-    applied = await conn.fetchval(
-        """
-        INSERT INTO consents (patient_pseudonym, version, analysis_consent_given, research_use,
-                              withdrawn, event_id, changed_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        ON CONFLICT (patient_pseudonym) DO UPDATE SET
-            version = EXCLUDED.version,
-            analysis_consent_given = EXCLUDED.analysis_consent_given,
-            research_use = EXCLUDED.research_use,
-            withdrawn = EXCLUDED.withdrawn,
-            event_id = EXCLUDED.event_id,
-            changed_at = EXCLUDED.changed_at,
-            updated_at = now()
-        WHERE consents.version IS NULL OR consents.version < EXCLUDED.version
-        RETURNING true""",
-        event.patient_pseudonym,
-        event.version,
-        event.analysis_consent_given,
-        event.research_use.value,
-        event.withdrawn,
-        event.event_id,
-        event.occurred_at,
-    )
-    return bool(applied)
-
-
-async def find_sample(conn: asyncpg.Connection, sample_id: str) -> asyncpg.Record | None:
+async def find_sample(conn: Connection, sample_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT sample_id, vcf_sha256, quarantined FROM samples WHERE sample_id = $1", sample_id
     )
 
 
 async def insert_sample(
-    conn: asyncpg.Connection,
+    conn: Connection,
     event: VariantsCalled,
     *,
     sample_no: int,

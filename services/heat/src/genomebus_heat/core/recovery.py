@@ -9,14 +9,12 @@ reused" rather than falling back to a configured default that may describe anoth
 
 from __future__ import annotations
 
+import enum
 import json
-import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 LABEL = "genomebus.dk/heat-recovery-fraction"
 RECOVERY_KEY = "recovery.json"
@@ -64,3 +62,20 @@ def recovery_table(nodes: Iterable[Mapping[str, Any]]) -> RecoveryTable:
             problems.append(f"node {name}: label {LABEL} {problem}")
         fractions[name] = fraction
     return RecoveryTable(fractions, problems)
+
+
+class RecoveryWrite(enum.Enum):
+    """What the recovery ConfigMap needs this round."""
+
+    CREATE = "create"  # there is none yet
+    PATCH = "patch"  # it holds another table
+    NONE = "none"  # it holds this table already: no write
+
+
+def recovery_write(data: Mapping[str, str] | None, rendered: str) -> RecoveryWrite:
+    """The write that makes the ConfigMap (``data``, None when absent) hold ``rendered``."""
+    if data is None:
+        return RecoveryWrite.CREATE
+    if data.get(RECOVERY_KEY) != rendered:
+        return RecoveryWrite.PATCH
+    return RecoveryWrite.NONE

@@ -1,5 +1,6 @@
-"""The registry's HTTP API: the treating hospital's patient view, research aggregates, and the
-patient's own access log for the citizens' portal.
+"""The registry's HTTP API, a FastAPI router over ``ports.RegistryQueries``: the treating
+hospital's patient view, research aggregates, and the patient's own access log for the
+citizens' portal.
 
 Every request needs a bearer token (only its SHA-256 is configured) and an ``X-Purpose`` header:
 free text saying why the data are looked at, written into the audit log with the answer. A
@@ -17,23 +18,28 @@ from genomebus_common.contracts.errors import PermanentError
 from genomebus_common.contracts.events import PSEUDONYM_PATTERN, SafeText
 from genomebus_common.runtime.http import ErrorMapping, bearer_identity, install_error_handlers
 
-from . import access_log
-from .config import RegistryClient
-from .core.keys import MAX_POS
-from .domain import AlleleAnswer, PatientCursor, PatientVariants, RegionAnswer, RegionCursor
-from .energy import SampleEnergy
-from .queries import (
+from ..config import RegistryClient
+from ..core import access_log
+from ..core.access import (
+    Caller,
+    ConsentForbids,
+    PatientNotFound,
+    RoleForbidden,
+    SampleNotFound,
+)
+from ..core.answers import (
     PATIENT_PAGE_DEFAULT,
     PATIENT_PAGE_MAX,
     REGION_PAGE_DEFAULT,
     REGION_PAGE_MAX,
-    Caller,
-    ConsentForbids,
-    PatientNotFound,
-    Queries,
-    RoleForbidden,
-    SampleNotFound,
+    AlleleAnswer,
+    PatientVariants,
+    RegionAnswer,
 )
+from ..core.cursors import AccessCursor, PatientCursor, RegionCursor
+from ..core.energy import SampleEnergy
+from ..core.keys import MAX_POS
+from ..ports import RegistryQueries
 
 _PURPOSE_MAX = 500
 _SAFE_TEXT = TypeAdapter(SafeText)
@@ -81,8 +87,10 @@ def caller(request: Request, x_purpose: Annotated[str | None, Header()] = None) 
 Who = Annotated[Caller, Depends(caller)]
 
 
-def queries_of(request: Request) -> Queries:
-    return request.app.state.resources.queries
+def queries_of(request: Request) -> RegistryQueries:
+    """The queries of the running registry (``app.state.resources``, set by the lifespan)."""
+    queries: RegistryQueries = request.app.state.resources.queries
+    return queries
 
 
 router = APIRouter(prefix="/v1")
@@ -170,7 +178,7 @@ async def patient_access_log(
     """Who read the patient's data (client, role, hospital), when and for what purpose, newest
     first, a page at a time: for the citizens' portal only (hospitals and researchers: 403)."""
     try:
-        after = access_log.AccessCursor.decode(cursor) if cursor else None
+        after = AccessCursor.decode(cursor) if cursor else None
     except ValueError as exc:
         raise InvalidQuery(str(exc)) from None
     return await queries_of(request).access_log(who, pseudonym, limit=limit, after=after)

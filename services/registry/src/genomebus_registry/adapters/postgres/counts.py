@@ -19,7 +19,8 @@ import asyncpg
 from genomebus_common.runtime import metrics
 from genomebus_common.runtime.background import BackgroundTask
 
-from ..core.counts import Adjustment, SampleState
+from ...core.counts import Adjustment, SampleState
+from . import Connection
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 FOLD_BATCH = 64
 
 
-async def patient_samples(conn: asyncpg.Connection, patient: str) -> list[SampleState]:
+async def patient_samples(conn: Connection, patient: str) -> list[SampleState]:
     """The patient's samples as the decisions need them (call holding the patient's lock)."""
     rows = await conn.fetch(
         "SELECT sample_no, reference_digest, NOT quarantined AND removed_at IS NULL AS active "
@@ -38,7 +39,7 @@ async def patient_samples(conn: asyncpg.Connection, patient: str) -> list[Sample
     return [SampleState(r["sample_no"], r["reference_digest"], r["active"]) for r in rows]
 
 
-async def research_ok(conn: asyncpg.Connection, patient: str) -> bool:
+async def research_ok(conn: Connection, patient: str) -> bool:
     """Whether the patient's consent, as the transaction sees it, allows research now."""
     return bool(
         await conn.fetchval(
@@ -49,7 +50,7 @@ async def research_ok(conn: asyncpg.Connection, patient: str) -> bool:
     )
 
 
-async def add(conn: asyncpg.Connection, adjustments: Sequence[Adjustment]) -> None:
+async def add(conn: Connection, adjustments: Sequence[Adjustment]) -> None:
     """Commit the adjustments with the caller's transaction."""
     if not adjustments:
         return
@@ -63,7 +64,7 @@ async def add(conn: asyncpg.Connection, adjustments: Sequence[Adjustment]) -> No
     )
 
 
-async def set_research_flags(conn: asyncpg.Connection, patient: str) -> None:
+async def set_research_flags(conn: Connection, patient: str) -> None:
     """Each of the patient's samples in use carries "may be used for research now" (the flag
     the research_samples view filters on). Removed samples are left alone: no view reads their
     flag, and the fold's purge locks their rows."""
@@ -93,7 +94,7 @@ async def fold(pool: asyncpg.Pool, max_entries: int = FOLD_BATCH) -> FoldResult:
     return FoldResult(entries, time.perf_counter() - started)
 
 
-async def pending_entries(db: asyncpg.Pool | asyncpg.Connection) -> int:
+async def pending_entries(db: asyncpg.Pool | Connection) -> int:
     return int(await db.fetchval("SELECT count(*) FROM pending_adjustments"))
 
 

@@ -1,9 +1,11 @@
-"""The registry's event handlers: consent changes and called variants, each applied once.
+"""What each event does to the registry's tables: called variants load (or quarantine), consent
+changes project, removals withdraw, alignment's energy is recorded; each applied once.
 
-Both are plain ``async def handle(event, delivery)`` callables: tests call them directly, the
-service subscribes them to Kafka. Each effect commits in one transaction with its inbox row
-(``once``), its audit row and, for a load, its VariantsReady in the outbox, so a redelivery has
-no second effect and a loaded sample is always announced exactly once.
+The handlers are plain ``async def handle(event, delivery)`` callables: tests call them
+directly, the service subscribes them to Kafka (``adapters/kafka.py``). Each effect commits in
+one transaction with its inbox row (``once``), its audit row and, for a load, its VariantsReady
+in the outbox, so a redelivery has no second effect and a loaded sample is always announced
+exactly once.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import asyncio
 import logging
 import shutil
 import tempfile
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,6 @@ import asyncpg
 from genomebus_common.contracts.errors import DataConflict, GenomebusError
 from genomebus_common.contracts.events import (
     ConsentChanged,
-    Producer,
     SampleAligned,
     SampleRemoved,
     VariantsCalled,
@@ -30,21 +30,29 @@ from genomebus_common.contracts.events import (
 from genomebus_common.runtime.broker import Delivery
 from genomebus_common.runtime.failures import from_asyncpg_error
 from genomebus_common.runtime.inbox import once
-from genomebus_common.runtime.objectstore import ObjectStore
-from genomebus_common.runtime.outbox import OutboxRelay, enqueue
+from genomebus_common.runtime.outbox import enqueue
 
-from . import audit, energy
-from .adapters import counts
-from .core import counts as decide
-from .domain import ParseStats, read_genotypes
-from .loader import (
+from ...core import counts as decide
+from ...core import energy as stages
+from ...core.loading import (
+    CONSUMER,
+    PRODUCER,
+    BlocksStep,
     LoadCounts,
-    apply_consent,
+    blocks_at_commit,
+    load_audit,
+    ready_event_id,
+    removal_outcome,
+)
+from ...core.vcf import ParseStats, read_genotypes
+from ...ports import Notifier, VcfStore
+from . import Connection, audit, counts, energy
+from .consent import project_consent, read_consent
+from .loader import (
     delete_blocks,
     find_sample,
     insert_sample,
     next_sample_no,
-    read_consent,
     register_alleles,
     stage_genotypes,
     write_blocks,
@@ -52,23 +60,13 @@ from .loader import (
 
 log = logging.getLogger(__name__)
 
-CONSUMER = "registry"
-PRODUCER = Producer(service="registry", version="0.1.0")
-# VariantsReady ids derive from the sample and its VCF, so even two different VariantsCalled
-# events for the same VCF can never announce it twice.
-_READY_NAMESPACE = uuid.UUID("6f1d3c1e-5b1a-4c61-9a8e-7d2b0c9e4a11")
-
-
-def ready_event_id(sample_id: str, vcf_sha256: str) -> uuid.UUID:
-    return uuid.uuid5(_READY_NAMESPACE, f"{sample_id}:{vcf_sha256}")
-
 
 @dataclass
 class RegistryHandlers:
     pool: asyncpg.Pool
-    store: ObjectStore
+    store: VcfStore
     work_dir: Path
-    relay: OutboxRelay | None = None
+    relay: Notifier | None = None
     consumer: str = CONSUMER
     _scratch: Path = field(init=False)
 
@@ -169,13 +167,7 @@ class RegistryHandlers:
                 role="hospital",
                 action="sample.removed",
                 purpose=event.reason,
-                outcome=(
-                    "removed"
-                    if marked != "UPDATE 0"
-                    else "already_removed"
-                    if sample is not None
-                    else "not_loaded_here"
-                ),
+                outcome=removal_outcome(marked=marked != "UPDATE 0", known=sample is not None),
                 # whose data went (the sample's patient here) and whom the hospital named
                 patients=sorted(patients | ({sample["patient_pseudonym"]} if sample else set())),
                 details={"sample_id": event.sample_id, "genotypes_withdrawn": withdrawn_genotypes},
@@ -194,7 +186,7 @@ class RegistryHandlers:
             async with self.pool.acquire() as conn:
                 await energy.record(
                     conn,
-                    stage=energy.ALIGNMENT,
+                    stage=stages.ALIGNMENT,
                     sample_id=event.sample_id,
                     patient_pseudonym=event.patient_pseudonym,
                     hospital_id=event.hospital_id,
@@ -282,9 +274,10 @@ class RegistryHandlers:
                 return False
             consent_version = consent.version
             reason = consent.forbids_use  # the consent in force at commit, nothing older
-            if reason is None and loaded is None:  # consent given again since the early look
+            step = blocks_at_commit(reason, written=loaded is not None)
+            if step is BlocksStep.WRITE:  # consent given again since the early look
                 loaded = await self._write_blocks(conn, event, vcf, sample_no, stats)
-            if reason is not None and loaded is not None:  # withdrawn while the blocks were written
+            elif step is BlocksStep.DELETE:  # withdrawn while the blocks were written
                 await delete_blocks(conn, sample_no)
                 loaded = None
             if reason is None:
@@ -299,39 +292,7 @@ class RegistryHandlers:
                     ),
                 )
 
-            if event.energy is not None:  # spent whether the sample loads or is quarantined
-                await energy.record(
-                    conn,
-                    stage=energy.CALLING,
-                    sample_id=event.sample_id,
-                    patient_pseudonym=event.patient_pseudonym,
-                    hospital_id=event.hospital_id,
-                    estimate=event.energy,
-                    source_event_id=event.event_id,
-                )
-            await insert_sample(
-                conn,
-                event,
-                sample_no=sample_no,
-                consent_version=consent_version,
-                quarantine_reason=reason,
-                counts=loaded,
-            )
-            await audit.record(
-                conn,
-                actor=CONSUMER,
-                role="service",
-                action="sample.quarantined" if reason else "sample.loaded",
-                purpose="register called variants",
-                outcome=reason or "loaded",
-                patients=[event.patient_pseudonym],
-                details={
-                    "sample_id": event.sample_id,
-                    "hospital_id": event.hospital_id,
-                    "event_id": str(event.event_id),
-                    "genotypes": loaded.genotypes if loaded else 0,
-                },
-            )
+            await self._record_load(conn, event, sample_no, consent_version, reason, loaded)
             if reason is not None:
                 log.warning(
                     "sample quarantined", extra={"sample_id": event.sample_id, "reason": reason}
@@ -367,9 +328,55 @@ class RegistryHandlers:
         )
         return True
 
+    async def _record_load(
+        self,
+        conn: Connection,
+        event: VariantsCalled,
+        sample_no: int,
+        consent_version: int | None,
+        reason: str | None,
+        loaded: LoadCounts | None,
+    ) -> None:
+        """What every load leaves, loaded or quarantined: the energy it cost, the sample's
+        provenance row and its audit row (in the load's transaction)."""
+        if event.energy is not None:  # spent whether the sample loads or is quarantined
+            await energy.record(
+                conn,
+                stage=stages.CALLING,
+                sample_id=event.sample_id,
+                patient_pseudonym=event.patient_pseudonym,
+                hospital_id=event.hospital_id,
+                estimate=event.energy,
+                source_event_id=event.event_id,
+            )
+        await insert_sample(
+            conn,
+            event,
+            sample_no=sample_no,
+            consent_version=consent_version,
+            quarantine_reason=reason,
+            counts=loaded,
+        )
+        action, outcome = load_audit(reason)
+        await audit.record(
+            conn,
+            actor=CONSUMER,
+            role="service",
+            action=action,
+            purpose="register called variants",
+            outcome=outcome,
+            patients=[event.patient_pseudonym],
+            details={
+                "sample_id": event.sample_id,
+                "hospital_id": event.hospital_id,
+                "event_id": str(event.event_id),
+                "genotypes": loaded.genotypes if loaded else 0,
+            },
+        )
+
     async def _write_blocks(
         self,
-        conn: asyncpg.Connection,
+        conn: Connection,
         event: VariantsCalled,
         vcf: Path,
         sample_no: int,
@@ -385,28 +392,14 @@ class RegistryHandlers:
         return LoadCounts(variants_new=staged.rows, genotypes=staged.rows)
 
 
-async def project_consent(conn: asyncpg.Connection, event: ConsentChanged) -> bool:
-    """Apply a consent version in the caller's transaction (True if it was newer): the patient's
-    row locked, and if research use changes, the samples' flags and the adjustments with it."""
-    await read_consent(conn, event.patient_pseudonym, lock=True)
-    was = await counts.research_ok(conn, event.patient_pseudonym)
-    applied = await apply_consent(conn, event)
-    now = await counts.research_ok(conn, event.patient_pseudonym)
-    if was != now:
-        await counts.set_research_flags(conn, event.patient_pseudonym)
-        samples = await counts.patient_samples(conn, event.patient_pseudonym)
-        await counts.add(conn, decide.on_consent(event.patient_pseudonym, samples, was, now))
-    return applied
-
-
-async def _removed(conn: asyncpg.Connection, sample_id: str) -> bool:
+async def _removed(conn: Connection, sample_id: str) -> bool:
     """Whether the hospital removed this sample (possibly before its variants arrived)."""
     return bool(
         await conn.fetchval("SELECT true FROM removed_samples WHERE sample_id = $1", sample_id)
     )
 
 
-async def _refuse_removed(conn: asyncpg.Connection, event: VariantsCalled) -> None:
+async def _refuse_removed(conn: Connection, event: VariantsCalled) -> None:
     """A late load of a removed sample keeps nothing; the audit log says why."""
     await audit.record(
         conn,

@@ -1,24 +1,13 @@
-"""Energy estimates per sample and stage: recorded from the stages' events, totalled on demand.
-
-The registry is where a sample's journey ends, so it is where its energy can be added up:
-alignment's estimate arrives on sample.aligned, calling's on variants.called, and VariantsReady
-carries the total of what is known when the sample loads. Every figure stays an estimate
-(``EnergyEstimate.estimate`` is always true, ``method`` says how it was derived).
-"""
+"""Energy estimates in ``sample_energy``: upserted from the stages' events, read per sample."""
 
 from __future__ import annotations
 
 import uuid
 
-import asyncpg
-from pydantic import BaseModel, Field
-
 from genomebus_common.contracts.events import EnergyEstimate
 from genomebus_common.stagekit.energy import total
 
-ALIGNMENT = "alignment"
-CALLING = "calling"
-STAGES = (ALIGNMENT, CALLING)
+from . import Connection
 
 _FIELDS = (
     "method",
@@ -33,7 +22,7 @@ _FIELDS = (
 
 
 async def record(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     stage: str,
     sample_id: str,
@@ -79,32 +68,16 @@ async def record(
     )
 
 
-async def stages_of(conn: asyncpg.Connection, sample_id: str) -> dict[str, EnergyEstimate]:
+async def stages_of(conn: Connection, sample_id: str) -> dict[str, EnergyEstimate]:
     """The recorded estimates of one sample, by stage."""
     rows = await conn.fetch(
-        f"SELECT stage, {', '.join(_FIELDS)} FROM sample_energy WHERE sample_id = $1 ORDER BY stage",
+        f"SELECT stage, {', '.join(_FIELDS)} FROM sample_energy "
+        "WHERE sample_id = $1 ORDER BY stage",
         sample_id,
     )
     return {r["stage"]: EnergyEstimate(**{f: r[f] for f in _FIELDS}) for r in rows}
 
 
-async def sample_total(conn: asyncpg.Connection, sample_id: str) -> EnergyEstimate | None:
+async def sample_total(conn: Connection, sample_id: str) -> EnergyEstimate | None:
     """The sample's totals over the stages recorded so far (None if none reported energy)."""
     return total((await stages_of(conn, sample_id)).values())
-
-
-class StageEnergy(BaseModel):
-    stage: str
-    estimate: EnergyEstimate
-
-
-class SampleEnergy(BaseModel):
-    """A sample's energy as the treating hospital sees it: estimates, per stage and in total."""
-
-    sample_id: str
-    estimate: bool = Field(True, description="Always true: estimates, not meter readings.")
-    stages: list[StageEnergy] = Field(description="Each stage that reported energy.")
-    missing_stages: list[str] = Field(description="Stages that have not reported energy (yet).")
-    total: EnergyEstimate | None = Field(
-        description="Sum over the reported stages (method says so); None if none reported."
-    )

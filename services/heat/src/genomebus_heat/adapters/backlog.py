@@ -16,52 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]  # aiokafka ships no py.typed
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]  # aiokafka ships no py.typed
 
 from genomebus_common.runtime.kafka_client import client_options
-from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.runtime.settings import KafkaSettings
 
-
-class BacklogError(RuntimeError):
-    """The backlog could not be measured this round (topic missing, a read timed out)."""
-
-
-@dataclass(frozen=True)
-class PartitionBacklog:
-    partition: int
-    next_offset: int  # the first record not consumed by the group
-    end_offset: int
-    oldest_timestamp_ms: int | None  # of the record at next_offset; None when nothing waits
-
-    @property
-    def waiting(self) -> int:
-        return max(0, self.end_offset - self.next_offset)
-
-
-@dataclass(frozen=True)
-class Backlog:
-    """The research lane's backlog at ``measured_at`` (epoch seconds)."""
-
-    measured_at: float
-    partitions: tuple[PartitionBacklog, ...]
-
-    @property
-    def waiting(self) -> int:
-        return sum(p.waiting for p in self.partitions)
-
-    @property
-    def oldest_wait_s(self) -> float | None:
-        """Age of the oldest waiting record; None when nothing waits. Never negative (a
-        producer's clock ahead of ours would otherwise give a sample negative age)."""
-        stamps = [
-            p.oldest_timestamp_ms for p in self.partitions if p.oldest_timestamp_ms is not None
-        ]
-        if not stamps:
-            return None
-        return max(0.0, self.measured_at - min(stamps) / 1000.0)
+from ..core.backlog import Backlog, BacklogError, PartitionBacklog
 
 
 class BacklogProbe:
@@ -69,7 +31,7 @@ class BacklogProbe:
     broker restart or a moved group coordinator never leaves it holding a stale connection."""
 
     def __init__(
-        self, settings: ServiceSettings, topic: str, group_id: str, *, read_timeout_s: float = 15.0
+        self, settings: KafkaSettings, topic: str, group_id: str, *, read_timeout_s: float = 15.0
     ) -> None:
         self.settings = settings
         self.topic = topic
