@@ -80,10 +80,10 @@ dp/gq tables from fixed string seeds: the same (seed, index) gives the same rows
 with the same CPython version.
 
 Measured with ``python bench/genomes.py`` (seed 5, 3 genomes, this 2-core machine, shared with
-other load): pool build 9.9-15 s (13.4 s in the last run); 3.0-3.9 s per genome; 4,484,000-4,512,000 sites per genome;
-het/hom 1.73-1.75; SNV fraction 0.872; ~11,000 multi-allelic positions per genome; 2.01 M sites
-shared by all 3, union 7.47 M; peak RSS 0.52 GB after the pool, 1.45 GB at the end (one genome's
-rows plus the self-check's key sets).
+other load): pool build 9.9-15 s (13.4 s in the last run); 3.0-3.9 s per genome;
+4,484,000-4,512,000 sites per genome; het/hom 1.73-1.75; SNV fraction 0.872; ~11,000
+multi-allelic positions per genome; 2.01 M sites shared by all 3, union 7.47 M; peak RSS 0.52 GB
+after the pool, 1.45 GB at the end (one genome's rows plus the self-check's key sets).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import accumulate, repeat
+from itertools import accumulate, pairwise, repeat
 from operator import add, floordiv, itemgetter, mod
 from typing import TypeVar
 
@@ -520,7 +520,7 @@ def make_population(seed: int, *, sites_per_genome: int = _DEFAULT_SITES) -> Pop
         for j in multi_local:
             cls[j] = _N_CLASSES
         apps = [a.append for a in sites_apps]
-        for key, c in zip(range(g0 * _SUB, (g0 + n) * _SUB, _SUB), cls):
+        for key, c in zip(range(g0 * _SUB, (g0 + n) * _SUB, _SUB), cls, strict=True):
             apps[c](key)
         del sites_apps[_N_CLASSES][:]
         for j in multi_local:
@@ -561,6 +561,28 @@ def make_population(seed: int, *, sites_per_genome: int = _DEFAULT_SITES) -> Pop
 # --------------------------------------------------------------------------------------------
 # Genomes.
 # --------------------------------------------------------------------------------------------
+
+
+def _private_sites(
+    pop: Population, index: int, rng: random.Random, tables: _AlleleTable
+) -> list[tuple[int, tuple[str, int, str, str, int]]]:
+    """Genome ``index``'s private sites as (key, row without dp and gq), in draw order: slots
+    from a keyed bijection of index*cap + j, at the slot's reserved last base, so no other
+    genome and no pool site has them."""
+    starts = pop.slot_starts
+    base = index * pop.private_max
+    sites = []
+    for j in range(rng.randint(pop.private_min, pop.private_max)):
+        slot = _feistel(base + j, pop.feistel_keys, pop.feistel_half_bits, pop.n_slots)
+        ci = bisect.bisect_right(starts, slot) - 1
+        chrom, length = CONTIGS[ci]
+        n_slots = starts[ci + 1] - starts[ci]
+        pos = (slot - starts[ci]) * length // n_slots + pop.slot_widths[ci]
+        aid = tables.by_u16[rng.getrandbits(16)]
+        sites.append(
+            (slot * _SUB + _PRIVATE_S, (chrom, pos, tables.refs[aid], tables.alts[aid], 1))
+        )
+    return sites
 
 
 def genome(pop: Population, index: int) -> list[Row]:
@@ -618,20 +640,9 @@ def genome(pop: Population, index: int) -> list[Row]:
                 extra[k] = (chrom, pos, refs[aid], alts[aid], (k & 1) + 1)
             keys += group
             i = j
-        # Private sites: slots from a keyed bijection of index*cap + j, at the slot's reserved
-        # last base, so no other genome and no pool site has them.
-        base = index * pop.private_max
-        by_u16 = tables.by_u16
-        for j in range(rng.randint(pop.private_min, pop.private_max)):
-            slot = _feistel(base + j, pop.feistel_keys, pop.feistel_half_bits, pop.n_slots)
-            ci = bisect.bisect_right(starts, slot) - 1
-            chrom, length = CONTIGS[ci]
-            n_slots = starts[ci + 1] - starts[ci]
-            pos = (slot - starts[ci]) * length // n_slots + pop.slot_widths[ci]
-            aid = by_u16[rng.getrandbits(16)]
-            key = slot * _SUB + _PRIVATE_S
-            extra[key] = (chrom, pos, refs[aid], alts[aid], 1)
-            keys.append(key)
+        private = _private_sites(pop, index, rng, tables)
+        extra.update(private)
+        keys += (key for key, _ in private)
 
         keys.sort()
         n = len(keys)
@@ -652,7 +663,7 @@ def genome(pop: Population, index: int) -> list[Row]:
                     dp,
                     gq,
                 )
-                for k, (dp, gq) in zip(keys[lo:hi], draws[lo:hi])
+                for k, (dp, gq) in zip(keys[lo:hi], draws[lo:hi], strict=True)
             ]
         return rows
     finally:
@@ -675,7 +686,9 @@ def _main() -> int:
     row contract (order, uniqueness, ranges); exit status 1 if a figure misses its target."""
     tables = _alleles()
     # Rank of each (ref, alt) in string order, so that key order is the required row order.
-    allele_id = {pair: i for i, pair in enumerate(sorted(zip(tables.refs, tables.alts)))}
+    allele_id = {
+        pair: i for i, pair in enumerate(sorted(zip(tables.refs, tables.alts, strict=True)))
+    }
     contig_id = {name: i for i, (name, _) in enumerate(CONTIGS)}
     lengths = dict(CONTIGS)
     t0 = time.perf_counter()
@@ -701,9 +714,9 @@ def _main() -> int:
         # (contig, pos, (ref, alt) rank) packed in one int: compact, and ordered like the rows.
         keys = array("q", [(contig_id[r[0]] << 28 | r[1]) << 14 | allele_id[r[2:4]] for r in rows])
         assert het + hom == n
-        assert all(a < b for a, b in zip(keys, keys[1:])), "rows not sorted/unique"
+        assert all(a < b for a, b in pairwise(keys)), "rows not sorted/unique"
         assert all(1 <= r[1] <= lengths[r[0]] for r in rows)
-        same = [a >> 14 == b >> 14 for a, b in zip(keys, keys[1:])]
+        same = [a >> 14 == b >> 14 for a, b in pairwise(keys)]
         multi_pos = sum(1 for i, s in enumerate(same) if s and (i == 0 or not same[i - 1]))
         ratio = het / hom
         print(

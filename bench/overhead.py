@@ -56,15 +56,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from genomebus_common.contracts.events import ObjectRef, SampleAligned, StageFailed, VariantsCalled
-from genomebus_common.contracts.topics import SAMPLE_ALIGNED, STAGE_FAILED, VARIANTS_CALLED
+from genomebus_common.contracts.topics import SAMPLE_ALIGNED, STAGE_FAILED, VARIANTS_CALLED, Topic
 from genomebus_common.runtime.kafka_client import client_options
 from genomebus_common.runtime.objectstore import ObjectStore, file_sha256
 from genomebus_common.runtime.settings import ServiceSettings
@@ -74,6 +74,9 @@ from genomebus_devstack.envfile import endpoints
 from genomebus_devstack.paths import state_dir
 from genomebus_devstack.services import ServiceProcess
 from genomebus_testdata import make_reference, simulate_sample
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer
 
 HOSPITAL = "BENCH"
 SERVICES = ("consent", "ingest", "alignment", "calling")
@@ -200,34 +203,53 @@ def wait_for_consumers(services: Services, timeout_s: float) -> str:
             ]
         except httpx.HTTPError as exc:
             per_process, problems = [], [f"/metrics: {exc}"]
-        held: dict[tuple[str, str], list[str]] = {}
-        for process, groups in per_process:
-            for key, parts in groups.items():
-                held.setdefault(key, []).extend(parts)
-            if not groups:
-                problems.append(f"a {process.name} process holds no partitions yet")
-        for stage in SCALED:
-            work = [
-                {key for key in groups if key[0].endswith(".work.routine")}
-                for process, groups in per_process
-                if process.name == stage
-            ]
-            if any(work) and not all(work):
-                problems.append(f"not every {stage} worker holds work partitions yet")
-        for (group, topic), parts in sorted(held.items()):
-            total = totals.get(topic, 0)
-            if len(parts) != len(set(parts)):
-                problems.append(f"{group} on {topic}: a partition held twice (rebalancing)")
-            elif total and len(set(parts)) < total:
-                problems.append(
-                    f"{group} on {topic}: the bench holds {len(set(parts))} of {total} "
-                    f"partitions (another service on this stack shares the group?)"
-                )
+        problems += _worker_problems(per_process)
+        problems += _group_problems(per_process, totals)
         if not problems:
             return ""
         if time.monotonic() > started + timeout_s:
             return f"after {timeout_s:.0f}s: " + "; ".join(problems[:4])
         time.sleep(2)
+
+
+Assignments = list[tuple[ServiceProcess, dict[tuple[str, str], set[str]]]]
+
+
+def _worker_problems(per_process: Assignments) -> list[str]:
+    """Workers that hold nothing yet, and scaled stages where some worker holds no work."""
+    problems = [
+        f"a {process.name} process holds no partitions yet"
+        for process, groups in per_process
+        if not groups
+    ]
+    for stage in SCALED:
+        work = [
+            {key for key in groups if key[0].endswith(".work.routine")}
+            for process, groups in per_process
+            if process.name == stage
+        ]
+        if any(work) and not all(work):
+            problems.append(f"not every {stage} worker holds work partitions yet")
+    return problems
+
+
+def _group_problems(per_process: Assignments, totals: dict[str, int]) -> list[str]:
+    """Groups with a partition held twice (rebalancing) or some held by no bench process."""
+    held: dict[tuple[str, str], list[str]] = {}
+    for _, groups in per_process:
+        for key, parts in groups.items():
+            held.setdefault(key, []).extend(parts)
+    problems = []
+    for (group, topic), parts in sorted(held.items()):
+        total = totals.get(topic, 0)
+        if len(parts) != len(set(parts)):
+            problems.append(f"{group} on {topic}: a partition held twice (rebalancing)")
+        elif total and len(set(parts)) < total:
+            problems.append(
+                f"{group} on {topic}: the bench holds {len(set(parts))} of {total} "
+                f"partitions (another service on this stack shares the group?)"
+            )
+    return problems
 
 
 def _proc_stats() -> dict[int, tuple[int, float]]:
@@ -324,7 +346,10 @@ def bwa_binary() -> str:
 def takes_read_offset(bwa: str) -> bool:
     """Whether this bwa has -J (the index of the input's first read in the whole sample, so a
     chunk breaks ties between equal hits as the one-piece run does): the services use it then."""
-    done = subprocess.run([bwa, "mem"], capture_output=True, stdin=subprocess.DEVNULL, timeout=30)
+    # Without arguments bwa mem prints its usage and exits 1: that is the answer, not a failure.
+    done = subprocess.run(
+        [bwa, "mem"], capture_output=True, stdin=subprocess.DEVNULL, timeout=30, check=False
+    )
     return re.search(rb"^\s*-J INT", done.stdout + done.stderr, flags=re.MULTILINE) is not None
 
 
@@ -357,7 +382,8 @@ def split_chunks(
 
     pairs = split_pairs(blocks(r1), blocks(r2), ChunkRule.for_bases(chunk_bases, batch_bases), Sink)
     firsts = [sum(pairs[:i]) for i in range(len(pairs))]
-    return [(a, b, first) for (a, b), first in zip(paths, firsts)]
+    # split_pairs closes every sink it opens and counts its pairs: one count per path pair.
+    return [(a, b, first) for (a, b), first in zip(paths, firsts, strict=True)]
 
 
 def raw_run(
@@ -394,7 +420,8 @@ def raw_run(
     else:
         align = [
             f"{bwa_mem(first)} {r1} {r2} 2>/dev/null | samtools fixmate -u -m - -"
-            f" | samtools sort -l 1 -@ {threads} -m {per_thread}M -T {out}/sort{i} -o {out}/chunk{i}.bam -"
+            f" | samtools sort -l 1 -@ {threads} -m {per_thread}M"
+            f" -T {out}/sort{i} -o {out}/chunk{i}.bam -"
             for i, (r1, r2, first) in enumerate(chunks)
         ]
         inputs = " ".join(f"{out}/chunk{i}.bam" for i in range(len(chunks)))
@@ -450,7 +477,8 @@ class StageUnits:
             return "1 unit (not scattered)"
         mean = statistics.mean(self.unit_seconds) if self.unit_seconds else float("nan")
         return (
-            f"{self.units} unit{'s' * (self.units != 1)} (mean {mean:.1f}s, max {max(self.unit_seconds, default=0):.1f}s),"
+            f"{self.units} unit{'s' * (self.units != 1)} "
+            f"(mean {mean:.1f}s, max {max(self.unit_seconds, default=0):.1f}s),"
             f" plan {self.plan_seconds:.1f}s, gather {self.gather_seconds:.1f}s"
         )
 
@@ -514,108 +542,39 @@ def platform_run(
 ) -> PlatformRun:
     """A LIS POST, then wait for variants.called (stage times from the events' arrival), or stop
     at a stage.failed for the sample, a dead service or the timeout."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     specimen = f"B{os.getpid()}{int(time.time() * 1000) % 10**9}"
-    watched = (SAMPLE_ALIGNED, VARIANTS_CALLED, STAGE_FAILED)
-
-    async def ingest() -> str:
-        body = {
-            "hospital_id": HOSPITAL,
-            "specimen_id": specimen,
-            "lis_order_id": f"O{specimen}",
-            "national_id": "010190-1234",
-            "sequencing_run": "BENCH",
-            "read_group": {"id": "raw", "library": "raw"},
-            "priority": "routine",
-            "reference_id": reference_id,
-            "reads": {"r1_sha256": file_sha256(r1), "r2_sha256": file_sha256(r2)},
-        }
-        async with httpx.AsyncClient(
-            base_url=services.first("ingest").url,
-            timeout=timeout_s,
-            headers={"Authorization": f"Bearer {token}"},
-        ) as lis:
-            posted = await lis.post("/v1/samples", json=body)
-            if posted.status_code != 201:
-                raise BenchStopped(
-                    f"ingest refused the sample ({label}): {posted.status_code} {posted.text}"
-                )
-            view = posted.json()
-
-            async def chunks(path: Path):
-                with path.open("rb") as handle:
-                    while chunk := await asyncio.to_thread(handle.read, 1 << 20):
-                        yield chunk
-
-            for mate, path in (("R1", r1), ("R2", r2)):
-                response = await lis.put(view["upload"][mate], content=chunks(path))
-                if response.status_code != 200:
-                    raise BenchStopped(
-                        f"ingest refused the {mate} upload ({label}): "
-                        f"{response.status_code} {response.text}"
-                    )
-            while response.json()["status"] == "awaiting_consent":  # ingest applies the consent
-                await asyncio.sleep(0.1)
-                response = await lis.get(f"/v1/samples/{view['sample_id']}")
-            if response.json()["status"] != "received":
-                raise BenchStopped(f"ingest did not accept the sample ({label}): {response.text}")
-        return str(response.json()["sample_id"])
+    body = _registration(specimen, reference_id, r1, r2)
 
     async def go() -> PlatformRun:
         consumer = AIOKafkaConsumer(**client_options(kafka), enable_auto_commit=False)
         await consumer.start()
         try:
-            await consumer.topics()  # metadata for every topic, so the partitions are known
-            parts = [
-                TopicPartition(t.name, p)
-                for t in watched
-                for p in (consumer.partitions_for_topic(t.name) or range(t.partitions))
-            ]
-            consumer.assign(parts)
-            await consumer.seek_to_end(*parts)
-            for tp in parts:
-                await consumer.position(tp)
+            await _assign_at_end(consumer, (SAMPLE_ALIGNED, VARIANTS_CALLED, STAGE_FAILED))
             started = time.perf_counter()
             deadline = time.monotonic() + timeout_s
             try:
-                sample_id = await asyncio.wait_for(ingest(), timeout_s)
+                sample_id = await asyncio.wait_for(
+                    _ingest(services, token, body, r1, r2, timeout_s=timeout_s, label=label),
+                    timeout_s,
+                )
             except TimeoutError:
                 raise BenchStopped(
                     f"timeout: ingest of the {label} sample took longer than "
                     f"{timeout_s:.0f}s (--timeout)"
                 ) from None
             times = {"ingest": time.perf_counter() - started}
-            aligned: SampleAligned | None = None
-            called: VariantsCalled | None = None
-            while called is None:
-                if time.monotonic() > deadline:
-                    where = "aligned, not called" if aligned else "not aligned"
-                    raise BenchStopped(
-                        f"timeout: the {label} sample ({sample_id}) is {where} after "
-                        f"{timeout_s:.0f}s (--timeout)"
-                    )
-                services.check_alive()
-                for tp, batch in (await consumer.getmany(timeout_ms=500)).items():
-                    for record in batch:
-                        if record.key != sample_id.encode():
-                            continue
-                        now = time.perf_counter() - started
-                        if tp.topic == STAGE_FAILED.name:
-                            failed = StageFailed.from_bytes(record.value)
-                            assert isinstance(failed, StageFailed)
-                            raise BenchStopped(
-                                f"stage {failed.stage.value} failed for the {label} sample {sample_id}: "
-                                f"error_code {failed.error_code}: {failed.reason}\n"
-                                + services.log_tails(failed.stage.value)
-                            )
-                        if tp.topic == SAMPLE_ALIGNED.name and aligned is None:
-                            aligned = SampleAligned.from_bytes(record.value)  # type: ignore[assignment]
-                            times["alignment"] = now - times["ingest"]
-                        elif tp.topic == VARIANTS_CALLED.name:
-                            called = VariantsCalled.from_bytes(record.value)  # type: ignore[assignment]
-                            times.setdefault("alignment", now - times["ingest"])
-                            times["calling"] = now - times["ingest"] - times["alignment"]
+            aligned, called = await _follow_to_called(
+                consumer,
+                services,
+                sample_id,
+                started=started,
+                deadline=deadline,
+                times=times,
+                timeout_s=timeout_s,
+                label=label,
+            )
             times["total"] = time.perf_counter() - started
         finally:
             await consumer.stop()
@@ -627,6 +586,131 @@ def platform_run(
         return run
 
     return asyncio.run(go())
+
+
+def _registration(specimen: str, reference_id: str, r1: Path, r2: Path) -> dict[str, Any]:
+    """The LIS's registration of the bench sample."""
+    return {
+        "hospital_id": HOSPITAL,
+        "specimen_id": specimen,
+        "lis_order_id": f"O{specimen}",
+        "national_id": "010190-1234",
+        "sequencing_run": "BENCH",
+        "read_group": {"id": "raw", "library": "raw"},
+        "priority": "routine",
+        "reference_id": reference_id,
+        "reads": {"r1_sha256": file_sha256(r1), "r2_sha256": file_sha256(r2)},
+    }
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    """The file as an upload body, a MiB at a time."""
+    with path.open("rb") as handle:
+        while chunk := await asyncio.to_thread(handle.read, 1 << 20):
+            yield chunk
+
+
+async def _ingest(
+    services: Services,
+    token: str,
+    body: dict[str, Any],
+    r1: Path,
+    r2: Path,
+    *,
+    timeout_s: float,
+    label: str,
+) -> str:
+    """Register and upload the sample as the LIS does; its id once ingest has received it."""
+    async with httpx.AsyncClient(
+        base_url=services.first("ingest").url,
+        timeout=timeout_s,
+        headers={"Authorization": f"Bearer {token}"},
+    ) as lis:
+        posted = await lis.post("/v1/samples", json=body)
+        if posted.status_code != 201:
+            raise BenchStopped(
+                f"ingest refused the sample ({label}): {posted.status_code} {posted.text}"
+            )
+        view = posted.json()
+        for mate, path in (("R1", r1), ("R2", r2)):
+            response = await lis.put(view["upload"][mate], content=_file_chunks(path))
+            if response.status_code != 200:
+                raise BenchStopped(
+                    f"ingest refused the {mate} upload ({label}): "
+                    f"{response.status_code} {response.text}"
+                )
+        while response.json()["status"] == "awaiting_consent":  # ingest applies the consent
+            await asyncio.sleep(0.1)
+            response = await lis.get(f"/v1/samples/{view['sample_id']}")
+        if response.json()["status"] != "received":
+            raise BenchStopped(f"ingest did not accept the sample ({label}): {response.text}")
+    return str(response.json()["sample_id"])
+
+
+async def _assign_at_end(consumer: AIOKafkaConsumer, watched: tuple[Topic, ...]) -> None:
+    """Read the watched topics from their current ends: only what the run makes."""
+    from aiokafka import TopicPartition
+
+    await consumer.topics()  # metadata for every topic, so the partitions are known
+    parts = [
+        TopicPartition(t.name, p)
+        for t in watched
+        for p in (consumer.partitions_for_topic(t.name) or range(t.partitions))
+    ]
+    consumer.assign(parts)
+    await consumer.seek_to_end(*parts)
+    for tp in parts:
+        await consumer.position(tp)
+
+
+async def _follow_to_called(
+    consumer: AIOKafkaConsumer,
+    services: Services,
+    sample_id: str,
+    *,
+    started: float,
+    deadline: float,
+    times: dict[str, float],
+    timeout_s: float,
+    label: str,
+) -> tuple[SampleAligned | None, VariantsCalled]:
+    """The sample's events until variants.called; each stage's time goes into ``times``."""
+    aligned: SampleAligned | None = None
+    called: VariantsCalled | None = None
+    while called is None:
+        if time.monotonic() > deadline:
+            where = "aligned, not called" if aligned else "not aligned"
+            raise BenchStopped(
+                f"timeout: the {label} sample ({sample_id}) is {where} after "
+                f"{timeout_s:.0f}s (--timeout)"
+            )
+        services.check_alive()
+        for tp, batch in (await consumer.getmany(timeout_ms=500)).items():
+            for record in batch:
+                if record.key != sample_id.encode():
+                    continue
+                now = time.perf_counter() - started
+                if tp.topic == STAGE_FAILED.name:
+                    raise _stage_failed(record.value, services, sample_id, label)
+                if tp.topic == SAMPLE_ALIGNED.name and aligned is None:
+                    aligned = SampleAligned.from_bytes(record.value)  # type: ignore[assignment]
+                    times["alignment"] = now - times["ingest"]
+                elif tp.topic == VARIANTS_CALLED.name:
+                    called = VariantsCalled.from_bytes(record.value)  # type: ignore[assignment]
+                    times.setdefault("alignment", now - times["ingest"])
+                    times["calling"] = now - times["ingest"] - times["alignment"]
+    return aligned, called
+
+
+def _stage_failed(value: bytes, services: Services, sample_id: str, label: str) -> BenchStopped:
+    """Why the run stops: the stage.failed event for the sample, with that stage's log tail."""
+    failed = StageFailed.from_bytes(value)
+    assert isinstance(failed, StageFailed)
+    return BenchStopped(
+        f"stage {failed.stage.value} failed for the {label} sample {sample_id}: "
+        f"error_code {failed.error_code}: {failed.reason}\n"
+        + services.log_tails(failed.stage.value)
+    )
 
 
 def give_consent(
@@ -787,9 +871,13 @@ class Bench:
         )
         self.bwa = bwa_binary()
         self.read_offset = takes_read_offset(self.bwa)
+        offset_note = (
+            " (has -J: chunks number their reads as in the whole sample)"
+            if self.read_offset
+            else ""
+        )
         print(
-            f"raw tools: {self.bwa}{' (has -J: chunks number their reads as in the whole sample)' if self.read_offset else ''}"
-            f", samtools, bcftools from PATH",
+            f"raw tools: {self.bwa}{offset_note}, samtools, bcftools from PATH",
             flush=True,
         )
         self.reference = make_reference(self.data / "reference", length=args.length)
@@ -941,9 +1029,8 @@ class Bench:
                 run = self.platform(services, 1, "1x", batch=batch, chunk_bases=chunk_bases)
                 platform_times.append(run.times)
                 print(f"round {round_} platform {fmt_times(run.times)}", flush=True)
-                if (
-                    round_ == 1
-                ):  # a fresh process that has seen one 1x sample, as at the other scales
+                # A fresh process that has seen one 1x sample, as at the other scales.
+                if round_ == 1:
                     self.rss[1] = {name: peak_rss_mb(services.first(name)) for name in MEASURED}
                     self.identical[1], detail = same_calls(out / "raw1-1" / "raw.vcf.gz", run.vcf)
                     print(
@@ -962,7 +1049,7 @@ class Bench:
             services.stop()
         totals[1] = statistics.median(t["total"] for t in platform_times)
         raw_median = statistics.median(t["total"] for t in raw_times)
-        paired = [p["total"] / r["total"] for r, p in zip(raw_times, platform_times)]
+        paired = [p["total"] / r["total"] for r, p in zip(raw_times, platform_times, strict=True)]
         print(
             f"raw median {raw_median:.1f}s, platform median {totals[1]:.1f}s; "
             f"per-round ratios {', '.join(f'{x:.3f}' for x in paired)}",
@@ -993,7 +1080,8 @@ class Bench:
             raw = self.raw(scale, chunks, out / f"raw{scale}")
             self.identical[scale], detail = same_calls(out / f"raw{scale}" / "raw.vcf.gz", run.vcf)
             print(
-                f"{scale}x raw on the same {len(chunks)} chunk(s) {fmt_times(raw)} (split not timed); "
+                f"{scale}x raw on the same {len(chunks)} chunk(s) {fmt_times(raw)} "
+                "(split not timed); "
                 f"calls identical: {'yes' if self.identical[scale] else 'NO'} ({detail})",
                 flush=True,
             )
@@ -1005,7 +1093,8 @@ class Bench:
         for scale in self.scales:
             linear = totals[scale] / (scale * totals[1])
             print(
-                f"  {scale:3d}x {self.samples[scale].read_pairs:>10,} pairs  platform {totals[scale]:7.1f}s"
+                f"  {scale:3d}x {self.samples[scale].read_pairs:>10,} pairs  "
+                f"platform {totals[scale]:7.1f}s"
                 f"  time/(scale x 1x) {linear:.2f}  RSS "
                 + "  ".join(f"{name} {self.rss[scale][name]:6.1f} MB" for name in MEASURED)
             )
@@ -1039,13 +1128,16 @@ class Bench:
         chunks = expected_chunks(sample.read_pairs, sample.read_length, batch, chunk_bases)
         print(
             f"\n3. workers: the {scale}x sample ({sample.read_pairs:,} pairs) with "
-            f"{', '.join(map(str, args.workers))} alignment and calling workers, GENOMEBUS_THREADS=1 each;"
-            f" {chunks} read chunks of {chunk_bases // batch} bwa batch(es) of {batch:,} bases{note}; "
+            f"{', '.join(map(str, args.workers))} alignment and calling workers, "
+            "GENOMEBUS_THREADS=1 each;"
+            f" {chunks} read chunks of {chunk_bases // batch} bwa batch(es) of {batch:,} bases"
+            f"{note}; "
             f"calling regions of {region:,} bp ({math.ceil(args.length / region)} regions)",
             flush=True,
         )
         print(
-            f"   this machine has {self.cores} cores: more than {self.cores} single-threaded workers share "
+            f"   this machine has {self.cores} cores: "
+            f"more than {self.cores} single-threaded workers share "
             f"cores, so the speed-up here is bounded by {self.cores}x, not by the worker count",
             flush=True,
         )
@@ -1078,20 +1170,24 @@ class Bench:
             model, _ = projected(one, min(n, self.cores))
             print(
                 f"   {n} / 1 worker: time ratio {run.times['total'] / base:.3f} (speed-up "
-                f"{base / run.times['total']:.2f}x; model on {self.cores} cores {base / model:.2f}x)"
+                f"{base / run.times['total']:.2f}x; "
+                f"model on {self.cores} cores {base / model:.2f}x)"
             )
         wall, serial = projected(one, PROJECTION_CORES)
         parallel = base - serial
         many = serial + parallel / PROJECTION_CORES
         units = " + ".join(f"{s.units} {k}" for k, s in one.stages.items())
         print(
-            f"   projection to a {PROJECTION_CORES}-core node ({PROJECTION_CORES} workers x 1 thread per stage;"
-            f" assumes units scale until cores or the serial parts dominate; serial parts = ingest, plan/split,"
+            f"   projection to a {PROJECTION_CORES}-core node "
+            f"({PROJECTION_CORES} workers x 1 thread per stage;"
+            " assumes units scale until cores or the serial parts dominate;"
+            " serial parts = ingest, plan/split,"
             f" gathers (merge+markdup, concat+norm) and the bus, at their measured 1-thread times):"
         )
         print(
             f"     1-worker run: serial {serial:.1f}s ({serial / base:.0%}), units {parallel:.1f}s;"
-            f" this sample ({units} units) {wall:.1f}s = {base / wall:.1f}x, capped by its longest units;"
+            f" this sample ({units} units) {wall:.1f}s = {base / wall:.1f}x,"
+            " capped by its longest units;"
             f" cut into >= {PROJECTION_CORES} units per stage {many:.1f}s = {base / many:.1f}x"
             f" (Amdahl bound {base / serial if serial else float('inf'):.1f}x)"
         )

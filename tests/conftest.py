@@ -25,9 +25,8 @@ def infrastructure() -> Iterator[tuple[str, dict[str, str]]]:
             source, found = infra.resolve(stack)
         except infra.InfrastructureMissing as exc:
             pytest.fail(str(exc), pytrace=False)
-        print(
-            f"\nintegration endpoints from the {source}: {found['GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS']}"
-        )
+        kafka = found["GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS"]
+        print(f"\nintegration endpoints from the {source}: {kafka}")
         yield source, found
 
 

@@ -3,8 +3,8 @@
 In order: endpoints given in the environment (``GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS`` and
 friends); else containers, when a Docker engine answers a ping; else the local stack that
 ``genomebus stack up`` (run by ``make test``) started. The database services' owner and runtime
-roles come with the local stack; on other servers they are made here, as the stack makes them. When none is there the tests fail with
-this message: an integration test never skips.
+roles come with the local stack; on other servers they are made here, as the stack makes them.
+When none is there the tests fail with this message: an integration test never skips.
 
 Kafka identities: the endpoints carry the administrator's (``GENOMEBUS_KAFKA_SASL_*``), which
 the shared fixtures and helpers use to make and read any topic. Tests that act as a service use
@@ -65,7 +65,7 @@ def docker_engine_answers() -> bool:
 
         docker.from_env(timeout=2).ping()
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - no docker package, no socket, no answer: all mean "no"
         return False
 
 

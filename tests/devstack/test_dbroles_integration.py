@@ -31,8 +31,12 @@ def test_service_dsns_name_each_role_and_database() -> None:
         dbroles.RolePasswords(owner="o" * 20, runtime="r" * 20),
     )
     assert entries == {
-        "GENOMEBUS_CONSENT_POSTGRES_DSN": f"postgresql://genomebus_consent_runtime:{'r' * 20}@127.0.0.1:5999/genomebus_consent",
-        "GENOMEBUS_CONSENT_POSTGRES_MIGRATE_DSN": f"postgresql://genomebus_consent:{'o' * 20}@127.0.0.1:5999/genomebus_consent",
+        "GENOMEBUS_CONSENT_POSTGRES_DSN": (
+            f"postgresql://genomebus_consent_runtime:{'r' * 20}@127.0.0.1:5999/genomebus_consent"
+        ),
+        "GENOMEBUS_CONSENT_POSTGRES_MIGRATE_DSN": (
+            f"postgresql://genomebus_consent:{'o' * 20}@127.0.0.1:5999/genomebus_consent"
+        ),
     }
 
 

@@ -63,7 +63,8 @@ def _closed_ports() -> dict[str, int]:
 def test_server_exiting_during_startup_shows_its_log(layout: Layout) -> None:
     item = _starting(
         layout,
-        "import time; print('minio: fatal: bad disk', flush=True); time.sleep(0.5); raise SystemExit(3)",
+        "import time; print('minio: fatal: bad disk', flush=True); time.sleep(0.5); "
+        "raise SystemExit(3)",
     )
     with pytest.raises(StackError) as info:
         stack._wait_new(layout, item, _closed_ports(), echo=lambda _: None)

@@ -58,7 +58,10 @@ def test_terminate_stops_our_process(tmp_path: Path) -> None:
 
 
 def test_terminate_escalates_to_sigkill(tmp_path: Path) -> None:
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
     log = tmp_path / "stubborn.log"
     proc = procs.spawn([sys.executable, "-c", code], log=log)
     deadline = time.monotonic() + 10

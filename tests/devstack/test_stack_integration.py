@@ -1,4 +1,5 @@
-"""The real stack: `genomebus stack up` brings Kafka, MinIO and PostgreSQL up and `status` sees them.
+"""The real stack: `genomebus stack up` brings Kafka, MinIO and PostgreSQL up and `status` sees
+them.
 
 These tests start the stack if it is not running (that is what `up` is for) and leave it running:
 other integration tests use it. They fail, never skip, when something is missing.

@@ -12,6 +12,7 @@ to release the sample is a span in the sample's trace that links to it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -104,23 +105,11 @@ def _tree_is_whole(spans: list[ReceivedSpan]) -> bool:
     return all(s.parent_span_id in ids for s in spans if s.parent_span_id)
 
 
-async def test_one_trace_from_the_lis_post_to_variants_ready_and_the_metrics_move(
-    pipeline: Pipeline,
-    registered_reference: Manifest,
-    small_sample: SimulatedSample,
-    settings: ServiceSettings,
-    traces: Receiver,
-) -> None:
-    before = scrape(pipeline)
-    specimen = f"T{uuid.uuid4().hex[:8]}"
-    with pipeline.lis() as lis:
-        view = register_and_upload(lis, small_sample, registered_reference.reference.id, specimen)
-    sample_id = view["sample_id"]
-    assert view["status"] == "awaiting_consent", view  # no consent yet: the sample waits
-
+async def _record_consent(pipeline: Pipeline, specimen: str) -> httpx.Response:
+    """The patient's consent, as the hospital's clinician records it. Consent takes it once
+    ingest's sample.registered has told it this hospital treats the patient: until then the
+    answer is 404, and the LIS tries again."""
     with pipeline.consent_client() as consent:
-        # Consent takes it once ingest's sample.registered has told it this hospital treats
-        # the patient: until then the answer is 404, and the LIS tries again.
         deadline = time.monotonic() + 60
         while True:
             recorded = consent.post(
@@ -137,8 +126,25 @@ async def test_one_trace_from_the_lis_post_to_variants_ready_and_the_metrics_mov
                 headers={"Idempotency-Key": f"obs-{specimen}"},
             )
             if recorded.status_code != 404 or time.monotonic() > deadline:
-                break
-            time.sleep(0.3)
+                return recorded
+            await asyncio.sleep(0.3)
+
+
+async def test_one_trace_from_the_lis_post_to_variants_ready_and_the_metrics_move(
+    pipeline: Pipeline,
+    registered_reference: Manifest,
+    small_sample: SimulatedSample,
+    settings: ServiceSettings,
+    traces: Receiver,
+) -> None:
+    before = scrape(pipeline)
+    specimen = f"T{uuid.uuid4().hex[:8]}"
+    with pipeline.lis() as lis:
+        view = register_and_upload(lis, small_sample, registered_reference.reference.id, specimen)
+    sample_id = view["sample_id"]
+    assert view["status"] == "awaiting_consent", view  # no consent yet: the sample waits
+
+    recorded = await _record_consent(pipeline, specimen)
     assert recorded.status_code == 201, recorded.text
 
     started = time.monotonic()
@@ -327,7 +333,7 @@ async def test_a_dead_lettered_message_shows_in_the_metrics(
         ):
             break
         assert time.monotonic() < deadline, "the dead letter was not counted"
-        time.sleep(0.3)
+        await asyncio.sleep(0.3)
     assert value(after, "genomebus_dead_letters_total", cause="invalid_event", **labels) == (
         value(before, "genomebus_dead_letters_total", cause="invalid_event", **labels) + 1
     )

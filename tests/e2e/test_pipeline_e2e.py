@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -92,18 +93,22 @@ async def test_post_to_variants_called_with_checked_objects_and_accurate_calls(
         ("genomebus-variants", f"samples/{sample_id}/calling"),
     ):
         deadline = time.monotonic() + 30  # removed just after the event is published
-        while store.list_keys(bucket, f"{folder}/scatter/work/") and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert store.list_keys(bucket, f"{folder}/scatter/work/") == []
+        work = f"{folder}/scatter/work/"
+        while store.list_keys(bucket, work) and time.monotonic() < deadline:  # noqa: ASYNC110 - polls S3
+            await asyncio.sleep(0.2)
+        assert store.list_keys(bucket, work) == []
         assert len(store.list_keys(bucket, f"{folder}/scatter/units/")) == 3
     # The hospital sees how far each stage got, in the sample's status.
+    finished = {
+        "alignment": {"done": 3, "total": 3, "unit_kind": "read_chunk"},
+        "calling": {"done": 3, "total": 3, "unit_kind": "region"},
+    }
     deadline = time.monotonic() + 30
     with pipeline.lis() as lis:
-        while (progress := lis.get(f"/v1/samples/{sample_id}").json()["progress"] or {}) != {
-            "alignment": {"done": 3, "total": 3, "unit_kind": "read_chunk"},
-            "calling": {"done": 3, "total": 3, "unit_kind": "region"},
-        } and time.monotonic() < deadline:
-            time.sleep(0.2)
+        while (  # noqa: ASYNC110 - polls ingest's HTTP status: there is no event to await
+            progress := lis.get(f"/v1/samples/{sample_id}").json()["progress"] or {}
+        ) != finished and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
     assert progress["alignment"]["done"] == progress["alignment"]["total"] == 3, progress
     assert progress["calling"]["done"] == progress["calling"]["total"] == 3, progress
 
@@ -129,31 +134,35 @@ async def test_post_to_variants_called_with_checked_objects_and_accurate_calls(
     kcat = shutil.which("kcat")
     assert kcat, "kcat is missing: run `make install`"
     config = kafka.kcat_config(Layout.discover())  # the stack's administrator, over PLAIN
-    out = subprocess.run(
-        [
-            kcat,
-            "-F",
-            str(config),
-            "-C",
-            "-b",
-            settings.kafka_bootstrap_servers,
-            "-t",
-            VARIANTS_CALLED.name,
-            "-o",
-            "beginning",
-            "-e",
-            "-J",
-            "-q",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+    out = (
+        await asyncio.to_thread(
+            subprocess.run,
+            [
+                kcat,
+                "-F",
+                str(config),
+                "-C",
+                "-b",
+                settings.kafka_bootstrap_servers,
+                "-t",
+                VARIANTS_CALLED.name,
+                "-o",
+                "beginning",
+                "-e",
+                "-J",
+                "-q",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
     ).stdout
     seen = [json.loads(line) for line in out.splitlines() if line.strip()]
     mine = [m for m in seen if m["key"] == sample_id]
     assert mine and json.loads(mine[0]["payload"])["vcf"]["sha256"] == called.vcf.sha256
-    headers = dict(zip(mine[0]["headers"][::2], mine[0]["headers"][1::2]))
+    # kcat -J lists headers as [name, value, name, value, ...]: always whole pairs.
+    headers = dict(zip(mine[0]["headers"][::2], mine[0]["headers"][1::2], strict=True))
     assert headers["x-genomebus-event-type"] == "variants.called" and "traceparent" in headers
 
     # The national id the LIS sent reached no service's log.

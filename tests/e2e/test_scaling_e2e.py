@@ -6,9 +6,11 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
@@ -26,6 +28,12 @@ from .conftest import HOSPITAL, Pipeline, post_sample
 
 pytestmark = pytest.mark.integration
 LANE = SAMPLE_RECEIVED_LANES[Priority.ROUTINE]
+
+
+def _keyed(sample_id: str) -> Callable[[ConsumerRecord], bool]:
+    """Matches the records of one sample (keyed by its id)."""
+    key = sample_id.encode()
+    return lambda record: record.key == key
 
 
 def _partition(key: str, partitions: int) -> int:
@@ -96,7 +104,7 @@ async def test_two_workers_share_four_samples_and_align_each_once(
             record = await read_until(
                 settings,
                 SAMPLE_ALIGNED.name,
-                lambda r, k=sample_id.encode(): r.key == k,
+                _keyed(sample_id),
                 timeout_s=120,
             )
             aligned = SampleAligned.from_bytes(record.value)

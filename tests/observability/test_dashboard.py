@@ -107,7 +107,8 @@ def test_the_dashboard_is_importable_and_asks_for_its_data_source() -> None:
 
 def test_the_expression_parser_sees_metric_names_only() -> None:
     assert metrics_in(
-        'histogram_quantile(0.95, sum by (le, stage) (rate(genomebus_handle_seconds_bucket{job=~"$job"}[5m])))'
+        "histogram_quantile(0.95, sum by (le, stage) "
+        '(rate(genomebus_handle_seconds_bucket{job=~"$job"}[5m])))'
     ) == {"genomebus_handle_seconds_bucket"}
     assert metrics_in("sum(up) / sum(genomebus_outbox_backlog)") == {
         "up",

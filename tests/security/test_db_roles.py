@@ -174,7 +174,8 @@ async def test_runtime_role_owns_nothing_and_has_no_special_attributes(
             for k in ("rolsuper", "rolcreaterole", "rolcreatedb", "rolreplication", "rolbypassrls")
         ), dict(role)
         owned = await conn.fetch(
-            "SELECT relname FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)"
+            "SELECT relname FROM pg_class WHERE relowner = "
+            "(SELECT oid FROM pg_roles WHERE rolname = current_user)"
         )
         assert owned == []
         # not a member of the owner role either (it would inherit the owner's rights)
@@ -208,7 +209,8 @@ async def test_what_the_registry_needs_still_works(migrated: dict[str, str]) -> 
         await conn.execute("CREATE TEMP TABLE registry_staging_check (x integer) ON COMMIT DROP")
         await conn.execute("SELECT registry_lock_alleles()")
         await conn.execute(
-            "INSERT INTO variant_alleles (contig_no, pos, code, ref, alt) VALUES (-1, 1, 16, 'AT', 'A')"
+            "INSERT INTO variant_alleles (contig_no, pos, code, ref, alt) "
+            "VALUES (-1, 1, 16, 'AT', 'A')"
         )
         await conn.execute(
             "INSERT INTO genotype_blocks VALUES (-1, -1, 0, '{16453}', '{30}', '{99}')"

@@ -2,8 +2,9 @@
 it produces and read only what it consumes; a wrong password gets nothing.
 
 The users and their passwords are the stack's (``kafka_users``); the rules come from
-``genomebus_common.contracts.topics.BUS_CLIENTS`` through ``kafka_acls``. On a broker without identities
-or an authorizer every test here fails: refusals never come, and the ACL listing is refused.
+``genomebus_common.contracts.topics.BUS_CLIENTS`` through ``kafka_acls``. On a broker without
+identities or an authorizer every test here fails: refusals never come, and the ACL listing is
+refused.
 """
 
 from __future__ import annotations

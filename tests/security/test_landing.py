@@ -29,7 +29,7 @@ def _landing(
     store: ObjectStore, settings: IngestSettings, prefix: str, r1: bytes, r2: bytes
 ) -> tuple[str, str]:
     keys = f"{prefix}/R1.fastq.gz", f"{prefix}/R2.fastq.gz"
-    for key, data in zip(keys, (r1, r2)):
+    for key, data in zip(keys, (r1, r2), strict=True):
         store.put_stream(settings.landing_bucket, key, io.BytesIO(data))
     return keys
 

@@ -64,7 +64,8 @@ def test_false_positives_and_genotypes(
             alt = "A" if base != "A" else "C"
             fakes.append([rows[0][0], str(pos), ".", base, alt, "50", "PASS", ".", "GT", "0/1"])
     # a filtered call does not count as a call
-    filtered = [rows[0][0], "150000", ".", sequence[149_999], "T" if sequence[149_999] != "T" else "G",
+    other_base = "T" if sequence[149_999] != "T" else "G"
+    filtered = [rows[0][0], "150000", ".", sequence[149_999], other_base,
                 "3", "LowQual", ".", "GT", "0/1"]  # fmt: skip
     # every genotype reported as unphased het: alleles all found, hom genotypes all wrong
     calls = [r[:9] + ["0/1"] for r in rows] + fakes + [filtered]

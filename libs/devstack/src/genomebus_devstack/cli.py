@@ -39,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = stack_parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
         "install",
-        help="install Kafka jars, build MinIO, kustomize and the patched bwa, apt-install the tools",
+        help=(
+            "install Kafka jars, build MinIO, kustomize and the patched bwa, apt-install the tools"
+        ),
     )
     commands.add_parser("up", help="install, then start everything and wait until it answers")
     commands.add_parser("down", help="stop the processes `up` started")

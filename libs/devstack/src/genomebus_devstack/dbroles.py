@@ -16,6 +16,7 @@ objects are handed to the owner, since the migrate step must own what it alters 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import secrets
@@ -167,10 +168,9 @@ async def _ensure_database(conn: asyncpg.Connection, name: str, owner: str) -> N
     if not exists:
         import asyncpg
 
-        try:
+        # A concurrent up may have made it meanwhile.
+        with contextlib.suppress(asyncpg.DuplicateDatabaseError):
             await _execute_formatted(conn, "CREATE DATABASE %I OWNER %I", name, owner)
-        except asyncpg.DuplicateDatabaseError:
-            pass  # a concurrent up made it meanwhile
     await _execute_formatted(conn, "ALTER DATABASE %I OWNER TO %I", name, owner)
 
 

@@ -22,12 +22,16 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import (  # type: ignore[import-untyped]  # aiokafka ships no py.typed
+    AIOKafkaConsumer,
+    TopicPartition,
+)
 
 from genomebus_common.contracts.events import (
     Event,
@@ -48,14 +52,23 @@ from genomebus_common.runtime.kafka_client import client_options
 from genomebus_common.runtime.objectstore import ObjectStore, file_sha256
 from genomebus_common.runtime.settings import ServiceSettings
 from genomebus_common.stagekit.reference import ReferenceRegistry
-from genomebus_testdata import evaluate, make_reference, read_pairs_for, simulate_sample
+from genomebus_testdata import (
+    Accuracy,
+    SimulatedSample,
+    evaluate,
+    make_reference,
+    read_pairs_for,
+    simulate_sample,
+)
 
 from .envfile import endpoints
 from .paths import state_dir, write_private
 from .services import ServiceGroup, ServiceProcess
 
+JsonObject = dict[str, Any]  # a JSON object of an HTTP answer, as httpx decodes it
+
 HOSPITAL, DEMO_CPR = "DEMO", "010190-1234"  # a made-up, well-formed national id
-WATCHED = {
+WATCHED: dict[str, type[Event]] = {
     **{lane.name: SampleReceived for lane in SAMPLE_RECEIVED_LANES.values()},
     SAMPLE_ALIGNED.name: SampleAligned,
     VARIANTS_CALLED.name: VariantsCalled,
@@ -84,8 +97,8 @@ class Timeline:
 def _secrets(folder: Path) -> dict[str, str]:
     """The demo's pseudonym key and client tokens, made once per stack and kept out of git."""
     path = folder / "demo-secrets.json"
-    held = json.loads(path.read_text()) if path.exists() else {}
-    wanted = {
+    held: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    wanted: dict[str, Callable[[], str]] = {
         "pseudonym_key": lambda: secrets.token_hex(32),
         "lis_token": lambda: secrets.token_urlsafe(24),
         "research_token": lambda: secrets.token_urlsafe(24),
@@ -177,7 +190,7 @@ async def _watch_from_now(settings: ServiceSettings) -> AIOKafkaConsumer:
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     for _ in range(50):
         await consumer._client.force_metadata_update()  # noqa: SLF001 (topic made at service start)
-        found = consumer.partitions_for_topic(topic)
+        found: set[int] | None = consumer.partitions_for_topic(topic)
         if found:
             return found
         await asyncio.sleep(0.1)
@@ -187,13 +200,17 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 async def run(args: argparse.Namespace) -> int:
     folder = state_dir()
     stack = endpoints()
-    settings = ServiceSettings(
-        **{k.removeprefix("GENOMEBUS_").lower(): v for k, v in stack.items()}, _env_file=None
-    )  # type: ignore[call-arg]
+    # _env_file is pydantic-settings' init-time option, unknown to the signature; the values are
+    # the env file's strings, which pydantic parses as it parses the environment's.
+    settings = ServiceSettings(  # type: ignore[call-arg]
+        **{k.removeprefix("GENOMEBUS_").lower(): v for k, v in stack.items()},  # type: ignore[arg-type]
+        _env_file=None,
+    )
     timeline = Timeline()
 
     say(
-        f"1/6 data: {args.length / 1e6:g} Mb of GRCh37 chrX from smalt-examples, {args.coverage:g}x, seed {args.seed}"
+        f"1/6 data: {args.length / 1e6:g} Mb of GRCh37 chrX from smalt-examples, "
+        f"{args.coverage:g}x, seed {args.seed}"
     )
     data = folder / "demo-data"
     reference_fasta = make_reference(data / "reference", length=args.length)
@@ -213,7 +230,8 @@ async def run(args: argparse.Namespace) -> int:
     registry = ReferenceRegistry(store, folder / "demo-work" / "references")
     manifest = registry.register(reference_fasta.stem, reference_fasta, folder / "demo-work")
     say(
-        f"    {manifest.reference.id} = {manifest.reference.digest} ({timeline.mark('reference'):.1f}s)"
+        f"    {manifest.reference.id} = {manifest.reference.digest} "
+        f"({timeline.mark('reference'):.1f}s)"
     )
 
     keys = _secrets(folder)
@@ -267,10 +285,41 @@ async def run(args: argparse.Namespace) -> int:
 
 
 async def _post_and_follow(
-    args, group, watcher, keys, sample, reference_fasta, store, reference_id, timeline
+    args: argparse.Namespace,
+    group: ServiceGroup,
+    watcher: AIOKafkaConsumer,
+    keys: dict[str, str],
+    sample: SimulatedSample,
+    reference_fasta: Path,
+    store: ObjectStore,
+    reference_id: str,
+    timeline: Timeline,
 ) -> int:
-    specimen = f"SPEC{int(time.time())}"
-    registration = {
+    auth = {"Authorization": f"Bearer {keys['lis_token']}"}
+    posted = await _post_sample(args.priority, group, auth, sample, reference_id, timeline)
+    if posted is None:
+        return 1
+    sample_id, pseudonym = posted
+
+    say("6/6 following the events on Kafka")
+    outcome = await _follow(watcher, sample_id, args.timeout, timeline)
+    if outcome is None:
+        return 1
+
+    vcf = Path(sample.truth_vcf).parent / f"{sample_id}.calls.vcf.gz"
+    store.download(outcome.called.vcf, vcf)
+    store.download(outcome.called.vcf_index, vcf.with_name(vcf.name + ".tbi"))
+    accuracy = evaluate(vcf, sample.truth_vcf, reference_fasta)
+    answers = await _ask_registry(group["registry"].url, auth, keys, pseudonym)
+    _print_summary(sample_id, outcome, accuracy, answers, timeline)
+    return 0
+
+
+# --- 4/6 and 5/6: the hospital posts the sample and records the consent ---------------------------
+def _registration(
+    specimen: str, priority: str, reference_id: str, sample: SimulatedSample
+) -> JsonObject:
+    return {
         "hospital_id": HOSPITAL,
         "specimen_id": specimen,
         "lis_order_id": f"ORDER-{specimen}",
@@ -281,29 +330,35 @@ async def _post_and_follow(
             "library": f"{specimen}.LIB",
             "platform": "ILLUMINA",
         },
-        "priority": args.priority,
+        "priority": priority,
         "reference_id": reference_id,
         "reads": {
             "r1_sha256": file_sha256(sample.reads_1),
             "r2_sha256": file_sha256(sample.reads_2),
         },
     }
-    auth = {"Authorization": f"Bearer {keys['lis_token']}"}
+
+
+async def _post_sample(
+    priority: str,
+    group: ServiceGroup,
+    auth: dict[str, str],
+    sample: SimulatedSample,
+    reference_id: str,
+    timeline: Timeline,
+) -> tuple[str, str] | None:
+    """Register and upload the sample, record the consent and wait until ingest accepts the
+    sample. Returns (sample id, patient pseudonym), or None once a refusal is printed."""
+    specimen = f"SPEC{int(time.time())}"
+    registration = _registration(specimen, priority, reference_id, sample)
     say(
-        f"4/6 post: hospital {HOSPITAL} registers specimen {specimen} ({args.priority}) and streams its reads"
+        f"4/6 post: hospital {HOSPITAL} registers specimen {specimen} ({priority}) "
+        "and streams its reads"
     )
     async with httpx.AsyncClient(base_url=group["ingest"].url, headers=auth, timeout=600) as lis:
-        created = await lis.post("/v1/samples", json=registration)
-        if created.status_code not in (200, 201):
-            say(f"    ingest refused the sample: {created.status_code} {created.text}")
-            return 1
-        view = created.json()
-        for mate, path in (("R1", sample.reads_1), ("R2", sample.reads_2)):
-            response = await lis.put(view["upload"][mate], content=_chunks(path))
-            if response.status_code != 200:
-                say(f"    upload of {mate} refused: {response.status_code} {response.text}")
-                return 1
-            view = response.json()
+        view = await _register_and_upload(lis, registration, sample)
+        if view is None:
+            return None
         say(f"    {view['sample_id']}: {view['status']} ({timeline.mark('posted'):.1f}s)")
 
         say(
@@ -312,8 +367,8 @@ async def _post_and_follow(
         recorded = await _record_consent(group["consent"].url, auth, specimen)
         if recorded.status_code != 201:
             say(f"    consent refused: {recorded.status_code} {recorded.text}")
-            return 1
-        pseudonym = recorded.json()["patient_pseudonym"]
+            return None
+        pseudonym: str = recorded.json()["patient_pseudonym"]
         say(
             f"    version {recorded.json()['version']} for patient {pseudonym[:16]}... "
             f"({timeline.mark('consent'):.1f}s)"
@@ -323,69 +378,133 @@ async def _post_and_follow(
             view = (await lis.get(f"/v1/samples/{view['sample_id']}")).json()
         if view["status"] != "received":
             say(f"    ingest did not accept the sample: {view['status']} {view['reasons']}")
-            return 1
-    sample_id = view["sample_id"]
+            return None
+    sample_id: str = view["sample_id"]
     say(f"    accepted as {sample_id}: {view['read_pairs']:,} read pairs checked")
+    return sample_id, pseudonym
 
-    say("6/6 following the events on Kafka")
+
+async def _register_and_upload(
+    lis: httpx.AsyncClient, registration: JsonObject, sample: SimulatedSample
+) -> JsonObject | None:
+    """The sample's view after its registration and both uploads, or None once a refusal is
+    printed."""
+    created = await lis.post("/v1/samples", json=registration)
+    if created.status_code not in (200, 201):
+        say(f"    ingest refused the sample: {created.status_code} {created.text}")
+        return None
+    view: JsonObject = created.json()
+    for mate, path in (("R1", sample.reads_1), ("R2", sample.reads_2)):
+        response = await lis.put(view["upload"][mate], content=_chunks(path))
+        if response.status_code != 200:
+            say(f"    upload of {mate} refused: {response.status_code} {response.text}")
+            return None
+        view = response.json()
+    return view
+
+
+# --- 6/6: the events on Kafka ---------------------------------------------------------------------
+@dataclass
+class _Seen:
+    """The sample's events seen so far on the watched topics."""
+
     aligned: SampleAligned | None = None
     called: VariantsCalled | None = None
     ready: VariantsReady | None = None
-    deadline = time.monotonic() + args.timeout
+
+    def take(self, event: Event, topic: str, timeline: Timeline) -> bool:
+        """Print the event and keep it; False if a stage failed (the demo then stops)."""
+        if isinstance(event, SampleReceived):
+            say(f"    [{timeline.mark('received'):6.1f}s] sample.received on {topic}")
+        elif isinstance(event, SampleAligned):
+            self.aligned = event
+            m = event.metrics
+            say(
+                f"    [{timeline.mark('aligned'):6.1f}s] sample.aligned: {m.reads_total:,} reads, "
+                f"mapped {m.mapping_rate:.2%}, duplicates {m.duplicate_rate:.2%}, "
+                f"mean coverage {m.mean_coverage:.1f}x"
+            )
+        elif isinstance(event, VariantsCalled):
+            self.called = event
+            c = event.counts
+            say(
+                f"    [{timeline.mark('called'):6.1f}s] variants.called: {c.records:,} records "
+                f"({c.snv:,} SNVs, {c.indel:,} indels)"
+            )
+        elif isinstance(event, VariantsReady):
+            self.ready = event
+            say(
+                f"    [{timeline.mark('ready'):6.1f}s] variants.ready: "
+                f"{event.genotypes_loaded:,} genotypes in the national registry"
+            )
+        elif isinstance(event, StageFailed):
+            say(
+                f"    [{timeline.mark('failed'):6.1f}s] {event.stage.value} FAILED: "
+                f"{event.error_code}: {event.reason}"
+            )
+            return False
+        return True
+
+    def stage(self) -> str:
+        """The stage at work now, for a progress note."""
+        return "loading" if self.called else "calling" if self.aligned else "aligning"
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """The sample's three results, all seen."""
+
+    aligned: SampleAligned
+    called: VariantsCalled
+    ready: VariantsReady
+
+
+async def _follow(
+    watcher: AIOKafkaConsumer, sample_id: str, seconds: int, timeline: Timeline
+) -> _Outcome | None:
+    """Print the sample's events until it is in the registry; None (printed why) if a stage
+    failed or ``seconds`` passed first."""
+    seen = _Seen()
+    key = sample_id.encode()
+    deadline = time.monotonic() + seconds
     last_note = time.monotonic()
-    while ready is None:
+    while seen.ready is None:
         if time.monotonic() > deadline:
-            say(f"    gave up after {args.timeout}s; see .stack/logs/")
-            return 1
+            say(f"    gave up after {seconds}s; see .stack/logs/")
+            return None
         batch = await watcher.getmany(timeout_ms=1000)
         for tp, records in batch.items():
             for record in records:
-                if record.key != sample_id.encode():
+                if record.key != key:
                     continue
-                event: Event = WATCHED[tp.topic].from_bytes(record.value)
-                if isinstance(event, SampleReceived):
-                    say(f"    [{timeline.mark('received'):6.1f}s] sample.received on {tp.topic}")
-                elif isinstance(event, SampleAligned):
-                    aligned = event
-                    m = event.metrics
-                    say(
-                        f"    [{timeline.mark('aligned'):6.1f}s] sample.aligned: {m.reads_total:,} reads, "
-                        f"mapped {m.mapping_rate:.2%}, duplicates {m.duplicate_rate:.2%}, "
-                        f"mean coverage {m.mean_coverage:.1f}x"
-                    )
-                elif isinstance(event, VariantsCalled):
-                    called = event
-                    c = event.counts
-                    say(
-                        f"    [{timeline.mark('called'):6.1f}s] variants.called: {c.records:,} records "
-                        f"({c.snv:,} SNVs, {c.indel:,} indels)"
-                    )
-                elif isinstance(event, VariantsReady):
-                    ready = event
-                    say(
-                        f"    [{timeline.mark('ready'):6.1f}s] variants.ready: {event.genotypes_loaded:,} "
-                        f"genotypes in the national registry"
-                    )
-                elif isinstance(event, StageFailed):
-                    say(
-                        f"    [{timeline.mark('failed'):6.1f}s] {event.stage.value} FAILED: {event.error_code}: {event.reason}"
-                    )
-                    return 1
+                if not seen.take(WATCHED[tp.topic].from_bytes(record.value), tp.topic, timeline):
+                    return None
         if time.monotonic() - last_note > 15:
-            stage = "loading" if called else "calling" if aligned else "aligning"
-            say(f"    ... {stage} ({time.monotonic() - timeline.started:.0f}s)")
+            say(f"    ... {seen.stage()} ({time.monotonic() - timeline.started:.0f}s)")
             last_note = time.monotonic()
+    if seen.aligned is None or seen.called is None:
+        raise RuntimeError(f"{sample_id} reached the registry before its alignment and calling")
+    return _Outcome(aligned=seen.aligned, called=seen.called, ready=seen.ready)
 
-    vcf = Path(sample.truth_vcf).parent / f"{sample_id}.calls.vcf.gz"
-    store.download(called.vcf, vcf)
-    store.download(called.vcf_index, vcf.with_name(vcf.name + ".tbi"))
-    accuracy = evaluate(vcf, sample.truth_vcf, reference_fasta)
-    registry = group["registry"].url
-    async with httpx.AsyncClient(base_url=registry, timeout=60) as client:
+
+# --- the summary ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _RegistryAnswers:
+    """What the registry answered the treating hospital, a researcher and the patient."""
+
+    hospital_view: httpx.Response
+    seen_variants: int  # over all pages of the hospital's view
+    research: tuple[JsonObject, httpx.Response] | None  # (the variant asked about, the answer)
+    access: httpx.Response
+
+
+async def _ask_registry(
+    url: str, auth: dict[str, str], keys: dict[str, str], pseudonym: str
+) -> _RegistryAnswers:
+    clinical = {**auth, "X-Purpose": "demo: the treating physician reviews the results"}
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         hospital_view = await client.get(
-            f"/v1/patients/{pseudonym}/variants",
-            params={"limit": 10_000},
-            headers={**auth, "X-Purpose": "demo: the treating physician reviews the results"},
+            f"/v1/patients/{pseudonym}/variants", params={"limit": 10_000}, headers=clinical
         )
         first = hospital_view.json()["variants"][0] if hospital_view.status_code == 200 else None
         seen_variants = 0
@@ -398,11 +517,11 @@ async def _post_and_follow(
             page = await client.get(
                 f"/v1/patients/{pseudonym}/variants",
                 params={"limit": 10_000, "cursor": cursor},
-                headers={**auth, "X-Purpose": "demo: the treating physician reviews the results"},
+                headers=clinical,
             )
         research = None
         if first is not None:
-            research = await client.get(
+            answer = await client.get(
                 "/v1/research/alleles",
                 params={k: first[k] for k in ("chrom", "pos", "ref", "alt")},
                 headers={
@@ -410,6 +529,7 @@ async def _post_and_follow(
                     "X-Purpose": "demo: allele frequency",
                 },
             )
+            research = (first, answer)
         # The patient, through the citizens' portal: who has read my data, and why?
         access = await client.get(
             f"/v1/patients/{pseudonym}/access-log",
@@ -418,70 +538,100 @@ async def _post_and_follow(
                 "X-Purpose": "demo: the patient looks at who read their data",
             },
         )
+    return _RegistryAnswers(hospital_view, seen_variants, research, access)
+
+
+def _ratio(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def _tools(event: SampleAligned | VariantsCalled) -> str:
+    return ", ".join(f"{t.name} {t.version}" for t in event.tools)
+
+
+def _print_summary(
+    sample_id: str,
+    outcome: _Outcome,
+    accuracy: Accuracy,
+    answers: _RegistryAnswers,
+    timeline: Timeline,
+) -> None:
+    aligned, called = outcome.aligned, outcome.called
+    between = timeline.between
     say("")
     say("summary")
     say(f"  sample       {sample_id} (patient {called.patient_pseudonym[:16]}...)")
+    say(f"  ingest       {between('services', 'posted'):6.1f}s  register + upload + checks")
+    say(f"  alignment    {between('consent', 'aligned'):6.1f}s  {_tools(aligned)}")
+    say(f"  calling      {between('aligned', 'called'):6.1f}s  {_tools(called)}")
     say(
-        f"  ingest       {timeline.between('services', 'posted'):6.1f}s  register + upload + checks"
+        f"  registry     {between('called', 'ready'):6.1f}s  "
+        "COPY load, consent re-checked at commit"
     )
+    bam = aligned.bam
     say(
-        f"  alignment    {timeline.between('consent', 'aligned'):6.1f}s  {', '.join(f'{t.name} {t.version}' for t in aligned.tools)}"
-    )  # type: ignore[union-attr]
-    say(
-        f"  calling      {timeline.between('aligned', 'called'):6.1f}s  {', '.join(f'{t.name} {t.version}' for t in called.tools)}"
+        f"  BAM          s3://{bam.bucket}/{bam.key} "
+        f"({bam.size / 1e6:.1f} MB, sha256 {bam.sha256[:12]}...)"
     )
-    say(
-        f"  registry     {timeline.between('called', 'ready'):6.1f}s  COPY load, consent re-checked at commit"
-    )
-    say(
-        f"  BAM          s3://{aligned.bam.bucket}/{aligned.bam.key} ({aligned.bam.size / 1e6:.1f} MB, sha256 {aligned.bam.sha256[:12]}...)"
-    )  # type: ignore[union-attr]
     say(
         f"  VCF          s3://{called.vcf.bucket}/{called.vcf.key} ({called.vcf.size / 1e3:.0f} kB)"
     )
     c = called.counts
-    ratio = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
     say(
-        f"  variants     {c.snv:,} SNVs, {c.indel:,} indels, Ti/Tv {ratio(c.ti_tv)}, het/hom {ratio(c.het_hom_ratio)}"
+        f"  variants     {c.snv:,} SNVs, {c.indel:,} indels, Ti/Tv {_ratio(c.ti_tv)}, "
+        f"het/hom {_ratio(c.het_hom_ratio)}"
     )
     for line in accuracy.summary().splitlines():
         say(f"  accuracy     {line}")
-    energy = ready.energy if ready is not None else None  # type: ignore[union-attr]
+    _print_energy(outcome.ready)
+    _print_registry_answers(answers)
+    say(f"  total        {time.monotonic() - timeline.started:.1f}s")
+
+
+def _print_energy(ready: VariantsReady) -> None:
+    energy = ready.energy
     if energy is not None:
         say(
-            f"  energy       {energy.cpu_seconds:.1f} CPU s of tools -> {energy.kwh * 1000:.2f} Wh at "
+            f"  energy       {energy.cpu_seconds:.1f} CPU s of tools -> "
+            f"{energy.kwh * 1000:.2f} Wh at "
             f"{energy.watts_per_core:g} W/core, {energy.heat_recovered_kwh * 1000:.2f} Wh of it "
             "reused as heat (estimates from the tools' CPU time; node recovery fraction "
             f"{energy.heat_recovery_fraction:.0%})"
         )
+
+
+def _print_registry_answers(answers: _RegistryAnswers) -> None:
+    hospital_view = answers.hospital_view
     if hospital_view.status_code == 200:
         seen = hospital_view.json()
         say(
-            f"  hospital     sees {seen_variants:,} genotypes of its patient in "
+            f"  hospital     sees {answers.seen_variants:,} genotypes of its patient in "
             f"{len(seen['samples'])} sample(s) (each demo run adds one)"
         )
     else:
         say(f"  hospital     {hospital_view.status_code} {hospital_view.text}")
-    if research is not None:
+    if answers.research is not None:
+        first, research = answers.research
         results = research.json().get("results") or [{}]
         withheld = results[0].get("suppressed")
         say(
-            f"  research     {first['chrom']}:{first['pos']} {first['ref']}>{first['alt']}: carriers "
-            f"{results[0].get('carriers')}, frequency {results[0].get('allele_frequency')} "
+            f"  research     {first['chrom']}:{first['pos']} {first['ref']}>{first['alt']}: "
+            f"carriers {results[0].get('carriers')}, "
+            f"frequency {results[0].get('allele_frequency')} "
             + (f"(withheld: {withheld}; " if withheld else "(")
             + "no answer reveals a group of fewer than 5 patients)"
         )
+    access = answers.access
     if access.status_code == 200:
         entries = access.json()["entries"]
         newest = entries[0] if entries else {}
         say(
-            f"  patient      the portal shows {len(entries)} read(s) of their data (a page, newest first); "
+            f"  patient      the portal shows {len(entries)} read(s) of their data "
+            "(a page, newest first); "
             f'{newest.get("client_id")} ({newest.get("role")}) for "{newest.get("purpose")}"'
         )
     else:
         say(f"  patient      access log: {access.status_code} {access.text}")
-    say(f"  total        {time.monotonic() - timeline.started:.1f}s")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ JVM_OPTS: tuple[str, ...] = ("-Xms256m", "-Xmx768m", "-XX:+UseG1GC")
 _CLUSTER_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{21}$")
 
 
-# --- install ----------------------------------------------------------------------------------------
+# --- install --------------------------------------------------------------------------------------
 def java_major(java: str) -> int:
     """Major version of ``java`` (``java -version`` prints e.g. ``openjdk version "17.0.15"``)."""
     out = subprocess.run(
@@ -112,7 +112,7 @@ def install(layout: Layout) -> str:
     return f"resolved {len(jars)} jars from Maven Central in {time.monotonic() - started:.1f}s"
 
 
-# --- configuration ----------------------------------------------------------------------------------
+# --- configuration --------------------------------------------------------------------------------
 def new_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes as 22 base64url chars, never starting with '-'.
 
@@ -161,14 +161,20 @@ def render_properties(
         "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
         "sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN",
         "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
-        "listener.name.client.scram-sha-512.sasl.jaas.config": f"org.apache.kafka.common.security.scram.ScramLoginModule required {admin_login};",
+        "listener.name.client.scram-sha-512.sasl.jaas.config": (
+            f"org.apache.kafka.common.security.scram.ScramLoginModule required {admin_login};"
+        ),
         # PLAIN knows the administrator alone: for Debian's kcat (see the docstring).
-        "listener.name.client.plain.sasl.jaas.config": "org.apache.kafka.common.security.plain.PlainLoginModule required "
-        f'user_admin="{admin_password}";',
+        "listener.name.client.plain.sasl.jaas.config": (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'user_admin="{admin_password}";'
+        ),
         "sasl.mechanism.controller.protocol": "PLAIN",
         "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.controller.plain.sasl.jaas.config": "org.apache.kafka.common.security.plain.PlainLoginModule required "
-        f'{admin_login} user_admin="{admin_password}";',
+        "listener.name.controller.plain.sasl.jaas.config": (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'{admin_login} user_admin="{admin_password}";'
+        ),
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users": "User:admin",
         "allow.everyone.if.no.acl.found": "false",
@@ -212,7 +218,7 @@ def render_log4j2(log_file: Path) -> str:
     )
 
 
-# --- run --------------------------------------------------------------------------------------------
+# --- run ------------------------------------------------------------------------------------------
 def _classpath(layout: Layout) -> str:
     return f"{layout.kafka_lib}/*"
 
@@ -429,8 +435,12 @@ def add_missing_users(layout: Layout, bootstrap: str) -> list[str]:
     return missing
 
 
-async def _describe(bootstrap: str, timeout: float, options: dict[str, str]) -> list[str]:
-    from aiokafka.admin import AIOKafkaAdminClient
+async def _describe(
+    bootstrap: str,
+    timeout: float,  # noqa: ASYNC109 - bounds each step and is the client's request timeout
+    options: dict[str, str],
+) -> list[str]:
+    from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]  # aiokafka ships no py.typed
 
     client = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000), **options

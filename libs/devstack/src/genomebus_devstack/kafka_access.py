@@ -64,7 +64,7 @@ def _check(error_code: int, message: str | None, what: str) -> None:
 
 async def describe(admin: Any) -> set[Binding]:
     """Every ACL binding of the managed users."""
-    from aiokafka.protocol.admin import DescribeAclsRequest
+    from aiokafka.protocol.admin import DescribeAclsRequest  # type: ignore[import-untyped]  # aiokafka ships no py.typed
 
     response = await _send(admin, DescribeAclsRequest(ANY, None, ANY, None, None, ANY, ANY))
     _check(response.error_code, response.error_message, "list ACLs")
@@ -108,20 +108,23 @@ async def sync(admin: Any, rules: Iterable[AclRule], *, settle_s: float = 20.0) 
 
 async def provision(bootstrap: str, options: dict[str, str]) -> str:
     """Every topic (and its dead-letter topic) and every bus client's ACLs; a summary line."""
-    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]  # aiokafka ships no py.typed
+    from pydantic import SecretStr
 
     from genomebus_common.runtime.broker import ensure_topics
     from genomebus_common.runtime.settings import ServiceSettings
 
+    # _env_file is pydantic-settings' init-time option, unknown to the signature; pydantic checks
+    # the protocol and mechanism strings against their Literal types.
     settings = ServiceSettings(  # type: ignore[call-arg]
         _env_file=None,
         service_name="devstack",
         profile="dev",  # the development stack's own admin: MinIO's keys do not matter here
         kafka_bootstrap_servers=bootstrap,
-        kafka_security_protocol=options["security_protocol"],
-        kafka_sasl_mechanism=options["sasl_mechanism"],
+        kafka_security_protocol=options["security_protocol"],  # type: ignore[arg-type]
+        kafka_sasl_mechanism=options["sasl_mechanism"],  # type: ignore[arg-type]
         kafka_sasl_username=options["sasl_plain_username"],
-        kafka_sasl_password=options["sasl_plain_password"],
+        kafka_sasl_password=SecretStr(options["sasl_plain_password"]),
     )
     created_topics = await ensure_topics(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)

@@ -29,7 +29,8 @@ ITERATIONS = 4096
 
 
 def bus_users() -> list[str]:
-    """The administrator and every bus client of ``genomebus_common.contracts.topics.BUS_CLIENTS``."""
+    """The administrator and every bus client of
+    ``genomebus_common.contracts.topics.BUS_CLIENTS``."""
     from genomebus_common.contracts.topics import BUS_CLIENTS
 
     return [ADMIN, *(client.user for client in BUS_CLIENTS.values())]
@@ -70,11 +71,14 @@ def salted(password: str, salt: bytes, iterations: int = ITERATIONS) -> bytes:
 def format_argument(name: str, password: str, *, salt: bytes | None = None) -> str:
     """One ``--add-scram`` value for ``StorageTool format``, without the clear-text password."""
     salt = salt if salt is not None else secrets.token_bytes(16)
-    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
     return (
         f"{MECHANISM}=[name={name},iterations={ITERATIONS},"
-        f'salt="{b64(salt)}",saltedpassword="{b64(salted(password, salt))}"]'
+        f'salt="{_b64(salt)}",saltedpassword="{_b64(salted(password, salt))}"]'
     )
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
 
 
 def identity_env(service: str, kafka_home: Path) -> dict[str, str]:

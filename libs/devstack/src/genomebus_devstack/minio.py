@@ -29,7 +29,7 @@ ACCESS_KEY = "genomebus"
 BUILD_INFO = "build.json"
 
 
-# --- install ----------------------------------------------------------------------------------------
+# --- install --------------------------------------------------------------------------------------
 def module_ref() -> str:
     return f"{pins.MINIO_MODULE}@{pins.MINIO_VERSION}"
 
@@ -92,7 +92,7 @@ def _wait_for_other_builds(lock: IO[str], layout: Layout, echo: Callable[[str], 
     return time.monotonic() - started
 
 
-# --- credentials ------------------------------------------------------------------------------------
+# --- credentials ----------------------------------------------------------------------------------
 def credentials(layout: Layout) -> tuple[str, str]:
     """Root user and password, generated once per state dir and kept in a 0600 file."""
     path = layout.minio_home / "credentials.json"
@@ -118,7 +118,7 @@ def kms_key(layout: Layout) -> str:
     return value
 
 
-# --- run --------------------------------------------------------------------------------------------
+# --- run ------------------------------------------------------------------------------------------
 def start(layout: Layout, *, port: int, console_port: int) -> subprocess.Popen[bytes]:
     if not layout.minio_bin.is_file():
         raise StackError(f"{layout.minio_bin} is missing; run `genomebus stack install`")
@@ -151,6 +151,7 @@ def probe(endpoint: str, timeout: float = 2.0) -> bool:
     """True if MinIO's liveness endpoint answers HTTP 200."""
     try:
         with urllib.request.urlopen(f"http://{endpoint}/minio/health/live", timeout=timeout) as r:
-            return r.status == 200
+            status: int = r.status
+            return status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False

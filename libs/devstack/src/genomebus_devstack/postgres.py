@@ -62,7 +62,7 @@ def _server_owner() -> tuple[int, int] | None:
 
 
 def _reachable_by(path: Path, uid: int, gid: int) -> bool:
-    """Can ``uid`` traverse every existing ancestor of ``path``? (pure stat checks, no subprocess)"""
+    """Can ``uid`` traverse every existing ancestor of ``path``? (stat checks, no subprocess)"""
     for directory in (path, *path.parents):
         try:
             st = directory.stat()

@@ -7,6 +7,7 @@ only counts as ours while ``/proc/<pid>/cmdline`` and its start time still match
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ class StackError(RuntimeError):
     """A failure with a message meant for the person at the terminal (no traceback needed)."""
 
 
-# --- /proc helpers ---------------------------------------------------------------------------------
+# --- /proc helpers --------------------------------------------------------------------------------
 def proc_cmdline(pid: int) -> list[str] | None:
     """The argv of ``pid`` or None if it does not exist (or is a zombie with an empty cmdline)."""
     try:
@@ -60,7 +61,7 @@ def pid_alive(pid: int) -> bool:
     return state is not None and state not in ("Z", "X")
 
 
-# --- pid files -------------------------------------------------------------------------------------
+# --- pid files ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PidRecord:
     """What we remember about a process we started."""
@@ -121,7 +122,7 @@ def running_record(path: Path) -> PidRecord | None:
     return None
 
 
-# --- start / stop ----------------------------------------------------------------------------------
+# --- start / stop ---------------------------------------------------------------------------------
 def spawn(
     argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.Popen[bytes]:
@@ -179,13 +180,11 @@ def wait_gone(pid: int, timeout: float) -> bool:
 
 def _reap(pid: int) -> None:
     """Collect our own exited child so it does not linger as a zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
-# --- misc ------------------------------------------------------------------------------------------
+# --- misc -----------------------------------------------------------------------------------------
 def tail(path: Path, lines: int = 20) -> list[str]:
     """Last ``lines`` lines of a log file (empty if it does not exist)."""
     try:
@@ -196,7 +195,7 @@ def tail(path: Path, lines: int = 20) -> list[str]:
 
 
 def failure(message: str, log: Path, lines: int = 20) -> StackError:
-    """A StackError that carries the last lines of the component's log, which is what one reads next."""
+    """A StackError that carries the last lines of the component's log, what one reads next."""
     last = tail(log, lines)
     body = "\n".join(f"    {line}" for line in last) if last else "    (log is empty)"
     return StackError(f"{message}\n  last {len(last)} lines of {log}:\n{body}")

@@ -47,7 +47,8 @@ Echo = Callable[[str], None]
 
 
 def default_echo(line: str) -> None:
-    """Print a progress line; a closed stdout (``... | head``) must not abort a half-done up/down."""
+    """Print a progress line; a closed stdout (``... | head``) must not abort a half-done
+    up/down."""
     try:
         print(line, flush=True)
     except BrokenPipeError:
@@ -269,7 +270,8 @@ def _database_roles(layout: Layout, port: int) -> dict[str, dbroles.RolePassword
 
 def _provision_kafka(layout: Layout, ports: dict[str, int], echo: Echo) -> None:
     """Users new to the table, every topic, and the ACLs: on every ``up``, since the table in
-    ``genomebus_common.contracts.topics`` may have changed since the broker started (a no-op otherwise)."""
+    ``genomebus_common.contracts.topics`` may have changed since the broker started (a no-op
+    otherwise)."""
     import asyncio
 
     from . import kafka_access
@@ -351,7 +353,8 @@ def _wait_new(layout: Layout, item: _Starting, ports: dict[str, int], echo: Echo
 def _wait_existing(
     layout: Layout, component: str, record: PidRecord, ports: dict[str, int], echo: Echo
 ) -> None:
-    """A process of ours is already there: fine if healthy, else give it time (it may be starting)."""
+    """A process of ours is already there: fine if healthy, else give it time (it may be
+    starting)."""
     began = time.monotonic()
     deadline = began + READY_TIMEOUT[component]
     while True:

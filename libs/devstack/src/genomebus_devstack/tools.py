@@ -54,12 +54,18 @@ def missing_packages(packages: Iterable[str]) -> list[str]:
     return [p for p in packages if p not in installed]
 
 
-_apt_updated = False
+@dataclass
+class _AptIndex:
+    """Whether this process has already run ``apt-get update``."""
+
+    updated: bool = False
+
+
+_apt_index = _AptIndex()
 
 
 def apt_install(packages: list[str], layout: Layout) -> None:
     """``apt-get update`` (once per process) and install ``packages``; root only."""
-    global _apt_updated
     if os.geteuid() != 0:
         raise StackError(
             f"missing Debian packages: {' '.join(packages)}. Install them with\n"
@@ -67,9 +73,9 @@ def apt_install(packages: list[str], layout: Layout) -> None:
         )
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     log = layout.log("install")
-    if not _apt_updated:
+    if not _apt_index.updated:
         run_logged(["apt-get", "update"], log=log, env=env, what="apt-get update", timeout=900)
-        _apt_updated = True
+        _apt_index.updated = True
     run_logged(
         ["apt-get", "install", "-y", "--no-install-recommends", *packages],
         log=log,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from minio import MinioAdmin
-from minio.credentials import StaticProvider
+from minio.credentials.providers import StaticProvider
 
 _HOSPITAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 

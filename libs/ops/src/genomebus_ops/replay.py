@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]  # aiokafka ships no py.typed
+from aiokafka.structs import OffsetAndMetadata  # type: ignore[import-untyped]  # aiokafka ships no py.typed
 
 from genomebus_common.contracts.topics import ALL_TOPICS, Topic
 from genomebus_common.runtime.broker import decode_headers
@@ -87,7 +87,8 @@ async def list_parked(
     emit: Callable[[dict[str, object]], None],
     topics: Iterable[Topic] = ALL_TOPICS,
 ) -> int:
-    """Show every record in a DLQ (the why and where, never the body) and whether it was dealt with."""
+    """Show every record in a DLQ (the why and where, never the body) and whether it was dealt
+    with."""
     group = replay_group(dlq_topic, topics)
     consumer = AIOKafkaConsumer(
         **client_options(settings), group_id=group, enable_auto_commit=False
@@ -147,7 +148,7 @@ async def replay(
             verdict = judge(message, selection, max_replays=max_replays, force=force, topics=topics)
             if verdict is Verdict.REPLAY and not dry_run:
                 await producer.send_and_wait(
-                    message.original_topic,  # type: ignore[arg-type]  # judge checked it
+                    message.original_topic,  # judge checked it is a known topic
                     value=message.value,
                     key=message.key,
                     headers=replay_headers(message),

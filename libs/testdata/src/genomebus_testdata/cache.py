@@ -25,7 +25,7 @@ def sha256_file(path: Path) -> str:
 def load_valid(manifest: Path, params: dict[str, Any]) -> dict[str, Any] | None:
     """The manifest's contents if ``params`` match and all its files are intact, else None."""
     try:
-        data = json.loads(manifest.read_text())
+        data: dict[str, Any] = json.loads(manifest.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
     if data.get("params") != params:

@@ -117,7 +117,8 @@ def _make(args: argparse.Namespace) -> int:
 
 def _describe(sample: SimulatedSample, seconds: float) -> str:
     return (
-        f"sample     {sample.truth_vcf.parent}  {sample.read_pairs:,} pairs x {sample.read_length} bp"
+        f"sample     {sample.truth_vcf.parent}  "
+        f"{sample.read_pairs:,} pairs x {sample.read_length} bp"
         f" ({sample.coverage:.1f}x), truth {sample.snv_count:,} SNVs + {sample.indel_count:,} "
         f"indels ({sample.het_count:,} het / {sample.hom_count:,} hom)  {seconds:.1f}s\n"
         f"           {sample.reads_1.name} {sample.reads_2.name} {sample.truth_vcf.name}"

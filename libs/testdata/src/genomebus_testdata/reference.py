@@ -144,7 +144,8 @@ def describe(fasta: Path | str) -> ReferenceInfo:
 
 
 def _read_slice(source: Path, start: int, length: int) -> str:
-    """Bases [start, start+length) of the single-record source, decompressing only what is needed."""
+    """Bases [start, start+length) of the single-record source, decompressing only what is
+    needed."""
     end = start + length
     chunks: list[str] = []
     seen = 0

@@ -31,7 +31,7 @@ from typing import Any
 
 from . import cache
 from .reference import describe
-from .tools import run
+from .tools import ToolArg, run
 
 TRUTH_VCF = "truth.vcf.gz"
 READS_1 = "reads_1.fq.gz"
@@ -68,7 +68,8 @@ class SimulatedSample:
 
 
 def read_pairs_for(coverage: float, length: int, read_length: int = 150) -> int:
-    """Pairs needed for ``coverage`` x over ``length`` bases: coverage * length / (2 * read_length)."""
+    """Pairs needed for ``coverage`` x over ``length`` bases:
+    coverage * length / (2 * read_length)."""
     return max(1, math.ceil(coverage * length / (2 * read_length)))
 
 
@@ -130,7 +131,7 @@ def simulate_sample(
         fastq_1, fastq_2 = READS_1.removesuffix(".gz"), READS_2.removesuffix(".gz")
         counts = fix_mason_vcf(raw_vcf, truth_vcf, seed=seed, reference_name=ref.name)
         # fmt: off
-        simulator = [
+        simulator: list[ToolArg] = [
             "mason_simulator", "-q", "-ir", ref, "-iv", truth_vcf, "-n", read_pairs,
             "--seed", seed, "--num-threads", threads, "-o", tmp / fastq_1, "-or", tmp / fastq_2,
             "--seq-technology", "illumina", "--illumina-read-length", read_length,

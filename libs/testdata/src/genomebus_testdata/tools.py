@@ -27,6 +27,9 @@ PACKAGES: dict[str, str] = {
     "mason_simulator": "seqan-apps",
 }
 
+# One argument of a tool's command line: every one is passed on as ``str(argument)``.
+ToolArg = str | os.PathLike[str] | int | float
+
 # seqan-apps installs mason outside PATH on Debian.
 _EXTRA_DIRS = ("/usr/lib/seqan/bin",)
 
@@ -40,7 +43,8 @@ class ToolFailed(RuntimeError):
 
 
 def find_tool(name: str) -> Path:
-    """The absolute path of ``name``; ``GENOMEBUS_<NAME>`` in the environment overrides the search."""
+    """The absolute path of ``name``; ``GENOMEBUS_<NAME>`` in the environment overrides the
+    search."""
     override = os.environ.get(f"GENOMEBUS_{name.upper()}")
     if override:
         path = Path(override)
@@ -55,7 +59,7 @@ def find_tool(name: str) -> Path:
 
 
 def run(
-    args: Sequence[str | os.PathLike[str]],
+    args: Sequence[ToolArg],
     *,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
@@ -72,9 +76,7 @@ def run(
     return proc
 
 
-def run_pipeline(
-    stages: Sequence[Sequence[str | os.PathLike[str]]], *, cwd: Path | None = None
-) -> None:
+def run_pipeline(stages: Sequence[Sequence[ToolArg]], *, cwd: Path | None = None) -> None:
     """Run ``a | b | c`` without a shell and fail if ANY stage fails (what ``pipefail`` does).
 
     Each stage's stderr goes to a temporary file rather than a pipe: bwa writes megabytes of
@@ -100,11 +102,11 @@ def run_pipeline(
                 procs.append((argv, proc, errfile))
                 previous = proc
             failures = []
-            for argv, proc, errfile in procs:
+            for argv, proc, stderr_file in procs:
                 code = proc.wait()
                 if code != 0:
-                    errfile.seek(0)
-                    failures.append(_failure_message(argv, code, errfile.read()))
+                    stderr_file.seek(0)
+                    failures.append(_failure_message(argv, code, stderr_file.read()))
             if failures:
                 raise ToolFailed("\n".join(failures))
         finally:

@@ -54,8 +54,8 @@ def open_text(path: Path) -> io.TextIOBase:
     with path.open("rb") as probe:
         magic = probe.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt")  # type: ignore[return-value]
-    return path.open("r")  # type: ignore[return-value]
+        return gzip.open(path, "rt")
+    return path.open("r")
 
 
 def parse(lines: Iterator[str] | io.TextIOBase) -> Iterator[Record]:
