@@ -1,1 +1,2 @@
-"""Static checks of the Compose stack and the shared service Dockerfile (no Docker engine needed)."""
+"""Static checks of the Compose stack and the shared service Dockerfile (no Docker engine
+needed)."""

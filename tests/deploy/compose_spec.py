@@ -1,4 +1,5 @@
-"""Helpers for the deployment tests: the pinned Compose Specification schema and a Dockerfile reader.
+"""Helpers for the deployment tests: the pinned Compose Specification schema and a Dockerfile
+reader.
 
 The schema is the one the Compose implementation itself embeds: ``schema/compose-spec.json`` in the
 Go module ``github.com/compose-spec/compose-go/v2``. It is obtained through the Go module proxy with
@@ -25,7 +26,8 @@ from typing import Any
 COMPOSE_GO_MODULE = "github.com/compose-spec/compose-go/v2"
 COMPOSE_GO_VERSION = "v2.16.2"
 SCHEMA_PATH_IN_MODULE = "schema/compose-spec.json"
-# sha256 of schema/compose-spec.json in compose-go v2.16.2 (module sum h1:pTp1DqQwJzFd85GzlWsSszKA1ABrV/ySqsClujIcWA8=)
+# sha256 of schema/compose-spec.json in compose-go v2.16.2
+# (module sum h1:pTp1DqQwJzFd85GzlWsSszKA1ABrV/ySqsClujIcWA8=)
 SCHEMA_SHA256 = "f266dcbb043229405d7cedd5aec918f9102c2b3d5e3850808fdd8edd564a43ff"
 
 
@@ -80,7 +82,8 @@ def compose_schema_path() -> Path:
     if proc.returncode != 0 or "Dir" not in info or info.get("Error"):
         raise SchemaUnavailable(
             f"go mod download {COMPOSE_GO_MODULE}@{COMPOSE_GO_VERSION} failed "
-            f"(exit {proc.returncode}): {info.get('Error') or proc.stderr.strip() or proc.stdout.strip()}"
+            f"(exit {proc.returncode}): "
+            f"{info.get('Error') or proc.stderr.strip() or proc.stdout.strip()}"
         )
     path = Path(info["Dir"]) / SCHEMA_PATH_IN_MODULE
     if not path.is_file():

@@ -34,13 +34,16 @@ POSTGRES_INIT_DIR = REPO / "deploy" / "compose" / "postgres-init"
 # Every service reads these (pydantic-settings, prefix GENOMEBUS_).
 SHARED_SETTINGS = (
     "GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS",
+    "GENOMEBUS_SERVICE_NAME",
+    "GENOMEBUS_LOG_LEVEL",
+)
+S3_SETTINGS = (
     "GENOMEBUS_S3_ENDPOINT",
     "GENOMEBUS_S3_ACCESS_KEY",
     "GENOMEBUS_S3_SECRET_KEY",
     "GENOMEBUS_S3_SECURE",
-    "GENOMEBUS_SERVICE_NAME",
-    "GENOMEBUS_LOG_LEVEL",
 )
+OBJECT_SERVICES = {"ingest", "alignment", "calling", "registry"}  # consent keeps no objects
 DB_SERVICES = {"ingest", "consent", "registry"}
 INFRASTRUCTURE = {"kafka", "minio", "minio-init", "postgres"}
 REQUIRED_TOOLS = {
@@ -119,8 +122,8 @@ def _depends_on(service: dict) -> dict[str, dict]:
 def test_compose_file_matches_the_compose_specification(compose, schema_validator):
     errors = schema_errors(_require(schema_validator), compose)
     assert not errors, (
-        f"docker-compose.yml violates the Compose Specification (compose-go {COMPOSE_GO_VERSION}):\n"
-        + "\n".join(errors)
+        "docker-compose.yml violates the Compose Specification "
+        f"(compose-go {COMPOSE_GO_VERSION}):\n" + "\n".join(errors)
     )
 
 
@@ -150,7 +153,8 @@ def test_compose_file_matches_the_compose_specification(compose, schema_validato
     ],
 )
 def test_validator_rejects_broken_compose_documents(compose, schema_validator, breakage, expected):
-    """Proves the validation can fail: each deliberately broken copy must be rejected, for its fault."""
+    """Proves the validation can fail: each deliberately broken copy must be rejected, for its
+    fault."""
     broken = copy.deepcopy(compose)
     breakage(broken)
     errors = schema_errors(_require(schema_validator), broken)
@@ -195,6 +199,12 @@ def test_every_service_gets_the_shared_settings(compose, name):
         )
         assert compose["services"][host]["image"].startswith("apache/kafka:")
 
+    if name not in OBJECT_SERVICES:
+        # least privilege: neither the object store's address nor its keys
+        assert not [key for key in S3_SETTINGS if key in env], f"{name} keeps no objects"
+        return
+    missing = [key for key in S3_SETTINGS if not env.get(key)]
+    assert not missing, f"{name}: object store settings not set: {missing}"
     s3 = env["GENOMEBUS_S3_ENDPOINT"]
     assert "://" not in s3, f"{name}: GENOMEBUS_S3_ENDPOINT is host:port, not a URL ({s3!r})"
     host, _, port = s3.rpartition(":")
@@ -270,7 +280,8 @@ def test_pseudonym_key_is_a_secret_from_the_environment(compose):
         assert match, (
             f"{name}: GENOMEBUS_PSEUDONYM_KEY must come from the environment, got {value!r}"
         )
-        # ${VAR:?msg} or ${VAR?msg} (required) or plain ${VAR}; never a default value to fall back on.
+        # ${VAR:?msg} or ${VAR?msg} (required) or plain ${VAR}; never a default value to fall
+        # back on.
         assert match["op"] in (None, ":?", "?"), f"{name}: the pseudonym key must have no default"
 
 
@@ -291,7 +302,8 @@ def test_depends_on_conditions_are_satisfiable(compose):
             assert dep in services, f"{name} depends on unknown service {dep}"
             condition = spec.get("condition")
             assert condition in {"service_healthy", "service_completed_successfully"}, (
-                f"{name} -> {dep}: use service_healthy or service_completed_successfully, not {condition}"
+                f"{name} -> {dep}: use service_healthy or service_completed_successfully, "
+                f"not {condition}"
             )
             if condition == "service_healthy":
                 assert "healthcheck" in services[dep], (
@@ -314,7 +326,7 @@ def test_kafka_is_a_single_kraft_node_on_4_1(compose):
         "KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS"
     )
     assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] in {
-        l.split(":")[0] for l in env["KAFKA_LISTENERS"].split(",")
+        listener.split(":")[0] for listener in env["KAFKA_LISTENERS"].split(",")
     }
     assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
     for key in (

@@ -605,8 +605,9 @@ def test_kafka_takes_only_tls_clients_with_scram_users_and_enforces_acls(m: Mani
     (kafka,) = m.of("Kafka")
     listeners = kafka["spec"]["kafka"]["listeners"]
     assert listeners and all(
-        l["tls"] is True and l.get("authentication", {}).get("type") == "scram-sha-512"
-        for l in listeners
+        listener["tls"] is True
+        and listener.get("authentication", {}).get("type") == "scram-sha-512"
+        for listener in listeners
     ), "every listener: TLS and SCRAM-SHA-512"
     assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
     assert kafka["spec"]["entityOperator"].get("userOperator") is not None, "who makes the users?"
@@ -871,14 +872,21 @@ def test_pseudonym_key_is_one_secret_for_ingest_and_consent_only(m: Manifests) -
 
 
 def test_s3_user_is_the_tenants_and_every_bucket_exists(m: Manifests) -> None:
+    from genomebus_common.runtime.settings import ObjectStoreSettings
     from genomebus_common.stagekit.reference import REFERENCE_BUCKET
 
     (tenant,) = m.of("Tenant")
     users = {u["name"] for u in tenant["spec"]["users"]}
     for deployment in m.deployments():
         env = m.container_env(deployment)
-        if service_of(deployment) == "heat":
-            assert "GENOMEBUS_S3_SECRET_KEY" not in env
+        if not issubclass(settings_class(service_of(deployment)), ObjectStoreSettings):
+            # least privilege: a service that keeps no objects gets neither keys nor address
+            assert not {n for n in env if n.startswith("GENOMEBUS_S3_")}
+            assert not any(
+                ref.get("configMapRef", {}).get("name") == "genomebus-object-store"
+                for container in deployment["spec"]["template"]["spec"]["containers"]
+                for ref in container.get("envFrom", [])
+            )
             continue
         access = env["GENOMEBUS_S3_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]
         secret = env["GENOMEBUS_S3_SECRET_KEY"]["valueFrom"]["secretKeyRef"]
@@ -891,7 +899,8 @@ def test_s3_user_is_the_tenants_and_every_bucket_exists(m: Manifests) -> None:
             if field_name.endswith("_bucket"):
                 wanted.add(field.default)
     assert wanted <= {b["name"] for b in tenant["spec"]["buckets"]}
-    endpoint = m.configmap("genomebus-common")["data"]["GENOMEBUS_S3_ENDPOINT"]
+    assert "GENOMEBUS_S3_ENDPOINT" not in m.configmap("genomebus-common")["data"]
+    endpoint = m.configmap("genomebus-object-store")["data"]["GENOMEBUS_S3_ENDPOINT"]
     assert endpoint == ("minio:443" if tenant["spec"].get("requestAutoCert", True) else "minio:80")
 
 
