@@ -309,7 +309,7 @@ async def test_a_stopping_service_neither_retries_nor_dead_letters_and_the_messa
     from genomebus_common import shutdown
     from genomebus_common.stagekit import tools
 
-    monkeypatch.setattr(tools, "_stopping", threading.Event())  # the test process goes on
+    monkeypatch.setattr(shutdown, "_stopping", threading.Event())  # the test process goes on
     topic = f"test.{unique}.stopping"
     await create_topics(settings, topic, f"{topic}.dlq")
     # The broker waits graceful_timeout (15 s by default) for the parked handler, then cancels it.

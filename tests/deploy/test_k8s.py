@@ -910,8 +910,8 @@ def test_s3_user_is_the_tenants_and_every_bucket_exists(m: Manifests) -> None:
 
 
 def test_heat_controller_settings_steer_the_research_lane(m: Manifests) -> None:
-    from genomebus_heat.demand import parse_forecast
-    from genomebus_heat.recovery import RECOVERY_KEY
+    from genomebus_heat.core.demand import parse_forecast
+    from genomebus_heat.core.recovery import RECOVERY_KEY
 
     (deployment,) = m.deployments("heat")
     container = only_container(deployment)

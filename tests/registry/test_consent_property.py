@@ -30,7 +30,7 @@ from genomebus_common.runtime.objectstore import ObjectStore
 from genomebus_registry.adapters.postgres import counts
 from genomebus_registry.adapters.postgres.handlers import RegistryHandlers
 from genomebus_registry.adapters.postgres.queries import Queries
-from genomebus_registry.adapters.postgres.schema import migrations
+from genomebus_registry.schema import migrations
 
 from .conftest import RESEARCHER, UploadedVcf, consent, delivery, pseudonym, variants_called
 

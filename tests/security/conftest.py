@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from genomebus_devstack.services import ServiceProcess
-from genomebus_registry.main import Registry
+from genomebus_registry.inject import Registry
 
 from ..ingest.conftest import ingest_settings, lis, toy_reference  # noqa: F401  (fixtures)
 

@@ -141,7 +141,7 @@ def test_a_mate_far_longer_than_the_other_is_counted_not_held() -> None:
     import gzip
     import tracemalloc
 
-    from genomebus_ingest.fastq import check_pair
+    from genomebus_ingest.core.fastq import check_pair
 
     r1 = gzip.compress(b"@aa/1\nA\n+\nI\n")
     r2 = gzip.compress(b"@aa/2\nA\n+\nI\n" * 4_000_000)

@@ -9,7 +9,7 @@ from functools import cache
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genomebus_registry.disclosure import Cells, Disclosed, disclose, listed
+from genomebus_registry.core.disclosure import Cells, Disclosed, disclose, listed
 
 GROUPS = ("carriers", "non_carriers", "homozygotes", "heterozygotes")
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from genomebus_registry.config import RegistryClient, RegistrySettings
-from genomebus_registry.disclosure import DEFAULT_MIN_CELL, MIN_CELL_FLOOR
+from genomebus_registry.core.disclosure import DEFAULT_MIN_CELL, MIN_CELL_FLOOR
 
 TOKEN = hashlib.sha256(b"t").hexdigest()
 

@@ -1,4 +1,5 @@
-"""The registry's tables: its migrations, and what the registry's runtime role may do with them.
+"""The registry's tables: its migrations, and what its runtime role may do with them. At the
+package's top, like every service's: `genomebus-migrate` finds it as ``genomebus_<service>.schema``.
 
 Append-only here: ``audit_log`` (who did what, to whose data, why) and ``removed_samples`` (the
 tombstones that make a late load refuse a withdrawn sample). The runtime role may DELETE from
