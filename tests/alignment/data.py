@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from genomebus_alignment.pipeline import AlignmentResult, align, index_reference
+from genomebus_alignment.adapters.pipeline import AlignmentResult, align, index_reference
 from genomebus_common.contracts.events import ReadGroup
 
 CONTIGS = (("chrA", 120_000), ("chrB", 80_000))

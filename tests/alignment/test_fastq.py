@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from genomebus_alignment.fastq import FastqCount, InvalidReads, counted_fastq, gunzip_members
+from genomebus_alignment.core.fastq import FastqCount, InvalidReads, counted_fastq, gunzip_members
 
 
 def _fastq(n: int, start: int = 0) -> bytes:

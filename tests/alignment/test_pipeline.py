@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from genomebus_alignment import pipeline as pipeline_module
-from genomebus_alignment.fastq import InvalidReads
-from genomebus_alignment.pipeline import (
+from genomebus_alignment.adapters import pipeline as pipeline_module
+from genomebus_alignment.adapters.pipeline import (
     BWA_INDEX_SUFFIXES,
     AlignmentResult,
     ReferenceNotIndexed,
     align,
 )
+from genomebus_alignment.core.fastq import InvalidReads
 from genomebus_common.contracts.errors import PermanentError, ToolFailed, ToolFailedTransiently
 from genomebus_common.stagekit.tools import Command, Data, has_bgzf_eof, tool_version
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from genomebus_alignment.adapters.tools import SamtoolsAligner
 from genomebus_alignment.config import AlignmentSettings
-from genomebus_alignment.handlers import AlignmentWork
-from genomebus_alignment.pipeline import ReadCountMismatch
+from genomebus_alignment.core.errors import ReadCountMismatch
+from genomebus_alignment.work import AlignmentWork
 from genomebus_common.runtime.objectstore import ObjectStore
 from genomebus_common.stagekit.scatter import ScatterStore
 
@@ -40,7 +41,12 @@ async def test_a_sample_cut_into_chunks_or_refused_leaves_only_what_its_plan_nam
     settings = AlignmentSettings(
         chunk_bases=400, bwa_batch_bases=400, profile="dev", _env_file=None
     )  # type: ignore[call-arg]
-    work = AlignmentWork(settings, store, KnownReference())  # type: ignore[arg-type]
+    work = AlignmentWork(
+        settings=settings,
+        store=store,
+        references=KnownReference(),
+        tools=SamtoolsAligner(threads=1, sort_memory_mb=64),  # planning runs no tool
+    )
     scatter = ScatterStore(store, bucket, f"samples/{source.sample_id}/alignment")
     if declared == 10:
         units = work.plan(source, scatter, tmp_path)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from genomebus_alignment.adapters.pipeline import align, align_unit, gather_alignments
 from genomebus_alignment.core.chunks import ChunkRule, split_pairs
-from genomebus_alignment.pipeline import align, align_unit, gather_alignments
 
 from .data import READ_GROUP, SmallDataset
 
@@ -102,7 +102,7 @@ def test_the_records_do_not_depend_on_how_many_chunks(
 def repeat_rich(tmp_path_factory: pytest.TempPathFactory) -> SmallDataset:
     """A real 1 Mb slice of human chrX (repeats and all) and 20k simulated pairs on it: reads
     with several equally good hits, where bwa's tie-break decides the placement."""
-    from genomebus_alignment.pipeline import index_reference
+    from genomebus_alignment.adapters.pipeline import index_reference
     from genomebus_testdata import make_reference, simulate_sample
 
     folder = tmp_path_factory.mktemp("repeat_rich")
@@ -116,13 +116,9 @@ def repeat_rich(tmp_path_factory: pytest.TempPathFactory) -> SmallDataset:
 def test_bwa_places_tied_reads_as_in_one_piece(repeat_rich: SmallDataset, tmp_path: Path) -> None:
     """Stock bwa numbers a chunk's reads from 0 and breaks ties by that number, so ~0.05% of
     records moved between chunkings; genomebus's bwa takes the chunk's offset (-J)."""
-    global BATCH
-    saved, BATCH = BATCH, 750_000  # 20k pairs x 300 bases = 6 Mbp: 8 batches
-    try:
-        whole = scattered(repeat_rich, tmp_path / "one", "bwa", 8)
-        ties = [r for r in whole if r.split("\t")[4] == "0" and not int(r.split("\t")[1]) & 4]
-        assert ties, "the slice has multi-mapping reads (else this test proves nothing)"
-        for per_chunk in (4, 2):
-            assert scattered(repeat_rich, tmp_path / f"by{per_chunk}", "bwa", per_chunk) == whole
-    finally:
-        BATCH = saved
+    # BATCH again: 20k pairs x 300 bases = 6 Mbp, 8 batches
+    whole = scattered(repeat_rich, tmp_path / "one", "bwa", 8)
+    ties = [r for r in whole if r.split("\t")[4] == "0" and not int(r.split("\t")[1]) & 4]
+    assert ties, "the slice has multi-mapping reads (else this test proves nothing)"
+    for per_chunk in (4, 2):
+        assert scattered(repeat_rich, tmp_path / f"by{per_chunk}", "bwa", per_chunk) == whole

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from genomebus_alignment.pipeline import AlignmentResult
-from genomebus_calling.pipeline import (
+from genomebus_alignment.adapters.pipeline import AlignmentResult
+from genomebus_calling.adapters.pipeline import (
     CallingResult,
     InvalidAlignment,
     ReferenceMismatch,
@@ -165,7 +165,7 @@ def test_contigs_are_compared_by_name_not_order(
     aligned_bwa: AlignmentResult, tmp_path: Path
 ) -> None:
     """Same reference, contigs listed in another order: still the same reference."""
-    from genomebus_calling.pipeline import check_bam_matches_reference
+    from genomebus_calling.adapters.pipeline import check_bam_matches_reference
 
     reordered = _other_reference(tmp_path, tuple(reversed(CONTIGS)))
     check_bam_matches_reference(aligned_bwa.bam, reordered)

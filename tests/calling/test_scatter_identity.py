@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from genomebus_alignment.pipeline import AlignmentResult
+from genomebus_alignment.adapters.pipeline import AlignmentResult
+from genomebus_calling.adapters.pipeline import bam_contigs, call_unit, call_variants, gather_calls
 from genomebus_calling.core.regions import plan_regions
-from genomebus_calling.pipeline import bam_contigs, call_unit, call_variants, gather_calls
 from tests.alignment.data import SmallDataset
 
 pytestmark = pytest.mark.tools  # runs the real bio tools

@@ -15,11 +15,13 @@ from genomebus_common.contracts.events import (
     Producer,
     SampleAligned,
     SampleEvent,
+    SampleReceived,
     Stage,
     StageProgress,
     WorkUnit,
 )
 from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.stagekit.follow_on import follow_on
 from genomebus_common.stagekit.scatter import ScatterPlan, ScatterStore, UnitResult
 from genomebus_common.stagekit.stage import ScatteredStage, remove_outputs
 from genomebus_common.stagekit.tools import ResourceMeter
@@ -36,6 +38,8 @@ class UppercaseWork:
 
     stage = Stage.ALIGNMENT
     event_type = SampleAligned
+    source_type = SampleReceived
+    unit_kind = "read_chunk"
 
     def __init__(self, store: ObjectStore, units: int = 3) -> None:
         self.store, self.units = store, units
@@ -75,13 +79,12 @@ class UppercaseWork:
         self.calls["gather"].append(1)
         source = sample_received(plan.sample_id)
         parts = [r.outputs["out"] for r in results]
-        return SampleAligned(
-            correlation_id=source.correlation_id,
-            sample_id=source.sample_id,
-            patient_pseudonym=source.patient_pseudonym,
-            reference=source.reference,
+        return follow_on(
+            SampleAligned,
+            source,
+            None,
             bam=parts[0],
-            bam_index=parts[-1],  # type: ignore[arg-type]
+            bam_index=parts[-1],
             metrics=AlignmentMetrics(
                 reads_total=2, mapping_rate=1, duplicate_rate=0, mean_coverage=1
             ),

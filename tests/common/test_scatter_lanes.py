@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from genomebus_common.contracts.events import Priority, Stage, WorkUnit
+from itertools import pairwise
+
+from genomebus_common.contracts.events import (
+    AlignmentMetrics,
+    Priority,
+    Producer,
+    SampleAligned,
+    Stage,
+    StageProgress,
+    WorkUnit,
+)
 from genomebus_common.contracts.topics import (
     SCATTER_WIDTH,
     WORK_LANES,
@@ -10,9 +20,12 @@ from genomebus_common.contracts.topics import (
     topic_for,
     work_partition,
 )
+from genomebus_common.stagekit.follow_on import follow_on, lane_of
 from genomebus_common.stagekit.scatter import ScatterPlan, unit_events
 
 from .factories import object_ref, sample_received
+
+METRICS = AlignmentMetrics(reads_total=2, mapping_rate=1, duplicate_rate=0, mean_coverage=1)
 
 
 def units(priority: Priority, count: int, sample_id: str = "S-lanes") -> list[WorkUnit]:
@@ -54,4 +67,52 @@ def test_units_go_to_their_stage_and_lane_and_a_republished_unit_is_the_same() -
 def test_consecutive_units_take_consecutive_partitions() -> None:
     parts = [work_partition(u) for u in units(Priority.ROUTINE, 8)]
     width = SCATTER_WIDTH[Priority.ROUTINE]
-    assert all((b - a) % width == 1 for a, b in zip(parts, parts[1:]))
+    assert all((b - a) % width == 1 for a, b in pairwise(parts))
+
+
+def test_a_sample_travels_in_its_own_lane_and_an_event_without_one_in_routine() -> None:
+    urgent = sample_received(priority=Priority.URGENT_CLINICAL)
+    assert lane_of(urgent) == Priority.URGENT_CLINICAL
+    aligned = follow_on(
+        SampleAligned,
+        urgent,
+        None,
+        bam=object_ref("a.bam"),
+        bam_index=object_ref("a.bai"),
+        metrics=METRICS,
+        tools=[],
+    )
+    assert aligned.priority == Priority.URGENT_CLINICAL  # carried on to calling
+    older = aligned.model_copy(update={"priority": None})  # from before priorities were carried
+    assert lane_of(older) == Priority.ROUTINE
+
+
+def test_a_follow_on_event_carries_the_sample_and_the_given_fields_win() -> None:
+    source = sample_received(priority=Priority.RESEARCH)
+    producer = Producer(service="calling", version="1")
+    progress = follow_on(
+        StageProgress,
+        source,
+        producer,
+        stage=Stage.CALLING,
+        unit_kind="region",
+        units_done=1,
+        units_total=2,
+    )
+    carried = ("correlation_id", "sample_id", "patient_pseudonym", "reference", "hospital_id")
+    assert {f: getattr(progress, f) for f in carried} == {f: getattr(source, f) for f in carried}
+    assert progress.producer == producer
+    assert "priority" not in StageProgress.model_fields  # no lane where the event has none
+    unit = units(Priority.RESEARCH, 1)[0]
+    assert unit.priority == Priority.RESEARCH and unit.hospital_id == source.hospital_id
+    override = follow_on(
+        WorkUnit,
+        source,
+        None,
+        stage=Stage.ALIGNMENT,
+        priority=Priority.ROUTINE,
+        unit_index=0,
+        unit_count=1,
+        plan=object_ref("plan.json"),
+    )
+    assert override.priority == Priority.ROUTINE  # the plan's lane, not the source's

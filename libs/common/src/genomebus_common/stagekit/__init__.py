@@ -1,1 +1,2 @@
-"""What a pipeline stage is made of: tools, scratch space, the stage loop, the consent view, energy, references, scatter."""
+"""What a pipeline stage is made of: tools, scratch space, the stage loop and its shared work,
+the consent view, energy, references, scatter."""

@@ -16,7 +16,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]  # aiokafka ships no type information
 from pydantic import ValidationError
 
 from genomebus_common.contracts.errors import TransientError
@@ -24,13 +24,13 @@ from genomebus_common.contracts.events import PSEUDONYM_PATTERN, ConsentChanged
 from genomebus_common.contracts.topics import CONSENT_CHANGED
 from genomebus_common.runtime.failures import from_kafka_error
 from genomebus_common.runtime.kafka_client import client_options
-from genomebus_common.runtime.settings import ServiceSettings
+from genomebus_common.runtime.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 
 class ConsentView:
-    def __init__(self, settings: ServiceSettings, topic: str = CONSENT_CHANGED.name) -> None:
+    def __init__(self, settings: KafkaSettings, topic: str = CONSENT_CHANGED.name) -> None:
         self.settings = settings
         self.topic = topic
         self.latest: dict[str, ConsentChanged] = {}
@@ -146,9 +146,9 @@ class ConsentView:
                 log.exception("consent view: fetch failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
-            for tp, records in batches.items():
+            for records in batches.values():
                 for record in records:
-                    self._read(record.value, record.offset)  # type: ignore[arg-type]
+                    self._read(record.value, record.offset)
             if pending:
                 for tp in list(pending):
                     if await consumer.position(tp) >= ends[tp]:
@@ -162,7 +162,7 @@ class ConsentView:
         rejects, say) is still applied for its decision when that much is sound: skipping it
         could skip a withdrawal."""
         try:
-            self.apply(ConsentChanged.from_bytes(value))
+            self.apply(ConsentChanged.model_validate_json(value))
             return
         except ValidationError:
             pass

@@ -39,6 +39,7 @@ def estimate(meter: ResourceMeter, settings: EnergySettings) -> EnergyEstimate:
     kwh = meter.cpu_seconds * settings.energy_watts_per_core / JOULES_PER_KWH
     fraction = settings.recovery_fraction()
     return EnergyEstimate(
+        estimate=True,
         method=METHOD,
         cpu_seconds=round(meter.cpu_seconds, 3),
         wall_seconds=round(meter.wall_seconds, 3),
@@ -64,6 +65,7 @@ def total(estimates: Iterable[EnergyEstimate | None]) -> EnergyEstimate | None:
     recovered = sum(e.heat_recovered_kwh for e in parts)
     nodes = {e.node for e in parts}
     return EnergyEstimate(
+        estimate=True,
         method=TOTAL_METHOD,
         cpu_seconds=round(cpu, 3),
         wall_seconds=round(sum(e.wall_seconds for e in parts), 3),

@@ -110,7 +110,7 @@ class Manifest(BaseModel):
 
     @property
     def total_length(self) -> int:
-        return sum(int(s["length"]) for s in self.sequences)  # type: ignore[call-overload]
+        return sum(int(str(s["length"])) for s in self.sequences)
 
 
 def _run(*command: str, cwd: Path) -> None:

@@ -44,6 +44,7 @@ from genomebus_common.contracts.events import (
     new_id,
 )
 from genomebus_common.runtime.objectstore import ObjectStore
+from genomebus_common.stagekit.follow_on import follow_on
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +79,16 @@ class UnitResult(BaseModel):
 
     index: int = Field(ge=0)
     plan_sha256: str | None = Field(
-        None, description="The plan this unit was done for: a result of another plan is not done."
+        default=None,
+        description="The plan this unit was done for: a result of another plan is not done.",
     )
     outputs: dict[str, ObjectRef]
     cpu_seconds: float = Field(ge=0)
     wall_seconds: float = Field(ge=0)
     details: dict[str, Any] = Field(default_factory=dict)
-    worker: str | None = Field(None, description="host:pid of the process that did the unit.")
+    worker: str | None = Field(
+        default=None, description="host:pid of the process that did the unit."
+    )
     finished_at: datetime = Field(default_factory=_now)
 
 
@@ -155,11 +159,13 @@ class ScatterStore:
 
     def _read_bytes(self, key: str) -> bytes | None:
         try:
-            response = self.store._call(lambda: self.store.client.get_object(self.bucket, key))
+            # The plan's exact bytes give the digest its units carry; ObjectStore has no public
+            # raw read yet (see the report: ``ObjectStore.read_bytes``).
+            response = self.store._call(lambda: self.store.client.get_object(self.bucket, key))  # noqa: SLF001 - no public raw read
         except ObjectNotFound:
             return None
         try:
-            return self.store._call(response.read)
+            return self.store._call(response.read)  # noqa: SLF001 - no public raw read
         finally:
             response.close()
             response.release_conn()
@@ -183,10 +189,13 @@ class ScatterStore:
         """Every unit's result for this plan in unit order, or None while any is missing."""
         if not self.progress(len(plan.units)).complete:
             return None
-        results = [self.result(i) for i in range(len(plan.units))]
-        if any(r is None or r.plan_sha256 != plan_sha256 for r in results):
-            return None
-        return results  # type: ignore[return-value]
+        results: list[UnitResult] = []
+        for index in range(len(plan.units)):
+            result = self.result(index)
+            if result is None or result.plan_sha256 != plan_sha256:
+                return None
+            results.append(result)
+        return results
 
     def remove_work(self) -> int:
         """Delete the units' intermediate objects (chunks, partial outputs) once gathered;
@@ -208,11 +217,13 @@ def unit_events(
     are the same every time the same plan is published."""
     wanted = range(len(plan.units)) if indices is None else indices
     return [
-        WorkUnit(
+        follow_on(
+            WorkUnit,
+            source,
+            producer,
             event_id=uuid.uuid5(
                 _UNIT_NAMESPACE, f"{plan.stage.value}/{plan.sample_id}/{i}/{plan_ref.sha256}"
             ),
-            **source.carried(producer),
             stage=plan.stage,
             priority=plan.priority,
             unit_index=i,

@@ -17,30 +17,32 @@ sample's trace shows where its hours went; a redelivery that found the record ha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import (  # type: ignore[import-untyped]  # aiokafka ships no type information
+    RoundRobinPartitionAssignor,
+)
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
 from genomebus_common.contracts.errors import TransientError
 from genomebus_common.contracts.events import (
+    ConsentChanged,
     Event,
     ObjectRef,
     Priority,
     Producer,
-    SampleAligned,
     SampleEvent,
-    SampleReceived,
     SampleRemoved,
     Stage,
     StageProgress,
@@ -52,8 +54,9 @@ from genomebus_common.runtime.broker import Delivery, ReliableConsumer, publish_
 from genomebus_common.runtime.objectstore import ObjectStore
 from genomebus_common.runtime.telemetry import tracer
 from genomebus_common.stagekit.consent_view import ConsentView
+from genomebus_common.stagekit.follow_on import follow_on, lane_of
 from genomebus_common.stagekit.scatter import ScatterPlan, ScatterStore, UnitResult, unit_events
-from genomebus_common.stagekit.scratch import SampleBusy, sample_workdir
+from genomebus_common.stagekit.scratch import SampleBusy, remove_abandoned, sample_workdir
 from genomebus_common.stagekit.tools import ResourceMeter, metered, time_limit, time_limit_for
 
 log = logging.getLogger(__name__)
@@ -61,7 +64,6 @@ log = logging.getLogger(__name__)
 E = TypeVar("E", bound=Event)
 E_co = TypeVar("E_co", bound=Event, covariant=True)
 
-_UNIT_KINDS = {Stage.ALIGNMENT: "read_chunk", Stage.CALLING: "region"}
 _GATHER_NAMESPACE = uuid.UUID("0c3f5a8e-61b2-4d1e-9a7c-4b2d8e6f1a93")
 
 
@@ -77,11 +79,6 @@ def _refs(event: Event) -> list[ObjectRef]:
     return [value for value in dict(event).values() if isinstance(value, ObjectRef)]
 
 
-#: The event each scattered stage receives (and keeps in its plan).
-_SOURCE_TYPES: dict[Stage, type[SampleEvent]] = {
-    Stage.ALIGNMENT: SampleReceived,
-    Stage.CALLING: SampleAligned,
-}
 QUARANTINE_RECORD = "quarantine.json"
 REMOVED_RECORD = "removed.json"
 
@@ -115,6 +112,14 @@ def remove_outputs(
     return len(names)
 
 
+def remove_again(store: ObjectStore, bucket: str, folder: str) -> None:
+    """Remove what is there of a removed sample again (work that was past its check when the
+    removal came may have written since)."""
+    tombstone = store.read_model(bucket, f"{folder}/{REMOVED_RECORD}", Removal)
+    if tombstone is not None:
+        remove_outputs(store, bucket, folder, tombstone.sample_id, tombstone.reason)
+
+
 class Quarantine(BaseModel):
     """Why a stage stopped a sample: the consent version that stopped it (a withdrawal, or no
     written analysis consent any more)."""
@@ -126,12 +131,16 @@ class Quarantine(BaseModel):
 
 
 def _quarantine(
-    store: ObjectStore, bucket: str, record_key: str, event: SampleEvent, withdrawal: Event
+    store: ObjectStore,
+    bucket: str,
+    record_key: str,
+    event: SampleEvent,
+    withdrawal: ConsentChanged,
 ) -> None:
     record = Quarantine(
         sample_id=event.sample_id,
         patient_pseudonym=event.patient_pseudonym,
-        consent_version=withdrawal.version,  # type: ignore[attr-defined]
+        consent_version=withdrawal.version,
         quarantined_at=datetime.now(UTC),
     )
     folder = record_key.rpartition("/")[0]
@@ -156,8 +165,12 @@ async def compute_once_then_publish(
     result is published.
     """
 
-    def withdrawn() -> Event | None:
-        return consent.withdrawn(source.patient_pseudonym) if consent and source else None
+    def withdrawn() -> tuple[SampleEvent, ConsentChanged] | None:
+        """The sample and the consent version that stops it, if one does."""
+        if consent is None or source is None:
+            return None
+        withdrawal = consent.withdrawn(source.patient_pseudonym)
+        return None if withdrawal is None else (source, withdrawal)
 
     folder = record_key.rpartition("/")[0]
 
@@ -170,8 +183,8 @@ async def compute_once_then_publish(
         except TimeoutError as exc:
             raise TransientError("the consent view has not caught up yet") from exc
         await consent.caught_up()
-    if (withdrawal := withdrawn()) is not None:
-        await asyncio.to_thread(_quarantine, store, bucket, record_key, source, withdrawal)  # type: ignore[arg-type]
+    if (stopped := withdrawn()) is not None:
+        await asyncio.to_thread(_quarantine, store, bucket, record_key, *stopped)
         return None, False
     if await asyncio.to_thread(removed):
         return None, False  # the hospital withdrew the sample: nothing to do, nothing to say
@@ -185,22 +198,12 @@ async def compute_once_then_publish(
             event = await asyncio.to_thread(compute)
             await asyncio.to_thread(store.write_model, bucket, record_key, event)
     if await asyncio.to_thread(removed):  # removed while we worked: what we wrote goes too
-        tombstone = await asyncio.to_thread(
-            store.read_model, bucket, f"{folder}/{REMOVED_RECORD}", Removal
-        )
-        await asyncio.to_thread(
-            remove_outputs,
-            store,
-            bucket,
-            folder,
-            tombstone.sample_id,
-            tombstone.reason,  # type: ignore[union-attr]
-        )
+        await asyncio.to_thread(remove_again, store, bucket, folder)
         return None, computed
     if consent is not None:
         await consent.caught_up()  # every consent change that reached Kafka while we worked
-    if (withdrawal := withdrawn()) is not None:  # it came while we worked
-        await asyncio.to_thread(_quarantine, store, bucket, record_key, source, withdrawal)  # type: ignore[arg-type]
+    if (stopped := withdrawn()) is not None:  # it came while we worked
+        await asyncio.to_thread(_quarantine, store, bucket, record_key, *stopped)
         return None, computed
     await publish_event(broker, event)
     return event, computed
@@ -213,8 +216,21 @@ class ScatterWork(Protocol[E_co]):
     """What a scattered stage does; ``ScatteredStage`` does the rest (the bus, the records,
     consent, removal, retries). Each method runs in a worker thread and may run tools."""
 
-    stage: Stage
-    event_type: type[E_co]
+    @property
+    def stage(self) -> Stage: ...
+
+    @property
+    def event_type(self) -> type[E_co]:
+        """The event the gather publishes (and records)."""
+        ...
+
+    @property
+    def source_type(self) -> type[SampleEvent]:
+        """The event the stage receives (and keeps in its plan)."""
+        ...
+
+    @property
+    def unit_kind(self) -> Literal["read_chunk", "region"]: ...
 
     def plan(
         self, source: SampleEvent, scatter: ScatterStore, workdir: Path
@@ -245,6 +261,19 @@ class ScatterWork(Protocol[E_co]):
         ...
 
 
+class StageSettings(Protocol):
+    """What a scattered stage reads from its service's settings."""
+
+    @property
+    def work_dir(self) -> str: ...
+
+    @property
+    def unit_time_floor_s(self) -> float: ...
+
+    @property
+    def unit_min_bytes_per_s(self) -> float: ...
+
+
 @dataclass
 class ScatteredStage:
     """Plans a sample into units, works units, and gathers when the last one is done."""
@@ -260,6 +289,47 @@ class ScatteredStage:
     #: The gather's time limit (units have theirs from ``ScatterWork.time_limit``).
     floor_s: float = 900.0
     min_bytes_per_s: float = 50_000.0
+
+    @classmethod
+    def for_work(
+        cls,
+        work: ScatterWork[Event],
+        *,
+        settings: StageSettings,
+        broker: KafkaBroker,
+        store: ObjectStore,
+        bucket: str,
+        producer: Producer,
+        record_name: str,
+        consent: ConsentView | None = None,
+    ) -> ScatteredStage:
+        """The stage every scattered service runs: its scratch is ``<work_dir>/<stage>``, and
+        the gather's time limit follows the same settings as a unit's."""
+        return cls(
+            broker=broker,
+            store=store,
+            bucket=bucket,
+            work=work,
+            producer=producer,
+            scratch=Path(settings.work_dir) / work.stage.value,
+            record_name=record_name,
+            consent=consent,
+            floor_s=settings.unit_time_floor_s,
+            min_bytes_per_s=settings.unit_min_bytes_per_s,
+        )
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[ScatteredStage]:
+        """Open before the stage consumes: its bucket exists, the scratch of runs killed
+        outright is gone, and the consent view (if any) has read the consent topic up to now
+        and follows it while the stage runs."""
+        self.store.ensure_bucket(self.bucket)
+        remove_abandoned(self.scratch)
+        if self.consent is None:
+            yield self
+            return
+        async with self.consent.following():
+            yield self
 
     def folder(self, sample_id: str) -> str:
         return f"samples/{sample_id}/{self.work.stage.value}"
@@ -311,10 +381,14 @@ class ScatteredStage:
     def scatter_store(self, sample_id: str) -> ScatterStore:
         return ScatterStore(self.store, self.bucket, self.folder(sample_id))
 
-    async def on_source(self, source: SampleEvent, priority: Priority) -> Event | None:
+    async def on_source(
+        self, source: SampleEvent, priority: Priority | None = None
+    ) -> Event | None:
         """The stage's input event: plan (once) and publish the units not done yet; gather at
         once when every unit is done already (a redelivery after the last unit's worker died).
+        ``priority`` is the lane its units go to, by default the sample's (``lane_of``).
         Returns the stage's event when it was published now."""
+        priority = lane_of(source) if priority is None else priority
         folder = self.folder(source.sample_id)
         scatter = self.scatter_store(source.sample_id)
         record = await asyncio.to_thread(
@@ -462,8 +536,7 @@ class ScatteredStage:
         return await self._gather(source, scatter)
 
     def source_of(self, plan: ScatterPlan) -> SampleEvent:
-        source_type = _SOURCE_TYPES[plan.stage]
-        return source_type.model_validate(plan.source)
+        return self.work.source_type.model_validate(plan.source)
 
     def _work(
         self, plan: ScatterPlan, plan_sha256: str, index: int, scatter: ScatterStore
@@ -566,17 +639,17 @@ class ScatteredStage:
         )
 
     def _remove_again(self, folder: str) -> None:
-        tombstone = self.store.read_model(self.bucket, f"{folder}/{REMOVED_RECORD}", Removal)
-        if tombstone is not None:
-            remove_outputs(self.store, self.bucket, folder, tombstone.sample_id, tombstone.reason)
+        remove_again(self.store, self.bucket, folder)
 
     async def _progress(self, source: SampleEvent, done: int, total: int) -> None:
         """Say how far the sample is. Advisory: a failure to say so is logged, never a reason
         to redo a unit (the next unit, or the stage's event, says it again)."""
-        event = StageProgress(
-            **source.carried(self.producer),
+        event = follow_on(
+            StageProgress,
+            source,
+            self.producer,
             stage=self.work.stage,
-            unit_kind=_UNIT_KINDS[self.work.stage],
+            unit_kind=self.work.unit_kind,
             units_done=done,
             units_total=total,
         )

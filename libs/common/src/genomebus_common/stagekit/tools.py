@@ -410,49 +410,52 @@ class Pipeline:
                     "not started: the service is shutting down", code="service_stopping"
                 )
             _running.add(self)
-        out_file = open(self._stdout_path, "wb") if self._stdout_path is not None else None
-        try:
-            upstream: int | IO[Any] | None = self._stdin
-            for i, argv in enumerate(self.commands):
-                last = i == len(self.commands) - 1
-                if last:
-                    stdout: int | IO[Any] = (
-                        out_file
-                        if out_file is not None
-                        else (subprocess.PIPE if self._capture else subprocess.DEVNULL)
-                    )
-                else:
-                    stdout = subprocess.PIPE
-                err = tempfile.TemporaryFile()
-                try:
-                    proc = subprocess.Popen(
-                        argv,
-                        stdin=upstream,
-                        stdout=stdout,
-                        stderr=err,
-                        cwd=self._cwd,
-                        env=self._env,
-                    )
-                except (FileNotFoundError, PermissionError) as exc:
-                    err.close()
-                    raise _missing(argv) from exc
-                with self._lock:
-                    self._procs.append(proc)
-                    self._stderrs.append(err)
-                    aborted_meanwhile = self._aborted.is_set()
-                if aborted_meanwhile:  # abort() ran between our start and this spawn
-                    proc.terminate()
-                # Drop the parent's copy of the pipe so the upstream sees SIGPIPE if this one dies.
-                if i > 0 and self._procs[i - 1].stdout is not None:
-                    self._procs[i - 1].stdout.close()  # type: ignore[union-attr]
-                upstream = proc.stdout
-        except BaseException:
-            self.abort()
-            self._collect()
-            raise
-        finally:
-            if out_file is not None:
-                out_file.close()
+        with contextlib.ExitStack() as files:
+            out_file = (
+                files.enter_context(open(self._stdout_path, "wb"))
+                if self._stdout_path is not None
+                else None
+            )
+            try:
+                upstream: int | IO[Any] | None = self._stdin
+                for i, argv in enumerate(self.commands):
+                    last = i == len(self.commands) - 1
+                    if last:
+                        stdout: int | IO[Any] = (
+                            out_file
+                            if out_file is not None
+                            else (subprocess.PIPE if self._capture else subprocess.DEVNULL)
+                        )
+                    else:
+                        stdout = subprocess.PIPE
+                    err = tempfile.TemporaryFile()  # noqa: SIM115 - kept in self._stderrs, read and closed by _collect
+                    try:
+                        proc = subprocess.Popen(
+                            argv,
+                            stdin=upstream,
+                            stdout=stdout,
+                            stderr=err,
+                            cwd=self._cwd,
+                            env=self._env,
+                        )
+                    except (FileNotFoundError, PermissionError) as exc:
+                        err.close()
+                        raise _missing(argv) from exc
+                    with self._lock:
+                        self._procs.append(proc)
+                        self._stderrs.append(err)
+                        aborted_meanwhile = self._aborted.is_set()
+                    if aborted_meanwhile:  # abort() ran between our start and this spawn
+                        proc.terminate()
+                    # Drop the parent's copy of the pipe: the upstream sees SIGPIPE if this dies.
+                    previous = self._procs[i - 1].stdout if i > 0 else None
+                    if previous is not None:
+                        previous.close()
+                    upstream = proc.stdout
+            except BaseException:
+                self.abort()
+                self._collect()
+                raise
         if self._deadline is not None:
             self._watchdog = threading.Timer(self._deadline.at - time.monotonic(), self._time_out)
             self._watchdog.daemon = True
@@ -471,10 +474,8 @@ class Pipeline:
             procs = list(self._procs)
         for proc in procs:
             if proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     proc.terminate()
-                except ProcessLookupError:
-                    pass
 
     @property
     def aborted(self) -> bool:
@@ -501,7 +502,8 @@ class Pipeline:
         for proc, err in zip(self._procs, self._stderrs, strict=True):
             cpu = cpu_seconds_at_exit(proc)
             rc = proc.wait()
-            argv = tuple(str(a) for a in proc.args)  # type: ignore[union-attr]
+            args = proc.args  # always the list it was started with
+            argv = tuple(map(str, args)) if isinstance(args, list | tuple) else (str(args),)
             outcomes.append(ProcessOutcome(_display_name(argv), argv, rc, _tail(err), cpu))
         if self._watchdog is not None:  # only now: the wait above is what it guards
             self._watchdog.cancel()
@@ -586,7 +588,7 @@ def tool_version(tool: str) -> str:
     args, pattern = _VERSION_PROBES.get(tool, (["--version"], rf"^{re.escape(tool)}\s+(\S+)"))
     try:
         done = subprocess.run(
-            [tool, *args], capture_output=True, timeout=30, stdin=subprocess.DEVNULL
+            [tool, *args], check=False, capture_output=True, timeout=30, stdin=subprocess.DEVNULL
         )
     except (FileNotFoundError, PermissionError) as exc:
         raise _missing([tool]) from exc

@@ -19,7 +19,7 @@ import itertools
 import operator
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from queue import Empty, Full, Queue
@@ -52,7 +52,7 @@ class ChunkRule:
         return cls(batch_bases, max(1, round(chunk_bases / batch_bases)))
 
 
-def fastq_lines(blocks: Iterable[bytes]) -> Iterator[list[bytes]]:
+def fastq_lines(blocks: Iterable[bytes]) -> Generator[list[bytes], None, None]:
     """Whole records' lines (a multiple of 4, newlines dropped) from plain FASTQ bytes cut
     anywhere: a list per input block, so the caller works on thousands of records at a time.
     Assumes 4-line records, as the aligners do (ingest checked them)."""
@@ -91,14 +91,12 @@ class ChunkSink(Protocol):
     def close(self, pairs: int, bases: int) -> None: ...
 
 
-_END = object()
-
-
 def _prefetched(blocks: Iterable[bytes], depth: int = 8) -> Iterator[bytes]:
     """``blocks``, produced in a thread of their own up to ``depth`` ahead: the two mates'
     decompression (zlib releases the GIL) then runs beside each other and beside the cutting.
     An error in the producer is raised here, in order; memory stays ``depth`` blocks."""
-    queue: Queue[object] = Queue(maxsize=depth)
+    # blocks, then None at the end, or the producer's error
+    queue: Queue[bytes | BaseException | None] = Queue(maxsize=depth)
     stop = threading.Event()
 
     def produce() -> None:
@@ -112,17 +110,17 @@ def _prefetched(blocks: Iterable[bytes], depth: int = 8) -> Iterator[bytes]:
                         continue
                 if stop.is_set():
                     return
-            queue.put(_END)
+            queue.put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             queue.put(exc)
 
     thread = threading.Thread(target=produce, name="chunk-read", daemon=True)
     thread.start()
     try:
-        while (item := queue.get()) is not _END:
+        while (item := queue.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
-            yield item  # type: ignore[misc]
+            yield item
     finally:
         stop.set()
         while thread.is_alive():  # let a producer blocked on a full queue see the stop
@@ -162,6 +160,115 @@ class _Mate:
         return data
 
 
+class _Cutter:
+    """``split_pairs``' state: the mates, the open chunk (its sink and two compressors), and
+    where the open bwa batch stands."""
+
+    def __init__(
+        self,
+        r1: Iterable[bytes],
+        r2: Iterable[bytes],
+        rule: ChunkRule,
+        open_chunk: Callable[[int], ChunkSink],
+        level: int,
+    ) -> None:
+        self.mates = (_Mate(r1), _Mate(r2))
+        self.rule, self.open_chunk, self.level = rule, open_chunk, level
+        self.pairs_per_chunk: list[int] = []
+        self.sink: ChunkSink | None = None
+        self.compressors: list[zlib._Compress] = []
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chunk-gzip")
+        self.pending: list[Future[bytes]] = []
+        self.chunk_pairs = self.chunk_bases = self.batch_bases = self.batches = 0
+
+    def drain(self) -> None:
+        assert self.sink is not None
+        for mate, future in enumerate(self.pending):
+            if data := future.result():
+                self.sink.write(mate, data)
+        self.pending.clear()
+
+    def emit(self, records: int, *, final: bool) -> None:
+        self.drain()
+        for mate, compressor in zip(self.mates, self.compressors, strict=True):
+            data = mate.take(records) if records else b""
+
+            def work(data: bytes = data, compressor: zlib._Compress = compressor) -> bytes:
+                out = compressor.compress(data)
+                return out + compressor.flush() if final else out
+
+            self.pending.append(self.pool.submit(work))
+
+    def window(self, size: int) -> int:
+        """Read up to ``size`` pairs ahead; how many whole pairs wait (0: both files ended)."""
+        for mate in self.mates:
+            mate.fill(size)
+        r1, r2 = self.mates[0].records(), self.mates[1].records()
+        if min(r1, r2) == 0 and (r1 or r2):
+            shorter, longer = ("R2", "R1") if r1 else ("R1", "R2")
+            raise InvalidPairs(
+                f"{shorter} holds fewer records than {longer}: the files are not a pair"
+            )
+        return min(r1, r2)
+
+    def cumulative_bases(self, n: int) -> list[int]:
+        """cumulative[i]: bases of the open batch after i pairs of this window."""
+        a, b = self.mates
+        sizes = map(
+            operator.add,
+            map(len, a.lines[a.start + 1 : a.start + 4 * n : 4]),
+            map(len, b.lines[b.start + 1 : b.start + 4 * n : 4]),
+        )
+        return list(itertools.accumulate(sizes, initial=self.batch_bases))
+
+    def start_chunk(self) -> None:
+        self.sink = self.open_chunk(len(self.pairs_per_chunk))
+        self.compressors = [zlib.compressobj(self.level, wbits=31) for _ in range(2)]
+        self.chunk_pairs = self.chunk_bases = 0
+
+    def close_chunk(self) -> None:
+        assert self.sink is not None
+        self.drain()
+        self.sink.close(self.chunk_pairs, self.chunk_bases)
+        self.pairs_per_chunk.append(self.chunk_pairs)
+        self.sink, self.batches = None, 0
+
+    def cut(self, n: int) -> None:
+        """Place the ``n`` waiting pairs in chunks, closing a chunk after its last batch."""
+        cumulative = self.cumulative_bases(n)
+        started_at = 0  # where in ``cumulative`` terms the open batch began
+        done = 0  # pairs of this window placed in a chunk so far
+        while done < n:
+            if self.sink is None:
+                self.start_chunk()
+            # bwa closes its batch after the first pair at which the batch reaches K
+            close = bisect.bisect_left(cumulative, started_at + self.rule.batch_bases, lo=done + 1)
+            end = min(close, n)
+            self.chunk_pairs += end - done
+            self.chunk_bases += cumulative[end] - cumulative[done]
+            if close > n:  # the batch goes on into the next window
+                self.emit(end - done, final=False)
+                break
+            taken, done, started_at = end - done, end, cumulative[end]
+            self.batches += 1
+            if self.batches == self.rule.batches_per_chunk:
+                self.emit(taken, final=True)
+                self.close_chunk()
+            else:
+                self.emit(taken, final=False)
+        self.batch_bases = cumulative[n] - started_at
+
+    def finish(self) -> None:
+        if self.sink is not None:
+            self.emit(0, final=True)
+            self.close_chunk()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for mate in self.mates:  # stops the reader threads too, on an error as well
+            mate.source.close()
+
+
 def split_pairs(
     r1: Iterable[bytes],
     r2: Iterable[bytes],
@@ -179,87 +286,11 @@ def split_pairs(
     ``window`` of pairs is measured with C-level ``map``/``accumulate``, batch ends are found
     by bisection, and the two mates are compressed in two threads (zlib releases the GIL).
     """
-    mates = (_Mate(r1), _Mate(r2))
-    pairs_per_chunk: list[int] = []
-    sink: ChunkSink | None = None
-    compressors: list[zlib._Compress] = []
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chunk-gzip")
-    pending: list[Future[bytes]] = []
-    chunk_pairs = chunk_bases = batch_bases = batches = 0
-
-    def drain() -> None:
-        assert sink is not None
-        for mate, future in enumerate(pending):
-            if data := future.result():
-                sink.write(mate, data)
-        pending.clear()
-
-    def emit(records: int, final: bool) -> None:
-        drain()
-        for mate, compressor in zip(mates, compressors, strict=True):
-            data = mate.take(records) if records else b""
-
-            def work(data: bytes = data, compressor: zlib._Compress = compressor) -> bytes:
-                out = compressor.compress(data)
-                return out + compressor.flush() if final else out
-
-            pending.append(pool.submit(work))
-
+    cutter = _Cutter(r1, r2, rule, open_chunk, level)
     try:
-        while True:
-            for mate in mates:
-                mate.fill(window)
-            n = min(mates[0].records(), mates[1].records())
-            if n == 0:
-                if mates[0].records() or mates[1].records():
-                    shorter = "R2" if mates[0].records() else "R1"
-                    longer = "R1" if shorter == "R2" else "R2"
-                    raise InvalidPairs(
-                        f"{shorter} holds fewer records than {longer}: the files are not a pair"
-                    )
-                break
-            a, b = mates[0], mates[1]
-            sizes = map(
-                operator.add,
-                map(len, a.lines[a.start + 1 : a.start + 4 * n : 4]),
-                map(len, b.lines[b.start + 1 : b.start + 4 * n : 4]),
-            )
-            # cumulative[i]: bases of the open batch after i pairs of this window
-            cumulative = list(itertools.accumulate(sizes, initial=batch_bases))
-            started_at = 0  # where in ``cumulative`` terms the open batch began
-            done = 0  # pairs of this window placed in a chunk so far
-            while done < n:
-                if sink is None:
-                    sink = open_chunk(len(pairs_per_chunk))
-                    compressors = [zlib.compressobj(level, wbits=31) for _ in range(2)]
-                    chunk_pairs = chunk_bases = 0
-                # bwa closes its batch after the first pair at which the batch reaches K
-                close = bisect.bisect_left(cumulative, started_at + rule.batch_bases, lo=done + 1)
-                end = min(close, n)
-                chunk_pairs += end - done
-                chunk_bases += cumulative[end] - cumulative[done]
-                if close > n:  # the batch goes on into the next window
-                    emit(end - done, final=False)
-                    done = end
-                    break
-                taken, done, started_at = end - (done), end, cumulative[end]
-                batches += 1
-                if batches == rule.batches_per_chunk:
-                    emit(taken, final=True)
-                    drain()
-                    sink.close(chunk_pairs, chunk_bases)
-                    pairs_per_chunk.append(chunk_pairs)
-                    sink, batches = None, 0
-                else:
-                    emit(taken, final=False)
-            batch_bases = cumulative[n] - started_at
-        if sink is not None:
-            emit(0, final=True)
-            drain()
-            sink.close(chunk_pairs, chunk_bases)
-            pairs_per_chunk.append(chunk_pairs)
+        while n := cutter.window(window):
+            cutter.cut(n)
+        cutter.finish()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        for mate in mates:  # stops the reader threads too, on an error as well
-            mate.source.close()
-    return pairs_per_chunk
+        cutter.close()
+    return cutter.pairs_per_chunk

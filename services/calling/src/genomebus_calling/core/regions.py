@@ -14,7 +14,8 @@ reference with thousands of decoy or alt contigs still gives units of similar si
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def region(name: str, start: int, end: int) -> str:
@@ -50,3 +51,25 @@ def plan_regions(contigs: Sequence[tuple[str, int]], window: int) -> list[list[s
     if packed:
         units.append(packed)
     return units
+
+
+def region_bases(text: str, sizes: Mapping[str, int]) -> int:
+    """The bases an htslib region string covers (a bare contig name: the whole contig)."""
+    name, _, span = text.rpartition(":")
+    start, _, end = span.partition("-")
+    return int(end) - int(start) + 1 if name else sizes.get(text, 0)
+
+
+def region_units(
+    contigs: Sequence[tuple[str, int]], window: int, bam_size: int
+) -> list[dict[str, Any]]:
+    """The plan's units: each one's regions, the bases they cover, and its share of the BAM's
+    bytes (its time limit follows from it: a unit reads about its share of the BAM)."""
+    units = plan_regions(contigs, window)
+    sizes = dict(contigs)
+    bases = [sum(region_bases(r, sizes) for r in regions) for regions in units]
+    total = sum(sizes.values()) or 1
+    return [
+        {"regions": regions, "bases": n, "bam_share_bytes": bam_size * n // total}
+        for regions, n in zip(units, bases, strict=True)
+    ]

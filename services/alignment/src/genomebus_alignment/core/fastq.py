@@ -44,17 +44,22 @@ class FastqCount:
         return self.lines // 4
 
 
-def gunzip_members(read: Callable[[int], bytes], label: str) -> Iterator[bytes]:
-    """Decompressed bytes of a (possibly multi-member, e.g. bgzip) gzip stream.
-
-    Raises ``InvalidReads`` when the stream is not gzip, is corrupt, or ends inside a member.
-    """
+def _first_block(read: Callable[[int], bytes], label: str) -> bytes:
+    """The stream's first block, refused unless it starts a gzip member."""
     first = read(_IN_CHUNK)
     if not first:
         raise InvalidReads(f"{label}: the reads file is empty (expected gzip-compressed FASTQ)")
     if not first.startswith(_GZIP_MAGIC):
         raise InvalidReads(f"{label}: not gzip-compressed (expected gzip-compressed FASTQ)")
-    pending = first
+    return first
+
+
+def gunzip_members(read: Callable[[int], bytes], label: str) -> Iterator[bytes]:
+    """Decompressed bytes of a (possibly multi-member, e.g. bgzip) gzip stream.
+
+    Raises ``InvalidReads`` when the stream is not gzip, is corrupt, or ends inside a member.
+    """
+    pending = _first_block(read, label)
     decomp = zlib.decompressobj(wbits=31)
     member_open = True
     while True:

@@ -25,7 +25,6 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
 
 from genomebus_common.contracts.errors import PermanentError, ToolFailed, ToolFailedTransiently
 from genomebus_common.contracts.events import AlignmentMetrics, ReadGroup, ToolProvenance
@@ -43,11 +42,12 @@ from genomebus_common.stagekit.tools import (
     run_tool,
     tool_version,
 )
+from genomebus_common.stagekit.work import ReadStream
 
-from .core.chunks import BWA_BATCH_BASES
-from .fastq import FastqCount, InvalidReads, counted_fastq
-
-Aligner = Literal["bwa", "minimap2"]
+from ..core.chunks import BWA_BATCH_BASES
+from ..core.errors import ReadCountMismatch, ReferenceNotIndexed
+from ..core.fastq import FastqCount, InvalidReads, counted_fastq
+from ..core.results import Aligner, AlignmentResult, UnitAlignment
 
 BWA_INDEX_SUFFIXES = (".amb", ".ann", ".bwt", ".pac", ".sa")
 
@@ -57,28 +57,6 @@ SORTED_NAME = "sorted.bam"
 MARKDUP_STATS_NAME = "markdup.stats.txt"
 
 _MIN_SORT_MEMORY_MB = 64
-
-
-class ReferenceNotIndexed(PermanentError):
-    """The reference lacks the aligner's index: the registry must run ``index_reference``."""
-
-    code = "reference_not_indexed"
-
-
-class ReadCountMismatch(ToolFailed):
-    """The BAM does not hold one primary record per input read: reads were lost or invented."""
-
-    code = "read_count_mismatch"
-
-
-@dataclass(frozen=True)
-class AlignmentResult:
-    bam: Path
-    bai: Path
-    metrics: AlignmentMetrics
-    tools: list[ToolProvenance]
-    read_pairs: int
-    markdup_stats: Path
 
 
 # --- reference preparation ---------------------------------------------------------------------
@@ -136,7 +114,7 @@ def bwa_takes_read_offset() -> bool:
     """
     try:
         done = subprocess.run(
-            ["bwa", "mem"], capture_output=True, timeout=30, stdin=subprocess.DEVNULL
+            ["bwa", "mem"], check=False, capture_output=True, timeout=30, stdin=subprocess.DEVNULL
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -153,7 +131,7 @@ def _aligner_command(
         # functional-equivalence pipelines use the same 100M). A sample rerun elsewhere, after a
         # rebalance or a replay, gets the same records. -J: where this chunk's reads start in the
         # sample (see bwa_takes_read_offset).
-        offset = ["-J", Data("first-read")] if read_offset else []
+        offset: list[str | Data] = ["-J", Data("first-read")] if read_offset else []
         return Command.of(
             "bwa", "mem", "-K", str(batch_bases), *offset, "-t", str(threads), "-R", rg, ref, r1, r2
         )
@@ -212,7 +190,9 @@ def _gather_commands(threads: int, units: int) -> list[Command]:
     ]
 
 
-def _source_reader(source: BinaryIO | Path, stack: contextlib.ExitStack) -> Callable[[int], bytes]:
+def _source_reader(
+    source: ReadStream | Path, stack: contextlib.ExitStack
+) -> Callable[[int], bytes]:
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
@@ -222,7 +202,7 @@ def _source_reader(source: BinaryIO | Path, stack: contextlib.ExitStack) -> Call
 
 
 def _feed_and_align(
-    reads: tuple[BinaryIO | Path, BinaryIO | Path],
+    reads: tuple[ReadStream | Path, ReadStream | Path],
     commands: list[Command],
     values: dict[str, str],
     fifo_dir: Path,
@@ -254,34 +234,56 @@ def _feed_and_align(
             except Exception as exc:  # noqa: BLE001 - reported below, after the input's verdict
                 tool_error = exc
         finally:
-            if not waited:
-                # A feeder could not start (no thread to be had, say): the aligner would wait
-                # for its FIFO for ever. Kill what runs and collect it before the cleanup below.
-                pipeline.abort()
-                with contextlib.suppress(Exception):
-                    pipeline.wait(check=False)
-            # Every tool has exited here (or never started): feeders still waiting for a
-            # reader give up, and those mid-write have already seen the reader go.
-            for feeder in feeders:
-                feeder.cancel()
-            for feeder in feeders:
-                if feeder.ident is not None:  # started
-                    feeder.join()
-            for fifo in fifos:
-                fifo.unlink(missing_ok=True)
-        for feeder in feeders:
-            if feeder.error is not None:
-                raise feeder.error from tool_error
-        if tool_error is not None:
-            raise tool_error
-        for count in counts:
-            if not count.complete:
-                # bwa, for one, stops at the end of the shorter file of a pair and exits 0 with
-                # only a warning: quote it, it is the best explanation there is.
-                raise ToolFailed(
-                    f"the aligner stopped reading {count.label} after {count.records} records "
-                    f"without reporting an error: {_diagnostics(pipeline.outcomes[0].stderr_tail)}"
-                )
+            _stop_feeding(pipeline, feeders, fifos, waited=waited)
+        _raise_failures(pipeline, feeders, counts, tool_error)
+    _require_pair(counts)
+    return counts
+
+
+def _stop_feeding(
+    pipeline: Pipeline, feeders: list[FifoFeeder], fifos: list[Path], *, waited: bool
+) -> None:
+    """Stop the feeders and remove the FIFOs once the tools are done (or never started)."""
+    if not waited:
+        # A feeder could not start (no thread to be had, say): the aligner would wait for its
+        # FIFO for ever. Kill what runs and collect it before the cleanup below.
+        pipeline.abort()
+        with contextlib.suppress(Exception):
+            pipeline.wait(check=False)
+    # Every tool has exited here (or never started): feeders still waiting for a reader give
+    # up, and those mid-write have already seen the reader go.
+    for feeder in feeders:
+        feeder.cancel()
+    for feeder in feeders:
+        if feeder.ident is not None:  # started
+            feeder.join()
+    for fifo in fifos:
+        fifo.unlink(missing_ok=True)
+
+
+def _raise_failures(
+    pipeline: Pipeline,
+    feeders: list[FifoFeeder],
+    counts: tuple[FastqCount, FastqCount],
+    tool_error: Exception | None,
+) -> None:
+    """Damaged input first, then the tools' own failures, then a tool that stopped early."""
+    for feeder in feeders:
+        if feeder.error is not None:
+            raise feeder.error from tool_error
+    if tool_error is not None:
+        raise tool_error
+    for count in counts:
+        if not count.complete:
+            # bwa, for one, stops at the end of the shorter file of a pair and exits 0 with
+            # only a warning: quote it, it is the best explanation there is.
+            raise ToolFailed(
+                f"the aligner stopped reading {count.label} after {count.records} records "
+                f"without reporting an error: {_diagnostics(pipeline.outcomes[0].stderr_tail)}"
+            )
+
+
+def _require_pair(counts: tuple[FastqCount, FastqCount]) -> None:
     if counts[0].records != counts[1].records:
         raise InvalidReads(
             f"R1 holds {counts[0].records} reads but R2 holds {counts[1].records}: "
@@ -289,22 +291,12 @@ def _feed_and_align(
         )
     if counts[0].records == 0:
         raise InvalidReads("the reads files hold no reads")
-    return counts
 
 
 def _diagnostics(stderr: str) -> str:
     """The warning and error lines of a tool's stderr, else its last line."""
     lines = [ln for ln in stderr.splitlines() if ln.startswith(("[W::", "[E::", "ERROR"))]
     return "; ".join(lines[-5:]) if lines else (stderr.strip().splitlines() or ["no stderr"])[-1]
-
-
-@dataclass(frozen=True)
-class UnitAlignment:
-    """One chunk's reads aligned, mate-fixed and coordinate-sorted (not yet duplicate-marked)."""
-
-    bam: Path
-    read_pairs: int
-    tools: list[ToolProvenance]
 
 
 def _check_resources(threads: int, sort_memory_mb: int) -> None:
@@ -323,8 +315,8 @@ def _fresh_tmp(workdir: Path) -> Path:
 
 
 def align_unit(
-    reads_r1: BinaryIO | Path,
-    reads_r2: BinaryIO | Path,
+    reads_r1: ReadStream | Path,
+    reads_r2: ReadStream | Path,
     reference_fasta: Path,
     read_group: ReadGroup,
     workdir: Path,
@@ -416,8 +408,8 @@ def gather_alignments(
 
 
 def align(
-    reads_r1: BinaryIO | Path,
-    reads_r2: BinaryIO | Path,
+    reads_r1: ReadStream | Path,
+    reads_r2: ReadStream | Path,
     reference_fasta: Path,
     read_group: ReadGroup,
     workdir: Path,
@@ -565,3 +557,18 @@ def mean_coverage(bam: Path, reference_fasta: Path) -> float:
         return 0.0
     covered = sum(length * depth for length, depth in by_contig.values())
     return covered / genome
+
+
+__all__ = [
+    "BWA_INDEX_SUFFIXES",
+    "AlignmentResult",
+    "ReadCountMismatch",
+    "ReferenceNotIndexed",
+    "UnitAlignment",
+    "align",
+    "align_unit",
+    "bwa_takes_read_offset",
+    "gather_alignments",
+    "index_reference",
+    "mean_coverage",
+]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from genomebus_common.contracts.errors import PermanentError, ToolFailed
@@ -37,28 +36,11 @@ from genomebus_common.stagekit.tools import (
     tool_version,
 )
 
+from ..core.errors import InvalidAlignment, ReferenceMismatch
+from ..core.results import CallingResult
+
 VCF_NAME = "variants.vcf.gz"
 UNIT_NAME = "unit.bcf"
-
-
-class ReferenceMismatch(PermanentError):
-    """The BAM was aligned to another reference than the one it is to be called against."""
-
-    code = "reference_mismatch"
-
-
-class InvalidAlignment(PermanentError):
-    """The BAM is unusable for calling (truncated, unsorted, missing)."""
-
-    code = "invalid_alignment"
-
-
-@dataclass(frozen=True)
-class CallingResult:
-    vcf: Path
-    index: Path
-    counts: VariantCounts
-    tools: list[ToolProvenance]
 
 
 # --- checks before calling ---------------------------------------------------------------------
@@ -165,7 +147,7 @@ def _unit_commands(regions: bool) -> list[Command]:
     --no-version: the unit's command line (with its region) does not belong in the sample's
     header."""
     ref, bam, bcf = Data("reference"), Data("bam"), Data("unit.bcf")
-    where = ["-r", Data("regions")] if regions else []
+    where: list[str | Data] = ["-r", Data("regions")] if regions else []
     return [
         Command.of(
             "bcftools", "mpileup", "--no-version", "-f", ref, "-a", "AD,DP", *where, "-Ou", bam
@@ -334,6 +316,7 @@ __all__ = [
     "CallingResult",
     "InvalidAlignment",
     "ReferenceMismatch",
+    "bam_contigs",
     "call_unit",
     "call_variants",
     "check_remote_bam",
