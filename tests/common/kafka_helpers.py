@@ -83,7 +83,7 @@ async def wait_for(
 ) -> None:
     try:
         async with asyncio.timeout(timeout_s):
-            while not condition():
+            while not condition():  # noqa: ASYNC110 - polls a plain predicate, no event to wait on
                 await asyncio.sleep(0.05)
     except TimeoutError:
         raise AssertionError(

@@ -46,7 +46,7 @@ async def test_killed_consumer_redelivers_and_the_effect_happens_once(
         async with create_broker(settings) as producer:
             await producer.publish(event.to_bytes(), topic=topic, key=event.sample_id.encode())
         marker = "in-transaction" if crash_point == "hang-in-transaction" else "after-commit"
-        await wait_for(lambda: (tmp_path / marker).exists(), timeout_s=60, what=marker)
+        await wait_for((tmp_path / marker).exists, timeout_s=60, what=marker)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
 

@@ -52,10 +52,12 @@ def test_a_corrupted_or_substituted_object_is_detected_on_read(
 ) -> None:
     ref = store.put_stream(bucket, "a.txt", io.BytesIO(b"the right bytes"))
     store.client.put_object(bucket, "a.txt", io.BytesIO(b"the wrong bytes"), 15)
-    with pytest.raises(ChecksumMismatch, match="do not have the expected sha256"):
-        with store.open(ref) as stream:
-            while stream.read(4):
-                pass
+    with (
+        pytest.raises(ChecksumMismatch, match="do not have the expected sha256"),
+        store.open(ref) as stream,
+    ):
+        while stream.read(4):
+            pass
 
 
 def test_a_declared_sha256_that_does_not_match_leaves_nothing_behind(

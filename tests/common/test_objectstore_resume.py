@@ -198,12 +198,14 @@ def test_the_checksum_spans_the_resumed_bytes(
 def test_an_object_replaced_while_read_is_refused_not_spliced(sleeps: list[float]) -> None:
     client = FakeMinio(DATA, [200_000])
     received = bytearray()
-    with pytest.raises(ChecksumMismatch, match="changed while it was read"):
-        with ObjectStore(client).open(_ref()) as stream:  # type: ignore[arg-type]
-            received += stream.read(100_000)
-            client.replace(os.urandom(len(DATA)))
-            while data := stream.read(100_000):
-                received += data
+    with (
+        pytest.raises(ChecksumMismatch, match="changed while it was read"),
+        ObjectStore(client).open(_ref()) as stream,  # type: ignore[arg-type]
+    ):
+        received += stream.read(100_000)
+        client.replace(os.urandom(len(DATA)))
+        while data := stream.read(100_000):
+            received += data
     assert bytes(received) == DATA[:200_000]
     assert client.requests[-1] == (200_000, '"' + hashlib.md5(DATA).hexdigest() + '"')
 

@@ -21,7 +21,6 @@ from genomebus_common.contracts.events import (
     WorkUnit,
 )
 from genomebus_common.runtime.objectstore import ObjectStore
-from genomebus_common.stagekit.follow_on import follow_on
 from genomebus_common.stagekit.scatter import ScatterPlan, ScatterStore, UnitResult
 from genomebus_common.stagekit.stage import ScatteredStage, remove_outputs
 from genomebus_common.stagekit.tools import ResourceMeter
@@ -79,9 +78,8 @@ class UppercaseWork:
         self.calls["gather"].append(1)
         source = sample_received(plan.sample_id)
         parts = [r.outputs["out"] for r in results]
-        return follow_on(
+        return source.follow_on(
             SampleAligned,
-            source,
             None,
             bam=parts[0],
             bam_index=parts[-1],

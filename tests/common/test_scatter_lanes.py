@@ -20,7 +20,6 @@ from genomebus_common.contracts.topics import (
     topic_for,
     work_partition,
 )
-from genomebus_common.stagekit.follow_on import follow_on, lane_of
 from genomebus_common.stagekit.scatter import ScatterPlan, unit_events
 
 from .factories import object_ref, sample_received
@@ -72,10 +71,9 @@ def test_consecutive_units_take_consecutive_partitions() -> None:
 
 def test_a_sample_travels_in_its_own_lane_and_an_event_without_one_in_routine() -> None:
     urgent = sample_received(priority=Priority.URGENT_CLINICAL)
-    assert lane_of(urgent) == Priority.URGENT_CLINICAL
-    aligned = follow_on(
+    assert urgent.lane == Priority.URGENT_CLINICAL
+    aligned = urgent.follow_on(
         SampleAligned,
-        urgent,
         None,
         bam=object_ref("a.bam"),
         bam_index=object_ref("a.bai"),
@@ -84,15 +82,14 @@ def test_a_sample_travels_in_its_own_lane_and_an_event_without_one_in_routine() 
     )
     assert aligned.priority == Priority.URGENT_CLINICAL  # carried on to calling
     older = aligned.model_copy(update={"priority": None})  # from before priorities were carried
-    assert lane_of(older) == Priority.ROUTINE
+    assert older.lane == Priority.ROUTINE
 
 
 def test_a_follow_on_event_carries_the_sample_and_the_given_fields_win() -> None:
     source = sample_received(priority=Priority.RESEARCH)
     producer = Producer(service="calling", version="1")
-    progress = follow_on(
+    progress = source.follow_on(
         StageProgress,
-        source,
         producer,
         stage=Stage.CALLING,
         unit_kind="region",
@@ -105,9 +102,8 @@ def test_a_follow_on_event_carries_the_sample_and_the_given_fields_win() -> None
     assert "priority" not in StageProgress.model_fields  # no lane where the event has none
     unit = units(Priority.RESEARCH, 1)[0]
     assert unit.priority == Priority.RESEARCH and unit.hospital_id == source.hospital_id
-    override = follow_on(
+    override = source.follow_on(
         WorkUnit,
-        source,
         None,
         stage=Stage.ALIGNMENT,
         priority=Priority.ROUTINE,

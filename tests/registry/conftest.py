@@ -31,10 +31,10 @@ from genomebus_common.runtime.objectstore import ObjectStore
 from genomebus_common.runtime.settings import ServiceSettings
 from genomebus_registry.adapters.postgres.handlers import RegistryHandlers
 from genomebus_registry.adapters.postgres.queries import Queries
-from genomebus_registry.schema import migrations
 from genomebus_registry.config import RegistryClient, RegistrySettings
 from genomebus_registry.core.access import Caller
 from genomebus_registry.inject import build_app
+from genomebus_registry.schema import migrations
 
 from ..common.factories import object_ref
 

@@ -13,8 +13,8 @@ from genomebus_common.runtime.db import connect_pool
 from genomebus_registry.adapters.postgres import counts
 from genomebus_registry.adapters.postgres.consent import project_consent
 from genomebus_registry.adapters.postgres.queries import Queries
-from genomebus_registry.schema import migrations
 from genomebus_registry.core import keys
+from genomebus_registry.schema import migrations
 
 from .conftest import RESEARCHER, pseudonym
 

@@ -110,16 +110,26 @@ def _constructed_events(package: Path) -> Iterator[type[events.Event]]:
     }
     for path in package.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id in known
-            ):
+            if not isinstance(node, ast.Call):
+                continue
+            if isinstance(node.func, ast.Name) and node.func.id in known:
                 yield known[node.func.id]
+            # ``source.follow_on(SampleAligned, ...)``: the next event about a sample
+            elif (
+                isinstance(node.func, ast.Attribute)
+                and node.func.attr == "follow_on"
+                and node.args
+                and isinstance(node.args[0], ast.Name)
+                and node.args[0].id in known
+            ):
+                yield known[node.args[0].id]
 
 
 def _uses_scattered_stage(package: Path) -> bool:
-    return any("ScatteredStage(" in p.read_text() for p in package.rglob("*.py"))
+    return any(
+        "ScatteredStage(" in text or "ScatteredStage.for_work(" in text
+        for text in (p.read_text() for p in package.rglob("*.py"))
+    )
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -25,7 +25,6 @@ from genomebus_common.contracts.events import (
     Stage,
 )
 from genomebus_common.stagekit.energy import estimate
-from genomebus_common.stagekit.follow_on import follow_on
 from genomebus_common.stagekit.scatter import ScatterPlan, ScatterStore, UnitResult, new_attempt
 from genomebus_common.stagekit.tools import ResourceMeter
 from genomebus_common.stagekit.work import StageWork, chained_tool, unit_result
@@ -271,9 +270,8 @@ class AlignmentWork(StageWork[SampleReceived]):
         units: int,
         gather_started: float | None,
     ) -> SampleAligned:
-        return follow_on(
+        return source.follow_on(
             SampleAligned,
-            source,
             PRODUCER,
             bam=outputs["bam"],
             bam_index=outputs["bai"],

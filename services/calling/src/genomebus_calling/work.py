@@ -22,7 +22,6 @@ from genomebus_common.contracts.events import (
     VariantsCalled,
 )
 from genomebus_common.stagekit.energy import estimate
-from genomebus_common.stagekit.follow_on import follow_on
 from genomebus_common.stagekit.scatter import ScatterPlan, ScatterStore, UnitResult
 from genomebus_common.stagekit.tools import ResourceMeter
 from genomebus_common.stagekit.work import StageWork, chained_tool, unit_result
@@ -101,9 +100,8 @@ class CallingWork(StageWork[SampleAligned]):
             source.sample_id,
             {".vcf.gz": (gathered.vcf, "application/gzip"), ".vcf.gz.tbi": (gathered.tbi, None)},
         )
-        return follow_on(
+        return source.follow_on(
             VariantsCalled,
-            source,
             PRODUCER,
             bam=source.bam,
             vcf=refs[".vcf.gz"],

@@ -27,9 +27,9 @@ from .adapters import http, kafka
 from .adapters.postgres.counts import Folder, report_pending
 from .adapters.postgres.handlers import RegistryHandlers
 from .adapters.postgres.queries import Queries
-from .schema import schema
 from .config import RegistrySettings
 from .ports import Notifier, RegistryEvents, RegistryQueries, VcfStore
+from .schema import schema
 
 
 @dataclass

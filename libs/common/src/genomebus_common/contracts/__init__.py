@@ -1,1 +1,4 @@
-"""What crosses the bus: events, topics, identifiers and the error taxonomy. Imports nothing of the runtime."""
+"""What crosses the bus: events, topics, identifiers, headers and the error taxonomy.
+
+Imports nothing of the runtime and no driver (an import-linter contract holds it).
+"""

@@ -18,7 +18,7 @@ import os
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -146,6 +146,9 @@ class Event(Contract):
         return cls.model_validate_json(data)
 
 
+F = TypeVar("F", bound="SampleEvent")
+
+
 class SampleEvent(Event):
     """An event about one sample of one patient."""
 
@@ -168,6 +171,24 @@ class SampleEvent(Event):
             "hospital_id": self.hospital_id,
             "producer": producer,
         }
+
+    @property
+    def lane(self) -> Priority:
+        """The priority lane the sample travels in: this event's own, or routine for an event
+        that carries none (a ``SampleAligned`` from before priorities were carried)."""
+        priority = getattr(self, "priority", None)
+        return priority if isinstance(priority, Priority) else Priority.ROUTINE
+
+    def follow_on(self, event_type: type[F], producer: Producer | None, **fields: Any) -> F:
+        """The next event about this sample: the carried fields, the sample's lane when
+        ``event_type`` has a priority, and ``fields`` (which win over both). One place, because
+        a stage building it field by field would sooner or later forget one: a missing hospital
+        id hides a sample from its hospital, a missing priority drops an urgent sample into the
+        routine lane."""
+        carried = self.carried(producer)
+        if "priority" in event_type.model_fields:
+            carried["priority"] = self.lane
+        return event_type.model_validate({**carried, **fields})
 
 
 class ReadGroup(Contract):
@@ -299,8 +320,9 @@ class VariantsReady(SampleEvent):
     variants_loaded: int = Field(
         ge=0,
         description="Distinct variants (one allele each) of the sample now in the registry. "
-        "Before whole-genome blocks (registry migration 0013) it counted only variants new to the "
-        "registry; at whole-genome scale that costs a lookup per call, so it counts the sample's own.",
+        "Before whole-genome blocks (registry migration 0013) it counted only variants new to "
+        "the registry; at whole-genome scale that costs a lookup per call, so it counts the "
+        "sample's own.",
     )
     genotypes_loaded: int = Field(ge=0, description="The sample's genotypes now in the registry.")
     energy: EnergyEstimate | None = Field(

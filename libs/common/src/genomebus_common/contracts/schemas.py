@@ -89,8 +89,8 @@ def asyncapi_document() -> dict[str, Any]:
         name = topic.event.__name__
         channels[_channel_id(topic.name)] = {
             "address": topic.name,
-            "description": f"{topic.description} Key: see genomebus_common.contracts.topics.message_key. "
-            f"Partitions: {topic.partitions}.",
+            "description": f"{topic.description} Key: see "
+            f"genomebus_common.contracts.topics.message_key. Partitions: {topic.partitions}.",
             "messages": {name: {"$ref": f"#/components/messages/{name}"}},
         }
         channels[_channel_id(topic.dlq)] = {

@@ -104,7 +104,8 @@ def from_minio_error(exc: BaseException) -> GenomebusError:
 
 
 def from_asyncpg_error(exc: BaseException) -> GenomebusError:
-    """Map an asyncpg error by SQLSTATE class: connection, resource and concurrency are transient."""
+    """Map an asyncpg error by SQLSTATE class: connection, resource and concurrency are
+    transient."""
     if isinstance(exc, GenomebusError):
         return exc
     import asyncpg

@@ -32,6 +32,7 @@ reading, never a hung scrape.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -189,7 +190,7 @@ async def refresh() -> None:
     for owner, refresher in list(_refreshers.values()):
         try:
             await asyncio.wait_for(refresher(), _REFRESH_TIMEOUT_S)
-        except Exception as exc:  # a stale reading beats a failed scrape
+        except Exception as exc:  # noqa: BLE001 - a stale reading beats a failed scrape
             log.warning(
                 "metrics refresh failed", extra={"owner": type(owner).__name__, "error": str(exc)}
             )
@@ -228,7 +229,7 @@ class LagReader:
                 continue
             try:
                 ends = await asyncio.wait_for(consumer.end_offsets(assigned), 1.0)
-            except Exception:  # broker slow or away: the cached highwater is better than nothing
+            except Exception:  # noqa: BLE001 - broker slow or away: the cached highwater will do
                 ends = {tp: consumer.highwater(tp) for tp in assigned}
             for tp in assigned:
                 end = ends.get(tp)
@@ -236,16 +237,14 @@ class LagReader:
                     continue  # nothing known yet
                 try:
                     position = await asyncio.wait_for(consumer.position(tp), 0.2)
-                except Exception:
-                    continue  # being reset or revoked: no honest reading now
+                except Exception:  # noqa: BLE001 - being reset or revoked: no honest reading now
+                    continue
                 labels = (group, tp.topic, str(tp.partition))
                 CONSUMER_LAG.labels(*labels).set(max(0, end - position))
                 current.add(labels)
         for gone in self._seen - current:  # revoked partitions are someone else's lag now
-            try:
+            with contextlib.suppress(KeyError):
                 CONSUMER_LAG.remove(*gone)
-            except KeyError:
-                pass
         self._seen = current
 
 
@@ -261,7 +260,8 @@ async def read_outbox(pool: asyncpg.Pool) -> None:
             FROM genomebus_outbox WHERE published_at IS NULL AND failed_at IS NULL"""
         )
         failed = await conn.fetchval(
-            "SELECT count(*) FROM genomebus_outbox WHERE published_at IS NULL AND failed_at IS NOT NULL"
+            "SELECT count(*) FROM genomebus_outbox"
+            " WHERE published_at IS NULL AND failed_at IS NOT NULL"
         )
     if unsent is None:  # an aggregate without GROUP BY always returns one row
         raise RuntimeError("the outbox backlog query returned no row")

@@ -1,7 +1,8 @@
 """Objects in MinIO (or any S3 server) streamed in and out, never whole in memory.
 
 Uploads go through the minio client's multipart upload with an unknown length, so memory is
-bounded by the parts in flight (about 2 x ``s3_parallel_uploads`` x ``s3_part_size_mb``); the SHA-256 is computed on the bytes as they stream.
+bounded by the parts in flight (about 2 x ``s3_parallel_uploads`` x ``s3_part_size_mb``); the
+SHA-256 is computed on the bytes as they stream.
 Reads hand out a stream that hashes what it yields and raises ``ChecksumMismatch`` at the end if
 the object is not the one the reference names, so a consumer can never finish a stage on
 corrupted input without being told. Failures are mapped to the error tree at this boundary.
@@ -185,7 +186,7 @@ class VerifiedStream(io.RawIOBase):
         while True:
             try:
                 data = self._response.read(amount)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any read failure: resume at the offset
                 self._resume(exc)
                 continue
             if not data and self._end is not None and self._size < self._end:
@@ -268,7 +269,7 @@ class VerifiedStream(io.RawIOBase):
         try:
             self._response.close()
             self._response.release_conn()
-        except Exception:  # a broken connection may fail to close; it is dropped either way
+        except Exception:  # noqa: BLE001 - a broken connection may fail to close; dropped anyway
             pass
 
     def _verify(self) -> None:
@@ -452,8 +453,9 @@ class ObjectStore:
             partial.unlink(missing_ok=True)
         return path
 
-    def read_model(self, bucket: str, key: str, model: type[M]) -> M | None:
-        """A small JSON record (a manifest, a stage's result), or None if there is none."""
+    def read_bytes(self, bucket: str, key: str) -> bytes | None:
+        """A small object's exact bytes (a record whose digest matters), or None if there is
+        none. Whole in memory: for records, never for reads or alignments (``open``)."""
         try:
             response = self._call(lambda: self.client.get_object(bucket, key))
         except ObjectNotFound:
@@ -461,10 +463,15 @@ class ObjectStore:
         try:
             data = self._call(response.read)
             metrics.OBJECT_BYTES.labels("get", bucket).inc(len(data))
-            return model.model_validate_json(data)
+            return data
         finally:
             response.close()
             response.release_conn()
+
+    def read_model(self, bucket: str, key: str, model: type[M]) -> M | None:
+        """A small JSON record (a manifest, a stage's result), or None if there is none."""
+        data = self.read_bytes(bucket, key)
+        return None if data is None else model.model_validate_json(data)
 
     def write_model(self, bucket: str, key: str, record: BaseModel) -> ObjectRef:
         data = record.model_dump_json(indent=2).encode()

@@ -112,7 +112,8 @@ class OutboxRelay:
                             extra={"id": row["id"], "error": mapped.reason},
                         )
                         await conn.execute(
-                            "UPDATE genomebus_outbox SET failed_at = now(), last_error = $2 WHERE id = $1",
+                            "UPDATE genomebus_outbox SET failed_at = now(), last_error = $2"
+                            " WHERE id = $1",
                             row["id"],
                             mapped.reason[:2000],
                         )
@@ -143,14 +144,12 @@ class OutboxRelay:
             try:
                 while await self.publish_pending() == self.batch and not self._stop_requested():
                     pass
-            except Exception as exc:  # never stop relaying: the next round may succeed
+            except Exception as exc:  # noqa: BLE001 - keep relaying: the next round may work
                 log.warning("outbox relay will retry", extra={"error": str(exc)})
             if self._stop_requested():
                 return
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     def start(self) -> None:

@@ -131,7 +131,7 @@ class ServiceRuntime:
         for name, check in self.readiness.items():
             try:
                 results[name] = bool(await check())
-            except Exception:  # a failing check means "not ready", never a crashed probe
+            except Exception:  # noqa: BLE001 - a failing check means "not ready", not a crash
                 results[name] = False
         return results
 

@@ -6,8 +6,9 @@ outbox row, a sample awaiting its reads or its consent), the W3C carrier is stor
 (``carrier()``) and the work that continues later starts from it (``context_from()``), linking to
 whatever woke it (a request, a consent event), so one sample keeps one trace from the LIS's POST
 to "variants ready". HTTP requests get a server span each from FastAPI's own instrumentation
-(``fastapi_telemetry``), continuing a caller's ``traceparent`` when one is sent. Logs are JSON lines carrying the current trace and
-span ids, so an SRE can go from a log line to the whole journey.
+(``fastapi_telemetry``), continuing a caller's ``traceparent`` when one is sent. Logs are JSON
+lines carrying the current trace and span ids, so an SRE can go from a log line to the whole
+journey.
 """
 
 from __future__ import annotations

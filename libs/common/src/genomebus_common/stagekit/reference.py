@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from genomebus_common.contracts.digests import sha512t24u
 from genomebus_common.contracts.errors import DataConflict, PermanentError, ToolFailed
 from genomebus_common.contracts.events import ObjectRef, ReferenceGenome
 from genomebus_common.runtime.objectstore import ObjectStore
@@ -39,11 +40,6 @@ INDEX_SUFFIXES = (".fai", ".amb", ".ann", ".bwt", ".pac", ".sa")
 
 class UnknownReference(PermanentError):
     code = "unknown_reference"
-
-
-def sha512t24u(data: bytes) -> str:
-    """GA4GH's digest: SHA-512 truncated to 24 bytes, base64url without padding."""
-    return base64.urlsafe_b64encode(hashlib.sha512(data).digest()[:24]).decode().rstrip("=")
 
 
 def _canonical_json(value: object) -> bytes:

@@ -33,7 +33,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from genomebus_common.contracts.errors import ObjectNotFound
 from genomebus_common.contracts.events import (
     ObjectRef,
     Priority,
@@ -44,7 +43,6 @@ from genomebus_common.contracts.events import (
     new_id,
 )
 from genomebus_common.runtime.objectstore import ObjectStore
-from genomebus_common.stagekit.follow_on import follow_on
 
 log = logging.getLogger(__name__)
 
@@ -158,17 +156,8 @@ class ScatterStore:
         return self.store.write_model(self.bucket, self.plan_key, plan)
 
     def _read_bytes(self, key: str) -> bytes | None:
-        try:
-            # The plan's exact bytes give the digest its units carry; ObjectStore has no public
-            # raw read yet (see the report: ``ObjectStore.read_bytes``).
-            response = self.store._call(lambda: self.store.client.get_object(self.bucket, key))  # noqa: SLF001 - no public raw read
-        except ObjectNotFound:
-            return None
-        try:
-            return self.store._call(response.read)  # noqa: SLF001 - no public raw read
-        finally:
-            response.close()
-            response.release_conn()
+        # the plan's exact bytes give the digest its units carry
+        return self.store.read_bytes(self.bucket, key)
 
     def result(self, index: int) -> UnitResult | None:
         return self.store.read_model(self.bucket, self.result_key(index), UnitResult)
@@ -217,9 +206,8 @@ def unit_events(
     are the same every time the same plan is published."""
     wanted = range(len(plan.units)) if indices is None else indices
     return [
-        follow_on(
+        source.follow_on(
             WorkUnit,
-            source,
             producer,
             event_id=uuid.uuid5(
                 _UNIT_NAMESPACE, f"{plan.stage.value}/{plan.sample_id}/{i}/{plan_ref.sha256}"

@@ -54,7 +54,6 @@ from genomebus_common.runtime.broker import Delivery, ReliableConsumer, publish_
 from genomebus_common.runtime.objectstore import ObjectStore
 from genomebus_common.runtime.telemetry import tracer
 from genomebus_common.stagekit.consent_view import ConsentView
-from genomebus_common.stagekit.follow_on import follow_on, lane_of
 from genomebus_common.stagekit.scatter import ScatterPlan, ScatterStore, UnitResult, unit_events
 from genomebus_common.stagekit.scratch import SampleBusy, remove_abandoned, sample_workdir
 from genomebus_common.stagekit.tools import ResourceMeter, metered, time_limit, time_limit_for
@@ -386,9 +385,9 @@ class ScatteredStage:
     ) -> Event | None:
         """The stage's input event: plan (once) and publish the units not done yet; gather at
         once when every unit is done already (a redelivery after the last unit's worker died).
-        ``priority`` is the lane its units go to, by default the sample's (``lane_of``).
+        ``priority`` is the lane its units go to, by default the sample's (``SampleEvent.lane``).
         Returns the stage's event when it was published now."""
-        priority = lane_of(source) if priority is None else priority
+        priority = source.lane if priority is None else priority
         folder = self.folder(source.sample_id)
         scatter = self.scatter_store(source.sample_id)
         record = await asyncio.to_thread(
@@ -644,9 +643,8 @@ class ScatteredStage:
     async def _progress(self, source: SampleEvent, done: int, total: int) -> None:
         """Say how far the sample is. Advisory: a failure to say so is logged, never a reason
         to redo a unit (the next unit, or the stage's event, says it again)."""
-        event = follow_on(
+        event = source.follow_on(
             StageProgress,
-            source,
             self.producer,
             stage=self.work.stage,
             unit_kind=self.work.unit_kind,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
+
+from genomebus_common.contracts.digests import sha512t24u
 
 #: Our own prefix: the digest is VRS-like (sha512t24u of canonical JSON) but it is not a GA4GH
 #: VRS Allele digest, so it must not claim the "ga4gh:VA." namespace.
@@ -24,13 +24,3 @@ def variant_id(reference_digest: str, chrom: str, pos: int, ref: str, alt: str) 
         ensure_ascii=False,
     ).encode()
     return VARIANT_ID_PREFIX + sha512t24u(canonical)
-
-
-def sha512t24u(data: bytes) -> str:
-    """GA4GH's digest: SHA-512 truncated to 24 bytes, base64url without padding.
-
-    The same as ``genomebus_common.stagekit.reference.sha512t24u``, which core may not import:
-    that module reaches the object store (minio). To be imported from a pure module of
-    ``genomebus_common.contracts`` once it lives there.
-    """
-    return base64.urlsafe_b64encode(hashlib.sha512(data).digest()[:24]).decode().rstrip("=")

@@ -301,14 +301,10 @@ class RegistryHandlers:
             assert loaded is not None
             await enqueue(
                 conn,
-                VariantsReady(
+                event.follow_on(
+                    VariantsReady,
+                    PRODUCER,
                     event_id=ready_event_id(event.sample_id, event.vcf.sha256),
-                    correlation_id=event.correlation_id,
-                    sample_id=event.sample_id,
-                    patient_pseudonym=event.patient_pseudonym,
-                    reference=event.reference,
-                    hospital_id=event.hospital_id,
-                    producer=PRODUCER,
                     vcf=event.vcf,
                     variants_loaded=loaded.variants_new,
                     genotypes_loaded=loaded.genotypes,
