@@ -693,10 +693,10 @@ async def _follow_to_called(
                 if tp.topic == STAGE_FAILED.name:
                     raise _stage_failed(record.value, services, sample_id, label)
                 if tp.topic == SAMPLE_ALIGNED.name and aligned is None:
-                    aligned = SampleAligned.from_bytes(record.value)  # type: ignore[assignment]
+                    aligned = SampleAligned.from_bytes(record.value)
                     times["alignment"] = now - times["ingest"]
                 elif tp.topic == VARIANTS_CALLED.name:
-                    called = VariantsCalled.from_bytes(record.value)  # type: ignore[assignment]
+                    called = VariantsCalled.from_bytes(record.value)
                     times.setdefault("alignment", now - times["ingest"])
                     times["calling"] = now - times["ingest"] - times["alignment"]
     return aligned, called
@@ -834,9 +834,9 @@ class Bench:
         self.data = folder / "bench-data"
         self.logs = folder / "logs" / "bench"
         stack = endpoints()
-        settings = ServiceSettings(
+        settings = ServiceSettings(  # type: ignore[call-arg]  # pydantic-settings' _env_file
             **{k.removeprefix("GENOMEBUS_").lower(): v for k, v in stack.items()}, _env_file=None
-        )  # type: ignore[call-arg]
+        )
         self.settings = settings  # the stack's administrator: the bench watches every topic
         self.store = ObjectStore.from_settings(settings)
         self.env = {

@@ -131,7 +131,7 @@ async def load_genome(
     sample_no = await next_sample_no(conn)
     started = time.perf_counter()
     async with conn.transaction():
-        staged = await stage_genotypes(conn, iter(rows))  # type: ignore[arg-type]
+        staged = await stage_genotypes(conn, iter(rows))  # type: ignore[arg-type]  # bench rows: the same tuples
         await register_alleles(conn, DIGEST, staged)
         await write_blocks(conn, sample_no, DIGEST)
         if hold is not None:

@@ -27,7 +27,7 @@ def test_forecast_points_hold_until_the_next_and_the_last_for_an_hour() -> None:
             ]
         )
     )
-    at = lambda h, m=0: datetime(2026, 11, 26, h, m, tzinfo=UTC)  # noqa: E731
+    at = lambda h, m=0: datetime(2026, 11, 26, h, m, tzinfo=UTC)  # noqa: E731 - a short clock for the table below
     assert f.demand_at(at(5, 59)) is None  # before the forecast
     assert f.demand_at(at(6)) == 0.25
     assert f.demand_at(at(6, 59)) == 0.25

@@ -21,7 +21,7 @@ from ..ingest.conftest import ingest_settings, lis, toy_reference  # noqa: F401 
 
 # The registry's fixtures (a fresh database per test, a bucket, VCF uploads, settings with the
 # test clients), shared rather than copied.
-from ..registry.conftest import (  # noqa: F401
+from ..registry.conftest import (  # noqa: F401 - fixtures, used by name
     TOKENS,
     Record,
     UploadedVcf,
@@ -67,7 +67,7 @@ def ingest_process(
 
 
 @pytest.fixture
-def api(app_client: httpx.AsyncClient) -> httpx.AsyncClient:  # noqa: F811
+def api(app_client: httpx.AsyncClient) -> httpx.AsyncClient:  # noqa: F811 - this folder's api replaces the registry's
     """The registry's app, started (pool, migrations) and spoken to over HTTP in-process."""
     return app_client
 

@@ -202,8 +202,8 @@ async def run(args: argparse.Namespace) -> int:
     stack = endpoints()
     # _env_file is pydantic-settings' init-time option, unknown to the signature; the values are
     # the env file's strings, which pydantic parses as it parses the environment's.
-    settings = ServiceSettings(  # type: ignore[call-arg]
-        **{k.removeprefix("GENOMEBUS_").lower(): v for k, v in stack.items()},  # type: ignore[arg-type]
+    settings = ServiceSettings(  # type: ignore[call-arg]  # pydantic-settings' _env_file
+        **{k.removeprefix("GENOMEBUS_").lower(): v for k, v in stack.items()},  # type: ignore[arg-type]  # strings, parsed by the settings
         _env_file=None,
     )
     timeline = Timeline()

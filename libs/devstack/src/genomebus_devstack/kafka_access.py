@@ -54,7 +54,7 @@ def _managed(principal: str) -> bool:
 
 async def _send(admin: Any, request: Any) -> Any:
     """One admin-protocol request (aiokafka's admin client has the transport, not the method)."""
-    return await admin._send_request(request)  # noqa: SLF001
+    return await admin._send_request(request)  # noqa: SLF001 - aiokafka has no public call for it
 
 
 def _check(error_code: int, message: str | None, what: str) -> None:
@@ -116,13 +116,13 @@ async def provision(bootstrap: str, options: dict[str, str]) -> str:
 
     # _env_file is pydantic-settings' init-time option, unknown to the signature; pydantic checks
     # the protocol and mechanism strings against their Literal types.
-    settings = ServiceSettings(  # type: ignore[call-arg]
+    settings = ServiceSettings(  # type: ignore[call-arg]  # pydantic-settings' _env_file
         _env_file=None,
         service_name="devstack",
         profile="dev",  # the development stack's own admin: MinIO's keys do not matter here
         kafka_bootstrap_servers=bootstrap,
-        kafka_security_protocol=options["security_protocol"],  # type: ignore[arg-type]
-        kafka_sasl_mechanism=options["sasl_mechanism"],  # type: ignore[arg-type]
+        kafka_security_protocol=options["security_protocol"],  # type: ignore[arg-type]  # a str; validated
+        kafka_sasl_mechanism=options["sasl_mechanism"],  # type: ignore[arg-type]  # a str; validated
         kafka_sasl_username=options["sasl_plain_username"],
         kafka_sasl_password=SecretStr(options["sasl_plain_password"]),
     )

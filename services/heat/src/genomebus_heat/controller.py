@@ -216,7 +216,7 @@ class HeatController:
                 async with asyncio.timeout(timeout):
                     result = await part()
                 if name == "steer":
-                    self.status.last_decision = result  # type: ignore[assignment]
+                    self.status.last_decision = result  # type: ignore[assignment]  # steer's result: a Decision
                 status.ok, status.error = True, None
             except asyncio.CancelledError:
                 raise

@@ -18,7 +18,7 @@ import os
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -142,7 +142,7 @@ class Event(Contract):
         return self.model_dump_json().encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes | str) -> Event:
+    def from_bytes(cls, data: bytes | str) -> Self:
         return cls.model_validate_json(data)
 
 

@@ -85,7 +85,7 @@ class _HashingReader(io.RawIOBase):
             self._counted.inc(len(data))
         return data
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]  # io's readers pass these
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
@@ -204,7 +204,7 @@ class VerifiedStream(io.RawIOBase):
             self._verify()
         return data
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]  # io's readers pass these
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
@@ -376,12 +376,12 @@ class ObjectStore:
             lambda: self.client.put_object(
                 bucket,
                 key,
-                reader,  # type: ignore[arg-type]
+                reader,  # type: ignore[arg-type]  # minio's stub wants a BinaryIO; it only reads
                 length=-1,
                 part_size=self.part_size,
                 num_parallel_uploads=self.parallel_uploads,
                 content_type=content_type,
-                metadata=metadata,  # type: ignore[arg-type]
+                metadata=metadata,  # type: ignore[arg-type]  # a str dict is what minio sends
             )
         )
         digest = reader.sha256.hexdigest()

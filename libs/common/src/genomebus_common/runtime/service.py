@@ -163,7 +163,7 @@ def create_app(
     app = FastAPI(
         title=title or f"genomebus {runtime.settings.service_name}",
         lifespan=lifespan,
-        telemetry=fastapi_telemetry(runtime.tracer_provider),  # type: ignore[arg-type]
+        telemetry=fastapi_telemetry(runtime.tracer_provider),  # type: ignore[arg-type]  # FastAPI's stub is narrower than what it accepts
     )
     app.state.runtime = runtime
     app.add_middleware(HttpMetrics)

@@ -54,7 +54,7 @@ def _number(value: object, what: str) -> float:
     if isinstance(value, bool):  # json true is an int to Python; it is no demand figure
         raise ForecastError(f"{what} is not a number: {value!r}")
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]  # any JSON value; float() says which
     except (TypeError, ValueError):
         raise ForecastError(f"{what} is not a number: {value!r}") from None
     if not math.isfinite(number):

@@ -46,7 +46,7 @@ class AlleleCounts(BaseModel):
     ) -> AlleleCounts:
         """The counts over ``samples`` research patients, small cells withheld (disclosure.py)."""
         shown = disclosure.disclose(disclosure.Cells(samples, carriers, allele_count), threshold)
-        return cls(**shown._asdict(), **ident)  # type: ignore[arg-type]
+        return cls(**shown._asdict(), **ident)  # type: ignore[arg-type]  # ident: the answer's own fields
 
 
 class AlleleAnswer(BaseModel):

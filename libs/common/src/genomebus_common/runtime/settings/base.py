@@ -70,4 +70,4 @@ class CommonSettings(BaseSettings):
         """Read the environment (and the local stack's env file, if any); ``overrides`` are
         field values (of any field's type: pydantic validates them as it does the variables)."""
         # ``_env_file`` is pydantic-settings' init-time source option, unknown to its signature.
-        return cls(_env_file=default_env_files() or None, **overrides)  # type: ignore[call-arg]
+        return cls(_env_file=default_env_files() or None, **overrides)  # type: ignore[call-arg]  # pydantic-settings' _env_file
