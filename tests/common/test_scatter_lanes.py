@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+import pytest
+
 from genomebus_common.contracts.events import (
     AlignmentMetrics,
     Priority,
@@ -99,7 +101,6 @@ def test_a_follow_on_event_carries_the_sample_and_the_given_fields_win() -> None
     carried = ("correlation_id", "sample_id", "patient_pseudonym", "reference", "hospital_id")
     assert {f: getattr(progress, f) for f in carried} == {f: getattr(source, f) for f in carried}
     assert progress.producer == producer
-    assert "priority" not in StageProgress.model_fields  # no lane where the event has none
     unit = units(Priority.RESEARCH, 1)[0]
     assert unit.priority == Priority.RESEARCH and unit.hospital_id == source.hospital_id
     override = source.follow_on(
@@ -112,3 +113,18 @@ def test_a_follow_on_event_carries_the_sample_and_the_given_fields_win() -> None
         plan=object_ref("plan.json"),
     )
     assert override.priority == Priority.ROUTINE  # the plan's lane, not the source's
+
+
+def test_a_field_the_next_event_does_not_have_is_refused_not_dropped() -> None:
+    """The models ignore unknown fields, so a misspelt one would vanish silently."""
+    source = sample_received(priority=Priority.RESEARCH)
+    with pytest.raises(TypeError, match="StageProgress has no field.*priority"):
+        source.follow_on(
+            StageProgress,
+            None,
+            stage=Stage.CALLING,
+            unit_kind="region",
+            units_done=1,
+            units_total=2,
+            priority=Priority.URGENT_CLINICAL,  # progress has no lane to carry
+        )

@@ -8,18 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from genomebus_common.contracts.events import ReadGroup, ReferenceGenome
-from genomebus_common.stagekit.work import ReadStream, StageObjects
+from genomebus_common.contracts.events import ReadGroup
+from genomebus_common.stagekit.work import ReadStream, References, StageObjects
 
 from .core.results import Aligner, AlignmentResult, GatheredAlignment, UnitAlignment
-
-
-class References(Protocol):
-    """Reference genomes as local files (``ReferenceRegistry``)."""
-
-    def materialise(self, reference: ReferenceGenome) -> tuple[Path, object]:
-        """The local FASTA (its indexes beside it); an unknown reference fails here."""
-        ...
 
 
 class AlignerTools(Protocol):

@@ -9,18 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from genomebus_common.contracts.events import ObjectRef, ReferenceGenome
-from genomebus_common.stagekit.work import StageObjects
+from genomebus_common.contracts.events import ObjectRef
+from genomebus_common.stagekit.work import References, StageObjects
 
 from .core.results import GatheredCalls, RegionCalls
-
-
-class References(Protocol):
-    """Reference genomes as local files (``ReferenceRegistry``)."""
-
-    def materialise(self, reference: ReferenceGenome) -> tuple[Path, object]:
-        """The local FASTA (its indexes beside it); an unknown reference fails here."""
-        ...
 
 
 class CallerTools(Protocol):

@@ -184,7 +184,11 @@ class SampleEvent(Event):
         ``event_type`` has a priority, and ``fields`` (which win over both). One place, because
         a stage building it field by field would sooner or later forget one: a missing hospital
         id hides a sample from its hospital, a missing priority drops an urgent sample into the
-        routine lane."""
+        routine lane. A field the next event does not have is refused, not dropped: the models
+        ignore unknown fields, so a misspelt ``energy`` would otherwise vanish silently."""
+        unknown = sorted(fields.keys() - event_type.model_fields.keys())
+        if unknown:
+            raise TypeError(f"{event_type.__name__} has no field(s) {', '.join(unknown)}")
         carried = self.carried(producer)
         if "priority" in event_type.model_fields:
             carried["priority"] = self.lane

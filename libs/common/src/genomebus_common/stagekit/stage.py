@@ -401,7 +401,7 @@ class ScatteredStage:
         if planned is None:
             planned = await asyncio.to_thread(self._plan, source, priority, scatter)
             if await self._removed(folder):  # removed while we planned: what we wrote goes too
-                await asyncio.to_thread(self._remove_again, folder)
+                await asyncio.to_thread(remove_again, self.store, self.bucket, folder)
                 return None
         plan, plan_ref = planned
         progress = await asyncio.to_thread(scatter.progress, len(plan.units))
@@ -513,7 +513,7 @@ class ScatteredStage:
                 return None
             await asyncio.to_thread(scatter.record, result)
             if await self._removed(folder):  # removed while we worked: what we wrote goes too
-                await asyncio.to_thread(self._remove_again, folder)
+                await asyncio.to_thread(remove_again, self.store, self.bucket, folder)
                 return None
             metrics.SCATTER_UNITS.labels(self.work.stage.value, lane, "done").inc()
             metrics.SCATTER_UNIT_SECONDS.labels(self.work.stage.value, lane).observe(
@@ -637,9 +637,6 @@ class ScatteredStage:
             is not None
         )
 
-    def _remove_again(self, folder: str) -> None:
-        remove_again(self.store, self.bucket, folder)
-
     async def _progress(self, source: SampleEvent, done: int, total: int) -> None:
         """Say how far the sample is. Advisory: a failure to say so is logged, never a reason
         to redo a unit (the next unit, or the stage's event, says it again)."""
@@ -679,6 +676,6 @@ class ScatteredStage:
         if await self._removed(folder):
             # Work that was past its check when the removal came may have written since:
             # every look at a removed sample removes what is there again.
-            await asyncio.to_thread(self._remove_again, folder)
+            await asyncio.to_thread(remove_again, self.store, self.bucket, folder)
             return True
         return False

@@ -17,7 +17,13 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from genomebus_common.contracts.events import ObjectRef, SampleEvent, ScatterSummary, Stage
+from genomebus_common.contracts.events import (
+    ObjectRef,
+    ReferenceGenome,
+    SampleEvent,
+    ScatterSummary,
+    Stage,
+)
 from genomebus_common.stagekit.scatter import ScatterPlan, ScatterStore, UnitResult, new_attempt
 from genomebus_common.stagekit.tools import time_limit_for
 
@@ -30,6 +36,14 @@ class ReadStream(Protocol):
     """A stream of bytes read in pieces (a stored object's verified stream, an open file)."""
 
     def read(self, size: int = -1, /) -> bytes: ...
+
+
+class References(Protocol):
+    """Reference genomes as local files (``ReferenceRegistry``)."""
+
+    def materialise(self, reference: ReferenceGenome) -> tuple[Path, object]:
+        """The local FASTA (its indexes beside it); an unknown reference fails here."""
+        ...
 
 
 class StageObjects(Protocol):
