@@ -339,3 +339,27 @@ async def test_progress_never_goes_back(world: World) -> None:
     assert (await world.ingest.get(sample_id, "RH")).progress == {
         "alignment": {"done": 2, "total": 3, "unit_kind": "read_chunk"}
     }
+
+
+async def test_the_memory_transaction_rolls_back_as_postgres_does(world: World) -> None:
+    """The core's tests lean on it: a failure half-way leaves neither the state move nor the
+    event, so a use case that published before failing would show here as it would in SQL."""
+    sample_id = await uploaded(world)
+    before = world.samples.samples[sample_id]
+    published = len(world.samples.outbox)
+    with pytest.raises(RuntimeError, match="half-way"):
+        async with world.samples.changes() as tx:
+            assert await tx.remove(sample_id, ("test",)) is not None
+            await tx.publish(
+                SampleRemoved(
+                    correlation_id=sample_id,
+                    sample_id=sample_id,
+                    patient_pseudonym=before.patient_pseudonym,
+                    hospital_id=before.hospital_id,
+                    reason="test",
+                    requested_by="test",
+                )
+            )
+            raise RuntimeError("half-way")
+    assert world.samples.samples[sample_id] == before
+    assert len(world.samples.outbox) == published

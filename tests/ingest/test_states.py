@@ -58,3 +58,14 @@ def test_only_a_sample_awaiting_reads_takes_them() -> None:
 
 def test_the_states_without_objects_are_the_rejected_and_the_removed() -> None:
     assert {S.REJECTED, S.REMOVED} == HOLDS_NO_OBJECTS
+
+
+def test_the_sql_guards_name_the_states_literally() -> None:
+    """The partial index on awaiting_consent serves only a predicate that names the state in the
+    SQL text; the guards are generated from the table, so pin what they generate."""
+    from genomebus_ingest.adapters.postgres import _may
+
+    assert _may(Step.RELEASE) == "status IN ('awaiting_consent')"
+    assert _may(Step.QUARANTINE, "s.status") == "s.status IN ('awaiting_consent')"
+    assert _may(Step.TAKE_READS) == "status IN ('awaiting_reads')"
+    assert "'removed'" not in _may(Step.REMOVE)

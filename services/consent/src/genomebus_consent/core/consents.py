@@ -31,7 +31,8 @@ from .change import Change, check_request, next_facts, pseudonym_of
 from .errors import NOT_FOUND, ConsentNotFound, IdempotencyConflict, PortalOnly, Refused
 from .model import ConsentHistory, ConsentVersion, consent_changed
 
-log = logging.getLogger(__name__)
+# The name it logged under before the move: log queries select on it.
+log = logging.getLogger("genomebus_consent.service")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Every port of ingest in memory, for fast tests of the core: no database, bucket or broker.
 
 Each move is guarded by the core's state machine, as the SQL guards are, so a test sees the
-same refusals a race would meet in PostgreSQL. One lock stands in for every transaction.
+same refusals a race would meet in PostgreSQL. One lock stands in for every transaction, and a failure inside one puts back what it changed.
 """
 
 from __future__ import annotations
@@ -119,10 +119,23 @@ class MemorySamples:
         self.samples[sample_id] = moved
         return moved
 
+    @contextlib.contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """All of a transaction's changes, or none of them: a failure half-way puts back what
+        it had changed, as PostgreSQL's rollback does (an event never leaves without its state
+        move, nor a state move without its event)."""
+        saved = (dict(self.samples), dict(self.consents), list(self.outbox), set(self.inbox))
+        try:
+            yield
+        except BaseException:
+            self.samples, self.consents, self.outbox, self.inbox = saved
+            raise
+
     @contextlib.asynccontextmanager
     async def changes(self) -> AsyncIterator[MemoryChanges]:
         async with self._lock:
-            yield MemoryChanges(self)
+            with self._atomic():
+                yield MemoryChanges(self)
 
     @contextlib.asynccontextmanager
     async def consent_inbox(
@@ -132,8 +145,9 @@ class MemorySamples:
             if event.event_id in self.inbox:
                 yield None
                 return
-            self.inbox.add(event.event_id)
-            yield MemoryChanges(self)
+            with self._atomic():
+                self.inbox.add(event.event_id)
+                yield MemoryChanges(self)
 
     async def add(self, sample: Sample) -> tuple[bool, Sample]:
         if sample.sample_id in self.samples:

@@ -182,7 +182,7 @@ class PostgresChanges:
         await self.conn.execute(
             f"""
             UPDATE samples SET {_to(Step.RELEASE)}, event_id = $2, consent_version = $3,
-                updated_at = now() WHERE sample_id = $1""",
+                updated_at = now() WHERE sample_id = $1 AND {_may(Step.RELEASE)}""",
             sample_id,
             event_id,
             consent_version,
@@ -194,7 +194,8 @@ class PostgresChanges:
         await self.conn.execute(
             f"""
             UPDATE samples SET {_to(Step.QUARANTINE)}, consent_version = $2,
-                reasons = $3::jsonb, updated_at = now() WHERE sample_id = $1""",
+                reasons = $3::jsonb, updated_at = now()
+            WHERE sample_id = $1 AND {_may(Step.QUARANTINE)}""",
             sample_id,
             consent_version,
             json.dumps(list(reasons)),
@@ -340,6 +341,12 @@ class PostgresSamples:
                    c.analysis_consent_given, c.withdrawn, c.research_use
             FROM samples s JOIN consents c ON c.patient_pseudonym = s.patient_pseudonym
             WHERE {_may(Step.RELEASE, "s.status")}
+              -- only a consent that decides something: the core picks among these
+              -- (``decide_consent(...).moves_on``), but a patient whose consent cannot move
+              -- a sample, or whose research sample a restriction holds, is not even read
+              AND (c.analysis_consent_given OR c.withdrawn)
+              AND NOT (s.priority = 'research' AND c.research_use IS DISTINCT FROM 'allowed'
+                       AND NOT c.withdrawn)
               AND s.updated_at < now() - make_interval(secs => $1)""",
             stale_after_s,
         )
