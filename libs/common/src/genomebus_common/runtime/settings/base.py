@@ -23,7 +23,13 @@ ENV_PREFIX = "GENOMEBUS_"
 #: Shared by every fragment: composed classes merge their bases' configurations, and one
 #: fragment with another prefix or without ``frozen`` would change the whole composition.
 SETTINGS_CONFIG = SettingsConfigDict(
-    env_prefix=ENV_PREFIX, extra="ignore", env_file_encoding="utf-8", frozen=True
+    env_prefix=ENV_PREFIX,
+    extra="ignore",
+    env_file_encoding="utf-8",
+    frozen=True,
+    # A refused setting is logged at start-up: the error names the field and the rule, never
+    # the values (the pseudonym key and the DSNs' passwords are among them).
+    hide_input_in_errors=True,
 )
 
 
