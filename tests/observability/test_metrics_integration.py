@@ -19,11 +19,10 @@ from prometheus_client import REGISTRY
 from genomebus_common.contracts.errors import ObjectStoreUnavailable
 from genomebus_common.contracts.events import SampleReceived, Stage
 from genomebus_common.contracts.topics import topic_for
-from genomebus_common.runtime import metrics
 from genomebus_common.runtime.broker import Delivery, ReliableConsumer, RetryPolicy, create_broker
 from genomebus_common.runtime.db import connect_pool
 from genomebus_common.runtime.objectstore import ObjectStore
-from genomebus_common.runtime.outbox import OutboxRelay, enqueue
+from genomebus_common.runtime.outbox import OutboxRelay, enqueue, read_backlog
 from genomebus_common.runtime.service import ServiceRuntime, create_app
 from genomebus_common.runtime.settings import ServiceSettings
 from genomebus_common.runtime.telemetry import make_tracer_provider
@@ -154,7 +153,7 @@ async def test_the_outbox_publishes_inside_the_trace_that_enqueued_and_reports_i
         with provider.get_tracer("tests").start_as_current_span("release sample") as release:
             async with pool.acquire() as conn, conn.transaction():
                 await enqueue(conn, event)
-        await metrics.read_outbox(pool)
+        await read_backlog(pool)
         assert sample("genomebus_outbox_backlog") == 1
         assert sample("genomebus_outbox_oldest_unsent_seconds") >= 0
         published_before = sample("genomebus_outbox_published_total", topic=topic_for(event))
@@ -164,7 +163,7 @@ async def test_the_outbox_publishes_inside_the_trace_that_enqueued_and_reports_i
             relay = OutboxRelay(pool, broker)
             fresh = contextvars.Context()  # no span of the caller's here
             assert await asyncio.create_task(relay.publish_pending(), context=fresh) == 1
-        await metrics.read_outbox(pool)
+        await read_backlog(pool)
         assert sample("genomebus_outbox_backlog") == 0
         stored = await pool.fetchval("SELECT trace_context FROM genomebus_outbox")
     assert (

@@ -36,7 +36,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -48,9 +48,6 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
-
-if TYPE_CHECKING:
-    import asyncpg
 
 log = logging.getLogger(__name__)
 
@@ -246,29 +243,6 @@ class LagReader:
             with contextlib.suppress(KeyError):
                 CONSUMER_LAG.remove(*gone)
         self._seen = current
-
-
-async def read_outbox(pool: asyncpg.Pool) -> None:
-    """Outbox backlog from the partial index on unsent rows: cheap while the backlog is small,
-    and bounded by the statement timeout when it is not."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL statement_timeout = '1500ms'")
-        # Each query matches a partial index: published rows (the whole history) are never read.
-        unsent = await conn.fetchrow(
-            """
-            SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest
-            FROM genomebus_outbox WHERE published_at IS NULL AND failed_at IS NULL"""
-        )
-        failed = await conn.fetchval(
-            "SELECT count(*) FROM genomebus_outbox"
-            " WHERE published_at IS NULL AND failed_at IS NOT NULL"
-        )
-    if unsent is None:  # an aggregate without GROUP BY always returns one row
-        raise RuntimeError("the outbox backlog query returned no row")
-    row = {"unsent": unsent["n"], "failed": failed, "oldest": unsent["oldest"]}
-    OUTBOX_BACKLOG.set(row["unsent"])
-    OUTBOX_FAILED.set(row["failed"])
-    OUTBOX_OLDEST.set(float(row["oldest"]))
 
 
 def count_states(states: Iterable[str], counts: dict[str, int]) -> None:
