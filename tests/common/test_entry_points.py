@@ -22,6 +22,9 @@ def test_the_console_script_starts_the_http_server(
     from genomebus_common.runtime import service as runtime
 
     monkeypatch.setenv("GENOMEBUS_PSEUDONYM_KEY", "ab" * 32)
+    # The development profile, whether or not a local stack's .stack/env is there to say so:
+    # the script builds its app and connects to nothing, so no stack is needed.
+    monkeypatch.setenv("GENOMEBUS_PROFILE", "dev")
     monkeypatch.setattr(runtime.trace, "set_tracer_provider", lambda provider: None)
     started: list[tuple[Any, dict[str, Any]]] = []
     monkeypatch.setattr(runtime.uvicorn, "run", lambda app, **kw: started.append((app, kw)))
