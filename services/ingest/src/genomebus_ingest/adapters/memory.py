@@ -1,7 +1,8 @@
 """Every port of ingest in memory, for fast tests of the core: no database, bucket or broker.
 
 Each move is guarded by the core's state machine, as the SQL guards are, so a test sees the
-same refusals a race would meet in PostgreSQL. One lock stands in for every transaction, and a failure inside one puts back what it changed.
+same refusals a race would meet in PostgreSQL. One lock stands in for every transaction, and a
+failure inside one puts back what it changed.
 """
 
 from __future__ import annotations
