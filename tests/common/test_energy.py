@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from genomebus_common.contracts.energy import METHOD, total
 from genomebus_common.contracts.events import EnergyEstimate
-from genomebus_common.stagekit.energy import METHOD, EnergySettings, estimate, total
+from genomebus_common.stagekit.energy import EnergySettings, estimate
 from genomebus_common.stagekit.tools import metered, run_pipeline
 
 BURN = [

@@ -10,6 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
+from genomebus_common.contracts.energy import METHOD, TOTAL_METHOD, total
 from genomebus_common.contracts.events import (
     AlignmentMetrics,
     EnergyEstimate,
@@ -17,7 +18,6 @@ from genomebus_common.contracts.events import (
     ToolProvenance,
     VariantsReady,
 )
-from genomebus_common.stagekit.energy import METHOD, TOTAL_METHOD, total
 from genomebus_registry.adapters.postgres.handlers import RegistryHandlers
 from genomebus_registry.inject import Registry
 

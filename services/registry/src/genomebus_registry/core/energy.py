@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, Field
 
+from genomebus_common.contracts.energy import total
 from genomebus_common.contracts.events import EnergyEstimate
-from genomebus_common.stagekit.energy import total
 
 ALIGNMENT = "alignment"
 CALLING = "calling"

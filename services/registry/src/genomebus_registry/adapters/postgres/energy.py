@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from genomebus_common.contracts.energy import total
 from genomebus_common.contracts.events import EnergyEstimate
-from genomebus_common.stagekit.energy import total
 
 from . import Connection
 
