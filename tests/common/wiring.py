@@ -5,13 +5,16 @@ record. The handlers' own behaviour is tested on the in-memory adapters and on t
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from faststream.kafka import KafkaBroker
 
 from genomebus_common.contracts.events import Stage
+from genomebus_common.runtime.broker import ReliableConsumer
 from genomebus_common.runtime.service import ServiceRuntime
 from genomebus_common.runtime.settings import KafkaSettings
+from genomebus_common.stagekit.stage import ScatteredStage
 
 
 def runtime(service: str) -> ServiceRuntime:
@@ -42,3 +45,16 @@ class Recorder:
             self.calls.append((name, args))
 
         return record
+
+
+class RecordingStage(Recorder):
+    """A scattered stage whose handlers record (``on_source``, ``handle_unit``,
+    ``handle_removal``); ``subscribe`` is the real ``ScatteredStage.subscribe``, so the work
+    topics and their groups are the ones production subscribes."""
+
+    def __init__(self, stage: Stage) -> None:
+        super().__init__()
+        self.work = SimpleNamespace(stage=stage)
+
+    def subscribe(self, consumer: ReliableConsumer, lanes: Any, max_poll_interval_s: int) -> None:
+        ScatteredStage.subscribe(self, consumer, lanes, max_poll_interval_s)  # type: ignore[arg-type]
