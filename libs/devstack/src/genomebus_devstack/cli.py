@@ -1,4 +1,5 @@
-"""``genomebus stack install|up|down|status|logs|env`` — the developer entry point.
+"""``genomebus stack install|up|down|status|logs|env`` — the developer entry point — and
+``genomebus reference add|list|show`` (``genomebus_ops.reference_cli``).
 
 argparse only, so the CLI starts fast and works before anything else of the workspace is
 installed. Errors meant for people (StackError) print without a traceback and exit 1.
@@ -23,6 +24,11 @@ LOG_NAMES: tuple[str, ...] = ("kafka", "minio", "postgres", "install")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genomebus", description="genomebus developer tools")
     groups = parser.add_subparsers(dest="group", required=True)
+    groups.add_parser(
+        "reference",
+        help="register and inspect reference genomes (`genomebus reference --help`)",
+        add_help=False,
+    )
     stack_parser = groups.add_parser(
         "stack",
         help="the local Kafka + MinIO + PostgreSQL + bio tools stack",
@@ -60,6 +66,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["reference"]:
+        # the operator's command, also installed alone as genomebus-reference
+        from genomebus_ops.reference_cli import main as reference_main
+
+        return reference_main(argv[1:])
+    return _stack(argv)
+
+
+def _stack(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     layout = Layout.discover(args.state_dir)
     try:

@@ -22,14 +22,19 @@ import hashlib
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from genomebus_common.contracts.digests import sha512t24u
-from genomebus_common.contracts.errors import DataConflict, PermanentError, ToolFailed
+from genomebus_common.contracts.errors import (
+    DataConflict,
+    ObjectNotFound,
+    PermanentError,
+    ToolFailed,
+)
 from genomebus_common.contracts.events import ObjectRef, ReferenceGenome
 from genomebus_common.runtime.objectstore import ObjectStore
 
@@ -95,6 +100,86 @@ def collection_digest(sequences: list[SequenceDigest]) -> str:
     return "SQC." + sha512t24u(_canonical_json(level1))
 
 
+class Interval(BaseModel):
+    """A 1-based, closed interval of one contig (as VCF and bcftools' ploidy files count)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    contig: str
+    start: int = Field(ge=1)
+    end: int = Field(ge=1)
+
+    @classmethod
+    def parse(cls, text: str) -> Interval:
+        """``chrX:10001-2781479``."""
+        contig, _, span = text.rpartition(":")
+        start, _, end = span.partition("-")
+        try:
+            interval = cls(
+                contig=contig, start=int(start.replace(",", "")), end=int(end.replace(",", ""))
+            )
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not CONTIG:START-END") from exc
+        if not contig or interval.end < interval.start:
+            raise ValueError(f"{text!r} is not CONTIG:START-END with START <= END")
+        return interval
+
+    def __str__(self) -> str:
+        return f"{self.contig}:{self.start}-{self.end}"
+
+
+class SexChromosomes(BaseModel):
+    """Which contigs are X and Y, and their pseudo-autosomal regions (PARs): a male is diploid
+    in the PARs and haploid on the rest of X and Y. Goes with the reference, because contig
+    names and PAR coordinates differ between assemblies."""
+
+    model_config = ConfigDict(frozen=True)
+
+    x: str
+    y: str
+    pars: tuple[Interval, ...] = ()
+
+    def problems(self, lengths: dict[str, int]) -> list[str]:
+        """What does not fit the reference's sequences (empty when all fits)."""
+        found = [
+            f"{role} contig {name!r} is not in the FASTA"
+            for role, name in (("X", self.x), ("Y", self.y))
+            if name not in lengths
+        ]
+        for par in self.pars:
+            if par.contig not in (self.x, self.y):
+                found.append(f"PAR {par} is on neither X ({self.x}) nor Y ({self.y})")
+            elif par.contig in lengths and par.end > lengths[par.contig]:
+                found.append(f"PAR {par} ends past {par.contig}'s {lengths[par.contig]:,} bases")
+        return found
+
+
+#: The PARs of the two human assemblies in use (GRCh38 and GRCh37 as released by the GRC; the
+#: same intervals as bcftools' built-in ploidy definitions), with UCSC-style contig names.
+SEX_PRESETS: dict[str, SexChromosomes] = {
+    "GRCh38": SexChromosomes(
+        x="chrX",
+        y="chrY",
+        pars=(
+            Interval(contig="chrX", start=10_001, end=2_781_479),
+            Interval(contig="chrX", start=155_701_383, end=156_030_895),
+            Interval(contig="chrY", start=10_001, end=2_781_479),
+            Interval(contig="chrY", start=56_887_903, end=57_217_415),
+        ),
+    ),
+    "GRCh37": SexChromosomes(
+        x="chrX",
+        y="chrY",
+        pars=(
+            Interval(contig="chrX", start=60_001, end=2_699_520),
+            Interval(contig="chrX", start=154_931_044, end=155_260_560),
+            Interval(contig="chrY", start=10_001, end=2_649_520),
+            Interval(contig="chrY", start=59_034_050, end=59_363_566),
+        ),
+    ),
+}
+
+
 class Manifest(BaseModel):
     """What a registered reference consists of; stored beside its files."""
 
@@ -103,6 +188,9 @@ class Manifest(BaseModel):
     reference: ReferenceGenome
     sequences: list[dict[str, object]]
     files: dict[str, ObjectRef]
+    #: Added after the first references were registered: those have none (unknown sex
+    #: chromosomes, so every contig is called diploid, as before).
+    sex_chromosomes: SexChromosomes | None = None
 
     @property
     def total_length(self) -> int:
@@ -119,9 +207,11 @@ def _run(*command: str, cwd: Path) -> None:
         raise ToolFailed(f"{' '.join(command[:2])} failed ({exc.returncode}): {tail}") from exc
 
 
-def build_indexes(fasta: Path) -> None:
+def build_indexes(fasta: Path, say: Callable[[str], None] = lambda _: None) -> None:
     """The samtools .fai and the bwa index, built beside ``fasta`` (once per reference)."""
+    say("indexing: samtools faidx")
     _run("samtools", "faidx", fasta.name, cwd=fasta.parent)
+    say("indexing: bwa index (about an hour for a whole human genome)")
     _run("bwa", "index", fasta.name, cwd=fasta.parent)
 
 
@@ -139,6 +229,18 @@ class ReferenceRegistry:
     def find(self, reference_id: str) -> Manifest | None:
         return self.store.read_model(self.bucket, self._manifest_key(reference_id), Manifest)
 
+    def ids(self) -> list[str]:
+        """The ids of every registered reference (those whose manifest is written)."""
+        try:
+            keys = self.store.list_keys(self.bucket, "")
+        except ObjectNotFound:  # no bucket yet: nothing was ever registered
+            return []
+        return sorted(
+            key.removesuffix("/manifest.json")
+            for key in keys
+            if key.endswith("/manifest.json") and key.count("/") == 1
+        )
+
     def resolve(self, reference: ReferenceGenome) -> Manifest:
         """The manifest of exactly this reference, or ``UnknownReference`` saying why not."""
         manifest = self.find(reference.id)
@@ -151,10 +253,30 @@ class ReferenceRegistry:
             )
         return manifest
 
-    def register(self, reference_id: str, fasta: Path, workdir: Path) -> Manifest:
-        """Store a FASTA with its indexes; registering the same content again changes nothing."""
+    def register(
+        self,
+        reference_id: str,
+        fasta: Path,
+        workdir: Path,
+        *,
+        sex_chromosomes: SexChromosomes | None = None,
+        say: Callable[[str], None] = lambda _: None,
+    ) -> Manifest:
+        """Store a FASTA with its indexes; registering the same content again changes nothing.
+
+        Other content under a registered id, or another sex-chromosome description of the same
+        content, is refused: samples already name the reference by its id, and their calls
+        were made with what it said."""
+        say(f"digesting the sequences of {fasta}")
         sequences = fasta_digests(fasta)
         reference = ReferenceGenome(id=reference_id, digest=collection_digest(sequences))
+        if sex_chromosomes is not None:
+            found = sex_chromosomes.problems({s.name: s.length for s in sequences})
+            if found:
+                raise PermanentError(
+                    f"the sex chromosomes do not fit {fasta.name}: " + "; ".join(found),
+                    code="invalid_reference_description",
+                )
         existing = self.find(reference_id)
         if existing is not None:
             if existing.reference.digest != reference.digest:
@@ -162,22 +284,31 @@ class ReferenceRegistry:
                     f"reference {reference_id!r} is already registered with other content "
                     f"({existing.reference.digest}); register it under a new id"
                 )
+            if existing.sex_chromosomes != sex_chromosomes and sex_chromosomes is not None:
+                raise DataConflict(
+                    f"reference {reference_id!r} is already registered with another "
+                    "sex-chromosome description; register it under a new id"
+                )
+            say(f"{reference_id} is already registered with this content ({reference.digest})")
             return existing
         self.store.ensure_bucket(self.bucket)
         staging = workdir / f"register-{reference.digest}"
         staging.mkdir(parents=True, exist_ok=True)
         local = staging / FASTA_NAME
         shutil.copyfile(fasta, local)
-        build_indexes(local)
+        build_indexes(local, say)
         prefix = f"{reference_id}/{reference.digest}"
-        files = {
-            name: self.store.put_file(self.bucket, f"{prefix}/{name}", staging / name)
-            for name in [FASTA_NAME, *(FASTA_NAME + s for s in INDEX_SUFFIXES)]
-        }
+        names = [FASTA_NAME, *(FASTA_NAME + s for s in INDEX_SUFFIXES)]
+        files = {}
+        for number, name in enumerate(names, 1):
+            size = (staging / name).stat().st_size
+            say(f"uploading {number}/{len(names)}: {name} ({size / 1e6:,.1f} MB)")
+            files[name] = self.store.put_file(self.bucket, f"{prefix}/{name}", staging / name)
         manifest = Manifest(
             reference=reference,
             sequences=[{"name": s.name, "length": s.length, "digest": s.digest} for s in sequences],
             files=files,
+            sex_chromosomes=sex_chromosomes,
         )
         # The manifest goes last: a reference is registered only once all its files are there.
         self.store.write_model(self.bucket, self._manifest_key(reference_id), manifest)
