@@ -41,3 +41,16 @@ async def test_a_broken_statement_is_our_500_not_the_requests_422() -> None:
     response = await _post(_app(asyncpg.exceptions.UndefinedTableError("no such table")))
     assert response.status_code == 500
     assert response.json()["type"] == "urn:genomebus:problem:database_rejected"
+
+
+async def test_a_dropped_connection_is_a_503_and_a_local_fault_stays_a_500() -> None:
+    """A socket reset under a request (the database or object store restarting) is for the
+    client to retry, like a failover; a missing file is our bug and stays a 500."""
+    response = await _post(_app(ConnectionResetError(104, "Connection reset by peer")))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.json()["type"] == "urn:genomebus:problem:dependency_unreachable"
+    app = _app(FileNotFoundError(2, "No such file or directory"))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.post("/thing")).status_code == 500

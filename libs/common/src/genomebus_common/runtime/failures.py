@@ -34,7 +34,7 @@ _TRANSIENT_OS_ERRNOS = {
 }
 
 
-def _is_network_error(exc: BaseException) -> bool:
+def is_network_error(exc: BaseException) -> bool:
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError, socket.timeout, ConnectionError)):
         return True
     # A name that does not resolve for a moment (DNS restarting, a Service being recreated).
@@ -67,7 +67,7 @@ def from_kafka_error(exc: BaseException) -> GenomebusError:
         ):
             return BrokerUnavailable(f"Kafka: {type(exc).__name__}: {exc}")
         return PermanentError(f"Kafka rejected the request: {type(exc).__name__}: {exc}")
-    if _is_network_error(exc):
+    if is_network_error(exc):
         return BrokerUnavailable(f"Kafka unreachable: {exc}")
     from faststream.exceptions import IncorrectState
 
@@ -98,7 +98,7 @@ def from_minio_error(exc: BaseException) -> GenomebusError:
         return ObjectStoreRejected(f"object store: {exc.code}: {exc.message}")
     if isinstance(exc, ServerError):
         return ObjectStoreUnavailable(f"object store server error {exc.status_code}: {exc}")
-    if isinstance(exc, Urllib3HTTPError) or _is_network_error(exc):
+    if isinstance(exc, Urllib3HTTPError) or is_network_error(exc):
         return ObjectStoreUnavailable(f"object store unreachable: {exc}")
     return PermanentError(f"object store client error: {type(exc).__name__}: {exc}")
 
@@ -123,7 +123,7 @@ def from_asyncpg_error(exc: BaseException) -> GenomebusError:
 
     if isinstance(exc, ArgumentError):  # an InterfaceError, but our arguments' fault
         return DatabaseRejected(f"PostgreSQL client refused the arguments: {exc}")
-    if isinstance(exc, (asyncpg.InterfaceError,)) or _is_network_error(exc):
+    if isinstance(exc, (asyncpg.InterfaceError,)) or is_network_error(exc):
         return DatabaseUnavailable(f"PostgreSQL unreachable: {exc}")
     return PermanentError(f"PostgreSQL client error: {type(exc).__name__}: {exc}")
 
@@ -148,6 +148,6 @@ def from_unexpected(exc: BaseException) -> GenomebusError:
         return TransientError(f"timed out: {described}", code="timeout")
     if isinstance(exc, OSError) and exc.errno in _TRANSIENT_LOCAL_ERRNOS:
         return TransientError(f"local resources exhausted: {described}", code="resources_exhausted")
-    if _is_network_error(exc):
+    if is_network_error(exc):
         return TransientError(f"network: {described}", code="network")
     return PermanentError(f"unexpected error: {described}", code="unexpected_error")

@@ -27,7 +27,7 @@ from genomebus_common.contracts.errors import (
     PermanentError,
     TransientError,
 )
-from genomebus_common.runtime.failures import from_asyncpg_error
+from genomebus_common.runtime.failures import from_asyncpg_error, is_network_error
 
 PROBLEM = "application/problem+json"
 
@@ -94,6 +94,17 @@ def install_error_handlers(app: FastAPI, mapping: ErrorMapping = ()) -> None:
         """A database error no service code mapped: a failover or deadlock is a 503 the client
         retries (never a bare 500 it may take as final)."""
         return await domain(request, from_asyncpg_error(exc))
+
+    @app.exception_handler(OSError)
+    async def network(request: Request, exc: OSError) -> JSONResponse:
+        """A connection dropped under the request (a server restarting): the client retries,
+        as for a failover. Any other OS error is ours: re-raised, a logged 500."""
+        if not is_network_error(exc):
+            raise exc
+        unreachable = TransientError(
+            f"a dependency is unreachable: {exc}", code="dependency_unreachable"
+        )
+        return await domain(request, unreachable)
 
     @app.exception_handler(Unauthorized)
     async def unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
