@@ -51,8 +51,8 @@ test-unit: $(VENV)/.synced
 
 ## lint: the gate CI runs before the tests: ruff (rules in pyproject.toml), ruff format, mypy --strict, import-linter contracts
 lint: $(VENV)/.synced
-	$(VENV)/bin/ruff check libs services tests bench
-	$(VENV)/bin/ruff format --check libs services tests bench
+	$(VENV)/bin/ruff check libs services tests bench deploy
+	$(VENV)/bin/ruff format --check libs services tests bench deploy
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

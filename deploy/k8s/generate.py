@@ -1,12 +1,12 @@
 """Generate deploy/k8s/base/kafka/topics.yaml (one Strimzi KafkaTopic per topic and dead-letter
 topic) and users.yaml (one Strimzi KafkaUser per bus client, with its ACLs).
 
-The topic list, partition counts and dead-letter naming come from ``genomebus_common.contracts.topics``, the
-same module the services publish and subscribe with, so the cluster's topics cannot drift from the
-code (tests/deploy compares the committed files with this output), and so is their retention. So
-are the users: each service's SCRAM-SHA-512 user may write only what it produces and read only
-what it consumes (``topics.BUS_CLIENTS`` through ``kafka_acls``, the rules the dev stack applies
-to its own broker):
+The topic list, partition counts and dead-letter naming come from
+``genomebus_common.contracts.topics``, the same module the services publish and subscribe with,
+so the cluster's topics cannot drift from the code (tests/deploy compares the committed files
+with this output), and so is their retention. So are the users: each service's SCRAM-SHA-512
+user may write only what it produces and read only what it consumes (``topics.BUS_CLIENTS``
+through ``kafka_acls``, the rules the dev stack applies to its own broker):
 
     .venv/bin/python deploy/k8s/generate.py          # rewrite the files
     .venv/bin/python deploy/k8s/generate.py --check  # exit 1 if a file is stale
@@ -20,8 +20,14 @@ from pathlib import Path
 
 import yaml
 
+from genomebus_common.contracts.topics import (
+    ALL_TOPICS,
+    BUS_CLIENTS,
+    BusClient,
+    Topic,
+    retention_config,
+)
 from genomebus_common.runtime.kafka_acls import AclRule, rules_for
-from genomebus_common.contracts.topics import ALL_TOPICS, BUS_CLIENTS, BusClient, Topic, retention_config
 
 OUTPUT = Path(__file__).resolve().parent / "base" / "kafka" / "topics.yaml"
 USERS_OUTPUT = OUTPUT.with_name("users.yaml")
@@ -137,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     for path, text in outputs().items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    print(f"wrote {len(topic_resources())} KafkaTopics to {OUTPUT}, "
-          f"{len(user_resources())} KafkaUsers to {USERS_OUTPUT}")
+    print(
+        f"wrote {len(topic_resources())} KafkaTopics to {OUTPUT}, "
+        f"{len(user_resources())} KafkaUsers to {USERS_OUTPUT}"
+    )
     return 0
 
 
