@@ -7,8 +7,12 @@ or asyncpg exception, and the contracts package never imports a driver.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import socket
+from collections.abc import Iterator
+
+import asyncpg
 
 from genomebus_common.contracts.errors import (
     BrokerUnavailable,
@@ -151,3 +155,22 @@ def from_unexpected(exc: BaseException) -> GenomebusError:
     if is_network_error(exc):
         return TransientError(f"network: {described}", code="network")
     return PermanentError(f"unexpected error: {described}", code="unexpected_error")
+
+
+#: What asyncpg raises when the database, or the connection to it, fails.
+DATABASE_DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+
+
+@contextlib.contextmanager
+def database_errors() -> Iterator[None]:
+    """Around a database adapter's work: a driver error leaves as the error tree
+    (``from_asyncpg_error``), so its caller retries a failover instead of dead-lettering it or
+    answering a bare 500; an error already in the tree passes as it is."""
+    try:
+        yield
+    except DATABASE_DRIVER_ERRORS as exc:
+        raise from_asyncpg_error(exc) from exc

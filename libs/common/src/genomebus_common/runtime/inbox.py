@@ -12,10 +12,9 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from genomebus_common.contracts.errors import GenomebusError
 from genomebus_common.contracts.events import Event
 from genomebus_common.runtime.broker import Delivery
-from genomebus_common.runtime.failures import from_asyncpg_error
+from genomebus_common.runtime.failures import database_errors
 from genomebus_common.runtime.pgtypes import Connection
 
 
@@ -32,7 +31,7 @@ async def once(
                 return  # already applied
             await conn.execute(...)
     """
-    try:
+    with database_errors():
         async with pool.acquire() as conn, conn.transaction():
             claimed = await conn.fetchval(
                 """
@@ -47,7 +46,3 @@ async def once(
                 delivery.offset,
             )
             yield conn if claimed else None
-    except GenomebusError:
-        raise
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        raise from_asyncpg_error(exc) from exc

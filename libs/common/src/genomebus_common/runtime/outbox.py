@@ -22,12 +22,12 @@ import asyncpg
 from faststream.kafka import KafkaBroker
 from opentelemetry import context as otel_context
 
-from genomebus_common.contracts.errors import GenomebusError, PermanentError
+from genomebus_common.contracts.errors import PermanentError
 from genomebus_common.contracts.events import Event
 from genomebus_common.contracts.topics import message_key, topic_for
 from genomebus_common.runtime import metrics
 from genomebus_common.runtime.broker import event_headers
-from genomebus_common.runtime.failures import from_asyncpg_error, from_kafka_error
+from genomebus_common.runtime.failures import database_errors, from_kafka_error
 from genomebus_common.runtime.pgtypes import Connection
 from genomebus_common.runtime.telemetry import carrier, context_from
 
@@ -75,7 +75,7 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish what is unsent now; returns how many were published."""
         published = 0
-        try:
+        with database_errors():
             async with self.pool.acquire() as conn, conn.transaction():
                 # One relay at a time, whatever the replicas: two relaying different batches at
                 # once would publish one key's events out of order (a patient's consent v1
@@ -129,10 +129,6 @@ class OutboxRelay:
                     metrics.OUTBOX_DELAY.observe(
                         max(0.0, (datetime.now(UTC) - row["created_at"]).total_seconds())
                     )
-        except GenomebusError:
-            raise
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            raise from_asyncpg_error(exc) from exc
         return published
 
     def _stop_requested(self) -> bool:

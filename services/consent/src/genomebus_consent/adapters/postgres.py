@@ -14,14 +14,12 @@ from dataclasses import dataclass
 import asyncpg
 
 from genomebus_common.contracts.events import ConsentChanged
-from genomebus_common.runtime.failures import from_asyncpg_error
+from genomebus_common.runtime.failures import database_errors
 from genomebus_common.runtime.outbox import enqueue
 from genomebus_common.runtime.pgtypes import Connection
 
 from ..core.model import ConsentVersion
 from ..ports import AccessEntry, AccessLogEntry, IdempotencyRecord, NewVersion
-
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
 @dataclass
@@ -30,11 +28,9 @@ class PostgresConsentStore:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresTransaction]:
-        try:
+        with database_errors():
             async with self.pool.acquire() as conn, conn.transaction():
                 yield PostgresTransaction(conn)
-        except _DRIVER_ERRORS as exc:
-            raise from_asyncpg_error(exc) from exc
 
     async def log_access(self, entry: AccessEntry) -> None:
         await _log(self.pool, entry)

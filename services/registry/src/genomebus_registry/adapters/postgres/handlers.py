@@ -19,7 +19,7 @@ from pathlib import Path
 
 import asyncpg
 
-from genomebus_common.contracts.errors import DataConflict, GenomebusError
+from genomebus_common.contracts.errors import DataConflict
 from genomebus_common.contracts.events import (
     ConsentChanged,
     SampleAligned,
@@ -28,7 +28,7 @@ from genomebus_common.contracts.events import (
     VariantsReady,
 )
 from genomebus_common.runtime.broker import Delivery
-from genomebus_common.runtime.failures import from_asyncpg_error
+from genomebus_common.runtime.failures import database_errors
 from genomebus_common.runtime.inbox import once
 from genomebus_common.runtime.outbox import enqueue
 
@@ -182,7 +182,7 @@ class RegistryHandlers:
         that is unknown here, or removed, is recorded all the same: the energy was spent."""
         if event.energy is None:
             return
-        try:
+        with database_errors():
             async with self.pool.acquire() as conn:
                 await energy.record(
                     conn,
@@ -193,10 +193,6 @@ class RegistryHandlers:
                     estimate=event.energy,
                     source_event_id=event.event_id,
                 )
-        except GenomebusError:
-            raise
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            raise from_asyncpg_error(exc) from exc
         log.info("alignment energy recorded", extra={"sample_id": event.sample_id})
 
     # --- variants.called ---------------------------------------------------------------------

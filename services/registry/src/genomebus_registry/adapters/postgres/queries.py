@@ -17,8 +17,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from genomebus_common.contracts.errors import GenomebusError
-from genomebus_common.runtime.failures import from_asyncpg_error
+from genomebus_common.runtime.failures import database_errors
 
 from ...core import access, keys
 from ...core import energy as stages
@@ -257,7 +256,7 @@ class Queries:
         details: dict[str, Any],
         answer: Callable[[Connection], Awaitable[Outcome[T]]],
     ) -> T:
-        try:
+        with database_errors():
             async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
                 outcome = await answer(conn)
                 await audit.record(
@@ -270,10 +269,6 @@ class Queries:
                     patients=outcome.patients,
                     details={**details, "hospital_id": caller.hospital_id},
                 )
-        except GenomebusError:
-            raise
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            raise from_asyncpg_error(exc) from exc
         if outcome.error is not None:
             raise outcome.error
         assert outcome.result is not None  # an outcome without an error holds its answer
