@@ -231,8 +231,13 @@ class MemoryReads:
         self.reads: dict[str, bytes] = {}
         self.landing: dict[str, bytes] = {}
 
+    #: Test reads are kilobytes; anything near this is a test gone wrong, not a sample.
+    MAX_BYTES = 64 * 1024 * 1024
+
     def put_reads(self, key: str, stream: BinaryIO, expected_sha256: str) -> ObjectRef:
-        data = stream.read()
+        data = stream.read(self.MAX_BYTES + 1)  # bounded before it is held, as S3 streams it
+        if len(data) > self.MAX_BYTES:
+            raise ValueError(f"{key}: more than {self.MAX_BYTES:,} bytes for an in-memory store")
         sha = hashlib.sha256(data).hexdigest()
         if sha != expected_sha256:
             raise ChecksumMismatch(f"{key}: SHA-256 is {sha}, expected {expected_sha256}")
