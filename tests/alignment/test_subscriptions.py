@@ -7,10 +7,10 @@ from __future__ import annotations
 from faststream.kafka import TestKafkaBroker
 
 from genomebus_alignment.adapters.kafka import subscribe
-from genomebus_common.contracts.events import Priority, SampleRemoved, Stage
+from genomebus_common.contracts.events import Priority, Stage
 from genomebus_common.contracts.topics import SAMPLE_REMOVED, sample_received_topic, work_topic
 
-from ..common.factories import PSEUDONYM, sample_received
+from ..common.factories import sample_received, sample_removed
 from ..common.wiring import RecordingStage, groups, runtime
 
 
@@ -29,14 +29,7 @@ async def test_each_lane_in_its_own_group_and_each_event_reaching_the_stage() ->
         SAMPLE_REMOVED.name: "genomebus.alignment.removals",
     }
     urgent = sample_received(priority=Priority.URGENT_CLINICAL)
-    removal = SampleRemoved(
-        correlation_id="S-1",
-        sample_id="S-1",
-        patient_pseudonym=PSEUDONYM,
-        hospital_id="RH",
-        reason="wrong patient",
-        requested_by="lis",
-    )
+    removal = sample_removed("S-1")
     async with TestKafkaBroker(rt.broker) as broker:
         await broker.publish(
             urgent.to_bytes(), topic=sample_received_topic(Priority.URGENT_CLINICAL), key=b"s"

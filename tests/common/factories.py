@@ -6,11 +6,14 @@ import hashlib
 import uuid
 
 from genomebus_common.contracts.events import (
+    ConsentChanged,
     ObjectRef,
     Priority,
     ReadGroup,
     ReferenceGenome,
+    ResearchUse,
     SampleReceived,
+    SampleRemoved,
 )
 
 PSEUDONYM = "pk1_" + hashlib.sha256(b"patient-1").hexdigest()
@@ -44,3 +47,28 @@ def sample_received(sample_id: str | None = None, **overrides: object) -> Sample
     )
     fields.update(overrides)
     return SampleReceived(**fields)  # type: ignore[arg-type]
+
+
+def consent_changed(version: int = 1, *, withdrawn: bool = False) -> ConsentChanged:
+    """A consent version of ``PSEUDONYM``: given with research allowed, or a withdrawal."""
+    return ConsentChanged(
+        correlation_id=f"C-{version}",
+        patient_pseudonym=PSEUDONYM,
+        version=version,
+        analysis_consent_given=not withdrawn,
+        withdrawn=withdrawn,
+        research_use=ResearchUse.OWN_TREATMENT_ONLY if withdrawn else ResearchUse.ALLOWED,
+        recorded_by="counsellor",
+    )
+
+
+def sample_removed(sample_id: str = "S-1", hospital_id: str = "RH") -> SampleRemoved:
+    """The hospital's withdrawal of one of ``PSEUDONYM``'s samples."""
+    return SampleRemoved(
+        correlation_id=sample_id,
+        sample_id=sample_id,
+        patient_pseudonym=PSEUDONYM,
+        hospital_id=hospital_id,
+        reason="wrong patient",
+        requested_by="lis",
+    )

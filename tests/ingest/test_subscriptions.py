@@ -8,24 +8,16 @@ from typing import Any
 
 from faststream.kafka import KafkaMessage, TestKafkaBroker
 
-from genomebus_common.contracts.events import ConsentChanged, ResearchUse, Stage, StageProgress
+from genomebus_common.contracts.events import Stage, StageProgress
 from genomebus_common.contracts.headers import H_DLQ_REASON
 from genomebus_common.contracts.topics import CONSENT_CHANGED, STAGE_PROGRESS
 from genomebus_ingest.adapters.kafka import subscribe
 from genomebus_ingest.config import IngestSettings
 
-from ..common.factories import PSEUDONYM, REFERENCE
+from ..common.factories import PSEUDONYM, REFERENCE, consent_changed
 from ..common.wiring import Recorder, groups, runtime
 
-CONSENT = ConsentChanged(
-    correlation_id="C-1",
-    patient_pseudonym=PSEUDONYM,
-    version=3,
-    analysis_consent_given=True,
-    withdrawn=False,
-    research_use=ResearchUse.ALLOWED,
-    recorded_by="counsellor",
-)
+CONSENT = consent_changed(3)
 PROGRESS = StageProgress(
     correlation_id="S-1",
     sample_id="S-1",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from faststream.kafka import TestKafkaBroker
 
-from genomebus_common.contracts.events import ConsentChanged, ResearchUse, SampleRemoved
 from genomebus_common.contracts.topics import (
     CONSENT_CHANGED,
     SAMPLE_ALIGNED,
@@ -15,7 +14,7 @@ from genomebus_common.contracts.topics import (
 )
 from genomebus_registry.adapters.kafka import Topics, subscribe
 
-from ..common.factories import PSEUDONYM
+from ..common.factories import consent_changed, sample_removed
 from ..common.wiring import Recorder, groups, runtime
 
 
@@ -29,23 +28,8 @@ async def test_each_topic_in_its_own_group_reaches_its_handler() -> None:
         SAMPLE_ALIGNED.name: "genomebus.registry.energy",
         CONSENT_CHANGED.name: "genomebus.registry.consent",
     }
-    withdrawal = ConsentChanged(
-        correlation_id="C-2",
-        patient_pseudonym=PSEUDONYM,
-        version=2,
-        analysis_consent_given=False,
-        withdrawn=True,
-        research_use=ResearchUse.OWN_TREATMENT_ONLY,
-        recorded_by="counsellor",
-    )
-    removal = SampleRemoved(
-        correlation_id="S-1",
-        sample_id="S-1",
-        patient_pseudonym=PSEUDONYM,
-        hospital_id="RH",
-        reason="wrong patient",
-        requested_by="lis",
-    )
+    withdrawal = consent_changed(2, withdrawn=True)
+    removal = sample_removed("S-1")
     async with TestKafkaBroker(rt.broker) as broker:
         await broker.publish(withdrawal.to_bytes(), topic=CONSENT_CHANGED.name, key=b"p")
         await broker.publish(removal.to_bytes(), topic=SAMPLE_REMOVED.name, key=b"S-1")
